@@ -1,0 +1,268 @@
+"""Hardware specs: compute, memory tiers and link tiers, each parsed from its own YAML block.
+
+Spec files keep vendor units in their key names (``peak_tflops``, ``hbm_bandwidth_GBps``,
+``l2_capacity_MiB``); the constructors convert once to SI (FLOP/s, bytes/s, bytes, seconds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from roofline._specfile import Block, bundled_names, read_yaml, resolve_spec
+from roofline.exceptions import SpecError
+
+__all__ = [
+    "ComputeSpec",
+    "MemorySpec",
+    "LinkTier",
+    "DieSpec",
+    "PrefetchSpec",
+    "HardwareSpec",
+    "load_hardware",
+    "list_hardware",
+    "DTYPES",
+]
+
+#: Compute data types a device may list under ``compute.peak_tflops``.
+DTYPES = ("bf16", "fp16", "fp8", "int8", "int4")
+TOPOLOGIES = ("switched", "full_mesh")
+GiB = 1024**3
+MiB = 1024**2
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """Dense peak matrix throughput per data type and how much of it GEMMs reach."""
+
+    peak_flops: dict[str, float]  # FLOP/s (or OP/s for integer types), dense
+    vector_flops: float  # FLOP/s of the vector unit (norms, softmax, elementwise)
+    gemm_efficiency: float  # fraction of peak reached by large GEMMs
+    launch_overhead_s: float  # fixed cost per kernel
+    # Small GEMMs do not reach peak: efficiency is scaled by this curve of the token count m
+    # (rows of the GEMM), log-linear between points. Calibration fits it; the default is flat.
+    efficiency_curve_m: tuple[tuple[float, float], ...] = ()
+
+    @classmethod
+    def from_block(cls, b: Block) -> ComputeSpec:
+        b.check_keys(["peak_tflops", "gemm_efficiency"],
+                     ["vector_tflops", "launch_overhead_us", "efficiency_curve_m"])
+        peaks = b.block("peak_tflops")
+        peaks.check_keys([], DTYPES)
+        if not peaks.data:
+            raise peaks.error("bf16", "at least one data type is required")
+        peak = {d: peaks.number(d, strict=True) * 1e12 for d in DTYPES if peaks.has(d)}
+        default_vector = max(peak.values()) / 16e12
+        return cls(
+            peak_flops=peak,
+            vector_flops=b.number("vector_tflops", strict=True, default=default_vector) * 1e12,
+            gemm_efficiency=b.number("gemm_efficiency", strict=True, maximum=1.0),
+            launch_overhead_s=b.number("launch_overhead_us", default=0.0) * 1e-6,
+            efficiency_curve_m=_curve(b, "efficiency_curve_m"),
+        )
+
+    def peak_for(self, dtype: str, *, where: str = "") -> float:
+        """Peak for ``dtype``; int4 weights with no int4 unit fall back to the activation dtype."""
+        if dtype in self.peak_flops:
+            return self.peak_flops[dtype]
+        if dtype == "fp16" and "bf16" in self.peak_flops:
+            return self.peak_flops["bf16"]
+        if dtype == "bf16" and "fp16" in self.peak_flops:
+            return self.peak_flops["fp16"]
+        supported = ", ".join(self.peak_flops)
+        raise SpecError(f"{where or 'hardware'}: no {dtype} compute; this device supports {supported}")
+
+
+def _curve(b: Block, key: str) -> tuple[tuple[float, float], ...]:
+    raw = b.raw(key)
+    if raw is None:
+        return ()
+    if isinstance(raw, dict):
+        raw = raw.get("points")
+    if not isinstance(raw, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in raw):
+        raise b.error(key, "expected a list of [size, efficiency] pairs")
+    points = tuple((float(s), float(e)) for s, e in raw)
+    sizes = [s for s, _ in points]
+    if sizes != sorted(sizes) or any(s <= 0 for s in sizes):
+        raise b.error(key, "sizes must be positive and increasing")
+    if any(not 0 < e <= 1 for _, e in points):
+        raise b.error(key, "efficiencies must be in (0, 1]")
+    return points
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """HBM and the last-level on-chip cache (L2) that prefetching fills."""
+
+    hbm_capacity_bytes: float
+    hbm_bandwidth_Bps: float
+    hbm_efficiency: float
+    l2_capacity_bytes: float
+    l2_bandwidth_Bps: float
+
+    @classmethod
+    def from_block(cls, b: Block) -> MemorySpec:
+        b.check_keys(["hbm_capacity_GiB", "hbm_bandwidth_GBps", "hbm_efficiency",
+                      "l2_capacity_MiB", "l2_bandwidth_GBps"])
+        return cls(
+            hbm_capacity_bytes=b.number("hbm_capacity_GiB", strict=True) * GiB,
+            hbm_bandwidth_Bps=b.number("hbm_bandwidth_GBps", strict=True) * 1e9,
+            hbm_efficiency=b.number("hbm_efficiency", strict=True, maximum=1.0),
+            l2_capacity_bytes=b.number("l2_capacity_MiB") * MiB,
+            l2_bandwidth_Bps=b.number("l2_bandwidth_GBps", strict=True) * 1e9,
+        )
+
+
+@dataclass(frozen=True)
+class LinkTier:
+    """One network tier: the links inside a node, or the network between nodes."""
+
+    topology: str  # switched | full_mesh (intra-node); "network" between nodes
+    link_bandwidth_Bps: float  # one link, one direction
+    links_per_device: int
+    latency_s: float  # startup latency of one collective step
+    efficiency: float  # achievable fraction of the wire rate
+
+    @property
+    def device_bandwidth_Bps(self) -> float:
+        """Per-direction injection bandwidth of one device over all its links."""
+        return self.link_bandwidth_Bps * self.links_per_device
+
+    @classmethod
+    def intra_from_block(cls, b: Block) -> tuple[LinkTier, int]:
+        b.check_keys(["topology", "devices_per_node", "link_bandwidth_GBps", "links_per_device",
+                      "latency_us", "efficiency"])
+        tier = cls(
+            topology=b.string("topology", choices=TOPOLOGIES),
+            link_bandwidth_Bps=b.number("link_bandwidth_GBps", strict=True) * 1e9,
+            links_per_device=b.integer("links_per_device"),
+            latency_s=b.number("latency_us") * 1e-6,
+            efficiency=b.number("efficiency", strict=True, maximum=1.0),
+        )
+        return tier, b.integer("devices_per_node")
+
+    @classmethod
+    def inter_from_block(cls, b: Block) -> LinkTier:
+        b.check_keys(["bandwidth_GBps", "latency_us", "efficiency"])
+        return cls(
+            topology="network",
+            link_bandwidth_Bps=b.number("bandwidth_GBps", strict=True) * 1e9,
+            links_per_device=1,
+            latency_s=b.number("latency_us") * 1e-6,
+            efficiency=b.number("efficiency", strict=True, maximum=1.0),
+        )
+
+
+@dataclass(frozen=True)
+class DieSpec:
+    """Silicon facts the cost model needs."""
+
+    process_node: str
+    die_area_mm2: float
+    hbm_stacks: int
+    tdp_w: float
+
+    @classmethod
+    def from_block(cls, b: Block) -> DieSpec:
+        b.check_keys(["process_node", "die_area_mm2", "hbm_stacks"], ["tdp_w", "num_dies", "hbm_generation"])
+        return cls(
+            process_node=b.string("process_node"),
+            die_area_mm2=b.number("die_area_mm2", strict=True),
+            hbm_stacks=b.integer("hbm_stacks"),
+            tdp_w=b.number("tdp_w", default=0.0),
+        )
+
+
+@dataclass(frozen=True)
+class PrefetchSpec:
+    """PRESERVE prefetching: what is prefetched into L2 during collectives, and how much."""
+
+    enabled: bool = True
+    threshold_fraction: float = 0.75  # of L2 capacity; the cap on bytes prefetched per collective
+    weights: bool = True
+    kv_cache: bool = True
+
+    @classmethod
+    def from_block(cls, b: Block) -> PrefetchSpec:
+        b.check_keys([], ["enabled", "threshold_fraction", "weights", "kv_cache"])
+        d = cls()
+        return cls(
+            enabled=b.boolean("enabled", default=d.enabled),
+            threshold_fraction=b.number("threshold_fraction", default=d.threshold_fraction, maximum=1.0),
+            weights=b.boolean("weights", default=d.weights),
+            kv_cache=b.boolean("kv_cache", default=d.kv_cache),
+        )
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """One device type and the node it sits in."""
+
+    name: str
+    description: str
+    compute: ComputeSpec
+    memory: MemorySpec
+    intra_node: LinkTier
+    inter_node: LinkTier
+    devices_per_node: int
+    die: DieSpec | None = None
+    prefetch: PrefetchSpec = field(default_factory=PrefetchSpec)
+    source_file: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], file: Path | str = "<dict>") -> HardwareSpec:
+        top = Block(data, file)
+        top.check_keys(["name", "compute", "memory", "interconnect"],
+                       ["description", "die", "prefetch", "notes", "calibration"])
+        links = top.block("interconnect")
+        links.check_keys(["intra_node", "inter_node"])
+        intra, per_node = LinkTier.intra_from_block(links.block("intra_node"))
+        return cls(
+            name=top.string("name"),
+            description=str(top.raw("description", "")),
+            compute=ComputeSpec.from_block(top.block("compute")),
+            memory=MemorySpec.from_block(top.block("memory")),
+            intra_node=intra,
+            inter_node=LinkTier.inter_from_block(links.block("inter_node")),
+            devices_per_node=per_node,
+            die=DieSpec.from_block(top.block("die")) if top.has("die") else None,
+            prefetch=PrefetchSpec.from_block(top.block("prefetch")) if top.has("prefetch") else PrefetchSpec(),
+            source_file=str(file),
+        )
+
+    def with_overrides(self, **changes: float | bool | None) -> HardwareSpec:
+        """A copy with SI-unit overrides, e.g. ``l2_capacity_bytes=64 * 2**20``."""
+        groups = {
+            "memory": self.memory, "compute": self.compute, "intra_node": self.intra_node,
+            "prefetch": self.prefetch,
+        }
+        updated: dict[str, Any] = {}
+        for key, value in changes.items():
+            if value is None:
+                continue
+            for group_name, group in groups.items():
+                if hasattr(group, key):
+                    current = updated.get(group_name, group)
+                    updated[group_name] = replace(current, **{key: value})
+                    break
+            else:
+                raise SpecError(f"unknown hardware override {key!r}")
+        return replace(self, **updated)
+
+
+def load_hardware(name_or_path: str | Path) -> HardwareSpec:
+    """Load a bundled device by name (``h100-sxm``) or a YAML file by path.
+
+    Raises:
+        SpecError: unknown name (with the closest names), a missing or negative field.
+    """
+    if isinstance(name_or_path, HardwareSpec):
+        return name_or_path
+    path = resolve_spec(name_or_path, "hardware_specs", "hardware")
+    return HardwareSpec.from_dict(read_yaml(path), path)
+
+
+def list_hardware() -> list[str]:
+    """Names of the bundled devices."""
+    return bundled_names("hardware_specs")

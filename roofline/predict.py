@@ -1,0 +1,346 @@
+"""One prediction: TTFT, TPOT, end-to-end latency, throughput, memory fit and where the time goes.
+
+Definitions (also in the README and in every output):
+
+- TTFT: time of the prefill pass over the whole prompt batch (it yields the first token).
+- TPOT: mean decode-step time over the generated tokens after the first, while the KV cache
+  grows by one token per step (exact mean over every step).
+- e2e: TTFT + (output_len - 1) * TPOT.
+- throughput: batch * output_len / e2e tokens per second, times the DP replicas.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from roofline.evaluate import PassResult, evaluate_pass, mean_over_steps
+from roofline.exceptions import InfeasibleConfigError
+from roofline.graph import OpTable, build_phase
+from roofline.hardware import HardwareSpec, load_hardware
+from roofline.model import ModelSpec, load_model
+from roofline.prefetch import LIMITS
+from roofline.timing import HardwareArrays, Recorder, comm_times
+from roofline.workload import Parallelism, Workload
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["predict", "Prediction", "MemoryReport", "memory_per_device", "decode_kv_range",
+           "DEFINITIONS"]
+
+DEFINITIONS = {
+    "ttft": "time to first token: the prefill pass over the whole prompt batch",
+    "tpot": "time per output token: mean decode-step time over the generated tokens after the "
+            "first, KV cache growing one token per step",
+    "e2e": "end-to-end latency: TTFT + (output_len - 1) * TPOT",
+    "throughput": "generated tokens per second: batch * output_len / e2e, times DP replicas",
+}
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Bytes per device at the end of generation (the KV cache at its largest)."""
+
+    weights_bytes: float
+    kv_cache_bytes: float
+    activation_bytes: float
+    capacity_bytes: float
+
+    @property
+    def total_bytes(self) -> float:
+        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.total_bytes <= self.capacity_bytes
+
+    def verdict(self) -> str:
+        gib = 2**30
+        used, cap = self.total_bytes / gib, self.capacity_bytes / gib
+        if self.fits:
+            return f"fits: {used:.1f} of {cap:.1f} GiB per device"
+        return (f"does not fit: needs {used:.1f} GiB per device (weights {self.weights_bytes / gib:.1f}, "
+                f"KV cache {self.kv_cache_bytes / gib:.1f}, activations {self.activation_bytes / gib:.1f}) "
+                f"but the device has {cap:.1f} GiB; raise tp/pp, lower batch or sequence, or use a "
+                f"smaller dtype")
+
+
+def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
+                      capacity_bytes: float) -> MemoryReport:
+    """Weights, KV cache and peak activations on one device."""
+    weights = model.total_params() * workload.weight_bytes / (par.tp * par.pp)
+    if model.moe is not None and par.ep > 1:
+        m = model.moe
+        expert_bytes = (model.num_moe_layers() * m.num_experts * model.mlp_params(m.expert_intermediate_size)
+                        * workload.weight_bytes)
+        weights += expert_bytes / par.pp * (1 / par.ep - 1 / par.tp)
+    kv_per_token = model.kv_elements_per_token() * workload.kv_bytes / par.pp
+    if model.mla is None:
+        kv_per_token *= max(model.num_kv_heads // par.tp, 1) / model.num_kv_heads
+    tokens = workload.batch * (workload.input_len + workload.output_len)
+    micro_tokens = -(-workload.batch // par.pipeline_microbatches(workload.batch)) * workload.input_len
+    inter = model.intermediate_size if model.moe is None else max(
+        model.intermediate_size, model.moe.expert_intermediate_size * model.moe.experts_per_token)
+    width = 4 * model.hidden_size + 2 * inter / par.tp
+    activations = micro_tokens * width * workload.act_bytes + workload.batch * model.vocab_size * 4.0
+    return MemoryReport(weights, kv_per_token * tokens, activations, capacity_bytes)
+
+
+def decode_kv_range(workload: Workload) -> tuple[int, int]:
+    """KV lengths attended by the first and last decode step (the new token included)."""
+    return workload.input_len + 1, workload.input_len + max(workload.output_len - 1, 1)
+
+
+@dataclass
+class Prediction:
+    """The result of :func:`predict`. Times in seconds; ``to_dict`` reports milliseconds."""
+
+    model: str
+    hardware: str
+    workload: Workload
+    parallelism: Parallelism
+    prefetch: bool
+    ttft_s: float
+    tpot_s: float
+    e2e_s: float
+    throughput_tok_s: float
+    baseline_ttft_s: float
+    baseline_tpot_s: float
+    baseline_e2e_s: float
+    memory: MemoryReport
+    _detail: _Detail | None = field(default=None, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def breakdown(self) -> dict[str, list[dict[str, Any]]]:
+        """Per-operator rows per phase: time (the decode one is the mean over steps), bound,
+        FLOPs and bytes by kind, share of the phase. Computed on first access."""
+        if "breakdown" not in self._cache:
+            self._cache["breakdown"], self._cache["segments"] = self._detail.tables(self)
+        return self._cache["breakdown"]
+
+    @property
+    def segments(self) -> dict[str, list[dict[str, Any]]]:
+        """Per-segment prefetch rows per phase (decode: at the middle step)."""
+        self.breakdown  # noqa: B018 (fills the cache)
+        return self._cache["segments"]
+
+    @property
+    def speedup(self) -> dict[str, float]:
+        """Baseline time over time with prefetching (1.0 when prefetching is off)."""
+        return {
+            "ttft": self.baseline_ttft_s / self.ttft_s,
+            "tpot": self.baseline_tpot_s / self.tpot_s if self.tpot_s else 1.0,
+            "e2e": self.baseline_e2e_s / self.e2e_s,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat metrics in milliseconds (units in the keys), then memory, breakdown, segments."""
+        w, p = self.workload, self.parallelism
+        return {
+            "model": self.model,
+            "hardware": self.hardware,
+            "workload": asdict(w) | {"kv_dtype": w.kv},
+            "parallelism": asdict(p) | {"devices": p.devices},
+            "prefetch": self.prefetch,
+            "ttft_ms": self.ttft_s * 1e3,
+            "tpot_ms": self.tpot_s * 1e3,
+            "e2e_ms": self.e2e_s * 1e3,
+            "throughput_tok_s": self.throughput_tok_s,
+            "baseline_ttft_ms": self.baseline_ttft_s * 1e3,
+            "baseline_tpot_ms": self.baseline_tpot_s * 1e3,
+            "baseline_e2e_ms": self.baseline_e2e_s * 1e3,
+            "speedup": self.speedup,
+            "memory": {
+                "weights_GiB": self.memory.weights_bytes / 2**30,
+                "kv_cache_GiB": self.memory.kv_cache_bytes / 2**30,
+                "activations_GiB": self.memory.activation_bytes / 2**30,
+                "total_GiB": self.memory.total_bytes / 2**30,
+                "capacity_GiB": self.memory.capacity_bytes / 2**30,
+                "fits": self.memory.fits,
+                "verdict": self.memory.verdict(),
+            },
+            "definitions": DEFINITIONS,
+            "breakdown": self.breakdown,
+            "segments": self.segments,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row of the headline metrics (pandas is imported here, not at start-up)."""
+        import pandas as pd
+
+        d = self.to_dict()
+        row = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        row |= {f"speedup_{k}": v for k, v in self.speedup.items()}
+        row |= {f"memory_{k}": v for k, v in d["memory"].items()}
+        row |= {f"workload_{k}": v for k, v in d["workload"].items()}
+        row |= {k: v for k, v in d["parallelism"].items()}
+        return pd.DataFrame([row])
+
+    def breakdown_frame(self, phase: str = "decode") -> pd.DataFrame:
+        """Per-operator breakdown of ``phase`` ("prefill" or "decode") as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.breakdown[phase])
+
+
+@dataclass(frozen=True)
+class _Detail:
+    """What the breakdown needs, kept so that it is computed only when asked for."""
+
+    prefill: OpTable
+    decode: OpTable
+    arrays: HardwareArrays
+    pre: PassResult
+    decode_comm: np.ndarray
+    first: int
+    last: int
+
+    def tables(self, p: Prediction) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+        decode, arrays, n_ops = self.decode, self.arrays, self.decode.n_ops
+        on = bool(arrays.prefetch[0])
+
+        def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
+            res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, self.decode_comm[rows])
+            ops = res.op_time_with_prefetch_s(decode) if on else res.times.total_s
+            return np.concatenate([res.base_s[:, None], res.time_s[:, None], ops], axis=1)
+
+        dec_ops = mean_over_steps(step, np.array([self.first]), np.array([self.last]))[0, 2:2 + n_ops]
+        pre_ops = self.pre.op_time_with_prefetch_s(self.prefill)[0] if on else self.pre.times.total_s[0]
+        mid = evaluate_pass(decode, arrays, np.array([(self.first + self.last) // 2]))
+        breakdown = {
+            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s),
+            "decode": _op_rows(decode, mid, dec_ops, p.tpot_s),
+        }
+        segments = {"prefill": _segment_rows(self.prefill, self.pre), "decode": _segment_rows(decode, mid)}
+        return breakdown, segments
+
+
+def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float) -> list[dict[str, Any]]:
+    t = res.times
+    rows = []
+    for i, name in enumerate(table.names):
+        if table.is_comm[i]:
+            bound = "comm"
+        else:
+            bound = "compute" if t.compute_s[0, i] > t.memory_s[0, i] else "memory"
+        total = float(op_s[i] * table.count[i])
+        rows.append({
+            "op": name, "kind": table.kinds[i], "count": float(table.count[i]), "bound": bound,
+            "time_ms": total * 1e3, "time_per_call_us": float(op_s[i]) * 1e6,
+            "share": total / phase_s if phase_s else 0.0,
+            "flops": float(t.flops[0, i] * table.count[i]),
+            "weight_bytes": float(table.weight_bytes[i] * table.count[i]),
+            "kv_bytes": float((t.kv_read_bytes[0, i] + table.kv_write_bytes[i]) * table.count[i]),
+            "activation_bytes": float(table.act_bytes[i] * table.count[i]),
+            "comm_bytes": float(table.comm_bytes[i] * table.count[i]),
+        })
+    return rows
+
+
+def _segment_rows(table: OpTable, res: PassResult) -> list[dict[str, Any]]:
+    rows = []
+    pf = res.prefetch
+    for j, seg in enumerate(table.segments):
+        prefetch_time = float(pf.prefetch_time_s[0, j])
+        rows.append({
+            "segment": seg.name, "after": table.names[seg.collective_op], "count": seg.count,
+            "collective_us": float(pf.collective_s[0, j]) * 1e6,
+            "needed_MiB": float(pf.needed_bytes[0, j]) / 2**20,
+            "prefetched_MiB": float(pf.prefetched_bytes[0, j]) / 2**20,
+            "useful_MiB": float(pf.useful_bytes[0, j]) / 2**20,
+            "limited_by": LIMITS[int(pf.limit[0, j])],
+            "collective_to_prefetch_ratio": float(pf.collective_s[0, j]) / prefetch_time
+            if prefetch_time > 0 else float("inf"),
+            "time_us": float(pf.time_s[0, j]) * 1e6, "baseline_us": float(pf.base_s[0, j]) * 1e6,
+        })
+    return rows
+
+
+def _resolve(model: ModelSpec | str, hardware: HardwareSpec | str) -> tuple[ModelSpec, HardwareSpec]:
+    return load_model(model), load_hardware(hardware)
+
+
+def predict(
+    model: ModelSpec | str,
+    hardware: HardwareSpec | str,
+    *,
+    batch: int = 1,
+    input_len: int = 2048,
+    output_len: int = 128,
+    dtype: str = "bf16",
+    kv_dtype: str | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    dp: int = 1,
+    ep: int = 1,
+    workload: Workload | None = None,
+    parallelism: Parallelism | None = None,
+    prefetch: bool | None = None,
+    check_memory: bool = True,
+    **hardware_overrides: float,
+) -> Prediction:
+    """Predict serving latency and throughput of ``model`` on ``hardware``.
+
+    Args:
+        model: bundled name (``"llama-3-70b"``), YAML path, HF config.json path, or a ModelSpec.
+        hardware: bundled name (``"h100-sxm"``), YAML path, or a HardwareSpec.
+        batch, input_len, output_len: sequences per batch, prompt and generated tokens each.
+        dtype: weights and activations (``int4`` is weight-only with bf16 activations).
+        kv_dtype: KV-cache dtype (default: the activation dtype).
+        tp, pp, dp, ep: tensor, pipeline, data and expert parallelism.
+        workload, parallelism: full objects instead of the keyword shortcuts.
+        prefetch: PRESERVE prefetching on or off (default: the hardware spec's setting).
+        check_memory: raise when weights + KV cache + activations exceed HBM.
+        **hardware_overrides: sweepable parameters with units in the name, e.g.
+            ``l2_capacity_MiB=96``, ``hbm_bandwidth_GBps=4000``.
+
+    Returns:
+        A :class:`Prediction`; ``.to_dict()`` gives milliseconds, ``.to_frame()`` a DataFrame.
+
+    Raises:
+        SpecError: unknown model or device, bad field or argument.
+        InfeasibleConfigError: the model does not fit, or cannot be split as asked.
+
+    Example:
+        >>> p = predict("llama-3-8b", "h100-sxm", batch=1, input_len=1024, output_len=128)
+        >>> round(p.tpot_s * 1e3, 1) > 0
+        True
+    """
+    m, hw = _resolve(model, hardware)
+    w = workload or Workload.with_dtype(dtype, batch=batch, input_len=input_len,
+                                        output_len=output_len, kv_dtype=kv_dtype)
+    par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
+    arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, **hardware_overrides)
+    memory = memory_per_device(m, w, par, float(arrays.hbm_capacity_bytes[0]))
+    if check_memory and not memory.fits:
+        raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")
+    prefill = build_phase(m, w, par, "prefill")
+    decode = build_phase(m, w, par, "decode")
+    pre = evaluate_pass(prefill, arrays)
+    ttft_base, ttft = float(pre.base_s[0]), float(pre.time_s[0])
+    decode_comm = comm_times(decode, arrays)
+
+    def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
+        res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, decode_comm[rows])
+        return np.stack([res.base_s, res.time_s], axis=1)
+
+    first, last = decode_kv_range(w)
+    tpot_base, tpot = mean_over_steps(step, np.array([first]), np.array([last]))[0]
+    steps = w.output_len - 1
+    e2e = ttft + steps * tpot
+    e2e_base = ttft_base + steps * tpot_base
+    return Prediction(
+        model=m.name, hardware=hw.name, workload=w, parallelism=par, prefetch=bool(arrays.prefetch[0]),
+        ttft_s=ttft, tpot_s=float(tpot), e2e_s=float(e2e),
+        throughput_tok_s=float(w.batch * w.output_len / e2e * par.dp),
+        baseline_ttft_s=ttft_base, baseline_tpot_s=float(tpot_base), baseline_e2e_s=float(e2e_base),
+        memory=memory, _detail=_Detail(prefill, decode, arrays, pre, decode_comm, first, last),
+    )

@@ -1,0 +1,257 @@
+"""Roofline time of every operator: compute, memory or communication bound, plus launch overhead.
+
+Hardware enters as :class:`HardwareArrays`, one array element per configuration, so the same
+code times one device (``predict``) and a million configurations (``sweep``). Operators enter as
+an :class:`~roofline.graph.OpTable`; results are arrays of shape (n_configs, n_ops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from roofline.collectives import TierArrays, collective_hbm_bytes, collective_time_s
+from roofline.exceptions import SpecError
+from roofline.graph import OpTable
+from roofline.hardware import DTYPES, GiB, HardwareSpec, MiB
+
+__all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "SWEEPABLE", "Recorder"]
+
+
+@dataclass(frozen=True)
+class HardwareArrays:
+    """Hardware parameters in SI units, each an array of shape (n,) (one per configuration)."""
+
+    peak_flops: dict[str, np.ndarray]
+    vector_flops: np.ndarray
+    gemm_efficiency: np.ndarray
+    launch_s: np.ndarray
+    hbm_Bps: np.ndarray
+    hbm_efficiency: np.ndarray
+    hbm_capacity_bytes: np.ndarray
+    l2_bytes: np.ndarray
+    l2_Bps: np.ndarray
+    link_Bps: np.ndarray
+    links: np.ndarray
+    link_latency_s: np.ndarray
+    link_efficiency: np.ndarray
+    net_Bps: np.ndarray
+    net_latency_s: np.ndarray
+    net_efficiency: np.ndarray
+    prefetch: np.ndarray  # bool: prefetching on
+    prefetch_threshold_fraction: np.ndarray
+    full_mesh: bool
+    devices_per_node: int
+    prefetch_weights: bool
+    prefetch_kv: bool
+    efficiency_curve_m: tuple[tuple[float, float], ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.hbm_Bps)
+
+    def take(self, rows: np.ndarray) -> HardwareArrays:
+        """The configurations at ``rows`` (fancy indexing on every array)."""
+        if len(rows) == self.n and np.array_equal(rows, np.arange(self.n)):
+            return self
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                changes[f.name] = value[rows]
+            elif isinstance(value, dict):
+                changes[f.name] = {k: v[rows] for k, v in value.items()}
+        return replace(self, **changes)
+
+    def intra(self) -> TierArrays:
+        return TierArrays(self.link_Bps[:, None], self.links[:, None], self.link_latency_s[:, None],
+                          self.link_efficiency[:, None], self.full_mesh)
+
+    def inter(self) -> TierArrays:
+        return TierArrays(self.net_Bps[:, None], 1.0, self.net_latency_s[:, None],
+                          self.net_efficiency[:, None], False)
+
+    @classmethod
+    def from_spec(cls, spec: HardwareSpec, n: int = 1, *, prefetch: ArrayLike | None = None,
+                  **overrides: ArrayLike) -> HardwareArrays:
+        """Arrays of ``n`` configurations of ``spec`` with swept parameters replaced.
+
+        ``overrides`` use the user-facing names of :data:`SWEEPABLE` (units in the name), each
+        a scalar or an array of shape (n,).
+        """
+        c, mem, link, net = spec.compute, spec.memory, spec.intra_node, spec.inter_node
+        ones = np.ones(n)
+        values: dict[str, np.ndarray] = {
+            "vector_flops": c.vector_flops * ones, "gemm_efficiency": c.gemm_efficiency * ones,
+            "launch_s": c.launch_overhead_s * ones, "hbm_Bps": mem.hbm_bandwidth_Bps * ones,
+            "hbm_efficiency": mem.hbm_efficiency * ones,
+            "hbm_capacity_bytes": mem.hbm_capacity_bytes * ones,
+            "l2_bytes": mem.l2_capacity_bytes * ones, "l2_Bps": mem.l2_bandwidth_Bps * ones,
+            "link_Bps": link.link_bandwidth_Bps * ones, "links": link.links_per_device * ones,
+            "link_latency_s": link.latency_s * ones, "link_efficiency": link.efficiency * ones,
+            "net_Bps": net.link_bandwidth_Bps * ones, "net_latency_s": net.latency_s * ones,
+            "net_efficiency": net.efficiency * ones,
+            "prefetch_threshold_fraction": spec.prefetch.threshold_fraction * ones,
+        }
+        peaks = {d: v * ones for d, v in c.peak_flops.items()}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in SWEEPABLE:
+                raise SpecError(f"unknown hardware parameter {key!r}; sweepable: {', '.join(sorted(SWEEPABLE))}")
+            arr = np.broadcast_to(np.asarray(value, dtype=float), (n,))
+            if np.any(arr < 0) or np.any(~np.isfinite(arr)):
+                raise SpecError(f"hardware parameter {key}: must be a finite number >= 0")
+            field_name, convert = SWEEPABLE[key]
+            if field_name == "peak_scale":
+                peaks = {d: v * arr for d, v in peaks.items()}
+            elif field_name.startswith("peak:"):
+                peaks[field_name[5:]] = convert(arr)
+            else:
+                values[field_name] = convert(arr).astype(float)
+        pf = spec.prefetch.enabled if prefetch is None else prefetch
+        return cls(
+            peak_flops=peaks, **values,
+            prefetch=np.broadcast_to(np.asarray(pf, dtype=bool), (n,)).copy(),
+            full_mesh=link.topology == "full_mesh", devices_per_node=spec.devices_per_node,
+            prefetch_weights=spec.prefetch.weights, prefetch_kv=spec.prefetch.kv_cache,
+            efficiency_curve_m=c.efficiency_curve_m,
+        )
+
+
+def _scale(factor: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: a * factor
+
+
+#: Hardware parameters a sweep or override may set: user-facing name (units in the name) ->
+#: (field of HardwareArrays, conversion to SI).
+SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "peak_scale": ("peak_scale", _scale(1.0)),
+    **{f"peak_tflops_{d}": (f"peak:{d}", _scale(1e12)) for d in DTYPES},
+    "vector_tflops": ("vector_flops", _scale(1e12)),
+    "gemm_efficiency": ("gemm_efficiency", _scale(1.0)),
+    "launch_overhead_us": ("launch_s", _scale(1e-6)),
+    "hbm_bandwidth_GBps": ("hbm_Bps", _scale(1e9)),
+    "hbm_efficiency": ("hbm_efficiency", _scale(1.0)),
+    "hbm_capacity_GiB": ("hbm_capacity_bytes", _scale(GiB)),
+    "l2_capacity_MiB": ("l2_bytes", _scale(MiB)),
+    "l2_bandwidth_GBps": ("l2_Bps", _scale(1e9)),
+    "link_bandwidth_GBps": ("link_Bps", _scale(1e9)),
+    "links_per_device": ("links", _scale(1.0)),
+    "link_latency_us": ("link_latency_s", _scale(1e-6)),
+    "link_efficiency": ("link_efficiency", _scale(1.0)),
+    "inter_node_bandwidth_GBps": ("net_Bps", _scale(1e9)),
+    "inter_node_latency_us": ("net_latency_s", _scale(1e-6)),
+    "prefetch_threshold_fraction": ("prefetch_threshold_fraction", _scale(1.0)),
+}
+
+
+class Recorder:
+    """max/min that remember which side won, so a caller can tell where a piecewise-linear
+    function of the KV length changes slope (see :func:`roofline.evaluate.mean_over_steps`)."""
+
+    def __init__(self, active: bool = True) -> None:
+        self.active = active
+        self.flags: list[np.ndarray] = []
+
+    def _note(self, a: np.ndarray, b: np.ndarray) -> None:
+        if self.active:
+            flag = np.asarray(a > b)
+            self.flags.append(flag.reshape(flag.shape[0], -1) if flag.ndim else flag.reshape(1, 1))
+
+    def max(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
+        a, b = np.asarray(a), np.asarray(b)
+        self._note(a, b)
+        return np.maximum(a, b)
+
+    def min(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
+        a, b = np.asarray(a), np.asarray(b)
+        self._note(a, b)
+        return np.minimum(a, b)
+
+
+@dataclass(frozen=True)
+class OpTimes:
+    """Per-operator times of one pass, shape (n, n_ops), in seconds."""
+
+    compute_s: np.ndarray
+    memory_s: np.ndarray
+    comm_s: np.ndarray
+    total_s: np.ndarray  # max(compute, memory) + launch, or the collective time
+    flops: np.ndarray
+    mem_bytes: np.ndarray
+    kv_read_bytes: np.ndarray
+    hbm_Bps_eff: np.ndarray  # (n, 1)
+
+
+def _gemm_efficiency(table: OpTable, hw: HardwareArrays) -> np.ndarray:
+    eff = hw.gemm_efficiency[:, None] * np.ones(table.n_ops)
+    if hw.efficiency_curve_m:
+        sizes, effs = zip(*hw.efficiency_curve_m)
+        factor = np.interp(np.log2(np.maximum(table.m, 1.0)), np.log2(sizes), effs)
+        eff = eff * np.where(table.is_matrix, factor / max(effs), 1.0)
+    return eff
+
+
+def _peak_matrix(table: OpTable, hw: HardwareArrays) -> np.ndarray:
+    dtypes = sorted(set(table.dtypes))
+    columns = []
+    for d in dtypes:
+        if d in hw.peak_flops:
+            columns.append(hw.peak_flops[d])
+        elif d in ("bf16", "fp16") and ({"bf16", "fp16"} & set(hw.peak_flops)):
+            columns.append(hw.peak_flops["bf16" if "bf16" in hw.peak_flops else "fp16"])
+        else:
+            raise SpecError(f"the device has no {d} compute (it supports {', '.join(hw.peak_flops)}); "
+                            f"choose another --dtype")
+    peaks = np.stack(columns, axis=1)
+    index = np.array([dtypes.index(d) for d in table.dtypes])
+    return peaks[:, index]
+
+
+def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None,
+             rec: Recorder | None = None, comm_s: np.ndarray | None = None) -> OpTimes:
+    """Roofline time of every operator of ``table`` on every configuration of ``hw``.
+
+    compute = FLOPs / (peak(dtype) * efficiency), memory = bytes / (HBM bandwidth * efficiency),
+    time = max(compute, memory) + launch overhead; collectives take their alpha-beta time.
+    ``kv_len`` (shape (n,)) is the decode KV length; prefill tables ignore it. ``comm_s`` may
+    pass in :func:`comm_times` computed earlier (they do not depend on the KV length).
+    """
+    rec = rec or Recorder(active=False)
+    n = hw.n
+    kv = np.zeros(n) if kv_len is None else np.broadcast_to(np.asarray(kv_len, dtype=float), (n,))
+    flops = table.flops_at(kv)
+    kv_read = table.kv_read_at(kv)
+    mem_bytes = table.weight_bytes + kv_read + table.kv_write_bytes + table.act_bytes
+    rate = np.where(table.is_matrix, _peak_matrix(table, hw) * _gemm_efficiency(table, hw),
+                    hw.vector_flops[:, None])
+    compute = flops / rate
+    hbm_eff = (hw.hbm_Bps * hw.hbm_efficiency)[:, None]
+    memory = mem_bytes / hbm_eff
+    comm = comm_times(table, hw) if comm_s is None else comm_s
+    busy = rec.max(compute, memory) + hw.launch_s[:, None]
+    # collectives pay a kernel launch too (NCCL / HCCL kernels), on top of their alpha terms
+    total = np.where(table.is_comm, comm + hw.launch_s[:, None], busy)
+    return OpTimes(compute, memory, comm, total, flops, mem_bytes, kv_read, hbm_eff)
+
+
+def comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
+    """(n, n_ops) collective times; zero for the other operators."""
+    out = np.zeros((hw.n, table.n_ops))
+    intra, inter = hw.intra(), hw.inter()
+    done: dict[tuple[str, float, int], np.ndarray] = {}
+    for i in np.flatnonzero(table.is_comm):  # a handful of collectives per table, not configs
+        key = (table.collectives[i], float(table.comm_bytes[i]), int(table.group[i]))
+        if key not in done:
+            done[key] = collective_time_s(*key, intra, inter, hw.devices_per_node)
+        out[:, i] = done[key][:, 0]
+    return out
+
+
+def collective_hbm(table: OpTable, op: int) -> float:
+    """HBM bytes the collective at index ``op`` moves (it competes with prefetching)."""
+    return float(collective_hbm_bytes(table.collectives[op], table.comm_bytes[op]))
