@@ -136,10 +136,7 @@ class _LayerBuilder:
     def tp_collective(self, name: str, count: float, stage: float, elements: float) -> int:
         tp = self.p.tp
         size = elements * self.w.comm_bytes
-        if self.p.tp_comm == "rs_ag":
-            kind = "reducescatter"
-        else:
-            kind = "allreduce"
+        kind = "reducescatter" if self.p.tp_comm == "rs_ag" else "allreduce"
         return self.add(_Op(name, "collective", count, stage, collective=kind, comm_bytes=size, group=tp))
 
     # -- the transformer --------------------------------------------------------------------
@@ -153,7 +150,7 @@ class _LayerBuilder:
         return None
 
     def attention_block(self, count: float, stage: float) -> int | None:
-        m, w, t, tp = self.m, self.w, self.tokens, self.p.tp
+        m, _w, t, tp = self.m, self.w, self.tokens, self.p.tp
         h, d = m.hidden_size, m.head_dim
         norm_w = h * 2.0
         self.vector("input_norm", t * h, t * h, 5, count, stage, weight_bytes=norm_w)

@@ -190,7 +190,7 @@ class OpTimes:
 def _gemm_efficiency(table: OpTable, hw: HardwareArrays) -> np.ndarray:
     eff = hw.gemm_efficiency[:, None] * np.ones(table.n_ops)
     if hw.efficiency_curve_m:
-        sizes, effs = zip(*hw.efficiency_curve_m)
+        sizes, effs = zip(*hw.efficiency_curve_m, strict=False)
         factor = np.interp(np.log2(np.maximum(table.m, 1.0)), np.log2(sizes), effs)
         eff = eff * np.where(table.is_matrix, factor / max(effs), 1.0)
     return eff
