@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,21 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse a YAML mapping, turning parse errors into a one-line SpecError."""
+    """Parse a YAML mapping, turning parse errors into a one-line SpecError.
+
+    Parsed files are cached by path and modification time (parsing costs milliseconds, a
+    prediction less); callers must not mutate the result.
+    """
+    try:
+        stamp = Path(path).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _read_yaml_cached(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=256)
+def _read_yaml_cached(path_text: str, stamp: int) -> dict[str, Any]:
+    path = Path(path_text)
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)

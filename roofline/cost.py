@@ -136,7 +136,9 @@ def _as_float_array(name: str, value: ArrayLike) -> NDArray[np.float64]:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"cost argument {name}: not numeric ({exc}); allowed: numbers >= 0") from exc
+        raise SpecError(
+            f"cost argument {name}: not numeric ({exc}); allowed: numbers >= 0"
+        ) from exc
     if array.size and not np.all(np.isfinite(array)):
         raise SpecError(f"cost argument {name}: contains NaN or inf; allowed: finite numbers >= 0")
     if array.size and np.min(array) < 0:
@@ -163,7 +165,9 @@ def _normalize_name(name: str) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _parse_leaf(node: Any, key: str, rule: _Rule, origin: str) -> tuple[float | str, dict[str, str]]:
+def _parse_leaf(
+    node: Any, key: str, rule: _Rule, origin: str
+) -> tuple[float | str, dict[str, str]]:
     """Checks one ``{value, source|estimate, confidence}`` mapping; returns (value, provenance)."""
     shape = "a mapping {value, source: ... | estimate: ..., confidence: high|medium|low}"
     if not isinstance(node, Mapping) or "value" not in node:
@@ -184,7 +188,9 @@ def _check_value(value: Any, key: str, rule: _Rule, origin: str) -> float | str:
     """Checks a value against its rule (type, sign, range or choices)."""
     if rule.bound == "choice":
         if value not in rule.choices:
-            raise _spec_error(origin, key, f"{value!r} is not a known choice", ", ".join(rule.choices))
+            raise _spec_error(
+                origin, key, f"{value!r} is not a known choice", ", ".join(rule.choices)
+            )
         return str(value)
     allowed = _BOUND_TEXT[rule.bound]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -206,14 +212,23 @@ def _check_keys(block: Mapping[str, Any], expected: list[str], prefix: str, orig
             raise _spec_error(origin, f"{where}{key}", "unknown key", ", ".join(expected))
     for key in expected:
         if key not in block:
-            raise _spec_error(origin, f"{where}{key}", "missing", f"a value for every key of {', '.join(expected)}")
+            raise _spec_error(
+                origin,
+                f"{where}{key}",
+                "missing",
+                f"a value for every key of {', '.join(expected)}",
+            )
 
 
 def _parse_table(block: Any, key: str, rule: _Rule, origin: str) -> Iterator[tuple[str, Any, dict]]:
     """Yields (entry key, value, provenance) for each entry of a table keyed by node/generation."""
     if not isinstance(block, Mapping) or "value" in block or not block:
-        raise _spec_error(origin, key, f"not a table keyed by {rule.index}",
-                          f"a mapping {{<{rule.index}>: {{value, source|estimate}}}}")
+        raise _spec_error(
+            origin,
+            key,
+            f"not a table keyed by {rule.index}",
+            f"a mapping {{<{rule.index}>: {{value, source|estimate}}}}",
+        )
     if rule.index == "topology":
         _check_keys(block, list(TOPOLOGIES), key, origin)
     for entry, leaf in block.items():
@@ -231,12 +246,20 @@ def _check_table_indices(values: Mapping[str, Any], origin: str) -> None:
             present = [k.split(".", 2)[2] for k in values if k.startswith(table + ".")]
             for name in present:
                 if name not in known:
-                    raise _spec_error(origin, f"{table}.{name}", f"unknown {index}",
-                                      f"the {index}s of {owner}: {', '.join(known)}")
+                    raise _spec_error(
+                        origin,
+                        f"{table}.{name}",
+                        f"unknown {index}",
+                        f"the {index}s of {owner}: {', '.join(known)}",
+                    )
             for name in known:
                 if name not in present:
-                    raise _spec_error(origin, f"{table}.{name}", "missing",
-                                      f"an entry for every {index} of {owner}: {', '.join(known)}")
+                    raise _spec_error(
+                        origin,
+                        f"{table}.{name}",
+                        "missing",
+                        f"an entry for every {index} of {owner}: {', '.join(known)}",
+                    )
 
 
 def _parse_aliases(block: Any, nodes: list[str], origin: str) -> dict[str, str]:
@@ -247,15 +270,21 @@ def _parse_aliases(block: Any, nodes: list[str], origin: str) -> dict[str, str]:
         raise _spec_error(origin, "node_aliases", "not a mapping", "{alias: canonical node}")
     for alias, target in block.items():
         if target not in nodes:
-            raise _spec_error(origin, f"node_aliases.{alias}", f"unknown node {target!r}", ", ".join(nodes))
+            raise _spec_error(
+                origin, f"node_aliases.{alias}", f"unknown node {target!r}", ", ".join(nodes)
+            )
     return {str(alias): str(target) for alias, target in block.items()}
 
 
-def _parse_document(doc: Any, origin: str) -> tuple[dict[str, Any], dict[str, dict], dict[str, str]]:
+def _parse_document(
+    doc: Any, origin: str
+) -> tuple[dict[str, Any], dict[str, dict], dict[str, str]]:
     """Validates a parsed cost YAML; returns flat values, provenance and node aliases."""
     if not isinstance(doc, Mapping):
         raise _spec_error(origin, "(top level)", "not a mapping", ", ".join(_SECTIONS))
-    _check_keys({k: v for k, v in doc.items() if k not in _TOP_LEVEL_EXTRAS}, list(_SECTIONS), "", origin)
+    _check_keys(
+        {k: v for k, v in doc.items() if k not in _TOP_LEVEL_EXTRAS}, list(_SECTIONS), "", origin
+    )
     values: dict[str, Any] = {}
     provenance: dict[str, dict] = {}
     for section in _SECTIONS:
@@ -317,13 +346,21 @@ class CostParameters:
             with open(path, encoding="utf-8") as handle:
                 doc = yaml.safe_load(handle)
         except OSError as exc:
-            raise _spec_error(origin, "(file)", f"cannot read ({exc.strerror})", "a readable YAML file") from exc
+            raise _spec_error(
+                origin, "(file)", f"cannot read ({exc.strerror})", "a readable YAML file"
+            ) from exc
         except yaml.YAMLError as exc:
             problem = " ".join(str(exc).split())
-            raise _spec_error(origin, "(file)", f"invalid YAML ({problem})", "a YAML mapping") from exc
+            raise _spec_error(
+                origin, "(file)", f"invalid YAML ({problem})", "a YAML mapping"
+            ) from exc
         values, provenance, aliases = _parse_document(doc, origin)
-        return cls(MappingProxyType(values), MappingProxyType(provenance),
-                   MappingProxyType(aliases), origin)
+        return cls(
+            MappingProxyType(values),
+            MappingProxyType(provenance),
+            MappingProxyType(aliases),
+            origin,
+        )
 
     def with_overrides(self, overrides: Mapping[str, float | str]) -> CostParameters:
         """Returns a copy with some values replaced.
@@ -347,20 +384,26 @@ class CostParameters:
                 raise _spec_error(origin, key, "unknown key", allowed)
             values[key] = _check_value(value, key, rule, origin)
             provenance[key] = {"estimate": "user override"}
-        return CostParameters(MappingProxyType(values), MappingProxyType(provenance),
-                              self.node_aliases, f"{self.origin} + overrides")
+        return CostParameters(
+            MappingProxyType(values),
+            MappingProxyType(provenance),
+            self.node_aliases,
+            f"{self.origin} + overrides",
+        )
 
     def value(self, key: str) -> float:
         """The numeric value of a dotted key path."""
         try:
             return float(self.values[key])
         except KeyError:
-            raise _spec_error(self.origin, key, "unknown key", "the dotted keys of the cost file") from None
+            raise _spec_error(
+                self.origin, key, "unknown key", "the dotted keys of the cost file"
+            ) from None
 
     def table(self, table: str) -> dict[str, float | str]:
         """Entries of one table, e.g. ``table("wafer.usd_per_wafer") -> {"N7": 9500.0, ...}``."""
         prefix = table + "."
-        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in self.values.items() if k.startswith(prefix)}
 
     @property
     def process_nodes(self) -> tuple[str, ...]:
@@ -385,9 +428,15 @@ class CostParameters:
         for alias, node in self.node_aliases.items():
             if _normalize_name(alias) == wanted:
                 return node
-        raise _spec_error(self.origin, "wafer.usd_per_wafer", f"unknown process node {name!r}",
-                          ", ".join(self.process_nodes) + " or an alias in node_aliases ("
-                          + ", ".join(self.node_aliases) + ")")
+        raise _spec_error(
+            self.origin,
+            "wafer.usd_per_wafer",
+            f"unknown process node {name!r}",
+            ", ".join(self.process_nodes)
+            + " or an alias in node_aliases ("
+            + ", ".join(self.node_aliases)
+            + ")",
+        )
 
     def generation(self, name: str) -> str:
         """Canonical name of an HBM generation (case-insensitive).
@@ -398,8 +447,12 @@ class CostParameters:
         for generation in self.hbm_generations:
             if _normalize_name(generation) == _normalize_name(name):
                 return generation
-        raise _spec_error(self.origin, "hbm.usd_per_GB", f"unknown HBM generation {name!r}",
-                          ", ".join(self.hbm_generations))
+        raise _spec_error(
+            self.origin,
+            "hbm.usd_per_GB",
+            f"unknown HBM generation {name!r}",
+            ", ".join(self.hbm_generations),
+        )
 
     def per_node(self, table: str, process_node: str) -> float:
         """Value of a node-keyed table for a node or alias, e.g. ``("wafer.usd_per_wafer", "4N")``."""
@@ -455,7 +508,9 @@ def dies_per_wafer(
     diameter = wafer_diameter_mm - 2.0 * edge_exclusion_mm
     footprint = (np.sqrt(area) + scribe_mm) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        count = np.pi * (diameter / 2.0) ** 2 / footprint - np.pi * diameter / np.sqrt(2.0 * footprint)
+        count = np.pi * (diameter / 2.0) ** 2 / footprint - np.pi * diameter / np.sqrt(
+            2.0 * footprint
+        )
     return _scalar_or_array(np.maximum(np.nan_to_num(count, nan=0.0, posinf=0.0), 0.0))
 
 
@@ -494,7 +549,9 @@ def die_yield(params: CostParameters, process_node: str, die_area_mm2: ArrayLike
 def _sram_density(params: CostParameters, process_node: str, sram_structure: str) -> float:
     """mm2 per MiB of the chosen SRAM structure on a node."""
     if sram_structure not in SRAM_STRUCTURES:
-        raise SpecError(f"cost argument sram_structure: {sram_structure!r}; allowed: {', '.join(SRAM_STRUCTURES)}")
+        raise SpecError(
+            f"cost argument sram_structure: {sram_structure!r}; allowed: {', '.join(SRAM_STRUCTURES)}"
+        )
     table = "sram.l2_mm2_per_MiB" if sram_structure == "gpu_l2" else "sram.macro_mm2_per_MiB"
     return params.per_node(table, process_node)
 
@@ -533,7 +590,9 @@ def logic_area_from_total(
         SpecError: The L2 would not fit in the published die area.
     """
     total = _as_float_array("die_area_mm2", die_area_mm2)
-    logic = total - np.asarray(sram_area_mm2(params, process_node, l2_MiB, sram_structure=sram_structure))
+    logic = total - np.asarray(
+        sram_area_mm2(params, process_node, l2_MiB, sram_structure=sram_structure)
+    )
     if np.any(logic <= 0):
         raise SpecError(
             f"cost argument l2_MiB: the L2 ({sram_structure}, {params.node(process_node)}) needs more "
@@ -556,15 +615,22 @@ def hbm_stack_count(
     """
     per_stack_bw = params.per_generation("hbm.stack_bandwidth_GBps", hbm_generation)
     per_stack_cap = params.per_generation("hbm.stack_capacity_GiB", hbm_generation)
-    by_bw = np.ceil(_as_float_array("hbm_bandwidth_GBps", hbm_bandwidth_GBps) / per_stack_bw - _CEIL_TOLERANCE)
-    by_cap = np.ceil(_as_float_array("hbm_capacity_GiB", hbm_capacity_GiB) / per_stack_cap - _CEIL_TOLERANCE)
+    by_bw = np.ceil(
+        _as_float_array("hbm_bandwidth_GBps", hbm_bandwidth_GBps) / per_stack_bw - _CEIL_TOLERANCE
+    )
+    by_cap = np.ceil(
+        _as_float_array("hbm_capacity_GiB", hbm_capacity_GiB) / per_stack_cap - _CEIL_TOLERANCE
+    )
     return _scalar_or_array(np.maximum(np.maximum(by_bw, by_cap), 0).astype(np.int64))
 
 
-def interposer_area_mm2(params: CostParameters, die_area_mm2: ArrayLike, hbm_stacks: ArrayLike) -> Any:
+def interposer_area_mm2(
+    params: CostParameters, die_area_mm2: ArrayLike, hbm_stacks: ArrayLike
+) -> Any:
     """Interposer area: ``factor * (die area + stacks * stack footprint)``."""
     silicon = _as_float_array("die_area_mm2", die_area_mm2) + _as_float_array(
-        "hbm_stacks", hbm_stacks) * params.value("hbm.stack_footprint_mm2")
+        "hbm_stacks", hbm_stacks
+    ) * params.value("hbm.stack_footprint_mm2")
     return _scalar_or_array(params.value("packaging.interposer_area_factor") * silicon)
 
 
@@ -582,7 +648,8 @@ def die_cost_usd(
     dies = _as_float_array("num_dies", num_dies)
     per_die = _as_float_array("die_area_mm2", die_area_mm2) / np.maximum(dies, 1.0)
     good_per_wafer = np.asarray(_dies_per_wafer(params, per_die)) * np.asarray(
-        die_yield(params, process_node, per_die))
+        die_yield(params, process_node, per_die)
+    )
     with np.errstate(divide="ignore"):
         cost = dies * params.per_node("wafer.usd_per_wafer", process_node) / good_per_wafer
     return _scalar_or_array(cost)
@@ -679,11 +746,15 @@ def _die_area(
     logic = logic_area_mm2
     if baseline_link_GBps is not None:
         baseline = _as_float_array("baseline_link_bandwidth_GBps", baseline_link_GBps)
-        logic = logic + (link_GBps - baseline) * params.per_node("interconnect.serdes_mm2_per_GBps", node)
+        logic = logic + (link_GBps - baseline) * params.per_node(
+            "interconnect.serdes_mm2_per_GBps", node
+        )
     total = logic + sram_mm2
     if np.any(total <= 0) or np.any(logic < 0):
-        raise SpecError("cost argument logic_area_mm2: the die area (logic + L2 - SerDes removed "
-                        "below baseline) is not positive; allowed: logic_area_mm2 > 0")
+        raise SpecError(
+            "cost argument logic_area_mm2: the die area (logic + L2 - SerDes removed "
+            "below baseline) is not positive; allowed: logic_area_mm2 > 0"
+        )
     return logic, total
 
 
@@ -728,12 +799,17 @@ def device_cost(
     node = params.node(process_node)
     generation = params.generation(hbm_generation)
     if link_topology not in TOPOLOGIES:
-        raise SpecError(f"cost argument link_topology: {link_topology!r}; allowed: {', '.join(TOPOLOGIES)}")
+        raise SpecError(
+            f"cost argument link_topology: {link_topology!r}; allowed: {', '.join(TOPOLOGIES)}"
+        )
     logic, l2, capacity, bandwidth, link, dies = np.broadcast_arrays(
-        _as_float_array("logic_area_mm2", logic_area_mm2), _as_float_array("l2_MiB", l2_MiB),
+        _as_float_array("logic_area_mm2", logic_area_mm2),
+        _as_float_array("l2_MiB", l2_MiB),
         _as_float_array("hbm_capacity_GiB", hbm_capacity_GiB),
         _as_float_array("hbm_bandwidth_GBps", hbm_bandwidth_GBps),
-        _as_float_array("link_bandwidth_GBps", link_bandwidth_GBps), _as_float_array("num_dies", num_dies))
+        _as_float_array("link_bandwidth_GBps", link_bandwidth_GBps),
+        _as_float_array("num_dies", num_dies),
+    )
     if np.any(dies < 1) or np.any(dies != np.round(dies)):
         raise SpecError("cost argument num_dies: must be whole numbers >= 1; allowed: 1, 2, 3, ...")
     sram = l2 * _sram_density(params, node, sram_structure)
@@ -742,30 +818,45 @@ def device_cost(
 
     die_usd = np.asarray(die_cost_usd(params, node, die_area, dies))
     stacks = np.asarray(hbm_stack_count(params, generation, capacity, bandwidth))
-    hbm_usd = stacks * params.value(f"hbm.stack_capacity_GiB.{generation}") * params.value(
-        f"hbm.usd_per_GB.{generation}")
+    hbm_usd = (
+        stacks
+        * params.value(f"hbm.stack_capacity_GiB.{generation}")
+        * params.value(f"hbm.usd_per_GB.{generation}")
+    )
     interposer = np.asarray(interposer_area_mm2(params, die_area, stacks))
     interposer_usd = interposer * params.value("packaging.usd_per_interposer_mm2")
     assembly_yield = params.value("packaging.assembly_yield") * params.value(
-        "packaging.bond_yield_per_component") ** (stacks + dies - 1)
+        "packaging.bond_yield_per_component"
+    ) ** (stacks + dies - 1)
     assembly_loss = (die_usd + hbm_usd + interposer_usd) * (1.0 / assembly_yield - 1.0)
     packaging_usd = interposer_usd + params.value("packaging.test_assembly_usd")
     interconnect_usd = link * params.value(f"interconnect.fabric_usd_per_GBps.{link_topology}")
-    board_system = np.full(die_area.shape, params.value("system.host_share_usd")
-                           + params.value("system.scale_out_network_usd"))
+    board_system = np.full(
+        die_area.shape,
+        params.value("system.host_share_usd") + params.value("system.scale_out_network_usd"),
+    )
     subtotal = die_usd + hbm_usd + packaging_usd + assembly_loss + interconnect_usd + board_system
     margin_usd = subtotal * (params.value("system.margin_multiplier") - 1.0)
 
     lines = {
-        "logic_area_mm2": logic, "sram_area_mm2": sram, "die_area_mm2": die_area,
-        "per_die_area_mm2": per_die, "num_dies": dies.astype(np.int64),
+        "logic_area_mm2": logic,
+        "sram_area_mm2": sram,
+        "die_area_mm2": die_area,
+        "per_die_area_mm2": per_die,
+        "num_dies": dies.astype(np.int64),
         "exceeds_reticle": per_die > params.value("die.reticle_limit_mm2"),
         "dies_per_wafer": _dies_per_wafer(params, per_die),
-        "die_yield": die_yield(params, node, per_die), "hbm_stacks": stacks,
-        "interposer_area_mm2": interposer, "assembly_yield": assembly_yield,
-        "die_usd": die_usd, "hbm_usd": hbm_usd, "packaging_usd": packaging_usd,
-        "assembly_loss_usd": assembly_loss, "interconnect_usd": interconnect_usd,
-        "board_system_usd": board_system, "margin_usd": margin_usd,
+        "die_yield": die_yield(params, node, per_die),
+        "hbm_stacks": stacks,
+        "interposer_area_mm2": interposer,
+        "assembly_yield": assembly_yield,
+        "die_usd": die_usd,
+        "hbm_usd": hbm_usd,
+        "packaging_usd": packaging_usd,
+        "assembly_loss_usd": assembly_loss,
+        "interconnect_usd": interconnect_usd,
+        "board_system_usd": board_system,
+        "margin_usd": margin_usd,
         "total_usd": subtotal + margin_usd,
     }
     return CostBreakdown(**{name: _scalar_or_array(value) for name, value in lines.items()})
@@ -782,4 +873,6 @@ def system_cost(breakdown: CostBreakdown, num_devices: ArrayLike) -> Any:
         breakdown: Result of :func:`device_cost`.
         num_devices: Devices in the system (broadcasts with the breakdown's arrays).
     """
-    return _scalar_or_array(_as_float_array("num_devices", num_devices) * np.asarray(breakdown.total_usd))
+    return _scalar_or_array(
+        _as_float_array("num_devices", num_devices) * np.asarray(breakdown.total_usd)
+    )

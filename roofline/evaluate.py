@@ -81,8 +81,8 @@ def mean_over_steps(step: StepFunction, first: np.ndarray, last: np.ndarray) -> 
     last = np.asarray(last, dtype=np.int64)
     n = len(first)
     rows = np.arange(n)
-    lo_v, lo_f = _eval(step, rows, first)
-    hi_v, hi_f = _eval(step, rows, last)
+    both_v, both_f = _eval(step, np.concatenate([rows, rows]), np.concatenate([first, last]))
+    lo_v, hi_v, lo_f, hi_f = both_v[:n], both_v[n:], both_f[:n], both_f[n:]
     total = np.zeros((n, lo_v.shape[1]))
     work = (rows, first, last, lo_v, lo_f, hi_v, hi_f)
     while len(work[0]):

@@ -63,6 +63,7 @@ class _Layout:
 
     ops: np.ndarray  # table index of every segment operator, segments in order
     starts: np.ndarray  # first position of each segment
+    lasts: np.ndarray  # last position of each segment
     seg_of: np.ndarray  # segment number of every position
     collective: np.ndarray  # table index of each segment's preceding collective
     working_set: np.ndarray  # bytes of L2 the collective and the segment's activations hold
@@ -70,6 +71,14 @@ class _Layout:
 
 
 def _layout(table: OpTable) -> _Layout:
+    # Tables are immutable and cached by build_phase: keep the layout beside the table.
+    cached = table.__dict__.get("_prefetch_layout")
+    if cached is None:
+        cached = table.__dict__["_prefetch_layout"] = _make_layout(table)
+    return cached
+
+
+def _make_layout(table: OpTable) -> _Layout:
     ops, starts, seg_of, ws, hbm = [], [], [], [], []
     for j, seg in enumerate(table.segments):
         starts.append(len(ops))
@@ -78,7 +87,9 @@ def _layout(table: OpTable) -> _Layout:
         ws.append(table.comm_bytes[seg.collective_op] + table.act_bytes[list(seg.ops)].max())
         hbm.append(collective_hbm(table, seg.collective_op))
     collective = np.array([seg.collective_op for seg in table.segments], dtype=int)
-    return _Layout(np.array(ops, dtype=int), np.array(starts, dtype=int), np.array(seg_of, dtype=int),
+    starts_arr = np.array(starts, dtype=int)
+    lasts = np.append(starts_arr[1:], len(ops)) - 1
+    return _Layout(np.array(ops, dtype=int), starts_arr, lasts, np.array(seg_of, dtype=int),
                    collective, np.array(ws), np.array(hbm))
 
 
@@ -95,7 +106,7 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
 
     wanted = table.weight_bytes[ops] * hw.prefetch_weights + t.kv_read_bytes[:, ops] * hw.prefetch_kv
     end_global = np.cumsum(wanted, axis=1)
-    seg_end = end_global[:, np.r_[starts[1:] - 1, len(ops) - 1]]
+    seg_end = end_global[:, lay.lasts]
     seg_offset = np.concatenate([np.zeros((len(wanted), 1)), seg_end[:, :-1]], axis=1)
     needed = seg_end - seg_offset
     l2 = hw.l2_bytes[:, None]
@@ -124,4 +135,6 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
 
     fits = needed <= np.minimum(threshold, free_l2)
     limit = np.where(during < target, 1, np.where(fits, 2, 0))
+    # where the runtime does not prefetch (it would not pay), nothing is prefetched
+    during, useful = np.where(helps, during, 0.0), np.where(helps, useful, 0.0)
     return SegmentPrefetch(ops, coll_s, needed, during, useful, base, time, op_time, limit, needed / bw)

@@ -34,8 +34,14 @@ from roofline.cost import (  # noqa: E402
     system_cost,
 )
 
-H100 = dict(process_node="N4", l2_MiB=50, hbm_capacity_GiB=80, hbm_bandwidth_GBps=3350,
-            hbm_generation="HBM3", link_bandwidth_GBps=450)
+H100 = dict(
+    process_node="N4",
+    l2_MiB=50,
+    hbm_capacity_GiB=80,
+    hbm_bandwidth_GBps=3350,
+    hbm_generation="HBM3",
+    link_bandwidth_GBps=450,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +64,7 @@ def write_spec(tmp_path, edit):
 
 
 # --- formulas against hand-worked numbers -----------------------------------------------------
+
 
 def test_dies_per_wafer_814mm2():
     # pi*150^2/814 - pi*300/sqrt(1628) = 86.838 - 23.358 = 63.48 (COST_SOURCES section 3: 63.5)
@@ -86,7 +93,9 @@ def test_yield_models_at_known_d0():
 
 def test_die_cost_h100(params):
     # $17,000 / (63.479 dies x 0.45723 yield) = $585.7 (COST_SOURCES: ~$586)
-    assert die_cost_usd(params, "N4", 814.0) == pytest.approx(17000 / (63.4792 * 0.457232), rel=1e-5)
+    assert die_cost_usd(params, "N4", 814.0) == pytest.approx(
+        17000 / (63.4792 * 0.457232), rel=1e-5
+    )
     assert die_cost_usd(params, "N4", 814.0) == pytest.approx(585.71, abs=0.01)
 
 
@@ -117,8 +126,15 @@ def test_h100_breakdown_lines(params):
     assert b.interconnect_usd == pytest.approx(450 * 5.68)
     assert b.board_system_usd == pytest.approx(4001)
     assert b.margin_usd == 0
-    parts = (b.die_usd + b.hbm_usd + b.packaging_usd + b.assembly_loss_usd + b.interconnect_usd
-             + b.board_system_usd + b.margin_usd)
+    parts = (
+        b.die_usd
+        + b.hbm_usd
+        + b.packaging_usd
+        + b.assembly_loss_usd
+        + b.interconnect_usd
+        + b.board_system_usd
+        + b.margin_usd
+    )
     assert b.total_usd == pytest.approx(parts)
     assert not b.exceeds_reticle
 
@@ -140,17 +156,27 @@ def test_h100_within_published_manufacturing_cost_estimates(params):
 
 # --- monotonicity, multi-die, reticle -----------------------------------------------------------
 
+
 def test_more_l2_or_hbm_bandwidth_is_never_cheaper(params):
     logic = logic_area_from_total(params, "N4", 814, 50)
     l2 = np.linspace(0, 400, 201)
     by_l2 = device_cost(params, **{**H100, "l2_MiB": l2, "logic_area_mm2": logic}).total_usd
     assert np.all(np.diff(by_l2) > 0)
     bw = np.linspace(500, 12000, 300)
-    by_bw = device_cost(params, **{**H100, "hbm_bandwidth_GBps": bw, "logic_area_mm2": logic}).total_usd
+    by_bw = device_cost(
+        params, **{**H100, "hbm_bandwidth_GBps": bw, "logic_area_mm2": logic}
+    ).total_usd
     assert np.all(np.diff(by_bw) >= 0) and by_bw[-1] > by_bw[0]
     link = np.linspace(0, 2000, 50)
-    by_link = device_cost(params, **{**H100, "link_bandwidth_GBps": link, "logic_area_mm2": logic,
-                                     "baseline_link_bandwidth_GBps": 450}).total_usd
+    by_link = device_cost(
+        params,
+        **{
+            **H100,
+            "link_bandwidth_GBps": link,
+            "logic_area_mm2": logic,
+            "baseline_link_bandwidth_GBps": 450,
+        },
+    ).total_usd
     assert np.all(np.diff(by_link) > 0)
 
 
@@ -176,6 +202,7 @@ def test_full_mesh_pays_no_switch_share(params):
 
 # --- broadcasting -------------------------------------------------------------------------------
 
+
 def test_scalar_in_scalar_out(params):
     b = h100(params)
     for name, value in b.to_dict().items():
@@ -187,11 +214,14 @@ def test_scalar_in_scalar_out(params):
 def test_arrays_broadcast_to_one_shape(params):
     l2 = np.array([[8.0], [50.0], [104.0]])
     bw = np.array([[2000.0, 3350.0, 4000.0, 8000.0]])
-    b = device_cost(params, **{**H100, "logic_area_mm2": 717.0, "l2_MiB": l2, "hbm_bandwidth_GBps": bw})
+    b = device_cost(
+        params, **{**H100, "logic_area_mm2": 717.0, "l2_MiB": l2, "hbm_bandwidth_GBps": bw}
+    )
     for name, value in b.to_dict().items():
         assert np.shape(value) == (3, 4), name
-    one = device_cost(params, **{**H100, "logic_area_mm2": 717.0, "l2_MiB": 104.0,
-                                 "hbm_bandwidth_GBps": 8000.0})
+    one = device_cost(
+        params, **{**H100, "logic_area_mm2": 717.0, "l2_MiB": 104.0, "hbm_bandwidth_GBps": 8000.0}
+    )
     assert b.total_usd[2, 3] == pytest.approx(one.total_usd)
     assert system_cost(b, 8).shape == (3, 4)
 
@@ -203,6 +233,7 @@ def test_system_cost(params):
 
 
 # --- overrides, aliases, parameter file ---------------------------------------------------------
+
 
 def test_overrides(params):
     p = load_cost_parameters(overrides={"hbm.usd_per_GB.HBM3": 15.0, "system.margin_multiplier": 2})
@@ -237,6 +268,7 @@ def test_custom_file_loads(tmp_path):
 
 # --- SpecError messages -------------------------------------------------------------------------
 
+
 def _one_line(exc_info):
     message = str(exc_info.value)
     assert "\n" not in message
@@ -267,12 +299,16 @@ def test_negative_value(tmp_path):
 
 
 def test_negative_override():
-    with pytest.raises(SpecError, match=r"hbm\.usd_per_GB\.HBM3: -1 is negative; allowed: a number >= 0"):
+    with pytest.raises(
+        SpecError, match=r"hbm\.usd_per_GB\.HBM3: -1 is negative; allowed: a number >= 0"
+    ):
         load_cost_parameters(overrides={"hbm.usd_per_GB.HBM3": -1})
 
 
 def test_unknown_keys(tmp_path):
-    path = write_spec(tmp_path, lambda d: d["hbm"].update(price_per_stack={"value": 1, "source": "x"}))
+    path = write_spec(
+        tmp_path, lambda d: d["hbm"].update(price_per_stack={"value": 1, "source": "x"})
+    )
     with pytest.raises(SpecError, match=r"hbm\.price_per_stack: unknown key; allowed: usd_per_GB"):
         load_cost_parameters(path)
     with pytest.raises(SpecError, match=r"hbm\.usd_per_GB\.HBM4: unknown key"):

@@ -1,0 +1,79 @@
+"""What every command shares: error handling, output files, terminal tables."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from roofline.exceptions import RooflineError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Set by ``roofline --debug``: show tracebacks instead of one-line errors.
+DEBUG = {"on": False}
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error to stderr; return the Exit(2) to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def user_errors(func: F) -> F:
+    """Turn RooflineError (bad spec, infeasible config) into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RooflineError as e:
+            if DEBUG["on"]:
+                raise
+            raise fail(str(e)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Refuse to overwrite what a user wrote unless --force."""
+    if path.exists() and not force:
+        raise fail(f"{path} exists; pass --force to overwrite it")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                caption: str | None = None) -> None:
+    """A rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[_fmt(v) for v in row])
+    Console(width=max(120, _width())).print(table)
+
+
+def _width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        if abs(value) >= 1e5 or (0 < abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return str(value)
+
+
+def echo_err(message: str) -> None:
+    print(message, file=sys.stderr)

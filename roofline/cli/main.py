@@ -1,0 +1,77 @@
+"""The `roofline` command: one sub-app per command module, combined here.
+
+Heavy libraries (pandas, optuna, plotly, scipy) are imported inside the commands that use them,
+so `roofline --help` and `roofline predict` start fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from roofline.cli import listing, predict
+from roofline.cli._common import DEBUG
+
+app = typer.Typer(
+    name="roofline",
+    help="Analytical roofline model and design-space explorer for distributed LLM inference "
+         "(TTFT, TPOT, throughput, PRESERVE prefetch overlap, cost).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(predict.app)
+app.add_typer(listing.app)
+
+
+def _register_optional() -> None:
+    """Command modules that other parts of the project add; each is optional at import time."""
+    import importlib
+
+    for name in ("sweep", "search", "reproduce", "validate"):
+        try:
+            module = importlib.import_module(f"roofline.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"roofline.cli.{name}":
+                raise
+            continue
+        app.add_typer(module.app)
+
+
+_register_optional()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+) -> None:
+    DEBUG["on"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and turns every user error into one line on stderr, exit 2."""
+    import sys
+
+    # click's exceptions, whether typer uses click itself or its vendored copy
+    click_exceptions = sys.modules[typer.BadParameter.__module__]
+    usage_error = click_exceptions.UsageError
+    click_error = click_exceptions.ClickException
+    abort = getattr(click_exceptions, "Abort", typer.Abort)
+    try:
+        code = app(args=argv, prog_name="roofline", standalone_mode=False)
+    except usage_error as e:
+        hint = f" (see roofline {e.ctx.command_path.split(' ', 1)[1]} --help)" if e.ctx and " " in e.ctx.command_path else ""
+        typer.echo(f"error: {e.format_message()}{hint}", err=True)
+        code = 2
+    except click_error as e:
+        typer.echo(f"error: {e.format_message()}", err=True)
+        code = e.exit_code
+    except abort:
+        typer.echo("aborted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

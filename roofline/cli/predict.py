@@ -1,0 +1,159 @@
+"""`roofline predict` and `roofline compare`."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from roofline.cli._common import print_table, user_errors
+from roofline.predict import DEFINITIONS, Prediction, predict
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class DType(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    int8 = "int8"
+    int4 = "int4"
+
+
+Model = Annotated[str, typer.Option("--model", "-m", help="Bundled model name or a YAML / HF config.json path.")]
+Batch = Annotated[int, typer.Option(min=1, help="Sequences per batch.")]
+Input = Annotated[int, typer.Option("--input", min=1, help="Prompt tokens per sequence.")]
+Output = Annotated[int, typer.Option("--output", min=1, help="Generated tokens per sequence.")]
+DTypeOpt = Annotated[DType, typer.Option(help="Weights and activations (int4: weight-only).")]
+KVDType = Annotated[DType | None, typer.Option(help="KV-cache dtype (default: the activation dtype).")]
+TP = Annotated[int, typer.Option(min=1, help="Tensor parallelism.")]
+PP = Annotated[int, typer.Option(min=1, help="Pipeline parallelism.")]
+DP = Annotated[int, typer.Option(min=1, help="Data-parallel replicas.")]
+EP = Annotated[int, typer.Option(min=1, help="Expert parallelism (MoE models).")]
+Prefetch = Annotated[bool | None, typer.Option("--prefetch/--no-prefetch",
+                                                help="PRESERVE prefetching (default: the device spec's setting).")]
+L2 = Annotated[float | None, typer.Option(min=0, help="Override the L2 capacity (MiB).")]
+L2BW = Annotated[float | None, typer.Option(min=0, help="Override the L2 bandwidth (GB/s).")]
+HBMBW = Annotated[float | None, typer.Option(min=0, help="Override the HBM bandwidth (GB/s).")]
+Threshold = Annotated[float | None, typer.Option(min=0, max=1, help="Prefetch threshold, fraction of L2.")]
+LinkBW = Annotated[float | None, typer.Option(min=0, help="Override the per-link bandwidth (GB/s per direction).")]
+
+
+def _overrides(l2_mib: float | None, l2_bw: float | None, hbm_bw: float | None, threshold: float | None,
+               link_bw: float | None) -> dict[str, float | None]:
+    return {"l2_capacity_MiB": l2_mib, "l2_bandwidth_GBps": l2_bw, "hbm_bandwidth_GBps": hbm_bw,
+            "prefetch_threshold_fraction": threshold, "link_bandwidth_GBps": link_bw}
+
+
+def _headline(p: Prediction) -> list[list[Any]]:
+    s = p.speedup
+    return [
+        ["TTFT (ms)", p.baseline_ttft_s * 1e3, p.ttft_s * 1e3, s["ttft"]],
+        ["TPOT (ms)", p.baseline_tpot_s * 1e3, p.tpot_s * 1e3, s["tpot"]],
+        ["e2e (ms)", p.baseline_e2e_s * 1e3, p.e2e_s * 1e3, s["e2e"]],
+        ["throughput (tok/s)", p.throughput_tok_s / s["e2e"], p.throughput_tok_s, s["e2e"]],
+    ]
+
+
+@app.command("predict")
+@user_errors
+def predict_command(
+    model: Model,
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="Bundled device name or a YAML path.")],
+    batch: Batch = 1,
+    input_len: Input = 2048,
+    output_len: Output = 128,
+    dtype: DTypeOpt = DType.bf16,
+    kv_dtype: KVDType = None,
+    tp: TP = 1,
+    pp: PP = 1,
+    dp: DP = 1,
+    ep: EP = 1,
+    prefetch: Prefetch = None,
+    l2_mib: L2 = None,
+    l2_bandwidth: L2BW = None,
+    hbm_bandwidth: HBMBW = None,
+    prefetch_threshold: Threshold = None,
+    link_bandwidth: LinkBW = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (times in ms, unit in the key).")] = False,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator table for each phase.")] = False,
+    segments: Annotated[bool, typer.Option("--segments", help="Per-segment prefetch table.")] = False,
+) -> None:
+    """Predict TTFT, TPOT, end-to-end latency and throughput of one configuration.
+
+    Example: roofline predict -m llama-3.1-70b -H h100-sxm --tp 2 --input 5000 --output 500 --dtype fp8
+    """
+    p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
+                dtype=dtype.value, kv_dtype=kv_dtype.value if kv_dtype else None, tp=tp, pp=pp, dp=dp,
+                ep=ep, prefetch=prefetch,
+                **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
+    if as_json:
+        d = p.to_dict()
+        if not breakdown:
+            d.pop("breakdown")
+        if not segments and not breakdown:
+            d.pop("segments")
+        typer.echo(json.dumps(d, indent=2))
+        return
+    w = p.workload
+    title = (f"{p.model} on {p.parallelism.devices}x {p.hardware} (tp={p.parallelism.tp} pp={p.parallelism.pp} "
+             f"dp={p.parallelism.dp}), batch {w.batch}, {w.input_len} in / {w.output_len} out, "
+             f"{w.weight_dtype} weights, {w.kv} KV")
+    print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
+                _headline(p),
+                caption=f"memory: {p.memory.verdict()}\n" + "\n".join(
+                    f"{k.upper()}: {v}" for k, v in DEFINITIONS.items()))
+    if breakdown:
+        for phase in ("prefill", "decode"):
+            rows = [[r["op"], r["kind"], r["bound"], r["count"], r["time_ms"], r["share"] * 100,
+                     r["flops"] / 1e9, (r["weight_bytes"] + r["kv_bytes"] + r["activation_bytes"]) / 2**20]
+                    for r in p.breakdown[phase]]
+            label = "per step, mean over the decode steps" if phase == "decode" else "one pass"
+            print_table(f"{phase} breakdown ({label})",
+                        ["op", "kind", "bound", "count", "time ms", "share %", "GFLOP", "MiB"], rows)
+    if segments or breakdown:
+        for phase in ("prefill", "decode"):
+            rows = [[s["segment"], s["after"], s["collective_us"], s["needed_MiB"], s["prefetched_MiB"],
+                     s["useful_MiB"], s["limited_by"], s["collective_to_prefetch_ratio"], s["baseline_us"],
+                     s["time_us"]] for s in p.segments[phase]]
+            if rows:
+                print_table(f"{phase} prefetch segments" + (" (middle decode step)" if phase == "decode" else ""),
+                            ["segment", "after", "coll us", "needed MiB", "prefetched MiB", "in L2 MiB",
+                             "limited by", "coll/prefetch", "base us", "time us"], rows)
+
+
+@app.command("compare")
+@user_errors
+def compare_command(
+    model: Model,
+    hardware: Annotated[list[str], typer.Option("--hardware", "-H", help="Devices to compare (repeat).")],
+    tp: Annotated[list[int] | None, typer.Option(help="TP degrees to compare (repeat); default 1.")] = None,
+    batch: Batch = 1,
+    input_len: Input = 2048,
+    output_len: Output = 128,
+    dtype: DTypeOpt = DType.bf16,
+    pp: PP = 1,
+    prefetch: Prefetch = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+) -> None:
+    """Several devices and/or TP degrees side by side.
+
+    Example: roofline compare -m llama-3-70b -H h100-sxm -H mi300x -H b200 --tp 4 --tp 8
+    """
+    rows = []
+    for hw in hardware:
+        for t in tp or [1]:
+            p = predict(model, hw, batch=batch, input_len=input_len, output_len=output_len,
+                        dtype=dtype.value, tp=t, pp=pp, prefetch=prefetch, check_memory=False)
+            rows.append({"hardware": p.hardware, "tp": t, "devices": p.parallelism.devices,
+                         "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "e2e_ms": p.e2e_s * 1e3,
+                         "throughput_tok_s": p.throughput_tok_s, "prefetch_speedup_e2e": p.speedup["e2e"],
+                         "memory_GiB": p.memory.total_bytes / 2**30, "fits": p.memory.fits})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    cols = list(rows[0])
+    print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {dtype.value}", cols,
+                [[r[c] for c in cols] for r in rows])

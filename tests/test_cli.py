@@ -1,0 +1,127 @@
+"""The CLI: every command has --help; bad input is one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from roofline.cli.main import app, main
+
+runner = CliRunner()
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+        self.output = stdout + stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the real entry point (the one-line error handling lives there)."""
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out = capsys.readouterr()
+        return Result(int(exit_info.value.code or 0), out.out, out.err)
+
+    return invoke
+
+COMMANDS = [c.name for c in app.registered_commands] + [
+    c.name for g in app.registered_groups for c in g.typer_instance.registered_commands]
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("command", sorted({c for c in COMMANDS if c}))
+def test_help_for_every_command(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_predict_json_has_units_in_keys() -> None:
+    result = run("predict", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "2", "--batch", "1",
+                 "--input", "5000", "--output", "500", "--dtype", "fp8", "--json")
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)
+    assert {"ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "speedup", "memory"} <= set(d)
+    assert d["workload"]["weight_dtype"] == "fp8"
+    assert d["tpot_ms"] > 0
+
+
+def test_predict_table_and_breakdown() -> None:
+    result = run("predict", "-m", "llama-3-8b", "-H", "a100-sxm-80gb", "--breakdown")
+    assert result.exit_code == 0, result.output
+    assert "decode breakdown" in result.stdout and "gate_up_proj" in result.stdout
+
+
+def test_predict_accepts_file_paths() -> None:
+    root = Path(__file__).resolve().parent.parent
+    result = run("predict", "-m", str(root / "tests/fixtures/hf_configs/Qwen2-7B/config.json"),
+                 "-H", str(root / "hardware_specs/h200-sxm.yaml"), "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_compare_and_list() -> None:
+    result = run("compare", "-m", "llama-3-70b", "-H", "h100-sxm", "-H", "mi300x", "--tp", "4", "--tp", "8", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 4
+    assert "ascend-910b" in run("list", "hardware").stdout
+    assert "llama-3.1-405b" in run("list", "models").stdout
+
+
+def _one_line_error(result, pattern: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert pattern in lines[0]
+
+
+@pytest.mark.parametrize(("args", "pattern"), [
+    (["-m", "llama-3-7b", "-H", "h100-sxm"], "did you mean"),
+    (["-m", "llama-3-8b", "-H", "h1000"], "unknown hardware 'h1000'"),
+    (["-m", "llama-3-8b", "-H", "h100-sxm", "--tp", "3"], "does not divide the 32 attention heads"),
+    (["-m", "llama-3-70b", "-H", "h100-sxm"], "does not fit"),
+    (["-m", "llama-3-8b", "-H", "h100-sxm", "--batch", "-1"], "'--batch'"),
+    (["-m", "llama-3-8b", "-H", "a100-sxm-80gb", "--dtype", "fp8"], "no fp8 compute"),
+    (["-m", "llama-3-8b", "-H", "h100-sxm", "--dtype", "fp4"], "fp4"),
+    (["-m", "missing/model.yaml", "-H", "h100-sxm"], "model file not found"),
+])
+def test_bad_input_is_one_line_exit_2(cli, args, pattern) -> None:
+    _one_line_error(cli("predict", *args), pattern)
+
+
+def test_unknown_command_and_option(cli) -> None:
+    _one_line_error(cli("predicts"), "No such command")
+    _one_line_error(cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--tensor", "2"), "No such option")
+
+
+def test_malformed_hardware_file(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ncompute: {peak_tflops: {bf16: {value: -1, source: x}}, gemm_efficiency: {value: 0.8, source: x}}\n")
+    _one_line_error(cli("predict", "-m", "llama-3-8b", "-H", str(bad)), "bad.yaml")
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = runner.invoke(app, ["--debug", "predict", "-m", "nope", "-H", "h100-sxm"])
+    assert result.exit_code != 0
+    assert result.exception is not None
+
+
+def test_cli_start_does_not_import_heavy_libraries() -> None:
+    code = ("import sys, roofline.cli.main; "
+            "heavy = [m for m in ('optuna', 'plotly', 'pandas', 'scipy', 'pyarrow') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,165 @@
+"""Predictions: definitions, the batch-1 decode bound, exact TPOT, prefetch laws and monotonicity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import roofline
+from roofline.evaluate import evaluate_pass, mean_over_steps
+from roofline.exceptions import InfeasibleConfigError, SpecError
+from roofline.graph import build_phase
+from roofline.predict import decode_kv_range
+from roofline.timing import HardwareArrays
+from roofline.workload import Parallelism, Workload
+
+FAST = settings(max_examples=25, deadline=None)
+
+
+def test_batch1_decode_is_weight_bytes_over_bandwidth(llama8b, h100) -> None:
+    p = roofline.predict(llama8b, h100, batch=1, input_len=16, output_len=2, prefetch=False)
+    weights = (llama8b.total_params() - llama8b.vocab_size * llama8b.hidden_size) * 2.0
+    bandwidth = h100.memory.hbm_bandwidth_Bps * h100.memory.hbm_efficiency
+    t = build_phase(llama8b, p.workload, p.parallelism, "decode")
+    launches = float(t.count.sum()) * h100.compute.launch_overhead_s
+    # memory-bound: weights / effective bandwidth, plus one launch per kernel, plus a little
+    # KV and activation traffic
+    assert p.tpot_s == pytest.approx(weights / bandwidth + launches, rel=0.01)
+    assert weights / bandwidth == pytest.approx(5.37e-3, rel=0.01)  # 15.0 GB / 2.81 TB/s
+
+
+def test_definitions_hold(llama8b, h100) -> None:
+    p = roofline.predict(llama8b, h100, batch=4, input_len=512, output_len=64)
+    assert p.e2e_s == pytest.approx(p.ttft_s + 63 * p.tpot_s)
+    assert p.throughput_tok_s == pytest.approx(4 * 64 / p.e2e_s)
+    d = p.to_dict()
+    assert d["tpot_ms"] == pytest.approx(p.tpot_s * 1e3)
+    assert set(d["definitions"]) == {"ttft", "tpot", "e2e", "throughput"}
+
+
+def _brute_force_tpot(model, hw, w, par, prefetch: bool) -> float:
+    table = build_phase(model, w, par, "decode")
+    first, last = decode_kv_range(w)
+    kv = np.arange(first, last + 1, dtype=float)
+    arrays = HardwareArrays.from_spec(hw, len(kv), prefetch=prefetch)
+    res = evaluate_pass(table, arrays, kv)
+    return float(res.time_s.mean())
+
+
+@pytest.mark.parametrize(("model", "hw", "tp", "batch", "inp", "out"), [
+    ("llama-3-70b", "h100-sxm", 8, 4, 4096, 512),
+    ("llama-3-8b", "ascend-910b", 8, 16, 2000, 1000),
+    ("qwen2-72b", "ascend-910b", 8, 64, 1365, 683),
+    ("llama-3-8b", "a100-sxm-80gb", 2, 1, 7, 300),
+])
+def test_tpot_is_the_exact_mean_over_every_step(model, hw, tp, batch, inp, out) -> None:
+    m, h = roofline.load_model(model), roofline.load_hardware(hw)
+    for prefetch in (False, True):
+        p = roofline.predict(m, h, tp=tp, batch=batch, input_len=inp, output_len=out, dtype="int8"
+                             if hw == "ascend-910b" else "bf16", prefetch=prefetch, check_memory=False)
+        brute = _brute_force_tpot(m, h, p.workload, p.parallelism, prefetch)
+        assert p.tpot_s == pytest.approx(brute, rel=1e-12)
+
+
+def test_mean_over_steps_on_a_known_piecewise_function() -> None:
+    def step(rows, kv, rec):
+        kv = kv.astype(float)
+        return rec.max(kv * 2.0, 100.0 + kv * 0.0)[:, None]
+
+    got = mean_over_steps(step, np.array([0, 60]), np.array([99, 60]))
+    expected = np.mean(np.maximum(np.arange(100) * 2.0, 100.0))
+    assert got[0, 0] == pytest.approx(expected, rel=1e-14)
+    assert got[1, 0] == 120.0
+
+
+def test_prefetch_off_is_exactly_the_baseline(llama70b, h100) -> None:
+    on = roofline.predict(llama70b, h100, tp=8, batch=4, input_len=4096, output_len=512, prefetch=True)
+    off = roofline.predict(llama70b, h100, tp=8, batch=4, input_len=4096, output_len=512, prefetch=False)
+    assert off.tpot_s == off.baseline_tpot_s == on.baseline_tpot_s
+    assert off.ttft_s == on.baseline_ttft_s
+    assert on.tpot_s < off.tpot_s
+
+
+def test_out_of_memory_is_a_clear_error(llama70b, h100) -> None:
+    with pytest.raises(InfeasibleConfigError, match=r"does not fit: needs .* GiB per device .* raise tp/pp"):
+        roofline.predict(llama70b, h100, tp=1)
+
+
+def test_bad_workload_values() -> None:
+    with pytest.raises(SpecError, match="batch: must be a positive integer"):
+        Workload(batch=0)
+    with pytest.raises(SpecError, match="weight_dtype: 'fp4' is not allowed"):
+        Workload(weight_dtype="fp4")
+    with pytest.raises(SpecError, match="tp: must be a positive integer"):
+        Parallelism(tp=-2)
+
+
+def test_fp8_on_a_device_without_fp8(llama8b) -> None:
+    with pytest.raises(SpecError, match="no fp8 compute"):
+        roofline.predict(llama8b, "a100-sxm-80gb", dtype="fp8")
+
+
+def test_unknown_override_is_rejected(llama8b, h100) -> None:
+    with pytest.raises(SpecError, match="unknown hardware parameter 'l2_size'"):
+        roofline.predict(llama8b, h100, l2_size=3)
+
+
+# ---- properties -------------------------------------------------------------------------
+
+CONFIG = st.fixed_dictionaries({
+    "batch": st.integers(1, 32),
+    "input_len": st.integers(16, 8192),
+    "output_len": st.integers(2, 256),
+    "tp": st.sampled_from([1, 2, 4, 8]),
+    "prefetch": st.booleans(),
+})
+
+
+def _predict(cfg, **overrides):
+    return roofline.predict("llama-3-8b", "h100-sxm", check_memory=False, **cfg, **overrides)
+
+
+@FAST
+@given(CONFIG, st.floats(1.01, 4.0))
+def test_more_hbm_bandwidth_is_never_slower(cfg, factor) -> None:
+    base = _predict(cfg)
+    fast = _predict(cfg, hbm_bandwidth_GBps=3350 * factor)
+    assert fast.ttft_s <= base.ttft_s * (1 + 1e-12)
+    assert fast.tpot_s <= base.tpot_s * (1 + 1e-12)
+
+
+@FAST
+@given(CONFIG, st.floats(1.01, 4.0))
+def test_more_flops_is_never_slower(cfg, factor) -> None:
+    base = _predict(cfg)
+    fast = _predict(cfg, peak_scale=factor)
+    assert fast.ttft_s <= base.ttft_s * (1 + 1e-12)
+    assert fast.tpot_s <= base.tpot_s * (1 + 1e-12)
+
+
+@FAST
+@given(CONFIG, st.floats(1.01, 4.0))
+def test_faster_links_are_never_slower(cfg, factor) -> None:
+    base = _predict(cfg)
+    fast = _predict(cfg, link_bandwidth_GBps=25 * factor)
+    assert fast.e2e_s <= base.e2e_s * (1 + 1e-12)
+
+
+@FAST
+@given(CONFIG, st.integers(1, 4096))
+def test_time_grows_with_sequence_length(cfg, extra) -> None:
+    base = _predict(cfg)
+    longer = _predict({**cfg, "input_len": cfg["input_len"] + extra})
+    assert longer.ttft_s >= base.ttft_s
+    assert longer.tpot_s >= base.tpot_s
+
+
+@FAST
+@given(CONFIG, st.integers(1, 32))
+def test_time_grows_with_batch(cfg, extra) -> None:
+    base = _predict(cfg)
+    bigger = _predict({**cfg, "batch": cfg["batch"] + extra})
+    assert bigger.ttft_s >= base.ttft_s
+    assert bigger.tpot_s >= base.tpot_s
