@@ -32,10 +32,10 @@ class PassResult:
     prefetch: SegmentPrefetch | None
 
     def op_time_with_prefetch_s(self, table: OpTable) -> np.ndarray:
-        """(n, n_ops) operator times, segment operators at their prefetch-adjusted times."""
+        """(n_ops, n) operator times, segment operators at their prefetch-adjusted times."""
         out = self.times.total_s.copy()
         if self.prefetch is not None:
-            out[:, self.prefetch.ops] = self.prefetch.op_time_s
+            out[self.prefetch.ops] = self.prefetch.op_time_s
         return out
 
 
@@ -55,15 +55,15 @@ def evaluate_pass(table: OpTable, hw: HardwareArrays, kv_len: np.ndarray | None 
     """Time of one pass of ``table`` on every configuration, without and with prefetching."""
     rec = rec or Recorder(active=False)
     t = op_times(table, hw, kv_len, rec, comm_s)
-    path = t.total_s @ table.count
-    stage = t.total_s @ table.stage_count
+    path = table.count @ t.total_s
+    stage = table.stage_count @ t.total_s
     base = _pipeline(path, stage, table, rec)
     if not table.segments:
         return PassResult(base, base, t, None)
     pf = segment_prefetch(table, hw, t, rec)
     saving = pf.saving_s
-    path_pf = path - saving @ np.array([s.count for s in table.segments])
-    stage_pf = stage - saving @ np.array([s.stage_count for s in table.segments])
+    path_pf = path - np.array([s.count for s in table.segments]) @ saving
+    stage_pf = stage - np.array([s.stage_count for s in table.segments]) @ saving
     return PassResult(base, _pipeline(path_pf, stage_pf, table, rec), t, pf)
 
 
@@ -107,6 +107,8 @@ def mean_over_steps(step: StepFunction, first: np.ndarray, last: np.ndarray) -> 
 def _eval(step: StepFunction, rows: np.ndarray, kv_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rec = Recorder()
     values = step(rows, kv_len, rec)
-    flags = np.concatenate([f.reshape(len(rows), -1) for f in rec.flags], axis=1) if rec.flags \
-        else np.zeros((len(rows), 0), dtype=bool)
-    return values, flags
+    n = len(rows)
+    flags = [np.broadcast_to(f, (f.shape[0], n)) for f in rec.flags]
+    # one row of flags per configuration: pack the (k, n) blocks and turn them around once
+    packed = np.concatenate(flags, axis=0).T if flags else np.zeros((n, 0), dtype=bool)
+    return values, packed

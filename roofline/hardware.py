@@ -159,18 +159,25 @@ class DieSpec:
     """Silicon facts the cost model needs."""
 
     process_node: str
-    die_area_mm2: float
+    die_area_mm2: float  # all compute dies together, L2 included
     hbm_stacks: int
-    tdp_w: float
+    tdp_w: float = 0.0
+    hbm_generation: str = "HBM3"
+    num_dies: int = 1
+    l2_sram: str = "gpu_l2"  # gpu_l2 | macro: the SRAM density the cost model uses for L2
 
     @classmethod
     def from_block(cls, b: Block) -> DieSpec:
-        b.check_keys(["process_node", "die_area_mm2", "hbm_stacks"], ["tdp_w", "num_dies", "hbm_generation"])
+        b.check_keys(["process_node", "die_area_mm2", "hbm_stacks"],
+                     ["tdp_w", "num_dies", "hbm_generation", "l2_sram"])
         return cls(
             process_node=b.string("process_node"),
             die_area_mm2=b.number("die_area_mm2", strict=True),
             hbm_stacks=b.integer("hbm_stacks"),
             tdp_w=b.number("tdp_w", default=0.0),
+            hbm_generation=b.string("hbm_generation", default="HBM3"),
+            num_dies=b.integer("num_dies", default=1),
+            l2_sram=b.string("l2_sram", choices=("gpu_l2", "macro"), default="gpu_l2"),
         )
 
 

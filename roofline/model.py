@@ -30,12 +30,16 @@ class MoESpec:
         b.check_keys(["num_experts", "experts_per_token", "expert_intermediate_size"],
                      ["num_shared_experts", "shared_expert_intermediate_size", "first_dense_layers",
                       "moe_layer_interval"])
+        expert_width = b.integer("expert_intermediate_size")
+        shared = b.integer("num_shared_experts", minimum=0, default=0)
         spec = cls(
             num_experts=b.integer("num_experts"),
             experts_per_token=b.integer("experts_per_token"),
-            expert_intermediate_size=b.integer("expert_intermediate_size"),
-            num_shared_experts=b.integer("num_shared_experts", minimum=0, default=0),
-            shared_expert_intermediate_size=b.integer("shared_expert_intermediate_size", minimum=0, default=0),
+            expert_intermediate_size=expert_width,
+            num_shared_experts=shared,
+            # a shared expert is as wide as a routed one unless the spec says otherwise
+            shared_expert_intermediate_size=b.integer("shared_expert_intermediate_size", minimum=0,
+                                                      default=expert_width if shared else 0),
             first_dense_layers=b.integer("first_dense_layers", minimum=0, default=0),
             moe_layer_interval=b.integer("moe_layer_interval", default=1),
         )
@@ -197,6 +201,9 @@ class ModelSpec:
         )
         if spec.num_attention_heads % spec.num_kv_heads:
             raise b.error("num_kv_heads", f"must divide num_attention_heads ({heads})")
+        if spec.moe is not None and spec.num_moe_layers() == 0:
+            raise b.error("moe", f"no layer is a MoE layer: first_dense_layers ({spec.moe.first_dense_layers}) "
+                                 f"and moe_layer_interval leave none of the {spec.num_layers} layers")
         return spec
 
 
@@ -243,19 +250,56 @@ def _hf_mixtral(cfg: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+class _Unsupported(Exception):
+    """A config value the spec format cannot express (turned into a SpecError by the loader)."""
+
+
 def _hf_qwen3_moe(cfg: dict[str, Any]) -> dict[str, Any]:
     spec = _hf_llama_like(cfg)
-    spec["qkv_bias"] = False
+    step = cfg.get("decoder_sparse_step") or 1
+    dense = sorted(cfg.get("mlp_only_layers") or [])
+    # transformers: layer i is MoE iff i not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0
+    if dense and (step != 1 or dense != list(range(len(dense)))):
+        raise _Unsupported("mlp_only_layers: only a leading run of dense layers (0, 1, ..., n-1) with "
+                           f"decoder_sparse_step 1 is supported, got {dense} with step {step}")
     spec["moe"] = {
         "num_experts": cfg["num_experts"],
         "experts_per_token": cfg["num_experts_per_tok"],
         "expert_intermediate_size": cfg["moe_intermediate_size"],
-        "moe_layer_interval": cfg.get("decoder_sparse_step", 1),
+        "first_dense_layers": len(dense),
+        "moe_layer_interval": step,
+    }
+    return spec
+
+
+def _hf_llama4(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Llama 4 (Scout, Maverick): the text decoder of ``text_config`` (the vision tower is not modeled)."""
+    text = cfg.get("text_config", cfg)
+    if not isinstance(text, dict):
+        raise KeyError("text_config")
+    spec = _hf_llama_like({**text, "intermediate_size": text["intermediate_size_mlp"]})
+    spec["tie_word_embeddings"] = bool(text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False)))
+    step = text.get("interleave_moe_layer_step") or 1
+    layers = text["num_hidden_layers"]
+    expected = list(range(step - 1, layers, step))  # transformers' default moe_layers
+    if text.get("moe_layers") is not None and sorted(text["moe_layers"]) != expected:
+        raise _Unsupported(f"moe_layers: only every interleave_moe_layer_step-th layer ({step}) is supported")
+    spec["moe"] = {
+        "num_experts": text["num_local_experts"],
+        "experts_per_token": text.get("num_experts_per_tok", 1),
+        "expert_intermediate_size": text["intermediate_size"],
+        "num_shared_experts": 1,  # Llama 4 always adds one shared expert of the routed width
+        "shared_expert_intermediate_size": text["intermediate_size"],
+        "moe_layer_interval": step,
     }
     return spec
 
 
 def _hf_deepseek_v3(cfg: dict[str, Any]) -> dict[str, Any]:
+    freq = cfg.get("moe_layer_freq") or 1
+    if freq != 1:
+        # transformers: MoE iff i >= first_k_dense_replace and i % moe_layer_freq == 0
+        raise _Unsupported(f"moe_layer_freq: only 1 is supported, got {freq}")
     spec = _hf_llama_like(cfg)
     spec["num_kv_heads"] = cfg["num_attention_heads"]
     spec["head_dim"] = cfg["v_head_dim"]
@@ -263,10 +307,10 @@ def _hf_deepseek_v3(cfg: dict[str, Any]) -> dict[str, Any]:
         "num_experts": cfg["n_routed_experts"],
         "experts_per_token": cfg["num_experts_per_tok"],
         "expert_intermediate_size": cfg["moe_intermediate_size"],
-        "num_shared_experts": cfg.get("n_shared_experts", 0),
+        "num_shared_experts": cfg.get("n_shared_experts") or 0,
         "shared_expert_intermediate_size": cfg["moe_intermediate_size"],
-        "first_dense_layers": cfg.get("first_k_dense_replace", 0),
-        "moe_layer_interval": cfg.get("moe_layer_freq", 1),
+        "first_dense_layers": cfg.get("first_k_dense_replace") or 0,
+        "moe_layer_interval": 1,
     }
     spec["mla"] = {k: cfg[k] for k in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")}
     spec["mla"]["q_lora_rank"] = cfg.get("q_lora_rank") or 0
@@ -284,6 +328,8 @@ HF_ARCHITECTURES = {
     "mixtral": _hf_mixtral,
     "qwen3_moe": _hf_qwen3_moe,
     "deepseek_v3": _hf_deepseek_v3,
+    "llama4": _hf_llama4,
+    "llama4_text": _hf_llama4,
 }
 
 
@@ -301,6 +347,8 @@ def model_from_hf_config(path: Path) -> ModelSpec:
         fields = HF_ARCHITECTURES[model_type](cfg)
     except KeyError as e:
         raise SpecError(f"{path}: {e.args[0]}: missing required key for model_type {model_type}") from None
+    except _Unsupported as e:
+        raise SpecError(f"{path}: {e} (model_type {model_type})") from None
     name = path.parent.name.lower() if path.name == "config.json" else path.stem.lower()
     return ModelSpec.from_dict({"name": name, "architecture": model_type, "source": str(path), **fields}, path)
 

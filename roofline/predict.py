@@ -19,7 +19,7 @@ import numpy as np
 
 from roofline.evaluate import PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
-from roofline.graph import OpTable, build_phase
+from roofline.graph import OpTable, build_phase, weight_params_per_device
 from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import ModelSpec, load_model
 from roofline.prefetch import LIMITS
@@ -72,12 +72,7 @@ class MemoryReport:
 def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
                       capacity_bytes: float) -> MemoryReport:
     """Weights, KV cache and peak activations on one device."""
-    weights = model.total_params() * workload.weight_bytes / (par.tp * par.pp)
-    if model.moe is not None and par.ep > 1:
-        m = model.moe
-        expert_bytes = (model.num_moe_layers() * m.num_experts * model.mlp_params(m.expert_intermediate_size)
-                        * workload.weight_bytes)
-        weights += expert_bytes / par.pp * (1 / par.ep - 1 / par.tp)
+    weights = weight_params_per_device(model, par) * workload.weight_bytes
     kv_per_token = model.kv_elements_per_token() * workload.kv_bytes / par.pp
     if model.mla is None:
         kv_per_token *= max(model.num_kv_heads // par.tp, 1) / model.num_kv_heads
@@ -208,12 +203,12 @@ class _Detail:
         on = bool(arrays.prefetch[0])
 
         def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-            res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, self.decode_comm[rows])
+            res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, self.decode_comm[:, rows])
             ops = res.op_time_with_prefetch_s(decode) if on else res.times.total_s
-            return np.concatenate([res.base_s[:, None], res.time_s[:, None], ops], axis=1)
+            return np.concatenate([res.base_s[:, None], res.time_s[:, None], ops.T], axis=1)
 
         dec_ops = mean_over_steps(step, np.array([self.first]), np.array([self.last]))[0, 2:2 + n_ops]
-        pre_ops = self.pre.op_time_with_prefetch_s(self.prefill)[0] if on else self.pre.times.total_s[0]
+        pre_ops = (self.pre.op_time_with_prefetch_s(self.prefill) if on else self.pre.times.total_s)[:, 0]
         mid = evaluate_pass(decode, arrays, np.array([(self.first + self.last) // 2]))
         breakdown = {
             "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s),
@@ -230,15 +225,15 @@ def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float) 
         if table.is_comm[i]:
             bound = "comm"
         else:
-            bound = "compute" if t.compute_s[0, i] > t.memory_s[0, i] else "memory"
+            bound = "compute" if t.compute_s[i, 0] > t.memory_s[i, 0] else "memory"
         total = float(op_s[i] * table.count[i])
         rows.append({
             "op": name, "kind": table.kinds[i], "count": float(table.count[i]), "bound": bound,
             "time_ms": total * 1e3, "time_per_call_us": float(op_s[i]) * 1e6,
             "share": total / phase_s if phase_s else 0.0,
-            "flops": float(t.flops[0, i] * table.count[i]),
+            "flops": float(t.flops[i, 0] * table.count[i]),
             "weight_bytes": float(table.weight_bytes[i] * table.count[i]),
-            "kv_bytes": float((t.kv_read_bytes[0, i] + table.kv_write_bytes[i]) * table.count[i]),
+            "kv_bytes": float((t.kv_read_bytes[i, 0] + table.kv_write_bytes[i]) * table.count[i]),
             "activation_bytes": float(table.act_bytes[i] * table.count[i]),
             "comm_bytes": float(table.comm_bytes[i] * table.count[i]),
         })
@@ -249,17 +244,17 @@ def _segment_rows(table: OpTable, res: PassResult) -> list[dict[str, Any]]:
     rows = []
     pf = res.prefetch
     for j, seg in enumerate(table.segments):
-        prefetch_time = float(pf.prefetch_time_s[0, j])
+        prefetch_time = float(pf.prefetch_time_s[j, 0])
         rows.append({
             "segment": seg.name, "after": table.names[seg.collective_op], "count": seg.count,
-            "collective_us": float(pf.collective_s[0, j]) * 1e6,
-            "needed_MiB": float(pf.needed_bytes[0, j]) / 2**20,
-            "prefetched_MiB": float(pf.prefetched_bytes[0, j]) / 2**20,
-            "useful_MiB": float(pf.useful_bytes[0, j]) / 2**20,
-            "limited_by": LIMITS[int(pf.limit[0, j])],
-            "collective_to_prefetch_ratio": float(pf.collective_s[0, j]) / prefetch_time
+            "collective_us": float(pf.collective_s[j, 0]) * 1e6,
+            "needed_MiB": float(pf.needed_bytes[j, 0]) / 2**20,
+            "prefetched_MiB": float(pf.prefetched_bytes[j, 0]) / 2**20,
+            "useful_MiB": float(pf.useful_bytes[j, 0]) / 2**20,
+            "limited_by": LIMITS[int(pf.limit[j, 0])],
+            "collective_to_prefetch_ratio": float(pf.collective_s[j, 0]) / prefetch_time
             if prefetch_time > 0 else float("inf"),
-            "time_us": float(pf.time_s[0, j]) * 1e6, "baseline_us": float(pf.base_s[0, j]) * 1e6,
+            "time_us": float(pf.time_s[j, 0]) * 1e6, "baseline_us": float(pf.base_s[j, 0]) * 1e6,
         })
     return rows
 
@@ -281,6 +276,8 @@ def predict(
     pp: int = 1,
     dp: int = 1,
     ep: int = 1,
+    moe_skew: float = 0.0,
+    moe_prefetch: str = "shared",
     workload: Workload | None = None,
     parallelism: Parallelism | None = None,
     prefetch: bool | None = None,
@@ -296,6 +293,8 @@ def predict(
         dtype: weights and activations (``int4`` is weight-only with bf16 activations).
         kv_dtype: KV-cache dtype (default: the activation dtype).
         tp, pp, dp, ep: tensor, pipeline, data and expert parallelism.
+        moe_skew, moe_prefetch: MoE routing skew (0 = uniform) and what PRESERVE may prefetch of
+            the experts (``none``, ``shared``, ``predicted``; see docs/moe.md).
         workload, parallelism: full objects instead of the keyword shortcuts.
         prefetch: PRESERVE prefetching on or off (default: the hardware spec's setting).
         check_memory: raise when weights + KV cache + activations exceed HBM.
@@ -315,8 +314,8 @@ def predict(
         True
     """
     m, hw = _resolve(model, hardware)
-    w = workload or Workload.with_dtype(dtype, batch=batch, input_len=input_len,
-                                        output_len=output_len, kv_dtype=kv_dtype)
+    w = workload or Workload.with_dtype(dtype, batch=batch, input_len=input_len, output_len=output_len,
+                                        kv_dtype=kv_dtype, moe_skew=moe_skew, moe_prefetch=moe_prefetch)
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, **hardware_overrides)
     memory = memory_per_device(m, w, par, float(arrays.hbm_capacity_bytes[0]))
@@ -329,7 +328,7 @@ def predict(
     decode_comm = comm_times(decode, arrays)
 
     def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-        res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, decode_comm[rows])
+        res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, decode_comm[:, rows])
         return np.stack([res.base_s, res.time_s], axis=1)
 
     first, last = decode_kv_range(w)

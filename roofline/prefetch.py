@@ -37,8 +37,8 @@ LIMITS = ("capacity", "collective_time", "nothing_left")
 class SegmentPrefetch:
     """Prefetch of every segment of a table on every configuration.
 
-    Per-segment arrays have shape (n, n_segments); ``op_time_s`` has shape (n, len(ops)) for
-    the operators of all segments in order (``ops`` indexes the table).
+    Per-segment arrays have shape (n_segments, n). ``ops`` lists the table index of every
+    segment operator (segments in order); ``op_time_s`` gives their times, shape (len(ops), n).
     """
 
     ops: np.ndarray
@@ -48,93 +48,136 @@ class SegmentPrefetch:
     useful_bytes: np.ndarray  # prefetched bytes still in L2 when used
     base_s: np.ndarray  # segment time without prefetching
     time_s: np.ndarray  # segment time with prefetching (never above base_s)
-    op_time_s: np.ndarray  # operator times with prefetching
     limit: np.ndarray  # index into LIMITS
     prefetch_time_s: np.ndarray  # time to read D from HBM at the effective bandwidth
+    helps: np.ndarray  # (n_segments, n) the runtime prefetches (it pays)
+    base_op_time_s: np.ndarray  # (len(ops), n) operator times without prefetching
+    fetch_rows: np.ndarray  # rows of ``ops`` whose operators read prefetchable bytes
+    fetch_seg: np.ndarray  # their segment numbers
+    fetch_op_time_s: np.ndarray  # their times when the segment prefetches
 
     @property
     def saving_s(self) -> np.ndarray:
         return self.base_s - self.time_s
 
+    @property
+    def op_time_s(self) -> np.ndarray:
+        """Operator times: with prefetching where the segment prefetches, else the baseline."""
+        out = self.base_op_time_s.copy()
+        out[self.fetch_rows] = np.where(self.helps[self.fetch_seg], self.fetch_op_time_s,
+                                        self.base_op_time_s[self.fetch_rows])
+        return out
+
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where each segment's operators sit in the concatenated operator axis."""
+    """Segment membership as matrices, and the operators that read prefetchable bytes."""
 
     ops: np.ndarray  # table index of every segment operator, segments in order
-    starts: np.ndarray  # first position of each segment
-    lasts: np.ndarray  # last position of each segment
-    seg_of: np.ndarray  # segment number of every position
+    member: np.ndarray  # (n_segments, n_ops) 1 where the operator is in the segment
+    fetch: np.ndarray  # table index of the operators with prefetchable bytes, segments in order
+    fetch_rows: np.ndarray  # their position in ``ops``
+    fetch_seg: np.ndarray  # their segment number
+    fetch_member: np.ndarray  # (n_segments, len(fetch)) membership of those operators
+    fetch_starts: np.ndarray  # first position of each segment within ``fetch`` (or -1)
     collective: np.ndarray  # table index of each segment's preceding collective
     working_set: np.ndarray  # bytes of L2 the collective and the segment's activations hold
     collective_hbm: np.ndarray  # HBM bytes each preceding collective moves
 
 
-def _layout(table: OpTable) -> _Layout:
-    # Tables are immutable and cached by build_phase: keep the layout beside the table.
-    cached = table.__dict__.get("_prefetch_layout")
-    if cached is None:
-        cached = table.__dict__["_prefetch_layout"] = _make_layout(table)
-    return cached
+def _layout(table: OpTable, weights: bool, kv: bool) -> _Layout:
+    # Tables are immutable and cached by build_phase: keep the layouts beside the table.
+    cache = table.__dict__.setdefault("_prefetch_layouts", {})
+    if (weights, kv) not in cache:
+        cache[(weights, kv)] = _make_layout(table, weights, kv)
+    return cache[(weights, kv)]
 
 
-def _make_layout(table: OpTable) -> _Layout:
-    ops, starts, seg_of, ws, hbm = [], [], [], [], []
+def _make_layout(table: OpTable, weights: bool, kv: bool) -> _Layout:
+    ops, seg_of, ws, hbm = [], [], [], []
+    member = np.zeros((len(table.segments), table.n_ops))
     for j, seg in enumerate(table.segments):
-        starts.append(len(ops))
         ops.extend(seg.ops)
         seg_of.extend([j] * len(seg.ops))
+        member[j, list(seg.ops)] = 1.0
         ws.append(table.comm_bytes[seg.collective_op] + table.act_bytes[list(seg.ops)].max())
         hbm.append(collective_hbm(table, seg.collective_op))
+    ops_arr, seg_arr = np.array(ops, dtype=int), np.array(seg_of, dtype=int)
+    reads = np.zeros(table.n_ops, dtype=bool)
+    if weights:
+        reads |= table.prefetch_weight_bytes > 0
+    if kv:
+        reads |= (table.kv_read_bytes > 0) | (table.kv_read_per_kv > 0)
+    rows = np.flatnonzero(reads[ops_arr])
+    fetch_seg = seg_arr[rows]
+    fetch_member = (fetch_seg[None, :] == np.arange(len(table.segments))[:, None]).astype(float)
+    starts = np.array([np.argmax(fetch_seg == j) if (fetch_seg == j).any() else -1
+                       for j in range(len(table.segments))], dtype=int)
     collective = np.array([seg.collective_op for seg in table.segments], dtype=int)
-    starts_arr = np.array(starts, dtype=int)
-    lasts = np.append(starts_arr[1:], len(ops)) - 1
-    return _Layout(np.array(ops, dtype=int), starts_arr, lasts, np.array(seg_of, dtype=int),
-                   collective, np.array(ws), np.array(hbm))
+    return _Layout(ops_arr, member, ops_arr[rows], rows, fetch_seg, fetch_member, starts, collective,
+                   np.array(ws), np.array(hbm))
+
+
+def _cumsum_within(a: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Running sum of the rows of ``a`` that restarts at every new segment number in ``seg``.
+
+    Row by row: numpy's strided accumulate along axis 0 is several times slower here, and there
+    are only a few operators.
+    """
+    out = np.empty_like(a)
+    for i in range(len(a)):
+        if i and seg[i] == seg[i - 1]:
+            np.add(out[i - 1], a[i], out=out[i])
+        else:
+            out[i] = a[i]
+    return out
 
 
 def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
                      rec: Recorder | None = None) -> SegmentPrefetch:
-    """Prefetch model of every segment of ``table`` (see the module docstring)."""
-    rec = rec or Recorder(active=False)
-    lay = _layout(table)
-    ops, starts, seg_of = lay.ops, lay.starts, lay.seg_of
-    bw = t.hbm_Bps_eff  # (n, 1)
-    coll_s = t.total_s[:, lay.collective]
-    base_ops = t.total_s[:, ops]
-    base = np.add.reduceat(base_ops, starts, axis=1)
+    """Prefetch model of every segment of ``table`` (see the module docstring).
 
-    wanted = table.weight_bytes[ops] * hw.prefetch_weights + t.kv_read_bytes[:, ops] * hw.prefetch_kv
-    end_global = np.cumsum(wanted, axis=1)
-    seg_end = end_global[:, lay.lasts]
-    seg_offset = np.concatenate([np.zeros((len(wanted), 1)), seg_end[:, :-1]], axis=1)
-    needed = seg_end - seg_offset
-    l2 = hw.l2_bytes[:, None]
-    free_l2 = np.maximum(l2 - lay.working_set, 0.0)
-    threshold = hw.prefetch_threshold_fraction[:, None] * l2
+    Only operators that read prefetchable bytes change; the others enter through segment sums.
+    Arrays have configurations on the last axis.
+    """
+    rec = rec or Recorder(active=False)
+    lay = _layout(table, hw.prefetch_weights, hw.prefetch_kv)
+    fetch, fseg = lay.fetch, lay.fetch_seg
+    bw = t.hbm_Bps_eff  # (n,)
+    coll_s = t.total_s[lay.collective]
+    base = lay.member @ t.total_s
+
+    wanted = np.zeros((len(fetch), hw.n))
+    if hw.prefetch_weights:
+        wanted += table.prefetch_weight_bytes[fetch][:, None]
+    if hw.prefetch_kv:
+        wanted += t.kv_read_bytes[fetch]
+    end = _cumsum_within(wanted, fseg)  # bytes up to the end of each operator, per segment
+    needed = lay.fetch_member @ wanted
+    l2 = hw.l2_bytes
+    free_l2 = np.maximum(l2 - lay.working_set[:, None], 0.0)
+    threshold = hw.prefetch_threshold_fraction * l2
     target = rec.min(threshold, needed)
     useful = rec.min(target, free_l2)
-    during = rec.min(target, np.maximum(coll_s * bw - lay.collective_hbm, 0.0))
+    during = rec.min(target, np.maximum(coll_s * bw - lay.collective_hbm[:, None], 0.0))
 
     # LRU keeps the last `useful` bytes of each segment's prefetch order [0, target)
-    end = end_global - seg_offset[:, seg_of]
-    start = end - wanted
-    lo = rec.max(start, (target - useful)[:, seg_of])
-    hi = rec.min(end, target[:, seg_of])
+    lo = rec.max(end - wanted, (target - useful)[fseg])
+    hi = rec.min(end, target[fseg])
     in_l2 = rec.max(hi - lo, 0.0)
 
-    from_hbm = t.mem_bytes[:, ops] - in_l2
-    memory = from_hbm / bw + in_l2 / hw.l2_Bps[:, None]
-    op_time = rec.max(t.compute_s[:, ops], memory) + hw.launch_s[:, None]
-    hbm_busy = (np.add.reduceat(from_hbm, starts, axis=1) + (target - during)) / bw
-    with_prefetch = rec.max(np.add.reduceat(op_time, starts, axis=1), hbm_busy)
-    on = hw.prefetch[:, None]
-    time = np.where(on, rec.min(with_prefetch, base), base)
-    helps = on & (with_prefetch < base)
-    op_time = np.where(helps[:, seg_of], op_time, base_ops)
+    memory = (t.hbm_bytes[fetch] - in_l2) / bw + (t.l2_bytes[fetch] + in_l2) / hw.l2_Bps
+    op_time = rec.max(t.compute_s[fetch], memory) + hw.launch_s
+    in_l2_seg = lay.fetch_member @ in_l2
+    hbm_busy = (lay.member @ t.hbm_bytes - in_l2_seg + (target - during)) / bw
+    ops_time = base + lay.fetch_member @ (op_time - t.total_s[fetch])
+    with_prefetch = rec.max(ops_time, hbm_busy)
+    time = np.where(hw.prefetch, rec.min(with_prefetch, base), base)
+    helps = hw.prefetch & (with_prefetch < base)
 
     fits = needed <= np.minimum(threshold, free_l2)
     limit = np.where(during < target, 1, np.where(fits, 2, 0))
     # where the runtime does not prefetch (it would not pay), nothing is prefetched
     during, useful = np.where(helps, during, 0.0), np.where(helps, useful, 0.0)
-    return SegmentPrefetch(ops, coll_s, needed, during, useful, base, time, op_time, limit, needed / bw)
+    return SegmentPrefetch(lay.ops, coll_s, needed, during, useful, base, time, limit, needed / bw,
+                           helps, t.total_s[lay.ops], lay.fetch_rows, fseg, op_time)

@@ -67,12 +67,11 @@ class HardwareArrays:
         return replace(self, **changes)
 
     def intra(self) -> TierArrays:
-        return TierArrays(self.link_Bps[:, None], self.links[:, None], self.link_latency_s[:, None],
-                          self.link_efficiency[:, None], self.full_mesh)
+        return TierArrays(self.link_Bps, self.links, self.link_latency_s, self.link_efficiency,
+                          self.full_mesh)
 
     def inter(self) -> TierArrays:
-        return TierArrays(self.net_Bps[:, None], 1.0, self.net_latency_s[:, None],
-                          self.net_efficiency[:, None], False)
+        return TierArrays(self.net_Bps, 1.0, self.net_latency_s, self.net_efficiency, False)
 
     @classmethod
     def from_spec(cls, spec: HardwareSpec, n: int = 1, *, prefetch: ArrayLike | None = None,
@@ -151,7 +150,10 @@ SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 
 class Recorder:
     """max/min that remember which side won, so a caller can tell where a piecewise-linear
-    function of the KV length changes slope (see :func:`roofline.evaluate.mean_over_steps`)."""
+    function of the KV length changes slope (see :func:`roofline.evaluate.mean_over_steps`).
+
+    Arrays have the configurations on their last axis; flags are kept as (k, n) blocks.
+    """
 
     def __init__(self, active: bool = True) -> None:
         self.active = active
@@ -159,96 +161,102 @@ class Recorder:
 
     def _note(self, a: np.ndarray, b: np.ndarray) -> None:
         if self.active:
-            flag = np.asarray(a > b)
-            self.flags.append(flag.reshape(flag.shape[0], -1) if flag.ndim else flag.reshape(1, 1))
+            flag = np.greater(a, b)
+            self.flags.append(flag.reshape(-1, flag.shape[-1]) if flag.ndim else flag.reshape(1, 1))
 
     def max(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
-        a, b = np.asarray(a), np.asarray(b)
         self._note(a, b)
         return np.maximum(a, b)
 
     def min(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
-        a, b = np.asarray(a), np.asarray(b)
         self._note(a, b)
         return np.minimum(a, b)
 
 
 @dataclass(frozen=True)
 class OpTimes:
-    """Per-operator times of one pass, shape (n, n_ops), in seconds."""
+    """Per-operator quantities of one pass, shape (n_ops, n): operators first, configurations last
+    (so per-operator rows are contiguous and sums over operators are fast)."""
 
     compute_s: np.ndarray
     memory_s: np.ndarray
-    comm_s: np.ndarray
-    total_s: np.ndarray  # max(compute, memory) + launch, or the collective time
+    total_s: np.ndarray  # max(compute, memory) + launch, or the collective time + launch
     flops: np.ndarray
-    mem_bytes: np.ndarray
+    hbm_bytes: np.ndarray  # bytes read or written in HBM
+    l2_bytes: np.ndarray  # activation bytes served by L2 (they fit in it)
     kv_read_bytes: np.ndarray
-    hbm_Bps_eff: np.ndarray  # (n, 1)
+    hbm_Bps_eff: np.ndarray  # (n,) achievable HBM bandwidth
 
 
 def _gemm_efficiency(table: OpTable, hw: HardwareArrays) -> np.ndarray:
-    eff = hw.gemm_efficiency[:, None] * np.ones(table.n_ops)
-    if hw.efficiency_curve_m:
-        sizes, effs = zip(*hw.efficiency_curve_m, strict=False)
-        factor = np.interp(np.log2(np.maximum(table.m, 1.0)), np.log2(sizes), effs)
-        eff = eff * np.where(table.is_matrix, factor / max(effs), 1.0)
-    return eff
+    if not hw.efficiency_curve_m:
+        return hw.gemm_efficiency
+    sizes, effs = zip(*hw.efficiency_curve_m)
+    factor = np.interp(np.log2(np.maximum(table.m, 1.0)), np.log2(sizes), effs)
+    return hw.gemm_efficiency * np.where(table.is_matrix, factor / max(effs), 1.0)[:, None]
 
 
-def _peak_matrix(table: OpTable, hw: HardwareArrays) -> np.ndarray:
-    dtypes = sorted(set(table.dtypes))
-    columns = []
-    for d in dtypes:
-        if d in hw.peak_flops:
-            columns.append(hw.peak_flops[d])
-        elif d in ("bf16", "fp16") and ({"bf16", "fp16"} & set(hw.peak_flops)):
-            columns.append(hw.peak_flops["bf16" if "bf16" in hw.peak_flops else "fp16"])
+def _compute_rate(table: OpTable, hw: HardwareArrays) -> np.ndarray:
+    """(n_ops, n) FLOP/s each operator runs at: its dtype's peak times efficiency, or the vector rate."""
+    rows = []
+    for dtype, matrix in zip(table.dtypes, table.is_matrix):
+        if not matrix:
+            rows.append(hw.vector_flops)
         else:
-            raise SpecError(f"the device has no {d} compute (it supports {', '.join(hw.peak_flops)}); "
-                            f"choose another --dtype")
-    peaks = np.stack(columns, axis=1)
-    index = np.array([dtypes.index(d) for d in table.dtypes])
-    return peaks[:, index]
+            rows.append(_peak(hw, dtype))
+    rate = np.stack(rows)
+    return np.where(table.is_matrix[:, None], rate * _gemm_efficiency(table, hw), rate)
+
+
+def _peak(hw: HardwareArrays, dtype: str) -> np.ndarray:
+    if dtype in hw.peak_flops:
+        return hw.peak_flops[dtype]
+    if dtype in ("bf16", "fp16"):
+        for alias in ("bf16", "fp16"):
+            if alias in hw.peak_flops:
+                return hw.peak_flops[alias]
+    raise SpecError(f"the device has no {dtype} compute (it supports {', '.join(hw.peak_flops)}); "
+                    f"choose another --dtype")
 
 
 def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None,
              rec: Recorder | None = None, comm_s: np.ndarray | None = None) -> OpTimes:
     """Roofline time of every operator of ``table`` on every configuration of ``hw``.
 
-    compute = FLOPs / (peak(dtype) * efficiency), memory = bytes / (HBM bandwidth * efficiency),
-    time = max(compute, memory) + launch overhead; collectives take their alpha-beta time.
-    ``kv_len`` (shape (n,)) is the decode KV length; prefill tables ignore it. ``comm_s`` may
-    pass in :func:`comm_times` computed earlier (they do not depend on the KV length).
+    compute = FLOPs / (peak(dtype) * efficiency); memory = HBM bytes / (HBM bandwidth *
+    efficiency) + L2 bytes / L2 bandwidth, where an operator's activations are served by L2 when
+    they fit in it (its producer just wrote them); time = max(compute, memory) + launch overhead.
+    Collectives take their alpha-beta time plus a launch. ``kv_len`` (shape (n,)) is the decode
+    KV length; prefill tables ignore it. ``comm_s`` may pass in :func:`comm_times` computed
+    earlier (they do not depend on the KV length).
     """
     rec = rec or Recorder(active=False)
     n = hw.n
     kv = np.zeros(n) if kv_len is None else np.broadcast_to(np.asarray(kv_len, dtype=float), (n,))
-    flops = table.flops_at(kv)
-    kv_read = table.kv_read_at(kv)
-    mem_bytes = table.weight_bytes + kv_read + table.kv_write_bytes + table.act_bytes
-    rate = np.where(table.is_matrix, _peak_matrix(table, hw) * _gemm_efficiency(table, hw),
-                    hw.vector_flops[:, None])
-    compute = flops / rate
-    hbm_eff = (hw.hbm_Bps * hw.hbm_efficiency)[:, None]
-    memory = mem_bytes / hbm_eff
+    flops = table.flops[:, None] + table.flops_per_kv[:, None] * kv
+    kv_read = table.kv_read_bytes[:, None] + table.kv_read_per_kv[:, None] * kv
+    act = table.act_bytes[:, None]
+    act_in_l2 = np.where(act <= hw.l2_bytes, act, 0.0)
+    hbm_bytes = kv_read + (table.weight_bytes + table.kv_write_bytes)[:, None] + (act - act_in_l2)
+    compute = flops / _compute_rate(table, hw)
+    hbm_eff = hw.hbm_Bps * hw.hbm_efficiency
+    memory = hbm_bytes / hbm_eff + act_in_l2 / hw.l2_Bps
     comm = comm_times(table, hw) if comm_s is None else comm_s
-    busy = rec.max(compute, memory) + hw.launch_s[:, None]
-    # collectives pay a kernel launch too (NCCL / HCCL kernels), on top of their alpha terms
-    total = np.where(table.is_comm, comm + hw.launch_s[:, None], busy)
-    return OpTimes(compute, memory, comm, total, flops, mem_bytes, kv_read, hbm_eff)
+    busy = rec.max(compute, memory) + hw.launch_s
+    total = np.where(table.is_comm[:, None], comm + hw.launch_s, busy)
+    return OpTimes(compute, memory, total, flops, hbm_bytes, act_in_l2, kv_read, hbm_eff)
 
 
 def comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
-    """(n, n_ops) collective times; zero for the other operators."""
-    out = np.zeros((hw.n, table.n_ops))
+    """(n_ops, n) collective times; zero for the other operators."""
+    out = np.zeros((table.n_ops, hw.n))
     intra, inter = hw.intra(), hw.inter()
     done: dict[tuple[str, float, int], np.ndarray] = {}
     for i in np.flatnonzero(table.is_comm):  # a handful of collectives per table, not configs
         key = (table.collectives[i], float(table.comm_bytes[i]), int(table.group[i]))
         if key not in done:
             done[key] = collective_time_s(*key, intra, inter, hw.devices_per_node)
-        out[:, i] = done[key][:, 0]
+        out[i] = done[key]
     return out
 
 

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.model import ModelSpec
 
-__all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "Workload", "Parallelism"]
+__all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "MOE_PREFETCH", "Workload", "Parallelism"]
 
 #: Bytes per element of each data type.
 DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4")
 ACTIVATION_DTYPES = ("bf16", "fp16", "fp8", "int8")
 KV_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4")
+#: What prefetching may bring into L2 for MoE layers (see docs/moe.md).
+MOE_PREFETCH = ("none", "shared", "predicted")
 
 
 def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -27,6 +29,16 @@ class Workload:
 
     ``weight_dtype`` and ``activation_dtype`` set the GEMM precision: W8A8 int8 or fp8 runs on the
     int8/fp8 units; int4 (weight-only) GEMMs run at the activation dtype's rate.
+
+    Mixture-of-experts traffic (ignored by dense models, see docs/moe.md):
+
+    - ``moe_skew``: Zipf exponent of expert popularity (0 = uniform routing). It sets how many
+      distinct experts a batch activates, hence the expert weight bytes read in decode.
+    - ``moe_prefetch``: what PRESERVE may prefetch for MoE layers. ``"none"``: no expert
+      weights; ``"shared"`` (default): shared experts, plus routed experts where the routing is
+      already known when the collective starts (the EP dispatch all-to-all); ``"predicted"``:
+      routed experts everywhere (their expected distinct bytes, as if the routing were known
+      before the router runs: an upper bound for expert-prediction schemes).
     """
 
     batch: int = 1
@@ -36,6 +48,8 @@ class Workload:
     activation_dtype: str = "bf16"
     kv_dtype: str | None = None  # defaults to the activation dtype
     comm_dtype: str = "bf16"  # all-reduces sum in 16 bit even for 8-bit activations
+    moe_skew: float = 0.0
+    moe_prefetch: str = "shared"
 
     def __post_init__(self) -> None:
         for name in ("batch", "input_len", "output_len"):
@@ -46,6 +60,10 @@ class Workload:
         _check_choice("activation_dtype", self.activation_dtype, ACTIVATION_DTYPES)
         _check_choice("kv_dtype", self.kv, KV_DTYPES)
         _check_choice("comm_dtype", self.comm_dtype, ACTIVATION_DTYPES + ("fp32",))
+        _check_choice("moe_prefetch", self.moe_prefetch, MOE_PREFETCH)
+        skew = self.moe_skew
+        if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew < float("inf"):
+            raise SpecError(f"workload: moe_skew: must be a finite number >= 0, got {skew!r}")
 
     @classmethod
     def with_dtype(cls, dtype: str, **kwargs: object) -> Workload:
@@ -87,6 +105,11 @@ class Parallelism:
     ``tp`` shards heads and MLP columns (all-reduce after O-proj and down-proj), ``pp`` splits the
     layers into stages (send/recv between them; ``microbatches`` fills the pipeline), ``ep`` spreads
     MoE experts, ``dp`` replicates the whole arrangement.
+
+    Expert parallelism reuses the devices of attention: a MoE layer runs on ``max(ep, tp)``
+    devices, each holding ``num_experts / ep`` experts split ``max(tp / ep, 1)`` ways. With
+    ``ep > tp`` the experts span ``ep / tp`` of the ``dp`` attention replicas (DP attention),
+    whose tokens meet in all-to-all dispatch and combine (see docs/moe.md).
     """
 
     tp: int = 1
@@ -134,3 +157,10 @@ class Parallelism:
             if self.ep > self.tp * self.dp:
                 raise InfeasibleConfigError(
                     f"ep={self.ep} exceeds the tp*dp={self.tp * self.dp} devices that hold the experts")
+            if self.ep < self.tp and self.tp % self.ep:
+                raise InfeasibleConfigError(
+                    f"ep={self.ep} must divide tp={self.tp} (each expert is then split tp/ep ways)")
+            if self.ep > self.tp and (self.ep % self.tp or self.dp % (self.ep // self.tp)):
+                raise InfeasibleConfigError(
+                    f"ep={self.ep} larger than tp={self.tp} must be tp times a divisor of dp={self.dp} "
+                    f"(the experts then span ep/tp attention replicas)")

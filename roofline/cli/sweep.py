@@ -1,0 +1,170 @@
+"""`roofline sweep` (grid sweeps from a sweep file) and `roofline pareto` (fronts of a results file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from roofline.cli._common import check_output, echo_err, fail, print_table, user_errors
+
+app = typer.Typer()
+
+SHOW = ["model", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
+        "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "decode_bound"]
+
+
+def _progress_bar(total_label: str):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn(total_label), BarColumn(), MofNCompleteColumn(), TextColumn("configs"),
+                    TimeRemainingColumn(), transient=False, console=_stderr_console())
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _columns(rows: list[dict[str, Any]], extra: list[str]) -> list[str]:
+    if not rows:
+        return []
+    cols = [c for c in SHOW + extra if c in rows[0]]
+    return list(dict.fromkeys(cols))
+
+
+@app.command("sweep")
+@user_errors
+def sweep_command(
+    file: Annotated[Path, typer.Argument(help="Sweep file (YAML); see sweeps/ for examples.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for results and plots.")] = Path("runs/sweep"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output folder.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted sweep in --out.")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Configurations per vectorized chunk.")] = 65536,
+    csv: Annotated[bool | None, typer.Option("--csv/--no-csv", help="Also write results.csv (default: up to 2M rows).")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML (and PNG) plots.")] = True,
+    top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
+) -> None:
+    """Evaluate every configuration of a sweep file; write Parquet/CSV, a ranked table and plots.
+
+    Example: roofline sweep sweeps/quickstart.yaml --out runs/quickstart
+    """
+    from roofline.sweep import run_sweep
+    from roofline.sweepfile import load_sweep
+
+    spec = load_sweep(file)
+    total = spec.grid_size()
+    with _progress_bar(f"sweep {spec.name}") as bar:
+        task = bar.add_task("sweep", total=total)
+        result = run_sweep(spec, out, force=force, resume=resume, workers=workers, chunk_size=chunk_size,
+                           csv=csv, top=top, progress=lambda done, _t: bar.update(task, completed=done))
+    for reason in result.skipped:
+        echo_err(f"skipped: {reason}")
+    direction, metric = spec.objective
+    rows = result.best
+    print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "
+                f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})",
+                _columns(rows, [metric]), [[r[c] for c in _columns(rows, [metric])] for r in rows])
+    if plots:
+        result.files += _sweep_plots(spec, result)
+    typer.echo("wrote " + ", ".join(str(f) for f in result.files))
+
+
+def _sweep_plots(spec, result) -> list[Path]:
+    import pandas as pd
+
+    from roofline import plots
+
+    out = result.out_dir / "plots"
+    out.mkdir(exist_ok=True)
+    written: list[Path] = []
+    pareto = pd.DataFrame(result.pareto)
+    (dx, x), (dy, y) = spec.pareto[0], spec.pareto[1]
+    import pyarrow.parquet as pq
+
+    sample = pq.read_table(result.out_dir / "results.parquet").to_pandas() if result.rows <= 200_000 else \
+        _sample(result.out_dir / "results.parquet", 200_000)
+    sample = sample[sample["feasible"]]
+    with plots.FigureWriter() as writer:
+        fig = plots.plot_pareto_front(
+            pd.concat([sample, pareto], ignore_index=True) if len(pareto) else sample, x, y,
+            front_mask=None, title=f"{spec.name}: Pareto front ({dx} {x}, {dy} {y})")
+        written += writer.write(fig, out / "pareto")
+        if "l2_capacity_MiB" in sample.columns and sample["l2_capacity_MiB"].nunique() > 1:
+            fig = plots.plot_metric_vs_parameter(
+                sample, "l2_capacity_MiB", "tok_s_per_kusd",
+                series={"with prefetch": "tok_s_per_kusd", "without prefetch": "baseline_tok_s_per_kusd"},
+                group="model" if sample["model"].nunique() > 1 else None,
+                title=f"{spec.name}: performance per cost against L2 size (best over the other parameters)")
+            written += writer.write(fig, out / "perf_per_cost_vs_l2")
+    return written
+
+
+def _sample(path: Path, n: int):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    import numpy as np
+
+    idx = np.random.default_rng(0).choice(table.num_rows, size=n, replace=False)
+    return table.take(idx).to_pandas()
+
+
+@app.command("pareto")
+@user_errors
+def pareto_command(
+    results: Annotated[Path, typer.Argument(help="A results file (Parquet or CSV) from `roofline sweep`.")],
+    minimize: Annotated[list[str] | None, typer.Option("--minimize", help="Metric to minimize (repeat).")] = None,
+    maximize: Annotated[list[str] | None, typer.Option("--maximize", help="Metric to maximize (repeat).")] = None,
+    feasible_only: Annotated[bool, typer.Option("--feasible-only/--all", help="Ignore rows that break constraints.")] = True,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the front (CSV, Parquet or JSON by suffix).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a Pareto plot (HTML and PNG) with this stem.")] = None,
+) -> None:
+    """The non-dominated configurations for two or three metrics.
+
+    Example: roofline pareto runs/quickstart/results.parquet --minimize system_cost_usd --maximize throughput_tok_s
+    """
+    import numpy as np
+    import pandas as pd
+
+    from roofline.pareto import pareto_mask
+
+    if not results.exists():
+        raise fail(f"{results}: results file not found")
+    df = pd.read_parquet(results) if results.suffix == ".parquet" else pd.read_csv(results)
+    pairs = [(m, False) for m in minimize or []] + [(m, True) for m in maximize or []]
+    if not 2 <= len(pairs) <= 3:
+        raise fail(f"give 2 or 3 metrics with --minimize/--maximize, got {len(pairs)}")
+    for m, _ in pairs:
+        if m not in df.columns:
+            numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+            raise fail(f"{results}: no column {m!r}; numeric columns: {', '.join(numeric)}")
+    if feasible_only and "feasible" in df.columns:
+        df = df[df["feasible"].astype(bool)]
+    mask = pareto_mask(np.column_stack([df[m].to_numpy(float) for m, _ in pairs]), [mx for _, mx in pairs])
+    front = df[mask].sort_values(pairs[0][0])
+    cols = [c for c in SHOW if c in front.columns and c not in {m for m, _ in pairs}] + [m for m, _ in pairs]
+    print_table(f"Pareto front: {len(front)} of {len(df)} rows", cols, front[cols].head(50).values.tolist())
+    if out is not None:
+        check_output(out, force)
+        if out.suffix == ".parquet":
+            front.to_parquet(out)
+        elif out.suffix == ".json":
+            front.to_json(out, orient="records", indent=2)
+        else:
+            front.to_csv(out, index=False)
+    if plot is not None:
+        from roofline import plots
+
+        fig = plots.plot_pareto_front(df, pairs[0][0], pairs[1][0], front_mask=mask)
+        plots.save_figure(fig, plot)

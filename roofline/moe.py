@@ -1,0 +1,201 @@
+"""Mixture of experts: how many distinct experts a batch activates, and how experts are placed.
+
+In decode a MoE layer reads the weights of every expert that at least one token of the batch
+was routed to, not all experts and not ``top_k`` of them. With ``T`` tokens, each routed to
+``k`` of ``E`` experts, and expert ``i`` chosen by a token with probability ``q_i``
+(``sum(q) = k``, ``q_i <= 1``), tokens independent of each other, the expected number of
+distinct experts is
+
+    D(T) = sum_i [1 - (1 - q_i)^T]
+
+which under uniform routing (``q_i = k/E``) is the closed form ``E * (1 - (1 - k/E)^T)``.
+Only the per-token inclusion probabilities matter, not how a token's ``k`` experts are drawn
+jointly (expectation is linear over experts).
+
+Skew: expert popularity follows a Zipf law ``p_i ~ (i + 1)^-s`` with ``s = moe_skew``
+(``s = 0`` is uniform). A token's inclusion probabilities are ``q_i = min(1, c * p_i)`` with
+``c`` chosen so that ``sum(q) = k`` (water-filling: the most popular experts saturate at 1
+and the rest share what is left in proportion to ``p``). Skew lowers ``D``: the batch keeps
+hitting the same popular experts.
+
+Placement: with expert parallelism ``ep`` each device holds ``E / ep`` experts. Experts are
+assumed dealt round-robin by popularity (expert ``i`` on device ``i mod ep``), so every
+device sees about the same mix; the model uses the average device, ``D / ep``.
+
+The functions broadcast over ``tokens`` (array_like in, same shape out; scalar in, float out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "zipf_popularity",
+    "inclusion_probabilities",
+    "expected_distinct_experts",
+    "uniform_distinct_experts",
+    "sample_distinct_experts",
+    "ExpertLayout",
+]
+
+
+def zipf_popularity(num_experts: int, skew: float = 0.0) -> np.ndarray:
+    """Routing popularity of each expert, shape (num_experts,), summing to 1.
+
+    ``p_i ~ (i + 1)^-skew``: ``skew = 0`` is uniform, ``skew = 1`` is the classic Zipf law.
+    """
+    _check(num_experts, 1, skew)
+    if skew == 0:
+        return np.full(num_experts, 1.0 / num_experts)
+    p = np.arange(1, num_experts + 1, dtype=float) ** -float(skew)
+    return p / p.sum()
+
+
+def inclusion_probabilities(num_experts: int, experts_per_token: int, skew: float = 0.0) -> np.ndarray:
+    """Probability that one token is routed to each expert, shape (num_experts,).
+
+    ``q_i = min(1, c * p_i)`` with ``sum(q) = experts_per_token`` (see the module docstring).
+
+    Example:
+        >>> inclusion_probabilities(8, 2)
+        array([0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25])
+    """
+    _check(num_experts, experts_per_token, skew)
+    k = experts_per_token
+    if skew == 0:
+        return np.full(num_experts, k / num_experts)
+    p = zipf_popularity(num_experts, skew)
+    q = np.zeros(num_experts)
+    saturated = np.zeros(num_experts, dtype=bool)
+    for _ in range(k + 1):  # each pass saturates at least one more expert, at most k in all
+        free = ~saturated
+        q[free] = (k - saturated.sum()) * p[free] / p[free].sum()
+        over = free & (q > 1.0)
+        if not over.any():
+            break
+        saturated |= over
+        q[over] = 1.0
+    return q
+
+
+def uniform_distinct_experts(num_experts: int, experts_per_token: int, tokens: ArrayLike) -> np.ndarray | float:
+    """Closed form under uniform routing: ``E * (1 - (1 - k/E)^T)``.
+
+    Example:
+        >>> uniform_distinct_experts(8, 2, 1)
+        2.0
+        >>> uniform_distinct_experts(256, 8, [1, 1000]).round(2)
+        array([  8.  , 256.  ])
+    """
+    _check(num_experts, experts_per_token, 0.0)
+    t = _tokens(tokens)
+    e, k = float(num_experts), float(experts_per_token)
+    out = e * (1.0 - (1.0 - k / e) ** t)
+    return out[()] if out.ndim == 0 else out
+
+
+def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: ArrayLike,
+                              skew: float = 0.0) -> np.ndarray | float:
+    """Expected number of distinct experts that ``tokens`` tokens are routed to.
+
+    Args:
+        num_experts: routed experts ``E`` of the layer.
+        experts_per_token: ``k`` (top-k).
+        tokens: tokens routed together (one decode step: the batch), array_like, >= 0;
+            fractional values are allowed (expected token counts).
+        skew: Zipf exponent of the expert popularity (0: uniform).
+
+    Returns:
+        ``sum_i 1 - (1 - q_i)^T``, the shape of ``tokens`` (a float for a scalar).
+    """
+    if skew == 0:
+        return uniform_distinct_experts(num_experts, experts_per_token, tokens)
+    q = inclusion_probabilities(num_experts, experts_per_token, skew)
+    t = _tokens(tokens)
+    out = np.sum(1.0 - (1.0 - q) ** t[..., None], axis=-1)
+    return out[()] if out.ndim == 0 else out
+
+
+def sample_distinct_experts(num_experts: int, experts_per_token: int, tokens: int, skew: float = 0.0,
+                            trials: int = 1000, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Monte Carlo draw of the distinct experts ``tokens`` tokens hit, shape (trials,).
+
+    Each token draws its ``k`` experts by systematic sampling on the inclusion probabilities
+    (one uniform offset ``u``; the experts whose cumulative-probability interval holds
+    ``u, u + 1, ..., u + k - 1``): exactly ``k`` distinct experts with marginals ``q_i``.
+    A check of :func:`expected_distinct_experts`, not used by the model.
+    """
+    rng = rng or np.random.default_rng(0)
+    q = inclusion_probabilities(num_experts, experts_per_token, skew)
+    edges = np.cumsum(q)
+    edges[-1] = experts_per_token  # guard the last edge against rounding
+    u = rng.random((trials, tokens, 1)) + np.arange(experts_per_token)
+    chosen = np.minimum(np.searchsorted(edges, u, side="right"), num_experts - 1)
+    hit = np.zeros((trials, num_experts), dtype=bool)
+    hit[np.arange(trials)[:, None], chosen.reshape(trials, -1)] = True
+    return hit.sum(axis=1)
+
+
+class ExpertLayout:
+    """Where the routed experts of one MoE layer run, per device.
+
+    The MoE layer uses ``group = max(ep, tp)`` devices of one pipeline stage: ``ep`` expert
+    shards, each expert also split ``etp = group / ep`` ways by tensor parallelism (``ep = 1``:
+    every expert split over the TP group, as a dense MLP). When ``ep > tp`` the group spans
+    ``group / tp`` attention replicas (DP for attention), each with its own batch.
+
+    Args:
+        num_experts, experts_per_token: the layer's ``E`` and ``k``.
+        tokens: tokens of one attention replica in this pass (``T``).
+        tp, ep: tensor and expert parallelism.
+        skew: Zipf exponent of expert popularity.
+    """
+
+    def __init__(self, num_experts: int, experts_per_token: int, tokens: float, tp: int, ep: int,
+                 skew: float = 0.0) -> None:
+        self.num_experts, self.k, self.tp, self.ep = num_experts, experts_per_token, tp, ep
+        self.group = max(ep, tp)
+        self.etp = self.group // ep  # expert tensor parallelism
+        self.replicas = self.group // tp  # attention replicas whose tokens meet in the group
+        self.local_experts = num_experts // ep
+        self.tokens = float(tokens)
+        self.group_tokens = self.tokens * self.replicas
+        # each device dispatches (or, for ep = 1, owns a 1/tp share of) T / tp tokens
+        self.device_tokens = self.tokens / tp
+        self.skew = skew
+
+    @property
+    def rows(self) -> float:
+        """Expected (token, expert) rows one device computes: ``T/tp * k * etp``."""
+        return self.device_tokens * self.k * self.etp
+
+    @property
+    def distinct_experts(self) -> float:
+        """Expected distinct local experts the group's tokens activate on one device."""
+        total = expected_distinct_experts(self.num_experts, self.k, self.group_tokens, self.skew)
+        return float(total) / self.ep
+
+    @property
+    def rows_per_expert(self) -> float:
+        """Mean GEMM rows of one active expert (the grouped GEMM's ``m``)."""
+        d = self.distinct_experts
+        return self.rows / d if d > 0 else 0.0
+
+    def dispatch_elements(self, hidden: int) -> float:
+        """Elements in one device's all-to-all buffer: its tokens, k copies, to etp ranks each."""
+        return self.device_tokens * self.k * self.etp * hidden
+
+
+def _tokens(tokens: ArrayLike) -> np.ndarray:
+    t = np.asarray(tokens, dtype=float)
+    if np.any(t < 0) or np.any(~np.isfinite(t)):
+        raise ValueError(f"tokens must be finite and >= 0, got {tokens!r}")
+    return t
+
+
+def _check(num_experts: int, k: int, skew: float) -> None:
+    if num_experts < 1 or not 1 <= k <= num_experts:
+        raise ValueError(f"need 1 <= experts_per_token <= num_experts, got k={k}, E={num_experts}")
+    if not np.isfinite(skew) or skew < 0:
+        raise ValueError(f"moe skew must be a finite number >= 0, got {skew!r}")

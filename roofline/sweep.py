@@ -1,0 +1,352 @@
+"""Grid sweeps: every combination of a sweep file's parameters, evaluated in vectorized chunks.
+
+Structural choices (model, device, batch, sequence lengths, dtype, parallelism) are a handful of
+combinations; for each, the operator tables are built once and the hardware grid is evaluated
+in chunks of ``chunk_size`` configurations with numpy (no Python loop over configurations).
+Chunks run in worker processes and each lands in its own Parquet part file as soon as it is
+done, so an interrupted sweep keeps every finished chunk and ``resume`` skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from roofline.cost import CostParameters, load_cost_parameters
+from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
+from roofline.exceptions import InfeasibleConfigError, RooflineError, SpecError
+from roofline.hardware import load_hardware
+from roofline.model import load_model
+from roofline.pareto import pareto_mask
+from roofline.predict import DEFINITIONS
+from roofline.sweepfile import SweepSpec
+from roofline.workload import Parallelism, Workload
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask"]
+
+PARTS = ".parts"
+
+
+def scenario_for(values: dict[str, Any]) -> Scenario:
+    """The Scenario of one structural combination (raises for an impossible parallelism)."""
+    model = load_model(values["model"])
+    workload = Workload.with_dtype(values["dtype"], batch=int(values["batch"]),
+                                   input_len=int(values["input_len"]), output_len=int(values["output_len"]),
+                                   kv_dtype=values.get("kv_dtype"))
+    par = Parallelism(tp=int(values["tp"]), pp=int(values["pp"]), dp=int(values["dp"]), ep=int(values["ep"]))
+    par.check(model)
+    return Scenario(model, workload, par, load_hardware(values["hardware"]))
+
+
+@lru_cache(maxsize=8)
+def _cost_params(file: str | None, overrides: tuple[tuple[str, Any], ...]) -> CostParameters:
+    return load_cost_parameters(file, dict(overrides) or None)
+
+
+def cost_parameters(spec: SweepSpec) -> CostParameters:
+    return _cost_params(spec.cost_file, tuple(sorted(spec.cost_overrides.items())))
+
+
+def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
+    """Constraints of the sweep file as one boolean mask."""
+    ok = np.ones(len(m["tpot_ms"]), dtype=bool)
+    c = spec.constraints
+    if c.get("memory_fit", True):
+        ok &= m["fits"]
+    for key, metric, upper in (("max_tpot_ms", "tpot_ms", True), ("max_ttft_ms", "ttft_ms", True),
+                               ("max_e2e_ms", "e2e_ms", True), ("max_system_cost_usd", "system_cost_usd", True),
+                               ("min_throughput_tok_s", "throughput_tok_s", False)):
+        if key in c:
+            ok &= (m[metric] <= c[key]) if upper else (m[metric] >= c[key])
+    return ok
+
+
+def evaluate_rows(spec: SweepSpec, combo: dict[str, Any], params: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Metrics and configuration columns for the hardware points ``params`` of one combination."""
+    scenario = scenario_for(combo)
+    n = len(next(iter(params.values()))) if params else 1
+    hw_params = {k: v for k, v in params.items() if k != "prefetch"}
+    m = evaluate_configs(scenario, n, prefetch=params.get("prefetch"), cost_params=cost_parameters(spec),
+                         **hw_params)
+    columns: dict[str, Any] = {
+        "model": np.full(n, scenario.model.name), "hardware": np.full(n, scenario.hardware.name),
+        "batch": np.full(n, scenario.workload.batch), "input_len": np.full(n, scenario.workload.input_len),
+        "output_len": np.full(n, scenario.workload.output_len),
+        "dtype": np.full(n, scenario.workload.weight_dtype), "kv_dtype": np.full(n, scenario.workload.kv),
+        "tp": np.full(n, scenario.parallelism.tp), "pp": np.full(n, scenario.parallelism.pp),
+        "dp": np.full(n, scenario.parallelism.dp), "ep": np.full(n, scenario.parallelism.ep),
+        "devices": np.full(n, scenario.devices),
+    }
+    for name, values in params.items():
+        columns[name] = np.broadcast_to(values, (n,))
+    if "prefetch" not in params:
+        columns["prefetch"] = np.full(n, scenario.hardware.prefetch.enabled)
+    columns.update({k: v for k, v in m.items() if k != "decode_bound"})
+    columns["decode_bound"] = np.asarray(BOUNDS)[m["decode_bound"]]
+    columns["feasible"] = feasible_mask(spec, m)
+    return columns
+
+
+@dataclass(frozen=True)
+class _Task:
+    combo_index: int
+    chunk_index: int
+    start: int
+    stop: int
+
+
+def _grid_chunk(grid: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
+    names = list(grid)
+    if not names:
+        return {}
+    shape = tuple(len(grid[n]) for n in names)
+    idx = np.unravel_index(np.arange(start, stop), shape)
+    return {n: grid[n][i] for n, i in zip(names, idx)}
+
+
+def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = evaluate_rows(spec, combos[task.combo_index], _grid_chunk(spec.hardware_grid(), task.start, task.stop))
+    table = pa.table(columns)
+    final = parts / f"part-{task.combo_index:04d}-{task.chunk_index:06d}.parquet"
+    tmp = final.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)  # atomic: a part file is either complete or absent
+    return task.stop - task.start
+
+
+def _plan(spec: SweepSpec, chunk_size: int) -> tuple[list[dict[str, Any]], list[_Task], list[str]]:
+    combos, skipped = [], []
+    for values in spec.structural_combinations():
+        try:
+            scenario_for(values)
+        except InfeasibleConfigError as e:
+            skipped.append(str(e))
+            continue
+        combos.append(values)
+    grid = spec.hardware_grid()
+    size = int(np.prod([len(v) for v in grid.values()], dtype=np.int64)) if grid else 1
+    tasks = [_Task(c, k, start, min(start + chunk_size, size))
+             for c in range(len(combos)) for k, start in enumerate(range(0, size, chunk_size))]
+    return combos, tasks, skipped
+
+
+@dataclass
+class SweepResult:
+    """What a finished sweep wrote, and its headline numbers."""
+
+    out_dir: Path
+    rows: int
+    feasible: int
+    seconds: float
+    files: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    best: list[dict[str, Any]] = field(default_factory=list)
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def configs_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    workers: int | None = None,
+    chunk_size: int = 65536,
+    csv: bool | None = None,
+    top: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """Run a grid sweep and write ``results.parquet`` (and ``results.csv``) into ``out_dir``.
+
+    Args:
+        spec: the parsed sweep file.
+        out_dir: output folder; an existing one is refused unless ``force`` (start over) or
+            ``resume`` (keep finished chunks of an interrupted run).
+        workers: processes (default: the CPU count); 1 runs in this process.
+        chunk_size: configurations per vectorized evaluation (bounds memory).
+        csv: also write CSV (default: when the sweep has at most 2 million rows).
+        top: best rows kept in the result summary.
+        progress: called with (rows done, rows total) as chunks finish.
+    """
+    out = Path(out_dir)
+    parts = out / PARTS
+    if out.exists() and any(out.iterdir()) and not (force or resume):
+        raise SpecError(f"{out}: output directory exists and is not empty; pass --force to overwrite "
+                        f"or --resume to continue an interrupted sweep")
+    if force and out.exists() and not resume:
+        shutil.rmtree(out)
+    parts.mkdir(parents=True, exist_ok=True)
+    combos, tasks, skipped = _plan(spec, chunk_size)
+    if not tasks:
+        raise InfeasibleConfigError(f"{spec.path}: no feasible combination to sweep ({'; '.join(skipped[:3])})")
+    total = sum(t.stop - t.start for t in tasks)
+    todo = [t for t in tasks if not (parts / f"part-{t.combo_index:04d}-{t.chunk_index:06d}.parquet").exists()]
+    done = total - sum(t.stop - t.start for t in todo)
+    started = time.perf_counter()
+    if progress:
+        progress(done, total)
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(todo) == 1:
+        for t in todo:
+            done += _run_task(spec, combos, t, parts)
+            if progress:
+                progress(done, total)
+    else:
+        done = _run_parallel(spec, combos, todo, parts, workers, done, total, progress)
+    seconds = time.perf_counter() - started
+    return _finalize(spec, out, parts, total, seconds, skipped, csv, top)
+
+
+def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Task], parts: Path, workers: int,
+                  done: int, total: int, progress: Callable[[int, int], None] | None) -> int:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending = set()
+        queue: Iterator[_Task] = iter(todo)
+        for t in queue:  # keep at most 2 tasks per worker in flight: memory stays bounded
+            pending.add(pool.submit(_run_task, spec, combos, t, parts))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done += f.result()
+                if progress:
+                    progress(done, total)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(_run_task, spec, combos, nxt, parts))
+    return done
+
+
+def _better(direction: str) -> bool:
+    return direction == "maximize"
+
+
+def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: float, skipped: list[str],
+              csv: bool | None, top: int) -> SweepResult:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    dataset = ds.dataset(sorted(parts.glob("part-*.parquet")), format="parquet")
+    write_csv = csv if csv is not None else total <= 2_000_000
+    results = out / "results.parquet"
+    files = [results]
+    direction, metric = spec.objective
+    pareto_metrics = [m for _, m in spec.pareto]
+    best = _TopK(top, metric, _better(direction))
+    front_rows: list[pa.Table] = []
+    feasible = 0
+    writer = None
+    csv_writer = None
+    try:
+        for batch in dataset.to_batches(batch_size=262_144):
+            table = pa.Table.from_batches([batch])
+            if writer is None:
+                writer = pq.ParquetWriter(results, table.schema)
+                if write_csv:
+                    csv_writer = pacsv.CSVWriter(out / "results.csv", table.schema)
+            writer.write_table(table)
+            if csv_writer is not None:
+                csv_writer.write_table(table)
+            ok = np.asarray(table.column("feasible"))
+            feasible += int(ok.sum())
+            if ok.any():
+                good = table.filter(pa.array(ok))
+                best.add(good)
+                front_rows.append(_front(good, spec))
+    finally:
+        if writer is not None:
+            writer.close()
+        if csv_writer is not None:
+            csv_writer.close()
+    if write_csv:
+        files.append(out / "results.csv")
+    shutil.rmtree(parts)
+    pareto = pa.concat_tables(front_rows) if front_rows else None
+    pareto = _front(pareto, spec) if pareto is not None and pareto.num_rows else pareto
+    pareto_list = pareto.sort_by(pareto_metrics[0]).to_pylist() if pareto is not None else []
+    if pareto is not None:
+        pq.write_table(pareto, out / "pareto.parquet")
+        files.append(out / "pareto.parquet")
+    result = SweepResult(out, total, feasible, seconds, files, skipped, best.rows(), pareto_list)
+    summary = {
+        "sweep": spec.name, "file": spec.path, "rows": total, "feasible": feasible,
+        "seconds": round(seconds, 3), "configs_per_second": round(result.configs_per_second),
+        "objective": {direction: metric}, "pareto": [{d: m} for d, m in spec.pareto],
+        "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
+        "pareto_front": pareto_list, "definitions": DEFINITIONS, "metrics": METRICS,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    files.append(out / "summary.json")
+    return result
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value).__name__)
+
+
+def _front(table: Any, spec: SweepSpec) -> Any:
+    import pyarrow as pa
+
+    values = np.column_stack([np.asarray(table.column(m), dtype=float) for _, m in spec.pareto])
+    mask = pareto_mask(values, [_better(d) for d, _ in spec.pareto])
+    return table.filter(pa.array(mask))
+
+
+class _TopK:
+    """The k best rows seen so far by one metric, merged batch by batch."""
+
+    def __init__(self, k: int, metric: str, maximize: bool) -> None:
+        self.k, self.metric, self.maximize = k, metric, maximize
+        self.table: Any = None
+
+    def add(self, table: Any) -> None:
+        import pyarrow as pa
+
+        merged = table if self.table is None else pa.concat_tables([self.table, table])
+        order = "descending" if self.maximize else "ascending"
+        self.table = merged.sort_by([(self.metric, order)]).slice(0, self.k)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [] if self.table is None else self.table.to_pylist()
+
+
+def sweep_frame(spec: SweepSpec, *, max_rows: int = 5_000_000) -> pd.DataFrame:
+    """Evaluate a (small) sweep in memory and return a DataFrame, for notebooks."""
+    import pandas as pd
+
+    combos, tasks, _ = _plan(spec, chunk_size=max_rows)
+    frames = []
+    for t in tasks:
+        columns = evaluate_rows(spec, combos[t.combo_index], _grid_chunk(spec.hardware_grid(), t.start, t.stop))
+        frames.append(pd.DataFrame(columns))
+    if not frames:
+        raise RooflineError(f"{spec.path}: nothing to sweep")
+    return pd.concat(frames, ignore_index=True)
