@@ -281,6 +281,8 @@ def predict(
     workload: Workload | None = None,
     parallelism: Parallelism | None = None,
     prefetch: bool | None = None,
+    prefetch_weights: bool | None = None,
+    prefetch_kv: bool | None = None,
     check_memory: bool = True,
     **hardware_overrides: float,
 ) -> Prediction:
@@ -297,6 +299,8 @@ def predict(
             the experts (``none``, ``shared``, ``predicted``; see docs/moe.md).
         workload, parallelism: full objects instead of the keyword shortcuts.
         prefetch: PRESERVE prefetching on or off (default: the hardware spec's setting).
+        prefetch_weights, prefetch_kv: whether weights and the KV cache are prefetched
+            (default: the hardware spec's ``prefetch`` block, both on).
         check_memory: raise when weights + KV cache + activations exceed HBM.
         **hardware_overrides: sweepable parameters with units in the name, e.g.
             ``l2_capacity_MiB=96``, ``hbm_bandwidth_GBps=4000``.
@@ -314,6 +318,8 @@ def predict(
         True
     """
     m, hw = _resolve(model, hardware)
+    if prefetch_weights is not None or prefetch_kv is not None:
+        hw = hw.with_overrides(weights=prefetch_weights, kv_cache=prefetch_kv)
     w = workload or Workload.with_dtype(dtype, batch=batch, input_len=input_len, output_len=output_len,
                                         kv_dtype=kv_dtype, moe_skew=moe_skew, moe_prefetch=moe_prefetch)
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)

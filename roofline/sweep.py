@@ -35,7 +35,7 @@ from roofline.workload import Parallelism, Workload
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask"]
+__all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask"]
 
 PARTS = ".parts"
 
@@ -189,12 +189,10 @@ def run_sweep(
         progress: called with (rows done, rows total) as chunks finish.
     """
     out = Path(out_dir)
-    parts = out / PARTS
-    if out.exists() and any(out.iterdir()) and not (force or resume):
-        raise SpecError(f"{out}: output directory exists and is not empty; pass --force to overwrite "
-                        f"or --resume to continue an interrupted sweep")
+    check_out_dir(out, force=force, resume=resume)
     if force and out.exists() and not resume:
         shutil.rmtree(out)
+    parts = out / PARTS
     parts.mkdir(parents=True, exist_ok=True)
     combos, tasks, skipped = _plan(spec, chunk_size)
     if not tasks:
@@ -215,6 +213,15 @@ def run_sweep(
         done = _run_parallel(spec, combos, todo, parts, workers, done, total, progress)
     seconds = time.perf_counter() - started
     return _finalize(spec, out, parts, total, seconds, skipped, csv, top)
+
+
+def check_out_dir(out: Path, *, force: bool, resume: bool) -> None:
+    """Refuse a non-empty output folder unless the user said --force or --resume."""
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"{out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not (force or resume):
+        raise SpecError(f"{out}: output directory exists and is not empty; pass --force to overwrite "
+                        f"or --resume to continue an interrupted sweep")
 
 
 def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Task], parts: Path, workers: int,

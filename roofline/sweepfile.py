@@ -31,6 +31,8 @@ import numpy as np
 
 from roofline._specfile import Block, closest, read_yaml
 from roofline.exceptions import SpecError
+from roofline.hardware import load_hardware
+from roofline.model import load_model
 from roofline.timing import SWEEPABLE
 
 __all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "METRIC_NAMES"]
@@ -207,6 +209,15 @@ def _names(b: Block, key: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _check_specs(file: str, key: str, names: tuple[str, ...], loader: Any) -> None:
+    """Load every named spec now, so a typo fails before the sweep starts."""
+    for name in names:
+        try:
+            loader(name)
+        except SpecError as e:
+            raise SpecError(f"{file}: {key}: {e}") from None
+
+
 def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     """Parse and check a sweep definition; every error names the file and key."""
     b = Block(data, file)
@@ -247,9 +258,12 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
         if cost.has("overrides"):
             overrides = dict(cost.block("overrides").data)
     search = dict(b.block("search").data) if b.has("search") else {}
+    models, devices = _names(b, "model"), _names(b, "hardware")
+    _check_specs(file, "model", models, load_model)
+    _check_specs(file, "hardware", devices, load_hardware)
     return SweepSpec(
-        name=str(b.raw("name", Path(file).stem)), path=str(file), hardware=_names(b, "hardware"),
-        models=_names(b, "model"), fixed=fixed, parameters=tuple(parameters), constraints=constraints,
+        name=str(b.raw("name", Path(file).stem)), path=str(file), hardware=devices,
+        models=models, fixed=fixed, parameters=tuple(parameters), constraints=constraints,
         objective=objective, pareto=_pareto(b), cost_file=cost_file, cost_overrides=overrides,
         search=search, description=str(b.raw("description", "")),
     )

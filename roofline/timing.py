@@ -103,7 +103,11 @@ class HardwareArrays:
                 raise SpecError(f"unknown hardware parameter {key!r}; sweepable: {', '.join(sorted(SWEEPABLE))}")
             arr = np.broadcast_to(np.asarray(value, dtype=float), (n,))
             if np.any(arr < 0) or np.any(~np.isfinite(arr)):
-                raise SpecError(f"hardware parameter {key}: must be a finite number >= 0")
+                raise SpecError(f"hardware parameter {key}: must be a finite number >= 0, got {_worst(arr)}")
+            if key in _FRACTIONS and np.any(arr > 1):
+                raise SpecError(f"hardware parameter {key}: must be at most 1, got {_worst(arr)}"
+                                + (" (the prefetch threshold is a fraction of the L2 capacity and cannot "
+                                   "exceed it)" if key == "prefetch_threshold_fraction" else ""))
             field_name, convert = SWEEPABLE[key]
             if field_name == "peak_scale":
                 peaks = {d: v * arr for d, v in peaks.items()}
@@ -119,6 +123,14 @@ class HardwareArrays:
             prefetch_weights=spec.prefetch.weights, prefetch_kv=spec.prefetch.kv_cache,
             efficiency_curve_m=c.efficiency_curve_m,
         )
+
+
+_FRACTIONS = ("gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction")
+
+
+def _worst(arr: np.ndarray) -> str:
+    bad = arr[(arr < 0) | ~np.isfinite(arr) | (arr > 1)] if arr.size else arr
+    return f"{(bad if bad.size else arr).flat[0]:g}"
 
 
 def _scale(factor: float) -> Callable[[np.ndarray], np.ndarray]:

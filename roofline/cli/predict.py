@@ -37,7 +37,11 @@ Prefetch = Annotated[bool | None, typer.Option("--prefetch/--no-prefetch",
 L2 = Annotated[float | None, typer.Option(min=0, help="Override the L2 capacity (MiB).")]
 L2BW = Annotated[float | None, typer.Option(min=0, help="Override the L2 bandwidth (GB/s).")]
 HBMBW = Annotated[float | None, typer.Option(min=0, help="Override the HBM bandwidth (GB/s).")]
-Threshold = Annotated[float | None, typer.Option(min=0, max=1, help="Prefetch threshold, fraction of L2.")]
+Threshold = Annotated[float | None, typer.Option(help="Prefetch threshold, fraction of L2 (0 to 1).")]
+PrefetchWeights = Annotated[bool | None, typer.Option("--prefetch-weights/--no-prefetch-weights",
+                                                      help="Prefetch weights (default: the device spec's setting).")]
+PrefetchKV = Annotated[bool | None, typer.Option("--prefetch-kv/--no-prefetch-kv",
+                                                 help="Prefetch the KV cache (default: the device spec's setting).")]
 LinkBW = Annotated[float | None, typer.Option(min=0, help="Override the per-link bandwidth (GB/s per direction).")]
 
 
@@ -76,6 +80,8 @@ def predict_command(
     l2_bandwidth: L2BW = None,
     hbm_bandwidth: HBMBW = None,
     prefetch_threshold: Threshold = None,
+    prefetch_weights: PrefetchWeights = None,
+    prefetch_kv: PrefetchKV = None,
     link_bandwidth: LinkBW = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (times in ms, unit in the key).")] = False,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator table for each phase.")] = False,
@@ -87,7 +93,7 @@ def predict_command(
     """
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
                 dtype=dtype.value, kv_dtype=kv_dtype.value if kv_dtype else None, tp=tp, pp=pp, dp=dp,
-                ep=ep, prefetch=prefetch,
+                ep=ep, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
     if as_json:
         d = p.to_dict()

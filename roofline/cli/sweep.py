@@ -58,10 +58,11 @@ def sweep_command(
 
     Example: roofline sweep sweeps/quickstart.yaml --out runs/quickstart
     """
-    from roofline.sweep import run_sweep
+    from roofline.sweep import check_out_dir, run_sweep
     from roofline.sweepfile import load_sweep
 
     spec = load_sweep(file)
+    check_out_dir(out, force=force, resume=resume)
     total = spec.grid_size()
     with _progress_bar(f"sweep {spec.name}") as bar:
         task = bar.add_task("sweep", total=total)
