@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline._malloc import tune_malloc
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError, SpecError
@@ -204,6 +205,7 @@ def run_sweep(
     if progress:
         progress(done, total)
     workers = workers or os.cpu_count() or 1
+    tune_malloc()  # forked workers inherit it
     if workers == 1 or len(todo) == 1:
         for t in todo:
             done += _run_task(spec, combos, t, parts)
