@@ -173,8 +173,14 @@ class _LayerBuilder:
     def tp_collective(self, name: str, count: float, stage: float, elements: float, label: str = "") -> int:
         tp = self.p.tp
         size = elements * self.w.comm_bytes
-        kind = "reducescatter" if self.p.tp_comm == "rs_ag" else "allreduce"
-        return self.add(_Op(name, "collective", count, stage, collective=kind, comm_bytes=size, group=tp,
+        if self.p.tp_comm == "rs_ag":
+            # sequence parallel: reduce-scatter the partial sums, then all-gather before the next
+            # GEMM (norms and residual adds in between are charged at full size: a small excess)
+            self.add(_Op(f"{name}_reducescatter", "collective", count, stage, collective="reducescatter",
+                         comm_bytes=size, group=tp, label=label))
+            return self.add(_Op(f"{name}_allgather", "collective", count, stage, collective="allgather",
+                                comm_bytes=size, group=tp, label=label))
+        return self.add(_Op(name, "collective", count, stage, collective="allreduce", comm_bytes=size, group=tp,
                             label=label))
 
     # -- the transformer --------------------------------------------------------------------

@@ -98,7 +98,7 @@ def _sweep_plots(spec, result) -> list[Path]:
     with plots.FigureWriter() as writer:
         fig = plots.plot_pareto_front(
             pd.concat([sample, pareto], ignore_index=True) if len(pareto) else sample, x, y,
-            front_mask=None, title=f"{spec.name}: Pareto front ({dx} {x}, {dy} {y})")
+            x_better=dx[:3], y_better=dy[:3], title=f"{spec.name}: Pareto front ({dx} {x}, {dy} {y})")
         written += writer.write(fig, out / "pareto")
         if "l2_capacity_MiB" in sample.columns and sample["l2_capacity_MiB"].nunique() > 1:
             fig = plots.plot_metric_vs_parameter(
@@ -167,5 +167,8 @@ def pareto_command(
     if plot is not None:
         from roofline import plots
 
-        fig = plots.plot_pareto_front(df, pairs[0][0], pairs[1][0], front_mask=mask)
-        plots.save_figure(fig, plot)
+        (x, x_max), (y, y_max) = pairs[0], pairs[1]
+        fig = plots.plot_pareto_front(df, x, y, front_mask=mask, x_better="max" if x_max else "min",
+                                      y_better="max" if y_max else "min")
+        for path in plots.save_figure(fig, plot):
+            typer.echo(f"wrote {path}")
