@@ -10,14 +10,16 @@ same, however many rows it has. Stages and what they fit:
    ``launch_overhead_us`` and the wall-clock offset of PyTorch-timed data; then fp8 GEMMs ->
    ``per_kind["gemm:fp8"]`` and the effective fp8 peak ``peak_tflops_fp8`` that gives ``predict``
    (one efficiency for every dtype) the fitted fp8 rate.
-2. ``layer``: linear layers and elementwise/norm kernels (vidur, llmcompass) -> per-kind
-   efficiencies (``per_kind["linear"]``, ``per_kind["elementwise:<op>"]``) and the constant that
-   each timing method adds (``offsets_us``: GPU kernel times leave out launch gaps, PyTorch
-   wall-clock adds host overhead).
+2. ``layer``: linear layers (vidur) -> ``per_kind["linear"]``; each elementwise or norm kernel
+   -> ``per_kind["elementwise:<op>"]`` (memory efficiency, L2 bandwidth, fixed cost per op).
 3. ``attention``: prefill and decode attention kernels -> ``per_kind["attention_prefill"]`` and
-   ``per_kind["attention_decode"]`` (compute and memory efficiency, fixed cost).
+   ``per_kind["attention_decode"]`` (compute and memory efficiency, L2 bandwidth, fixed cost, and
+   the kernel's granularity, chosen among a few values by training error: the prefill tile
+   ``_tile`` and the decode KV block ``_kv_tile``; keys with a leading underscore are not
+   hardware parameters).
 4. ``collectives``: per collective, algorithm family (NCCL, TensorRT-LLM custom) and scope
-   (intra / inter node) -> link latency and efficiency (inter node: latency and bandwidth).
+   (intra / inter node) -> link latency and efficiency (inter node: latency and bandwidth),
+   then the same per GPU count (``<key>:n<GPUs>``).
    The NCCL all-reduce fit within a node sets the device-wide ``link_latency_us`` /
    ``link_efficiency`` that ``predict`` uses; the inter-node send/recv fit (else all-reduce) sets
    ``inter_node_latency_us`` / ``inter_node_bandwidth_GBps`` (the efficiency folded in).
@@ -58,7 +60,8 @@ from roofline.validation._serving import (
 )
 from roofline.validation._split import assign_split, describe_split
 
-__all__ = ["CURVE_M", "CalibrationResult", "calibrate_device", "predict_all", "profile_hardware"]
+__all__ = ["CURVE_M", "STAGES", "CalibrationResult", "calibrate_device", "predict_all", "profile_hardware",
+           "mark_queued"]
 
 #: m (GEMM rows) of the efficiency-curve knots; the last one is fixed at 1.
 CURVE_M = (1, 4, 16, 64, 256, 1024, 4096, 16384)
@@ -212,7 +215,8 @@ def _subset(b: CaseBatch, keep: np.ndarray) -> CaseBatch:
         groups = tuple((n, p, np.array([where[int(r)] for r in rows if int(r) in where]))
                        for n, p, rows in b.groups)
         groups = tuple(g for g in groups if len(g[2]))
-    return replace(b, index=b.index[keep], sources=b.sources[keep], count=b.count[keep], table=table,
+    raw = None if b.raw is None else {k: np.asarray(v)[keep] for k, v in b.raw.items()}
+    return replace(b, index=b.index[keep], sources=b.sources[keep], count=b.count[keep], table=table, raw=raw,
                    size_bytes=None if b.size_bytes is None else b.size_bytes[keep], groups=groups)
 
 
@@ -223,19 +227,11 @@ def _reindex(b: CaseBatch, index: np.ndarray) -> CaseBatch:
 
 
 def _offset_params(frame: pd.DataFrame, kinds: Sequence[str], base: dict[str, Any]) -> list[_Param]:
-    """Offsets of the timing sources in these kinds not fitted yet (aiconfigurator's CUDA-event
-    and graph timings are the reference: no offset)."""
-    sub = frame[frame["kind"].isin(kinds)]
-    keys = sorted(set(offset_key(sub)) - {k for k in offset_key(sub) if k.startswith("aiconfigurator")}
-                  - set(base.get("offsets_us", {})))
-    out = []
-    for k in keys:
-        if k.endswith(":wallclock"):
-            out.append(_Param(("offsets_us", k), 10.0, 0.0, 300.0, log=False))
-        else:  # kernel times: the launch gap may be partly or wholly missing
-            launch = base["overrides"].get("launch_overhead_us", 3.0)
-            out.append(_Param(("offsets_us", k), 0.0, -0.95 * launch, 20.0, log=False))
-    return out
+    """Offsets of the wall-clock timing sources among these kinds not fitted yet (GPU-timed
+    sources, CUDA events, graphs or kernel traces, are the reference: no offset)."""
+    sub = frame[frame["kind"].isin(kinds) & (frame["timing"] == "wallclock")]
+    keys = sorted(set(offset_key(sub)) - set(base.get("offsets_us", {})))
+    return [_Param(("offsets_us", k), 10.0, 0.0, 300.0, log=False) for k in keys]
 
 
 def _stage_gemm(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -> dict[str, Any]:
@@ -284,24 +280,32 @@ def _stage_gemm(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -
 
 
 def _stage_layer(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -> dict[str, Any]:
-    kinds = ["linear", "elementwise"]
-    batches, measured = _stage_batches(train, kinds)
-    if not batches:
-        return base
-    params: list[_Param] = []
-    for b in batches:
+    """Linear layers (one fit) and each elementwise op (one fit each: its own memory efficiency,
+    L2 bandwidth and fixed cost)."""
+    batches, measured = _stage_batches(train, ["linear", "elementwise"])
+    ov = base["overrides"]
+    for b, m in zip(batches, measured):
         if b.kind == "linear":
-            params += [_Param(("per_kind", "linear", "gemm_efficiency"),
-                              base["overrides"].get("gemm_efficiency", spec.compute.gemm_efficiency), 0.1, 1.0),
-                       _Param(("per_kind", "linear", "hbm_efficiency"),
-                              base["overrides"].get("hbm_efficiency", spec.memory.hbm_efficiency), 0.1, 1.0)]
+            params = [_Param(("per_kind", "linear", "gemm_efficiency"),
+                             ov.get("gemm_efficiency", spec.compute.gemm_efficiency), 0.1, 1.0),
+                      _Param(("per_kind", "linear", "hbm_efficiency"),
+                             ov.get("hbm_efficiency", spec.memory.hbm_efficiency), 0.1, 1.0),
+                      _Param(("per_kind", "linear", "launch_overhead_us"),
+                             ov.get("launch_overhead_us", 3.0), 0.1, 60.0)]
+            params += _offset_params(train, ["linear"], base)
         else:
-            params.append(_Param(("per_kind", b.key, "hbm_efficiency"), 0.6, 0.02, 1.0))
-    params += _offset_params(train, kinds, base)
-    return _fit(spec, base, params, batches, measured, _weights(batches, train))
+            l2 = spec.memory.l2_bandwidth_Bps / 1e9
+            params = [_Param(("per_kind", b.key, "hbm_efficiency"), 0.6, 0.02, 1.0),
+                      _Param(("per_kind", b.key, "l2_bandwidth_GBps"), l2, 0.05 * l2, 2 * l2),
+                      _Param(("per_kind", b.key, "launch_overhead_us"), 4.0, 0.1, 200.0)]
+        base = _fit(spec, base, params, [b], [m], _weights([b], train))
+    return base
 
 
 def _stage_attention(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -> dict[str, Any]:
+    """Compute and memory efficiency, L2 bandwidth and fixed cost of each attention kernel, with
+    its granularity (prefill tile, decode KV block) chosen by training error."""
+    l2 = spec.memory.l2_bandwidth_Bps / 1e9
     for kind in ("attention_prefill", "attention_decode"):
         batches, measured = _stage_batches(train, [kind])
         if not batches:
@@ -309,33 +313,105 @@ def _stage_attention(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, An
         params = [
             _Param(("per_kind", kind, "gemm_efficiency"), 0.5, 0.01, 1.0),
             _Param(("per_kind", kind, "hbm_efficiency"), 0.6, 0.02, 1.0),
+            _Param(("per_kind", kind, "l2_bandwidth_GBps"), l2, 0.05 * l2, 2 * l2),
             _Param(("per_kind", kind, "launch_overhead_us"), 5.0, 0.3, 60.0),
         ]
-        base = _fit(spec, base, params, batches, measured, _weights(batches, train))
+        weights = _weights(batches, train)
+        name, choices = ("_tile", (64.0, 128.0)) if kind == "attention_prefill" else \
+            ("_kv_tile", (1.0, 32.0, 64.0, 128.0, 256.0))
+        best, best_cost = base, np.inf
+        for tile in choices:
+            trial = copy.deepcopy(base)
+            trial.setdefault("per_kind", {}).setdefault(kind, {})[name] = tile
+            trial = _fit(spec, trial, params, batches, measured, weights)
+            cost = sum(float(np.sum(np.abs(np.log(predict_batch(b, spec, trial) / m))))
+                       for b, m in zip(batches, measured))
+            if cost < best_cost:
+                best, best_cost = trial, cost
+        base = best
     return base
 
 
+#: Candidate message sizes (bytes) where a second (latency, bandwidth) regime may start.
+REGIME_THRESHOLDS = tuple(float(4**k) for k in range(7, 14))  # 16 KiB ... 64 MiB
+
+
+def _size_regimes(spec: HardwareSpec, base: dict[str, Any], b: CaseBatch, m: np.ndarray, key: str,
+                  names: Sequence[str], init: Mapping[str, tuple[float, float, float]]) -> dict[str, Any]:
+    """Try a second parameter set for messages from a threshold up (NCCL's LL/LL128 protocols
+    for small messages, Simple for large ones; TensorRT-LLM one-shot, two-shot, then NCCL).
+    Kept when it lowers the training cost (sum of |log error|) by at least 20%, with at least
+    four training sizes on each side."""
+    from dataclasses import replace
+
+    def cost(p: dict[str, Any]) -> float:
+        return float(np.sum(np.abs(np.log(predict_batch(b, spec, p) / m))))
+
+    best, best_cost = base, 0.8 * cost(base)
+    sizes = b.size_bytes
+    for threshold in REGIME_THRESHOLDS:
+        big = sizes >= threshold
+        if big.sum() < 4 or (~big).sum() < 4:
+            continue
+        trial = copy.deepcopy(base)
+        trial["per_kind"][key]["_large_from_bytes"] = threshold
+        fitted = trial["per_kind"][key]
+        trial["per_kind"][f"{key}:large"] = {k: fitted[k] for k in names}
+        rows = np.flatnonzero(big)
+        large = replace(b, index=b.index[rows], sources=b.sources[rows], count=b.count[rows],
+                        size_bytes=sizes[rows], groups=((b.groups[0][0], b.groups[0][1], np.arange(len(rows))),))
+        params = [_Param(("per_kind", f"{key}:large", k), fitted[k], init[k][1], init[k][2]) for k in names]
+        trial = _fit(spec, trial, params, [large], [m[rows]], [np.ones(len(rows))])
+        rows = np.flatnonzero(~big)
+        small = replace(large, index=b.index[rows], sources=b.sources[rows], count=b.count[rows],
+                        size_bytes=sizes[rows], groups=((b.groups[0][0], b.groups[0][1], np.arange(len(rows))),))
+        params = [_Param(("per_kind", key, k), fitted[k], init[k][1], init[k][2]) for k in names]
+        trial = _fit(spec, trial, params, [small], [m[rows]], [np.ones(len(rows))])
+        c = cost(trial)
+        if c < best_cost:
+            best, best_cost = trial, c
+    return best
+
+
 def _stage_collectives(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -> dict[str, Any]:
+    """Per collective key: one fit over every group size, then one per group size (NCCL picks
+    algorithm and protocol by GPU count, which a single latency and efficiency cannot follow)."""
+    from dataclasses import replace
+
     batches, measured = _stage_batches(train, COLLECTIVE_KINDS)
     pairs = sorted(zip(batches, measured), key=lambda bm: bm[0].key.endswith(":inter"))  # intra first
     link, net = spec.intra_node, spec.inter_node
+    base.setdefault("per_kind", {})
     for b, m in pairs:
+        per_kind = base["per_kind"]  # _fit returns a new mapping: look it up again
         kind, algo, scope = b.key.split(":")
         if scope == "intra":
-            params = [_Param(("per_kind", b.key, "link_latency_us"), max(link.latency_s * 1e6, 0.5), 0.02, 200.0),
-                      _Param(("per_kind", b.key, "link_efficiency"), link.efficiency, 0.02, 3.0)]
+            names = ("link_latency_us", "link_efficiency")
+            init = {"link_latency_us": (max(link.latency_s * 1e6, 0.5), 0.02, 200.0),
+                    "link_efficiency": (link.efficiency, 0.02, 1.0)}
         else:
-            intra = base.get("per_kind", {}).get(f"{kind}:{algo}:intra") or \
-                base.get("per_kind", {}).get("allreduce:nccl:intra") or {}
-            base.setdefault("per_kind", {}).setdefault(b.key, {}).update(intra)
-            params = [_Param(("per_kind", b.key, "inter_node_latency_us"), max(net.latency_s * 1e6, 1.0), 0.1, 1000.0),
-                      _Param(("per_kind", b.key, "inter_node_bandwidth_GBps"),
-                             net.link_bandwidth_Bps / 1e9, 0.2, 2000.0)]
+            intra = per_kind.get(f"{kind}:{algo}:intra") or per_kind.get("allreduce:nccl:intra") or {}
+            per_kind.setdefault(b.key, {}).update({k: v for k, v in intra.items()})
+            names = ("inter_node_latency_us", "inter_node_bandwidth_GBps")
+            init = {"inter_node_latency_us": (max(net.latency_s * 1e6, 1.0), 0.1, 1000.0),
+                    "inter_node_bandwidth_GBps": (net.link_bandwidth_Bps / 1e9, 0.2, 2000.0)}
+        params = [_Param(("per_kind", b.key, k), *init[k]) for k in names]
         base = _fit(spec, base, params, [b], [m], [np.ones(b.n)])
-    per_kind = base.get("per_kind", {})
-    for key, names in (("allreduce:nccl:intra", ("link_latency_us", "link_efficiency")),
-                       ("sendrecv:nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")),
-                       ("allreduce:nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps"))):
+        for n, per_node, rows in b.groups:
+            if len(rows) < 6:
+                continue
+            sub = replace(b, index=b.index[rows], sources=b.sources[rows], count=b.count[rows],
+                          size_bytes=b.size_bytes[rows], groups=((n, per_node, np.arange(len(rows))),))
+            key = f"{b.key}:n{n}"
+            fitted = base["per_kind"][b.key]
+            params = [_Param(("per_kind", key, k), fitted[k], init[k][1], init[k][2]) for k in names]
+            base = _fit(spec, base, params, [sub], [m[rows]], [np.ones(len(rows))])
+            base = _size_regimes(spec, base, sub, m[rows], key, names, init)
+    globals_from = (("allreduce:nccl:intra", ("link_latency_us", "link_efficiency")),
+                    ("sendrecv:nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")),
+                    ("allreduce:nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")))
+    per_kind = base["per_kind"]
+    for key, names in globals_from:
         if key in per_kind and not all(n in base["overrides"] for n in names):
             base["overrides"].update({n: per_kind[key][n] for n in names})
     # inter_node_bandwidth_GBps is fitted as the value that, times the spec's inter-node
@@ -343,34 +419,44 @@ def _stage_collectives(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, 
     return base
 
 
-def _stage_serving(hw: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -> dict[str, Any]:
-    from scipy.optimize import least_squares
+def _fit_linear(F: np.ndarray, f0: np.ndarray, y: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """Non-negative coefficients of y ~ F @ x + f0 minimising relative error (NNLS, convex),
+    then polished with a soft-L1 loss on log(predicted / measured), within SERVING_PARAMS bounds."""
+    from scipy.optimize import least_squares, nnls
 
-    sub = train[train["kind"].isin(["ttft", "tpot"])]
+    lo = np.array([SERVING_PARAMS[n][1] for n in names])
+    hi = np.array([SERVING_PARAMS[n][2] for n in names])
+    x, _ = nnls(F / y[:, None], 1.0 - f0 / y)
+    x = np.clip(x, lo + 1e-9, hi - 1e-9)
+    res = least_squares(lambda z: np.log(np.maximum(F @ z + f0, 1e-9) / y), x, bounds=(lo, hi),
+                        loss="soft_l1", f_scale=0.1)
+    return {n: float(v) for n, v in zip(names, res.x)}
+
+
+def _stage_serving(hw: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -> dict[str, Any]:
+    from roofline.validation._serving import recipe_keys, serving_design
+
+    sub = train[train["kind"].isin(["ttft", "tpot"]) & (train["family"] != "e2e_ttft_queued")]
     if sub.empty:
         return base
     feats = e2e_features(sub, hw)
     serving: dict[str, dict[str, float]] = {}
-    groups = [("any", sub)] + [(b, g) for b, g in sub.groupby("backend")]
+    keys = [recipe_keys(b, v, p) for b, v, p in zip(sub["backend"].astype(str), sub["backend_version"].astype(str),
+                                                    sub["precision"].astype(str))]
+    groups = []
+    for level in (3, 2, 1, 0):  # any, framework, framework/recipe, release/recipe
+        labels = pd.Series([k[level] for k in keys], index=sub.index)
+        groups += list(sub.groupby(labels))
     for backend, g in groups:
-        coef = {k: v[0] for k, v in SERVING_PARAMS.items()}
-        for kind, names in (("tpot", TPOT_PARAMS), ("ttft", TTFT_PARAMS)):
-            rows = g[g["kind"] == kind]
-            if len(rows) < 2 * len(names):
-                continue
-            f = feats.loc[rows.index]
-            lo = np.array([SERVING_PARAMS[n][1] for n in names])
-            hi = np.array([SERVING_PARAMS[n][2] for n in names])
-            x0 = np.clip([coef[n] for n in names], lo, hi)
-            meas = rows["measured_s"].to_numpy()
-
-            def residuals(x: np.ndarray, names: tuple[str, ...] = names, rows: pd.DataFrame = rows,
-                          f: pd.DataFrame = f, meas: np.ndarray = meas) -> np.ndarray:
-                c = dict(coef) | dict(zip(names, x))
-                return np.log(serving_times(f, rows, {"x": c} | {b: c for b in rows["backend"].unique()}) / meas)
-
-            res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05)
-            coef.update({n: float(v) for n, v in zip(names, res.x)})
+        tp, tt = g[g["kind"] == "tpot"], g[g["kind"] == "ttft"]
+        if len(tp) < 8 or len(tt) < 8:
+            continue
+        F, f0 = serving_design(feats.loc[tp.index], tp, "tpot")
+        coef = _fit_linear(F, f0, tp["measured_s"].to_numpy(), TPOT_PARAMS)
+        F, _ = serving_design(feats.loc[tt.index], tt, "tpot")
+        tpot = F @ np.array([coef[n] for n in TPOT_PARAMS])
+        F, f0 = serving_design(feats.loc[tt.index], tt, "ttft", tpot)
+        coef |= _fit_linear(F, f0, tt["measured_s"].to_numpy(), TTFT_PARAMS)
         coef["train_rows"] = int(len(g))
         serving[backend] = coef
     base["serving"] = serving
@@ -385,6 +471,17 @@ def profile_hardware(spec: HardwareSpec, params: Mapping[str, Any]) -> HardwareS
 
 
 # -- prediction of every case ------------------------------------------------------------------
+
+def mark_queued(cases: pd.DataFrame) -> pd.DataFrame:
+    """Relabel the family of TTFT cases of saturated servers ``e2e_ttft_queued`` (in place)."""
+    from roofline.validation._serving import queued_ttft
+
+    ttft = cases["kind"] == "ttft"
+    for device, g in cases[ttft & cases["device"].notna()].groupby("device"):
+        q = queued_ttft(g, load_hardware(device))
+        cases.loc[g.index[q], "family"] = "e2e_ttft_queued"
+    return cases
+
 
 def predict_all(cases: pd.DataFrame, params_by_device: Mapping[str, Mapping[str, Any] | None]) -> np.ndarray:
     """Predicted seconds of every case (NaN where there is no spec, or no params for a device).
@@ -443,7 +540,7 @@ def calibrate_device(device: str, cases: pd.DataFrame | None = None, *, split: s
     if mine.empty:
         devices = sorted(d for d in cases["device"].dropna().unique())
         raise SpecError(f"no measured data for {spec.name}; the data covers {', '.join(devices)}")
-    mine = mine.copy()
+    mine = mark_queued(mine.copy())
     mine["train"] = assign_split(mine, split)
     train = mine[mine["train"]]
     params: dict[str, Any] = {"overrides": {}}

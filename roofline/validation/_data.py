@@ -52,7 +52,7 @@ COLUMNS = [
     # collectives: per-device buffer in bytes (see roofline.collectives), GPUs, GPUs per node
     "size_bytes", "n_gpus", "devices_per_node", "algo",
     # end to end
-    "model", "backend", "precision", "isl", "osl", "concurrency", "tp", "pp",
+    "model", "backend", "backend_version", "precision", "isl", "osl", "concurrency", "tp", "pp",
     "measured_s",
 ]
 
@@ -200,7 +200,8 @@ def load_aiconfigurator(root: Path) -> list[pd.DataFrame]:
     e = _read(folder, "e2e_silicon_dense_models.csv")
     e = e[e["model_path"].isin(MODEL_MAP)]
     precision = e["precision"].fillna("bf16")
-    common = dict(model=e["model_path"].map(MODEL_MAP), backend=e["backend"], precision=precision,
+    common = dict(model=e["model_path"].map(MODEL_MAP), backend=e["backend"],
+                  backend_version=e["backend_version"].fillna("unversioned").astype(str), precision=precision,
                   isl=e["isl"], osl=e["osl"], concurrency=e["batch_size"], tp=e["tp_size"],
                   pp=e["pp_size"], dtype=precision)
     for kind, col in (("ttft", "silicon_ttft_ms"), ("tpot", "silicon_tpot_ms")):

@@ -14,13 +14,13 @@ Parameters come as a *params* mapping (a calibrated profile, or ``{}`` for datas
   ``attention_decode``, ``elementwise:<op>``, ``<collective>:<algo>:<intra|inter>``), applied
   on top of ``overrides``;
 - ``offsets_us``: a constant per timing source (:func:`offset_key`) for what its timing method
-  adds or leaves out: host and PyTorch overhead in wall-clock timings, the launch gaps that GPU
-  kernel times leave out.
+  adds: host and PyTorch overhead in wall-clock timings. It applies to GEMM and linear cases;
+  elementwise kernels get a fixed cost per op (``per_kind["elementwise:<op>"]``) instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,6 +36,8 @@ __all__ = ["CaseBatch", "build_batches", "predict_batch", "hardware_arrays", "ki
            "ELEMENTWISE_FLOPS", "COLLECTIVE_KINDS"]
 
 COLLECTIVE_KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
+#: Kinds the per-source offsets apply to (elementwise kernels have a fixed cost per op instead).
+OFFSET_KINDS = ("gemm", "linear")
 COMPUTE_KINDS = ("gemm", "linear", "attention_prefill", "attention_decode", "elementwise")
 
 #: FLOPs per input element of the elementwise and normalisation kernels (vector unit).
@@ -75,6 +77,7 @@ class CaseBatch:
     sources: np.ndarray  # timing source of every case (see :func:`offset_key`)
     count: np.ndarray  # separate kernel calls per case (time multiplier)
     table: OpTable | None = None  # compute kinds
+    raw: Mapping[str, np.ndarray] | None = None  # attention: inputs, the table depends on params
     size_bytes: np.ndarray | None = None  # collectives
     groups: tuple[tuple[int, int, np.ndarray], ...] = ()  # collectives: (n, per node, rows)
 
@@ -114,17 +117,36 @@ def _gemm_table(c: pd.DataFrame) -> OpTable:
                   is_matrix=True, weight_bytes=b * k * n * in_b, act=b * (m * k * in_b + m * n * out_b))
 
 
-def _attention_table(c: pd.DataFrame, phase: str) -> OpTable:
-    b, s, h, kv, d = (_f(c, x) for x in ("batch", "seq", "heads", "kv_heads", "head_dim"))
-    e = c["dtype"].map(_BYTES).to_numpy(dtype=float)
+def _attention_raw(c: pd.DataFrame) -> dict[str, np.ndarray]:
+    raw = {x: _f(c, x) for x in ("batch", "seq", "heads", "kv_heads", "head_dim")}
+    raw["bytes"] = c["dtype"].map(_BYTES).to_numpy(dtype=float)
+    raw["dtype"] = c["dtype"].to_numpy()
+    return raw
+
+
+def attention_table(raw: Mapping[str, np.ndarray], phase: str, *, tile: float = 0.0,
+                    kv_tile: float = 0.0) -> OpTable:
+    """Attention kernels as roofline operators (the formulas of ``roofline.graph``).
+
+    ``tile`` > 0 pads prefill work to whole ``tile`` x ``tile`` query-key tiles, causal (fused
+    attention kernels compute whole tiles: a 1-token prompt costs a full tile per head);
+    ``kv_tile`` > 0 makes a decode kernel read the KV cache in whole blocks of ``kv_tile``
+    tokens per sequence (the last block padded).
+    """
+    b, s, h, kv, d = (np.asarray(raw[x], dtype=float) for x in ("batch", "seq", "heads", "kv_heads", "head_dim"))
+    e, dtypes, n = raw["bytes"], raw["dtype"], len(raw["batch"])
     if phase == "prefill":  # causal: s(s+1)/2 query-key pairs, 4d FLOPs each (QK^T and PV)
-        return _table(len(c), "attention", m=b * s, flops=2.0 * b * h * d * s * (s + 1),
-                      dtypes=c["dtype"].to_numpy(), is_matrix=True, kv_write=b * s * 2 * kv * d * e,
-                      act=b * s * (2 * h * d + 2 * kv * d) * e)
+        flops = 2.0 * b * h * d * s * (s + 1)
+        if tile > 0:
+            t = np.ceil(s / tile)
+            flops = np.maximum(flops, 4.0 * d * b * h * tile * tile * t * (t + 1) / 2)
+        return _table(n, "attention", m=b * s, flops=flops, dtypes=dtypes, is_matrix=True,
+                      kv_write=b * s * 2 * kv * d * e, act=b * s * (2 * h * d + 2 * kv * d) * e)
     length = s + 1  # the cached tokens and the new one
-    return _table(len(c), "attention", m=b * h / kv, flops=4.0 * b * h * d * length,
-                  dtypes=c["dtype"].to_numpy(), is_matrix=True, kv_read=b * length * 2 * kv * d * e,
-                  kv_write=b * 2 * kv * d * e, act=b * 2 * h * d * e)
+    read = np.ceil(length / kv_tile) * kv_tile if kv_tile > 0 else length
+    return _table(n, "attention", m=b * h / kv, flops=4.0 * b * h * d * length, dtypes=dtypes,
+                  is_matrix=True, kv_read=b * read * 2 * kv * d * e, kv_write=b * 2 * kv * d * e,
+                  act=b * 2 * h * d * e)
 
 
 def _elementwise_table(c: pd.DataFrame) -> OpTable:
@@ -154,10 +176,9 @@ def build_batches(cases: pd.DataFrame) -> list[CaseBatch]:
                       count=_f(c, "count"))
         if kind in ("gemm", "linear"):
             out.append(CaseBatch(**common, table=_gemm_table(c)))
-        elif kind == "attention_prefill":
-            out.append(CaseBatch(**common, table=_attention_table(c, "prefill")))
-        elif kind == "attention_decode":
-            out.append(CaseBatch(**common, table=_attention_table(c, "decode")))
+        elif kind in ("attention_prefill", "attention_decode"):
+            raw = _attention_raw(c)
+            out.append(CaseBatch(**common, raw=raw, table=attention_table(raw, kind.split("_")[1])))
         elif kind == "elementwise":
             out.append(CaseBatch(**common, table=_elementwise_table(c)))
         else:
@@ -169,14 +190,16 @@ def build_batches(cases: pd.DataFrame) -> list[CaseBatch]:
     return out
 
 
-def hardware_arrays(spec: HardwareSpec, params: Mapping[str, Any] | None, key: str | None = None,
+def hardware_arrays(spec: HardwareSpec, params: Mapping[str, Any] | None,
+                    keys: str | Sequence[str] | None = None,
                     extra: Mapping[str, float] | None = None) -> HardwareArrays:
-    """One configuration of ``spec`` with the profile's overrides (global, then ``per_kind[key]``,
-    then ``extra``) and its efficiency curve."""
+    """One configuration of ``spec`` with the profile's overrides (global, then ``per_kind[k]``
+    for each of ``keys`` in order, then ``extra``) and its efficiency curve."""
     params = params or {}
     overrides = dict(params.get("overrides") or {})
-    if key is not None:
-        overrides.update((params.get("per_kind") or {}).get(key) or {})
+    per_kind = params.get("per_kind") or {}
+    for key in [keys] if isinstance(keys, str) else (keys or ()):
+        overrides.update({k: v for k, v in (per_kind.get(key) or {}).items() if not k.startswith("_")})
     overrides.update(extra or {})
     hw = HardwareArrays.from_spec(spec, 1, prefetch=False, **overrides)
     curve = params.get("efficiency_curve_m")
@@ -187,21 +210,41 @@ def hardware_arrays(spec: HardwareSpec, params: Mapping[str, Any] | None, key: s
 
 def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any] | None,
                   extra: Mapping[str, float] | None = None) -> np.ndarray:
-    """Predicted seconds of every case of ``batch`` (shape ``(batch.n,)``)."""
+    """Predicted seconds of every case of ``batch`` (shape ``(batch.n,)``).
+
+    Collectives look up ``per_kind[key]`` and then ``per_kind[key + ":n<GPUs>"]`` (parameters
+    fitted for one group size); when that entry has ``_large_from_bytes``, messages at least that
+    large also take ``per_kind[key + ":n<GPUs>:large"]``. So NCCL's choice of algorithm by GPU
+    count and of protocol by message size is followed where it was calibrated.
+    """
     params = params or {}
-    hw = hardware_arrays(spec, params, batch.key, extra)
     if batch.table is not None:
+        hw = hardware_arrays(spec, params, batch.key, extra)
+        table = batch.table
+        if batch.raw is not None:  # attention: the padding constants are parameters
+            k = (params.get("per_kind") or {}).get(batch.key) or {}
+            table = attention_table(batch.raw, batch.kind.split("_")[1], tile=k.get("_tile", 0.0),
+                                    kv_tile=k.get("_kv_tile", 0.0))
         # one configuration: (n_ops, 1) or (1, n_ops) depending on the core's layout
-        t = np.asarray(op_times(batch.table, hw).total_s, dtype=float).reshape(-1)
+        t = np.asarray(op_times(table, hw).total_s, dtype=float).reshape(-1)
     else:
         t = np.empty(batch.n)
-        intra, inter = hw.intra(), hw.inter()
+        per_kind = params.get("per_kind") or {}
         for n, per_node, rows in batch.groups:
-            comm = collective_time_s(batch.kind, batch.size_bytes[rows], n, intra, inter, per_node)
-            t[rows] = np.broadcast_to(np.asarray(comm, dtype=float).reshape(-1), (len(rows),)) + hw.launch_s[0]
+            keys = (batch.key, f"{batch.key}:n{n}")
+            threshold = (per_kind.get(keys[1]) or {}).get("_large_from_bytes")
+            size = batch.size_bytes[rows]
+            large = size >= threshold if threshold else np.zeros(len(rows), dtype=bool)
+            for sel, ks in ((~large, keys), (large, keys + (f"{keys[1]}:large",))):
+                if not sel.any():
+                    continue
+                hw = hardware_arrays(spec, params, ks, extra)
+                comm = collective_time_s(batch.kind, size[sel], n, hw.intra(), hw.inter(), per_node)
+                t[rows[sel]] = np.broadcast_to(np.asarray(comm, dtype=float).reshape(-1), (int(sel.sum()),)) \
+                    + hw.launch_s[0]
     t = t * batch.count
     offsets = params.get("offsets_us") or {}
-    if offsets:
+    if offsets and batch.kind in OFFSET_KINDS:
         add = np.array([offsets.get(s, 0.0) for s in batch.sources]) * 1e-6
         t = t + add
     return np.maximum(t, 1e-7)
