@@ -172,7 +172,7 @@ def run_sweep(
     force: bool = False,
     resume: bool = False,
     workers: int | None = None,
-    chunk_size: int = 65536,
+    chunk_size: int = 16384,
     csv: bool | None = None,
     top: int = 10,
     progress: Callable[[int, int], None] | None = None,

@@ -49,7 +49,7 @@ def sweep_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output folder.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted sweep in --out.")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Configurations per vectorized chunk.")] = 65536,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Configurations per vectorized chunk.")] = 16384,
     csv: Annotated[bool | None, typer.Option("--csv/--no-csv", help="Also write results.csv (default: up to 2M rows).")] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML (and PNG) plots.")] = True,
     top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
