@@ -45,6 +45,16 @@ def check_output(path: Path, force: bool) -> None:
         raise fail(f"{path} exists; pass --force to overwrite it")
 
 
+#: Short headers for result columns (the files keep the full names with units).
+LABELS = {
+    "l2_capacity_MiB": "L2 MiB", "hbm_bandwidth_GBps": "HBM GB/s", "link_bandwidth_GBps": "link GB/s",
+    "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms",
+    "e2e_ms": "e2e ms", "throughput_tok_s": "tok/s", "system_cost_usd": "system USD",
+    "device_cost_usd": "device USD", "tok_s_per_kusd": "tok/s per kUSD",
+    "baseline_tok_s_per_kusd": "base tok/s per kUSD", "decode_bound": "bound", "prefetch_speedup": "speedup",
+}
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
                 caption: str | None = None) -> None:
     """A rich table on stdout."""
@@ -53,10 +63,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
     table = Table(title=title, caption=caption, caption_justify="left")
     for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right")
+        table.add_column(LABELS.get(col, col), justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*[_fmt(v) for v in row])
-    Console(width=max(120, _width())).print(table)
+    Console(width=max(160, _width())).print(table)
 
 
 def _width() -> int:
