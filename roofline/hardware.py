@@ -100,17 +100,22 @@ class MemorySpec:
     hbm_efficiency: float
     l2_capacity_bytes: float
     l2_bandwidth_Bps: float
+    # Fraction of an operator's activation bytes that hit in L2 when they fit in it (its
+    # producer just wrote them). 0 by default: measured elementwise kernels show no L2 speed-up
+    # (docs/validation.md); a design knob for architects.
+    activation_l2_hit: float = 0.0
 
     @classmethod
     def from_block(cls, b: Block) -> MemorySpec:
         b.check_keys(["hbm_capacity_GiB", "hbm_bandwidth_GBps", "hbm_efficiency",
-                      "l2_capacity_MiB", "l2_bandwidth_GBps"])
+                      "l2_capacity_MiB", "l2_bandwidth_GBps"], ["activation_l2_hit"])
         return cls(
             hbm_capacity_bytes=b.number("hbm_capacity_GiB", strict=True) * GiB,
             hbm_bandwidth_Bps=b.number("hbm_bandwidth_GBps", strict=True) * 1e9,
             hbm_efficiency=b.number("hbm_efficiency", strict=True, maximum=1.0),
             l2_capacity_bytes=b.number("l2_capacity_MiB") * MiB,
             l2_bandwidth_Bps=b.number("l2_bandwidth_GBps", strict=True) * 1e9,
+            activation_l2_hit=b.number("activation_l2_hit", maximum=1.0, default=0.0),
         )
 
 

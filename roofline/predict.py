@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["predict", "Prediction", "MemoryReport", "memory_per_device", "decode_kv_range",
            "DEFINITIONS"]
 
+#: Tokens whose activations are live at once in prefill (framework chunk size; memory only).
+PREFILL_CHUNK_TOKENS = 16384
+
 DEFINITIONS = {
     "ttft": "time to first token: the prefill pass over the whole prompt batch",
     "tpot": "time per output token: mean decode-step time over the generated tokens after the "
@@ -78,6 +81,9 @@ def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
         kv_per_token *= max(model.num_kv_heads // par.tp, 1) / model.num_kv_heads
     tokens = workload.batch * (workload.input_len + workload.output_len)
     micro_tokens = -(-workload.batch // par.pipeline_microbatches(workload.batch)) * workload.input_len
+    # serving frameworks prefill in chunks of a few thousand tokens (vLLM max_num_batched_tokens,
+    # TRT-LLM max_num_tokens): one chunk's activations are live at a time
+    micro_tokens = min(micro_tokens, PREFILL_CHUNK_TOKENS)
     inter = model.intermediate_size if model.moe is None else max(
         model.intermediate_size, model.moe.expert_intermediate_size * model.moe.experts_per_token)
     width = 4 * model.hidden_size + 2 * inter / par.tp
@@ -205,20 +211,31 @@ class _Detail:
         def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
             res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, self.decode_comm[:, rows])
             ops = res.op_time_with_prefetch_s(decode) if on else res.times.total_s
-            return np.concatenate([res.base_s[:, None], res.time_s[:, None], ops.T], axis=1)
+            stall = _stall(decode, res) if on else np.zeros(len(rows))
+            return np.concatenate([res.base_s[:, None], res.time_s[:, None], ops.T, stall[:, None]], axis=1)
 
-        dec_ops = mean_over_steps(step, np.array([self.first]), np.array([self.last]))[0, 2:2 + n_ops]
+        means = mean_over_steps(step, np.array([self.first]), np.array([self.last]))[0]
+        dec_ops, dec_stall = means[2:2 + n_ops], float(means[2 + n_ops])
         pre_ops = (self.pre.op_time_with_prefetch_s(self.prefill) if on else self.pre.times.total_s)[:, 0]
+        pre_stall = float(_stall(self.prefill, self.pre)[0]) if on else 0.0
         mid = evaluate_pass(decode, arrays, np.array([(self.first + self.last) // 2]))
         breakdown = {
-            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s),
-            "decode": _op_rows(decode, mid, dec_ops, p.tpot_s),
+            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s, pre_stall),
+            "decode": _op_rows(decode, mid, dec_ops, p.tpot_s, dec_stall),
         }
         segments = {"prefill": _segment_rows(self.prefill, self.pre), "decode": _segment_rows(decode, mid)}
         return breakdown, segments
 
 
-def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float) -> list[dict[str, Any]]:
+def _stall(table: OpTable, res: PassResult) -> np.ndarray:
+    """(n,) time per pass spent waiting on spilled prefetch traffic, over all segments."""
+    if res.prefetch is None:
+        return np.zeros_like(res.time_s)
+    return np.array([s.count for s in table.segments]) @ res.prefetch.stall_s
+
+
+def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float,
+             stall_s: float = 0.0) -> list[dict[str, Any]]:
     t = res.times
     rows = []
     for i, name in enumerate(table.names):
@@ -237,6 +254,12 @@ def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float) 
             "activation_bytes": float(table.act_bytes[i] * table.count[i]),
             "comm_bytes": float(table.comm_bytes[i] * table.count[i]),
         })
+    if stall_s > 0:
+        # HBM still busy with prefetch traffic that spilled past the collective
+        rows.append({"op": "prefetch_spill_wait", "kind": "prefetch", "count": 1.0, "bound": "memory",
+                     "time_ms": stall_s * 1e3, "time_per_call_us": stall_s * 1e6,
+                     "share": stall_s / phase_s if phase_s else 0.0, "flops": 0.0, "weight_bytes": 0.0,
+                     "kv_bytes": 0.0, "activation_bytes": 0.0, "comm_bytes": 0.0})
     return rows
 
 
@@ -249,8 +272,8 @@ def _segment_rows(table: OpTable, res: PassResult) -> list[dict[str, Any]]:
             "segment": seg.name, "after": table.names[seg.collective_op], "count": seg.count,
             "collective_us": float(pf.collective_s[j, 0]) * 1e6,
             "needed_MiB": float(pf.needed_bytes[j, 0]) / 2**20,
-            "prefetched_MiB": float(pf.prefetched_bytes[j, 0]) / 2**20,
-            "useful_MiB": float(pf.useful_bytes[j, 0]) / 2**20,
+            "prefetched_during_collective_MiB": float(pf.prefetched_bytes[j, 0]) / 2**20,
+            "read_from_l2_MiB": float(pf.useful_bytes[j, 0]) / 2**20,
             "limited_by": LIMITS[int(pf.limit[j, 0])],
             "collective_to_prefetch_ratio": float(pf.collective_s[j, 0]) / prefetch_time
             if prefetch_time > 0 else float("inf"),

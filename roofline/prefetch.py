@@ -12,11 +12,14 @@ order when the collective starts:
   used; the evicted ``target - U`` bytes were read for nothing and are read again.
 - An operator reads its prefetched bytes at L2 bandwidth and the rest from HBM.
 - The segment takes ``max(sum of operator times, HBM busy time)`` where the HBM busy time counts
-  the operators' HBM bytes plus the spilled prefetch traffic.
+  the operators' HBM bytes plus the spilled prefetch traffic, plus their launch overheads: the
+  spill may use HBM bandwidth that compute-bound operators leave idle, but not the fixed
+  per-kernel gaps (an estimate that would otherwise carry most of the gain).
 - The runtime prefetches only where it pays: a segment never takes longer than without it.
 
-What limited the bytes that finished during the collective is reported per segment:
-``capacity`` (threshold or free L2), ``collective_time``, or ``nothing_left`` (all of D fit).
+What limited the prefetch, ``P = min(capacity, T_c * bandwidth, D)``, is reported per segment as
+the smallest of the three: ``capacity`` (the threshold or the free L2), ``collective_time`` (the
+HBM bytes the collective leaves time for), or ``nothing_left`` (the segment's D).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class SegmentPrefetch:
     fetch_rows: np.ndarray  # rows of ``ops`` whose operators read prefetchable bytes
     fetch_seg: np.ndarray  # their segment numbers
     fetch_op_time_s: np.ndarray  # their times when the segment prefetches
+    stall_s: np.ndarray  # (n_segments, n) time the segment waits on spilled prefetch traffic
 
     @property
     def saving_s(self) -> np.ndarray:
@@ -169,15 +173,17 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     memory = (t.hbm_bytes[fetch] - in_l2) / bw + (t.l2_bytes[fetch] + in_l2) / hw.l2_Bps
     op_time = rec.max(t.compute_s[fetch], memory) + hw.launch_s
     in_l2_seg = lay.fetch_member @ in_l2
-    hbm_busy = (lay.member @ t.hbm_bytes - in_l2_seg + (target - during)) / bw
+    launches = lay.member.sum(axis=1)[:, None] * hw.launch_s
+    hbm_busy = (lay.member @ t.hbm_bytes - in_l2_seg + (target - during)) / bw + launches
     ops_time = base + lay.fetch_member @ (op_time - t.total_s[fetch])
     with_prefetch = rec.max(ops_time, hbm_busy)
     time = np.where(hw.prefetch, rec.min(with_prefetch, base), base)
     helps = hw.prefetch & (with_prefetch < base)
+    stall = np.where(helps, with_prefetch - ops_time, 0.0)
 
-    fits = needed <= np.minimum(threshold, free_l2)
-    limit = np.where(during < target, 1, np.where(fits, 2, 0))
+    budget = np.maximum(coll_s * bw - lay.collective_hbm[:, None], 0.0)
+    limit = np.argmin(np.stack([np.minimum(threshold, free_l2), budget, needed]), axis=0)
     # where the runtime does not prefetch (it would not pay), nothing is prefetched
     during, useful = np.where(helps, during, 0.0), np.where(helps, useful, 0.0)
     return SegmentPrefetch(lay.ops, coll_s, needed, during, useful, base, time, limit, needed / bw,
-                           helps, t.total_s[lay.ops], lay.fetch_rows, fseg, op_time)
+                           helps, t.total_s[lay.ops], lay.fetch_rows, fseg, op_time, stall)

@@ -34,6 +34,7 @@ class HardwareArrays:
     hbm_capacity_bytes: np.ndarray
     l2_bytes: np.ndarray
     l2_Bps: np.ndarray
+    activation_l2_hit: np.ndarray
     link_Bps: np.ndarray
     links: np.ndarray
     link_latency_s: np.ndarray
@@ -89,6 +90,7 @@ class HardwareArrays:
             "hbm_efficiency": mem.hbm_efficiency * ones,
             "hbm_capacity_bytes": mem.hbm_capacity_bytes * ones,
             "l2_bytes": mem.l2_capacity_bytes * ones, "l2_Bps": mem.l2_bandwidth_Bps * ones,
+            "activation_l2_hit": mem.activation_l2_hit * ones,
             "link_Bps": link.link_bandwidth_Bps * ones, "links": link.links_per_device * ones,
             "link_latency_s": link.latency_s * ones, "link_efficiency": link.efficiency * ones,
             "net_Bps": net.link_bandwidth_Bps * ones, "net_latency_s": net.latency_s * ones,
@@ -125,7 +127,8 @@ class HardwareArrays:
         )
 
 
-_FRACTIONS = ("gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction")
+_FRACTIONS = ("gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction",
+              "activation_l2_hit")
 
 
 def _worst(arr: np.ndarray) -> str:
@@ -150,6 +153,7 @@ SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "hbm_capacity_GiB": ("hbm_capacity_bytes", _scale(GiB)),
     "l2_capacity_MiB": ("l2_bytes", _scale(MiB)),
     "l2_bandwidth_GBps": ("l2_Bps", _scale(1e9)),
+    "activation_l2_hit": ("activation_l2_hit", _scale(1.0)),
     "link_bandwidth_GBps": ("link_Bps", _scale(1e9)),
     "links_per_device": ("links", _scale(1.0)),
     "link_latency_us": ("link_latency_s", _scale(1e-6)),
@@ -236,8 +240,9 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     """Roofline time of every operator of ``table`` on every configuration of ``hw``.
 
     compute = FLOPs / (peak(dtype) * efficiency); memory = HBM bytes / (HBM bandwidth *
-    efficiency) + L2 bytes / L2 bandwidth, where an operator's activations are served by L2 when
-    they fit in it (its producer just wrote them); time = max(compute, memory) + launch overhead.
+    efficiency) + L2 bytes / L2 bandwidth, where the ``activation_l2_hit`` fraction of an operator's
+    activations is served by L2 when they fit in it (its producer just wrote them; 0 by default);
+    time = max(compute, memory) + launch overhead.
     Collectives take their alpha-beta time plus a launch. ``kv_len`` (shape (n,)) is the decode
     KV length; prefill tables ignore it. ``comm_s`` may pass in :func:`comm_times` computed
     earlier (they do not depend on the KV length).
@@ -248,7 +253,7 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     flops = table.flops[:, None] + table.flops_per_kv[:, None] * kv
     kv_read = table.kv_read_bytes[:, None] + table.kv_read_per_kv[:, None] * kv
     act = table.act_bytes[:, None]
-    act_in_l2 = np.where(act <= hw.l2_bytes, act, 0.0)
+    act_in_l2 = np.where(act <= hw.l2_bytes, act * hw.activation_l2_hit, 0.0)
     hbm_bytes = kv_read + (table.weight_bytes + table.kv_write_bytes)[:, None] + (act - act_in_l2)
     compute = flops / _compute_rate(table, hw)
     hbm_eff = hw.hbm_Bps * hw.hbm_efficiency

@@ -121,12 +121,12 @@ def predict_command(
                         ["op", "kind", "bound", "count", "time ms", "share %", "GFLOP", "MiB"], rows)
     if segments or breakdown:
         for phase in ("prefill", "decode"):
-            rows = [[s["segment"], s["after"], s["collective_us"], s["needed_MiB"], s["prefetched_MiB"],
-                     s["useful_MiB"], s["limited_by"], s["collective_to_prefetch_ratio"], s["baseline_us"],
+            rows = [[s["segment"], s["after"], s["collective_us"], s["needed_MiB"], s["prefetched_during_collective_MiB"],
+                     s["read_from_l2_MiB"], s["limited_by"], s["collective_to_prefetch_ratio"], s["baseline_us"],
                      s["time_us"]] for s in p.segments[phase]]
             if rows:
                 print_table(f"{phase} prefetch segments" + (" (middle decode step)" if phase == "decode" else ""),
-                            ["segment", "after", "coll us", "needed MiB", "prefetched MiB", "in L2 MiB",
+                            ["segment", "after", "coll us", "needed MiB", "during coll MiB", "from L2 MiB",
                              "limited by", "coll/prefetch", "base us", "time us"], rows)
 
 

@@ -20,7 +20,7 @@ same, however many rows it has. Stages and what they fit:
 4. ``collectives``: per collective, algorithm family (NCCL, TensorRT-LLM custom) and scope
    (intra / inter node) -> link latency and efficiency (inter node: latency and bandwidth),
    then the same per GPU count (``<key>:n<GPUs>``).
-   The NCCL all-reduce fit within a node sets the device-wide ``link_latency_us`` /
+   The nccl-tests all-reduce fit within a node sets the device-wide ``link_latency_us`` /
    ``link_efficiency`` that ``predict`` uses; the inter-node send/recv fit (else all-reduce) sets
    ``inter_node_latency_us`` / ``inter_node_bandwidth_GBps`` (the efficiency folded in).
 5. ``serving``: end-to-end TTFT/TPOT -> the serving-model coefficients per framework (see
@@ -47,6 +47,7 @@ from roofline.validation._predict import (
     COLLECTIVE_KINDS,
     CaseBatch,
     build_batches,
+    kind_key,
     offset_key,
     predict_batch,
 )
@@ -176,54 +177,20 @@ class CalibrationResult:
 # -- stages ----------------------------------------------------------------------------------
 
 def _stage_batches(frame: pd.DataFrame, kinds: Sequence[str]) -> tuple[list[CaseBatch], list[np.ndarray]]:
+    """Batches of the training rows of these kinds (large groups thinned evenly), with their
+    measured times; ``CaseBatch.index`` holds positions in ``frame``."""
+    from dataclasses import replace
+
     sub = frame[frame["kind"].isin(kinds)]
     if sub.empty:
         return [], []
-    batches = build_batches(sub)
-    out_b, out_m = [], []
+    keep = np.concatenate([_thin(np.asarray(rows)) for rows in
+                           sub.groupby(kind_key(sub).to_numpy()).indices.values()])
+    sub = sub.iloc[np.sort(keep)]
     meas = sub["measured_s"].to_numpy()
-    for b in batches:
-        keep = _thin(np.arange(b.n))
-        b = _subset(b, keep)
-        out_b.append(b)
-        out_m.append(meas[b.index])
-    # CaseBatch.index refers to positions in ``sub``; map them back to ``frame`` positions
     pos = frame.index.get_indexer(sub.index)
-    return [_reindex(b, pos[b.index]) for b in out_b], out_m
-
-
-def _subset(b: CaseBatch, keep: np.ndarray) -> CaseBatch:
-    if len(keep) == b.n:
-        return b
-    from dataclasses import replace
-
-    from roofline.graph import OpTable
-
-    table = None
-    if b.table is not None:
-        t = b.table
-        arrays = {f: getattr(t, f)[keep] for f in ("count", "stage_count", "m", "flops", "flops_per_kv",
-                                                   "weight_bytes", "kv_read_bytes", "kv_read_per_kv",
-                                                   "kv_write_bytes", "act_bytes", "comm_bytes", "group",
-                                                   "is_matrix", "is_comm")}
-        table = OpTable(phase=t.phase, names=tuple(np.array(t.names)[keep]), kinds=tuple(np.array(t.kinds)[keep]),
-                        dtypes=tuple(np.array(t.dtypes)[keep]), collectives=tuple(np.array(t.collectives)[keep]),
-                        **arrays)
-    groups = ()
-    if b.groups:
-        where = {int(i): j for j, i in enumerate(keep)}
-        groups = tuple((n, p, np.array([where[int(r)] for r in rows if int(r) in where]))
-                       for n, p, rows in b.groups)
-        groups = tuple(g for g in groups if len(g[2]))
-    raw = None if b.raw is None else {k: np.asarray(v)[keep] for k, v in b.raw.items()}
-    return replace(b, index=b.index[keep], sources=b.sources[keep], count=b.count[keep], table=table, raw=raw,
-                   size_bytes=None if b.size_bytes is None else b.size_bytes[keep], groups=groups)
-
-
-def _reindex(b: CaseBatch, index: np.ndarray) -> CaseBatch:
-    from dataclasses import replace
-
-    return replace(b, index=index)
+    batches = build_batches(sub)
+    return [replace(b, index=pos[b.index]) for b in batches], [meas[b.index] for b in batches]
 
 
 def _offset_params(frame: pd.DataFrame, kinds: Sequence[str], base: dict[str, Any]) -> list[_Param]:
@@ -333,7 +300,7 @@ def _stage_attention(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, An
 
 
 #: Candidate message sizes (bytes) where a second (latency, bandwidth) regime may start.
-REGIME_THRESHOLDS = tuple(float(4**k) for k in range(7, 14))  # 16 KiB ... 64 MiB
+REGIME_THRESHOLDS = tuple(4**k for k in range(7, 14))  # 16 KiB ... 64 MiB (exact integers: never rounded)
 
 
 def _size_regimes(spec: HardwareSpec, base: dict[str, Any], b: CaseBatch, m: np.ndarray, key: str,
@@ -390,7 +357,8 @@ def _stage_collectives(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, 
             init = {"link_latency_us": (max(link.latency_s * 1e6, 0.5), 0.02, 200.0),
                     "link_efficiency": (link.efficiency, 0.02, 1.0)}
         else:
-            intra = per_kind.get(f"{kind}:{algo}:intra") or per_kind.get("allreduce:nccl:intra") or {}
+            intra = (per_kind.get(f"{kind}:{algo}:intra") or per_kind.get("allreduce:nccl:intra")
+                     or per_kind.get("allreduce:torch_nccl:intra") or {})
             per_kind.setdefault(b.key, {}).update({k: v for k, v in intra.items()})
             names = ("inter_node_latency_us", "inter_node_bandwidth_GBps")
             init = {"inter_node_latency_us": (max(net.latency_s * 1e6, 1.0), 0.1, 1000.0),
@@ -408,8 +376,10 @@ def _stage_collectives(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, 
             base = _fit(spec, base, params, [sub], [m[rows]], [np.ones(len(rows))])
             base = _size_regimes(spec, base, sub, m[rows], key, names, init)
     globals_from = (("allreduce:nccl:intra", ("link_latency_us", "link_efficiency")),
-                    ("sendrecv:nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")),
-                    ("allreduce:nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")))
+                    ("allreduce:torch_nccl:intra", ("link_latency_us", "link_efficiency")),
+                    ("sendrecv:torch_nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")),
+                    ("allreduce:nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")),
+                    ("allreduce:torch_nccl:inter", ("inter_node_latency_us", "inter_node_bandwidth_GBps")))
     per_kind = base["per_kind"]
     for key, names in globals_from:
         if key in per_kind and not all(n in base["overrides"] for n in names):
@@ -572,7 +542,7 @@ def _round(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_round(v) for v in x]
     if isinstance(x, (float, np.floating)):
-        return float(f"{float(x):.5g}")
+        return 0.0 if abs(float(x)) < 1e-9 else float(f"{float(x):.5g}")
     if isinstance(x, np.integer):
         return int(x)
     return x

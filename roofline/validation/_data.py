@@ -49,7 +49,9 @@ COLUMNS = [
     "seq", "heads", "kv_heads", "head_dim",
     # elementwise / norms: ``op`` over ``rows`` x ``cols`` (``elements`` in, ``out_elements`` out)
     "op", "rows", "cols", "elements", "out_elements",
-    # collectives: per-device buffer in bytes (see roofline.collectives), GPUs, GPUs per node
+    # collectives: per-device buffer in bytes (see roofline.collectives), GPUs, GPUs per node, and
+    # the library and harness: nccl (nccl-tests), torch_nccl (torch.distributed, kineto kernel
+    # times), trtllm_custom (TensorRT-LLM AllReduce, AUTO strategy)
     "size_bytes", "n_gpus", "devices_per_node", "algo",
     # end to end
     "model", "backend", "backend_version", "precision", "isl", "osl", "concurrency", "tp", "pp",
@@ -309,7 +311,7 @@ def load_vidur(root: Path) -> list[pd.DataFrame]:
         t = pd.read_csv(path)
         out.append(_frame("vidur/network", path.name, kind, net, "kernel", t["median_ms"] * 1e-3,
                           size_bytes=t["size_bytes"].astype(float), n_gpus=t["num_workers"],
-                          devices_per_node=t["devices_per_node"], algo="nccl", dtype="fp16"))
+                          devices_per_node=t["devices_per_node"], algo="torch_nccl", dtype="fp16"))
     return out
 
 

@@ -1,0 +1,222 @@
+"""The reproduction of the PRESERVE paper's experiments: grid expansion, sweep files, one small
+case end to end, and the `roofline reproduce` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+
+from roofline import reproduce as rp
+from roofline.cli.main import main
+from roofline.exceptions import SpecError
+from roofline.sweepfile import Parameter, load_sweep
+
+SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+REPRO_FILES = sorted(p for p in SWEEPS.glob("preserve_*.yaml") if not p.name.startswith("preserve_search")) + \
+    sorted(SWEEPS.glob("dse_l2_*.yaml"))
+
+
+# -- the experiment grid ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("total", rp.PAPER_SEQUENCES)
+def test_split_sequence_is_two_thirds_prompt(total):
+    prompt, generated = rp.split_sequence(total)
+    assert prompt + generated == total
+    assert abs(prompt - 2 * total / 3) <= 0.5
+    assert abs(generated - total / 3) <= 0.5
+
+
+def test_split_sequence_known_values_and_errors():
+    assert rp.split_sequence(2048) == (1365, 683)
+    assert rp.split_sequence(16384) == (10923, 5461)
+    assert rp.split_sequence(32768) == (21845, 10923)
+    for bad in (0, 1, 2.5, True):
+        with pytest.raises(SpecError):
+            rp.split_sequence(bad)
+
+
+def test_sequence_grid_and_expansion():
+    grid = rp.sequence_grid()
+    assert [g["sequence"] for g in grid] == [2048, 4096, 8192, 16384, 32768]
+    spec = load_sweep(SWEEPS / "preserve_ascend.yaml")
+    expanded = rp.expand_sequences(spec)
+    assert [total for total, _ in expanded] == list(rp.PAPER_SEQUENCES)
+    for (total, s), g in zip(expanded, grid):
+        assert (s.fixed["input_len"], s.fixed["output_len"]) == (g["input_len"], g["output_len"])
+        assert s.fixed["input_len"] + s.fixed["output_len"] == total
+        assert s.models == spec.models and s.parameters == spec.parameters
+        combos = list(s.structural_combinations())
+        assert len(combos) == len(spec.models) * len(rp.PAPER_BATCHES)
+        assert {c["input_len"] for c in combos} == {g["input_len"]}
+
+
+def test_expansion_refuses_a_file_that_sweeps_lengths():
+    spec = load_sweep(SWEEPS / "preserve_ascend.yaml")
+    bad = dataclasses.replace(spec, parameters=spec.parameters + (Parameter("input_len", values=(10, 20)),))
+    with pytest.raises(SpecError, match="input_len"):
+        rp.expand_sequences(bad)
+
+
+# -- the sweep files ----------------------------------------------------------------------------
+
+def test_reproduction_files_exist():
+    names = {p.name for p in REPRO_FILES}
+    assert {"preserve_ascend.yaml", "preserve_gpus.yaml", "dse_l2_ascend.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", REPRO_FILES, ids=lambda p: p.name)
+def test_sweep_files_load(path):
+    spec = load_sweep(path)
+    assert spec.fixed["tp"] == 8
+    assert set(spec.models) == {"llama-3-8b", "llama-3-70b", "qwen2-7b", "qwen2-72b", "phi-3-small", "phi-3-medium"}
+    grid = spec.hardware_grid()
+    assert list(grid["prefetch"]) == [False, True]
+    assert spec.constraints["memory_fit"] is True
+    if path.name.startswith("preserve_"):
+        batch = next(p for p in spec.parameters if p.name == "batch")
+        assert tuple(batch.grid()) == rp.PAPER_BATCHES
+        assert (spec.fixed["input_len"], spec.fixed["output_len"]) == rp.split_sequence(rp.MAIN_SEQUENCE)
+    else:
+        assert list(grid["l2_capacity_MiB"]) == list(range(0, 257, 8))
+        assert spec.fixed["batch"] == rp.MAIN_BATCH
+
+
+def test_paper_setup_in_the_ascend_file():
+    spec = load_sweep(SWEEPS / "preserve_ascend.yaml")
+    assert spec.hardware == ("ascend-910b",) and spec.fixed["dtype"] == "int8"
+
+
+# -- models tp 8 cannot split ---------------------------------------------------------------------
+
+def test_fallback_tp_for_models_tp8_cannot_split():
+    assert rp.fallback_tp("qwen2-7b", 8) == 4  # 28 heads, 4 KV heads
+    assert rp.fallback_tp("phi-3-medium", 8) == 5  # 40 heads, 10 KV heads
+    spec = load_sweep(SWEEPS / "dse_l2_ascend.yaml")
+    runs, skipped = rp.plan_runs(spec)
+    assert runs[0].note == "" and "qwen2-7b" not in runs[0].spec.models
+    assert {r.spec.models[0]: r.spec.fixed["tp"] for r in runs[1:]} == {"qwen2-7b": 4, "phi-3-medium": 5}
+    assert {s["model"] for s in skipped} == {"qwen2-7b", "phi-3-medium"}
+    assert all("not run at tp=8" in s["status"] for s in skipped)
+    runs, skipped = rp.plan_runs(spec, fallback=False)
+    assert len(runs) == 1 and len(skipped) == 2
+
+
+# -- the ratio ----------------------------------------------------------------------------------
+
+def test_decode_ratio_hand_worked():
+    segments = [
+        # weight 2 x 10 = 20, prefetch time 4 / 0.5 = 8 us per call
+        {"count": 2, "baseline_us": 10.0, "collective_us": 4.0, "collective_to_prefetch_ratio": 0.5,
+         "limited_by": "collective_time"},
+        # weight 1 x 60 = 60, prefetch time 4 / 2 = 2 us
+        {"count": 1, "baseline_us": 60.0, "collective_us": 4.0, "collective_to_prefetch_ratio": 2.0,
+         "limited_by": "nothing_left"},
+        # nothing to prefetch: skipped in the ratios, still counted for limited_by
+        {"count": 1, "baseline_us": 5.0, "collective_us": 4.0, "collective_to_prefetch_ratio": math.inf,
+         "limited_by": "nothing_left"},
+    ]
+    r = rp.decode_ratio(segments)
+    assert r["collective_to_prefetch_ratio"] == pytest.approx((20 * 0.5 + 60 * 2.0) / 80)
+    assert r["collective_to_prefetch_ratio_pooled"] == pytest.approx((2 * 4 + 4) / (2 * 8 + 2))
+    assert r["limited_by"] == "nothing_left"
+    assert math.isnan(rp.decode_ratio([])["collective_to_prefetch_ratio"])
+
+
+# -- one small case end to end ------------------------------------------------------------------
+
+def _small_spec(model="llama-3-8b", batches=(1,)):
+    spec = load_sweep(SWEEPS / "preserve_ascend.yaml")
+    params = tuple(Parameter("batch", values=batches, integer=True) if p.name == "batch" else p
+                   for p in spec.parameters)
+    return dataclasses.replace(spec, models=(model,), parameters=params)
+
+
+def test_small_case_speedup_and_ratio():
+    results, skipped = rp.preserve_frame([_small_spec()], sequences=[2048])
+    assert not skipped
+    assert len(results) == 2  # prefetch off and on
+    off = results[~results["prefetch"]].iloc[0]
+    assert off["e2e_ms"] == off["baseline_e2e_ms"]  # switched off: exactly the baseline
+    table = rp.preserve_table(results)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["input_len"], row["output_len"], row["sequence"]) == (1365, 683, 2048)
+    assert row["fits"] and row["status"] == "ok"
+    assert row["prefetch_speedup"] >= 1.0
+    assert row["prefetch_speedup"] == pytest.approx(row["baseline_e2e_ms"] / row["e2e_ms"])
+    ratio = row["collective_to_prefetch_ratio"]
+    assert math.isfinite(ratio) and ratio > 0
+    assert row["limited_by"] in ("capacity", "collective_time", "nothing_left")
+    summary = rp.preserve_summary(table)
+    assert summary["devices"]["ascend-910b"]["speedup_min"] >= 1.0
+
+
+def test_configurations_that_do_not_fit_are_reported():
+    # 128 x 32K tokens of KV cache alone exceed 64 GiB per device
+    results, _ = rp.preserve_frame([_small_spec("llama-3-70b", (128,))], sequences=[32768])
+    table = rp.preserve_table(results, ratios=False)
+    row = table.iloc[0]
+    assert not row["fits"] and row["status"].startswith("does not fit")
+    summary = rp.preserve_summary(table)
+    assert summary["devices"]["ascend-910b"]["does_not_fit"] == 1
+
+
+def test_dse_optimum_with_prefetch_is_no_worse():
+    spec = load_sweep(SWEEPS / "dse_l2_ascend.yaml")
+    spec = dataclasses.replace(spec, models=("llama-3-8b",))
+    df, _ = rp.dse_frame(spec)
+    optima = rp.dse_optima(df)
+    row = optima.iloc[0]
+    assert row["best_with"] >= row["best_without"] and row["gain"] >= 1.0
+    assert 0 <= row["l2_best_without_MiB"] <= 256 and 0 <= row["l2_best_with_MiB"] <= 256
+    curve = rp.dse_curve(df)
+    assert curve.loc[curve["l2_capacity_MiB"] == 192, "without_prefetch"].iloc[0] == pytest.approx(1.0)
+
+
+# -- the command --------------------------------------------------------------------------------
+
+def _run(capsys, *args):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out = capsys.readouterr()
+    return int(info.value.code or 0), out.out, out.err
+
+
+@pytest.mark.parametrize("experiment", ["preserve", "dse-l2"])
+def test_cli_refuses_existing_out_without_force(tmp_path, capsys, experiment):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = _run(capsys, "reproduce", experiment, "--out", str(out))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "--force" in err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_cli_unknown_device_is_one_line(tmp_path, capsys):
+    code, _, err = _run(capsys, "reproduce", "preserve", "--devices", "tpu-v9", "--out", str(tmp_path / "o"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "tpu-v9" in err
+
+
+def test_cli_runs_the_910b_grid(tmp_path, capsys):
+    out = tmp_path / "preserve"
+    code, stdout, _ = _run(capsys, "reproduce", "preserve", "--devices", "ascend-910b", "--out", str(out),
+                           "--no-plots", "--no-sensitivity")
+    assert code == 0
+    for name in ("results.csv", "speedups.csv", "report.md", "summary.json"):
+        assert (out / name).exists()
+    assert "ascend-910b" in stdout
+    import pandas as pd
+
+    table = pd.read_csv(out / "speedups.csv")
+    assert len(table) == 6 * len(rp.PAPER_BATCHES) * len(rp.PAPER_SEQUENCES)
+    assert (table.loc[table["fits"], "prefetch_speedup"] >= 1.0).all()
+    assert "collective_to_prefetch_ratio" in table.columns
+    # --force writes into the existing folder
+    code, _, _ = _run(capsys, "reproduce", "preserve", "-d", "ascend-910b", "--out", str(out), "--force",
+                      "--no-plots", "--no-sensitivity")
+    assert code == 0
