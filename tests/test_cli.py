@@ -125,3 +125,21 @@ def test_cli_start_does_not_import_heavy_libraries() -> None:
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_predict_with_a_calibrated_profile(cli) -> None:
+    result = cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--calibrated", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["tpot_ms"] > 0
+
+
+def test_calibrated_profile_missing(cli) -> None:
+    _one_line_error(cli("predict", "-m", "llama-3-8b", "-H", "mi300x", "--calibrated"), "no calibrated profile for mi300x")
+
+
+@pytest.mark.parametrize("args", [["--prefetch-threshold", "1.5"], ["--prefetch-threshold", "-1"],
+                                  ["--l2-mib", "-4"]])
+def test_bad_prefetch_parameters(cli, args) -> None:
+    result = cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--tp", "2", *args)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1

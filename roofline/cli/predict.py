@@ -83,6 +83,8 @@ def predict_command(
     prefetch_weights: PrefetchWeights = None,
     prefetch_kv: PrefetchKV = None,
     link_bandwidth: LinkBW = None,
+    calibrated: Annotated[bool, typer.Option(
+        "--calibrated", help="Use the device's calibrated profile (hardware_specs/calibrated/).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (times in ms, unit in the key).")] = False,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator table for each phase.")] = False,
     segments: Annotated[bool, typer.Option("--segments", help="Per-segment prefetch table.")] = False,
@@ -91,6 +93,10 @@ def predict_command(
 
     Example: roofline predict -m llama-3.1-70b -H h100-sxm --tp 2 --input 5000 --output 500 --dtype fp8
     """
+    if calibrated:
+        from roofline.validation._profile import calibrated_hardware
+
+        hardware = calibrated_hardware(hardware)
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
                 dtype=dtype.value, kv_dtype=kv_dtype.value if kv_dtype else None, tp=tp, pp=pp, dp=dp,
                 ep=ep, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
