@@ -22,6 +22,12 @@ class DType(str, Enum):
     int4 = "int4"
 
 
+class MoEPrefetch(str, Enum):
+    none = "none"
+    shared = "shared"
+    predicted = "predicted"
+
+
 Model = Annotated[str, typer.Option("--model", "-m", help="Bundled model name or a YAML / HF config.json path.")]
 Batch = Annotated[int, typer.Option(min=1, help="Sequences per batch.")]
 Input = Annotated[int, typer.Option("--input", min=1, help="Prompt tokens per sequence.")]
@@ -75,6 +81,8 @@ def predict_command(
     pp: PP = 1,
     dp: DP = 1,
     ep: EP = 1,
+    moe_skew: Annotated[float, typer.Option(min=0, help="MoE routing skew (Zipf exponent; 0 = uniform).")] = 0.0,
+    moe_prefetch: Annotated[MoEPrefetch, typer.Option(help="What prefetching may fetch of MoE experts.")] = "shared",
     prefetch: Prefetch = None,
     l2_mib: L2 = None,
     l2_bandwidth: L2BW = None,
@@ -99,7 +107,8 @@ def predict_command(
         hardware = calibrated_hardware(hardware)
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
                 dtype=dtype.value, kv_dtype=kv_dtype.value if kv_dtype else None, tp=tp, pp=pp, dp=dp,
-                ep=ep, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
+                ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
+                prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
     if as_json:
         d = p.to_dict()
@@ -110,8 +119,10 @@ def predict_command(
         typer.echo(json.dumps(d, indent=2))
         return
     w = p.workload
-    title = (f"{p.model} on {p.parallelism.devices}x {p.hardware} (tp={p.parallelism.tp} pp={p.parallelism.pp} "
-             f"dp={p.parallelism.dp}), batch {w.batch}, {w.input_len} in / {w.output_len} out, "
+    par = p.parallelism
+    ep = f" ep={par.ep}" if par.ep > 1 else ""
+    title = (f"{p.model} on {par.devices}x {p.hardware} (tp={par.tp} pp={par.pp} dp={par.dp}{ep}), "
+             f"batch {w.batch}, {w.input_len} in / {w.output_len} out, "
              f"{w.weight_dtype} weights, {w.kv} KV")
     print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
                 _headline(p),
