@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 
 import roofline
+from roofline.validation._data import default_data_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = Path(__file__).resolve().parent.parent
+
+#: Measured reference data, read in place (never copied into the project).
+DATA = default_data_dir()
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(),
+    reason=f"measured validation data not found at {DATA} (../shared/validation from the project root); "
+           f"set ROOFLINE_VALIDATION_DATA to its location")
 
 
 @pytest.fixture(scope="session")

@@ -18,18 +18,13 @@ from roofline.validation import (
     TARGETS,
     assign_split,
     calibrate_device,
-    default_data_dir,
     list_profiles,
     load_cases,
     load_profile,
     run_validation,
 )
 
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(),
-    reason=f"measured validation data not found at {DATA} (../shared/validation from the project root); "
-           f"set ROOFLINE_VALIDATION_DATA to its location")
+from .conftest import needs_data
 
 #: Guards: target where it is met, achieved (docs/validation.md) plus a margin where it is not.
 GUARDS = {

@@ -43,11 +43,7 @@ from roofline.validation import (
 )
 from roofline.validation._predict import build_batches, predict_batch
 
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(),
-    reason=f"measured validation data not found at {DATA} (../shared/validation from the project root); "
-           f"set ROOFLINE_VALIDATION_DATA to its location")
+from .conftest import DATA, needs_data
 
 
 @lru_cache(maxsize=1)
