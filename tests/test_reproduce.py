@@ -220,3 +220,45 @@ def test_cli_runs_the_910b_grid(tmp_path, capsys):
     code, _, _ = _run(capsys, "reproduce", "preserve", "-d", "ascend-910b", "--out", str(out), "--force",
                       "--no-plots", "--no-sensitivity")
     assert code == 0
+
+
+# -- the segment table the reproduction reads (renamed columns, documented bound) ---------------
+
+def _main_point_segments(model="llama-3-8b", **overrides):
+    from roofline import predict
+
+    prompt, generated = rp.split_sequence(rp.MAIN_SEQUENCE)
+    p = predict(model, "ascend-910b", tp=8, batch=rp.MAIN_BATCH, input_len=prompt, output_len=generated,
+                dtype="int8", prefetch=True, check_memory=False, **overrides)
+    return p.segments["decode"]
+
+
+def test_decode_ratio_reads_the_predict_segment_table():
+    segments = _main_point_segments()
+    assert segments
+    for s in segments:
+        assert {"count", "baseline_us", "time_us", "collective_us", "needed_MiB", "collective_to_prefetch_ratio",
+                "limited_by", "prefetched_during_collective_MiB", "read_from_l2_MiB"} <= set(s)
+        assert s["limited_by"] in ("capacity", "collective_time", "nothing_left")
+        assert s["prefetched_during_collective_MiB"] <= s["needed_MiB"] + 1e-9
+    r = rp.decode_ratio(segments)
+    assert 0 < r["collective_to_prefetch_ratio"] < 10 and math.isfinite(r["collective_to_prefetch_ratio_pooled"])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"launch_overhead_us": 0.0}, {"l2_bandwidth_GBps": 2375.0}])
+def test_segment_saving_is_bounded_by_the_collective(overrides):
+    # docs/preserve_reproduction.md: a segment saves at most min(T_c, D / bw), never launch gaps
+    for s in _main_point_segments("llama-3-70b", **overrides):
+        saving = s["baseline_us"] - s["time_us"]
+        assert -1e-9 <= saving <= s["collective_us"] + 1e-6
+
+
+def test_sensitivity_covers_the_activation_hit_fraction():
+    assert rp.SENSITIVITY["activation_l2_hit"] == (0.0, 0.5, 1.0)
+    from roofline.hardware import load_hardware
+
+    assert set(rp.SENSITIVITY) <= set(rp._spec_values(load_hardware("ascend-910b")))
+    sens = rp.sensitivity_table(_small_spec(), {"activation_l2_hit": (0.0, 1.0)})
+    assert list(sens["value"]) == [0.0, 1.0]
+    assert list(sens["value"] == sens["spec_value"]) == [True, False]  # the spec's hit fraction is 0
+    assert (sens["prefetch_speedup"] >= 1.0).all()

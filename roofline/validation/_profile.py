@@ -97,7 +97,7 @@ def apply_overrides(spec: HardwareSpec, overrides: Mapping[str, float],
                                               "hbm_efficiency", "hbm_capacity_bytes", "l2_bytes", "l2_Bps",
                                               "link_Bps", "links", "link_latency_s", "link_efficiency",
                                               "net_Bps", "net_latency_s", "net_efficiency",
-                                              "prefetch_threshold_fraction")}
+                                              "prefetch_threshold_fraction", "activation_l2_hit")}
     compute = replace(spec.compute, peak_flops={d: float(x[0]) for d, x in a.peak_flops.items()},
                       vector_flops=v["vector_flops"], gemm_efficiency=v["gemm_efficiency"],
                       launch_overhead_s=v["launch_s"],
@@ -105,7 +105,7 @@ def apply_overrides(spec: HardwareSpec, overrides: Mapping[str, float],
                       if curve else spec.compute.efficiency_curve_m)
     memory = replace(spec.memory, hbm_bandwidth_Bps=v["hbm_Bps"], hbm_efficiency=v["hbm_efficiency"],
                      hbm_capacity_bytes=v["hbm_capacity_bytes"], l2_capacity_bytes=v["l2_bytes"],
-                     l2_bandwidth_Bps=v["l2_Bps"])
+                     l2_bandwidth_Bps=v["l2_Bps"], activation_l2_hit=v["activation_l2_hit"])
     intra = replace(spec.intra_node, link_bandwidth_Bps=v["link_Bps"], links_per_device=int(round(v["links"])),
                     latency_s=v["link_latency_s"], efficiency=v["link_efficiency"])
     inter = replace(spec.inter_node, link_bandwidth_Bps=v["net_Bps"], latency_s=v["net_latency_s"],
