@@ -20,10 +20,11 @@ How a sweep-file parameter becomes an Optuna distribution:
 Trials are asked in batches (``batch_size``), grouped by their structural combination (model,
 device, workload, parallelism) and each group is evaluated at once by the vectorized engine;
 every trial is told as soon as its batch is evaluated. Constraints go through Optuna's
-constraint mechanism (``Trial.set_constraint``; a value <= 0 is feasible): the samplers that use
-constraints (TPE, NSGA-II) steer away from infeasible configurations, and no infeasible trial is
-ever ranked. Each trial also keeps its metrics (user attribute ``metrics``) and constraint values
-(user attribute ``constraint``), so a study in optuna-dashboard shows them.
+constraint mechanism (the values a ``constraints_func`` would store; <= 0 is feasible): the
+samplers that use constraints (TPE, NSGA-II) steer away from infeasible configurations, Optuna's
+``best_trial`` / ``best_trials`` skip them, and no infeasible trial is ever ranked. Each trial also
+keeps its metrics (user attribute ``metrics``) and its named constraint values (user attribute
+``constraint``), so a study in optuna-dashboard shows them.
 
 Storage and workers: any SQLAlchemy URL Optuna supports (a SQLite file by default). Every worker
 records a heartbeat for its running trials; a trial whose worker died (SIGKILL, power loss) is
@@ -73,17 +74,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SAMPLERS",
+    "Objectives",
     "SearchOptions",
-    "SearchSpace",
     "SearchResult",
+    "SearchSpace",
     "TrialOutcome",
+    "WorkerStats",
+    "evaluate_params",
+    "finalize",
+    "make_sampler",
+    "objectives",
+    "open_storage",
+    "predict_kwargs",
+    "prepare_study",
+    "run_search",
+    "run_worker",
     "search_options",
     "search_space",
-    "evaluate_params",
-    "open_storage",
-    "prepare_study",
-    "run_worker",
-    "run_search",
     "trials_frame",
 ]
 
@@ -109,6 +116,8 @@ SEARCH_KEYS = {
 }
 #: Configuration columns of ``evaluate_rows`` (everything else it returns is a metric).
 _CONFIG_COLUMNS = set(STRUCTURAL) | set(HARDWARE_PARAMETERS)
+#: System attribute of a trial holding its constraint values (Optuna's constraints_func format).
+_CONSTRAINTS_KEY = "constraints"
 #: Study user attribute that records what the study searches (checked on resume).
 _STUDY_ATTR = "roofline_search"
 
@@ -661,8 +670,10 @@ def run_worker(spec: SweepSpec, options: SearchOptions, study: optuna.Study, sto
     Every asked trial gets a heartbeat at once; the in-flight batch is told FAIL when evaluation
     raises (or on Ctrl-C) before the exception propagates. Trials of other workers that stay
     RUNNING are waited for; when their worker is dead they are marked FAIL after the grace period
-    (one heartbeat is recorded for a trial seen RUNNING for two grace periods, so that even a
-    trial whose worker died before its first heartbeat turns stale) and replaced.
+    and replaced. A trial seen RUNNING for longer than the grace period plus one heartbeat gets
+    one heartbeat from the waiting worker, so that even a trial whose worker died between
+    creating it and its first heartbeat turns stale (harmless for a live trial, whose own worker
+    keeps beating).
     """
     space, objective = search_space(spec), objectives(spec, options)
     stats = WorkerStats(worker)
@@ -687,14 +698,28 @@ def run_worker(spec: SweepSpec, options: SearchOptions, study: optuna.Study, sto
                 now = time.monotonic()
                 for t in running:
                     seen = first_seen.setdefault(t._trial_id, now)
-                    if heartbeat_on and now - seen > 2 * grace and t._trial_id not in touched:
+                    # after grace + one beat a dead worker's trial with heartbeats has been
+                    # failed; one still RUNNING may never have had a heartbeat: give it one
+                    if heartbeat_on and now - seen > grace + options.heartbeat_interval \
+                            and t._trial_id not in touched:
                         touched.add(t._trial_id)
                         storage.record_heartbeat(t._trial_id)
+                        log.info("trial %d RUNNING for %.0f s: gave it a heartbeat so that it turns stale "
+                                 "if its worker is gone", t.number, now - seen)
                 time.sleep(poll)
                 continue
             _run_batch(spec, space, objective, study, hb, min(budget, options.batch_size), options.trials, stats)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    assert isinstance(dist, FloatDistribution)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
 def _run_batch(spec: SweepSpec, space: SearchSpace, objective: Objectives, study: optuna.Study, hb: _Heartbeat,
@@ -703,8 +728,10 @@ def _run_batch(spec: SweepSpec, space: SearchSpace, objective: Objectives, study
     try:
         t0 = time.perf_counter()
         for _ in range(k):
-            trial = study.ask(space.distributions)
-            hb.add(trial._trial_id)
+            trial = study.ask()  # creates the trial; sampling happens at the first suggest
+            hb.add(trial._trial_id)  # heartbeat at once: a trial without one never turns stale
+            for name, dist in space.distributions.items():
+                _suggest(trial, name, dist)
             # Workers racing for the last trials can ask more than the budget: a trial is kept
             # only when fewer than `total` counted-or-pending trials have a smaller number.
             # Numbers are given out in order under a lock, so all workers agree and at most
@@ -723,10 +750,13 @@ def _run_batch(spec: SweepSpec, space: SearchSpace, objective: Objectives, study
         stats.evaluate_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
         for trial, outcome in zip(batch, outcomes):
-            for name, value in outcome.constraints.items():
-                trial.set_constraint(name, value)
             trial.set_user_attr("metrics", outcome.metrics)
             trial.set_user_attr("constraint", outcome.constraints)
+            # Stored the way a sampler's constraints_func stores them (system attribute
+            # "constraints", a list in the order of the names above): TPE, NSGA-II and
+            # study.best_trial(s) read it, and optuna-dashboard shows it (it does not read
+            # Trial.set_constraint's named keys); one write per trial instead of one per name.
+            trial.storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_KEY, list(outcome.constraints.values()))
             study.tell(trial, outcome.values if objective.multi else outcome.values[0])
             hb.discard(trial._trial_id)
             stats.told += 1
@@ -966,11 +996,12 @@ def trials_frame(study: optuna.Study, spec: SweepSpec, options: SearchOptions) -
         for k, v in metrics.items():
             metric_names.setdefault(k)
             row[k] = math.nan if v is None else v
-        for k, v in t.constraints.items():
+        named = t.user_attrs.get("constraint") or {}
+        for k, v in named.items():
             row[f"constraint_{k}"] = v
         complete = t.state == TrialState.COMPLETE
         row["feasible"] = bool(complete and metrics.get("feasible", False)
-                               and all(v <= 0 for v in t.constraints.values()))
+                               and all(v <= 0 for v in named.values()))
         row["surplus"] = bool(t.user_attrs.get("surplus", False))
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete

@@ -46,11 +46,9 @@ def optimize_command(
 ) -> None:
     """Search a sweep file's space with Optuna and rank configurations by its objective.
 
-    Single objective by default (the file's objective:, e.g. maximize tok_s_per_kusd);
-    multi-objective over the file's pareto: metrics with search: {multi_objective: true}.
-    Constraints (memory fit, latency and cost limits) are Optuna constraints: infeasible
-    configurations are never ranked. The study lives in a database (SQLite in --out by default):
-    the same command again resumes it, and several machines can share one PostgreSQL study.
+    Single objective by default (the file's objective:, e.g. maximize tok_s_per_kusd); multi-objective over the file's pareto: metrics with search: {multi_objective: true}. Constraints (memory fit, latency and cost limits) are Optuna constraints: infeasible configurations are never ranked.
+
+    The study lives in a database (SQLite in --out by default): the same command again resumes it, and several machines can share one PostgreSQL study (--storage). See docs/search.md.
 
     Example: roofline optimize sweeps/preserve_search.yaml --trials 300 --seed 0
     """
@@ -68,7 +66,7 @@ def optimize_command(
         bar.close()
     for note in result.notes:
         echo_err(f"note: {note}")
-    _print_ranking(spec, options, result)
+    _print_ranking(spec, options, result, top)
     if plots and result.complete:
         written, skipped = _search_plots(spec, options, result)
         result.files += written
@@ -109,7 +107,7 @@ class _LazyProgress:
             self.bar.stop()
 
 
-def _print_ranking(spec: SweepSpec, options: SearchOptions, result: SearchResult) -> None:
+def _print_ranking(spec: SweepSpec, options: SearchOptions, result: SearchResult, top: int) -> None:
     from roofline.search import search_space
 
     rows = result.ranked
@@ -120,9 +118,11 @@ def _print_ranking(spec: SweepSpec, options: SearchOptions, result: SearchResult
     cols = ["trial"] + params + [m for m in metrics if m in rows[0]]
     feasible = int(result.trials["feasible"].sum())
     if result.objective.multi:
-        title = (f"{spec.name}: Pareto set, {len(rows)} configurations ("
+        shown = f"the first {top} of " if len(rows) > top else ""
+        title = (f"{spec.name}: Pareto set, {shown}{len(rows)} configurations ("
                  + ", ".join(f"{d} {m}" for d, m in zip(result.objective.directions, result.objective.metrics))
-                 + ")")
+                 + "; all in best.csv)")
+        rows = rows[:top]
     else:
         (direction, metric) = spec.objective
         title = f"{spec.name}: best {len(rows)} distinct configurations by {metric} ({direction})"
