@@ -143,3 +143,15 @@ def test_bad_prefetch_parameters(cli, args) -> None:
     result = cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--tp", "2", *args)
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_predict_writes_breakdown_and_roofline_plots(cli, tmp_path) -> None:
+    stem = tmp_path / "plots" / "l8"
+    args = ("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--tp", "2", "--plot", str(stem), "--json")
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    for suffix in ("_breakdown", "_roofline_prefill", "_roofline_decode"):
+        assert (tmp_path / "plots" / f"l8{suffix}.html").stat().st_size > 0
+    json.loads(result.stdout)  # data stays clean on stdout
+    again = cli(*args)
+    assert again.exit_code == 2 and "--force" in again.stderr

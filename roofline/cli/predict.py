@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from roofline.cli._common import print_table, user_errors
+from roofline.cli._common import check_output, print_table, user_errors
 from roofline.predict import DEFINITIONS, Prediction, predict
 
 app = typer.Typer(no_args_is_help=True)
@@ -96,11 +97,17 @@ def predict_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (times in ms, unit in the key).")] = False,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator table for each phase.")] = False,
     segments: Annotated[bool, typer.Option("--segments", help="Per-segment prefetch table.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write the latency breakdown and roofline charts (HTML and PNG) with this path stem.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot files.")] = False,
 ) -> None:
     """Predict TTFT, TPOT, end-to-end latency and throughput of one configuration.
 
     Example: roofline predict -m llama-3.1-70b -H h100-sxm --tp 2 --input 5000 --output 500 --dtype fp8
     """
+    if plot is not None:
+        for suffix in ("_breakdown", "_roofline_prefill", "_roofline_decode"):
+            check_output(plot.with_name(plot.name + suffix + ".html"), force)
     if calibrated:
         from roofline.validation._profile import calibrated_hardware
 
@@ -110,6 +117,9 @@ def predict_command(
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
                 prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
+    if plot is not None:
+        for path in _write_plots(p, hardware, plot):
+            typer.echo(f"wrote {path}", err=True)
     if as_json:
         d = p.to_dict()
         if not breakdown:
@@ -145,6 +155,26 @@ def predict_command(
                 print_table(f"{phase} prefetch segments" + (" (middle decode step)" if phase == "decode" else ""),
                             ["segment", "after", "coll us", "needed MiB", "during coll MiB", "from L2 MiB",
                              "limited by", "coll/prefetch", "base us", "time us"], rows)
+
+
+def _write_plots(p: Prediction, hardware: Any, stem: Path) -> list[Path]:
+    from roofline import plots
+    from roofline.hardware import load_hardware
+
+    hw = load_hardware(hardware)
+    peak = hw.compute.peak_for(p.workload.compute_dtype) * hw.compute.gemm_efficiency
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with plots.FigureWriter() as writer:
+        written += writer.write(plots.plot_latency_breakdown(
+            p.breakdown, title=f"{p.model} on {p.parallelism.devices}x {p.hardware}: where the time goes"),
+            stem.with_name(stem.name + "_breakdown"))
+        for phase in ("prefill", "decode"):
+            fig = plots.plot_roofline(
+                p.breakdown[phase], peak_flops=peak, hbm_Bps=hw.memory.hbm_bandwidth_Bps * hw.memory.hbm_efficiency,
+                l2_Bps=hw.memory.l2_bandwidth_Bps, title=f"{p.model} on {p.hardware}: {phase} roofline")
+            written += writer.write(fig, stem.with_name(f"{stem.name}_roofline_{phase}"))
+    return written
 
 
 @app.command("compare")
