@@ -258,10 +258,9 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
               csv: bool | None, top: int) -> SweepResult:
     import pyarrow as pa
     import pyarrow.csv as pacsv
-    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    dataset = ds.dataset(sorted(parts.glob("part-*.parquet")), format="parquet")
+    part_files = sorted(parts.glob("part-*.parquet"))
     write_csv = csv if csv is not None else total <= 2_000_000
     results = out / "results.parquet"
     files = [results]
@@ -273,8 +272,7 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
     writer = None
     csv_writer = None
     try:
-        for batch in dataset.to_batches(batch_size=262_144):
-            table = pa.Table.from_batches([batch])
+        for table in _read_parts(part_files):
             if writer is None:
                 writer = pq.ParquetWriter(results, table.schema)
                 if write_csv:
@@ -313,6 +311,14 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     files.append(out / "summary.json")
     return result
+
+
+def _read_parts(files: list[Path]) -> Iterator[Any]:
+    """The part files one at a time, so that merging them holds one chunk in memory."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        yield pq.read_table(f, use_threads=False)
 
 
 def _json_default(value: Any) -> Any:
