@@ -337,7 +337,8 @@ def test_missing_browser_writes_html_and_warns_once(tmp_path, monkeypatch):
 
 def test_no_browser_anywhere(tmp_path, monkeypatch):
     monkeypatch.delenv("BROWSER_PATH", raising=False)
-    monkeypatch.setattr(plots, "_browser_lookup", lambda: (None, "no Chrome or Chromium found"))
+    # patched where FigureWriter looks it up (roofline.plots re-exports it for reading only)
+    monkeypatch.setattr(plots._writer, "_browser_lookup", lambda: (None, "no Chrome or Chromium found"))
     with pytest.warns(PNGExportWarning, match="no Chrome or Chromium found"):
         assert plots.save_figure(_small_figure(), tmp_path / "f") == [tmp_path / "f.html"]
 

@@ -1,0 +1,144 @@
+"""What the figures share: the plotly template, fixed colors, axis titles with units, and the
+helpers of the ``_get_*_info`` functions (a table in, plain numpy arrays and lists out).
+
+Only numpy is imported here; pandas and ``roofline.engine`` are imported inside the helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BOUND_COLORS", "EXTRA_METRICS", "KIND_COLORS", "KIND_ORDER", "LABELS", "PALETTE",
+           "TEMPLATE", "axis_label"]
+
+
+TEMPLATE = "plotly_white"
+
+#: Operator kinds in the order they stack (bottom first), with a fixed color each, so that every
+#: breakdown figure of a report uses the same colors.
+KIND_ORDER = ("gemm", "attention", "vector", "embedding", "collective", "p2p", "prefetch")
+KIND_COLORS = {
+    "gemm": "#1f77b4", "attention": "#ff7f0e", "vector": "#2ca02c", "embedding": "#9467bd",
+    "collective": "#d62728", "p2p": "#8c564b", "prefetch": "#7f7f7f",  # prefetch: spill wait
+}
+BOUND_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "comm": "#d62728"}
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+
+#: Axis titles with units for the columns sweeps produce; other names fall back to their unit suffix.
+LABELS = {
+    "ttft_ms": "TTFT (ms)",
+    "tpot_ms": "TPOT (ms per token)",
+    "e2e_ms": "end-to-end latency (ms)",
+    "throughput_tok_s": "throughput (tokens/s)",
+    "baseline_ttft_ms": "TTFT without prefetch (ms)",
+    "baseline_tpot_ms": "TPOT without prefetch (ms per token)",
+    "baseline_e2e_ms": "end-to-end latency without prefetch (ms)",
+    "baseline_throughput_tok_s": "throughput without prefetch (tokens/s)",
+    "prefetch_speedup": "prefetch speedup (baseline e2e / e2e, x)",
+    "memory_GiB": "memory per device (GiB)",
+    "device_cost_usd": "device cost (USD)",
+    "system_cost_usd": "system cost (USD)",
+    "tok_s_per_kusd": "performance per cost (tokens/s per 1000 USD)",
+    "baseline_tok_s_per_kusd": "performance per cost without prefetch (tokens/s per 1000 USD)",
+    "collective_to_prefetch_ratio": "collective time / prefetch time (ratio)",
+    "l2_capacity_MiB": "L2 capacity (MiB)",
+    "hbm_bandwidth_GBps": "HBM bandwidth (GB/s)",
+    "hbm_capacity_GiB": "HBM capacity (GiB)",
+    "l2_bandwidth_GBps": "L2 bandwidth (GB/s)",
+    "link_bandwidth_GBps": "link bandwidth (GB/s per link, one direction)",
+    "inter_node_bandwidth_GBps": "inter-node bandwidth (GB/s)",
+    "vector_tflops": "vector peak (TFLOP/s)",
+    "launch_overhead_us": "launch overhead (us)",
+    "link_latency_us": "link latency (us)",
+    "inter_node_latency_us": "inter-node latency (us)",
+}
+_UNIT_SUFFIXES = (
+    ("_tok_s_per_kusd", "tokens/s per 1000 USD"), ("_tok_s", "tokens/s"), ("_ms", "ms"),
+    ("_us", "us"), ("_s", "s"), ("_MiB", "MiB"), ("_GiB", "GiB"), ("_MB", "MB"), ("_GB", "GB"),
+    ("_GBps", "GB/s"), ("_TBps", "TB/s"), ("_usd", "USD"), ("_tflops", "TFLOP/s"),
+    ("_fraction", "fraction"),
+)
+
+
+def _unit(column: str) -> str:
+    """The unit in a column's axis label ("MiB" for "l2_capacity_MiB"), "" when it has none."""
+    label = axis_label(column)
+    return label[label.rfind("(") + 1: -1] if label.endswith(")") else ""
+
+
+def axis_label(column: str) -> str:
+    """Axis title with its unit for a results column, e.g. ``"l2_capacity_MiB"`` -> ``"L2 capacity (MiB)"``."""
+    if column in LABELS:
+        return LABELS[column]
+    if column.startswith("peak_tflops_"):
+        return f"peak {column.removeprefix('peak_tflops_')} (TFLOP/s)"
+    for suffix, unit in _UNIT_SUFFIXES:
+        if column.endswith(suffix) and len(column) > len(suffix):
+            return f"{column[: -len(suffix)].replace('_', ' ')} ({unit})"
+    return column.replace("_", " ")
+
+
+def _frame(data: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    return data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+
+
+def _require(df: pd.DataFrame, columns: Iterable[str | None], what: str) -> None:
+    missing = [c for c in columns if c is not None and c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: column(s) {missing} not in the table; columns are {list(df.columns)}")
+
+
+#: Metric columns that are not in ``roofline.engine.METRICS`` (derived by analyses of results).
+EXTRA_METRICS = frozenset({"collective_to_prefetch_ratio"})
+
+
+def _metric_columns() -> set[str]:
+    from roofline.engine import METRICS
+
+    return set(METRICS) | EXTRA_METRICS
+
+
+def _default_hover(df: pd.DataFrame, exclude: Iterable[str | None]) -> list[str]:
+    """Configuration columns: everything that is not a metric (nor already on an axis)."""
+    skip = _metric_columns() | {c for c in exclude if c is not None}
+    return [c for c in df.columns if c not in skip]
+
+
+def _is_continuous(values: pd.Series) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values))
+
+
+def _hover_template(columns: Sequence[str], kinds: Sequence[bool], head: Sequence[str]) -> str:
+    lines = list(head)
+    for i, (c, numeric) in enumerate(zip(columns, kinds)):
+        lines.append(f"{c}: %{{customdata[{i}]:.5~g}}" if numeric else f"{c}: %{{customdata[{i}]}}")
+    return "<br>".join(lines) + "<extra></extra>"
+
+
+def _hover_data(df: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+    import pandas as pd
+
+    if not columns:
+        return np.empty((len(df), 0), dtype=object), []
+    kinds = [bool(pd.api.types.is_float_dtype(df[c])) for c in columns]
+    return df[list(columns)].to_numpy(dtype=object), kinds
+
+
+def _group_order(keys: Iterable[str], group_by: str) -> list[str]:
+    seen = list(dict.fromkeys(keys))
+    if group_by == "kind":
+        return [k for k in KIND_ORDER if k in seen] + [k for k in seen if k not in KIND_ORDER]
+    if group_by == "bound":
+        return [k for k in BOUND_COLORS if k in seen] + [k for k in seen if k not in BOUND_COLORS]
+    return seen

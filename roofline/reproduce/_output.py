@@ -1,0 +1,76 @@
+"""The output folder of a reproduction and what is written into it (tables, JSON, figures)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from roofline.exceptions import SpecError
+
+__all__ = ["Reproduction", "check_out_dir"]
+
+
+def check_out_dir(out: str | Path, force: bool) -> Path:
+    """Refuse an existing, non-empty output folder unless ``force`` (files are then overwritten;
+    nothing is deleted)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise SpecError(f"{path}: exists and is not a folder")
+    if path.exists() and any(path.iterdir()) and not force:
+        raise SpecError(f"{path}: output folder exists and is not empty; pass --force to overwrite it")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class Reproduction:
+    """What a reproduction wrote and its headline numbers."""
+
+    experiment: str
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _write(out: Path, name: str, text: str, files: list[Path]) -> None:
+    path = out / name
+    path.write_text(text)
+    files.append(path)
+
+
+def _csv(out: Path, name: str, df: pd.DataFrame, files: list[Path]) -> None:
+    path = out / name
+    df.to_csv(path, index=False)
+    files.append(path)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    raise TypeError(type(v).__name__)
+
+
+def _figures(out: Path, figures: list[tuple[Any, str]], rep: Reproduction) -> None:
+    import warnings
+
+    from roofline.plots import FigureWriter
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with FigureWriter(width=1200, height=720) as writer:
+            for fig, stem in figures:
+                rep.files += writer.write(fig, out / "plots" / stem)
+    rep.warnings += sorted({str(w.message) for w in caught})
+
+
+def _slug(name: str) -> str:
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())

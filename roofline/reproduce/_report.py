@@ -1,0 +1,105 @@
+"""The markdown reports (``report.md``) of both experiments and the tables in them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from roofline.reproduce._paper import MAIN_BATCH, MAIN_SEQUENCE
+
+__all__ = ["markdown_table"]
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(v):
+            return "-" if math.isnan(v) else "inf"
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:.3g}"
+        return f"{v:,.{digits}f}" if abs(v) < 100 else f"{v:,.1f}"
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    return str(v)
+
+
+def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub markdown table of ``df`` (no index)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v, digits) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _grid_markdown(t: pd.DataFrame) -> str:
+    """Rows model x batch, columns total sequence; cells the e2e speedup or why it cannot run."""
+    cell = np.where(t["fits"], t["prefetch_speedup"].map(lambda v: f"{v:.2f}"),
+                    "OOM " + t["memory_GiB"].round(0).astype(int).astype(str) + " GiB")
+    g = t.assign(cell=cell).pivot_table(index=["model_label", "batch"], columns="sequence", values="cell",
+                                        aggfunc="first", sort=False)
+    g.columns = [f"{c // 1024}K" for c in g.columns]
+    return markdown_table(g.reset_index().rename(columns={"model_label": "model"}))
+
+
+def _main_markdown(t: pd.DataFrame) -> str:
+    m = t[(t["batch"] == MAIN_BATCH) & (t["sequence"] == MAIN_SEQUENCE)]
+    cols = {"model_label": "model", "status": "memory", "baseline_ttft_ms": "TTFT base ms", "ttft_ms": "TTFT ms",
+            "baseline_tpot_ms": "TPOT base ms", "tpot_ms": "TPOT ms", "baseline_e2e_ms": "e2e base ms",
+            "e2e_ms": "e2e ms", "speedup_tpot": "TPOT speedup", "prefetch_speedup": "e2e speedup",
+            "collective_to_prefetch_ratio": "coll/prefetch", "limited_by": "limited by"}
+    cols = {k: v for k, v in cols.items() if k in m.columns}
+    return markdown_table(m[list(cols)].rename(columns=cols))
+
+
+def _preserve_report(table: pd.DataFrame, summary: Mapping[str, Any], skipped: Sequence[Mapping[str, Any]]) -> str:
+    parts = ["# PRESERVE reproduction: end-to-end prefetch speedup\n",
+             "e2e speedup = baseline e2e / e2e with prefetching; e2e = TTFT + (output_len - 1) * TPOT. "
+             "Sequence = prompt + generated tokens, prompt = round(2/3 * sequence). "
+             "OOM: weights + KV cache + activations do not fit in HBM (left out of the statistics). "
+             f"{summary.get('ratio_definition', '')}.\n"]
+    for hw, t in table.groupby("hardware", sort=False):
+        s = summary["devices"][hw]
+        parts.append(f"\n## {hw} (tp {t['tp'].mode().iloc[0]}, {s['dtype']})\n")
+        if s.get("fit"):
+            b = s["best"]
+            parts.append(f"e2e speedup {s['speedup_min']:.2f}x-{s['speedup_max']:.2f}x over {s['fit']} "
+                         f"configurations that fit ({s['does_not_fit']} do not); largest for {b['model_label']}, "
+                         f"batch {b['batch']}, {b['sequence'] // 1024}K (ratio "
+                         f"{b.get('collective_to_prefetch_ratio', float('nan')):.2f}, limited by "
+                         f"{b.get('limited_by', '?')}). Main point (batch 4, 16K): "
+                         f"{s['main_min']:.2f}x-{s['main_max']:.2f}x.\n")
+        parts.append("\n### Main point: batch 4, 16K (10923 prompt + 5461 generated)\n\n" + _main_markdown(t) + "\n")
+        parts.append("\n### e2e speedup by model, batch and sequence\n\n" + _grid_markdown(t) + "\n")
+        if s.get("ratio_bins"):
+            bins = pd.DataFrame(s["ratio_bins"])
+            parts.append("\n### e2e speedup by collective/prefetch ratio\n\n" + markdown_table(bins) + "\n")
+    notes = sorted({(s["model"], s["status"]) for s in skipped})
+    if notes:
+        parts.append("\n## Not run as specified\n\n" + "\n".join(f"- {m}: {st}" for m, st in notes) + "\n")
+    return "".join(parts)
+
+
+def _dse_report(optima: pd.DataFrame, curve: pd.DataFrame, overall: Mapping[str, float],
+                sens: pd.DataFrame | None, skipped: Sequence[Mapping[str, Any]]) -> str:
+    parts = ["# PRESERVE design-space exploration: performance per cost against L2 size\n\n",
+             "Performance per cost = throughput (tokens/s) per 1000 USD of system cost (cost_specs/default.yaml). "
+             "8x Ascend 910B, int8, batch 4, 16K sequence (10923 prompt + 5461 generated).\n\n",
+             f"All models (geometric mean, normalised to 192 MiB without prefetch): optimum "
+             f"{overall['l2_best_without_MiB']:g} MiB without prefetch ({overall['best_without']:.3f}), "
+             f"{overall['l2_best_with_MiB']:g} MiB with prefetch ({overall['best_with']:.3f}); "
+             f"gain {overall['gain']:.2f}x.\n\n## Per model\n\n",
+             markdown_table(optima.rename(columns={"model_label": "model"})), "\n"]
+    pick = curve[curve["l2_capacity_MiB"].isin([0, 8, 16, 32, 64, 96, 104, 128, 192, 256])]
+    parts += ["\n## All models against L2 size (normalised perf/cost)\n\n", markdown_table(pick), "\n"]
+    if sens is not None:
+        parts += ["\n## Sensitivity\n\n", markdown_table(sens), "\n"]
+    notes = sorted({(s["model"], s["status"]) for s in skipped})
+    if notes:
+        parts.append("\n## Not run as specified\n\n" + "\n".join(f"- {m}: {st}" for m, st in notes) + "\n")
+    return "".join(parts)
