@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 import roofline
-from roofline._malloc import tune_malloc
+from roofline._malloc import prepare_worker, tune_malloc
 from roofline.engine import Scenario, evaluate_configs
 from roofline.sweep import run_sweep
 from roofline.sweepfile import sweep_from_dict
@@ -50,7 +50,7 @@ def engine_rate(processes: int, chunks_each: int = 20) -> float:
     if processes == 1:
         done = _evaluate_chunks(0, chunks_each)
     else:
-        with ProcessPoolExecutor(processes) as pool:
+        with ProcessPoolExecutor(processes, initializer=prepare_worker) as pool:
             done = sum(pool.map(_evaluate_chunks, [i * chunks_each for i in range(processes)],
                                 [chunks_each] * processes))
     return done / (time.perf_counter() - start)

@@ -1,9 +1,12 @@
-"""Keep large numpy temporaries in the heap during sweeps.
+"""Process settings for sweep workers: large numpy temporaries stay in the heap, BLAS runs on
+one thread.
 
 glibc serves allocations above its mmap threshold with fresh pages and returns them to the OS on
 free, so every vectorized chunk pays page faults for its (operators x configurations)
-temporaries; sweeps ran at half speed because of it. Sweep and search worker processes raise
-the threshold once. Only glibc (Linux) has mallopt; elsewhere this does nothing.
+temporaries; sweeps ran at half speed because of it. Sweep worker processes raise the threshold
+once (only glibc has mallopt; elsewhere this does nothing). The engine's small matrix products
+go through BLAS, whose own threads oversubscribe the cores when one worker runs per core: two
+workers ran slower than one until each was limited to one BLAS thread.
 """
 
 from __future__ import annotations
@@ -31,3 +34,20 @@ def tune_malloc() -> bool:
     ok = bool(mallopt(_M_MMAP_THRESHOLD, _LIMIT)) and bool(mallopt(_M_TRIM_THRESHOLD, _LIMIT))
     _done["tuned"] = ok
     return ok
+
+
+_blas_limit: list[object] = []
+
+
+def single_thread_blas() -> None:
+    """Limit BLAS to one thread in this process (a worker of a process pool)."""
+    if not _blas_limit:
+        from threadpoolctl import threadpool_limits
+
+        _blas_limit.append(threadpool_limits(limits=1, user_api="blas"))
+
+
+def prepare_worker() -> None:
+    """Everything a sweep worker process sets once."""
+    tune_malloc()
+    single_thread_blas()

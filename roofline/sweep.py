@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from roofline._malloc import tune_malloc
+from roofline._malloc import prepare_worker, tune_malloc
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError, SpecError
@@ -231,7 +231,7 @@ def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Tas
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=prepare_worker) as pool:
         pending = set()
         queue: Iterator[_Task] = iter(todo)
         for t in queue:  # keep at most 2 tasks per worker in flight: memory stays bounded

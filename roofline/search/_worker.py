@@ -31,6 +31,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from roofline._malloc import prepare_worker
 from roofline.exceptions import RooflineError
 from roofline.search._evaluate import evaluate_params
 from roofline.search._options import (
@@ -245,6 +246,7 @@ def _quiet() -> Iterator[None]:
 def _worker_main(spec: SweepSpec, options: SearchOptions, url: str, study_name: str, worker: int,
                  seed: int | None, results: Any) -> None:
     """Entry point of a worker process (``--workers N``)."""
+    prepare_worker()  # one BLAS thread per worker: N workers share the cores
     try:
         storage = open_storage(url, heartbeat_interval=options.heartbeat_interval,
                                grace_period=options.grace_seconds, create_tables=False)
