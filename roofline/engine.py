@@ -68,11 +68,28 @@ def _default_cost_parameters() -> CostParameters:
     return load_cost_parameters()
 
 
+_STACK_PARAMS: dict[tuple[int, str, float], tuple[CostParameters, CostParameters]] = {}
+
+
+def _device_stacks(params: CostParameters, spec: HardwareSpec) -> CostParameters:
+    """Cost parameters whose HBM stack capacity is the device's own (capacity / stacks), so that
+    its baseline stack count is the one in its spec (MI300X: 8 x 24 GiB, not 12 x 16)."""
+    die = spec.die
+    per_stack = spec.memory.hbm_capacity_bytes / 2**30 / die.hbm_stacks
+    key = (id(params), die.hbm_generation, per_stack)
+    cached = _STACK_PARAMS.get(key)
+    if cached is None or cached[0] is not params:  # ids are reused once an object is freed
+        derived = params.with_overrides({f"hbm.stack_capacity_GiB.{die.hbm_generation}": per_stack})
+        cached = _STACK_PARAMS[key] = (params, derived)
+    return cached[1]
+
+
 def _cost(scenario: Scenario, hw: HardwareArrays, params: CostParameters) -> np.ndarray:
     spec = scenario.hardware
     die = spec.die
     if die is None:
         return np.full(hw.n, np.nan)
+    params = _device_stacks(params, spec)
     base_l2_MiB = spec.memory.l2_capacity_bytes / 2**20
     logic = logic_area_from_total(params, die.process_node, die.die_area_mm2, base_l2_MiB,
                                   sram_structure=die.l2_sram)
