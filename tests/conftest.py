@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
 import roofline
+from roofline.validation import load_cases, run_validation
 from roofline.validation._data import default_data_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,3 +35,15 @@ def llama8b() -> roofline.ModelSpec:
 @pytest.fixture(scope="session")
 def llama70b() -> roofline.ModelSpec:
     return roofline.load_model("llama-3-70b")
+
+
+@lru_cache(maxsize=1)
+def _cases():
+    """Every measured case, loaded once per test session."""
+    return load_cases()
+
+
+@lru_cache(maxsize=1)
+def _validation():
+    """The validation of every case with the shipped profiles, run once per test session."""
+    return run_validation(cases=_cases())

@@ -8,8 +8,6 @@ is the achieved value plus a small margin, so that a regression still fails.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,12 +17,10 @@ from roofline.validation import (
     assign_split,
     calibrate_device,
     list_profiles,
-    load_cases,
     load_profile,
-    run_validation,
 )
 
-from .conftest import needs_data
+from .conftest import _cases, _validation, needs_data
 
 #: Guards: target where it is met, achieved (docs/validation.md) plus a margin where it is not.
 GUARDS = {
@@ -42,14 +38,6 @@ DEVICE_GUARDS = {
 }
 
 
-@lru_cache(maxsize=1)
-def _cases() -> pd.DataFrame:
-    return load_cases()
-
-
-@lru_cache(maxsize=1)
-def _validation():
-    return run_validation(cases=_cases())
 
 
 # -- the fit never sees held-out rows ----------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -37,23 +36,12 @@ from roofline.validation import (
     load_peak_busbw,
     load_profile,
     resolve_data_dir,
-    run_validation,
     signed_pct_error,
     write_report,
 )
 from roofline.validation._predict import build_batches, predict_batch
 
-from .conftest import DATA, needs_data
-
-
-@lru_cache(maxsize=1)
-def _cases() -> pd.DataFrame:
-    return load_cases()
-
-
-@lru_cache(maxsize=1)
-def _validation():
-    return run_validation(cases=_cases())
+from .conftest import DATA, _cases, _validation, needs_data
 
 
 def _rows(dataset: str, file: str | None = None, kind: str | None = None) -> pd.DataFrame:
