@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline._json import json_default
 from roofline._malloc import prepare_worker, tune_malloc
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
@@ -308,7 +309,7 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
         "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
         "pareto_front": pareto_list, "definitions": DEFINITIONS, "metrics": METRICS,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files.append(out / "summary.json")
     return result
 
@@ -319,12 +320,6 @@ def _read_parts(files: list[Path]) -> Iterator[Any]:
 
     for f in files:
         yield pq.read_table(f, use_threads=False)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(type(value).__name__)
 
 
 def _front(table: Any, spec: SweepSpec) -> Any:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from roofline.exceptions import SpecError
@@ -49,14 +47,6 @@ def _csv(out: Path, name: str, df: pd.DataFrame, files: list[Path]) -> None:
     path = out / name
     df.to_csv(path, index=False)
     files.append(path)
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    raise TypeError(type(v).__name__)
 
 
 def _figures(out: Path, figures: list[tuple[Any, str]], rep: Reproduction) -> None:

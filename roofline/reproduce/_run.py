@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from roofline._json import json_default
 from roofline.exceptions import SpecError
 from roofline.hardware import load_hardware
 from roofline.reproduce._dse import (
@@ -27,7 +28,6 @@ from roofline.reproduce._output import (
     Reproduction,
     _csv,
     _figures,
-    _json_default,
     _slug,
     _write,
     check_out_dir,
@@ -116,7 +116,7 @@ def reproduce_preserve(out: str | Path, *, force: bool = False, devices: Sequenc
                         f"{sv['main_min']:.2f}x-{sv['main_max']:.2f}x.\n\n" + _main_markdown(tv) + "\n\n"
                         + markdown_table(pd.DataFrame(sv["ratio_bins"])) + "\n")
     _write(out_dir, "report.md", _preserve_report(table, summary, skipped) + sens_md, rep.files)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     rep.files.append(out_dir / "summary.json")
     rep.summary = summary
     if plots:
@@ -164,7 +164,7 @@ def reproduce_dse_l2(out: str | Path, *, force: bool = False, plots: bool = True
         rep.tables["sensitivity"] = sens
         summary["sensitivity"] = sens.to_dict("records")
     _write(out_dir, "report.md", _dse_report(optima, curve, overall, sens, skipped), rep.files)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     rep.files.append(out_dir / "summary.json")
     rep.summary = summary
     if plots:

@@ -13,7 +13,6 @@ metrics (user attribute ``metrics``) and its named constraint values (user attri
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import CategoricalDistribution
 
+from roofline._json import json_value
 from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.hardware import load_hardware
 from roofline.search._options import Objectives, SearchSpace
@@ -84,14 +84,6 @@ def _constraint_columns(spec: SweepSpec, combo: Mapping[str, Any], cols: Mapping
     return out
 
 
-def _json_value(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def evaluate_params(spec: SweepSpec, space: SearchSpace, params: Sequence[Mapping[str, Any]],
                     objective: Objectives) -> list[TrialOutcome]:
     """Evaluate trials: grouped by structural combination, each group in one vectorized call.
@@ -138,7 +130,7 @@ def evaluate_params(spec: SweepSpec, space: SearchSpace, params: Sequence[Mappin
         feasible = np.asarray(cols["feasible"], dtype=bool) & ~undefined
         metric_cols = [c for c in cols if c not in _CONFIG_COLUMNS]
         for j, i in enumerate(rows):
-            metrics = {c: _json_value(cols[c][j]) for c in metric_cols}
+            metrics = {c: json_value(cols[c][j]) for c in metric_cols}
             metrics["feasible"] = bool(feasible[j])
             vals = objective.worst() if undefined[j] else [float(v) for v in values[j]]
             outcomes[i] = TrialOutcome(vals, {k: float(cons[k][j]) for k in names}, metrics, bool(feasible[j]))

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from roofline.search._evaluate import _json_value
+from roofline._json import json_default, json_value
 from roofline.search._options import (
     SEARCH_KEYS,
     Objectives,
@@ -130,10 +129,10 @@ def _ranked(study: optuna.Study, df: pd.DataFrame, spec: SweepSpec, options: Sea
         ordered = feasible.sort_values(["value", "number"], ascending=[direction == "minimize", True])
         ranked = (ordered.drop_duplicates(subset=params) if params else ordered).head(top)
         best_rows = ranked
-    records = [{k: _json_value(v) for k, v in r.items()} for r in ranked.to_dict(orient="records")]
+    records = [{k: json_value(v) for k, v in r.items()} for r in ranked.to_dict(orient="records")]
     best = None
     if len(best_rows):
-        best = {k: _json_value(v) for k, v in best_rows.iloc[0].to_dict().items()}
+        best = {k: json_value(v) for k, v in best_rows.iloc[0].to_dict().items()}
     return records, best
 
 
@@ -176,16 +175,8 @@ def finalize(spec: SweepSpec, options: SearchOptions, study: optuna.Study, out: 
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    tmp.write_text(json.dumps(data, indent=2, default=json_default))
     os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
 
 
 def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions, out: Path) -> list[Path]:
@@ -205,7 +196,7 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
         "sweep": spec.name, "file": spec.path, "study": result.study_name, "storage": result.storage,
         "dashboard": f"optuna-dashboard {result.storage}",
         "objective": [{d: m} for d, m in zip(result.objective.directions, result.objective.metrics)],
-        "constraints": {k: _json_value(v) for k, v in spec.constraints.items()},
+        "constraints": {k: json_value(v) for k, v in spec.constraints.items()},
         "options": {k: getattr(options, k) for k in SEARCH_KEYS} | {"sampler": options.sampler_name},
         "space": search_space(spec).to_json(),
         "requested": result.requested, "counts": result.counts,

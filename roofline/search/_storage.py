@@ -18,8 +18,9 @@ from typing import Any
 
 import optuna
 
+from roofline._json import json_value
 from roofline.exceptions import RooflineError, SpecError
-from roofline.search._evaluate import _json_value, constraint_names
+from roofline.search._evaluate import constraint_names
 from roofline.search._options import (
     SAMPLERS,
     Objectives,
@@ -163,7 +164,7 @@ def make_sampler(options: SearchOptions, seed: int | None) -> optuna.samplers.Ba
 def _study_record(spec: SweepSpec, space: SearchSpace, objective: Objectives) -> dict[str, Any]:
     return {"objective": list(objective.metrics), "directions": list(objective.directions),
             "constraints": list(constraint_names(spec)), "space": space.to_json()["distributions"],
-            "fixed": {k: _json_value(v) for k, v in space.to_json()["fixed"].items()}}
+            "fixed": {k: json_value(v) for k, v in space.to_json()["fixed"].items()}}
 
 
 def prepare_study(spec: SweepSpec, options: SearchOptions, storage: Any, study_name: str, *,
