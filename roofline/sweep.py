@@ -24,9 +24,10 @@ import numpy as np
 
 from roofline._json import json_default
 from roofline._malloc import prepare_worker, tune_malloc
+from roofline._outdir import check_out_dir
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
-from roofline.exceptions import InfeasibleConfigError, RooflineError, SpecError
+from roofline.exceptions import InfeasibleConfigError, RooflineError
 from roofline.hardware import load_hardware
 from roofline.model import load_model
 from roofline.pareto import pareto_mask
@@ -216,15 +217,6 @@ def run_sweep(
         done = _run_parallel(spec, combos, todo, parts, workers, done, total, progress)
     seconds = time.perf_counter() - started
     return _finalize(spec, out, parts, total, seconds, skipped, csv, top)
-
-
-def check_out_dir(out: Path, *, force: bool, resume: bool) -> None:
-    """Refuse a non-empty output folder unless the user said --force or --resume."""
-    if out.exists() and not out.is_dir():
-        raise SpecError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not (force or resume):
-        raise SpecError(f"{out}: output directory exists and is not empty; pass --force to overwrite "
-                        f"or --resume to continue an interrupted sweep")
 
 
 def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Task], parts: Path, workers: int,

@@ -8,19 +8,15 @@ from typing import Any
 
 import pandas as pd
 
-from roofline.exceptions import SpecError
+from roofline._outdir import check_out_dir as _check
 
 __all__ = ["Reproduction", "check_out_dir"]
 
 
 def check_out_dir(out: str | Path, force: bool) -> Path:
     """Refuse an existing, non-empty output folder unless ``force`` (files are then overwritten;
-    nothing is deleted)."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise SpecError(f"{path}: exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not force:
-        raise SpecError(f"{path}: output folder exists and is not empty; pass --force to overwrite it")
+    nothing is deleted); create it."""
+    path = _check(out, force=force)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
