@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,11 @@ class ModelSpec:
             (layer - m.first_dense_layers) % m.moe_layer_interval == m.moe_layer_interval - 1)
 
     def num_moe_layers(self) -> int:
+        return self._moe_layer_count
+
+    @cached_property
+    def _moe_layer_count(self) -> int:
+        # counted once per spec: parameter counts and memory checks ask on every prediction
         return sum(self.is_moe_layer(i) for i in range(self.num_layers))
 
     def _ffn_params(self, active: bool) -> int:

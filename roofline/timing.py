@@ -8,7 +8,7 @@ an :class:`~roofline.graph.OpTable`; results are arrays of shape (n_configs, n_o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -58,14 +58,15 @@ class HardwareArrays:
         """The configurations at ``rows`` (fancy indexing on every array)."""
         if len(rows) == self.n and np.array_equal(rows, np.arange(self.n)):
             return self
-        changes = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        values = dict(self.__dict__)  # every field: arrays are indexed, flags kept
+        for name, value in values.items():
             if isinstance(value, np.ndarray):
-                changes[f.name] = value[rows]
+                values[name] = value[rows]
             elif isinstance(value, dict):
-                changes[f.name] = {k: v[rows] for k, v in value.items()}
-        return replace(self, **changes)
+                values[name] = {k: v[rows] for k, v in value.items()}
+        taken = object.__new__(HardwareArrays)
+        taken.__dict__.update(values)  # frozen: skip __init__, the fields are already checked
+        return taken
 
     def intra(self) -> TierArrays:
         return TierArrays(self.link_Bps, self.links, self.link_latency_s, self.link_efficiency,
