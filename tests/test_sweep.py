@@ -178,3 +178,18 @@ def test_cli_malformed_sweep_files(tmp_path: Path, capsys, content: str, pattern
     f.write_text(content)
     code, out, err = _cli(capsys, "sweep", str(f), "--out", str(tmp_path / "o"), "--no-plots")
     assert code == 2 and pattern in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_pareto_does_not_overwrite_without_force(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(SMALL))
+    assert _cli(capsys, "sweep", str(f), "--out", str(tmp_path / "o"), "--no-plots", "--workers", "1")[0] == 0
+    results = str(tmp_path / "o" / "results.parquet")
+    (tmp_path / "mine.csv").write_text("user data")
+    (tmp_path / "front.html").write_text("user plot")
+    code, _, err = _cli(capsys, "pareto", results, "--minimize", "system_cost_usd", "--maximize", "throughput_tok_s",
+                        "--out", str(tmp_path / "mine.csv"))
+    assert code == 2 and "--force" in err and (tmp_path / "mine.csv").read_text() == "user data"
+    code, _, err = _cli(capsys, "pareto", results, "--minimize", "system_cost_usd", "--maximize", "throughput_tok_s",
+                        "--plot", str(tmp_path / "front"))
+    assert code == 2 and "--force" in err and (tmp_path / "front.html").read_text() == "user plot"

@@ -128,7 +128,7 @@ def pareto_command(
     maximize: Annotated[list[str] | None, typer.Option("--maximize", help="Metric to maximize (repeat).")] = None,
     feasible_only: Annotated[bool, typer.Option("--feasible-only/--all", help="Ignore rows that break constraints.")] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the front (CSV, Parquet or JSON by suffix).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out and --plot files.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a Pareto plot (HTML and PNG) with this stem.")] = None,
 ) -> None:
     """The non-dominated configurations for two or three metrics.
@@ -142,6 +142,10 @@ def pareto_command(
 
     if not results.exists():
         raise fail(f"{results}: results file not found")
+    if out is not None:
+        check_output(out, force)
+    if plot is not None:
+        check_output(plot.with_name(plot.name + ".html"), force)
     df = pd.read_parquet(results) if results.suffix == ".parquet" else pd.read_csv(results)
     pairs = [(m, False) for m in minimize or []] + [(m, True) for m in maximize or []]
     if not 2 <= len(pairs) <= 3:
@@ -157,7 +161,6 @@ def pareto_command(
     cols = [c for c in SHOW if c in front.columns and c not in {m for m, _ in pairs}] + [m for m, _ in pairs]
     print_table(f"Pareto front: {len(front)} of {len(df)} rows", cols, front[cols].head(50).values.tolist())
     if out is not None:
-        check_output(out, force)
         if out.suffix == ".parquet":
             front.to_parquet(out)
         elif out.suffix == ".json":
