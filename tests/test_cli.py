@@ -155,3 +155,11 @@ def test_predict_writes_breakdown_and_roofline_plots(cli, tmp_path) -> None:
     json.loads(result.stdout)  # data stays clean on stdout
     again = cli(*args)
     assert again.exit_code == 2 and "--force" in again.stderr
+
+
+def test_calibrate_and_validate_refuse_to_overwrite(cli, tmp_path) -> None:
+    _one_line_error(cli("calibrate", "--hardware", "h100-sxm"), "pass --force to replace it")
+    report = tmp_path / "mine.html"
+    report.write_text("user report")
+    _one_line_error(cli("validate", "--device", "b200", "--report", str(report)), "pass --force to overwrite it")
+    assert report.read_text() == "user report"

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from roofline.exceptions import RooflineError
+from roofline.exceptions import RooflineError, SpecError
 
 app = typer.Typer()
 
@@ -51,10 +51,13 @@ def validate(
                                                 "against-measured plots to this file.", dir_okay=False)] = None,
     device: Annotated[list[str] | None, typer.Option("--device", help="Only this bundled device "
                                                      "(repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --report file.")] = False,
 ) -> None:
     """Error of the model against measured data: MAPE, median and worst APE and bias per dataset
     and device, datasheet-only and with the shipped calibrated profiles, on held-out rows."""
     try:
+        if report is not None and report.exists() and not force:
+            raise SpecError(f"{report} exists; pass --force to overwrite it")
         from roofline.validation import run_validation, write_report
 
         result = run_validation(data, devices=device or None)
@@ -85,6 +88,8 @@ def calibrate(
     out: Annotated[Path | None, typer.Option("--out", help="Profile to write (default: "
                                              "hardware_specs/calibrated/<device>.yaml).", dir_okay=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Fit and report, write nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing profile (the shipped one "
+                                        "included).")] = False,
 ) -> None:
     """Fit a device's efficiency parameters on a training split of the measured data; report the
     error on the held-out rows only and write the calibrated profile."""
@@ -92,6 +97,10 @@ def calibrate(
         from roofline.validation import PROFILE_DIR
         from roofline.validation import calibrate as run
 
+        target = out or PROFILE_DIR / f"{hardware}.yaml"
+        if not dry_run and target.exists() and not force:
+            raise SpecError(f"{target} exists; pass --force to replace it, --out FILE to write elsewhere, "
+                            f"or --dry-run")
         result = run(hardware, data_dir=data, split=split, out=out, write=not dry_run)
         cols = ["family", "dataset", "n_calibrated", "mape_datasheet", "mape_calibrated",
                 "median_ape_calibrated", "worst_ape_calibrated", "bias_calibrated"]
