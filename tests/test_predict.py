@@ -133,20 +133,12 @@ def test_more_bandwidth_or_flops_is_never_slower(parameter, base_value, cfg, fac
     assert fast.tpot_s <= base.tpot_s * (1 + 1e-12)
 
 
+@pytest.mark.parametrize(("field", "most"), [("input_len", 4096), ("batch", 32)])
 @FAST
-@given(CONFIG, st.integers(1, 4096))
-def test_time_grows_with_sequence_length(cfg, extra) -> None:
+@given(cfg=CONFIG, extra=st.integers(1, 4096))
+def test_time_grows_with_sequence_length_and_batch(field, most, cfg, extra) -> None:
     base = _predict(cfg)
-    longer = _predict({**cfg, "input_len": cfg["input_len"] + extra})
-    assert longer.ttft_s >= base.ttft_s
-    assert longer.tpot_s >= base.tpot_s
-
-
-@FAST
-@given(CONFIG, st.integers(1, 32))
-def test_time_grows_with_batch(cfg, extra) -> None:
-    base = _predict(cfg)
-    bigger = _predict({**cfg, "batch": cfg["batch"] + extra})
+    bigger = _predict({**cfg, field: cfg[field] + min(extra, most)})
     assert bigger.ttft_s >= base.ttft_s
     assert bigger.tpot_s >= base.tpot_s
 

@@ -514,22 +514,17 @@ def calibrate_device(device: str, cases: pd.DataFrame | None = None, *, split: s
     mine["train"] = assign_split(mine, split)
     train = mine[mine["train"]]
     params: dict[str, Any] = {"overrides": {}}
-    run = []
-    if "gemm" in stages:
-        params = _stage_gemm(spec, train, params)
-        run.append("gemm")
-    if "layer" in stages:
-        params = _stage_layer(spec, train, params)
-        run.append("layer")
-    if "attention" in stages:
-        params = _stage_attention(spec, train, params)
-        run.append("attention")
-    if "collectives" in stages:
-        params = _stage_collectives(spec, train, params)
-        run.append("collectives")
-    if "serving" in stages:
-        params = _stage_serving(profile_hardware(spec, params), train, params)
-        run.append("serving")
+    fits = {
+        "gemm": lambda p: _stage_gemm(spec, train, p),
+        "layer": lambda p: _stage_layer(spec, train, p),
+        "attention": lambda p: _stage_attention(spec, train, p),
+        "collectives": lambda p: _stage_collectives(spec, train, p),
+        # serving is fitted on top of everything before it
+        "serving": lambda p: _stage_serving(profile_hardware(spec, p), train, p),
+    }
+    run = [name for name in fits if name in stages]  # always in this order
+    for name in run:
+        params = fits[name](params)
     mine["predicted_datasheet"] = predict_all(mine, {spec.name: {}})
     mine["predicted_calibrated"] = predict_all(mine, {spec.name: params})
     profile = _profile(spec, params, mine, split, run)
