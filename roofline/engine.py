@@ -16,12 +16,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from roofline.cost import CostParameters, device_cost, load_cost_parameters, logic_area_from_total
-from roofline.evaluate import evaluate_pass, mean_over_steps
+from roofline.evaluate import DecodeSteps, evaluate_pass, mean_over_steps
 from roofline.graph import build_phase
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
 from roofline.predict import decode_kv_range, memory_per_device
-from roofline.timing import HardwareArrays, Recorder, comm_times
+from roofline.timing import HardwareArrays, Recorder
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["Scenario", "evaluate_configs", "METRICS", "BOUNDS"]
@@ -129,12 +129,12 @@ def evaluate_configs(
     prefill = build_phase(model, w, par, "prefill")
     decode = build_phase(model, w, par, "decode")
     pre = evaluate_pass(prefill, hw)
-    decode_comm = comm_times(decode, hw)
+    steps = DecodeSteps(decode, hw)
     compute_bound = decode.count * ~decode.is_comm
     comm_ops = decode.count * decode.is_comm
 
     def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-        res = evaluate_pass(decode, hw.take(rows), kv_len, rec, decode_comm[:, rows])
+        res = steps.at(rows, kv_len, rec)
         t = res.times
         is_compute = t.compute_s > t.memory_s  # recorded already by the max in op_times
         compute_s = compute_bound @ (t.total_s * is_compute)

@@ -15,9 +15,9 @@ import numpy as np
 
 from roofline.graph import OpTable
 from roofline.prefetch import SegmentPrefetch, segment_prefetch
-from roofline.timing import HardwareArrays, OpTimes, Recorder, op_times
+from roofline.timing import HardwareArrays, OpTimes, Recorder, comm_times, op_times
 
-__all__ = ["PassResult", "evaluate_pass", "mean_over_steps", "StepFunction"]
+__all__ = ["PassResult", "DecodeSteps", "evaluate_pass", "mean_over_steps", "StepFunction"]
 
 StepFunction = Callable[[np.ndarray, np.ndarray, Recorder], np.ndarray]
 
@@ -65,6 +65,19 @@ def evaluate_pass(table: OpTable, hw: HardwareArrays, kv_len: np.ndarray | None 
     path_pf = path - np.array([s.count for s in table.segments]) @ saving
     stage_pf = stage - np.array([s.stage_count for s in table.segments]) @ saving
     return PassResult(base, _pipeline(path_pf, stage_pf, table, rec), t, pf)
+
+
+class DecodeSteps:
+    """Decode steps of one table on some configurations: the collective times (independent of
+    the KV length) are computed once; :meth:`at` evaluates any rows at any KV lengths."""
+
+    def __init__(self, table: OpTable, hw: HardwareArrays) -> None:
+        self.table, self.hw = table, hw
+        self.comm_s = comm_times(table, hw)
+
+    def at(self, rows: np.ndarray, kv_len: np.ndarray, rec: Recorder | None = None) -> PassResult:
+        """The decode pass of configurations ``rows`` at KV lengths ``kv_len`` (both shape (k,))."""
+        return evaluate_pass(self.table, self.hw.take(rows), kv_len, rec, self.comm_s[:, rows])
 
 
 def mean_over_steps(step: StepFunction, first: np.ndarray, last: np.ndarray) -> np.ndarray:

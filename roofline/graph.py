@@ -111,11 +111,13 @@ class OpTable:
     def n_ops(self) -> int:
         return len(self.names)
 
-    def flops_at(self, kv_len: np.ndarray | float) -> np.ndarray:
-        return self.flops + self.flops_per_kv * np.asarray(kv_len, dtype=float)[..., None]
+    def flops_at(self, kv_len: np.ndarray) -> np.ndarray:
+        """(n_ops, n) FLOPs at the KV lengths ``kv_len`` (shape (n,))."""
+        return self.flops[:, None] + self.flops_per_kv[:, None] * kv_len
 
-    def kv_read_at(self, kv_len: np.ndarray | float) -> np.ndarray:
-        return self.kv_read_bytes + self.kv_read_per_kv * np.asarray(kv_len, dtype=float)[..., None]
+    def kv_read_at(self, kv_len: np.ndarray) -> np.ndarray:
+        """(n_ops, n) KV-cache bytes read at the KV lengths ``kv_len`` (shape (n,))."""
+        return self.kv_read_bytes[:, None] + self.kv_read_per_kv[:, None] * kv_len
 
 
 class _LayerBuilder:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from roofline.evaluate import PassResult, evaluate_pass, mean_over_steps
+from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
 from roofline.graph import OpTable, build_phase, weight_params_per_device
 from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import ModelSpec, load_model
 from roofline.prefetch import LIMITS
-from roofline.timing import HardwareArrays, Recorder, comm_times
+from roofline.timing import HardwareArrays, Recorder
 from roofline.workload import Parallelism, Workload
 
 if TYPE_CHECKING:
@@ -197,19 +197,17 @@ class _Detail:
     """What the breakdown needs, kept so that it is computed only when asked for."""
 
     prefill: OpTable
-    decode: OpTable
-    arrays: HardwareArrays
+    steps: DecodeSteps
     pre: PassResult
-    decode_comm: np.ndarray
     first: int
     last: int
 
     def tables(self, p: Prediction) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-        decode, arrays, n_ops = self.decode, self.arrays, self.decode.n_ops
+        decode, arrays, n_ops = self.steps.table, self.steps.hw, self.steps.table.n_ops
         on = bool(arrays.prefetch[0])
 
         def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-            res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, self.decode_comm[:, rows])
+            res = self.steps.at(rows, kv_len, rec)
             ops = res.op_time_with_prefetch_s(decode) if on else res.times.total_s
             stall = _stall(decode, res) if on else np.zeros(len(rows))
             return np.concatenate([res.base_s[:, None], res.time_s[:, None], ops.T, stall[:, None]], axis=1)
@@ -354,10 +352,10 @@ def predict(
     decode = build_phase(m, w, par, "decode")
     pre = evaluate_pass(prefill, arrays)
     ttft_base, ttft = float(pre.base_s[0]), float(pre.time_s[0])
-    decode_comm = comm_times(decode, arrays)
+    decode_steps = DecodeSteps(decode, arrays)
 
     def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-        res = evaluate_pass(decode, arrays.take(rows), kv_len, rec, decode_comm[:, rows])
+        res = decode_steps.at(rows, kv_len, rec)
         return np.stack([res.base_s, res.time_s], axis=1)
 
     first, last = decode_kv_range(w)
@@ -370,5 +368,5 @@ def predict(
         ttft_s=ttft, tpot_s=float(tpot), e2e_s=float(e2e),
         throughput_tok_s=float(w.batch * w.output_len / e2e * par.dp),
         baseline_ttft_s=ttft_base, baseline_tpot_s=float(tpot_base), baseline_e2e_s=float(e2e_base),
-        memory=memory, _detail=_Detail(prefill, decode, arrays, pre, decode_comm, first, last),
+        memory=memory, _detail=_Detail(prefill, decode_steps, pre, first, last),
     )

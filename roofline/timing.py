@@ -251,8 +251,8 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     rec = rec or Recorder(active=False)
     n = hw.n
     kv = np.zeros(n) if kv_len is None else np.broadcast_to(np.asarray(kv_len, dtype=float), (n,))
-    flops = table.flops[:, None] + table.flops_per_kv[:, None] * kv
-    kv_read = table.kv_read_bytes[:, None] + table.kv_read_per_kv[:, None] * kv
+    flops = table.flops_at(kv)
+    kv_read = table.kv_read_at(kv)
     act = table.act_bytes[:, None]
     act_in_l2 = np.where(act <= hw.l2_bytes, act * hw.activation_l2_hit, 0.0)
     hbm_bytes = kv_read + (table.weight_bytes + table.kv_write_bytes)[:, None] + (act - act_in_l2)

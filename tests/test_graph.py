@@ -56,8 +56,8 @@ def test_decode_attention_grows_with_kv_length(llama8b: ModelSpec) -> None:
     i = _op(t, "attention")
     kv_len = np.array([1000.0])
     # 4 sequences x 1000 tokens x 2 (K,V) x 8 heads x 128 x 2 bytes
-    assert t.kv_read_at(kv_len)[0, i] == 4 * 1000 * 2 * 8 * 128 * 2
-    assert t.flops_at(kv_len)[0, i] == 4 * 4 * 32 * 128 * 1000
+    assert t.kv_read_at(kv_len)[i, 0] == 4 * 1000 * 2 * 8 * 128 * 2
+    assert t.flops_at(kv_len)[i, 0] == 4 * 4 * 32 * 128 * 1000
 
 
 def test_heads_not_divisible_by_tp(llama8b: ModelSpec) -> None:

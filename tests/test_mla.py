@@ -100,7 +100,7 @@ def test_decode_cost_is_affine_in_the_kv_length(ds: ModelSpec) -> None:
     t = build_phase(ds, Workload(batch=8, input_len=100, output_len=8), Parallelism(tp=8, ep=8), "decode")
     kv = np.array([100.0, 1100.0, 2100.0])
     f, r = t.flops_at(kv), t.kv_read_at(kv)
-    assert np.allclose(f[2] - f[1], f[1] - f[0]) and np.allclose(r[2] - r[1], r[1] - r[0])
+    assert np.allclose(f[:, 2] - f[:, 1], f[:, 1] - f[:, 0]) and np.allclose(r[:, 2] - r[:, 1], r[:, 1] - r[:, 0])
 
 
 def test_deepseek_v3_decode_is_cheaper_per_token_than_gqa_would_be(ds: ModelSpec) -> None:
