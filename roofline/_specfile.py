@@ -152,7 +152,8 @@ def resolve_spec(name_or_path: str | Path, folder: str, kind: str) -> Path:
     key = text.lower()
     if key in names:
         return bundled_dir(folder) / f"{key}.yaml"
-    raise SpecError(f"unknown {kind} {text!r}{closest(key, names)} (see `roofline list {kind}s`)")
+    listing = "hardware" if kind == "hardware" else f"{kind}s"
+    raise SpecError(f"unknown {kind} {text!r}{closest(key, names)} (see `roofline list {listing}`)")
 
 
 def bundled_dir(folder: str) -> Path:

@@ -10,18 +10,14 @@ from typing import Annotated
 
 import typer
 
-from roofline.exceptions import RooflineError, SpecError
+from roofline.cli._common import check_output, user_errors
+from roofline.exceptions import SpecError
 
 app = typer.Typer()
 
 DataOpt = Annotated[Path | None, typer.Option(
     "--data", help="Validation data folder (default: $ROOFLINE_VALIDATION_DATA, else ../shared/validation "
                    "next to the project root).", file_okay=False)]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _pct(v: object) -> str:
@@ -45,6 +41,7 @@ def _print(title: str, frame, columns: list[str]) -> None:  # noqa: ANN001 (pand
 
 
 @app.command("validate")
+@user_errors
 def validate(
     data: DataOpt = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report with predicted-"
@@ -55,31 +52,29 @@ def validate(
 ) -> None:
     """Error of the model against measured data: MAPE, median and worst APE and bias per dataset
     and device, datasheet-only and with the shipped calibrated profiles, on held-out rows."""
-    try:
-        if report is not None and report.exists() and not force:
-            raise SpecError(f"{report} exists; pass --force to overwrite it")
-        from roofline.validation import run_validation, write_report
+    if report is not None:
+        check_output(report, force)
+    from roofline.validation import run_validation, write_report
 
-        result = run_validation(data, devices=device or None)
-        cols = ["family", "dataset", "device", "n_datasheet", "mape_datasheet", "mape_calibrated",
-                "median_ape_calibrated", "worst_ape_calibrated", "bias_calibrated"]
-        _print("held-out error (%), per dataset and device", result.summary(), cols)
-        fam = result.family_summary()
-        _print("held-out error (%) per family, devices with a calibrated profile", fam,
-               ["family", "n_calibrated", "mape_datasheet", "mape_calibrated", "median_ape_calibrated",
-                "bias_calibrated", "target_mape"])
-        missing = result.unpredicted()
-        if len(missing):
-            typer.echo("not predicted (no bundled spec): " + ", ".join(
-                f"{r.dataset} {r.source_device} ({r.rows} rows)" for r in missing.itertuples()))
-        if report is not None:
-            path = write_report(result, report)
-            typer.echo(f"report: {path}")
-    except RooflineError as e:
-        raise _fail(str(e)) from None
+    result = run_validation(data, devices=device or None)
+    cols = ["family", "dataset", "device", "n_datasheet", "mape_datasheet", "mape_calibrated",
+            "median_ape_calibrated", "worst_ape_calibrated", "bias_calibrated"]
+    _print("held-out error (%), per dataset and device", result.summary(), cols)
+    fam = result.family_summary()
+    _print("held-out error (%) per family, devices with a calibrated profile", fam,
+           ["family", "n_calibrated", "mape_datasheet", "mape_calibrated", "median_ape_calibrated",
+            "bias_calibrated", "target_mape"])
+    missing = result.unpredicted()
+    if len(missing):
+        typer.echo("not predicted (no bundled spec): " + ", ".join(
+            f"{r.dataset} {r.source_device} ({r.rows} rows)" for r in missing.itertuples()))
+    if report is not None:
+        path = write_report(result, report)
+        typer.echo(f"report: {path}")
 
 
 @app.command("calibrate")
+@user_errors
 def calibrate(
     hardware: Annotated[str, typer.Option("--hardware", help="Bundled device to calibrate, e.g. h100-sxm.")],
     data: DataOpt = None,
@@ -93,20 +88,17 @@ def calibrate(
 ) -> None:
     """Fit a device's efficiency parameters on a training split of the measured data; report the
     error on the held-out rows only and write the calibrated profile."""
-    try:
-        from roofline.validation import PROFILE_DIR
-        from roofline.validation import calibrate as run
+    from roofline.validation import PROFILE_DIR
+    from roofline.validation import calibrate as run
 
-        target = out or PROFILE_DIR / f"{hardware}.yaml"
-        if not dry_run and target.exists() and not force:
-            raise SpecError(f"{target} exists; pass --force to replace it, --out FILE to write elsewhere, "
-                            f"or --dry-run")
-        result = run(hardware, data_dir=data, split=split, out=out, write=not dry_run)
-        cols = ["family", "dataset", "n_calibrated", "mape_datasheet", "mape_calibrated",
-                "median_ape_calibrated", "worst_ape_calibrated", "bias_calibrated"]
-        _print(f"{result.device}: held-out error (%), split '{split}'", result.summary("held_out"), cols)
-        _print(f"{result.device}: training error (%)", result.summary("train"), cols)
-        if not dry_run:
-            typer.echo(f"profile: {out or PROFILE_DIR / f'{result.device}.yaml'}")
-    except RooflineError as e:
-        raise _fail(str(e)) from None
+    target = out or PROFILE_DIR / f"{hardware}.yaml"
+    if not dry_run and target.exists() and not force:
+        raise SpecError(f"{target} exists; pass --force to replace it, --out FILE to write elsewhere, "
+                        f"or --dry-run")
+    result = run(hardware, data_dir=data, split=split, out=out, write=not dry_run)
+    cols = ["family", "dataset", "n_calibrated", "mape_datasheet", "mape_calibrated",
+            "median_ape_calibrated", "worst_ape_calibrated", "bias_calibrated"]
+    _print(f"{result.device}: held-out error (%), split '{split}'", result.summary("held_out"), cols)
+    _print(f"{result.device}: training error (%)", result.summary("train"), cols)
+    if not dry_run:
+        typer.echo(f"profile: {out or PROFILE_DIR / f'{result.device}.yaml'}")
