@@ -163,3 +163,16 @@ def test_calibrate_and_validate_refuse_to_overwrite(cli, tmp_path) -> None:
     report.write_text("user report")
     _one_line_error(cli("validate", "--device", "b200", "--report", str(report)), "pass --force to overwrite it")
     assert report.read_text() == "user report"
+
+
+@pytest.mark.parametrize("args", [
+    ["predict", "-m", "mixtral-8x7b", "-H", "h100-sxm", "--tp", "8", "--moe-skew", "-1"],
+    ["predict", "-m", "mixtral-8x7b", "-H", "h100-sxm", "--tp", "8", "--moe-prefetch", "bogus"],
+    ["sweep", "sweeps/quickstart.yaml", "--chunk-size", "0"],
+    ["sweep", "sweeps/quickstart.yaml", "--workers", "0"],
+    ["reproduce", "nothing"],
+])
+def test_bad_option_values(cli, args) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
