@@ -176,3 +176,11 @@ def test_bad_option_values(cli, args) -> None:
     result = cli(*args)
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_version_prints_the_installed_version(cli) -> None:
+    from importlib.metadata import version
+
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"roofline {version('roofline')}"

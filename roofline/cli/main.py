@@ -42,9 +42,22 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"roofline {version('roofline')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("roofline (not installed)")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the installed version and exit.")] = False,
 ) -> None:
     DEBUG["on"] = debug
 
