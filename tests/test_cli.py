@@ -184,3 +184,19 @@ def test_version_prints_the_installed_version(cli) -> None:
     result = cli("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"roofline {version('roofline')}"
+
+
+@pytest.mark.parametrize(("value", "column", "shown"), [
+    (48.0, "l2_capacity_MiB", "48"),             # a whole L2 size, not "48.000"
+    (109_000.0, "system_cost_usd", "109,000"),    # dollars with separators, not "1.09e+05"
+    (71_264.3, "system_cost_usd", "71,264"),
+    (5.778, "tpot_ms", "5.778"),
+    (1145.8, "throughput_tok_s", "1,146"),
+    (12.5, "link_bandwidth_GBps", "12.50"),
+    (float("nan"), "ttft_ms", "-"),
+    (True, "prefetch", "True"),
+])
+def test_table_cells_are_formatted_by_unit(value, column, shown) -> None:
+    from roofline.cli._common import _fmt
+
+    assert _fmt(value, column) == shown

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import typer
 
 from roofline.exceptions import RooflineError
@@ -65,7 +66,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for i, col in enumerate(columns):
         table.add_column(LABELS.get(col, col), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[_fmt(v, col) for v, col in zip(row, columns)])
     Console(width=max(160, _width())).print(table)
 
 
@@ -75,13 +76,26 @@ def _width() -> int:
     return shutil.get_terminal_size((120, 24)).columns
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
+def _fmt(value: Any, column: str = "") -> str:
+    """A table cell by unit: whole numbers without decimals (an L2 of 48 MiB is "48"), dollars to
+    the dollar with separators, other numbers to four significant digits, never in e-notation
+    unless they are tiny."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
         if value != value:
             return "-"
-        if abs(value) >= 1e5 or (0 < abs(value) < 1e-3):
+        if column.endswith("_usd"):
+            return f"{value:,.0f}"
+        if value == int(value) and abs(value) < 1e15:
+            return f"{int(value):,}"
+        if 0 < abs(value) < 1e-3:
             return f"{value:.3g}"
-        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+        decimals = max(0, 3 - int(np.floor(np.log10(abs(value))))) if value else 0
+        return f"{value:,.{decimals}f}"
     return str(value)
 
 
