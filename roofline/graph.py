@@ -30,9 +30,10 @@ import numpy as np
 
 from roofline.model import ModelSpec
 from roofline.moe import ExpertLayout
-from roofline.workload import Parallelism, Workload
+from roofline.workload import Parallelism, Workload, op_class
 
-__all__ = ["OpTable", "Segment", "build_phase", "weight_params_per_device", "COLLECTIVE_KINDS", "OP_KINDS"]
+__all__ = ["OpTable", "Segment", "build_phase", "weight_params_per_device", "weight_params_by_class",
+           "COLLECTIVE_KINDS", "OP_KINDS"]
 
 OP_KINDS = ("gemm", "attention", "vector", "embedding", "collective", "p2p")
 COLLECTIVE_KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
@@ -135,7 +136,7 @@ class _LayerBuilder:
         self.kv_heads = max(model.num_kv_heads // tp, 1)  # KV heads are replicated when tp > kv heads
         self.layers = model.num_layers
         self.stage_layers = ceil(model.num_layers / par.pp)
-        self.attn_dtype = "fp8" if workload.activation_dtype == "fp8" else "bf16"
+        self.attn_dtype = workload.attention_unit
         self.moe_layers = model.num_moe_layers()
         self.dense_layers = model.num_layers - self.moe_layers
         self.prefix = ""  # op-name prefix of the layer type being emitted
@@ -153,18 +154,18 @@ class _LayerBuilder:
     def gemm(self, name: str, n: float, k: float, count: float, stage: float, m: float | None = None,
              prefetch: float | None = None) -> None:
         m = self.tokens if m is None else m
-        w = self.w
+        w, cls = self.w, op_class(name)  # precision per operator class (mixed precision)
         self.add(_Op(name, "gemm", count, stage, m=m, flops=2.0 * m * n * k,
-                     weight_bytes=n * k * w.weight_bytes,
-                     act_bytes=(m * k + m * n) * w.act_bytes, dtype=w.compute_dtype,
+                     weight_bytes=n * k * w.weight_bytes_for(cls),
+                     act_bytes=(m * k + m * n) * w.act_bytes_for(cls), dtype=w.gemm_unit_for(cls),
                      prefetch_weight_bytes=prefetch))
 
     def bmm(self, name: str, heads: float, m: float, n: float, k: float, count: float, stage: float) -> None:
         """A per-head batched GEMM ([m, k] x [k, n] for each head), weights per head."""
-        w = self.w
+        w, cls = self.w, op_class(name)
         self.add(_Op(name, "gemm", count, stage, m=m, flops=2.0 * heads * m * n * k,
-                     weight_bytes=heads * n * k * w.weight_bytes,
-                     act_bytes=heads * (m * k + m * n) * w.act_bytes, dtype=w.compute_dtype))
+                     weight_bytes=heads * n * k * w.weight_bytes_for(cls),
+                     act_bytes=heads * (m * k + m * n) * w.act_bytes_for(cls), dtype=w.gemm_unit_for(cls)))
 
     def vector(self, name: str, elements_in: float, elements_out: float, flops_per_element: float,
                count: float, stage: float, weight_bytes: float = 0.0) -> None:
@@ -190,7 +191,7 @@ class _LayerBuilder:
         h, t = self.m.hidden_size, self.tokens
         first_stage = 1.0 if self.p.pp == 1 else 0.0
         self.add(_Op("embedding", "embedding", 1, first_stage,
-                     weight_bytes=t * h * self.w.weight_bytes, act_bytes=t * h * self.w.act_bytes))
+                     weight_bytes=t * h * self.w.weight_bytes_for("embedding"), act_bytes=t * h * self.w.act_bytes))
         if self.p.tp > 1:  # vocab-parallel embedding sums the partial rows
             return self.tp_collective("embedding_allreduce", 1, first_stage, t * h)
         return None
@@ -325,14 +326,15 @@ class _LayerBuilder:
         pf = None if mode == "predicted" or (mode == "shared" and known) else 0.0
         inter = ceil(moe.expert_intermediate_size / lay.etp)
         up = 2 * inter if m.gated_mlp else inter
-        rows, experts, wb, ab = lay.rows, lay.distinct_experts, w.weight_bytes, w.act_bytes
+        rows, experts = lay.rows, lay.distinct_experts
+        wb, ab, unit = w.weight_bytes_for("experts"), w.act_bytes_for("experts"), w.gemm_unit_for("experts")
         self.add(_Op("expert_gate_up_proj" if m.gated_mlp else "expert_up_proj", "gemm", count, stage,
                      m=lay.rows_per_expert, flops=2.0 * rows * up * h, weight_bytes=experts * up * h * wb,
-                     act_bytes=(rows * h + rows * up) * ab, dtype=w.compute_dtype, prefetch_weight_bytes=pf))
+                     act_bytes=(rows * h + rows * up) * ab, dtype=unit, prefetch_weight_bytes=pf))
         self.vector("expert_activation", rows * up, rows * inter, 4, count, stage)
         self.add(_Op("expert_down_proj", "gemm", count, stage, m=lay.rows_per_expert,
                      flops=2.0 * rows * h * inter, weight_bytes=experts * h * inter * wb,
-                     act_bytes=(rows * inter + rows * h) * ab, dtype=w.compute_dtype, prefetch_weight_bytes=pf))
+                     act_bytes=(rows * inter + rows * h) * ab, dtype=unit, prefetch_weight_bytes=pf))
         if ep > 1:
             self.add(_Op("moe_combine", "collective", count, stage, collective="alltoall",
                          comm_bytes=buffer * w.comm_bytes, group=lay.group, label="combine"))
@@ -478,6 +480,12 @@ def weight_params_per_device(model: ModelSpec, parallelism: Parallelism) -> floa
     devices (``num_experts / ep`` experts each, each split ``tp / ep`` ways when ep < tp).
     Pipeline stages hold ``1 / pp`` of everything (as :func:`roofline.predict.memory_per_device`).
     """
+    return sum(weight_params_by_class(model, parallelism).values())
+
+
+def weight_params_by_class(model: ModelSpec, parallelism: Parallelism) -> dict[str, float]:
+    """:func:`weight_params_per_device` split by precision class (:data:`roofline.workload.OP_CLASSES`;
+    norms and the final bias count with ``attention``), so that mixed precision sizes memory."""
     m, p = model, parallelism
     tp, h = p.tp, m.hidden_size
     norms = 2 * h * (2 if m.norm == "layernorm" else 1)
@@ -491,16 +499,16 @@ def weight_params_per_device(model: ModelSpec, parallelism: Parallelism) -> floa
         kv_share = max(m.num_kv_heads // tp, 1) / m.num_kv_heads
         kv = 2 * h * m.kv_dim + (2 * m.kv_dim if m.qkv_bias else 0)
         attention = (m.attention_params() - kv) / tp + kv * kv_share
-    per_layer = attention + norms
-    total = m.num_layers * per_layer
     moe_layers = m.num_moe_layers()
-    total += (m.num_layers - moe_layers) * m.mlp_params(m.intermediate_size) / tp
+    params = {"attention": m.num_layers * (attention + norms) + h,
+              "mlp": (m.num_layers - moe_layers) * m.mlp_params(m.intermediate_size) / tp}
     if m.moe is not None:
         e = m.moe
-        routed = e.num_experts * m.mlp_params(e.expert_intermediate_size) / max(p.ep, tp)
-        shared = e.num_shared_experts * m.mlp_params(e.shared_expert_intermediate_size) / tp
-        total += moe_layers * (h * e.num_experts + shared + routed)
-    embed = m.vocab_size * h / tp
-    head = 0 if m.tie_word_embeddings else m.vocab_size * h / tp
+        params["experts"] = moe_layers * e.num_experts * m.mlp_params(e.expert_intermediate_size) / max(p.ep, tp)
+        params["shared_experts"] = (moe_layers * e.num_shared_experts
+                                    * m.mlp_params(e.shared_expert_intermediate_size) / tp)
+        params["router"] = moe_layers * h * e.num_experts
     pos = m.max_position_embeddings * h if m.position_embedding == "learned" else 0
-    return (total + embed + head + pos + h) / p.pp
+    params["embedding"] = m.vocab_size * h / tp + pos
+    params["lm_head"] = 0 if m.tie_word_embeddings else m.vocab_size * h / tp
+    return {k: v / p.pp for k, v in params.items()}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from roofline._specfile import Block, bundled_names, read_yaml, resolve_spec
+from roofline.dtypes import PEAK_UNITS, peak_unit_for
 from roofline.exceptions import SpecError
 
 __all__ = [
@@ -25,8 +26,9 @@ __all__ = [
     "DTYPES",
 ]
 
-#: Compute data types a device may list under ``compute.peak_tflops``.
-DTYPES = ("bf16", "fp16", "fp8", "int8", "int4")
+#: Matrix units a device may list under ``compute.peak_tflops`` (dense peaks; fp4 serves NVFP4
+#: and MXFP4, fp6 MXFP6; see :mod:`roofline.dtypes`).
+DTYPES = PEAK_UNITS
 TOPOLOGIES = ("switched", "full_mesh")
 GiB = 1024**3
 MiB = 1024**2
@@ -62,16 +64,13 @@ class ComputeSpec:
             efficiency_curve_m=_curve(b, "efficiency_curve_m"),
         )
 
-    def peak_for(self, dtype: str, *, where: str = "") -> float:
-        """Peak for ``dtype``; int4 weights with no int4 unit fall back to the activation dtype."""
-        if dtype in self.peak_flops:
-            return self.peak_flops[dtype]
-        if dtype == "fp16" and "bf16" in self.peak_flops:
-            return self.peak_flops["bf16"]
-        if dtype == "bf16" and "fp16" in self.peak_flops:
-            return self.peak_flops["fp16"]
-        supported = ", ".join(self.peak_flops)
-        raise SpecError(f"{where or 'hardware'}: no {dtype} compute; this device supports {supported}")
+    def peak_for(self, unit: str, *, where: str = "") -> float:
+        """Dense peak of matrix unit ``unit`` (bf16 and fp16 stand in for each other)."""
+        key = peak_unit_for(unit, self.peak_flops)
+        if key is None:
+            supported = ", ".join(self.peak_flops)
+            raise SpecError(f"{where or 'hardware'}: no {unit} compute; this device supports {supported}")
+        return self.peak_flops[key]
 
 
 def _curve(b: Block, key: str) -> tuple[tuple[float, float], ...]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
-from roofline.graph import OpTable, build_phase, weight_params_per_device
+from roofline.graph import OpTable, build_phase, weight_params_by_class
 from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import ModelSpec, load_model
 from roofline.prefetch import LIMITS
@@ -75,7 +75,7 @@ class MemoryReport:
 def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
                       capacity_bytes: float) -> MemoryReport:
     """Weights, KV cache and peak activations on one device."""
-    weights = weight_params_per_device(model, par) * workload.weight_bytes
+    weights = sum(n * workload.weight_bytes_for(cls) for cls, n in weight_params_by_class(model, par).items())
     kv_per_token = model.kv_elements_per_token() * workload.kv_bytes / par.pp
     if model.mla is None:
         kv_per_token *= max(model.num_kv_heads // par.tp, 1) / model.num_kv_heads

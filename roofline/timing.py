@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from roofline.collectives import TierArrays, collective_hbm_bytes, collective_time_s
+from roofline.dtypes import peak_unit_for
 from roofline.exceptions import SpecError
 from roofline.graph import OpTable
 from roofline.hardware import DTYPES, GiB, HardwareSpec, MiB
@@ -225,15 +226,14 @@ def _compute_rate(table: OpTable, hw: HardwareArrays) -> np.ndarray:
     return np.where(table.is_matrix[:, None], rate * _gemm_efficiency(table, hw), rate)
 
 
-def _peak(hw: HardwareArrays, dtype: str) -> np.ndarray:
-    if dtype in hw.peak_flops:
-        return hw.peak_flops[dtype]
-    if dtype in ("bf16", "fp16"):
-        for alias in ("bf16", "fp16"):
-            if alias in hw.peak_flops:
-                return hw.peak_flops[alias]
-    raise SpecError(f"the device has no {dtype} compute (it supports {', '.join(hw.peak_flops)}); "
-                    f"choose another --dtype")
+def _peak(hw: HardwareArrays, unit: str) -> np.ndarray:
+    key = peak_unit_for(unit, hw.peak_flops)
+    if key is None:
+        hint = (" (for weight-only FP4/FP6, keep 16-bit activations: --dtype mxfp4:bf16)"
+                if unit in ("fp4", "fp6") else "")
+        raise SpecError(f"the device has no {unit} compute (it supports {', '.join(hw.peak_flops)}); "
+                        f"choose another --dtype{hint}")
+    return hw.peak_flops[key]
 
 
 def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None,

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from roofline.dtypes import attention_unit, bytes_per_element, gemm_unit
 from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.model import ModelSpec
 
-__all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "MOE_PREFETCH", "Workload", "Parallelism"]
+__all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
+           "Workload", "Parallelism", "op_class", "parse_op_dtypes"]
 
-#: Bytes per element of each data type.
-DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
-WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4")
-ACTIVATION_DTYPES = ("bf16", "fp16", "fp8", "int8")
-KV_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4")
+WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "int4", "mxfp6", "nvfp4", "mxfp4")
+ACTIVATION_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "mxfp6", "nvfp4", "mxfp4")
+KV_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
+#: Bytes per element of each data type, block scales included (see :mod:`roofline.dtypes`).
+DTYPE_BYTES = {d: bytes_per_element(d) for d in ("fp32",) + WEIGHT_DTYPES}
+#: Weight-only formats: ``Workload.with_dtype`` keeps bf16 activations for them.
+WEIGHT_ONLY = ("int4",)
+#: Block-scaled activation formats have no KV-cache default of their own: FP8 KV (as the FP4
+#: recipes of TensorRT-LLM and vLLM use).
+_KV_DEFAULT = {"mxfp8": "fp8", "mxfp6": "fp8", "nvfp4": "fp8", "mxfp4": "fp8"}
+#: Operator classes whose precision a workload may set on their own (mixed precision).
+#: ``attention`` is every projection of the token mixer (QKV, O, MLA's projections), ``mlp`` the
+#: dense feed-forward layers, ``experts`` the routed MoE experts, ``shared_experts`` the MoE
+#: shared experts.
+OP_CLASSES = ("attention", "mlp", "experts", "shared_experts", "router", "embedding", "lm_head")
 #: What prefetching may bring into L2 for MoE layers (see docs/moe.md).
 MOE_PREFETCH = ("none", "shared", "predicted")
+
+_MLP_OPS = ("gate_up_proj", "up_proj", "down_proj")
+
+
+def op_class(op_name: str) -> str:
+    """The precision class of the operator graph's op ``op_name`` (see :data:`OP_CLASSES`)."""
+    base = op_name.rsplit(".", 1)[-1]  # "dense." prefix of a MoE model's dense layers
+    if base.startswith("expert_"):
+        return "experts"
+    if base.startswith("shared_"):
+        return "shared_experts"
+    if base in _MLP_OPS:
+        return "mlp"
+    if base in ("router", "embedding", "lm_head"):
+        return base
+    return "attention"
 
 
 def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -23,12 +52,57 @@ def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
         raise SpecError(f"workload: {field}: {value!r} is not allowed; choose one of {', '.join(allowed)}")
 
 
+def _split_precision(text: str, where: str) -> tuple[str, str]:
+    """``W`` or ``W:A`` -> (weight, activation); ``W`` alone follows ``Workload.with_dtype``."""
+    weight, _, act = text.partition(":")
+    act = act or ("bf16" if weight in WEIGHT_ONLY else weight)
+    _check_choice(f"{where} weights", weight, WEIGHT_DTYPES)
+    _check_choice(f"{where} activations", act, ACTIVATION_DTYPES)
+    return weight, act
+
+
+def parse_op_dtypes(spec: str | Mapping[str, str] | tuple | None) -> tuple[tuple[str, str, str], ...]:
+    """Per-class precision as sorted (class, weight, activation) triples.
+
+    Accepts ``"experts=nvfp4,attention=fp8"``, a mapping ``{experts: nvfp4}``, or triples.
+    A value is ``W`` (weights and activations, int4 weight-only) or ``W:A`` (``mxfp4:bf16``:
+    MXFP4 weights dequantised for a bf16 GEMM).
+    """
+    if not spec:
+        return ()
+    if isinstance(spec, tuple) and all(isinstance(t, tuple) and len(t) == 3 for t in spec):
+        items = {c: f"{w}:{a}" for c, w, a in spec}
+    elif isinstance(spec, Mapping):
+        items = {str(k): str(v) for k, v in spec.items()}
+    elif isinstance(spec, str):
+        items = {}
+        for part in spec.replace(";", ",").split(","):
+            if not part.strip():
+                continue
+            cls, eq, value = part.strip().partition("=")
+            if not eq or not value:
+                raise SpecError(f"workload: op_dtypes: {part.strip()!r} is not CLASS=DTYPE "
+                                f"(e.g. experts=nvfp4 or experts=mxfp4:bf16)")
+            items[cls.strip()] = value.strip()
+    else:
+        raise SpecError(f"workload: op_dtypes: expected CLASS=DTYPE pairs, got {spec!r}")
+    out = []
+    for cls, value in items.items():
+        _check_choice("op_dtypes class", cls, OP_CLASSES)
+        out.append((cls, *_split_precision(value, f"op_dtypes.{cls}")))
+    return tuple(sorted(out))
+
+
 @dataclass(frozen=True)
 class Workload:
     """One batch of requests: ``batch`` sequences of ``input_len`` prompt tokens, ``output_len`` generated.
 
-    ``weight_dtype`` and ``activation_dtype`` set the GEMM precision: W8A8 int8 or fp8 runs on the
-    int8/fp8 units; int4 (weight-only) GEMMs run at the activation dtype's rate.
+    ``weight_dtype`` and ``activation_dtype`` set the GEMM precision (:func:`roofline.dtypes.gemm_unit`):
+    W8A8 int8 or fp8 runs on the int8/fp8 units, W4A4 NVFP4/MXFP4 on the FP4 unit; weight-only
+    formats (int4, or ``nvfp4``/``mxfp4`` weights with bf16 activations) run at the activation
+    dtype's rate. Weight and KV bytes include block scales (NVFP4 4.5 bits, MXFP4 4.25).
+    ``op_dtypes`` overrides the precision of operator classes (:data:`OP_CLASSES`), e.g. experts
+    in NVFP4 and attention in FP8 (see :func:`parse_op_dtypes`).
 
     Mixture-of-experts traffic (ignored by dense models, see docs/moe.md):
 
@@ -46,10 +120,11 @@ class Workload:
     output_len: int = 128
     weight_dtype: str = "bf16"
     activation_dtype: str = "bf16"
-    kv_dtype: str | None = None  # defaults to the activation dtype
+    kv_dtype: str | None = None  # default: the activation dtype (FP8 for block-scaled ones)
     comm_dtype: str = "bf16"  # all-reduces sum in 16 bit even for 8-bit activations
     moe_skew: float = 0.0
     moe_prefetch: str = "shared"
+    op_dtypes: tuple[tuple[str, str, str], ...] = ()  # (class, weight, activation), sorted
 
     def __post_init__(self) -> None:
         for name in ("batch", "input_len", "output_len"):
@@ -61,41 +136,73 @@ class Workload:
         _check_choice("kv_dtype", self.kv, KV_DTYPES)
         _check_choice("comm_dtype", self.comm_dtype, ACTIVATION_DTYPES + ("fp32",))
         _check_choice("moe_prefetch", self.moe_prefetch, MOE_PREFETCH)
+        object.__setattr__(self, "op_dtypes", parse_op_dtypes(self.op_dtypes))
         skew = self.moe_skew
         if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew < float("inf"):
             raise SpecError(f"workload: moe_skew: must be a finite number >= 0, got {skew!r}")
 
     @classmethod
     def with_dtype(cls, dtype: str, **kwargs: object) -> Workload:
-        """Weights, activations and KV cache all in ``dtype`` (int4: weight-only, bf16 activations)."""
-        act = "bf16" if dtype == "int4" else dtype
-        return cls(weight_dtype=dtype, activation_dtype=act, kv_dtype=kwargs.pop("kv_dtype", None) or act,
-                   **kwargs)  # type: ignore[arg-type]
+        """Weights and activations in ``dtype`` (int4: weight-only, bf16 activations); the KV cache
+        in the activation dtype (FP8 for block-scaled formats) unless ``kv_dtype`` is given."""
+        weight, act = _split_precision(dtype, "dtype")
+        kv = kwargs.pop("kv_dtype", None) or _KV_DEFAULT.get(act, act)
+        return cls(weight_dtype=weight, activation_dtype=act, kv_dtype=kv, **kwargs)  # type: ignore[arg-type]
 
     @property
     def kv(self) -> str:
-        return self.kv_dtype or self.activation_dtype
+        return self.kv_dtype or _KV_DEFAULT.get(self.activation_dtype, self.activation_dtype)
+
+    def precision(self, op_cls: str) -> tuple[str, str]:
+        """(weight dtype, activation dtype) of operator class ``op_cls``."""
+        for c, weight, act in self.op_dtypes:
+            if c == op_cls:
+                return weight, act
+        return self.weight_dtype, self.activation_dtype
+
+    def weight_bytes_for(self, op_cls: str) -> float:
+        """Bytes per weight of class ``op_cls``, block scales included."""
+        return bytes_per_element(self.precision(op_cls)[0])
+
+    def act_bytes_for(self, op_cls: str) -> float:
+        return bytes_per_element(self.precision(op_cls)[1])
+
+    def gemm_unit_for(self, op_cls: str) -> str:
+        """Matrix unit (``compute.peak_tflops`` key) the GEMMs of ``op_cls`` run on."""
+        return gemm_unit(*self.precision(op_cls))
+
+    @property
+    def attention_unit(self) -> str:
+        """Matrix unit of attention's QK^T and PV (FP8 under 8-bit or narrower float activations)."""
+        return attention_unit(self.precision("attention")[1])
 
     @property
     def compute_dtype(self) -> str:
-        """Data type of the GEMM units used: the activation dtype (weights are converted to it)."""
-        return self.activation_dtype
+        """Matrix unit of the GEMMs without a class override."""
+        return gemm_unit(self.weight_dtype, self.activation_dtype)
 
     @property
     def weight_bytes(self) -> float:
-        return DTYPE_BYTES[self.weight_dtype]
+        return bytes_per_element(self.weight_dtype)
 
     @property
     def act_bytes(self) -> float:
-        return DTYPE_BYTES[self.activation_dtype]
+        return bytes_per_element(self.activation_dtype)
 
     @property
     def kv_bytes(self) -> float:
-        return DTYPE_BYTES[self.kv]
+        return bytes_per_element(self.kv)
 
     @property
     def comm_bytes(self) -> float:
-        return DTYPE_BYTES[self.comm_dtype]
+        return bytes_per_element(self.comm_dtype)
+
+    def precision_label(self) -> str:
+        """Short text for titles: ``nvfp4`` or ``bf16 weights/fp8 act`` plus class overrides."""
+        base = (self.weight_dtype if self.weight_dtype == self.activation_dtype
+                else f"{self.weight_dtype} weights/{self.activation_dtype} act")
+        extra = ", ".join(f"{c} {w}" + ("" if w == a else f":{a}") for c, w, a in self.op_dtypes)
+        return f"{base} ({extra})" if extra else base
 
 
 @dataclass(frozen=True)
