@@ -27,6 +27,7 @@ __all__ = [
     "sendrecv_s",
     "collective_time_s",
     "collective_hbm_bytes",
+    "spans_nodes",
     "ALLREDUCE_ALGORITHMS",
 ]
 
@@ -116,6 +117,12 @@ def _allreduce_candidates(size: np.ndarray, n: float, tier: TierArrays) -> list[
             one_shot_allreduce_s(size, n, tier), two_shot_allreduce_s(size, n, tier)]
 
 
+def spans_nodes(n: int, devices_per_node: int) -> bool:
+    """Whether a group of ``n`` devices leaves one node (NVLink domain) and so uses the network.
+    For a send/recv, ``n`` is the span of devices the two peers sit in."""
+    return n > devices_per_node
+
+
 def collective_time_s(kind: str, size_bytes: ArrayLike, n: int, intra: TierArrays, inter: TierArrays,
                       devices_per_node: int) -> np.ndarray:
     """Time of the fastest algorithm for collective ``kind`` over ``n`` devices.
@@ -127,8 +134,8 @@ def collective_time_s(kind: str, size_bytes: ArrayLike, n: int, intra: TierArray
     if n <= 1:
         return np.zeros_like(size)
     if kind == "sendrecv":
-        return sendrecv_s(size, intra if n <= devices_per_node else inter)
-    if n <= devices_per_node:
+        return sendrecv_s(size, inter if spans_nodes(n, devices_per_node) else intra)
+    if not spans_nodes(n, devices_per_node):
         if kind == "allreduce":
             return np.minimum.reduce(_allreduce_candidates(size, n, intra))
         if kind in ("allgather", "reducescatter"):

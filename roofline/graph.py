@@ -358,8 +358,10 @@ class _LayerBuilder:
     def pipeline_send(self) -> None:
         if self.p.pp > 1:
             size = self.tokens * self.m.hidden_size * self.w.act_bytes
+            # group: the devices one replica spans (stages sit tp ranks apart, so the stage
+            # boundary leaves the node/NVLink domain when tp * pp exceeds it)
             self.add(_Op("pp_send_recv", "p2p", self.p.pp - 1, 1, collective="sendrecv",
-                         comm_bytes=size, group=2))
+                         comm_bytes=size, group=self.p.tp * self.p.pp))
 
     def layer_segments(self, first: int, count: float, stage: float, prefix: str) -> tuple[list[Segment], int | None]:
         """Segments of the layer emitted from op ``first`` on, and its last collective.

@@ -10,6 +10,7 @@ from typing import Any
 
 from roofline._specfile import Block, bundled_names, read_yaml, resolve_spec
 from roofline.exceptions import SpecError
+from roofline.quantization import Quantization, parse_quantization_config
 
 __all__ = ["MoESpec", "MLASpec", "ModelSpec", "load_model", "list_models", "HF_ARCHITECTURES"]
 
@@ -92,6 +93,7 @@ class ModelSpec:
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     source_file: str = ""
+    quantization: Quantization | None = None  # the checkpoint's precision (HF quantization_config)
 
     # ---- derived shapes -------------------------------------------------------------------
     @property
@@ -178,7 +180,7 @@ class ModelSpec:
              "intermediate_size", "vocab_size"],
             ["description", "source", "architecture", "head_dim", "gated_mlp", "activation", "norm",
              "qkv_bias", "tie_word_embeddings", "max_position_embeddings", "position_embedding",
-             "moe", "mla", "notes"],
+             "moe", "mla", "notes", "quantization_config"],
         )
         heads = b.integer("num_attention_heads")
         hidden = b.integer("hidden_size")
@@ -204,6 +206,8 @@ class ModelSpec:
             moe=MoESpec.from_block(b.block("moe")) if b.has("moe") else None,
             mla=MLASpec.from_block(b.block("mla")) if b.has("mla") else None,
             source_file=str(file),
+            quantization=(parse_quantization_config(b.raw("quantization_config"), file)
+                          if b.has("quantization_config") else None),
         )
         if spec.num_attention_heads % spec.num_kv_heads:
             raise b.error("num_kv_heads", f"must divide num_attention_heads ({heads})")
@@ -356,6 +360,7 @@ def model_from_hf_config(path: Path) -> ModelSpec:
     except _Unsupported as e:
         raise SpecError(f"{path}: {e} (model_type {model_type})") from None
     name = path.parent.name.lower() if path.name == "config.json" else path.stem.lower()
+    fields["quantization_config"] = cfg.get("quantization_config")
     return ModelSpec.from_dict({"name": name, "architecture": model_type, "source": str(path), **fields}, path)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline.collectives import spans_nodes
 from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
 from roofline.graph import OpTable, build_phase, weight_params_by_class
@@ -218,8 +219,8 @@ class _Detail:
         pre_stall = float(_stall(self.prefill, self.pre)[0]) if on else 0.0
         mid = evaluate_pass(decode, arrays, np.array([(self.first + self.last) // 2]))
         breakdown = {
-            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s, pre_stall),
-            "decode": _op_rows(decode, mid, dec_ops, p.tpot_s, dec_stall),
+            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s, arrays.devices_per_node, pre_stall),
+            "decode": _op_rows(decode, mid, dec_ops, p.tpot_s, arrays.devices_per_node, dec_stall),
         }
         segments = {"prefill": _segment_rows(self.prefill, self.pre), "decode": _segment_rows(decode, mid)}
         return breakdown, segments
@@ -232,7 +233,7 @@ def _stall(table: OpTable, res: PassResult) -> np.ndarray:
     return np.array([s.count for s in table.segments]) @ res.prefetch.stall_s
 
 
-def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float,
+def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float, devices_per_node: int,
              stall_s: float = 0.0) -> list[dict[str, Any]]:
     t = res.times
     rows = []
@@ -251,13 +252,16 @@ def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float,
             "kv_bytes": float((t.kv_read_bytes[i, 0] + table.kv_write_bytes[i]) * table.count[i]),
             "activation_bytes": float(table.act_bytes[i] * table.count[i]),
             "comm_bytes": float(table.comm_bytes[i] * table.count[i]),
+            # the collective's buffer when its group leaves the node (NVLink domain)
+            "scale_out_bytes": float(table.comm_bytes[i] * table.count[i])
+            if table.is_comm[i] and spans_nodes(int(table.group[i]), devices_per_node) else 0.0,
         })
     if stall_s > 0:
         # HBM still busy with prefetch traffic that spilled past the collective
         rows.append({"op": "prefetch_spill_wait", "kind": "prefetch", "count": 1.0, "bound": "memory",
                      "time_ms": stall_s * 1e3, "time_per_call_us": stall_s * 1e6,
                      "share": stall_s / phase_s if phase_s else 0.0, "flops": 0.0, "weight_bytes": 0.0,
-                     "kv_bytes": 0.0, "activation_bytes": 0.0, "comm_bytes": 0.0})
+                     "kv_bytes": 0.0, "activation_bytes": 0.0, "comm_bytes": 0.0, "scale_out_bytes": 0.0})
     return rows
 
 
@@ -291,8 +295,9 @@ def predict(
     batch: int = 1,
     input_len: int = 2048,
     output_len: int = 128,
-    dtype: str = "bf16",
+    dtype: str | None = None,
     kv_dtype: str | None = None,
+    op_dtypes: str | dict[str, str] | None = None,
     tp: int = 1,
     pp: int = 1,
     dp: int = 1,
@@ -313,8 +318,12 @@ def predict(
         model: bundled name (``"llama-3-70b"``), YAML path, HF config.json path, or a ModelSpec.
         hardware: bundled name (``"h100-sxm"``), YAML path, or a HardwareSpec.
         batch, input_len, output_len: sequences per batch, prompt and generated tokens each.
-        dtype: weights and activations (``int4`` is weight-only with bf16 activations).
-        kv_dtype: KV-cache dtype (default: the activation dtype).
+        dtype: weights and activations (``nvfp4``, ``fp8``...; ``int4`` is weight-only with bf16
+            activations; ``W:A`` such as ``mxfp4:bf16`` sets both). Default: the precision of the
+            model's HF ``quantization_config`` if it has one, else bf16.
+        kv_dtype: KV-cache dtype (default: the activation dtype; FP8 under FP4 activations).
+        op_dtypes: precision per operator class, e.g. ``"experts=nvfp4,attention=fp8"``
+            (see :func:`roofline.workload.parse_op_dtypes`).
         tp, pp, dp, ep: tensor, pipeline, data and expert parallelism.
         moe_skew, moe_prefetch: MoE routing skew (0 = uniform) and what PRESERVE may prefetch of
             the experts (``none``, ``shared``, ``predicted``; see docs/moe.md).
@@ -341,8 +350,9 @@ def predict(
     m, hw = _resolve(model, hardware)
     if prefetch_weights is not None or prefetch_kv is not None:
         hw = hw.with_overrides(weights=prefetch_weights, kv_cache=prefetch_kv)
-    w = workload or Workload.with_dtype(dtype, batch=batch, input_len=input_len, output_len=output_len,
-                                        kv_dtype=kv_dtype, moe_skew=moe_skew, moe_prefetch=moe_prefetch)
+    w = workload or Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, batch=batch,
+                                       input_len=input_len, output_len=output_len, moe_skew=moe_skew,
+                                       moe_prefetch=moe_prefetch)
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, **hardware_overrides)
     memory = memory_per_device(m, w, par, float(arrays.hbm_capacity_bytes[0]))

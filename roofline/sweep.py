@@ -46,9 +46,9 @@ PARTS = ".parts"
 def scenario_for(values: dict[str, Any]) -> Scenario:
     """The Scenario of one structural combination (raises for an impossible parallelism)."""
     model = load_model(values["model"])
-    workload = Workload.with_dtype(values["dtype"], batch=int(values["batch"]),
-                                   input_len=int(values["input_len"]), output_len=int(values["output_len"]),
-                                   kv_dtype=values.get("kv_dtype"))
+    workload = Workload.for_model(model, values.get("dtype"), batch=int(values["batch"]),
+                                  input_len=int(values["input_len"]), output_len=int(values["output_len"]),
+                                  kv_dtype=values.get("kv_dtype"), op_dtypes=values.get("op_dtypes"))
     par = Parallelism(tp=int(values["tp"]), pp=int(values["pp"]), dp=int(values["dp"]), ep=int(values["ep"]))
     par.check(model)
     return Scenario(model, workload, par, load_hardware(values["hardware"]))
@@ -88,7 +88,8 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any], params: dict[str, np.n
         "model": np.full(n, scenario.model.name), "hardware": np.full(n, scenario.hardware.name),
         "batch": np.full(n, scenario.workload.batch), "input_len": np.full(n, scenario.workload.input_len),
         "output_len": np.full(n, scenario.workload.output_len),
-        "dtype": np.full(n, scenario.workload.weight_dtype), "kv_dtype": np.full(n, scenario.workload.kv),
+        "dtype": np.full(n, scenario.workload.dtype_spec), "kv_dtype": np.full(n, scenario.workload.kv),
+        "op_dtypes": np.full(n, scenario.workload.op_dtypes_spec),
         "tp": np.full(n, scenario.parallelism.tp), "pp": np.full(n, scenario.parallelism.pp),
         "dp": np.full(n, scenario.parallelism.dp), "ep": np.full(n, scenario.parallelism.ep),
         "devices": np.full(n, scenario.devices),

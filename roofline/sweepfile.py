@@ -7,7 +7,7 @@ parameters, constraints, the objective and the cost-model overrides::
     name: l2-size
     hardware: ascend-910b
     model: [llama-3-8b, llama-3-70b]
-    workload: {batch: 4, input_len: 10923, output_len: 5461, dtype: int8}
+    workload: {batch: 4, input_len: 10923, output_len: 5461, dtype: int8}  # op_dtypes: {experts: nvfp4}
     parallelism: {tp: 8}
     sweep:
       l2_capacity_MiB: {low: 0, high: 256, step: 8}
@@ -34,11 +34,12 @@ from roofline.exceptions import SpecError
 from roofline.hardware import load_hardware
 from roofline.model import load_model
 from roofline.timing import SWEEPABLE
+from roofline.workload import parse_op_dtypes
 
 __all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "METRIC_NAMES"]
 
 #: Parameters that change the operator tables: evaluated one combination at a time.
-STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype",
+STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes",
               "tp", "pp", "dp", "ep")
 #: Parameters evaluated as arrays by the vectorized engine.
 HARDWARE_PARAMETERS = tuple(SWEEPABLE) + ("prefetch",)
@@ -51,7 +52,7 @@ CONSTRAINTS = {
     "max_e2e_ms": "e2e latency at most this", "max_system_cost_usd": "system cost at most this",
     "min_throughput_tok_s": "throughput at least this",
 }
-WORKLOAD_KEYS = ("batch", "input_len", "output_len", "dtype", "kv_dtype")
+WORKLOAD_KEYS = ("batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes")
 PARALLEL_KEYS = ("tp", "pp", "dp", "ep")
 
 
@@ -171,6 +172,14 @@ def _parameter(name: str, raw: Any, file: str) -> Parameter:
     return Parameter(name, low=low, high=high, step=step, num=num, log=log, integer=integer)
 
 
+def _op_dtypes(value: Any, error: Any) -> tuple[tuple[str, str, str], ...]:
+    """``op_dtypes: {experts: nvfp4, attention: fp8}`` (or ``"experts=nvfp4,attention=fp8"``)."""
+    try:
+        return parse_op_dtypes(value)
+    except SpecError as e:
+        raise error("op_dtypes", str(e).removeprefix("workload: ")) from None
+
+
 def _direction_metric(b: Block, key: str) -> tuple[str, str]:
     inner = b.block(key)
     inner.check_keys([], ["maximize", "minimize"])
@@ -224,8 +233,9 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     b.check_keys(["hardware", "model"],
                  ["name", "description", "workload", "parallelism", "sweep", "constraints", "objective",
                   "pareto", "cost", "search"])
-    fixed: dict[str, Any] = {"batch": 1, "input_len": 2048, "output_len": 128, "dtype": "bf16",
-                             "kv_dtype": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1}
+    # dtype None: the model's HF quantization_config, else bf16 (Workload.for_model)
+    fixed: dict[str, Any] = {"batch": 1, "input_len": 2048, "output_len": 128, "dtype": None,
+                             "kv_dtype": None, "op_dtypes": (), "tp": 1, "pp": 1, "dp": 1, "ep": 1}
     for section, keys in (("workload", WORKLOAD_KEYS), ("parallelism", PARALLEL_KEYS)):
         if b.has(section):
             block = b.block(section)
@@ -235,6 +245,8 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
                     value = block.raw(key)
                     if key in ("dtype", "kv_dtype"):
                         fixed[key] = block.string(key)
+                    elif key == "op_dtypes":
+                        fixed[key] = _op_dtypes(value, block.error)
                     elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
                         raise block.error(key, f"must be a positive integer, got {value!r}")
                     else:

@@ -149,6 +149,22 @@ class Workload:
         kv = kwargs.pop("kv_dtype", None) or _KV_DEFAULT.get(act, act)
         return cls(weight_dtype=weight, activation_dtype=act, kv_dtype=kv, **kwargs)  # type: ignore[arg-type]
 
+    @classmethod
+    def for_model(cls, model: ModelSpec, dtype: str | None = None, *, kv_dtype: str | None = None,
+                  op_dtypes: str | Mapping[str, str] | tuple | None = None, **kwargs: object) -> Workload:
+        """The workload of ``model`` in ``dtype``; without one, in the precision its checkpoint
+        ships in (HF ``quantization_config``, see :mod:`roofline.quantization`), else bf16.
+        ``kv_dtype`` and ``op_dtypes`` given here override the checkpoint's."""
+        q = model.quantization
+        if dtype is None and q is not None:
+            kv = kv_dtype or q.kv_dtype or _KV_DEFAULT.get(q.activation_dtype, q.activation_dtype)
+            classes = dict((c, f"{w}:{a}") for c, w, a in q.op_dtypes)
+            classes.update((c, f"{w}:{a}") for c, w, a in parse_op_dtypes(op_dtypes))
+            return cls(weight_dtype=q.weight_dtype, activation_dtype=q.activation_dtype, kv_dtype=kv,
+                       op_dtypes=parse_op_dtypes(classes), **kwargs)  # type: ignore[arg-type]
+        return cls.with_dtype(dtype or "bf16", kv_dtype=kv_dtype, op_dtypes=parse_op_dtypes(op_dtypes),
+                              **kwargs)
+
     @property
     def kv(self) -> str:
         return self.kv_dtype or _KV_DEFAULT.get(self.activation_dtype, self.activation_dtype)
@@ -196,6 +212,18 @@ class Workload:
     @property
     def comm_bytes(self) -> float:
         return bytes_per_element(self.comm_dtype)
+
+    @property
+    def dtype_spec(self) -> str:
+        """The ``--dtype`` text that rebuilds this precision with :meth:`with_dtype` (``nvfp4``,
+        ``int4``, ``mxfp4:bf16``)."""
+        return (self.weight_dtype if _split_precision(self.weight_dtype, "dtype")[1] == self.activation_dtype
+                else f"{self.weight_dtype}:{self.activation_dtype}")
+
+    @property
+    def op_dtypes_spec(self) -> str:
+        """``op_dtypes`` as ``CLASS=W:A`` text ('' when there are none)."""
+        return ",".join(f"{c}={w}:{a}" for c, w, a in self.op_dtypes)
 
     def precision_label(self) -> str:
         """Short text for titles: ``nvfp4`` or ``bf16 weights/fp8 act`` plus class overrides."""

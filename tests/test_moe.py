@@ -356,7 +356,7 @@ def test_moe_tpot_is_the_exact_mean_over_every_step(model: str, par: Parallelism
 # ---- Hugging Face configs ---------------------------------------------------------------------
 
 _SHAPE = [f.name for f in fields(ModelSpec) if f.name not in ("name", "description", "source", "source_file",
-                                                               "architecture")]
+                                                               "architecture", "quantization")]
 
 
 @pytest.mark.parametrize(("folder", "bundled"), [

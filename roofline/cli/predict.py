@@ -11,16 +11,9 @@ import typer
 
 from roofline.cli._common import check_output, print_table, user_errors
 from roofline.predict import DEFINITIONS, Prediction, predict
+from roofline.workload import KV_DTYPES, OP_CLASSES, WEIGHT_DTYPES
 
 app = typer.Typer(no_args_is_help=True)
-
-
-class DType(str, Enum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp8 = "fp8"
-    int8 = "int8"
-    int4 = "int4"
 
 
 class MoEPrefetch(str, Enum):
@@ -33,8 +26,14 @@ Model = Annotated[str, typer.Option("--model", "-m", help="Bundled model name or
 Batch = Annotated[int, typer.Option(min=1, help="Sequences per batch.")]
 Input = Annotated[int, typer.Option("--input", min=1, help="Prompt tokens per sequence.")]
 Output = Annotated[int, typer.Option("--output", min=1, help="Generated tokens per sequence.")]
-DTypeOpt = Annotated[DType, typer.Option(help="Weights and activations (int4: weight-only).")]
-KVDType = Annotated[DType | None, typer.Option(help="KV-cache dtype (default: the activation dtype).")]
+DTypeOpt = Annotated[str | None, typer.Option(
+    help=f"Weights and activations: {', '.join(WEIGHT_DTYPES)} (int4: weight-only); W:A sets both, e.g. "
+         "mxfp4:bf16 (MXFP4 weights, bf16 GEMMs). Default: the model's quantization_config, else bf16.")]
+KVDType = Annotated[str | None, typer.Option(
+    help=f"KV-cache dtype: {', '.join(KV_DTYPES)} (default: the activation dtype; fp8 under FP4).")]
+OpDTypes = Annotated[list[str] | None, typer.Option(
+    "--op-dtype", help=f"Precision of one operator class, CLASS=W[:A] (repeat); classes: {', '.join(OP_CLASSES)}. "
+                       "Example: --op-dtype experts=nvfp4 --op-dtype attention=fp8.")]
 TP = Annotated[int, typer.Option(min=1, help="Tensor parallelism.")]
 PP = Annotated[int, typer.Option(min=1, help="Pipeline parallelism.")]
 DP = Annotated[int, typer.Option(min=1, help="Data-parallel replicas.")]
@@ -76,8 +75,9 @@ def predict_command(
     batch: Batch = 1,
     input_len: Input = 2048,
     output_len: Output = 128,
-    dtype: DTypeOpt = DType.bf16,
+    dtype: DTypeOpt = None,
     kv_dtype: KVDType = None,
+    op_dtype: OpDTypes = None,
     tp: TP = 1,
     pp: PP = 1,
     dp: DP = 1,
@@ -113,7 +113,7 @@ def predict_command(
 
         hardware = calibrated_hardware(hardware)
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
-                dtype=dtype.value, kv_dtype=kv_dtype.value if kv_dtype else None, tp=tp, pp=pp, dp=dp,
+                dtype=dtype, kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=tp, pp=pp, dp=dp,
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
                 prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
@@ -133,7 +133,7 @@ def predict_command(
     ep = f" ep={par.ep}" if par.ep > 1 else ""
     title = (f"{p.model} on {par.devices}x {p.hardware} (tp={par.tp} pp={par.pp} dp={par.dp}{ep}), "
              f"batch {w.batch}, {w.input_len} in / {w.output_len} out, "
-             f"{w.weight_dtype} weights, {w.kv} KV")
+             f"{w.precision_label()}, {w.kv} KV")
     print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
                 _headline(p),
                 caption=f"memory: {p.memory.verdict()}\n" + "\n".join(
@@ -186,7 +186,8 @@ def compare_command(
     batch: Batch = 1,
     input_len: Input = 2048,
     output_len: Output = 128,
-    dtype: DTypeOpt = DType.bf16,
+    dtype: DTypeOpt = None,
+    op_dtype: OpDTypes = None,
     pp: PP = 1,
     prefetch: Prefetch = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
@@ -199,7 +200,8 @@ def compare_command(
     for hw in hardware:
         for t in tp or [1]:
             p = predict(model, hw, batch=batch, input_len=input_len, output_len=output_len,
-                        dtype=dtype.value, tp=t, pp=pp, prefetch=prefetch, check_memory=False)
+                        dtype=dtype, op_dtypes=",".join(op_dtype or []), tp=t, pp=pp, prefetch=prefetch,
+                        check_memory=False)
             rows.append({"hardware": p.hardware, "tp": t, "devices": p.parallelism.devices,
                          "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "e2e_ms": p.e2e_s * 1e3,
                          "throughput_tok_s": p.throughput_tok_s, "prefetch_speedup_e2e": p.speedup["e2e"],
@@ -208,5 +210,5 @@ def compare_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     cols = list(rows[0])
-    print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {dtype.value}", cols,
+    print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {p.workload.precision_label()}", cols,
                 [[r[c] for c in cols] for r in rows])

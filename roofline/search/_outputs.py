@@ -140,7 +140,9 @@ def predict_kwargs(config: Mapping[str, Any], space: SearchSpace) -> dict[str, A
     """Arguments of ``roofline.predict`` for a configuration (a ranked row or ``best``)."""
     kw: dict[str, Any] = {k: config[k] for k in ("batch", "input_len", "output_len", "tp", "pp", "dp", "ep")}
     kw = {k: int(v) for k, v in kw.items()}
-    kw.update(dtype=config["dtype"], kv_dtype=config.get("kv_dtype"), check_memory=False)
+    op_dtypes = config.get("op_dtypes")  # the result column: CLASS=W:A text
+    kw.update(dtype=config["dtype"], kv_dtype=config.get("kv_dtype"),
+              op_dtypes=op_dtypes if isinstance(op_dtypes, str) and op_dtypes else None, check_memory=False)
     for name in space.hardware:
         if name == "prefetch":
             kw["prefetch"] = bool(config[name])
