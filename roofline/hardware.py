@@ -23,6 +23,8 @@ __all__ = [
     "HardwareSpec",
     "load_hardware",
     "list_hardware",
+    "SourcedValue",
+    "hardware_sources",
     "DTYPES",
 ]
 
@@ -277,3 +279,32 @@ def load_hardware(name_or_path: str | Path) -> HardwareSpec:
 def list_hardware() -> list[str]:
     """Names of the bundled devices."""
     return bundled_names("hardware_specs")
+
+
+@dataclass(frozen=True)
+class SourcedValue:
+    """One number of a spec file with where it comes from."""
+
+    key: str  # dotted path in the file, e.g. ``compute.peak_tflops.fp4``
+    value: Any
+    kind: str  # "source" or "estimate"
+    text: str
+
+
+def hardware_sources(name_or_path: str | Path) -> list[SourcedValue]:
+    """Every sourced or estimated number of a device spec, in file order."""
+    path = resolve_spec(name_or_path, "hardware_specs", "hardware")
+    out: list[SourcedValue] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if "value" in node and ("source" in node or "estimate" in node):
+            kind = "source" if "source" in node else "estimate"
+            out.append(SourcedValue(prefix, node["value"], kind, str(node[kind])))
+            return
+        for key, child in node.items():
+            walk(child, f"{prefix}.{key}" if prefix else str(key))
+
+    walk(read_yaml(path), "")
+    return out

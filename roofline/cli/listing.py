@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from roofline.cli._common import print_table, user_errors
-from roofline.hardware import list_hardware, load_hardware
+from roofline.hardware import hardware_sources, list_hardware, load_hardware
 from roofline.model import list_models, load_model
 
 app = typer.Typer()
@@ -25,21 +25,34 @@ class Kind(str, Enum):
 def list_command(
     kind: Annotated[Kind, typer.Argument(help="hardware or models")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    sources: Annotated[bool, typer.Option(
+        "--sources", help="Hardware: every number of each device with its source or estimate.")] = False,
 ) -> None:
     """List the bundled devices or models with their key numbers.
 
-    Example: roofline list hardware
+    Peaks are dense (no 2:4 sparsity); link bandwidth is per device and direction.
+
+    Example: roofline list hardware --sources
     """
     if kind is Kind.hardware:
         rows = []
         for name in list_hardware():
             h = load_hardware(name)
-            rows.append({"name": name, "bf16_tflops": h.compute.peak_flops.get("bf16", 0) / 1e12,
+            cited = hardware_sources(name)
+            n_est = sum(c.kind == "estimate" for c in cited)
+            peaks = h.compute.peak_flops
+            rows.append({"name": name, **{f"{d}_tflops": peaks[d] / 1e12 if d in peaks else None
+                                          for d in ("bf16", "fp8", "fp4")},
                          "hbm_GiB": h.memory.hbm_capacity_bytes / 2**30,
                          "hbm_GBps": h.memory.hbm_bandwidth_Bps / 1e9,
                          "l2_MiB": h.memory.l2_capacity_bytes / 2**20,
                          "link_GBps": h.intra_node.device_bandwidth_Bps / 1e9,
-                         "topology": h.intra_node.topology, "description": h.description})
+                         "domain": h.devices_per_node,
+                         "topology": h.intra_node.topology,
+                         "sources": f"{len(cited) - n_est} sourced, {n_est} estimated",
+                         "description": h.description})
+            if sources:
+                rows[-1]["numbers"] = [{"key": c.key, "value": c.value, c.kind: c.text} for c in cited]
     else:
         rows = []
         for name in list_models():
@@ -51,5 +64,12 @@ def list_command(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    cols = list(rows[0]) if rows else ["name"]
-    print_table(f"bundled {kind.value}", cols, [[r[c] for c in cols] for r in rows])
+    if sources:
+        for r in rows:
+            numbers = r.pop("numbers", [])
+            print_table(f"{r['name']}: {r['description']}", ["field", "value", "kind", "from"],
+                        [[n["key"], n["value"], "estimate" if "estimate" in n else "source",
+                          n.get("source", n.get("estimate"))] for n in numbers])
+    # descriptions are long: JSON and --sources show them
+    cols = [c for c in rows[0] if c != "description"] if rows else ["name"]
+    print_table(f"bundled {kind.value}", cols, [["-" if r[c] is None else r[c] for c in cols] for r in rows])

@@ -1,0 +1,151 @@
+"""Bundled devices: spec laws, rack-scale NVLink domains against 8-GPU nodes, and the whole
+model x device matrix through `roofline predict`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import roofline
+from roofline.collectives import TierArrays, sendrecv_s
+from roofline.exceptions import InfeasibleConfigError
+from roofline.hardware import hardware_sources, list_hardware, load_hardware
+from roofline.model import list_models, load_model
+from roofline.predict import memory_per_device
+from roofline.workload import Parallelism, Workload
+from tests.test_cli import cli  # noqa: F401 (the fixture that runs the real entry point)
+
+DEVICES = list_hardware()
+MODELS = list_models()
+
+
+# ---- spec laws ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_narrower_formats_are_never_slower(name: str) -> None:
+    # dense peaks: bf16 <= fp8 <= fp6 <= fp4 where a device has them (a sparse figure slipped in
+    # for one format would usually break the order against its neighbours)
+    peaks = load_hardware(name).compute.peak_flops
+    chain = [peaks[d] for d in ("bf16", "fp8", "fp6", "fp4") if d in peaks]
+    assert chain == sorted(chain)
+
+
+@pytest.mark.parametrize("name", ["b200", "b300", "gb200-nvl72", "gb300-nvl72"])
+def test_nvlink5_is_900_GBps_per_direction_not_the_1800_bidirectional_total(name: str) -> None:
+    hw = load_hardware(name)
+    assert hw.intra_node.device_bandwidth_Bps == pytest.approx(900e9)
+
+
+def test_rack_scale_domains_and_pcie() -> None:
+    assert load_hardware("gb200-nvl72").devices_per_node == 72
+    assert load_hardware("gb300-nvl72").devices_per_node == 72
+    pcie = load_hardware("l40s").intra_node
+    # PCIe Gen4 x16: 64 GB/s bidirectional, 32 per direction, one link
+    assert (pcie.links_per_device, pcie.device_bandwidth_Bps) == (1, pytest.approx(32e9))
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_every_number_is_sourced_or_estimated(name: str) -> None:
+    cited = hardware_sources(name)
+    peaks = load_hardware(name).compute.peak_flops
+    keys = {c.key for c in cited}
+    assert {f"compute.peak_tflops.{d}" for d in peaks} <= keys
+    assert all(c.text.strip() for c in cited)
+
+
+def test_list_hardware_shows_every_device_with_its_sources(cli) -> None:  # noqa: F811
+    out = cli("list", "hardware", "--sources")
+    assert out.exit_code == 0
+    for name in DEVICES:
+        assert f"{name}:" in out.stdout
+    rows = json.loads(cli("list", "hardware", "--json", "--sources").stdout)
+    gb300 = next(r for r in rows if r["name"] == "gb300-nvl72")
+    fp4 = next(n for n in gb300["numbers"] if n["key"] == "compute.peak_tflops.fp4")
+    assert fp4["value"] == 15000 and "1,080 PF dense" in fp4["source"]
+
+
+# ---- a 72-GPU NVLink domain against 8-GPU nodes ------------------------------------------------
+
+W405 = dict(batch=1, input_len=1024, output_len=16)
+
+
+def _scale_out(p: roofline.Prediction) -> dict[str, float]:
+    return {phase: sum(r["scale_out_bytes"] for r in rows) for phase, rows in p.breakdown.items()}
+
+
+def test_llama405b_tp16_in_nvl72_has_no_scale_out_traffic_tp8_pp2_on_two_nodes_does() -> None:
+    rack = roofline.predict("llama-3.1-405b", "gb200-nvl72", tp=16, **W405)
+    nodes = roofline.predict("llama-3.1-405b", "b200", tp=8, pp=2, **W405)
+    assert _scale_out(rack) == {"prefill": 0.0, "decode": 0.0}
+    assert _scale_out(nodes)["decode"] > 0 and _scale_out(nodes)["prefill"] > 0
+    # the only scale-out op of TP 8 x PP 2 is the stage-to-stage send over the network:
+    # decode sends 1 token x 16,384 hidden x 2 B = 32,768 B; 12 us + 32,768 / (50 GB/s x 0.85)
+    # = 12.77 us, plus the 3.5 us launch
+    send = next(r for r in nodes.breakdown["decode"] if r["op"] == "pp_send_recv")
+    assert [r["op"] for r in nodes.breakdown["decode"] if r["scale_out_bytes"]] == ["pp_send_recv"]
+    hand = 12e-6 + 32_768 / (50e9 * 0.85) + 3.5e-6
+    assert send["time_per_call_us"] == pytest.approx(hand * 1e6)
+    net = load_hardware("b200").inter_node
+    tier = TierArrays(net.link_bandwidth_Bps, 1, net.latency_s, net.efficiency, False)
+    assert float(sendrecv_s(32_768, tier)) + 3.5e-6 == pytest.approx(hand)
+    # TP 16 on 8-GPU nodes would put every all-reduce on the network
+    split = roofline.predict("llama-3.1-405b", "b200", tp=16, **W405)
+    assert _scale_out(split)["decode"] > 0
+    assert rack.tpot_s < split.tpot_s
+
+
+def test_the_same_pipeline_inside_one_domain_stays_on_nvlink() -> None:
+    rack = roofline.predict("llama-3.1-405b", "gb200-nvl72", tp=8, pp=2, **W405)
+    assert _scale_out(rack) == {"prefill": 0.0, "decode": 0.0}
+
+
+def test_expert_parallelism_up_to_64_stays_inside_the_nvl72_domain() -> None:
+    kw = dict(batch=64, input_len=256, output_len=8, tp=1, dp=64, ep=64)
+    rack = roofline.predict("qwen3-30b-a3b", "gb200-nvl72", **kw)
+    nodes = roofline.predict("qwen3-30b-a3b", "b200", **kw)
+    assert _scale_out(rack)["decode"] == 0.0
+    assert _scale_out(nodes)["decode"] > 0
+
+
+# ---- every bundled model on every bundled device -----------------------------------------------
+
+
+def _tp(model_name: str, device: str) -> int:
+    """TP 8 where the heads allow it (8-GPU nodes and NVL72 alike), else 1."""
+    try:
+        Parallelism(tp=8).check(load_model(model_name))
+        return 8
+    except InfeasibleConfigError:
+        return 1
+
+
+def _finite(node: object) -> bool:
+    if isinstance(node, float):
+        return math.isfinite(node)
+    if isinstance(node, dict):
+        return all(_finite(v) for v in node.values())
+    if isinstance(node, list):
+        return all(_finite(v) for v in node)
+    return True
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_predict_runs_where_the_model_fits_and_refuses_cleanly_elsewhere(cli, model_name: str,  # noqa: F811
+                                                                         device: str) -> None:
+    tp = _tp(model_name, device)
+    m = load_model(model_name)
+    w = Workload.for_model(m, batch=1, input_len=256, output_len=8)
+    fits = memory_per_device(m, w, Parallelism(tp=tp), load_hardware(device).memory.hbm_capacity_bytes).fits
+    out = cli("predict", "-m", model_name, "-H", device, "--tp", str(tp), "--input", "256", "--output", "8",
+              "--json")
+    if fits:
+        assert out.exit_code == 0, out.stderr
+        d = json.loads(out.stdout)
+        assert _finite(d) and d["tpot_ms"] > 0 and d["ttft_ms"] > 0
+    else:
+        assert out.exit_code == 2
+        assert len(out.stderr.strip().splitlines()) == 1 and "does not fit" in out.stderr

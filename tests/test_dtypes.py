@@ -1,0 +1,258 @@
+"""Number formats: bytes with block scales, the GEMM unit, mixed precision and HF quantization configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import roofline
+from roofline.dtypes import DTYPES, PEAK_UNITS, bytes_per_element, gemm_unit
+from roofline.exceptions import SpecError
+from roofline.graph import OpTable, build_phase, weight_params_by_class, weight_params_per_device
+from roofline.hardware import load_hardware
+from roofline.model import load_model
+from roofline.predict import memory_per_device
+from roofline.quantization import parse_quantization_config
+from roofline.sweepfile import sweep_from_dict
+from roofline.timing import HardwareArrays, op_times
+from roofline.workload import (
+    ACTIVATION_DTYPES,
+    WEIGHT_DTYPES,
+    Parallelism,
+    Workload,
+    parse_op_dtypes,
+)
+from tests.test_cli import cli  # noqa: F401 (the fixture that runs the real entry point)
+
+# ---- bytes per element, block scales included --------------------------------------------------
+
+
+def test_nvfp4_and_mxfp4_bytes_per_weight_include_the_scales() -> None:
+    # NVFP4: 4-bit E2M1 values + one 8-bit E4M3 scale per 16 elements = 4 + 8/16 = 4.5 bits
+    assert bytes_per_element("nvfp4") == pytest.approx(4.5 / 8) == 0.5625
+    # MXFP4: 4-bit values + one 8-bit E8M0 scale per 32 elements = 4 + 8/32 = 4.25 bits
+    assert bytes_per_element("mxfp4") == pytest.approx(4.25 / 8) == 0.53125
+    # MXFP6: 6 + 8/32 = 6.25 bits; MXFP8: 8 + 8/32 = 8.25 bits
+    assert bytes_per_element("mxfp6") == pytest.approx(6.25 / 8)
+    assert bytes_per_element("mxfp8") == pytest.approx(8.25 / 8)
+    assert bytes_per_element("fp8") == 1.0 and bytes_per_element("bf16") == 2.0
+
+
+def test_nvfp4_weights_of_a_dense_model_take_4_5_bits_each_in_memory() -> None:
+    m = load_model("llama-3.1-8b")
+    par = Parallelism()
+    w = Workload.with_dtype("nvfp4", batch=1, input_len=128, output_len=8)
+    mem = memory_per_device(m, w, par, 1e12)
+    assert mem.weights_bytes == pytest.approx(weight_params_per_device(m, par) * 4.5 / 8)
+    # the KV cache defaults to FP8 under FP4 activations: 1 byte per element
+    assert w.kv == "fp8"
+    assert mem.kv_cache_bytes == pytest.approx(m.kv_elements_per_token() * 1.0 * (128 + 8))
+
+
+def test_fp4_kv_cache_counts_its_scales() -> None:
+    m = load_model("llama-3.1-8b")
+    w = Workload.with_dtype("fp8", kv_dtype="nvfp4", batch=2, input_len=100, output_len=28)
+    mem = memory_per_device(m, w, Parallelism(), 1e12)
+    # 32 layers x 2 (K, V) x 8 KV heads x 128 = 65,536 elements per token, 4.5 bits each
+    assert mem.kv_cache_bytes == pytest.approx(65_536 * 0.5625 * 2 * 128)
+
+
+# ---- which matrix unit a GEMM uses -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("weight", "act", "unit"), [
+    ("nvfp4", "nvfp4", "fp4"),  # W4A4 on the FP4 tensor cores
+    ("mxfp4", "bf16", "bf16"),  # gpt-oss on H100: MXFP4 weights dequantised for a bf16 GEMM
+    ("mxfp4", "fp8", "fp8"),  # W4A8 on the FP8 unit
+    ("int4", "bf16", "bf16"),
+    ("bf16", "fp8", "bf16"),  # the wider operand sets the unit
+    ("mxfp6", "mxfp6", "fp6"),
+    ("fp8", "fp8", "fp8"),
+])
+def test_gemm_runs_on_the_wider_operands_unit(weight: str, act: str, unit: str) -> None:
+    assert gemm_unit(weight, act) == unit
+
+
+@given(st.sampled_from(WEIGHT_DTYPES), st.sampled_from(WEIGHT_DTYPES), st.sampled_from(ACTIVATION_DTYPES))
+def test_decode_gemm_time_grows_with_weight_bits(w1: str, w2: str, act: str) -> None:
+    # a memory-bound decode GEMM reads n x k weights at bits_per_element each
+    hw = HardwareArrays.from_spec(load_hardware("b200"))
+    t1, t2 = (op_times(_one_gemm(1, 4096, 4096, w, act), hw).memory_s[0, 0] for w in (w1, w2))
+    b1, b2 = DTYPES[w1].bits_per_element, DTYPES[w2].bits_per_element
+    assert (t1 <= t2) == (b1 <= b2) or b1 == b2
+    assert gemm_unit(w1, act) in PEAK_UNITS
+
+
+def _one_gemm(m: float, n: float, k: float, weight: str, act: str) -> OpTable:
+    """A table of one GEMM [m, k] x [k, n] (weights n x k)."""
+    one, zero = np.ones(1), np.zeros(1)
+    return OpTable(
+        phase="prefill", names=("gemm",), kinds=("gemm",), count=one, stage_count=one, m=np.array([m]),
+        flops=np.array([2.0 * m * n * k]), flops_per_kv=zero,
+        weight_bytes=np.array([n * k * bytes_per_element(weight)]), kv_read_bytes=zero, kv_read_per_kv=zero,
+        kv_write_bytes=zero, act_bytes=np.array([(m * k + m * n) * bytes_per_element(act)]),
+        dtypes=(gemm_unit(weight, act),), collectives=("",), comm_bytes=zero, group=one,
+        is_matrix=np.array([True]), is_comm=np.array([False]))
+
+
+def test_fp4_gemm_on_b200_runs_at_the_dense_fp4_peak() -> None:
+    # m = n = k = 8192 in NVFP4: 2 * 8192^3 = 1.0995e12 FLOP at the dense FP4 peak 9,000 TFLOPS
+    # (18 PF sparse / 2) x gemm_efficiency 0.78 = 7.02e15 FLOP/s -> 156.6 us, plus 3.5 us launch.
+    # Memory: (8192^2 weights + 2 x 8192^2 activations) x 0.5625 B = 113.2 MB at 7.7 TB/s x 0.85
+    # = 6.545e12 B/s -> 17.3 us, so the GEMM is compute bound.
+    hw = HardwareArrays.from_spec(load_hardware("b200"))
+    t = op_times(_one_gemm(8192, 8192, 8192, "nvfp4", "nvfp4"), hw)
+    flops = 2 * 8192**3
+    assert t.compute_s[0, 0] == pytest.approx(flops / (9000e12 * 0.78))
+    assert t.memory_s[0, 0] == pytest.approx(3 * 8192**2 * 0.5625 / (7700e9 * 0.85))
+    assert t.total_s[0, 0] == pytest.approx(156.62e-6 + 3.5e-6, rel=1e-4)
+    # the same GEMM in FP8 takes twice the compute time (4,500 TFLOPS dense)
+    t8 = op_times(_one_gemm(8192, 8192, 8192, "fp8", "fp8"), hw)
+    assert t8.compute_s[0, 0] == pytest.approx(2 * t.compute_s[0, 0])
+
+
+def test_weight_only_mxfp4_on_h100_reads_4_25_bits_and_computes_in_bf16() -> None:
+    hw = HardwareArrays.from_spec(load_hardware("h100-sxm"))
+    # decode GEMM m = 1, n = k = 8192: weights 8192^2 x 0.53125 B = 35.65 MB at 3.35 TB/s x 0.84
+    t = op_times(_one_gemm(1, 8192, 8192, "mxfp4", "bf16"), hw)
+    weights = 8192**2 * 0.53125
+    acts = 2 * 8192 * 2.0
+    assert t.memory_s[0, 0] == pytest.approx((weights + acts) / (3350e9 * 0.84))
+    # compute at the bf16 peak: 2 x 8192^2 / (989.4e12 x 0.80)
+    assert t.compute_s[0, 0] == pytest.approx(2 * 8192**2 / (989.4e12 * 0.80))
+
+
+def test_fp4_compute_on_a_device_without_it_is_refused_with_the_weight_only_hint() -> None:
+    with pytest.raises(SpecError, match=r"no fp4 compute.*mxfp4:bf16"):
+        roofline.predict("llama-3.1-8b", "h100-sxm", dtype="nvfp4", input_len=64, output_len=4)
+    p = roofline.predict("llama-3.1-8b", "h100-sxm", dtype="mxfp4:bf16", input_len=64, output_len=4)
+    assert p.workload.weight_dtype == "mxfp4" and p.workload.activation_dtype == "bf16"
+
+
+def test_fp6_runs_where_the_device_has_it() -> None:
+    p = roofline.predict("llama-3.1-8b", "mi355x", dtype="mxfp6", input_len=64, output_len=4)
+    assert p.tpot_s > 0
+    with pytest.raises(SpecError, match="no fp6 compute"):
+        roofline.predict("llama-3.1-8b", "mi300x", dtype="mxfp6", input_len=64, output_len=4)
+
+
+# ---- mixed precision per operator class --------------------------------------------------------
+
+
+def test_op_dtypes_parse_and_reject_bad_input() -> None:
+    assert parse_op_dtypes("experts=nvfp4, attention=fp8:bf16") == (
+        ("attention", "fp8", "bf16"), ("experts", "nvfp4", "nvfp4"))
+    assert parse_op_dtypes({"experts": "int4"}) == (("experts", "int4", "bf16"),)
+    with pytest.raises(SpecError, match="op_dtypes class: 'expert'"):
+        parse_op_dtypes("expert=nvfp4")
+    with pytest.raises(SpecError, match="is not CLASS=DTYPE"):
+        parse_op_dtypes("experts")
+    with pytest.raises(SpecError, match="'fp3' is not allowed"):
+        parse_op_dtypes("experts=fp3")
+
+
+def test_experts_in_fp4_attention_in_fp8_sets_each_gemms_unit_and_bytes() -> None:
+    m = load_model("mixtral-8x7b")
+    w = Workload(batch=4, input_len=256, output_len=8, op_dtypes=parse_op_dtypes("experts=nvfp4,attention=fp8"))
+    t = build_phase(m, w, Parallelism(), "decode")
+    unit = dict(zip(t.names, t.dtypes))
+    assert unit["expert_gate_up_proj"] == "fp4" and unit["qkv_proj"] == "fp8" and unit["lm_head"] == "bf16"
+    assert unit["attention"] == "fp8"  # FP8 attention under FP8 activations
+    i = t.names.index("qkv_proj")
+    h, q, kv = m.hidden_size, m.q_dim, m.kv_dim
+    assert t.weight_bytes[i] == pytest.approx(h * (q + 2 * kv) * 1.0)  # fp8: 1 byte per weight
+    # memory: experts at 4.5 bits, attention at 8, the rest (embedding, head, router) at 16
+    by_class = weight_params_by_class(m, Parallelism())
+    mem = memory_per_device(m, w, Parallelism(), 1e12)
+    expected = (by_class["experts"] * 0.5625 + by_class["attention"] * 1.0
+                + sum(v for k, v in by_class.items() if k not in ("experts", "attention")) * 2.0)
+    assert mem.weights_bytes == pytest.approx(expected)
+
+
+# ---- Hugging Face quantization_config ----------------------------------------------------------
+
+GPT_OSS = {"quant_method": "mxfp4", "modules_to_not_convert": [
+    "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+
+
+def test_gpt_oss_mxfp4_config_is_weight_only_experts() -> None:
+    q = parse_quantization_config(GPT_OSS)
+    assert (q.weight_dtype, q.activation_dtype) == ("mxfp4", "bf16")
+    assert {c for c, _, _ in q.op_dtypes} == {"attention", "router", "embedding", "lm_head"}
+
+
+@pytest.mark.parametrize(("cfg", "expected"), [
+    ({"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8",
+      "exclude_modules": ["lm_head"]}, ("nvfp4", "nvfp4", "fp8", ("lm_head",))),
+    ({"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128]},
+     ("fp8", "fp8", None, ())),
+    ({"quant_method": "compressed-tensors", "config_groups": {"group_0": {
+        "weights": {"num_bits": 4, "type": "float", "group_size": 16},
+        "input_activations": {"num_bits": 4, "type": "float", "group_size": 16}, "targets": ["Linear"]}},
+      "ignore": ["lm_head"]}, ("nvfp4", "nvfp4", None, ("lm_head",))),
+    ({"quant_method": "compressed-tensors", "config_groups": {"g": {
+        "weights": {"num_bits": 4, "type": "int", "group_size": 128}, "input_activations": None}},
+      "kv_cache_scheme": {"num_bits": 8, "type": "float"}}, ("int4", "bf16", "fp8", ())),
+    ({"quant_method": "awq", "bits": 4}, ("int4", "bf16", None, ())),
+])
+def test_quantization_configs(cfg: dict, expected: tuple) -> None:
+    q = parse_quantization_config(cfg)
+    assert (q.weight_dtype, q.activation_dtype, q.kv_dtype, tuple(c for c, _, _ in q.op_dtypes)) == expected
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"quant_method": "bitsandbytes"}, r"quantization_config\.quant_method: 'bitsandbytes' is not supported"),
+    ({"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}, r"quant_algo: 'W4A8_AWQ' is not supported"),
+    ({"quant_method": "awq", "bits": 3}, r"bits: 3 is not supported"),
+    ("fp8", "expected a mapping"),
+])
+def test_unsupported_quantization_configs_name_the_field(cfg: object, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_quantization_config(cfg, "config.json")
+
+
+def test_a_quantized_hf_config_sets_the_default_precision(tmp_path: Path) -> None:
+    cfg = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+           "quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8",
+                                   "exclude_modules": ["lm_head"]}}
+    path = tmp_path / "Llama-FP4" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(cfg))
+    p = roofline.predict(str(path), "b200", input_len=64, output_len=4)
+    w = p.workload
+    assert (w.weight_dtype, w.activation_dtype, w.kv) == ("nvfp4", "nvfp4", "fp8")
+    assert w.precision("lm_head") == ("bf16", "bf16")
+    # an explicit dtype wins over the checkpoint's
+    assert roofline.predict(str(path), "b200", dtype="bf16", input_len=64, output_len=4).workload.weight_dtype == "bf16"
+
+
+# ---- CLI and sweep files -----------------------------------------------------------------------
+
+
+def test_cli_dtype_options_and_their_bad_input(cli) -> None:  # noqa: F811
+    ok = cli("predict", "-m", "mixtral-8x7b", "-H", "b200", "--op-dtype", "experts=nvfp4",
+             "--op-dtype", "attention=fp8", "--input", "64", "--output", "4", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["workload"]["op_dtypes"] == [["attention", "fp8", "fp8"],
+                                                             ["experts", "nvfp4", "nvfp4"]]
+    for args, message in ((("--dtype", "fp5"), "dtype weights: 'fp5' is not allowed"),
+                          (("--kv-dtype", "fp5"), "kv_dtype: 'fp5' is not allowed"),
+                          (("--op-dtype", "experts"), "is not CLASS=DTYPE"),
+                          (("--dtype", "nvfp4"), "no fp4 compute")):
+        bad = cli("predict", "-m", "llama-3.1-8b", "-H", "h100-sxm", *args)
+        assert bad.exit_code == 2
+        assert message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_sweep_file_op_dtypes() -> None:
+    base = {"hardware": "b200", "model": "mixtral-8x7b"}
+    spec = sweep_from_dict({**base, "workload": {"op_dtypes": {"experts": "nvfp4"}}}, "s.yaml")
+    assert spec.fixed["op_dtypes"] == (("experts", "nvfp4", "nvfp4"),)
+    with pytest.raises(SpecError, match=r"s\.yaml: workload\.op_dtypes: op_dtypes class: 'moe'"):
+        sweep_from_dict({**base, "workload": {"op_dtypes": {"moe": "nvfp4"}}}, "s.yaml")
