@@ -271,3 +271,13 @@ def test_nvfp4_predicts_the_measured_fp4_over_fp8_tpot_ratio_on_b200() -> None:
     # 132 matched pairs: NVFP4 with its scales on the FP4 peak 12.0%, 4-bit weights on FP8 GEMMs 14.3%
     assert nvfp4 < old
     assert nvfp4 < 13.0
+
+
+@needs_data
+def test_gpt_oss_mxfp4_experts_on_hopper_beat_reading_the_weights_as_bf16() -> None:
+    from benchmarks.check_gpt_oss_mxfp4 import tpot_rows
+
+    mape = tpot_rows().groupby("precision")["error_pct"].apply(lambda e: e.abs().mean())
+    # 107 inferencex points: 30.2% with the checkpoint's MXFP4 experts, 55.3% all in bf16
+    assert mape["mxfp4 experts"] < mape["bf16"]
+    assert mape["mxfp4 experts"] < 33.0
