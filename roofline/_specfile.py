@@ -111,8 +111,9 @@ class Block:
             raise self.error(key, f"must be <= {maximum:g}, got {value:g}")
         return value
 
-    def integer(self, key: str, *, minimum: int = 1, default: int | None = None) -> int:
-        value = self.number(key, minimum=minimum, default=default)
+    def integer(self, key: str, *, minimum: int = 1, maximum: int | None = None,
+                default: int | None = None) -> int:
+        value = self.number(key, minimum=minimum, maximum=maximum, default=default)
         if value != int(value):
             raise self.error(key, f"expected an integer, got {value:g}")
         return int(value)

@@ -7,8 +7,12 @@ communication operators the collective and its message size. In decode the atten
 bytes grow with the KV length ``L``: they are stored as ``base + per_kv * L`` so that one table
 serves every decode step.
 
-Mixture-of-experts models have two layer types, dense and MoE, each emitted once with its own
-count (dense layers before the first MoE layer, or interleaved ones). A MoE layer has a router,
+A model is a list of layer types with their counts (:attr:`roofline.model.ModelSpec.layer_groups`):
+each type is emitted once with its count, never once per layer. A type is an attention kind
+(full, sliding-window, chunked, block-sparse, DeepSeek sparse, or Gated DeltaNet linear
+attention; see :mod:`roofline.attention`) and a dense or MoE feed-forward. Windowed kinds store
+their pattern on the attention operator (``kv_window``, ``kv_beyond``, ``kv_chunk``): the decode
+cost uses the attended length, not ``L`` (:meth:`OpTable.attended_kv`). A MoE layer has a router,
 shared experts and routed experts; in decode the routed experts' weight bytes are those of the
 expected number of distinct experts the batch activates (:mod:`roofline.moe`). With expert
 parallelism the routed experts sit between an all-to-all dispatch and an all-to-all combine.
@@ -24,13 +28,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from math import ceil
+from math import ceil, inf
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from roofline.model import ModelSpec
+from roofline.attention import STATE_BYTES, AttendPattern
+from roofline.model import LayerGroup, ModelSpec
 from roofline.moe import ExpertLayout
 from roofline.workload import Parallelism, Workload, op_class
+
+if TYPE_CHECKING:
+    from roofline.timing import Recorder
 
 __all__ = ["OpTable", "Segment", "build_phase", "weight_params_per_device", "weight_params_by_class",
            "COLLECTIVE_KINDS", "OP_KINDS"]
@@ -60,6 +69,9 @@ class _Op:
     segment: int = -1
     prefetch_weight_bytes: float | None = None  # weights prefetchable before the op; None: all
     label: str = ""  # collectives: the name of the segment that follows
+    kv_window: float = inf  # decode: cached tokens attended in full (inf: all)
+    kv_beyond: float = 0.0  # decode: fraction of the older cached tokens attended as well
+    kv_chunk: float = 0.0  # decode: attention restarts every kv_chunk tokens (0: never)
 
 
 @dataclass(frozen=True)
@@ -103,21 +115,58 @@ class OpTable:
     #: weight bytes that may be prefetched during the preceding collective: weight_bytes, except
     #: routed experts whose routing is not known yet (see ``Workload.moe_prefetch``)
     prefetch_weight_bytes: np.ndarray | None = None
+    #: decode attention patterns (see :class:`roofline.attention.AttendPattern`); None: every op
+    #: attends the whole cache
+    kv_window: np.ndarray | None = None
+    kv_beyond: np.ndarray | None = None
+    kv_chunk: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.prefetch_weight_bytes is None:
             object.__setattr__(self, "prefetch_weight_bytes", self.weight_bytes)
+        n = len(self.names)
+        for name, default in (("kv_window", inf), ("kv_beyond", 0.0), ("kv_chunk", 0.0)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(n, default))
+        windowed = np.isfinite(self.kv_window) & (self.kv_chunk == 0)
+        object.__setattr__(self, "_windowed", np.flatnonzero(windowed))
+        object.__setattr__(self, "_chunked", np.flatnonzero(self.kv_chunk > 0))
 
     @property
     def n_ops(self) -> int:
         return len(self.names)
 
+    def attended_kv(self, kv_len: np.ndarray, rec: Recorder | None = None) -> np.ndarray:
+        """Tokens each operator attends at the KV lengths ``kv_len`` (shape (n,)): shape (n,)
+        when no operator has a window or chunk, else (n_ops, n).
+
+        Windowed: ``min(L, window) + beyond * (L - min(L, window))``, whose slope changes at the
+        window; chunked: ``L - chunk * floor((L - 1) / chunk)``, affine within a chunk. Both
+        breakpoints go to ``rec`` so that the exact mean over decode steps splits there.
+        """
+        if not (len(self._windowed) or len(self._chunked)):
+            return kv_len
+        out = np.broadcast_to(kv_len, (self.n_ops, len(kv_len))).copy()
+        if len(self._windowed):
+            idx = self._windowed
+            window = self.kv_window[idx][:, None]
+            near = rec.min(kv_len, window) if rec is not None else np.minimum(kv_len, window)
+            out[idx] = near + self.kv_beyond[idx][:, None] * (kv_len - near)
+        if len(self._chunked):
+            idx = self._chunked
+            chunk = self.kv_chunk[idx][:, None]
+            piece = np.floor((kv_len - 1) / chunk)
+            if rec is not None:
+                rec.piece(piece)
+            out[idx] = kv_len - chunk * piece
+        return out
+
     def flops_at(self, kv_len: np.ndarray) -> np.ndarray:
-        """(n_ops, n) FLOPs at the KV lengths ``kv_len`` (shape (n,))."""
+        """(n_ops, n) FLOPs at the attended lengths ``kv_len`` (shape (n,) or (n_ops, n))."""
         return self.flops[:, None] + self.flops_per_kv[:, None] * kv_len
 
     def kv_read_at(self, kv_len: np.ndarray) -> np.ndarray:
-        """(n_ops, n) KV-cache bytes read at the KV lengths ``kv_len`` (shape (n,))."""
+        """(n_ops, n) KV-cache bytes read at the attended lengths ``kv_len`` ((n,) or (n_ops, n))."""
         return self.kv_read_bytes[:, None] + self.kv_read_per_kv[:, None] * kv_len
 
 
@@ -137,9 +186,9 @@ class _LayerBuilder:
         self.layers = model.num_layers
         self.stage_layers = ceil(model.num_layers / par.pp)
         self.attn_dtype = workload.attention_unit
-        self.moe_layers = model.num_moe_layers()
-        self.dense_layers = model.num_layers - self.moe_layers
         self.prefix = ""  # op-name prefix of the layer type being emitted
+        self.kind = "full"  # attention kind of the layer type being emitted
+        self.pattern = AttendPattern()
 
     def stage_share(self, n: int) -> float:
         """Layers of a type with ``n`` layers in the bottleneck pipeline stage: its share of
@@ -201,14 +250,21 @@ class _LayerBuilder:
         h, d = m.hidden_size, m.head_dim
         norm_w = h * 2.0
         self.vector(p + "input_norm", t * h, t * h, 5, count, stage, weight_bytes=norm_w)
-        if m.mla is not None:
+        if self.kind == "linear":
+            self.linear_attention(count, stage)
+        elif m.mla is not None:
+            if self.kind == "sparse":
+                self.sparse_indexer(count, stage)
             self.mla_attention(count, stage)
         else:
             q_dim, kv_dim = self.heads * d, self.kv_heads * d
-            self.gemm(p + "qkv_proj", q_dim + 2 * kv_dim, h, count, stage)
+            gate = q_dim if m.attention_output_gate else 0
+            self.gemm(p + "qkv_proj", q_dim + gate + 2 * kv_dim, h, count, stage)
             if m.position_embedding == "rope":
                 self.vector(p + "rope", t * (q_dim + kv_dim), t * (q_dim + kv_dim), 6, count, stage)
             self.attention(count, stage, q_dim, kv_dim)
+            if gate:  # sigmoid(gate) * attention output
+                self.vector(p + "output_gate", 2 * t * q_dim, t * q_dim, 5, count, stage)
             self.gemm(p + "o_proj", h, q_dim, count, stage)
         if tp > 1:
             return self.tp_collective(p + "attn_allreduce", count, stage, t * h, label)
@@ -242,10 +298,10 @@ class _LayerBuilder:
         self.vector(p + "rope", rope, rope, 6, count, stage)
         if self.phase == "prefill":
             self.gemm(p + "kv_b_proj", heads * (a.qk_nope_head_dim + a.v_head_dim), a.kv_lora_rank, count, stage)
-            s = self.seq
-            # causal: s(s+1)/2 pairs; 2*qk FLOPs for QK^T and 2*v for PV per pair and head
+            pairs = self.pattern.prefill_pairs(self.seq)
+            # causal pairs (s(s+1)/2 unless sparse); 2*qk FLOPs for QK^T and 2*v for PV per pair and head
             self.add(_Op(p + "attention", "attention", count, stage, m=t,
-                         flops=1.0 * b * heads * s * (s + 1) * (qk + a.v_head_dim),
+                         flops=2.0 * b * heads * pairs * (qk + a.v_head_dim),
                          kv_write_bytes=t * latent * w.kv_bytes,
                          act_bytes=t * heads * (2 * qk + 2 * a.v_head_dim) * w.act_bytes, dtype=self.attn_dtype))
         else:
@@ -254,7 +310,8 @@ class _LayerBuilder:
             self.add(_Op(p + "attention", "attention", count, stage, m=b * heads,
                          flops_per_kv=b * heads * (2.0 * latent + 2.0 * a.kv_lora_rank),
                          kv_read_per_kv=b * latent * w.kv_bytes, kv_write_bytes=b * latent * w.kv_bytes,
-                         act_bytes=b * heads * (latent + a.kv_lora_rank) * w.act_bytes, dtype=self.attn_dtype))
+                         act_bytes=b * heads * (latent + a.kv_lora_rank) * w.act_bytes, dtype=self.attn_dtype,
+                         **self.decode_pattern()))
             self.bmm(p + "v_absorb", heads, b, a.v_head_dim, a.kv_lora_rank, count, stage)
         self.gemm(p + "o_proj", h, heads * a.v_head_dim, count, stage)
 
@@ -264,8 +321,8 @@ class _LayerBuilder:
         kv_token_bytes = 2 * kv_dim * w.kv_bytes
         if self.phase == "prefill":
             s = self.seq
-            # causal: s(s+1)/2 query-key pairs, 2d FLOPs each for QK^T and for PV
-            flops = 2.0 * b * heads * d * s * (s + 1)
+            # causal query-key pairs (s(s+1)/2 for full attention), 2d FLOPs each for QK^T and for PV
+            flops = 4.0 * b * heads * d * self.pattern.prefill_pairs(s)
             op = _Op(self.prefix + "attention", "attention", count, stage, m=self.tokens, flops=flops,
                      kv_write_bytes=b * s * kv_token_bytes,
                      act_bytes=b * s * (2 * q_dim + 2 * kv_dim) * w.act_bytes, dtype=self.attn_dtype)
@@ -274,8 +331,67 @@ class _LayerBuilder:
             op = _Op(self.prefix + "attention", "attention", count, stage, m=b * heads // self.kv_heads,
                      flops_per_kv=4.0 * b * heads * d, kv_read_per_kv=b * kv_token_bytes,
                      kv_write_bytes=b * kv_token_bytes, act_bytes=b * 2 * q_dim * w.act_bytes,
-                     dtype=self.attn_dtype)
+                     dtype=self.attn_dtype, **self.decode_pattern())
         self.add(op)
+
+    def decode_pattern(self) -> dict[str, float]:
+        """The decode attention operator's pattern fields (which cached tokens it attends)."""
+        pat = self.pattern
+        return {"kv_window": pat.window, "kv_beyond": pat.beyond, "kv_chunk": float(pat.chunk)}
+
+    def sparse_indexer(self, count: float, stage: float) -> None:
+        """DeepSeek sparse attention's lightning indexer, before MLA (which then attends top-k).
+
+        Replicated on every TP rank (vLLM and SGLang run it unsharded): project the query latent
+        and the hidden state, then score every cached token with the FP8 indexer keys. The keys
+        are written to their own cache (head_dim FP8 bytes plus a scale per token and layer).
+        Scoring runs at the attention dtype here (the FP8 kernel is twice as fast where the
+        device has FP8; decode is bound by reading the keys).
+        """
+        m, w, b, t, p = self.m, self.w, self.batch, self.tokens, self.prefix
+        ix, h = m.sparse_attention, m.hidden_size
+        self.gemm(p + "indexer_q_proj", ix.num_heads * ix.head_dim, m.mla.q_lora_rank or h, count, stage)
+        self.gemm(p + "indexer_k_proj", ix.head_dim + ix.num_heads, h, count, stage)  # wk and weights_proj
+        self.vector(p + "indexer_k_norm", t * ix.head_dim, t * ix.head_dim, 5, count, stage,
+                    weight_bytes=ix.head_dim * 2.0 * 2)
+        key = ix.key_bytes_per_token()
+        if self.phase == "prefill":
+            pairs = AttendPattern().prefill_pairs(self.seq)
+            self.add(_Op(p + "indexer_scores", "attention", count, stage, m=t,
+                         flops=b * pairs * ix.score_flops_per_key(), kv_write_bytes=t * key,
+                         act_bytes=t * ix.num_heads * (ix.head_dim + 1) * w.act_bytes, dtype=self.attn_dtype))
+        else:
+            self.add(_Op(p + "indexer_scores", "attention", count, stage, m=b * ix.num_heads,
+                         flops_per_kv=b * ix.score_flops_per_key(), kv_read_per_kv=b * key, kv_write_bytes=b * key,
+                         act_bytes=b * ix.num_heads * (ix.head_dim + 1) * w.act_bytes, dtype=self.attn_dtype))
+
+    def linear_attention(self, count: float, stage: float) -> None:
+        """Gated DeltaNet on this device's ``heads / tp`` heads: in_proj, causal conv1d, the
+        recurrence over a constant-size state, gated RMSNorm, out_proj.
+
+        Decode reads and writes each sequence's recurrent and conv states once per step (no
+        KV length dependence); prefill runs the chunked algorithm (FLOPs linear in the tokens)
+        and writes the final state.
+        """
+        m, w, b, t, p, tp = self.m, self.w, self.batch, self.tokens, self.prefix, self.p.tp
+        la, h = m.linear_attention, m.hidden_size
+        nk, nv = ceil(la.num_key_heads / tp), ceil(la.num_value_heads / tp)
+        dk, dv = la.key_head_dim, la.value_head_dim
+        conv_dim = 2 * nk * dk + nv * dv
+        self.gemm(p + "in_proj", conv_dim + nv * dv + 2 * nv, h, count, stage)
+        conv_state = b * (la.conv_kernel - 1) * conv_dim * STATE_BYTES
+        decode = self.phase == "decode"
+        self.add(_Op(p + "conv1d", "vector", count, stage, flops=2.0 * la.conv_kernel * t * conv_dim,
+                     weight_bytes=conv_dim * la.conv_kernel * w.weight_bytes_for("attention"),
+                     kv_read_bytes=conv_state if decode else 0.0, kv_write_bytes=conv_state,
+                     act_bytes=2 * t * conv_dim * w.act_bytes))
+        state = b * nv * dk * dv * STATE_BYTES
+        per_head = la.decode_flops_per_head() if decode else la.prefill_flops_per_head()
+        self.add(_Op(p + "recurrence", "attention", count, stage, m=t, flops=t * nv * per_head,
+                     kv_read_bytes=state if decode else 0.0, kv_write_bytes=state,
+                     act_bytes=t * (2 * nk * dk + 2 * nv * dv) * w.act_bytes, dtype=self.attn_dtype))
+        self.vector(p + "gated_norm", 2 * t * nv * dv, t * nv * dv, 6, count, stage, weight_bytes=dv * 2.0)
+        self.gemm(p + "out_proj", h, nv * dv, count, stage)
 
     def mlp_block(self, count: float, stage: float) -> int | None:
         m, t, tp, p = self.m, self.tokens, self.p.tp, self.prefix
@@ -300,26 +416,26 @@ class _LayerBuilder:
         Shared experts are split over TP like a dense MLP and run on all ``T`` tokens; their
         partial sums and the combined routed outputs meet in the TP all-reduce.
         """
-        m, w, t, tp, ep = self.m, self.w, self.tokens, self.p.tp, self.p.ep
+        m, w, t, tp, ep, p = self.m, self.w, self.tokens, self.p.tp, self.p.ep, self.prefix
         moe, h = m.moe, m.hidden_size
         lay = ExpertLayout(moe.num_experts, moe.experts_per_token, t, tp, ep, w.moe_skew)
         mode = w.moe_prefetch
-        self.vector("residual_add", 2 * t * h, t * h, 1, count, stage)
-        self.vector("post_attn_norm", t * h, t * h, 5, count, stage, weight_bytes=h * 2.0)
+        self.vector(p + "residual_add", 2 * t * h, t * h, 1, count, stage)
+        self.vector(p + "post_attn_norm", t * h, t * h, 5, count, stage, weight_bytes=h * 2.0)
         # ep = 1: every TP rank routes all tokens (replicated router); ep > 1: its T/tp share
         routed = t if ep == 1 else lay.device_tokens
-        self.gemm("router", moe.num_experts, h, count, stage, m=routed)
-        self.vector("router_topk", routed * moe.num_experts, routed * moe.experts_per_token, 5, count, stage)
+        self.gemm(p + "router", moe.num_experts, h, count, stage, m=routed)
+        self.vector(p + "router_topk", routed * moe.num_experts, routed * moe.experts_per_token, 5, count, stage)
         if moe.num_shared_experts:
             inter = ceil(moe.num_shared_experts * moe.shared_expert_intermediate_size / tp)
             up = 2 * inter if m.gated_mlp else inter
             pf = 0.0 if mode == "none" else None
-            self.gemm("shared_gate_up_proj" if m.gated_mlp else "shared_up_proj", up, h, count, stage, prefetch=pf)
-            self.vector("shared_activation", t * up, t * inter, 4, count, stage)
+            self.gemm(p + ("shared_gate_up_proj" if m.gated_mlp else "shared_up_proj"), up, h, count, stage, prefetch=pf)
+            self.vector(p + "shared_activation", t * up, t * inter, 4, count, stage)
             self.gemm("shared_down_proj", h, inter, count, stage, prefetch=pf)
         buffer = lay.dispatch_elements(h)
         if ep > 1:
-            self.add(_Op("moe_dispatch", "collective", count, stage, collective="alltoall",
+            self.add(_Op(p + "moe_dispatch", "collective", count, stage, collective="alltoall",
                          comm_bytes=buffer * w.act_bytes, group=lay.group, label="experts"))
         # routed experts: the routing is known when the EP dispatch starts, not before the router
         known = ep > 1
@@ -328,19 +444,19 @@ class _LayerBuilder:
         up = 2 * inter if m.gated_mlp else inter
         rows, experts = lay.rows, lay.distinct_experts
         wb, ab, unit = w.weight_bytes_for("experts"), w.act_bytes_for("experts"), w.gemm_unit_for("experts")
-        self.add(_Op("expert_gate_up_proj" if m.gated_mlp else "expert_up_proj", "gemm", count, stage,
+        self.add(_Op(p + ("expert_gate_up_proj" if m.gated_mlp else "expert_up_proj"), "gemm", count, stage,
                      m=lay.rows_per_expert, flops=2.0 * rows * up * h, weight_bytes=experts * up * h * wb,
                      act_bytes=(rows * h + rows * up) * ab, dtype=unit, prefetch_weight_bytes=pf))
-        self.vector("expert_activation", rows * up, rows * inter, 4, count, stage)
-        self.add(_Op("expert_down_proj", "gemm", count, stage, m=lay.rows_per_expert,
+        self.vector(p + "expert_activation", rows * up, rows * inter, 4, count, stage)
+        self.add(_Op(p + "expert_down_proj", "gemm", count, stage, m=lay.rows_per_expert,
                      flops=2.0 * rows * h * inter, weight_bytes=experts * h * inter * wb,
                      act_bytes=(rows * inter + rows * h) * ab, dtype=unit, prefetch_weight_bytes=pf))
         if ep > 1:
-            self.add(_Op("moe_combine", "collective", count, stage, collective="alltoall",
+            self.add(_Op(p + "moe_combine", "collective", count, stage, collective="alltoall",
                          comm_bytes=buffer * w.comm_bytes, group=lay.group, label="combine"))
-        self.vector("expert_weighted_sum", rows * h, routed * h, 2, count, stage)
+        self.vector(p + "expert_weighted_sum", rows * h, routed * h, 2, count, stage)
         if tp > 1:
-            self.tp_collective("mlp_allreduce", count, stage, t * h, "attention")
+            self.tp_collective(p + "mlp_allreduce", count, stage, t * h, "attention")
 
     def head(self) -> None:
         m, w, b, tp = self.m, self.w, self.batch, self.p.tp
@@ -388,33 +504,41 @@ class _LayerBuilder:
             segs.insert(0, segs.pop())
         return segs, colls[-1]
 
+    def group_names(self, group: LayerGroup) -> tuple[str, str]:
+        """Op-name and segment-name prefixes of a layer type: the attention kind when the model
+        mixes kinds, "dense" for the dense layers of a MoE model (none for a uniform model)."""
+        groups = self.m.layer_groups
+        mixed = len({g.attention for g in groups}) > 1
+        is_moe_model = self.m.moe is not None
+        op = ([group.attention] if mixed else []) + (["dense"] if is_moe_model and not group.moe else [])
+        seg = ([group.attention] if mixed else []) + ([("moe" if group.moe else "dense")] if is_moe_model else [])
+        return "".join(x + "." for x in op), "".join(x + "_" for x in seg)
+
     def build(self) -> OpTable:
         segments: list[Segment] = []
-        last: dict[bool, int | None] = {}
+        last: list[int | None] = []
         self.embedding()
-        is_moe_model = self.m.moe is not None
-        for moe in (False, True):
-            n = self.moe_layers if moe else self.dense_layers
-            if not n:
-                continue
+        for group in self.m.layer_groups:
+            n = group.count
             stage_n = self.stage_share(n)
-            # op names: the dense layers of a MoE model get a "dense." prefix
-            self.prefix = "dense." if (not moe and is_moe_model) else ""
+            self.prefix, seg_prefix = self.group_names(group)
+            self.kind = group.attention
+            self.pattern = self.m.attend_pattern(group.attention)
             first = len(self.ops)
-            if moe:
+            if group.moe:
                 self.attention_block(n, stage_n, "mlp" if self.p.ep == 1 else "router")
                 self.moe_block(n, stage_n)
             else:
                 self.attention_block(n, stage_n)
                 self.mlp_block(n, stage_n)
-            seg_prefix = ("moe_" if moe else "dense_") if is_moe_model else ""
-            segs, last[moe] = self.layer_segments(first, n, stage_n, seg_prefix)
+            segs, last_collective = self.layer_segments(first, n, stage_n, seg_prefix)
+            last.append(last_collective)
             segments.extend(segs)
         self.prefix = ""
         first_head = len(self.ops)
         self.head()
         head_ops = tuple(i for i in range(first_head, len(self.ops)) if not self.ops[i].collective)
-        before_head = last.get(self.m.is_moe_layer(self.layers - 1))
+        before_head = last[-1]  # the last group holds the model's last layer
         if before_head is not None:
             segments.append(Segment("head", before_head, head_ops, 1, 1))
         self.pipeline_send()
@@ -443,6 +567,9 @@ def _to_table(phase: str, ops: list[_Op], segments: tuple[Segment, ...], tokens:
         prefetch_weight_bytes=np.array([float(o.weight_bytes if o.prefetch_weight_bytes is None
                                               else o.prefetch_weight_bytes) for o in ops]),
         kv_read_bytes=col("kv_read_bytes"),
+        kv_window=col("kv_window"),
+        kv_beyond=col("kv_beyond"),
+        kv_chunk=col("kv_chunk"),
         kv_read_per_kv=col("kv_read_per_kv"),
         kv_write_bytes=col("kv_write_bytes"),
         act_bytes=col("act_bytes"),
@@ -476,41 +603,55 @@ def build_phase(model: ModelSpec, workload: Workload, parallelism: Parallelism, 
 def weight_params_per_device(model: ModelSpec, parallelism: Parallelism) -> float:
     """Parameters one device holds, with the sharding the operator graph assumes.
 
-    TP splits heads, MLP columns, shared experts and the vocabulary; KV-head projections are
-    replicated when tp exceeds the KV heads; MLA's down-projections (q_a, kv_a), the router and
-    the norms are replicated on every TP rank; routed experts are split over ``max(ep, tp)``
-    devices (``num_experts / ep`` experts each, each split ``tp / ep`` ways when ep < tp).
-    Pipeline stages hold ``1 / pp`` of everything (as :func:`roofline.predict.memory_per_device`).
+    TP splits heads, MLP columns, shared experts, linear-attention heads and the vocabulary;
+    KV-head projections are replicated when tp exceeds the KV heads; MLA's down-projections
+    (q_a, kv_a), the sparse-attention indexer, the router and the norms are replicated on every
+    TP rank; routed experts are split over ``max(ep, tp)`` devices (``num_experts / ep`` experts
+    each, each split ``tp / ep`` ways when ep < tp). Pipeline stages hold ``1 / pp`` of
+    everything (as :func:`roofline.predict.memory_per_device`).
     """
     return sum(weight_params_by_class(model, parallelism).values())
 
 
 def weight_params_by_class(model: ModelSpec, parallelism: Parallelism) -> dict[str, float]:
     """:func:`weight_params_per_device` split by precision class (:data:`roofline.workload.OP_CLASSES`;
-    norms and the final bias count with ``attention``), so that mixed precision sizes memory."""
+    norms and the final norm count with ``attention``), so that mixed precision sizes memory.
+    Summed per layer type, weighted by its count."""
     m, p = model, parallelism
     tp, h = p.tp, m.hidden_size
-    norms = 2 * h * (2 if m.norm == "layernorm" else 1)
+    params = {"attention": float(h), "mlp": 0.0}  # h: the final norm
+    if m.moe is not None:
+        params.update(experts=0.0, shared_experts=0.0, router=0.0)
+    for g in m.layer_groups:
+        norms = m.norms_per_layer * m.norm_params()
+        params["attention"] += g.count * (_attention_params_per_device(m, g.attention, tp) + norms)
+        if g.moe:
+            e = m.moe
+            params["experts"] += g.count * e.num_experts * m.mlp_params(e.expert_intermediate_size) / max(p.ep, tp)
+            params["shared_experts"] += (g.count * e.num_shared_experts
+                                         * m.mlp_params(e.shared_expert_intermediate_size) / tp)
+            params["router"] += g.count * m.router_params()
+        else:
+            params["mlp"] += g.count * m.mlp_params(m.intermediate_size) / tp
+    pos = m.max_position_embeddings * h if m.position_embedding == "learned" else 0
+    params["embedding"] = m.vocab_size * h / tp + pos
+    params["lm_head"] = 0 if m.tie_word_embeddings else m.vocab_size * h / tp
+    return {k: v / p.pp for k, v in params.items()}
+
+
+def _attention_params_per_device(m: ModelSpec, kind: str, tp: int) -> float:
+    params = m.attention_params(kind)
+    h = m.hidden_size
+    if kind == "linear":
+        return params / tp
     if m.mla is not None:
         a = m.mla
         replicated = h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank
         if a.q_lora_rank:
             replicated += h * a.q_lora_rank + a.q_lora_rank
-        attention = replicated + (m.attention_params() - replicated) / tp
-    else:
-        kv_share = max(m.num_kv_heads // tp, 1) / m.num_kv_heads
-        kv = 2 * h * m.kv_dim + (2 * m.kv_dim if m.qkv_bias else 0)
-        attention = (m.attention_params() - kv) / tp + kv * kv_share
-    moe_layers = m.num_moe_layers()
-    params = {"attention": m.num_layers * (attention + norms) + h,
-              "mlp": (m.num_layers - moe_layers) * m.mlp_params(m.intermediate_size) / tp}
-    if m.moe is not None:
-        e = m.moe
-        params["experts"] = moe_layers * e.num_experts * m.mlp_params(e.expert_intermediate_size) / max(p.ep, tp)
-        params["shared_experts"] = (moe_layers * e.num_shared_experts
-                                    * m.mlp_params(e.shared_expert_intermediate_size) / tp)
-        params["router"] = moe_layers * h * e.num_experts
-    pos = m.max_position_embeddings * h if m.position_embedding == "learned" else 0
-    params["embedding"] = m.vocab_size * h / tp + pos
-    params["lm_head"] = 0 if m.tie_word_embeddings else m.vocab_size * h / tp
-    return {k: v / p.pp for k, v in params.items()}
+        if kind == "sparse":
+            replicated += m.sparse_attention.params(h, a.q_lora_rank)
+        return replicated + (params - replicated) / tp
+    kv_share = max(m.num_kv_heads // tp, 1) / m.num_kv_heads
+    kv = 2 * h * m.kv_dim + (2 * m.kv_dim if (m.qkv_bias or m.linear_bias) else 0)
+    return (params - kv) / tp + kv * kv_share

@@ -77,10 +77,9 @@ def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
                       capacity_bytes: float) -> MemoryReport:
     """Weights, KV cache and peak activations on one device."""
     weights = sum(n * workload.weight_bytes_for(cls) for cls, n in weight_params_by_class(model, par).items())
-    kv_per_token = model.kv_elements_per_token() * workload.kv_bytes / par.pp
-    if model.mla is None:
-        kv_per_token *= max(model.num_kv_heads // par.tp, 1) / model.num_kv_heads
-    tokens = workload.batch * (workload.input_len + workload.output_len)
+    # windowed layers keep at most their window, linear-attention layers a constant state
+    kv_cache = workload.batch * model.kv_cache_bytes(workload.input_len + workload.output_len,
+                                                     workload.kv_bytes, par.tp) / par.pp
     micro_tokens = -(-workload.batch // par.pipeline_microbatches(workload.batch)) * workload.input_len
     # serving frameworks prefill in chunks of a few thousand tokens (vLLM max_num_batched_tokens,
     # TRT-LLM max_num_tokens): one chunk's activations are live at a time
@@ -89,7 +88,7 @@ def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
         model.intermediate_size, model.moe.expert_intermediate_size * model.moe.experts_per_token)
     width = 4 * model.hidden_size + 2 * inter / par.tp
     activations = micro_tokens * width * workload.act_bytes + workload.batch * model.vocab_size * 4.0
-    return MemoryReport(weights, kv_per_token * tokens, activations, capacity_bytes)
+    return MemoryReport(weights, kv_cache, activations, capacity_bytes)
 
 
 def decode_kv_range(workload: Workload) -> tuple[int, int]:

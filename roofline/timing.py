@@ -182,6 +182,12 @@ class Recorder:
             flag = np.greater(a, b)
             self.flags.append(flag.reshape(-1, flag.shape[-1]) if flag.ndim else flag.reshape(1, 1))
 
+    def piece(self, index: np.ndarray) -> None:
+        """Note which affine piece each value lies on (e.g. the attention chunk of a KV length):
+        two KV lengths on different pieces are never joined by one affine segment."""
+        if self.active:
+            self.flags.append(np.asarray(index).reshape(-1, np.shape(index)[-1]))
+
     def max(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
         self._note(a, b)
         return np.maximum(a, b)
@@ -251,8 +257,9 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     rec = rec or Recorder(active=False)
     n = hw.n
     kv = np.zeros(n) if kv_len is None else np.broadcast_to(np.asarray(kv_len, dtype=float), (n,))
-    flops = table.flops_at(kv)
-    kv_read = table.kv_read_at(kv)
+    attended = table.attended_kv(kv, rec)
+    flops = table.flops_at(attended)
+    kv_read = table.kv_read_at(attended)
     act = table.act_bytes[:, None]
     act_in_l2 = np.where(act <= hw.l2_bytes, act * hw.activation_l2_hit, 0.0)
     hbm_bytes = kv_read + (table.weight_bytes + table.kv_write_bytes)[:, None] + (act - act_in_l2)
