@@ -506,12 +506,13 @@ class _LayerBuilder:
 
     def group_names(self, group: LayerGroup) -> tuple[str, str]:
         """Op-name and segment-name prefixes of a layer type: the attention kind when the model
-        mixes kinds, "dense" for the dense layers of a MoE model (none for a uniform model)."""
+        mixes kinds (full attention keeps plain names), "dense" for the dense layers of a MoE
+        model (none for a uniform model)."""
         groups = self.m.layer_groups
-        mixed = len({g.attention for g in groups}) > 1
+        kind = [group.attention] if len({g.attention for g in groups}) > 1 and group.attention != "full" else []
         is_moe_model = self.m.moe is not None
-        op = ([group.attention] if mixed else []) + (["dense"] if is_moe_model and not group.moe else [])
-        seg = ([group.attention] if mixed else []) + ([("moe" if group.moe else "dense")] if is_moe_model else [])
+        op = kind + (["dense"] if is_moe_model and not group.moe else [])
+        seg = kind + ([("moe" if group.moe else "dense")] if is_moe_model else [])
         return "".join(x + "." for x in op), "".join(x + "_" for x in seg)
 
     def build(self) -> OpTable:

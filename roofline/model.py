@@ -17,6 +17,7 @@ from roofline.attention import (
     SparseIndexerSpec,
 )
 from roofline.exceptions import SpecError
+from roofline.hf_configs import HF_ARCHITECTURES, UnsupportedConfig, hf_fields
 from roofline.quantization import Quantization, parse_quantization_config
 
 __all__ = ["MoESpec", "MLASpec", "ModelSpec", "LayerGroup", "BlockSparseSpec", "load_model", "list_models", "HF_ARCHITECTURES"]
@@ -468,150 +469,31 @@ def _check_layers(spec: ModelSpec, b: Block) -> None:
         raise b.error("sliding_window", "no layer has attention: sliding")
 
 
-def _hf_llama_like(cfg: dict[str, Any]) -> dict[str, Any]:
-    hidden = cfg["hidden_size"]
-    heads = cfg["num_attention_heads"]
-    return {
-        "hidden_size": hidden,
-        "num_layers": cfg["num_hidden_layers"],
-        "num_attention_heads": heads,
-        "num_kv_heads": cfg.get("num_key_value_heads") or heads,
-        "head_dim": cfg.get("head_dim") or hidden // heads,
-        "intermediate_size": cfg["intermediate_size"],
-        "vocab_size": cfg["vocab_size"],
-        "gated_mlp": True,
-        "activation": cfg.get("hidden_act", "silu"),
-        "norm": "rmsnorm",
-        "qkv_bias": bool(cfg.get("attention_bias", False)),
-        "tie_word_embeddings": bool(cfg.get("tie_word_embeddings", False)),
-        "max_position_embeddings": cfg.get("max_position_embeddings", 0),
-    }
-
-
-def _hf_qwen2(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {**_hf_llama_like(cfg), "qkv_bias": True}
-
-
-def _hf_phi3(cfg: dict[str, Any]) -> dict[str, Any]:
-    spec = _hf_llama_like(cfg)
-    if cfg.get("model_type") == "phi3small":
-        spec["activation"] = cfg.get("hidden_act", "gegelu")
-        spec["norm"] = "layernorm"
-        spec["qkv_bias"] = True
-    return spec
-
-
-def _hf_mixtral(cfg: dict[str, Any]) -> dict[str, Any]:
-    spec = _hf_llama_like(cfg)
-    spec["moe"] = {
-        "num_experts": cfg["num_local_experts"],
-        "experts_per_token": cfg["num_experts_per_tok"],
-        "expert_intermediate_size": cfg["intermediate_size"],
-    }
-    return spec
-
-
-class _Unsupported(Exception):
-    """A config value the spec format cannot express (turned into a SpecError by the loader)."""
-
-
-def _hf_qwen3_moe(cfg: dict[str, Any]) -> dict[str, Any]:
-    spec = _hf_llama_like(cfg)
-    step = cfg.get("decoder_sparse_step") or 1
-    dense = sorted(cfg.get("mlp_only_layers") or [])
-    # transformers: layer i is MoE iff i not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0
-    if dense and (step != 1 or dense != list(range(len(dense)))):
-        raise _Unsupported("mlp_only_layers: only a leading run of dense layers (0, 1, ..., n-1) with "
-                           f"decoder_sparse_step 1 is supported, got {dense} with step {step}")
-    spec["moe"] = {
-        "num_experts": cfg["num_experts"],
-        "experts_per_token": cfg["num_experts_per_tok"],
-        "expert_intermediate_size": cfg["moe_intermediate_size"],
-        "first_dense_layers": len(dense),
-        "moe_layer_interval": step,
-    }
-    return spec
-
-
-def _hf_llama4(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Llama 4 (Scout, Maverick): the text decoder of ``text_config`` (the vision tower is not modeled)."""
-    text = cfg.get("text_config", cfg)
-    if not isinstance(text, dict):
-        raise KeyError("text_config")
-    spec = _hf_llama_like({**text, "intermediate_size": text["intermediate_size_mlp"]})
-    spec["tie_word_embeddings"] = bool(text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False)))
-    step = text.get("interleave_moe_layer_step") or 1
-    layers = text["num_hidden_layers"]
-    expected = list(range(step - 1, layers, step))  # transformers' default moe_layers
-    if text.get("moe_layers") is not None and sorted(text["moe_layers"]) != expected:
-        raise _Unsupported(f"moe_layers: only every interleave_moe_layer_step-th layer ({step}) is supported")
-    spec["moe"] = {
-        "num_experts": text["num_local_experts"],
-        "experts_per_token": text.get("num_experts_per_tok", 1),
-        "expert_intermediate_size": text["intermediate_size"],
-        "num_shared_experts": 1,  # Llama 4 always adds one shared expert of the routed width
-        "shared_expert_intermediate_size": text["intermediate_size"],
-        "moe_layer_interval": step,
-    }
-    return spec
-
-
-def _hf_deepseek_v3(cfg: dict[str, Any]) -> dict[str, Any]:
-    freq = cfg.get("moe_layer_freq") or 1
-    if freq != 1:
-        # transformers: MoE iff i >= first_k_dense_replace and i % moe_layer_freq == 0
-        raise _Unsupported(f"moe_layer_freq: only 1 is supported, got {freq}")
-    spec = _hf_llama_like(cfg)
-    spec["num_kv_heads"] = cfg["num_attention_heads"]
-    spec["head_dim"] = cfg["v_head_dim"]
-    spec["moe"] = {
-        "num_experts": cfg["n_routed_experts"],
-        "experts_per_token": cfg["num_experts_per_tok"],
-        "expert_intermediate_size": cfg["moe_intermediate_size"],
-        "num_shared_experts": cfg.get("n_shared_experts") or 0,
-        "shared_expert_intermediate_size": cfg["moe_intermediate_size"],
-        "first_dense_layers": cfg.get("first_k_dense_replace") or 0,
-        "moe_layer_interval": 1,
-    }
-    spec["mla"] = {k: cfg[k] for k in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")}
-    spec["mla"]["q_lora_rank"] = cfg.get("q_lora_rank") or 0
-    return spec
-
-
-#: Hugging Face ``model_type`` values that load directly, and how.
-HF_ARCHITECTURES = {
-    "llama": _hf_llama_like,
-    "mistral": _hf_llama_like,
-    "qwen2": _hf_qwen2,
-    "qwen3": _hf_llama_like,
-    "phi3": _hf_phi3,
-    "phi3small": _hf_phi3,
-    "mixtral": _hf_mixtral,
-    "qwen3_moe": _hf_qwen3_moe,
-    "deepseek_v3": _hf_deepseek_v3,
-    "llama4": _hf_llama4,
-    "llama4_text": _hf_llama4,
-}
-
-
 def model_from_hf_config(path: Path) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network)."""
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise SpecError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(cfg, dict):
+        raise SpecError(f"{path}: expected a JSON object at the top level")
     model_type = cfg.get("model_type")
     if model_type not in HF_ARCHITECTURES:
         supported = ", ".join(sorted(HF_ARCHITECTURES))
         raise SpecError(f"{path}: model_type: unsupported architecture {model_type!r}; supported: {supported}")
     try:
-        fields = HF_ARCHITECTURES[model_type](cfg)
+        fields = hf_fields(cfg)
     except KeyError as e:
         raise SpecError(f"{path}: {e.args[0]}: missing required key for model_type {model_type}") from None
-    except _Unsupported as e:
+    except UnsupportedConfig as e:
         raise SpecError(f"{path}: {e} (model_type {model_type})") from None
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise SpecError(f"{path}: a value has the wrong type or is zero for model_type {model_type} ({e})") from None
     name = path.parent.name.lower() if path.name == "config.json" else path.stem.lower()
-    fields["quantization_config"] = cfg.get("quantization_config")
+    text = cfg.get("text_config")
+    # the checkpoint's precision, at the top level or with a nested language model's config
+    fields["quantization_config"] = cfg.get("quantization_config") or (
+        text.get("quantization_config") if isinstance(text, dict) else None)
     return ModelSpec.from_dict({"name": name, "architecture": model_type, "source": str(path), **fields}, path)
 
 

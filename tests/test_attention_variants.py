@@ -84,7 +84,7 @@ def test_sliding_window_bounds_the_decode_kv_read() -> None:
     m = _spec(sliding_window=100, layers=[{"count": 2, "attention": "sliding"}, {"count": 2}])
     w = Workload(batch=4, input_len=1000, output_len=8)
     t = build_phase(m, w, Parallelism(), "decode")
-    i, j = t.names.index("sliding.attention"), t.names.index("full.attention")
+    i, j = t.names.index("sliding.attention"), t.names.index("attention")
     read = t.kv_read_at(t.attended_kv(np.array([5000.0])))[:, 0]
     # 4 sequences x 2 (K, V) x 2 KV heads x 32 dims x 2 bytes per attended token
     assert read[i] == 4 * 2 * 2 * 32 * 2 * 100 and read[j] == 4 * 2 * 2 * 32 * 2 * 5000
@@ -129,7 +129,7 @@ def test_linear_attention_prefill_flops_are_linear_in_tokens() -> None:
     assert f[1].flops[r] == 2 * f[0].flops[r]
     # per token and value head: 7 dk dv + 64 (dk + dv) = 3584 + 3072
     assert f[0].flops[r] == 1000 * 8 * (7 * 32 * 16 + 64 * 48)
-    a = f[0].names.index("full.attention")
+    a = f[0].names.index("attention")
     assert f[1].flops[a] / f[0].flops[a] == pytest.approx(4, rel=1e-3)  # softmax layers stay quadratic
 
 
