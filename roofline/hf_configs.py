@@ -153,7 +153,8 @@ def _qwen3_next(cfg: Config) -> Config:
     ``full_attention_interval``-th layer; MoE with one shared expert (its sigmoid gate, one
     hidden-wide vector per layer, is not counted)."""
     cfg = _text(cfg)
-    spec = _llama_like(cfg)
+    # Qwen3.5 MoE configs have no dense width: every layer is MoE
+    spec = _llama_like({"intermediate_size": cfg.get("moe_intermediate_size"), **cfg})
     n = spec["num_layers"]
     interval = cfg.get("full_attention_interval") or 4
     kinds = _layer_kinds(cfg, n, lambda i: "full" if (i + 1) % interval == 0 else "linear")
