@@ -210,6 +210,19 @@ def _llama4(cfg: Config) -> Config:
     return spec
 
 
+def _deepseek_moe(cfg: Config) -> Config:
+    """The MoE block of DeepSeek-style configs (DeepSeek-V3, Kimi K2, GLM-4.5, GLM-5): routed
+    experts, shared experts of the routed width, ``first_k_dense_replace`` dense layers first."""
+    return {
+        "num_experts": cfg["n_routed_experts"],
+        "experts_per_token": cfg["num_experts_per_tok"],
+        "expert_intermediate_size": cfg["moe_intermediate_size"],
+        "num_shared_experts": cfg.get("n_shared_experts") or 0,
+        "shared_expert_intermediate_size": cfg["moe_intermediate_size"],
+        "first_dense_layers": cfg.get("first_k_dense_replace") or 0,
+    }
+
+
 def _deepseek_v3(cfg: Config) -> Config:
     """DeepSeek-V3 and Kimi K2 (MLA, dense then MoE layers); DeepSeek-V3.2 and GLM-5 add the
     sparse-attention indexer (``index_n_heads``, ``index_head_dim``, ``index_topk``).
@@ -221,15 +234,7 @@ def _deepseek_v3(cfg: Config) -> Config:
     spec = _llama_like(cfg)
     spec["num_kv_heads"] = cfg["num_attention_heads"]
     spec["head_dim"] = cfg["v_head_dim"]
-    spec["moe"] = {
-        "num_experts": cfg["n_routed_experts"],
-        "experts_per_token": cfg["num_experts_per_tok"],
-        "expert_intermediate_size": cfg["moe_intermediate_size"],
-        "num_shared_experts": cfg.get("n_shared_experts") or 0,
-        "shared_expert_intermediate_size": cfg["moe_intermediate_size"],
-        "first_dense_layers": cfg.get("first_k_dense_replace") or 0,
-        "moe_layer_interval": 1,
-    }
+    spec["moe"] = {**_deepseek_moe(cfg), "moe_layer_interval": 1}
     spec["mla"] = {k: cfg[k] for k in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")}
     spec["mla"]["q_lora_rank"] = cfg.get("q_lora_rank") or 0
     if cfg.get("index_topk"):
@@ -246,14 +251,7 @@ def _glm4_moe(cfg: Config) -> Config:
     """GLM-4.5 / 4.6: GQA (q/k/v biases, optional q/k norm), dense then MoE layers with one
     shared expert. The MTP layers (``num_nextn_predict_layers``) are not counted."""
     spec = _llama_like(cfg)
-    spec["moe"] = {
-        "num_experts": cfg["n_routed_experts"],
-        "experts_per_token": cfg["num_experts_per_tok"],
-        "expert_intermediate_size": cfg["moe_intermediate_size"],
-        "num_shared_experts": cfg.get("n_shared_experts") or 0,
-        "shared_expert_intermediate_size": cfg["moe_intermediate_size"],
-        "first_dense_layers": cfg.get("first_k_dense_replace") or 0,
-    }
+    spec["moe"] = _deepseek_moe(cfg)
     if cfg.get("use_qk_norm"):
         spec["qk_norm"] = "per_head"
     return spec
