@@ -215,6 +215,13 @@ class ModelSpec:
         order = (dense, moe) if self.is_moe_layer(self.num_layers - 1) else (moe, dense)
         return tuple(g for g in order if g.count)
 
+    def attention_summary(self) -> str:
+        """Attention kinds with their layer counts, e.g. ``"sliding 18 + full 18"``."""
+        counts: dict[str, int] = {}
+        for g in self.layer_groups:
+            counts[g.attention] = counts.get(g.attention, 0) + g.count
+        return " + ".join(f"{kind} {n}" for kind, n in counts.items())
+
     def attend_pattern(self, kind: str) -> AttendPattern:
         """Which cached tokens a query of a softmax layer of ``kind`` attends."""
         if kind == "sliding":

@@ -174,3 +174,29 @@ def test_sparse_attention_tpot_is_exact_across_top_k() -> None:
 def test_sparse_attention_needs_mla() -> None:
     with pytest.raises(roofline.SpecError, match="mla: missing: sparse attention"):
         _spec(sparse_attention=DSA, layers=[{"count": 4, "attention": "sparse"}])
+
+
+@given(window=st.integers(2, 300), chunk=st.integers(0, 120), input_len=st.integers(1, 200),
+       output_len=st.integers(2, 300))
+@settings(max_examples=25, deadline=None)
+def test_tpot_is_the_step_by_step_mean_for_any_window(window: int, chunk: int, input_len: int,
+                                                      output_len: int) -> None:
+    """Law: TPOT equals the mean of the decode-step times at every KV length, wherever the window
+    and the chunk boundaries fall (inside, before or after the decode range)."""
+    over = {"sliding_window": window, "layers": [{"count": 2, "attention": "sliding"}, {"count": 2}]}
+    if chunk:
+        over = {**over, "attention_chunk_size": chunk,
+                "layers": [{"count": 2, "attention": "sliding"}, {"count": 2, "attention": "chunked"}]}
+    m = _spec(**over)
+    w, par = Workload(batch=256, input_len=input_len, output_len=output_len), Parallelism()
+    table = build_phase(m, w, par, "decode")
+    steps = DecodeSteps(table, HardwareArrays.from_spec(roofline.load_hardware("h100-sxm"), 1))
+    lengths = np.arange(input_len + 1, input_len + output_len)
+    brute = float(steps.at(np.zeros(len(lengths), dtype=int), lengths).time_s.mean())
+    p = predict(m, "h100-sxm", workload=w, parallelism=par, prefetch=False)
+    assert p.tpot_s == pytest.approx(brute, rel=1e-12)
+
+
+def test_attention_summary() -> None:
+    assert roofline.load_model("gpt-oss-120b").attention_summary() == "sliding 18 + full 18"
+    assert roofline.load_model("llama-3-8b").attention_summary() == "full 32"

@@ -60,7 +60,8 @@ def list_command(
             rows.append({"name": name, "params_B": m.total_params() / 1e9,
                          "active_B": m.active_params() / 1e9, "layers": m.num_layers,
                          "hidden": m.hidden_size, "heads": m.num_attention_heads, "kv_heads": m.num_kv_heads,
-                         "moe": m.moe is not None, "mla": m.mla is not None})
+                         "moe": m.moe is not None, "mla": m.mla is not None,
+                         "attention": m.attention_summary()})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
