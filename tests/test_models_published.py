@@ -256,3 +256,11 @@ def test_sliding_window_makes_long_decode_cheaper() -> None:
     windowed, unwindowed = roofline.predict(m, "h200-sxm", **kw), roofline.predict(full, "h200-sxm", **kw)
     assert windowed.tpot_s < unwindowed.tpot_s
     assert windowed.memory.kv_cache_bytes < 0.51 * unwindowed.memory.kv_cache_bytes
+
+
+def test_gemma_2_alternates_and_soft_caps() -> None:
+    m = roofline.load_model(FIXTURES / "gemma-2-27b" / "config.json")
+    # transformers Gemma 2: even layers local (window 4096), odd layers global; the last (45) is global
+    assert [(g.count, g.attention) for g in m.layer_groups] == [(23, "sliding"), (23, "full")]
+    assert (m.attn_logit_softcapping, m.final_logit_softcapping) == (50.0, 30.0)
+    assert m.total_params() == pytest.approx(27.2e9, rel=1e-3)  # Gemma 2 report / HF page: 27.2B
