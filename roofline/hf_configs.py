@@ -149,8 +149,8 @@ def _qwen3_moe(cfg: Config) -> Config:
 
 
 def _qwen3_next(cfg: Config) -> Config:
-    """Qwen3-Next and Qwen3.5 MoE: Gated DeltaNet layers with gated full attention every
-    ``full_attention_interval``-th layer; MoE with one shared expert (its sigmoid gate, one
+    """Qwen3-Next and Qwen3.5 (dense and MoE): Gated DeltaNet layers with gated full attention
+    every ``full_attention_interval``-th layer; MoE with one shared expert (its sigmoid gate, one
     hidden-wide vector per layer, is not counted)."""
     cfg = _text(cfg)
     # Qwen3.5 MoE configs have no dense width: every layer is MoE
@@ -389,6 +389,8 @@ HF_ARCHITECTURES: dict[str, Callable[[Config], Config]] = {
     "mixtral": _mixtral,
     "qwen3_moe": _qwen3_moe,
     "qwen3_next": _qwen3_next,
+    "qwen3_5": _qwen3_next,
+    "qwen3_5_text": _qwen3_next,
     "qwen3_5_moe": _qwen3_next,
     "qwen3_5_moe_text": _qwen3_next,
     "deepseek_v3": _deepseek_v3,

@@ -264,3 +264,12 @@ def test_gemma_2_alternates_and_soft_caps() -> None:
     assert [(g.count, g.attention) for g in m.layer_groups] == [(23, "sliding"), (23, "full")]
     assert (m.attn_logit_softcapping, m.final_logit_softcapping) == (50.0, 30.0)
     assert m.total_params() == pytest.approx(27.2e9, rel=1e-3)  # Gemma 2 report / HF page: 27.2B
+
+
+def test_qwen3_5_dense_hybrid() -> None:
+    m = roofline.load_model(FIXTURES / "Qwen3.5-27B" / "config.json")
+    assert m.moe is None and m.attention_summary() == "linear 48 + full 16"
+    # text decoder 26.9B; the published 27B includes the vision tower
+    assert m.total_params() == pytest.approx(27e9, rel=0.01)
+    # state per sequence: 48 layers x (48 x 128 x 128 + 3 x (2 x 16 x 128 + 48 x 128)) x 2 bytes
+    assert m.linear_state_bytes() == 48 * (48 * 128 * 128 + 3 * (2 * 16 * 128 + 48 * 128)) * 2
