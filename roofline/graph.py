@@ -266,9 +266,9 @@ class _LayerBuilder:
             if gate:  # sigmoid(gate) * attention output
                 self.vector(p + "output_gate", 2 * t * q_dim, t * q_dim, 5, count, stage)
             self.gemm(p + "o_proj", h, q_dim, count, stage)
-        if tp > 1:
+        if tp > 1 and not m.parallel_attention:
             return self.tp_collective(p + "attn_allreduce", count, stage, t * h, label)
-        return None
+        return None  # parallel attention: its partial sums join the MLP's in one all-reduce
 
     def mla_attention(self, count: float, stage: float) -> None:
         """Multi-head latent attention (DeepSeek-V2/V3) on this device's ``heads / tp`` heads.

@@ -322,7 +322,8 @@ def _gptj(cfg: Config) -> Config:
 
 
 def _falcon(cfg: Config) -> Config:
-    """Falcon: parallel attention and MLP; the new decoder architecture (40B, 180B) has
+    """Falcon: parallel attention and MLP (one TP all-reduce per layer, as vLLM and TensorRT-LLM
+    run it); the new decoder architecture (40B, 180B) has
     ``num_kv_heads`` KV groups and two LayerNorms per layer, the old one (7B) multi-query
     attention and one LayerNorm. No biases; tied embeddings."""
     hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -335,6 +336,7 @@ def _falcon(cfg: Config) -> Config:
             "intermediate_size": cfg.get("ffn_hidden_size") or 4 * hidden, "vocab_size": cfg["vocab_size"],
             "gated_mlp": False, "activation": cfg.get("activation", "gelu"), "norm": "layernorm",
             "norms_per_layer": 2 if new_arch else 1, "linear_bias": bool(cfg.get("bias", False)),
+            "parallel_attention": bool(cfg.get("parallel_attn", True)),
             "qkv_bias": bool(cfg.get("bias", False)),
             "position_embedding": "alibi" if cfg.get("alibi") else "rope",
             "tie_word_embeddings": bool(cfg.get("tie_word_embeddings", True)),

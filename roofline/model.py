@@ -190,6 +190,9 @@ class ModelSpec:
     lm_head_bias: bool = False
     embedding_norm: bool = False  # a LayerNorm right after the token embedding (BLOOM)
     norms_per_layer: int = 2
+    #: attention and MLP read the same input and their outputs are summed, so tensor parallelism
+    #: needs one all-reduce per layer (Falcon in vLLM and TensorRT-LLM), not two
+    parallel_attention: bool = False
     attn_logit_softcapping: float = 0.0  # Gemma 2 (recorded: inside the fused attention kernel)
     final_logit_softcapping: float = 0.0
     quantization: Quantization | None = None  # the checkpoint's precision (HF quantization_config)
@@ -382,8 +385,8 @@ class ModelSpec:
              "qkv_bias", "tie_word_embeddings", "max_position_embeddings", "position_embedding",
              "moe", "mla", "notes", "layers", "sliding_window", "attention_chunk_size", "block_sparse",
              "linear_attention", "sparse_attention", "attention_sinks", "attention_output_gate", "qk_norm",
-             "linear_bias", "lm_head_bias", "embedding_norm", "norms_per_layer", "attn_logit_softcapping",
-             "final_logit_softcapping", "quantization_config"],
+             "linear_bias", "lm_head_bias", "embedding_norm", "norms_per_layer", "parallel_attention",
+             "attn_logit_softcapping", "final_logit_softcapping", "quantization_config"],
         )
         heads = b.integer("num_attention_heads", maximum=MAX_HEADS)
         hidden = b.integer("hidden_size", maximum=MAX_WIDTH)
@@ -426,6 +429,7 @@ class ModelSpec:
             lm_head_bias=b.boolean("lm_head_bias", default=False),
             embedding_norm=b.boolean("embedding_norm", default=False),
             norms_per_layer=b.integer("norms_per_layer", minimum=0, default=2, maximum=16),
+            parallel_attention=b.boolean("parallel_attention", default=False),
             attn_logit_softcapping=b.number("attn_logit_softcapping", default=0.0),
             final_logit_softcapping=b.number("final_logit_softcapping", default=0.0),
             quantization=(parse_quantization_config(b.raw("quantization_config"), file)

@@ -273,3 +273,16 @@ def test_qwen3_5_dense_hybrid() -> None:
     assert m.total_params() == pytest.approx(27e9, rel=0.01)
     # state per sequence: 48 layers x (48 x 128 x 128 + 3 x (2 x 16 x 128 + 48 x 128)) x 2 bytes
     assert m.linear_state_bytes() == 48 * (48 * 128 * 128 + 3 * (2 * 16 * 128 + 48 * 128)) * 2
+
+
+def test_falcon_parallel_attention_has_one_all_reduce_per_layer() -> None:
+    from roofline.graph import build_phase
+
+    w, par = Workload(batch=2, input_len=128, output_len=8), Parallelism(tp=8)
+    falcon = build_phase(roofline.load_model("falcon-40b"), w, par, "decode")
+    assert "attn_allreduce" not in falcon.names and "mlp_allreduce" in falcon.names
+    # 8192-wide bf16 partial sums of 2 sequences, once per layer (60 layers)
+    i = falcon.names.index("mlp_allreduce")
+    assert falcon.comm_bytes[i] == 2 * 8192 * 2 and falcon.count[i] == 60
+    gptj = build_phase(roofline.load_model("gpt-j-6b"), w, par, "decode")  # vLLM reduces GPT-J twice
+    assert "attn_allreduce" in gptj.names
