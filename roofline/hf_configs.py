@@ -226,7 +226,9 @@ def _deepseek_moe(cfg: Config) -> Config:
 def _deepseek_v3(cfg: Config) -> Config:
     """DeepSeek-V3 and Kimi K2 (MLA, dense then MoE layers); DeepSeek-V3.2 and GLM-5 add the
     sparse-attention indexer (``index_n_heads``, ``index_head_dim``, ``index_topk``).
-    The multi-token-prediction layers (``num_nextn_predict_layers``) are not counted."""
+    The multi-token-prediction layers (``num_nextn_predict_layers``) are not counted. Kimi K2.5
+    nests the K2 decoder under ``text_config``."""
+    cfg = _text(cfg)
     freq = cfg.get("moe_layer_freq") or 1
     if freq != 1:
         # transformers: MoE iff i >= first_k_dense_replace and i % moe_layer_freq == 0
@@ -398,6 +400,7 @@ HF_ARCHITECTURES: dict[str, Callable[[Config], Config]] = {
     "deepseek_v3": _deepseek_v3,
     "deepseek_v32": _deepseek_v3,
     "kimi_k2": _deepseek_v3,
+    "kimi_k25": _deepseek_v3,
     "glm_moe_dsa": _deepseek_v3,
     "glm4_moe": _glm4_moe,
     "gpt_oss": _gpt_oss,

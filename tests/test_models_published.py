@@ -286,3 +286,14 @@ def test_falcon_parallel_attention_has_one_all_reduce_per_layer() -> None:
     assert falcon.comm_bytes[i] == 2 * 8192 * 2 and falcon.count[i] == 60
     gptj = build_phase(roofline.load_model("gpt-j-6b"), w, par, "decode")  # vLLM reduces GPT-J twice
     assert "attn_allreduce" in gptj.names
+
+
+def test_kimi_k2_5_reads_its_text_config(tmp_path: Path) -> None:
+    """Kimi K2.5 wraps the K2 decoder in text_config (model_type kimi_k25); the vision tower is dropped."""
+    k2 = json.loads((FIXTURES / "Kimi-K2-Instruct" / "config.json").read_text())
+    path = tmp_path / "Kimi-K2.5" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"model_type": "kimi_k25", "vision_config": {"vt_num_hidden_layers": 27},
+                                "text_config": {**k2, "max_position_embeddings": 262144}}))
+    k25 = roofline.load_model(path)
+    assert k25.architecture == "kimi_k25" and k25.total_params() == roofline.load_model("kimi-k2").total_params()
