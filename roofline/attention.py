@@ -163,9 +163,10 @@ class SparseIndexerSpec:
     head_dim: int
     topk: int
 
-    def params(self, hidden: int, q_lora_rank: int) -> int:
-        """wq_b, wk, k_norm (LayerNorm weight and bias), weights_proj."""
-        return (q_lora_rank * self.num_heads * self.head_dim + hidden * self.head_dim + 2 * self.head_dim
+    def params(self, hidden: int, q_input: int) -> int:
+        """wq_b (from the ``q_input``-wide query latent), wk, k_norm (LayerNorm weight and bias),
+        weights_proj."""
+        return (q_input * self.num_heads * self.head_dim + hidden * self.head_dim + 2 * self.head_dim
                 + hidden * self.num_heads)
 
     def key_bytes_per_token(self) -> float:

@@ -651,7 +651,7 @@ def _attention_params_per_device(m: ModelSpec, kind: str, tp: int) -> float:
         if a.q_lora_rank:
             replicated += h * a.q_lora_rank + a.q_lora_rank
         if kind == "sparse":
-            replicated += m.sparse_attention.params(h, a.q_lora_rank)
+            replicated += m.sparse_attention.params(h, a.q_lora_rank or h)
         return replicated + (params - replicated) / tp
     kv_share = max(m.num_kv_heads // tp, 1) / m.num_kv_heads
     kv = 2 * h * m.kv_dim + (2 * m.kv_dim if (m.qkv_bias or m.linear_bias) else 0)

@@ -296,7 +296,7 @@ class ModelSpec:
                   + m.kv_lora_rank * heads * (m.qk_nope_head_dim + m.v_head_dim))
             params = q + kv + heads * m.v_head_dim * h
             if kind == "sparse":
-                params += self.sparse_attention.params(h, m.q_lora_rank)
+                params += self.sparse_attention.params(h, m.q_lora_rank or h)  # wq_b reads the q latent, or x
         else:
             params = h * (self.q_dim + 2 * self.kv_dim) + self.q_dim * h
             if self.qkv_bias or self.linear_bias:

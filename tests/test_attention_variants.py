@@ -200,3 +200,13 @@ def test_tpot_is_the_step_by_step_mean_for_any_window(window: int, chunk: int, i
 def test_attention_summary() -> None:
     assert roofline.load_model("gpt-oss-120b").attention_summary() == "sliding 18 + full 18"
     assert roofline.load_model("llama-3-8b").attention_summary() == "full 32"
+
+
+def test_sparse_indexer_without_q_lora_projects_the_hidden_state() -> None:
+    m = _spec(num_kv_heads=8, mla={**MLA, "q_lora_rank": 0}, sparse_attention=DSA,
+              layers=[{"count": 4, "attention": "sparse"}])
+    full = _spec(num_kv_heads=8, mla={**MLA, "q_lora_rank": 0}, layers=[{"count": 4}])
+    # wq_b then reads the 256-wide hidden state: 256 x 4 x 128, plus wk, k_norm, weights_proj
+    assert m.attention_params("sparse") - full.attention_params() == 256 * 512 + 256 * 128 + 256 + 256 * 4
+    t = build_phase(m, Workload(batch=1, input_len=10, output_len=2), Parallelism(), "decode")
+    assert t.weight_bytes[t.names.index("indexer_q_proj")] == 256 * 512 * 2
