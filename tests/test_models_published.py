@@ -41,6 +41,8 @@ def test_bundled_yaml_is_its_published_config(bundled: str, folder: str) -> None
     hf = roofline.load_model(FIXTURES / folder / "config.json")
     yml = roofline.load_model(bundled)
     assert {k: getattr(hf, k) for k in _SHAPE} == {k: getattr(yml, k) for k in _SHAPE}
+    if bundled.startswith("gpt-oss"):  # MXFP4 experts, as published
+        assert hf.quantization == yml.quantization and yml.quantization.weight_dtype == "mxfp4"
     cfg = json.loads((FIXTURES / folder / "config.json").read_text())
     if folder != "Mistral-7B-v0.1":  # that one is a copy of the upstream file (model_specs/SOURCES.md)
         assert cfg["_source"].startswith("https://huggingface.co/")
