@@ -6,7 +6,7 @@ Run: python benchmarks/bench_models.py
 
 from __future__ import annotations
 
-import time
+from bench_predict import _best_of  # the same best-of-repeats timing loop
 
 import roofline
 
@@ -17,16 +17,6 @@ CASES = [
     ("qwen3-next-80b-a3b", "Gated DeltaNet + full attention", 4096, 4096),
     ("llama-4-scout-17b-16e", "chunks of 8192: 12 boundaries", 1024, 100_000),
 ]
-
-
-def _best_of(func, repeat: int = 5, number: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        times.append((time.perf_counter() - start) / number)
-    return min(times)
 
 
 def main() -> None:
