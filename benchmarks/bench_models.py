@@ -26,7 +26,7 @@ def main() -> None:
         model = roofline.load_model(name)
         kwargs = dict(tp=8, batch=8, input_len=input_len, output_len=output_len, dtype="fp8", check_memory=False)
         roofline.predict(model, hw, **kwargs)
-        seconds = _best_of(lambda model=model, kwargs=kwargs: roofline.predict(model, hw, **kwargs))
+        seconds = _best_of(lambda model=model, kwargs=kwargs: roofline.predict(model, hw, **kwargs), repeat=5, number=5)
         print(f"  {name:24s} {what:38s} {input_len:>6d} in / {output_len:>7d} out  {seconds * 1e3:8.2f} ms")
 
 
