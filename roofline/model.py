@@ -452,6 +452,12 @@ def _layer_groups(b: Block, num_layers: int) -> tuple[LayerGroup, ...]:
         groups.append(LayerGroup(count=g.integer("count", maximum=MAX_LAYERS),
                                  attention=g.string("attention", choices=ATTENTION_KINDS, default="full"),
                                  moe=g.string("ffn", choices=("dense", "moe"), default="dense") == "moe"))
+    seen: dict[tuple[str, bool], int] = {}
+    for i, g in enumerate(groups):
+        first = seen.setdefault((g.attention, g.moe), i)
+        if first != i:
+            raise b.error("layers", f"entries {first} and {i} are the same layer type "
+                                    f"({g.label}); give it once with their summed count")
     total = sum(g.count for g in groups)
     if total != num_layers:
         raise b.error("layers", f"the counts add up to {total}, not num_layers ({num_layers})")

@@ -43,9 +43,11 @@ def test_moe_layer_count_is_closed_form() -> None:
 
 def test_layer_counts_must_add_up() -> None:
     with pytest.raises(SpecError, match=r"layers: the counts add up to 3, not num_layers \(4\)"):
-        _spec(layers=[{"count": 1}, {"count": 2}])
+        _spec(layers=[{"count": 1}, {"count": 2, "ffn": "moe"}], moe=MOE)
     with pytest.raises(SpecError, match=r"layers\[0\].attention: 'local' is not allowed; choose one of full"):
         _spec(layers=[{"count": 4, "attention": "local"}])
+    with pytest.raises(SpecError, match=r"layers: entries 0 and 2 are the same layer type \(full/dense\)"):
+        _spec(layers=[{"count": 1}, {"count": 2, "ffn": "moe"}, {"count": 1}], moe=MOE)
     with pytest.raises(SpecError, match="ffn: moe needs a moe block"):
         _spec(layers=[{"count": 4, "ffn": "moe"}])
     with pytest.raises(SpecError, match="sliding_window: missing: layers of attention sliding need it"):
