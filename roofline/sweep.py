@@ -9,6 +9,7 @@ done, so an interrupted sweep keeps every finished chunk and ``resume`` skips th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,9 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline._fingerprint import sweep_inputs
 from roofline._json import json_default
+from roofline._lifeline import die_with_parent
 from roofline._malloc import prepare_worker, tune_malloc
-from roofline._outdir import check_out_dir
+from roofline._outdir import check_out_dir, claim_out_dir
+from roofline._runfiles import replacing, tmp_path
+from roofline._testhooks import kill_point
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError
@@ -111,6 +116,12 @@ class _Task:
     start: int
     stop: int
 
+    @property
+    def part_name(self) -> str:
+        """The part file of this chunk, keyed by its combination and first row, so that parts of
+        another chunking can never be taken for these (``--resume`` refuses a changed chunk size)."""
+        return f"part-{self.combo_index:04d}-{self.start:012d}.parquet"
+
 
 def _grid_chunk(grid: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
     names = list(grid)
@@ -126,11 +137,8 @@ def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts:
     import pyarrow.parquet as pq
 
     columns = evaluate_rows(spec, combos[task.combo_index], _grid_chunk(spec.hardware_grid(), task.start, task.stop))
-    table = pa.table(columns)
-    final = parts / f"part-{task.combo_index:04d}-{task.chunk_index:06d}.parquet"
-    tmp = final.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)  # atomic: a part file is either complete or absent
+    with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
+        pq.write_table(pa.table(columns), tmp)
     return task.stop - task.start
 
 
@@ -168,6 +176,11 @@ class SweepResult:
         return self.rows / self.seconds if self.seconds else float("inf")
 
 
+#: Writes more outputs of a finished sweep while its folder is still locked: gets the result and
+#: ``record(*paths)``, to call before writing each file; returns the files written.
+ExtraOutputs = Callable[[SweepResult, Callable[..., None]], list[Path]]
+
+
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
@@ -179,8 +192,16 @@ def run_sweep(
     csv: bool | None = None,
     top: int = 10,
     progress: Callable[[int, int], None] | None = None,
+    then: ExtraOutputs | None = None,
 ) -> SweepResult:
     """Run a grid sweep and write ``results.parquet`` (and ``results.csv``) into ``out_dir``.
+
+    The folder is locked for the run and lists what the run writes (see ``roofline._outdir``):
+    ``force`` removes only those files of an earlier sweep, a folder holding anything else is
+    refused, and ``resume`` continues an interrupted run only when the sweep file, every spec
+    it uses, the chunk size, the number of points and the code are the same. Final files are
+    written under temporary names and renamed into place; a run that fails removes what it
+    wrote, one that is interrupted keeps its finished chunks for ``resume``.
 
     Args:
         spec: the parsed sweep file.
@@ -191,33 +212,75 @@ def run_sweep(
         csv: also write CSV (default: when the sweep has at most 2 million rows).
         top: best rows kept in the result summary.
         progress: called with (rows done, rows total) as chunks finish.
+        then: writes more outputs (plots) before the folder is released (see ``ExtraOutputs``).
+
+    Raises:
+        SpecError: the folder is refused (see above), or ``resume`` does not match.
+        InfeasibleConfigError: no combination of the sweep can run.
     """
-    out = Path(out_dir)
-    check_out_dir(out, force=force, resume=resume)
-    if force and out.exists() and not resume:
-        shutil.rmtree(out)
-    parts = out / PARTS
-    parts.mkdir(parents=True, exist_ok=True)
     combos, tasks, skipped = _plan(spec, chunk_size)
     if not tasks:
         raise InfeasibleConfigError(f"{spec.path}: no feasible combination to sweep ({'; '.join(skipped[:3])})")
     total = sum(t.stop - t.start for t in tasks)
-    todo = [t for t in tasks if not (parts / f"part-{t.combo_index:04d}-{t.chunk_index:06d}.parquet").exists()]
+    run = claim_out_dir(out_dir, command="sweep", inputs=sweep_inputs(spec, chunk_size, total), force=force,
+                        resume=resume, known=_KNOWN_OUTPUTS)
+    out, parts = run.path, run.path / PARTS
+    try:
+        if run.resumed and run.manifest.stage in ("merged", "done"):  # killed after the merge
+            shutil.rmtree(parts, ignore_errors=True)
+            result = _load_result(spec, out)
+            if progress:
+                progress(total, total)
+        else:
+            run.record(parts, directory=True)
+            parts.mkdir(exist_ok=True)
+            started = time.perf_counter()
+            _evaluate(spec, combos, tasks, parts, total, workers, progress)
+            result = _finalize(spec, out, parts, tasks, total, time.perf_counter() - started, skipped, csv, top,
+                               run.record)
+            run.set_stage("merged")  # every final file is in place: the parts are no longer needed
+            shutil.rmtree(parts)
+        run.kept = tuple(run.manifest.files)  # a failure from here on keeps the results
+        if then is not None:
+            result.files += then(result, run.record)
+    except KeyboardInterrupt:
+        run.interrupt()
+        raise
+    except BaseException:
+        run.abandon()
+        raise
+    run.finish()
+    return result
+
+
+#: What a sweep writes (to recognise a folder an older version wrote without a manifest).
+_KNOWN_OUTPUTS = ("results.parquet", "results.csv", "pareto.parquet", "summary.json", f"{PARTS}/",
+                  "plots/pareto.html", "plots/pareto.png", "plots/perf_per_cost_vs_l2.html",
+                  "plots/perf_per_cost_vs_l2.png")
+
+
+def _evaluate(spec: SweepSpec, combos: list[dict[str, Any]], tasks: list[_Task], parts: Path, total: int,
+              workers: int | None, progress: Callable[[int, int], None] | None) -> None:
+    todo = [t for t in tasks if not (parts / t.part_name).exists()]
     done = total - sum(t.stop - t.start for t in todo)
-    started = time.perf_counter()
     if progress:
         progress(done, total)
     workers = workers or os.cpu_count() or 1
     tune_malloc()  # forked workers inherit it
     if workers == 1 or len(todo) == 1:
-        for t in todo:
+        for k, t in enumerate(todo, 1):
             done += _run_task(spec, combos, t, parts)
+            kill_point("part", k)
             if progress:
                 progress(done, total)
     else:
-        done = _run_parallel(spec, combos, todo, parts, workers, done, total, progress)
-    seconds = time.perf_counter() - started
-    return _finalize(spec, out, parts, total, seconds, skipped, csv, top)
+        _run_parallel(spec, combos, todo, parts, workers, done, total, progress)
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Worker set-up: malloc and BLAS settings, and exit when the parent dies."""
+    die_with_parent(parent_pid)
+    prepare_worker()
 
 
 def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Task], parts: Path, workers: int,
@@ -225,7 +288,9 @@ def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Tas
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=prepare_worker) as pool:
+    written = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
         pending = set()
         queue: Iterator[_Task] = iter(todo)
         for t in queue:  # keep at most 2 tasks per worker in flight: memory stays bounded
@@ -236,6 +301,8 @@ def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Tas
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
                 done += f.result()
+                written += 1
+                kill_point("part", written)
                 if progress:
                     progress(done, total)
                 nxt = next(queue, None)
@@ -248,16 +315,21 @@ def _better(direction: str) -> bool:
     return direction == "maximize"
 
 
-def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: float, skipped: list[str],
-              csv: bool | None, top: int) -> SweepResult:
+def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total: int, seconds: float,
+              skipped: list[str], csv: bool | None, top: int, record: Callable[..., None]) -> SweepResult:
+    """Merge the part files, in the plan's order, into the final files: each is written under a
+    temporary name and renamed into place once all of them are complete."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    part_files = sorted(parts.glob("part-*.parquet"))
+    part_files = [parts / t.part_name for t in tasks]
+    missing = [p.name for p in part_files if not p.exists()]
+    if missing:
+        raise RooflineError(f"{parts}: part file {missing[0]} is missing; run the sweep again with --resume")
     write_csv = csv if csv is not None else total <= 2_000_000
-    results = out / "results.parquet"
-    files = [results]
+    final = [out / "results.parquet"] + ([out / "results.csv"] if write_csv else [])
+    record(*final, out / "pareto.parquet", out / "summary.json")
     direction, metric = spec.objective
     pareto_metrics = [m for _, m in spec.pareto]
     best = _TopK(top, metric, _better(direction))
@@ -268,10 +340,11 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
     try:
         for table in _read_parts(part_files):
             if writer is None:
-                writer = pq.ParquetWriter(results, table.schema)
+                writer = pq.ParquetWriter(tmp_path(final[0]), table.schema)
                 if write_csv:
-                    csv_writer = pacsv.CSVWriter(out / "results.csv", table.schema)
+                    csv_writer = pacsv.CSVWriter(tmp_path(final[1]), table.schema)
             writer.write_table(table)
+            kill_point("merge")
             if csv_writer is not None:
                 csv_writer.write_table(table)
             ok = np.asarray(table.column("feasible"))
@@ -285,14 +358,12 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
             writer.close()
         if csv_writer is not None:
             csv_writer.close()
-    if write_csv:
-        files.append(out / "results.csv")
-    shutil.rmtree(parts)
+    files = list(final)
     pareto = pa.concat_tables(front_rows) if front_rows else None
     pareto = _front(pareto, spec) if pareto is not None and pareto.num_rows else pareto
     pareto_list = pareto.sort_by(pareto_metrics[0]).to_pylist() if pareto is not None else []
     if pareto is not None:
-        pq.write_table(pareto, out / "pareto.parquet")
+        pq.write_table(pareto, tmp_path(out / "pareto.parquet"))
         files.append(out / "pareto.parquet")
     result = SweepResult(out, total, feasible, seconds, files, skipped, best.rows(), pareto_list)
     summary = {
@@ -302,9 +373,23 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
         "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
         "pareto_front": pareto_list, "definitions": DEFINITIONS, "metrics": METRICS,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
+    tmp_path(out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files.append(out / "summary.json")
+    for f in files:  # summary.json last: its presence says the others are complete
+        os.replace(tmp_path(f), f)
+    if pareto is None:  # an earlier front of this run's own must not outlive it
+        with contextlib.suppress(FileNotFoundError):
+            (out / "pareto.parquet").unlink()
     return result
+
+
+def _load_result(spec: SweepSpec, out: Path) -> SweepResult:
+    """The result of a sweep whose merge finished (a run killed afterwards, resumed)."""
+    summary = json.loads((out / "summary.json").read_text())
+    files = [out / n for n in ("results.parquet", "results.csv", "pareto.parquet", "summary.json")
+             if (out / n).exists()]
+    return SweepResult(out, int(summary["rows"]), int(summary["feasible"]), float(summary["seconds"]), files,
+                       list(summary["skipped_combinations"]), list(summary["best"]), list(summary["pareto_front"]))
 
 
 def _read_parts(files: list[Path]) -> Iterator[Any]:

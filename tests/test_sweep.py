@@ -85,11 +85,16 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path: Path) -> Non
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("user data")
-    with pytest.raises(SpecError, match="pass --force to overwrite"):
+    with pytest.raises(SpecError, match="did not write"):
         run_sweep(spec, out, workers=1)
-    assert (out / "mine.txt").exists()
+    with pytest.raises(SpecError, match="did not write"):  # --force never deletes a user's file
+        run_sweep(spec, out, workers=1, force=True)
+    assert (out / "mine.txt").read_text() == "user data"
+    (out / "mine.txt").unlink()
+    run_sweep(spec, out, workers=1)
+    with pytest.raises(SpecError, match="pass --force to replace"):
+        run_sweep(spec, out, workers=1)
     run_sweep(spec, out, workers=1, force=True)
-    assert not (out / "mine.txt").exists()
 
 
 def test_interrupted_sweep_resumes_without_losing_chunks(tmp_path: Path) -> None:

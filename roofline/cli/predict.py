@@ -106,8 +106,11 @@ def predict_command(
     Example: roofline predict -m llama-3.1-70b -H h100-sxm --tp 2 --input 5000 --output 500 --dtype fp8
     """
     if plot is not None:
+        from roofline.plots import figure_targets
+
         for suffix in ("_breakdown", "_roofline_prefill", "_roofline_decode"):
-            check_output(plot.with_name(plot.name + suffix + ".html"), force)
+            for target in figure_targets(plot.with_name(plot.name + suffix)):  # PNG as well as HTML
+                check_output(target, force)
     if calibrated:
         from roofline.validation._profile import calibrated_hardware
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from roofline.cli._common import echo_err, print_table, user_errors
+from roofline.cli._progress import LazyProgress
 
 if TYPE_CHECKING:
     from roofline.search import SearchOptions, SearchResult
@@ -58,7 +59,7 @@ def optimize_command(
     spec = load_sweep(file)
     options = search_options(spec, trials=trials, sampler=sampler, seed=seed, batch_size=batch_size)
     out = out if out is not None else Path("runs/search") / spec.name
-    bar = _LazyProgress(f"optimize {study or spec.name}")
+    bar = LazyProgress(f"optimize {study or spec.name}", "trials")
     try:
         result = run_search(spec, out, options=options, storage=storage, study_name=study, workers=workers,
                             force=force, top=top, progress=bar)
@@ -74,37 +75,6 @@ def optimize_command(
             echo_err(f"plot skipped: {reason}")
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
     typer.echo(f"dashboard: optuna-dashboard {result.storage}")
-
-
-class _LazyProgress:
-    """A progress bar on stderr that appears with the first trial, so that errors found before
-    (bad file, unreachable storage) stay one line."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("trials"),
-                                TimeElapsedColumn(), console=Console(stderr=True))
-            self.bar.start()
-            self.task = self.bar.add_task("trials", total=total)
-        self.bar.update(self.task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _print_ranking(spec: SweepSpec, options: SearchOptions, result: SearchResult, top: int) -> None:

@@ -8,30 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from roofline.cli._common import check_output, echo_err, fail, print_table, user_errors
+from roofline.cli._progress import LazyProgress
 
 app = typer.Typer()
 
 SHOW = ["model", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
         "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "decode_bound"]
-
-
-def _progress_bar(total_label: str):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn(total_label), BarColumn(), MofNCompleteColumn(), TextColumn("configs"),
-                    TimeRemainingColumn(), transient=False, console=_stderr_console())
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def _columns(rows: list[dict[str, Any]], extra: list[str]) -> list[str]:
@@ -46,8 +28,10 @@ def _columns(rows: list[dict[str, Any]], extra: list[str]) -> list[str]:
 def sweep_command(
     file: Annotated[Path, typer.Argument(help="Sweep file (YAML); see sweeps/ for examples.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for results and plots.")] = Path("runs/sweep"),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output folder.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted sweep in --out.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an earlier sweep's outputs in --out (only the files it wrote).")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted sweep in --out (refused if its inputs differ).")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Configurations per vectorized chunk.")] = 16384,
     csv: Annotated[bool | None, typer.Option("--csv/--no-csv", help="Also write results.csv (default: up to 2M rows).")] = None,
@@ -58,16 +42,17 @@ def sweep_command(
 
     Example: roofline sweep sweeps/quickstart.yaml --out runs/quickstart
     """
-    from roofline.sweep import check_out_dir, run_sweep
+    from roofline.sweep import run_sweep
     from roofline.sweepfile import load_sweep
 
     spec = load_sweep(file)
-    check_out_dir(out, force=force, resume=resume)
-    total = spec.grid_size()
-    with _progress_bar(f"sweep {spec.name}") as bar:
-        task = bar.add_task("sweep", total=total)
+    then = (lambda result, record: _sweep_plots(spec, result, record)) if plots else None
+    bar = LazyProgress(f"sweep {spec.name}", "configs", remaining=True)
+    try:
         result = run_sweep(spec, out, force=force, resume=resume, workers=workers, chunk_size=chunk_size,
-                           csv=csv, top=top, progress=lambda done, _t: bar.update(task, completed=done))
+                           csv=csv, top=top, progress=bar, then=then)
+    finally:
+        bar.close()
     for reason in result.skipped:
         echo_err(f"skipped: {reason}")
     no_cost = sorted({r["hardware"] for r in result.best if r["system_cost_usd"] != r["system_cost_usd"]})
@@ -79,23 +64,22 @@ def sweep_command(
     print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "
                 f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})",
                 _columns(rows, [metric]), [[r[c] for c in _columns(rows, [metric])] for r in rows])
-    if plots:
-        result.files += _sweep_plots(spec, result)
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
 
 
-def _sweep_plots(spec, result) -> list[Path]:
+def _sweep_plots(spec, result, record) -> list[Path]:
+    """The Pareto front and performance per cost against L2 size, into OUT/plots; ``record``
+    lists each file in the folder's manifest before it is written."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     from roofline import plots
+    from roofline._testhooks import kill_point
 
     out = result.out_dir / "plots"
-    out.mkdir(exist_ok=True)
     written: list[Path] = []
     pareto = pd.DataFrame(result.pareto)
     (dx, x), (dy, y) = spec.pareto[0], spec.pareto[1]
-    import pyarrow.parquet as pq
-
     sample = pq.read_table(result.out_dir / "results.parquet").to_pandas() if result.rows <= 200_000 else \
         _sample(result.out_dir / "results.parquet", 200_000)
     sample = sample[sample["feasible"]]
@@ -103,13 +87,16 @@ def _sweep_plots(spec, result) -> list[Path]:
         fig = plots.plot_pareto_front(
             pd.concat([sample, pareto], ignore_index=True) if len(pareto) else sample, x, y,
             x_better=dx[:3], y_better=dy[:3], title=f"{spec.name}: Pareto front ({dx} {x}, {dy} {y})")
+        record(*writer.targets(out / "pareto"))
         written += writer.write(fig, out / "pareto")
+        kill_point("plot")
         if "l2_capacity_MiB" in sample.columns and sample["l2_capacity_MiB"].nunique() > 1:
             fig = plots.plot_metric_vs_parameter(
                 sample, "l2_capacity_MiB", "tok_s_per_kusd",
                 series={"with prefetch": "tok_s_per_kusd", "without prefetch": "baseline_tok_s_per_kusd"},
                 group="model" if sample["model"].nunique() > 1 else None,
                 title=f"{spec.name}: performance per cost against L2 size (best over the other parameters)")
+            record(*writer.targets(out / "perf_per_cost_vs_l2"))
             written += writer.write(fig, out / "perf_per_cost_vs_l2")
     return written
 
@@ -149,7 +136,10 @@ def pareto_command(
     if out is not None:
         check_output(out, force)
     if plot is not None:
-        check_output(plot.with_name(plot.name + ".html"), force)
+        from roofline.plots import figure_targets
+
+        for target in figure_targets(plot):  # PNG as well as HTML
+            check_output(target, force)
     df = pd.read_parquet(results) if results.suffix == ".parquet" else pd.read_csv(results)
     pairs = [(m, False) for m in minimize or []] + [(m, True) for m in maximize or []]
     if not 2 <= len(pairs) <= 3:
@@ -165,12 +155,15 @@ def pareto_command(
     cols = [c for c in SHOW if c in front.columns and c not in {m for m, _ in pairs}] + [m for m, _ in pairs]
     print_table(f"Pareto front: {len(front)} of {len(df)} rows", cols, front[cols].head(50).values.tolist())
     if out is not None:
-        if out.suffix == ".parquet":
-            front.to_parquet(out)
-        elif out.suffix == ".json":
-            front.to_json(out, orient="records", indent=2)
-        else:
-            front.to_csv(out, index=False)
+        from roofline._runfiles import replacing
+
+        with replacing(out) as tmp:  # never a half-written file in place of the old one
+            if out.suffix == ".parquet":
+                front.to_parquet(tmp)
+            elif out.suffix == ".json":
+                front.to_json(tmp, orient="records", indent=2)
+            else:
+                front.to_csv(tmp, index=False)
     if plot is not None:
         from roofline import plots
 

@@ -73,6 +73,7 @@ from roofline.plots._writer import (
     IMAGE_FORMATS,
     FigureWriter,
     PNGExportWarning,
+    figure_targets,
     find_browser,
     save_figure,
 )
@@ -83,6 +84,7 @@ from roofline.plots._writer import (
 __all__ = [
     "FigureWriter",
     "PNGExportWarning",
+    "figure_targets",
     "find_browser",
     "save_figure",
     "plot_pareto_front",

@@ -21,11 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from roofline._runfiles import atomic_write, replacing
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = ["DEBIAN_HEADLESS_SHELL", "ENABLE_PNG_HINT", "IMAGE_FORMATS", "FigureWriter",
-           "PNGExportWarning", "find_browser", "save_figure"]
+           "PNGExportWarning", "figure_targets", "find_browser", "save_figure"]
 
 
 #: Where Debian's ``chromium-headless-shell`` package puts the browser (the /usr/bin entry is a
@@ -252,8 +254,17 @@ class FigureWriter:
         return _guarded(lambda: kaleido.calc_fig_sync(fig_dict, opts=opts, kopts=kopts),
                         self.timeout_s + 60.0, lambda: True)
 
+    def targets(self, path_stem: str | os.PathLike[str]) -> list[Path]:
+        """Every file :meth:`write` may write for this stem (HTML first), to check before
+        writing that none of them would overwrite a user's file."""
+        stem = Path(path_stem)
+        return [stem.with_name(f"{stem.name}.{fmt}") for fmt in ("html", *self.image_formats)]
+
     def write(self, fig: go.Figure, path_stem: str | os.PathLike[str]) -> list[Path]:
         """Write ``fig`` to ``<path_stem>.html`` and the writer's image formats.
+
+        Each file is written under a temporary name and renamed into place, so a killed run
+        leaves the old file or the new one, never a truncated one.
 
         Args:
             fig: a plotly Figure.
@@ -265,8 +276,8 @@ class FigureWriter:
         stem = Path(path_stem)
         stem.parent.mkdir(parents=True, exist_ok=True)
         html = stem.with_name(stem.name + ".html")
-        fig.write_html(html, include_plotlyjs=True, full_html=True,
-                       config={"displaylogo": False})
+        with replacing(html) as tmp:
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
         written = [html]
         self._resolve_browser()
         for fmt in self.image_formats:
@@ -290,7 +301,7 @@ class FigureWriter:
                 if e.fatal:
                     break
                 continue
-            target.write_bytes(data)
+            atomic_write(target, data)
             self.image_seconds.append(time.perf_counter() - t0)
             written.append(target)
         return written
@@ -311,3 +322,9 @@ def save_figure(fig: go.Figure, path_stem: str | os.PathLike[str], *,
     """
     return FigureWriter(formats=formats, width=width, height=height, scale=scale).write(
         fig, path_stem)
+
+
+def figure_targets(path_stem: str | os.PathLike[str], *, formats: Sequence[str] = ("html", "png")) -> list[Path]:
+    """Every file :func:`save_figure` (or a :class:`FigureWriter` with these formats) may write
+    for this stem: check them all before writing, PNG as well as HTML."""
+    return FigureWriter(formats=formats).targets(path_stem)

@@ -1,0 +1,223 @@
+"""Sweep outputs never lose or corrupt a user's data (issue 11): `--force` removes only what a
+sweep wrote, `--resume` refuses a run it does not match, one run per folder (a lock), and a run
+that fails cleans up after itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from roofline.cli.main import main
+from roofline.exceptions import RooflineError, SpecError
+from roofline.sweep import run_sweep
+from roofline.sweepfile import load_sweep, sweep_from_dict
+
+#: 4 x 3 x 2 = 24 points on one combination: fast, several chunks.
+SMALL = {
+    "name": "small", "hardware": "h100-sxm", "model": "llama-3-8b",
+    "workload": {"batch": 2, "input_len": 512, "output_len": 32}, "parallelism": {"tp": 2},
+    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 96, "step": 32}, "hbm_bandwidth_GBps": [2000, 3000, 4000],
+              "prefetch": [False, True]},
+    "constraints": {"memory_fit": True},
+}
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the real entry point; return (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out = capsys.readouterr()
+        return int(exit_info.value.code or 0), out.out, out.err
+
+    return invoke
+
+
+def one_line_error(result: tuple[int, str, str], *patterns: str) -> str:
+    code, _out, err = result
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), lines[0]
+    for p in patterns:
+        assert p in lines[0], lines[0]
+    return lines[0]
+
+
+def write_sweep(path: Path, **changes) -> Path:
+    path.write_text(yaml.safe_dump({**SMALL, **changes}, sort_keys=False))
+    return path
+
+
+def test_force_refuses_a_folder_with_foreign_files_and_deletes_nothing(tmp_path: Path) -> None:
+    spec = sweep_from_dict(SMALL, "s.yaml")
+    out = tmp_path / "out"
+    (out / "src").mkdir(parents=True)
+    (out / "thesis.tex").write_text("four years of work")
+    (out / "src" / "main.c").write_text("int main;")
+    with pytest.raises(SpecError, match="did not write"):
+        run_sweep(spec, out, workers=1, force=True)
+    assert (out / "thesis.tex").read_text() == "four years of work" and (out / "src" / "main.c").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["src", "thesis.tex"]  # nothing added either
+
+
+def test_out_dot_is_refused_in_one_line(cli, tmp_path: Path, monkeypatch) -> None:
+    sweep = write_sweep(tmp_path / "s.yaml")
+    work = tmp_path / "work"
+    (work / "src").mkdir(parents=True)
+    (work / "thesis.tex").write_text("four years of work")
+    monkeypatch.chdir(work)
+    one_line_error(cli("sweep", str(sweep), "--out", ".", "--force", "--workers", "1", "--no-plots"), "--out")
+    assert (work / "thesis.tex").exists() and (work / "src").is_dir()
+    assert sorted(p.name for p in work.iterdir()) == ["src", "thesis.tex"]
+
+
+def test_force_removes_only_the_files_a_sweep_wrote(cli, tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "s.yaml")
+    out = tmp_path / "out"
+    assert cli("sweep", str(sweep), "--out", str(out), "--workers", "1", "--csv", "--no-plots")[0] == 0
+    assert (out / "results.csv").exists()
+    code, _, err = cli("sweep", str(sweep), "--out", str(out), "--workers", "1", "--no-csv", "--force",
+                       "--no-plots")
+    assert code == 0, err
+    assert not (out / "results.csv").exists()  # the earlier run's own file is replaced, not left stale
+    (out / "notes.md").write_text("my notes")  # a foreign file next to the results: refused, kept
+    one_line_error(cli("sweep", str(sweep), "--out", str(out), "--workers", "1", "--force", "--no-plots"),
+                   "notes.md")
+    assert (out / "notes.md").read_text() == "my notes" and (out / "results.parquet").exists()
+
+
+def test_existing_results_need_force_or_resume(tmp_path: Path) -> None:
+    spec = sweep_from_dict(SMALL, "s.yaml")
+    out = tmp_path / "out"
+    run_sweep(spec, out, workers=1)
+    with pytest.raises(SpecError, match="--force"):
+        run_sweep(spec, out, workers=1)
+
+
+def _interrupt_after(chunks: int):
+    calls = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == chunks + 1:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_resume_with_another_chunk_size_is_refused(tmp_path: Path) -> None:
+    spec = sweep_from_dict(SMALL, "s.yaml")
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, workers=1, chunk_size=5, progress=_interrupt_after(2))
+    with pytest.raises(SpecError, match=r"chunk size differs \(5 in the interrupted run, 7 now\)"):
+        run_sweep(spec, out, workers=1, chunk_size=7, resume=True)
+    result = run_sweep(spec, out, workers=1, chunk_size=5, resume=True)
+    df = pd.read_parquet(out / "results.parquet")
+    assert result.rows == len(df) == 24
+    assert not df.duplicated(["l2_capacity_MiB", "hbm_bandwidth_GBps", "prefetch"]).any()
+
+
+def test_resume_after_editing_the_sweep_file_is_refused(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path / "s.yaml")
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(load_sweep(path), out, workers=1, chunk_size=5, progress=_interrupt_after(2))
+    write_sweep(path, constraints={"memory_fit": True, "max_tpot_ms": 5})
+    with pytest.raises(SpecError, match="sweep file differs"):
+        run_sweep(load_sweep(path), out, workers=1, chunk_size=5, resume=True)
+
+
+def test_resume_after_editing_a_spec_file_is_refused(tmp_path: Path) -> None:
+    device = tmp_path / "chip.yaml"
+    device.write_text((Path(__file__).resolve().parent.parent / "hardware_specs" / "h100-sxm.yaml").read_text())
+    path = write_sweep(tmp_path / "s.yaml", hardware=str(device))
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(load_sweep(path), out, workers=1, chunk_size=5, progress=_interrupt_after(2))
+    device.write_text(device.read_text().replace("name: h100-sxm", "name: h100-sxm\n# edited"))
+    with pytest.raises(SpecError, match="hardware spec .*chip.yaml differs"):
+        run_sweep(load_sweep(path), out, workers=1, chunk_size=5, resume=True)
+
+
+def test_resume_of_a_finished_run_with_another_sweep_file_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_sweep(load_sweep(write_sweep(tmp_path / "a.yaml")), out, workers=1)
+    before = (out / "results.parquet").read_bytes()
+    other = write_sweep(tmp_path / "b.yaml", workload={"batch": 4, "input_len": 512, "output_len": 32})
+    with pytest.raises(SpecError, match="sweep file differs"):
+        run_sweep(load_sweep(other), out, workers=1, resume=True)
+    assert (out / "results.parquet").read_bytes() == before
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    from roofline._runlock import RunLock
+
+    spec = sweep_from_dict(SMALL, "s.yaml")
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = f"in use by roofline sweep \\(pid {os.getpid()} on {socket.gethostname()}"
+    with RunLock(out, "sweep"), pytest.raises(SpecError, match=holder):
+        run_sweep(spec, out, workers=1)
+    run_sweep(spec, out, workers=1)  # released: the folder is free again
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    from roofline._runlock import LOCK_FILE
+
+    spec = sweep_from_dict(SMALL, "s.yaml")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_FILE).write_text(json.dumps({"pid": 2**22 + 17, "host": socket.gethostname(),
+                                             "command": "sweep"}))
+    result = run_sweep(spec, out, workers=1)
+    assert result.rows == 24 and not (out / LOCK_FILE).exists()
+
+
+def test_a_run_that_fails_cleans_up_what_it_wrote(tmp_path: Path, monkeypatch) -> None:
+    import roofline.sweep as sweep_module
+
+    spec = sweep_from_dict(SMALL, "s.yaml")
+    out = tmp_path / "out"
+    real = sweep_module.evaluate_rows
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RooflineError("the engine failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "evaluate_rows", failing)
+    with pytest.raises(RooflineError, match="the engine failed"):
+        run_sweep(spec, out, workers=1, chunk_size=5)
+    assert not out.exists()  # it created the folder, so the folder goes as well
+    monkeypatch.setattr(sweep_module, "evaluate_rows", real)
+    assert run_sweep(spec, out, workers=1, chunk_size=5).rows == 24  # and the next run is not refused
+
+
+def test_predict_plot_does_not_overwrite_an_existing_png(cli, tmp_path: Path) -> None:
+    png = tmp_path / "p_breakdown.png"
+    png.write_bytes(b"my figure")
+    one_line_error(cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--plot", str(tmp_path / "p")),
+                   "p_breakdown.png", "--force")
+    assert png.read_bytes() == b"my figure"
+
+
+def test_pareto_plot_does_not_overwrite_an_existing_png(cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_sweep(sweep_from_dict(SMALL, "s.yaml"), out, workers=1)
+    (tmp_path / "front.png").write_bytes(b"my figure")
+    one_line_error(cli("pareto", str(out / "results.parquet"), "--minimize", "system_cost_usd", "--maximize",
+                       "throughput_tok_s", "--plot", str(tmp_path / "front")), "front.png", "--force")
+    assert (tmp_path / "front.png").read_bytes() == b"my figure"
