@@ -15,6 +15,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -72,15 +73,18 @@ def roofline(*args: str, kill_at: str | None = None, marker: str | None = None,
     if kill_at:
         env["ROOFLINE_TEST_KILL_AT"] = kill_at
     cmd = [sys.executable, "-m", "roofline.cli.main", *args]
-    if kill_after_s is None:
-        return subprocess.run(cmd, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
-    proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=kill_after_s)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    # output goes to files, not pipes: an orphaned worker would hold a pipe open and a test
+    # waiting for its end would hang instead of failing
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=out, stderr=err, text=True)
+        try:
+            proc.wait(timeout=120 if kill_after_s is None else kill_after_s)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
 
 
 def snapshot(out: Path) -> dict[str, object]:
