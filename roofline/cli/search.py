@@ -44,6 +44,8 @@ def optimize_command(
     force: Annotated[bool, typer.Option("--force", help="Delete the study and its outputs and start over.")] = False,
     top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML and PNG plots.")] = True,
+    status: Annotated[bool, typer.Option("--status", help="Say whether the search in --out is running, "
+                                                          "interrupted or done, and exit.")] = False,
 ) -> None:
     """Search a sweep file's space with Optuna and rank configurations by its objective.
 
@@ -57,22 +59,34 @@ def optimize_command(
     from roofline.sweepfile import load_sweep
 
     spec = load_sweep(file)
-    options = search_options(spec, trials=trials, sampler=sampler, seed=seed, batch_size=batch_size)
     out = out if out is not None else Path("runs/search") / spec.name
+    if status:
+        from roofline.search import search_status
+
+        typer.echo(search_status(out)[1])
+        return
+    options = search_options(spec, trials=trials, sampler=sampler, seed=seed, batch_size=batch_size)
     bar = LazyProgress(f"optimize {study or spec.name}", "trials")
+    skipped: list[str] = []
+
+    def write_plots(result: SearchResult, record: Any) -> list[Path]:
+        bar.close()
+        if not (plots and result.complete):
+            return []
+        written, reasons = _search_plots(spec, options, result, record)
+        skipped.extend(reasons)
+        return written
+
     try:
         result = run_search(spec, out, options=options, storage=storage, study_name=study, workers=workers,
-                            force=force, top=top, progress=bar)
+                            force=force, top=top, progress=bar, then=write_plots)
     finally:
         bar.close()
     for note in result.notes:
         echo_err(f"note: {note}")
     _print_ranking(spec, options, result, top)
-    if plots and result.complete:
-        written, skipped = _search_plots(spec, options, result)
-        result.files += written
-        for reason in skipped:
-            echo_err(f"plot skipped: {reason}")
+    for reason in skipped:
+        echo_err(f"plot skipped: {reason}")
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
     typer.echo(f"dashboard: optuna-dashboard {result.storage}")
 
@@ -106,9 +120,11 @@ def _print_ranking(spec: SweepSpec, options: SearchOptions, result: SearchResult
                 caption=caption)
 
 
-def _search_plots(spec: SweepSpec, options: SearchOptions, result: SearchResult) -> tuple[list[Path], list[str]]:
+def _search_plots(spec: SweepSpec, options: SearchOptions, result: SearchResult,
+                  record: Any) -> tuple[list[Path], list[str]]:
     """Pareto front, optimization history, parameter importances and the best configuration's
-    latency breakdown next to the base device, as HTML and PNG in OUT/plots."""
+    latency breakdown next to the base device, as HTML and PNG in OUT/plots; ``record`` lists
+    each file in the folder's manifest before it is written."""
     import optuna
     import optuna.visualization as ov
 
@@ -117,7 +133,6 @@ def _search_plots(spec: SweepSpec, options: SearchOptions, result: SearchResult)
     assert result.out_dir is not None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = result.out_dir / "plots"
-    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     skipped: list[str] = []
     df = result.trials
@@ -126,7 +141,8 @@ def _search_plots(spec: SweepSpec, options: SearchOptions, result: SearchResult)
     metric0, direction0 = objective.metrics[0], objective.directions[0]
     target = (lambda t: t.values[0]) if objective.multi else None
     target_name = metric0
-    with plots.FigureWriter() as writer:
+    with plots.FigureWriter() as figures:
+        writer = _Recording(figures, record)
         (dx, x), (dy, y) = spec.pareto[0], spec.pareto[1]
         if len(feasible):
             fig = plots.plot_pareto_front(
@@ -150,6 +166,17 @@ def _search_plots(spec: SweepSpec, options: SearchOptions, result: SearchResult)
         if result.best is not None:
             written += _breakdown_plots(spec, result.best, writer, out)
     return written, skipped
+
+
+class _Recording:
+    """A FigureWriter that lists each figure's files in the run's manifest before writing them."""
+
+    def __init__(self, writer: Any, record: Any) -> None:
+        self.writer, self.record = writer, record
+
+    def write(self, fig: Any, stem: Path) -> list[Path]:
+        self.record(*self.writer.targets(stem))
+        return self.writer.write(fig, stem)
 
 
 def _importance_plots(spec: SweepSpec, result: SearchResult, feasible: Any, writer: Any, out: Path) -> list[Path]:

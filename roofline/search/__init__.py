@@ -22,6 +22,7 @@ One private module per part (import everything from ``roofline.search``):
 - ``_worker``: one worker's ask / evaluate / tell loop, heartbeats, a worker process.
 - ``_run``: a whole search (:func:`run_search`): study, workers, outputs.
 - ``_outputs``: the trials table, the ranking and the output files.
+- ``_status``: whether the run in an output folder is running, interrupted or done.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from roofline.search._options import (
 )
 from roofline.search._outputs import SearchResult, finalize, predict_kwargs, trials_frame
 from roofline.search._run import run_search
+from roofline.search._status import read_status, search_status
 from roofline.search._storage import (
     default_storage,
     make_sampler,
@@ -63,8 +65,10 @@ __all__ = [
     "open_storage",
     "predict_kwargs",
     "prepare_study",
+    "read_status",
     "run_search",
     "run_worker",
+    "search_status",
     "search_options",
     "search_space",
     "trials_frame",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from roofline._json import json_default, json_value
+from roofline._runfiles import atomic_write, replacing
 from roofline.search._options import (
     SEARCH_KEYS,
     Objectives,
@@ -176,9 +176,7 @@ def finalize(spec: SweepSpec, options: SearchOptions, study: optuna.Study, out: 
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=json_default))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, default=json_default))
 
 
 def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions, out: Path) -> list[Path]:
@@ -186,12 +184,15 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
 
     files = []
     df = result.trials
-    if not df.empty:
-        df.to_parquet(out / "trials.parquet", index=False)
-        df.to_csv(out / "trials.csv", index=False)
+    if not df.empty:  # each file under a temporary name, then renamed into place
+        with replacing(out / "trials.parquet") as tmp:
+            df.to_parquet(tmp, index=False)
+        with replacing(out / "trials.csv") as tmp:
+            df.to_csv(tmp, index=False)
         files += [out / "trials.parquet", out / "trials.csv"]
     if result.ranked:
-        pd.DataFrame(result.ranked).to_csv(out / "best.csv", index=False)
+        with replacing(out / "best.csv") as tmp:
+            pd.DataFrame(result.ranked).to_csv(tmp, index=False)
         files.append(out / "best.csv")
     summary = {
         "status": "done" if result.complete >= result.requested else "incomplete",

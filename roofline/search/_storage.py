@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from roofline.search._options import (
 )
 from roofline.sweepfile import SweepSpec
 
-__all__ = ["default_storage", "make_sampler", "masked", "open_storage", "prepare_study"]
+__all__ = ["StorageUnreachable", "default_storage", "make_sampler", "masked", "open_storage", "prepare_study",
+           "unreachable_storage_is_one_line"]
 
 
 #: Study user attribute that records what the study searches (checked on resume).
@@ -129,6 +131,46 @@ def open_storage(url: str, *, heartbeat_interval: int = 5, grace_period: int | N
     return storage
 
 
+class StorageUnreachable(RooflineError):
+    """The study's database stopped answering during a run (its finished trials are safe)."""
+
+
+def _connection_lost(e: BaseException) -> bool:
+    """Whether an exception (or one it was raised from) says the database cannot be reached."""
+    from sqlalchemy import exc
+
+    seen: set[int] = set()
+    current: BaseException | None = e
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)):
+            return True
+        if type(current).__name__ in ("OperationalError", "InterfaceError") and \
+                type(current).__module__.split(".")[0] in ("sqlite3", "psycopg2", "psycopg", "pymysql"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def unreachable_message(url: str, e: BaseException) -> str:
+    return (f"storage {masked(url)} is unreachable ({_first_line(e)}); the finished trials are kept in it: "
+            f"rerunning the same command resumes the study")
+
+
+@contextlib.contextmanager
+def unreachable_storage_is_one_line(url: str) -> Iterator[None]:
+    """Turn a lost database connection (SQLAlchemy's error, Optuna's wrapper around it) into
+    :class:`StorageUnreachable`, one line that says how to continue."""
+    try:
+        yield
+    except RooflineError:
+        raise
+    except Exception as e:
+        if _connection_lost(e):
+            raise StorageUnreachable(unreachable_message(url, e)) from None
+        raise
+
+
 def _first_line(e: BaseException) -> str:
     text = str(getattr(e, "orig", None) or e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:300]
@@ -167,6 +209,32 @@ def _study_record(spec: SweepSpec, space: SearchSpace, objective: Objectives) ->
             "fixed": {k: json_value(v) for k, v in space.to_json()["fixed"].items()}}
 
 
+def _delete_study(storage: Any, study_name: str, *, heartbeats: bool) -> None:
+    """Delete a study for ``--force``, refusing while other workers write it.
+
+    A RUNNING trial whose heartbeat is younger than the grace period belongs to a live worker
+    (a dead worker's trials are failed first); deleting under it would either fail or leave that
+    worker writing into a study that no longer exists. Optuna's ``delete_study`` also ignores the
+    integrity error a concurrent insert causes and leaves the study in place: checked after.
+    """
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return
+    if heartbeats:
+        optuna.storages.fail_stale_trials(study)
+    live = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if live:
+        raise SpecError(f"study {study_name!r} has {len(live)} running trials with live heartbeats: other workers "
+                        f"are writing it; --force would not delete it; stop them first, or pass --study NEW_NAME")
+    with contextlib.suppress(KeyError):
+        optuna.delete_study(study_name=study_name, storage=storage)
+    with contextlib.suppress(KeyError):
+        storage.get_study_id_from_name(study_name)
+        raise SpecError(f"study {study_name!r} could not be deleted: another worker wrote to it meanwhile; "
+                        f"stop the other workers first, or pass --study NEW_NAME")
+
+
 def prepare_study(spec: SweepSpec, options: SearchOptions, storage: Any, study_name: str, *,
                   force: bool = False) -> optuna.Study:
     """Create the study (and its tables), or load it to resume after checking it searches the same.
@@ -178,8 +246,7 @@ def prepare_study(spec: SweepSpec, options: SearchOptions, storage: Any, study_n
     record = _study_record(spec, space, objective)
     storage_obj = storage if storage is not None else optuna.storages.InMemoryStorage()
     if force:
-        with contextlib.suppress(KeyError):
-            optuna.delete_study(study_name=study_name, storage=storage_obj)
+        _delete_study(storage_obj, study_name, heartbeats=storage is not None)
     study = optuna.create_study(storage=storage_obj, study_name=study_name, load_if_exists=True,
                                 directions=list(objective.directions),
                                 sampler=make_sampler(options, options.seed))

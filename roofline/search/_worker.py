@@ -31,6 +31,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from roofline._lifeline import die_with_parent
 from roofline._malloc import prepare_worker
 from roofline.exceptions import RooflineError
 from roofline.search._evaluate import evaluate_params
@@ -41,7 +42,13 @@ from roofline.search._options import (
     objectives,
     search_space,
 )
-from roofline.search._storage import _first_line, make_sampler, open_storage
+from roofline.search._storage import (
+    _connection_lost,
+    _first_line,
+    make_sampler,
+    open_storage,
+    unreachable_message,
+)
 from roofline.sweepfile import SweepSpec
 
 __all__ = ["COUNTED", "PENDING", "WorkerStats", "run_worker"]
@@ -95,8 +102,9 @@ class _Heartbeat:
             for trial_id in ids:
                 try:
                     self.storage.record_heartbeat(trial_id)
-                except Exception as e:  # a database hiccup: try again at the next beat
-                    log.warning("heartbeat of trial %s failed: %s", trial_id, _first_line(e))
+                except Exception as e:  # a database hiccup: try again at the next beat (a lost
+                    # database ends the run in the main thread, with one line)
+                    log.debug("heartbeat of trial %s failed: %s", trial_id, _first_line(e))
 
 
 @dataclass
@@ -244,8 +252,9 @@ def _quiet() -> Iterator[None]:
 
 
 def _worker_main(spec: SweepSpec, options: SearchOptions, url: str, study_name: str, worker: int,
-                 seed: int | None, results: Any) -> None:
-    """Entry point of a worker process (``--workers N``)."""
+                 seed: int | None, results: Any, parent_pid: int) -> None:
+    """Entry point of a worker process (``--workers N``); it exits when its parent dies."""
+    die_with_parent(parent_pid)
     prepare_worker()  # one BLAS thread per worker: N workers share the cores
     try:
         storage = open_storage(url, heartbeat_interval=options.heartbeat_interval,
@@ -259,5 +268,8 @@ def _worker_main(spec: SweepSpec, options: SearchOptions, url: str, study_name: 
     except RooflineError as e:
         results.put(("error", worker, str(e)))
     except Exception as e:
+        if _connection_lost(e):  # the parent says it in one line; no traceback
+            results.put(("storage", worker, unreachable_message(url, e)))
+            return
         results.put(("error", worker, f"{type(e).__name__}: {_first_line(e)}"))
         raise

@@ -1,0 +1,163 @@
+"""`roofline optimize` never loses or silently corrupts a study (issue 11): `--force` removes only
+what the search wrote and refuses a study other workers are writing; a lost database is one line
+that says how to continue; `--status` tells a killed run from a live one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from roofline.cli.main import main
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+TINY = {
+    "name": "tiny", "hardware": "ascend-910b", "model": "llama-3-70b",
+    "workload": {"batch": 4, "input_len": 10923, "output_len": 5461, "dtype": "int8"},
+    "parallelism": {"tp": 8},
+    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 256}, "hbm_bandwidth_GBps": {"low": 800, "high": 3200},
+              "link_bandwidth_GBps": {"low": 10, "high": 100}, "prefetch": True},
+    "constraints": {"memory_fit": True},
+    "objective": {"maximize": "tok_s_per_kusd"},
+    "search": {"trials": 16, "seed": 0, "batch_size": 8, "heartbeat_interval": 1, "grace_period": 2},
+}
+
+
+@pytest.fixture
+def cli(capsys):
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out = capsys.readouterr()
+        return int(exit_info.value.code or 0), out.out, out.err
+
+    return invoke
+
+
+def one_line_error(result: tuple[int, str, str], *patterns: str) -> str:
+    code, _out, err = result
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), lines[0]
+    for p in patterns:
+        assert p in lines[0], lines[0]
+    return lines[0]
+
+
+def write_sweep(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}, sort_keys=False))
+    return path
+
+
+def count(db: Path, state: str) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state = ?", (state,)).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def start(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    return subprocess.Popen([sys.executable, "-m", "roofline.cli.main", *args], cwd=PROJECT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_force_removes_only_the_files_the_search_wrote(cli, tmp_path: Path) -> None:
+    path, out = write_sweep(tmp_path), tmp_path / "run"
+    assert cli("optimize", str(path), "--out", str(out), "--trials", "8", "--no-plots")[0] == 0
+    (out / "plots").mkdir()
+    (out / "plots" / "my_figure.png").write_bytes(b"mine")
+    one_line_error(cli("optimize", str(path), "--out", str(out), "--force", "--no-plots"), "my_figure.png")
+    assert (out / "plots" / "my_figure.png").read_bytes() == b"mine" and (out / "study.db").exists()
+    (out / "plots" / "my_figure.png").unlink()
+    code, _, err = cli("optimize", str(path), "--out", str(out), "--trials", "8", "--force", "--no-plots")
+    assert code == 0, err
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")} - {"study.db-wal", "study.db-shm"}
+    assert sorted(names) == ["best.csv", "plots", "search.json", "study.db", "trials.csv", "trials.parquet"]
+
+
+@pytest.mark.slow
+def test_force_on_a_study_other_workers_are_writing_is_refused(cli, tmp_path: Path) -> None:
+    path = write_sweep(tmp_path)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    writer = start("optimize", str(path), "--out", str(tmp_path / "a"), "--storage", url, "--trials", "100000",
+                   "--batch-size", "4", "--no-plots")
+    try:
+        deadline = time.monotonic() + 60
+        while count(tmp_path / "shared.db", "COMPLETE") < 8 or count(tmp_path / "shared.db", "RUNNING") == 0:
+            assert writer.poll() is None and time.monotonic() < deadline, "the writer did not start"
+            time.sleep(0.05)
+        one_line_error(cli("optimize", str(path), "--out", str(tmp_path / "b"), "--storage", url, "--force",
+                           "--no-plots"), "other workers are writing it")
+        assert writer.poll() is None  # the writer goes on, its study intact
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert count(tmp_path / "shared.db", "COMPLETE") >= 8
+
+
+@pytest.mark.slow
+def test_a_lost_database_is_one_line_and_rerunning_resumes(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    pgserver = pytest.importorskip("pgserver", reason="the pgserver package is not installed")
+    from pgserver import pg_ctl
+
+    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    try:
+        url = server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+        path = write_sweep(tmp_path)
+        args = ["optimize", str(path), "--out", str(tmp_path / "out"), "--storage", url, "--batch-size", "4",
+                "--no-plots"]
+        env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+        with open(tmp_path / "err.txt", "w") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "roofline.cli.main", *args, "--trials", "100000"],
+                                    cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            deadline = time.monotonic() + 60
+            while '"running"' not in _text(tmp_path / "out" / "search.json"):
+                assert proc.poll() is None and time.monotonic() < deadline, "the search did not start"
+                time.sleep(0.1)
+            time.sleep(1.0)  # trials are being written
+            pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+            proc.wait(timeout=60)
+        lines = [line for line in (tmp_path / "err.txt").read_text().splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        assert proc.returncode == 2 and len(errors) == 1, lines
+        assert "unreachable" in errors[0] and "rerunning the same command resumes" in errors[0], errors[0]
+        assert not any("Traceback" in line for line in lines), lines
+        server.ensure_postgres_running()  # the database is back, as pgserver started it
+        done = subprocess.run([sys.executable, "-m", "roofline.cli.main", *args, "--trials", "40"], cwd=PROJECT,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        import pandas as pd
+
+        df = pd.read_parquet(tmp_path / "out" / "trials.parquet")
+        assert (df["state"] == "COMPLETE").sum() == 40 and df["number"].is_unique
+    finally:
+        with contextlib.suppress(Exception):
+            server.cleanup()
+        if (Path(server.pgdata) / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
