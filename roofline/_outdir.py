@@ -103,7 +103,7 @@ def _is_working_folder(path: Path) -> bool:
 
 
 def claim_out_dir(out: str | Path, *, command: str, inputs: Mapping[str, str] | None, force: bool,
-                  resume: bool, known: Sequence[str] = ()) -> OutDir:
+                  resume: bool, known: Sequence[str] = (), keep_on_force: Sequence[str] = ()) -> OutDir:
     """Check, lock and prepare an output folder for a run of ``command``.
 
     Args:
@@ -115,6 +115,8 @@ def claim_out_dir(out: str | Path, *, command: str, inputs: Mapping[str, str] | 
         resume: continue the earlier run (with ``inputs=None``: always; else when they match).
         known: files and folders (ending in ``/``) a run of the command writes, to recognise a
             folder an older version wrote without a manifest.
+        keep_on_force: the command's files that ``force`` leaves for the command to reset
+            itself (a study database, emptied through its own checks, not deleted under a reader).
 
     Raises:
         SpecError: the working folder; a file where the folder should be; foreign files; a
@@ -141,7 +143,7 @@ def claim_out_dir(out: str | Path, *, command: str, inputs: Mapping[str, str] | 
                 path.rmdir()
         raise
     try:
-        return _prepare(path, lock, created, command, inputs, force, resume, known)
+        return _prepare(path, lock, created, command, inputs, force, resume, known, keep_on_force)
     except BaseException:
         lock.release()
         if created:
@@ -151,7 +153,7 @@ def claim_out_dir(out: str | Path, *, command: str, inputs: Mapping[str, str] | 
 
 
 def _prepare(path: Path, lock: RunLock, created: bool, command: str, inputs: Mapping[str, str] | None,
-             force: bool, resume: bool, known: Sequence[str]) -> OutDir:
+             force: bool, resume: bool, known: Sequence[str], keep_on_force: Sequence[str]) -> OutDir:
     previous = RunManifest.load(path)
     if previous is not None and previous.command != command:
         previous = None  # another command's files are foreign to this one
@@ -177,7 +179,8 @@ def _prepare(path: Path, lock: RunLock, created: bool, command: str, inputs: Map
         raise SpecError(f"{path}: holds the outputs of an earlier roofline {command}; pass --force to replace "
                         f"them{hint}")
     if has_files:
-        previous.remove_written()
+        previous.remove_written(keep=keep_on_force)
+        manifest.files = list(previous.files)  # what stays is still the command's
     manifest.save()
     return OutDir(path, lock, manifest, created, False)
 

@@ -385,7 +385,11 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
 
 def _load_result(spec: SweepSpec, out: Path) -> SweepResult:
     """The result of a sweep whose merge finished (a run killed afterwards, resumed)."""
-    summary = json.loads((out / "summary.json").read_text())
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        raise RooflineError(f"{out}: summary.json of the finished merge is missing or unreadable; "
+                            f"pass --force to run the sweep again") from None
     files = [out / n for n in ("results.parquet", "results.csv", "pareto.parquet", "summary.json")
              if (out / n).exists()]
     return SweepResult(out, int(summary["rows"]), int(summary["feasible"]), float(summary["seconds"]), files,

@@ -24,18 +24,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-PROJECT = Path(__file__).resolve().parent.parent
+from ._reliability import PROJECT, SMALL_SWEEP, TINY_SEARCH, postgres, psycopg2_url
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="the orphan check reads /proc")
 
-#: 4 x 3 x 2 = 24 points in chunks of 2: 12 part files, two worker processes.
-SMALL = {
-    "name": "crash", "hardware": "h100-sxm", "model": "llama-3-8b",
-    "workload": {"batch": 2, "input_len": 512, "output_len": 32}, "parallelism": {"tp": 2},
-    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 96, "step": 32}, "hbm_bandwidth_GBps": [2000, 3000, 4000],
-              "prefetch": [False, True]},
-    "constraints": {"memory_fit": True},
-}
+SMALL = {**SMALL_SWEEP, "name": "crash"}
+#: 24 points in chunks of 2: 12 part files, two worker processes.
 SWEEP_ARGS = ["--workers", "2", "--chunk-size", "2", "--csv"]
 
 
@@ -174,16 +168,7 @@ def test_sweep_killed_at_a_seeded_random_moment_resumes_to_the_same_result(sweep
 # optimize: four workers, the parent SIGKILLed mid-study, on SQLite and on PostgreSQL.
 # --------------------------------------------------------------------------------------------
 
-TINY_SEARCH = {
-    "name": "tiny", "hardware": "ascend-910b", "model": "llama-3-70b",
-    "workload": {"batch": 4, "input_len": 10923, "output_len": 5461, "dtype": "int8"},
-    "parallelism": {"tp": 8},
-    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 256}, "hbm_bandwidth_GBps": {"low": 800, "high": 3200},
-              "link_bandwidth_GBps": {"low": 10, "high": 100}, "prefetch": True},
-    "constraints": {"memory_fit": True},
-    "objective": {"maximize": "tok_s_per_kusd"},
-    "search": {"seed": 0, "heartbeat_interval": 1, "grace_period": 2},
-}
+TINY = {**TINY_SEARCH, "search": {"seed": 0, "heartbeat_interval": 1, "grace_period": 2}}
 
 
 def trial_states(url: str) -> list[tuple[int, str, float | None]]:
@@ -204,7 +189,7 @@ def trial_states(url: str) -> list[tuple[int, str, float | None]]:
 
 def kill_optimize_and_resume(tmp_path: Path, url: str, storage_args: list[str]) -> None:
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY_SEARCH, sort_keys=False))
+    path.write_text(yaml.safe_dump(TINY, sort_keys=False))
     out, marker = tmp_path / "run", uuid.uuid4().hex
     args = ["optimize", str(path), "--out", str(out), *storage_args, "--workers", "4", "--batch-size", "4",
             "--no-plots"]
@@ -247,14 +232,6 @@ def test_optimize_on_sqlite_killed_with_four_workers_loses_nothing(tmp_path: Pat
 
 @pytest.mark.slow
 def test_optimize_on_postgresql_killed_with_four_workers_loses_nothing(tmp_path: Path, monkeypatch) -> None:
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    pgserver = pytest.importorskip("pgserver", reason="the pgserver package is not installed")
-    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    try:
-        url = server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    with postgres(tmp_path, monkeypatch) as server:
+        url = psycopg2_url(server)
         kill_optimize_and_resume(tmp_path, url, ["--storage", url])
-    finally:
-        server.cleanup()

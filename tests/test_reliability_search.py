@@ -4,7 +4,6 @@ that says how to continue; `--status` tells a killed run from a live one."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
@@ -16,43 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roofline.cli.main import main
+from ._reliability import PROJECT, TINY_SEARCH, cli, one_line_error, postgres, psycopg2_url
 
-PROJECT = Path(__file__).resolve().parent.parent
+__all__ = ["cli"]  # a fixture
 
-TINY = {
-    "name": "tiny", "hardware": "ascend-910b", "model": "llama-3-70b",
-    "workload": {"batch": 4, "input_len": 10923, "output_len": 5461, "dtype": "int8"},
-    "parallelism": {"tp": 8},
-    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 256}, "hbm_bandwidth_GBps": {"low": 800, "high": 3200},
-              "link_bandwidth_GBps": {"low": 10, "high": 100}, "prefetch": True},
-    "constraints": {"memory_fit": True},
-    "objective": {"maximize": "tok_s_per_kusd"},
-    "search": {"trials": 16, "seed": 0, "batch_size": 8, "heartbeat_interval": 1, "grace_period": 2},
-}
-
-
-@pytest.fixture
-def cli(capsys):
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        return int(exit_info.value.code or 0), out.out, out.err
-
-    return invoke
-
-
-def one_line_error(result: tuple[int, str, str], *patterns: str) -> str:
-    code, _out, err = result
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), lines[0]
-    for p in patterns:
-        assert p in lines[0], lines[0]
-    return lines[0]
+TINY = TINY_SEARCH
 
 
 def write_sweep(tmp_path: Path, **changes) -> Path:
@@ -118,16 +85,10 @@ def test_force_on_a_study_other_workers_are_writing_is_refused(cli, tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_lost_database_is_one_line_and_rerunning_resumes(tmp_path: Path, monkeypatch) -> None:
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    pgserver = pytest.importorskip("pgserver", reason="the pgserver package is not installed")
     from pgserver import pg_ctl
 
-    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    try:
-        url = server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    with postgres(tmp_path, monkeypatch) as server:
+        url = psycopg2_url(server)
         path = write_sweep(tmp_path)
         args = ["optimize", str(path), "--out", str(tmp_path / "out"), "--storage", url, "--batch-size", "4",
                 "--no-plots"]
@@ -155,9 +116,3 @@ def test_a_lost_database_is_one_line_and_rerunning_resumes(tmp_path: Path, monke
 
         df = pd.read_parquet(tmp_path / "out" / "trials.parquet")
         assert (df["state"] == "COMPLETE").sum() == 40 and df["number"].is_unique
-    finally:
-        with contextlib.suppress(Exception):
-            server.cleanup()
-        if (Path(server.pgdata) / "postmaster.pid").exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)

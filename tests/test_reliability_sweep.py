@@ -13,44 +13,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from roofline.cli.main import main
 from roofline.exceptions import RooflineError, SpecError
 from roofline.sweep import run_sweep
 from roofline.sweepfile import load_sweep, sweep_from_dict
 
-#: 4 x 3 x 2 = 24 points on one combination: fast, several chunks.
-SMALL = {
-    "name": "small", "hardware": "h100-sxm", "model": "llama-3-8b",
-    "workload": {"batch": 2, "input_len": 512, "output_len": 32}, "parallelism": {"tp": 2},
-    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 96, "step": 32}, "hbm_bandwidth_GBps": [2000, 3000, 4000],
-              "prefetch": [False, True]},
-    "constraints": {"memory_fit": True},
-}
+from ._reliability import SMALL_SWEEP, cli, one_line_error
 
+__all__ = ["cli"]  # a fixture
 
-@pytest.fixture
-def cli(capsys):
-    """Run the real entry point; return (exit code, stdout, stderr)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        return int(exit_info.value.code or 0), out.out, out.err
-
-    return invoke
-
-
-def one_line_error(result: tuple[int, str, str], *patterns: str) -> str:
-    code, _out, err = result
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), lines[0]
-    for p in patterns:
-        assert p in lines[0], lines[0]
-    return lines[0]
+SMALL = SMALL_SWEEP
 
 
 def write_sweep(path: Path, **changes) -> Path:

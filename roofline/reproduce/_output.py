@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from roofline._outdir import check_out_dir as _check
+from roofline._runfiles import atomic_write, replacing
 
 __all__ = ["Reproduction", "check_out_dir"]
 
@@ -35,13 +36,14 @@ class Reproduction:
 
 def _write(out: Path, name: str, text: str, files: list[Path]) -> None:
     path = out / name
-    path.write_text(text)
+    atomic_write(path, text)  # never a half-written file in place of the old one
     files.append(path)
 
 
 def _csv(out: Path, name: str, df: pd.DataFrame, files: list[Path]) -> None:
     path = out / name
-    df.to_csv(path, index=False)
+    with replacing(path) as tmp:
+        df.to_csv(tmp, index=False)
     files.append(path)
 
 

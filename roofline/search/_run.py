@@ -98,13 +98,13 @@ def run_search(spec: SweepSpec, out_dir: str | Path | None, *, options: SearchOp
     run = None
     if out_dir is not None:
         known = (*_OUTPUTS, *(_SQLITE if storage is None else ()), "plots/")
-        run = claim_out_dir(out_dir, command="optimize", inputs=None, force=force, resume=True, known=known)
+        run = claim_out_dir(out_dir, command="optimize", inputs=None, force=force, resume=True, known=known,
+                            keep_on_force=_SQLITE)  # prepare_study deletes the study, checking for writers
     url = storage or default_storage(run.path)  # type: ignore[union-attr]
     try:
         with _quiet(), unreachable_storage_is_one_line(url):
             result = _search(spec, options, url, storage, study_name, workers, force, top, progress, run)
             if run is not None and then is not None:
-                run.kept = tuple(run.manifest.files)
                 result.files += then(result, run.record)
     except BaseException as e:
         if run is not None:  # the study is what a rerun resumes: keep everything, say what happened

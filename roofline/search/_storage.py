@@ -209,12 +209,28 @@ def _study_record(spec: SweepSpec, space: SearchSpace, objective: Objectives) ->
             "fixed": {k: json_value(v) for k, v in space.to_json()["fixed"].items()}}
 
 
-def _delete_study(storage: Any, study_name: str, *, heartbeats: bool) -> None:
+#: Prefix of the study system attributes where live workers record when they last beat.
+WORKER_BEAT = "roofline_worker:"
+
+
+def live_workers(storage: Any, study_id: int, grace_s: float) -> list[str]:
+    """Workers (``host:pid:worker``) whose study heartbeat is younger than ``grace_s``."""
+    now = time.time()
+    return [k[len(WORKER_BEAT):] for k, v in storage.get_study_system_attrs(study_id).items()
+            if k.startswith(WORKER_BEAT) and isinstance(v, (int, float)) and now - v < grace_s]
+
+
+_WRITERS_HINT = "stop them first (and wait for the grace period), or pass --study NEW_NAME"
+
+
+def _delete_study(storage: Any, study_name: str, *, heartbeats: bool, grace_s: float) -> None:
     """Delete a study for ``--force``, refusing while other workers write it.
 
-    A RUNNING trial whose heartbeat is younger than the grace period belongs to a live worker
-    (a dead worker's trials are failed first); deleting under it would either fail or leave that
-    worker writing into a study that no longer exists. Optuna's ``delete_study`` also ignores the
+    A worker is live when its study heartbeat (``roofline.search._worker``) or the heartbeat of
+    one of its RUNNING trials is younger than the grace period (a dead worker's trials are failed
+    first; a worker between two batches has no RUNNING trial but still beats). Deleting under a live worker
+    would either fail or leave it writing trials into a study that no longer exists (SQLite
+    even gives them to the next study created). Optuna's ``delete_study`` also ignores the
     integrity error a concurrent insert causes and leaves the study in place: checked after.
     """
     try:
@@ -223,16 +239,18 @@ def _delete_study(storage: Any, study_name: str, *, heartbeats: bool) -> None:
         return
     if heartbeats:
         optuna.storages.fail_stale_trials(study)
-    live = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    if live:
-        raise SpecError(f"study {study_name!r} has {len(live)} running trials with live heartbeats: other workers "
-                        f"are writing it; --force would not delete it; stop them first, or pass --study NEW_NAME")
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    workers = live_workers(storage, study._study_id, grace_s) if heartbeats else []
+    if running or workers:
+        what = f"{len(workers)} live workers" if workers else f"{len(running)} running trials with live heartbeats"
+        raise SpecError(f"study {study_name!r} has {what}: other workers are writing it, and --force would "
+                        f"not delete it; {_WRITERS_HINT}")
     with contextlib.suppress(KeyError):
         optuna.delete_study(study_name=study_name, storage=storage)
     with contextlib.suppress(KeyError):
         storage.get_study_id_from_name(study_name)
-        raise SpecError(f"study {study_name!r} could not be deleted: another worker wrote to it meanwhile; "
-                        f"stop the other workers first, or pass --study NEW_NAME")
+        raise SpecError(f"study {study_name!r} could not be deleted: other workers are writing it; "
+                        f"{_WRITERS_HINT}")
 
 
 def prepare_study(spec: SweepSpec, options: SearchOptions, storage: Any, study_name: str, *,
@@ -246,13 +264,16 @@ def prepare_study(spec: SweepSpec, options: SearchOptions, storage: Any, study_n
     record = _study_record(spec, space, objective)
     storage_obj = storage if storage is not None else optuna.storages.InMemoryStorage()
     if force:
-        _delete_study(storage_obj, study_name, heartbeats=storage is not None)
+        _delete_study(storage_obj, study_name, heartbeats=storage is not None, grace_s=options.grace_seconds)
     study = optuna.create_study(storage=storage_obj, study_name=study_name, load_if_exists=True,
                                 directions=list(objective.directions),
                                 sampler=make_sampler(options, options.seed))
     previous = study.user_attrs.get(_STUDY_ATTR)
     if previous is None:
         if study.get_trials(deepcopy=False):
+            if force:  # deleted, then a live worker wrote into the new study
+                raise SpecError(f"study {study_name!r} was written while --force deleted it: other workers "
+                                f"are writing it; {_WRITERS_HINT}")
             raise SpecError(f"study {study_name!r} exists and was not made by roofline optimize; "
                             f"choose another --study name")
         study.set_user_attr(_STUDY_ATTR, {**record, "sweep_file": spec.path, "sweep": spec.name})

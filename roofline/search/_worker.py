@@ -15,6 +15,8 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 import warnings
@@ -43,6 +45,7 @@ from roofline.search._options import (
     search_space,
 )
 from roofline.search._storage import (
+    WORKER_BEAT,
     _connection_lost,
     _first_line,
     make_sampler,
@@ -66,10 +69,13 @@ _CONSTRAINTS_KEY = "constraints"
 
 
 class _Heartbeat:
-    """Records a heartbeat for this worker's running trials every ``interval`` seconds."""
+    """Records a heartbeat for this worker's running trials every ``interval`` seconds, and one
+    for the worker itself on the study (a worker between two batches has no running trial, yet
+    ``--force`` must see it); a worker that ends clears its own."""
 
-    def __init__(self, storage: Any, interval: float) -> None:
-        self.storage, self.interval = storage, interval
+    def __init__(self, storage: Any, interval: float, study_id: int | None = None, worker: int = 0) -> None:
+        self.storage, self.interval, self.study_id = storage, interval, study_id
+        self.key = f"{WORKER_BEAT}{socket.gethostname()}:{os.getpid()}:{worker}"
         self.ids: set[int] = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -77,6 +83,7 @@ class _Heartbeat:
 
     def __enter__(self) -> _Heartbeat:
         if self.storage is not None:
+            self._beat_study(time.time())
             self.thread.start()
         return self
 
@@ -84,6 +91,12 @@ class _Heartbeat:
         self.stop.set()
         if self.thread.is_alive():
             self.thread.join()
+        with contextlib.suppress(Exception):  # a lost database: the beat turns stale by itself
+            self._beat_study(0.0)
+
+    def _beat_study(self, when: float) -> None:
+        if self.storage is not None and self.study_id is not None:
+            self.storage.set_study_system_attr(self.study_id, self.key, when)
 
     def add(self, trial_id: int) -> None:
         if self.storage is not None:
@@ -97,6 +110,8 @@ class _Heartbeat:
 
     def _run(self) -> None:
         while not self.stop.wait(self.interval):
+            with contextlib.suppress(Exception):
+                self._beat_study(time.time())
             with self.lock:
                 ids = list(self.ids)
             for trial_id in ids:
@@ -148,7 +163,7 @@ def run_worker(spec: SweepSpec, options: SearchOptions, study: optuna.Study, sto
     first_seen: dict[int, float] = {}
     touched: set[int] = set()
     heartbeat_on = storage is not None
-    with _Heartbeat(storage, options.heartbeat_interval) as hb:
+    with _Heartbeat(storage, options.heartbeat_interval, study._study_id, worker) as hb:
         while True:
             if heartbeat_on:
                 optuna.storages.fail_stale_trials(study)

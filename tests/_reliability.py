@@ -1,0 +1,87 @@
+"""What the reliability tests (tests/test_reliability_*.py) share: small sweep and search files,
+the CLI runner, the one-line error check and a throw-away PostgreSQL server."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from roofline.cli.main import main
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+#: A sweep of 4 x 3 x 2 = 24 points on one combination: fast, several chunks.
+SMALL_SWEEP = {
+    "name": "small", "hardware": "h100-sxm", "model": "llama-3-8b",
+    "workload": {"batch": 2, "input_len": 512, "output_len": 32}, "parallelism": {"tp": 2},
+    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 96, "step": 32}, "hbm_bandwidth_GBps": [2000, 3000, 4000],
+              "prefetch": [False, True]},
+    "constraints": {"memory_fit": True},
+}
+
+#: The PRESERVE set-up as a search with short heartbeats (dead workers' trials turn stale fast).
+TINY_SEARCH = {
+    "name": "tiny", "hardware": "ascend-910b", "model": "llama-3-70b",
+    "workload": {"batch": 4, "input_len": 10923, "output_len": 5461, "dtype": "int8"},
+    "parallelism": {"tp": 8},
+    "sweep": {"l2_capacity_MiB": {"low": 0, "high": 256}, "hbm_bandwidth_GBps": {"low": 800, "high": 3200},
+              "link_bandwidth_GBps": {"low": 10, "high": 100}, "prefetch": True},
+    "constraints": {"memory_fit": True},
+    "objective": {"maximize": "tok_s_per_kusd"},
+    "search": {"trials": 16, "seed": 0, "batch_size": 8, "heartbeat_interval": 1, "grace_period": 2},
+}
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the real entry point in this process; return (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out = capsys.readouterr()
+        return int(exit_info.value.code or 0), out.out, out.err
+
+    return invoke
+
+
+def one_line_error(result: tuple[int, str, str], *patterns: str) -> str:
+    """Check exit code 2 and a single ``error:`` line on stderr holding every pattern."""
+    code, _out, err = result
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), lines[0]
+    for p in patterns:
+        assert p in lines[0], lines[0]
+    return lines[0]
+
+
+@contextlib.contextmanager
+def postgres(tmp_path: Path, monkeypatch) -> Iterator[object]:
+    """A PostgreSQL server of its own (pgserver), stopped at the end; skips without pgserver."""
+    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    pgserver = pytest.importorskip("pgserver", reason="the pgserver package is not installed")
+    from pgserver import pg_ctl
+
+    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.cleanup()
+        if (Path(server.pgdata) / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+
+
+def psycopg2_url(server: object) -> str:
+    return server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)  # type: ignore[attr-defined]
