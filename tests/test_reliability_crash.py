@@ -24,7 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ._reliability import PROJECT, SMALL_SWEEP, TINY_SEARCH, postgres, psycopg2_url
+from roofline._runlock import LOCK_FILE
+
+from ._reliability import PROJECT, SMALL_SWEEP, TINY_SEARCH, cli, postgres, psycopg2_url
+
+__all__ = ["cli"]  # a fixture
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="the orphan check reads /proc")
 
@@ -59,9 +63,8 @@ def assert_no_orphans(marker: str, within_s: float = 5.0) -> None:
     assert not alive, f"processes outlived their killed parent: {alive}"
 
 
-def roofline(*args: str, kill_at: str | None = None, marker: str | None = None,
-             kill_after_s: float | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI in a new process (optionally SIGKILLed at a hook point, or after a delay)."""
+def roofline(*args: str, kill_at: str | None = None, marker: str | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI in a new process (optionally SIGKILLed at a hook point)."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "ROOFLINE_TEST_RUN": marker or uuid.uuid4().hex}
     env.pop("ROOFLINE_TEST_KILL_AT", None)
     if kill_at:
@@ -71,11 +74,7 @@ def roofline(*args: str, kill_at: str | None = None, marker: str | None = None,
     # waiting for its end would hang instead of failing
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=out, stderr=err, text=True)
-        try:
-            proc.wait(timeout=120 if kill_after_s is None else kill_after_s)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        proc.wait(timeout=120)
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
@@ -93,7 +92,7 @@ def snapshot(out: Path) -> dict[str, object]:
 
 
 def assert_same(a: dict[str, object], b: dict[str, object]) -> None:
-    assert a.keys() - {"seconds"} == b.keys() - {"seconds"}
+    assert a.keys() - {"work_seconds"} == b.keys() - {"work_seconds"}
     assert a["files"] == b["files"]
     assert a["results"].equals(b["results"]) and a["pareto"].equals(b["pareto"])  # type: ignore[attr-defined]
     assert a["csv"] == b["csv"] and a["summary"] == b["summary"]
@@ -106,19 +105,33 @@ def sweep_file(tmp_path_factory) -> Path:
     return path
 
 
+def start_sweep(sweep_file: Path, out: Path, marker: str) -> tuple[subprocess.Popen, float]:
+    """Start a sweep in a new process; return it once it holds its folder's lock, with the time."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "ROOFLINE_TEST_RUN": marker}
+    env.pop("ROOFLINE_TEST_KILL_AT", None)
+    proc = subprocess.Popen([sys.executable, "-m", "roofline.cli.main", "sweep", str(sweep_file), "--out", str(out),
+                             "--no-plots", *SWEEP_ARGS], cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (out / LOCK_FILE).exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the sweep did not start"
+        time.sleep(0.002)
+    return proc, time.monotonic()
+
+
 @pytest.fixture(scope="module")
 def reference(sweep_file: Path) -> dict[str, object]:
-    """An uninterrupted run without plots (and how long it took, in ``seconds``)."""
+    """An uninterrupted run without plots, and ``work_seconds``: from taking its folder's lock
+    to its end."""
     out = sweep_file.parent / "reference"
-    started = time.monotonic()
-    done = roofline("sweep", str(sweep_file), "--out", str(out), "--no-plots", *SWEEP_ARGS)
-    assert done.returncode == 0, done.stderr
-    return {**snapshot(out), "seconds": time.monotonic() - started}
+    proc, locked = start_sweep(sweep_file, out, uuid.uuid4().hex)
+    assert proc.wait(timeout=120) == 0
+    return {**snapshot(out), "work_seconds": time.monotonic() - locked}
 
 
 @pytest.mark.parametrize("point", ["part:3", "merge"])
-def test_sweep_killed_at_a_fixed_point_resumes_to_the_same_result(sweep_file: Path, reference, tmp_path: Path,
-                                                                  point: str) -> None:
+def test_sweep_killed_at_a_fixed_point_resumes_to_the_same_result(cli, sweep_file: Path, reference,
+                                                                  tmp_path: Path, point: str) -> None:
     out, marker = tmp_path / "out", uuid.uuid4().hex
     killed = roofline("sweep", str(sweep_file), "--out", str(out), "--no-plots", *SWEEP_ARGS, kill_at=point,
                       marker=marker)
@@ -129,38 +142,42 @@ def test_sweep_killed_at_a_fixed_point_resumes_to_the_same_result(sweep_file: Pa
     else:
         assert not (out / "results.parquet").exists()  # only its temporary file: no half file in place
     if point == "part:3":
-        again = roofline("sweep", str(sweep_file), "--out", str(out), "--no-plots", *SWEEP_ARGS)
-        assert again.returncode == 2 and "--resume" in again.stderr  # the folder is not silently reused
-    resumed = roofline("sweep", str(sweep_file), "--out", str(out), "--no-plots", "--resume", *SWEEP_ARGS)
-    assert resumed.returncode == 0, resumed.stderr
+        code, _, err = cli("sweep", str(sweep_file), "--out", str(out), "--no-plots", *SWEEP_ARGS)
+        assert code == 2 and "--resume" in err  # the folder is not silently reused
+    code, _, err = cli("sweep", str(sweep_file), "--out", str(out), "--no-plots", "--resume", *SWEEP_ARGS)
+    assert code == 0, err
     assert_same(snapshot(out), reference)
 
 
-def test_sweep_killed_while_writing_plots_resumes_with_every_plot(sweep_file: Path, reference,
+def test_sweep_killed_while_writing_plots_resumes_with_every_plot(cli, sweep_file: Path, reference,
                                                                   tmp_path: Path) -> None:
     out, marker = tmp_path / "out", uuid.uuid4().hex
     killed = roofline("sweep", str(sweep_file), "--out", str(out), *SWEEP_ARGS, kill_at="plot", marker=marker)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert_no_orphans(marker)
     assert (out / "plots" / "pareto.html").exists() and not (out / "plots" / "perf_per_cost_vs_l2.html").exists()
-    resumed = roofline("sweep", str(sweep_file), "--out", str(out), "--resume", *SWEEP_ARGS)
-    assert resumed.returncode == 0, resumed.stderr
+    code, _, err = cli("sweep", str(sweep_file), "--out", str(out), "--resume", *SWEEP_ARGS)
+    assert code == 0, err
     got = snapshot(out)
     assert {"plots/pareto.html", "plots/perf_per_cost_vs_l2.html"} <= set(got["files"])  # type: ignore[arg-type]
     got["files"] = [f for f in got["files"] if not f.startswith("plots/")]  # type: ignore[attr-defined]
     assert_same(got, reference)
 
 
-def test_sweep_killed_at_a_seeded_random_moment_resumes_to_the_same_result(sweep_file: Path, reference,
+def test_sweep_killed_at_a_seeded_random_moment_resumes_to_the_same_result(cli, sweep_file: Path, reference,
                                                                            tmp_path: Path) -> None:
-    run_s = float(reference["seconds"])  # type: ignore[arg-type]
-    delay = random.Random(20261129).uniform(0.3, 0.95) * run_s
+    """Killed at a seeded random moment between taking the folder's lock and the run's end (as
+    long as the uninterrupted run took): evaluating, merging or cleaning up."""
+    run_s = float(reference["work_seconds"])  # type: ignore[arg-type]
+    delay = random.Random(11).uniform(0.0, 1.0) * run_s
     out, marker = tmp_path / "out", uuid.uuid4().hex
-    roofline("sweep", str(sweep_file), "--out", str(out), "--no-plots", *SWEEP_ARGS, marker=marker,
-             kill_after_s=delay)
+    proc, _ = start_sweep(sweep_file, out, marker)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
     assert_no_orphans(marker)
-    resumed = roofline("sweep", str(sweep_file), "--out", str(out), "--no-plots", "--resume", *SWEEP_ARGS)
-    assert resumed.returncode == 0, f"killed after {delay:.2f} s of {run_s:.2f} s: {resumed.stderr}"
+    code, _, err = cli("sweep", str(sweep_file), "--out", str(out), "--no-plots", "--resume", *SWEEP_ARGS)
+    assert code == 0, f"killed after {delay:.2f} s of {run_s:.2f} s: {err}"
     assert_same(snapshot(out), reference)
 
 
@@ -187,7 +204,7 @@ def trial_states(url: str) -> list[tuple[int, str, float | None]]:
     return [(int(n), str(s), v) for n, s, v in rows]
 
 
-def kill_optimize_and_resume(tmp_path: Path, url: str, storage_args: list[str]) -> None:
+def kill_optimize_and_resume(cli, tmp_path: Path, url: str, storage_args: list[str]) -> None:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY, sort_keys=False))
     out, marker = tmp_path / "run", uuid.uuid4().hex
@@ -210,12 +227,12 @@ def kill_optimize_and_resume(tmp_path: Path, url: str, storage_args: list[str]) 
     assert_no_orphans(marker)
     before = trial_states(url)
     finished = {n: v for n, s, v in before if s == "COMPLETE"}
-    status = roofline("optimize", str(path), "--out", str(out), "--status")
-    assert status.returncode == 0 and status.stdout.startswith("interrupted"), status.stdout
+    code, status, _ = cli("optimize", str(path), "--out", str(out), "--status")
+    assert code == 0 and status.startswith("interrupted"), status
     total = len(finished) + 8
-    resumed = roofline(*args, "--trials", str(total))
-    assert resumed.returncode == 0, resumed.stderr
-    assert "was interrupted" in resumed.stderr  # the next run says so as well
+    code, _, err = cli(*args, "--trials", str(total))
+    assert code == 0, err
+    assert "was interrupted" in err  # the next run says so as well
     after = trial_states(url)
     numbers = [n for n, _, _ in after]
     assert len(numbers) == len(set(numbers))  # no duplicate trial numbers
@@ -226,12 +243,12 @@ def kill_optimize_and_resume(tmp_path: Path, url: str, storage_args: list[str]) 
 
 
 @pytest.mark.slow
-def test_optimize_on_sqlite_killed_with_four_workers_loses_nothing(tmp_path: Path) -> None:
-    kill_optimize_and_resume(tmp_path, f"sqlite:///{tmp_path / 'run' / 'study.db'}", [])
+def test_optimize_on_sqlite_killed_with_four_workers_loses_nothing(cli, tmp_path: Path) -> None:
+    kill_optimize_and_resume(cli, tmp_path, f"sqlite:///{tmp_path / 'run' / 'study.db'}", [])
 
 
 @pytest.mark.slow
-def test_optimize_on_postgresql_killed_with_four_workers_loses_nothing(tmp_path: Path, monkeypatch) -> None:
+def test_optimize_on_postgresql_killed_with_four_workers_loses_nothing(cli, tmp_path: Path, monkeypatch) -> None:
     with postgres(tmp_path, monkeypatch) as server:
         url = psycopg2_url(server)
-        kill_optimize_and_resume(tmp_path, url, ["--storage", url])
+        kill_optimize_and_resume(cli, tmp_path, url, ["--storage", url])
