@@ -185,6 +185,11 @@ def _prepare(path: Path, lock: RunLock, created: bool, command: str, inputs: Map
     return OutDir(path, lock, manifest, created, False)
 
 
+def _is_digest(value: str) -> bool:
+    """A file or content hash (not worth showing), as opposed to an option's value."""
+    return len(value) >= 16 and all(c in "0123456789abcdef" for c in value)
+
+
 def _check_inputs(path: Path, previous: RunManifest, inputs: Mapping[str, str]) -> None:
     """Refuse to resume a run made with other inputs, naming the first that differs."""
     for name in sorted(set(previous.inputs) | set(inputs)):
@@ -193,10 +198,10 @@ def _check_inputs(path: Path, previous: RunManifest, inputs: Mapping[str, str]) 
             continue
         if was is None or now is None:
             what = f"{name} is new" if was is None else f"{name} is no longer used"
-        elif len(was) <= 24 and len(now) <= 24:
-            what = f"{name} differs ({was} in the interrupted run, {now} now)"
+        elif not (_is_digest(was) or _is_digest(now)):
+            what = f"{name} differs ({was} in the earlier run, {now} now)"
         else:
-            what = f"{name} differs from the interrupted run's"
+            what = f"{name} differs from the earlier run's"
         raise SpecError(f"{path}: --resume refused: the {what}; pass --force to start over")
     if not previous.inputs:
         raise SpecError(f"{path}: --resume refused: the earlier run recorded no inputs to check; "

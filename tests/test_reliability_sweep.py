@@ -91,7 +91,7 @@ def test_resume_with_another_chunk_size_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_sweep(spec, out, workers=1, chunk_size=5, progress=_interrupt_after(2))
-    with pytest.raises(SpecError, match=r"chunk size differs \(5 in the interrupted run, 7 now\)"):
+    with pytest.raises(SpecError, match=r"chunk size differs \(5 in the earlier run, 7 now\)"):
         run_sweep(spec, out, workers=1, chunk_size=7, resume=True)
     result = run_sweep(spec, out, workers=1, chunk_size=5, resume=True)
     df = pd.read_parquet(out / "results.parquet")
