@@ -58,11 +58,11 @@ class OutDir:
         self.set_stage("done")
         self.lock.release()
 
-    def abandon(self) -> None:
-        """The run failed: remove what it wrote (but what an earlier run it resumed needs),
-        and the folder itself when the run created it and nothing is left; release it."""
+    def abandon(self, keep: Sequence[str] = ()) -> None:
+        """The run failed: remove what it wrote (but what an earlier run it resumed needs, and
+        ``keep``), and the folder itself when the run created it and nothing is left; release it."""
         try:
-            self.manifest.remove_written(keep=self.kept)
+            self.manifest.remove_written(keep=(*self.kept, *keep))
             if not self.manifest.files and not self.manifest.dirs:
                 with contextlib.suppress(FileNotFoundError):
                     self.manifest.path.unlink()

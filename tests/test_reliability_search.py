@@ -116,3 +116,15 @@ def test_a_lost_database_is_one_line_and_rerunning_resumes(tmp_path: Path, monke
 
         df = pd.read_parquet(tmp_path / "out" / "trials.parquet")
         assert (df["state"] == "COMPLETE").sum() == 40 and df["number"].is_unique
+
+
+def test_a_run_that_fails_before_it_starts_leaves_nothing_and_keeps_an_earlier_study(cli, tmp_path: Path) -> None:
+    path, out = write_sweep(tmp_path), tmp_path / "run"
+    one_line_error(cli("optimize", str(path), "--out", str(out), "--storage",
+                       "postgresql+psycopg2://u:pw@127.0.0.1:1/db", "--no-plots"), "cannot open storage")
+    assert not out.exists()  # the folder it created is gone with its manifest and lock
+    assert cli("optimize", str(path), "--out", str(out), "--trials", "8", "--no-plots")[0] == 0
+    before = {p.name: p.stat().st_size for p in out.iterdir()}
+    other = write_sweep(tmp_path, objective={"maximize": "throughput_tok_s"})
+    one_line_error(cli("optimize", str(other), "--out", str(out), "--no-plots"), "exists with another objective")
+    assert {p.name for p in out.iterdir()} == set(before) and count(out / "study.db", "COMPLETE") == 8

@@ -101,9 +101,21 @@ def run_search(spec: SweepSpec, out_dir: str | Path | None, *, options: SearchOp
         run = claim_out_dir(out_dir, command="optimize", inputs=None, force=force, resume=True, known=known,
                             keep_on_force=_SQLITE)  # prepare_study deletes the study, checking for writers
     url = storage or default_storage(run.path)  # type: ignore[union-attr]
+    notes = _previous_run(run.path) if run is not None else []
     try:
         with _quiet(), unreachable_storage_is_one_line(url):
-            result = _search(spec, options, url, storage, study_name, workers, force, top, progress, run)
+            if run is not None:
+                run.record(*(run.path / n for n in (*_OUTPUTS, *(_SQLITE if storage is None else ()))))
+            rdb = open_storage(url, heartbeat_interval=options.heartbeat_interval,
+                               grace_period=options.grace_seconds)
+            study = prepare_study(spec, options, rdb, study_name, force=force)
+    except BaseException:
+        if run is not None:  # nothing ran: remove what this run made (never an earlier study's database)
+            run.abandon(keep=() if run.created else _SQLITE)
+        raise
+    try:
+        with _quiet(), unreachable_storage_is_one_line(url):
+            result = _search(spec, options, url, rdb, study, workers, top, progress, run, notes)
             if run is not None and then is not None:
                 result.files += then(result, run.record)
     except BaseException as e:
@@ -124,17 +136,11 @@ def _running(study_name: str, url: str) -> dict[str, object]:
             "host": socket.gethostname(), "started": round(time.time(), 3)}
 
 
-def _search(spec: SweepSpec, options: SearchOptions, url: str, storage: str | None, study_name: str,
-            workers: int, force: bool, top: int, progress: Callable[[int, int], None] | None,
-            run: OutDir | None) -> SearchResult:
-    notes: list[str] = []
-    if run is not None:
-        notes += _previous_run(run.path)
-        run.record(*(run.path / n for n in _OUTPUTS))
-        if storage is None:
-            run.record(*(run.path / n for n in _SQLITE))
-    rdb = open_storage(url, heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_seconds)
-    study = prepare_study(spec, options, rdb, study_name, force=force)
+def _search(spec: SweepSpec, options: SearchOptions, url: str, rdb: optuna.storages.RDBStorage | None,
+            study: optuna.Study, workers: int, top: int, progress: Callable[[int, int], None] | None,
+            run: OutDir | None, notes: list[str]) -> SearchResult:
+    """Run the workers on an opened study and collect (and write) the results."""
+    study_name = study.study_name
     if rdb is not None:
         optuna.storages.fail_stale_trials(study)
     before = study.get_trials(deepcopy=False)
@@ -151,7 +157,7 @@ def _search(spec: SweepSpec, options: SearchOptions, url: str, storage: str | No
     else:
         rdb.engine.dispose()  # type: ignore[union-attr]
         stats, more = _run_processes(spec, options, url, study_name, workers, offset, study, progress)
-        notes += more
+        notes = notes + more
     seconds = time.perf_counter() - started
     return finalize(spec, options, study, run.path if run is not None else None, url=url, seconds=seconds,
                     workers=stats, notes=notes, done_before=done_before, top=top)
