@@ -128,3 +128,21 @@ def test_a_run_that_fails_before_it_starts_leaves_nothing_and_keeps_an_earlier_s
     other = write_sweep(tmp_path, objective={"maximize": "throughput_tok_s"})
     one_line_error(cli("optimize", str(other), "--out", str(out), "--no-plots"), "exists with another objective")
     assert {p.name for p in out.iterdir()} == set(before) and count(out / "study.db", "COMPLETE") == 8
+
+
+def test_status_tells_a_live_run_from_a_killed_one(cli, tmp_path: Path) -> None:
+    import json
+
+    from roofline._runlock import RunLock
+
+    path, out = write_sweep(tmp_path), tmp_path / "run"
+    code, text, _ = cli("optimize", str(path), "--out", str(out), "--status")
+    assert code == 0 and "no search here" in text and not out.exists()
+    assert cli("optimize", str(path), "--out", str(out), "--trials", "8", "--no-plots")[0] == 0
+    assert cli("optimize", str(path), "--out", str(out), "--status")[1].startswith("done: 8 of 8 trials complete")
+    summary = json.loads((out / "search.json").read_text())
+    (out / "search.json").write_text(json.dumps({**summary, "status": "running", "pid": 2**22 + 17}))
+    with RunLock(out, "optimize"):  # a live run holds the lock, whatever search.json says
+        assert cli("optimize", str(path), "--out", str(out), "--status")[1].startswith(f"running: pid {os.getpid()}")
+    text = cli("optimize", str(path), "--out", str(out), "--status")[1]  # the same file, its run gone
+    assert text.startswith(f"interrupted: the run (pid {2**22 + 17} on") and "run the same command" in text
