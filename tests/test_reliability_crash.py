@@ -149,6 +149,7 @@ def test_sweep_killed_at_a_fixed_point_resumes_to_the_same_result(cli, sweep_fil
     assert_same(snapshot(out), reference)
 
 
+@pytest.mark.slow  # starts a Chrome for the PNGs twice
 def test_sweep_killed_while_writing_plots_resumes_with_every_plot(cli, sweep_file: Path, reference,
                                                                   tmp_path: Path) -> None:
     out, marker = tmp_path / "out", uuid.uuid4().hex

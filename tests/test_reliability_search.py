@@ -1,6 +1,7 @@
 """`roofline optimize` never loses or silently corrupts a study (issue 11): `--force` removes only
 what the search wrote and refuses a study other workers are writing; a lost database is one line
-that says how to continue; `--status` tells a killed run from a live one."""
+that says how to continue; `--status` tells a killed run from a live one. Tests that run an Optuna
+search are marked slow (CI runs them)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def start(*args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_force_removes_only_the_files_the_search_wrote(cli, tmp_path: Path) -> None:
     path, out = write_sweep(tmp_path), tmp_path / "run"
     assert cli("optimize", str(path), "--out", str(out), "--trials", "8", "--no-plots")[0] == 0
@@ -118,6 +120,7 @@ def test_a_lost_database_is_one_line_and_rerunning_resumes(tmp_path: Path, monke
         assert (df["state"] == "COMPLETE").sum() == 40 and df["number"].is_unique
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_it_starts_leaves_nothing_and_keeps_an_earlier_study(cli, tmp_path: Path) -> None:
     path, out = write_sweep(tmp_path), tmp_path / "run"
     one_line_error(cli("optimize", str(path), "--out", str(out), "--storage",
@@ -130,6 +133,7 @@ def test_a_run_that_fails_before_it_starts_leaves_nothing_and_keeps_an_earlier_s
     assert {p.name for p in out.iterdir()} == set(before) and count(out / "study.db", "COMPLETE") == 8
 
 
+@pytest.mark.slow
 def test_status_tells_a_live_run_from_a_killed_one(cli, tmp_path: Path) -> None:
     import json
 
