@@ -192,3 +192,35 @@ def test_pareto_plot_does_not_overwrite_an_existing_png(cli, tmp_path: Path) -> 
     one_line_error(cli("pareto", str(out / "results.parquet"), "--minimize", "system_cost_usd", "--maximize",
                        "throughput_tok_s", "--plot", str(tmp_path / "front")), "front.png", "--force")
     assert (tmp_path / "front.png").read_bytes() == b"my figure"
+
+
+def test_a_second_sweep_process_into_the_same_folder_is_refused(cli, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from roofline._runlock import LOCK_FILE
+
+    from ._reliability import PROJECT
+
+    sweep, out = write_sweep(tmp_path / "s.yaml"), tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "ROOFLINE_TEST_KILL_AT"} | {"PYTHONPATH": str(PROJECT)}
+    first = subprocess.Popen([sys.executable, "-m", "roofline.cli.main", "sweep", str(sweep), "--out", str(out),
+                              "--workers", "1", "--chunk-size", "1"], cwd=PROJECT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / LOCK_FILE).exists():
+            assert first.poll() is None and time.monotonic() < deadline, "the first sweep did not start"
+            time.sleep(0.002)
+        first.send_signal(signal.SIGSTOP)  # hold it mid-run, lock taken
+        one_line_error(cli("sweep", str(sweep), "--out", str(out), "--workers", "1", "--force", "--no-plots"),
+                       f"in use by roofline sweep (pid {first.pid} on {socket.gethostname()}")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    code, _, err = cli("sweep", str(sweep), "--out", str(out), "--workers", "1", "--resume", "--chunk-size", "1",
+                       "--no-plots")
+    assert code == 0, err  # the dead run's lock is taken over, its chunks resumed
+    assert len(pd.read_parquet(out / "results.parquet")) == 24
