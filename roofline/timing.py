@@ -50,6 +50,12 @@ class HardwareArrays:
     prefetch_weights: bool
     prefetch_kv: bool
     efficiency_curve_m: tuple[tuple[float, float], ...]
+    # collectives (roofline.collectives): per-algorithm latency terms, topology, and the library
+    # the serving framework uses (a scenario choice, Workload.collective_library)
+    custom_latency_s: np.ndarray | None = None
+    nvls_efficiency: np.ndarray | float = 0.0
+    torus_dims: tuple[int, int] | None = None
+    collective_library: str = "custom"
 
     @property
     def n(self) -> int:
@@ -71,14 +77,17 @@ class HardwareArrays:
 
     def intra(self) -> TierArrays:
         return TierArrays(self.link_Bps, self.links, self.link_latency_s, self.link_efficiency,
-                          self.full_mesh)
+                          self.full_mesh, custom_latency_s=self.custom_latency_s,
+                          nvls_efficiency=self.nvls_efficiency, torus_dims=self.torus_dims,
+                          launch_s=self.launch_s)
 
     def inter(self) -> TierArrays:
-        return TierArrays(self.net_Bps, 1.0, self.net_latency_s, self.net_efficiency, False)
+        return TierArrays(self.net_Bps, 1.0, self.net_latency_s, self.net_efficiency, False, network=True,
+                          launch_s=self.launch_s)
 
     @classmethod
     def from_spec(cls, spec: HardwareSpec, n: int = 1, *, prefetch: ArrayLike | None = None,
-                  **overrides: ArrayLike) -> HardwareArrays:
+                  collective_library: str = "custom", **overrides: ArrayLike) -> HardwareArrays:
         """Arrays of ``n`` configurations of ``spec`` with swept parameters replaced.
 
         ``overrides`` use the user-facing names of :data:`SWEEPABLE` (units in the name), each
@@ -98,6 +107,8 @@ class HardwareArrays:
             "net_Bps": net.link_bandwidth_Bps * ones, "net_latency_s": net.latency_s * ones,
             "net_efficiency": net.efficiency * ones,
             "prefetch_threshold_fraction": spec.prefetch.threshold_fraction * ones,
+            "custom_latency_s": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * ones,
+            "nvls_efficiency": link.nvls_efficiency * ones,
         }
         peaks = {d: v * ones for d, v in c.peak_flops.items()}
         for key, value in overrides.items():
@@ -125,12 +136,13 @@ class HardwareArrays:
             prefetch=np.broadcast_to(np.asarray(pf, dtype=bool), (n,)).copy(),
             full_mesh=link.topology == "full_mesh", devices_per_node=spec.devices_per_node,
             prefetch_weights=spec.prefetch.weights, prefetch_kv=spec.prefetch.kv_cache,
-            efficiency_curve_m=c.efficiency_curve_m,
+            efficiency_curve_m=c.efficiency_curve_m, torus_dims=link.torus_dims,
+            collective_library=collective_library,
         )
 
 
 _FRACTIONS = ("gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction",
-              "activation_l2_hit")
+              "activation_l2_hit", "nvls_efficiency")
 
 
 def _worst(arr: np.ndarray) -> str:
@@ -160,6 +172,8 @@ SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "links_per_device": ("links", _scale(1.0)),
     "link_latency_us": ("link_latency_s", _scale(1e-6)),
     "link_efficiency": ("link_efficiency", _scale(1.0)),
+    "custom_latency_us": ("custom_latency_s", _scale(1e-6)),
+    "nvls_efficiency": ("nvls_efficiency", _scale(1.0)),
     "inter_node_bandwidth_GBps": ("net_Bps", _scale(1e9)),
     "inter_node_latency_us": ("net_latency_s", _scale(1e-6)),
     "prefetch_threshold_fraction": ("prefetch_threshold_fraction", _scale(1.0)),
@@ -277,8 +291,9 @@ def comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
     if hw.n == 1:  # one configuration (predict): the same links give the same times
         key = (table.collectives, table.comm_bytes.tobytes(), table.group.tobytes(), hw.full_mesh,
                hw.devices_per_node, float(hw.link_Bps[0]), float(hw.links[0]), float(hw.link_latency_s[0]),
-               float(hw.link_efficiency[0]), float(hw.net_Bps[0]), float(hw.net_latency_s[0]),
-               float(hw.net_efficiency[0]))
+               float(hw.link_efficiency[0]), float(hw.launch_s[0]), float(hw.net_Bps[0]), float(hw.net_latency_s[0]),
+               float(hw.net_efficiency[0]), float(np.asarray(hw.custom_latency_s).flat[0]),
+               float(np.asarray(hw.nvls_efficiency).flat[0]), hw.torus_dims, hw.collective_library)
         cached = _SCALAR_COMM.get(key)
         if cached is None:
             if len(_SCALAR_COMM) > 4096:
@@ -298,7 +313,7 @@ def _comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
     for i in np.flatnonzero(table.is_comm):  # a handful of collectives per table, not configs
         key = (table.collectives[i], float(table.comm_bytes[i]), int(table.group[i]))
         if key not in done:
-            done[key] = collective_time_s(*key, intra, inter, hw.devices_per_node)
+            done[key] = collective_time_s(*key, intra, inter, hw.devices_per_node, hw.collective_library)
         out[i] = done[key]
     out.flags.writeable = False  # shared by the callers of comm_times (cached for one configuration)
     return out

@@ -353,8 +353,10 @@ def _stage_collectives(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, 
         per_kind = base["per_kind"]  # _fit returns a new mapping: look it up again
         kind, algo, scope = b.key.split(":")
         if scope == "intra":
-            names = ("link_latency_us", "link_efficiency")
-            init = {"link_latency_us": (max(link.latency_s * 1e6, 0.5), 0.02, 200.0),
+            # custom kernels: their shot latency; NCCL: its per-step latency
+            lat = "custom_latency_us" if algo == "trtllm_custom" else "link_latency_us"
+            names = (lat, "link_efficiency")
+            init = {lat: (max(link.latency_s * 1e6, 0.5), 0.02, 200.0),
                     "link_efficiency": (link.efficiency, 0.02, 1.0)}
         else:
             intra = (per_kind.get(f"{kind}:{algo}:intra") or per_kind.get("allreduce:nccl:intra")
