@@ -221,16 +221,20 @@ class PrefetchSpec:
     threshold_fraction: float = 0.75  # of L2 capacity; the cap on bytes prefetched per collective
     weights: bool = True
     kv_cache: bool = True
+    # share of kernel-launch gaps in which the prefetch stream may use HBM (roofline.prefetch);
+    # unmeasured on every device, so 0 by default and documented both ways
+    launch_gap_fraction: float = 0.0
 
     @classmethod
     def from_block(cls, b: Block) -> PrefetchSpec:
-        b.check_keys([], ["enabled", "threshold_fraction", "weights", "kv_cache"])
+        b.check_keys([], ["enabled", "threshold_fraction", "weights", "kv_cache", "launch_gap_fraction"])
         d = cls()
         return cls(
             enabled=b.boolean("enabled", default=d.enabled),
             threshold_fraction=b.number("threshold_fraction", default=d.threshold_fraction, maximum=1.0),
             weights=b.boolean("weights", default=d.weights),
             kv_cache=b.boolean("kv_cache", default=d.kv_cache),
+            launch_gap_fraction=b.number("launch_gap_fraction", default=d.launch_gap_fraction, maximum=1.0),
         )
 
 

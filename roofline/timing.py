@@ -45,6 +45,7 @@ class HardwareArrays:
     net_efficiency: np.ndarray
     prefetch: np.ndarray  # bool: prefetching on
     prefetch_threshold_fraction: np.ndarray
+    prefetch_launch_gap_fraction: np.ndarray  # share of launch gaps the prefetch stream may use
     full_mesh: bool
     devices_per_node: int
     prefetch_weights: bool
@@ -107,6 +108,7 @@ class HardwareArrays:
             "net_Bps": net.link_bandwidth_Bps * ones, "net_latency_s": net.latency_s * ones,
             "net_efficiency": net.efficiency * ones,
             "prefetch_threshold_fraction": spec.prefetch.threshold_fraction * ones,
+            "prefetch_launch_gap_fraction": spec.prefetch.launch_gap_fraction * ones,
             "custom_latency_s": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * ones,
             "nvls_efficiency": link.nvls_efficiency * ones,
         }
@@ -142,7 +144,7 @@ class HardwareArrays:
 
 
 _FRACTIONS = ("gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction",
-              "activation_l2_hit", "nvls_efficiency")
+              "activation_l2_hit", "nvls_efficiency", "prefetch_launch_gap_fraction")
 
 
 def _worst(arr: np.ndarray) -> str:
@@ -177,6 +179,7 @@ SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "inter_node_bandwidth_GBps": ("net_Bps", _scale(1e9)),
     "inter_node_latency_us": ("net_latency_s", _scale(1e-6)),
     "prefetch_threshold_fraction": ("prefetch_threshold_fraction", _scale(1.0)),
+    "prefetch_launch_gap_fraction": ("prefetch_launch_gap_fraction", _scale(1.0)),
 }
 
 
