@@ -26,6 +26,7 @@ from roofline._json import json_default
 from roofline._malloc import prepare_worker, tune_malloc
 from roofline._outdir import check_out_dir
 from roofline.cost import CostParameters, load_cost_parameters
+from roofline.edge import edge_warnings
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError
 from roofline.hardware import load_hardware
@@ -301,6 +302,7 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
         "objective": {direction: metric}, "pareto": [{d: m} for d, m in spec.pareto],
         "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
         "pareto_front": pareto_list, "definitions": DEFINITIONS, "metrics": METRICS,
+        "edge_warnings": edge_warnings(spec.parameters, result.best[0] if result.best else None),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files.append(out / "summary.json")
