@@ -105,11 +105,19 @@ class MemorySpec:
     # producer just wrote them). 0 by default: measured elementwise kernels show no L2 speed-up
     # (docs/validation.md); a design knob for architects.
     activation_l2_hit: float = 0.0
+    # L2 built of slices (docs/dse_l2.md): when l2_slice_bandwidth_Bps > 0 the L2 bandwidth is
+    # (capacity / slice capacity) x slice bandwidth, so it scales with the capacity; 0: fixed.
+    l2_slice_bytes: float = 0.0
+    l2_slice_bandwidth_Bps: float = 0.0
+    # GEMM tiling reuses operands through L2: a large GEMM reads its operands again once they
+    # outgrow L2 (roofline.timing.gemm_reuse_bytes). 1: modelled (default), 0: compulsory traffic only.
+    l2_gemm_reuse: float = 1.0
 
     @classmethod
     def from_block(cls, b: Block) -> MemorySpec:
         b.check_keys(["hbm_capacity_GiB", "hbm_bandwidth_GBps", "hbm_efficiency",
-                      "l2_capacity_MiB", "l2_bandwidth_GBps"], ["activation_l2_hit"])
+                      "l2_capacity_MiB", "l2_bandwidth_GBps"],
+                     ["activation_l2_hit", "l2_capacity_per_slice_MiB", "l2_bandwidth_per_slice_GBps", "l2_gemm_reuse"])
         return cls(
             hbm_capacity_bytes=b.number("hbm_capacity_GiB", strict=True) * GiB,
             hbm_bandwidth_Bps=b.number("hbm_bandwidth_GBps", strict=True) * 1e9,
@@ -117,6 +125,9 @@ class MemorySpec:
             l2_capacity_bytes=b.number("l2_capacity_MiB") * MiB,
             l2_bandwidth_Bps=b.number("l2_bandwidth_GBps", strict=True) * 1e9,
             activation_l2_hit=b.number("activation_l2_hit", maximum=1.0, default=0.0),
+            l2_slice_bytes=b.number("l2_capacity_per_slice_MiB", default=0.0) * MiB,
+            l2_slice_bandwidth_Bps=b.number("l2_bandwidth_per_slice_GBps", default=0.0) * 1e9,
+            l2_gemm_reuse=b.number("l2_gemm_reuse", maximum=1.0, default=1.0),
         )
 
 

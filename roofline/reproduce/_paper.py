@@ -64,6 +64,9 @@ DSE_MODEL_VARIANTS: dict[str, dict[str, float]] = {
     "prefetch threshold 1.0 of L2": {"prefetch_threshold_fraction": 1.0},
     "launch overhead 0 us": {"launch_overhead_us": 0.0},
     "launch gaps usable by the prefetch": {"prefetch_launch_gap_fraction": 1.0},
+    "L2 of 8 MiB slices at 198 GB/s (bandwidth scales with capacity; 4750 GB/s at 192 MiB)":
+        {"l2_capacity_per_slice_MiB": 8.0, "l2_bandwidth_per_slice_GBps": 4750.0 / 24},
+    "no GEMM reuse through L2 (compulsory traffic only)": {"l2_gemm_reuse": 0.0},
     "activation L2 hit 1.0 (activations that fit are served by L2)": {"activation_l2_hit": 1.0},
 }
 
