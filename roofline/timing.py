@@ -19,7 +19,8 @@ from roofline.exceptions import SpecError
 from roofline.graph import OpTable
 from roofline.hardware import DTYPES, GiB, HardwareSpec, MiB
 
-__all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "gemm_reuse_bytes", "l2_bandwidth_Bps", "SWEEPABLE", "Recorder"]
+__all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "gemm_reuse_bytes", "l2_bandwidth_Bps",
+           "async_tp_saving_s", "SWEEPABLE", "Recorder"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class HardwareArrays:
     torus_dims: tuple[int, int] | None = None
     collective_library: str = "custom"
     l2_gemm_reuse: np.ndarray | float = 1.0  # 1: tiled GEMMs re-read operands that outgrow L2
+    async_tp: bool = False  # prefill TP all-reduces overlap the next GEMM (Workload.async_tp)
 
     @property
     def n(self) -> int:
@@ -89,7 +91,8 @@ class HardwareArrays:
 
     @classmethod
     def from_spec(cls, spec: HardwareSpec, n: int = 1, *, prefetch: ArrayLike | None = None,
-                  collective_library: str = "custom", **overrides: ArrayLike) -> HardwareArrays:
+                  collective_library: str = "custom", async_tp: bool = False,
+                  **overrides: ArrayLike) -> HardwareArrays:
         """Arrays of ``n`` configurations of ``spec`` with swept parameters replaced.
 
         ``overrides`` use the user-facing names of :data:`SWEEPABLE` (units in the name), each
@@ -144,7 +147,7 @@ class HardwareArrays:
             full_mesh=link.topology == "full_mesh", devices_per_node=spec.devices_per_node,
             prefetch_weights=spec.prefetch.weights, prefetch_kv=spec.prefetch.kv_cache,
             efficiency_curve_m=c.efficiency_curve_m, torus_dims=link.torus_dims,
-            collective_library=collective_library,
+            collective_library=collective_library, async_tp=async_tp,
         )
 
 
@@ -348,6 +351,28 @@ def gemm_reuse_bytes(table: OpTable, flops: np.ndarray, hw: HardwareArrays) -> n
     weights = np.maximum(f / 2.0 * w / block - w_bytes, 0.0)
     acts = np.maximum(f / 2.0 * a / block - table.act_bytes[rows][:, None], 0.0)
     out[rows] = (weights + acts) * hw.l2_gemm_reuse
+    return out
+
+
+def async_tp_saving_s(table: OpTable, t: OpTimes, hw: HardwareArrays) -> np.ndarray:
+    """(n_ops, n) time asynchronous tensor parallelism hides per operator (prefill only).
+
+    Async TP (PyTorch's micro-pipelined TP, Wang et al. "Overlap communication with dependent
+    computation via decomposition", ASPLOS 2023) splits a TP all-reduce and the GEMM that produces
+    its input (O-proj, down-proj) into ``c`` chunks (``c`` = the TP degree) and runs them as a two-stage pipeline: the pair takes
+    ``max(T_c, T_g) + min(T_c, T_g) / c`` instead of ``T_c + T_g``, a saving of
+    ``min(T_c, T_g) (1 - 1/c)`` charged to the collective. ``T_c`` is the collective's wire time
+    (its launch is not hidden). Not modelled: the SMs the collective takes from the GEMM.
+    """
+    out = np.zeros((table.n_ops, hw.n))
+    if not hw.async_tp or table.phase != "prefill":
+        return out
+    for i in np.flatnonzero(table.is_comm[1:] & table.is_matrix[:-1]) + 1:
+        if table.collectives[i] != "allreduce" or table.group[i] <= 1:
+            continue
+        wire = t.total_s[i] - hw.launch_s
+        shorter = np.minimum(wire, t.total_s[i - 1] - hw.launch_s)
+        out[i] = np.maximum(shorter, 0.0) * (1.0 - 1.0 / table.group[i])
     return out
 
 

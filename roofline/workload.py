@@ -121,6 +121,10 @@ class Workload:
     ``collective_library``: ``"custom"`` (default: vLLM, SGLang and TensorRT-LLM run their own
     one-shot/two-shot all-reduce for small messages and NCCL above) or ``"nccl"`` (NCCL only);
     see roofline.collectives.
+
+    ``async_tp``: prefill TP all-reduces overlap the GEMM after them in chunks (asynchronous tensor
+    parallelism; off by default: vLLM and SGLang do not do it by default); see
+    roofline.timing.async_tp_saving_s.
     """
 
     batch: int = 1
@@ -134,6 +138,7 @@ class Workload:
     moe_prefetch: str = "shared"
     op_dtypes: tuple[tuple[str, str, str], ...] = ()  # (class, weight, activation), sorted
     collective_library: str = "custom"
+    async_tp: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch", "input_len", "output_len"):
@@ -147,6 +152,8 @@ class Workload:
         _check_choice("moe_prefetch", self.moe_prefetch, MOE_PREFETCH)
         object.__setattr__(self, "op_dtypes", parse_op_dtypes(self.op_dtypes))
         _check_choice("collective_library", self.collective_library, COLLECTIVE_LIBRARIES)
+        if not isinstance(self.async_tp, bool):
+            raise SpecError(f"workload: async_tp: must be true or false, got {self.async_tp!r}")
         skew = self.moe_skew
         if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew < float("inf"):
             raise SpecError(f"workload: moe_skew: must be a finite number >= 0, got {skew!r}")

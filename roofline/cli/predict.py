@@ -92,6 +92,8 @@ def predict_command(
     collective_library: Annotated[CollectiveLibrary, typer.Option(
         help="custom: the serving frameworks' one-shot/two-shot all-reduce for small messages (default); "
              "nccl: NCCL only.")] = CollectiveLibrary.custom,
+    async_tp: Annotated[bool, typer.Option(
+        "--async-tp", help="Overlap prefill TP all-reduces with the next GEMM (asynchronous TP).")] = False,
     prefetch: Prefetch = None,
     l2_mib: L2 = None,
     l2_bandwidth: L2BW = None,
@@ -123,7 +125,8 @@ def predict_command(
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
                 dtype=dtype, kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=tp, pp=pp, dp=dp,
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
-                collective_library=str(getattr(collective_library, "value", collective_library)), prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
+                collective_library=str(getattr(collective_library, "value", collective_library)),
+                async_tp=async_tp, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
     if plot is not None:
         for path in _write_plots(p, hardware, plot):
