@@ -16,9 +16,11 @@ Two families of algorithms, as users run them (``library``):
   NCCL's ``src/graph/tuning.cc``); NCCL picks the fastest algorithm and protocol per call.
 - ``custom``: the one-shot and two-shot all-reduce kernels of TensorRT-LLM, vLLM and SGLang
   (every device reads its peers' buffers directly over NVLink, one barrier per shot), used for
-  small messages; above their size limit these frameworks call NCCL, so ``custom`` is the faster
-  of the two families. This is what the serving frameworks do by default (vLLM
-  ``disable_custom_all_reduce=False``, TensorRT-LLM ``AllReduceStrategy.AUTO``), hence the default.
+  small messages, chosen as vLLM chooses (csrc/custom_all_reduce.cuh): one-shot on 2 devices, or
+  below 512 KiB on up to 4 and 256 KiB on up to 8 devices, else two-shot; NCCL from the custom
+  buffer's 8 MiB up (``CustomAllreduce(max_size=8192 * 1024)``). This is what the serving
+  frameworks do by default (vLLM ``disable_custom_all_reduce=False``, TensorRT-LLM
+  ``AllReduceStrategy.AUTO``), hence the default.
 
 Topologies: ``switched`` (NVSwitch), ``full_mesh`` (one link per peer: HCCS, xGMI) and
 ``torus_2d`` (TPU ICI: the group is an a x b sub-torus, collectives run as bidirectional rings
@@ -42,6 +44,7 @@ __all__ = [
     "nvls_allreduce_s",
     "one_shot_allreduce_s",
     "two_shot_allreduce_s",
+    "custom_allreduce_s",
     "ring_allgather_s",
     "direct_allgather_s",
     "alltoall_s",
@@ -97,10 +100,16 @@ class TierArrays:
             return link * np.minimum(np.asarray(n) - 1, self.links)
         return link * np.asarray(self.links)
 
-    def ring_Bps(self) -> np.ndarray:
-        """Bandwidth of one ring step: one link on a mesh, the full injection rate on a switch."""
+    def ring_Bps(self, n: ArrayLike = 2) -> np.ndarray:
+        """Bandwidth of a ring step. On a switch: the full injection rate. On a full mesh of n
+        devices NCCL-style libraries run one ring per channel over edge-disjoint Hamiltonian
+        cycles: the complete graph has floor((n-1)/2) of them (Walecki), each used in both
+        directions, so a device drives ``2 floor((n-1)/2)`` links at once (at least one)."""
         link = np.asarray(self.link_Bps) * np.asarray(self.efficiency)
-        return link if self.full_mesh else link * np.asarray(self.links)
+        if not self.full_mesh:
+            return link * np.asarray(self.links)
+        rings = np.maximum(2 * np.floor((np.asarray(n, dtype=float) - 1) / 2), 1.0)
+        return link * np.minimum(rings, np.asarray(self.links))
 
     @property
     def shot_latency_s(self) -> ArrayLike:
@@ -125,14 +134,14 @@ def ring_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> n
     """NCCL ring: 2(n-1) steps moving 2(n-1)/n S (reduce-scatter then all-gather), per protocol:
     ``base_p + 2(n-1) alpha_p + 2(n-1)/n S / (B f_p)``, the fastest protocol."""
     n = np.asarray(n, dtype=float)
-    return _nccl_s(2 * (n - 1), 2 * (n - 1) / n * np.asarray(size_bytes), tier.ring_Bps(), tier)
+    return _nccl_s(2 * (n - 1), 2 * (n - 1) / n * np.asarray(size_bytes), tier.ring_Bps(n), tier)
 
 
 def tree_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
     """NCCL double binary tree: 2 log2(n) steps moving 2 S (fewer steps, more bytes). Across nodes
     only: inside a node NCCL's tree is a chain (2(n-1) steps), never faster than the ring."""
     n = np.asarray(n, dtype=float)
-    return _nccl_s(2 * np.ceil(np.log2(n)), 2 * np.asarray(size_bytes), tier.ring_Bps(), tier)
+    return _nccl_s(2 * np.ceil(np.log2(n)), 2 * np.asarray(size_bytes), tier.ring_Bps(n), tier)
 
 
 def nvls_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
@@ -164,7 +173,7 @@ def two_shot_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) 
 def ring_allgather_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
     """NCCL ring: n-1 steps moving (n-1)/n S, per protocol. Reduce-scatter costs the same."""
     n = np.asarray(n, dtype=float)
-    return _nccl_s(n - 1, (n - 1) / n * np.asarray(size_bytes), tier.ring_Bps(), tier)
+    return _nccl_s(n - 1, (n - 1) / n * np.asarray(size_bytes), tier.ring_Bps(n), tier)
 
 
 def direct_allgather_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
@@ -265,13 +274,32 @@ def _allgather_in_node(size: np.ndarray, n: ArrayLike, tier: TierArrays) -> np.n
     return np.minimum(ring, direct_allgather_s(size, n, tier)) if tier.full_mesh else ring
 
 
+#: vLLM's custom all-reduce: one-shot below these sizes (bytes) for groups up to 4 and up to 8
+#: devices (always on 2), two-shot above, NCCL from ``CUSTOM_MAX_BYTES`` (csrc/custom_all_reduce.cuh,
+#: vllm/distributed/device_communicators/custom_all_reduce.py).
+CUSTOM_ONE_SHOT_BELOW_BYTES = {4: 512 * 1024, 8: 256 * 1024}
+CUSTOM_MAX_BYTES = 8 * 2**20
+
+
+def custom_allreduce_s(size_bytes: ArrayLike, n: int, tier: TierArrays) -> np.ndarray:
+    """The custom kernel vLLM picks: one-shot for small messages, two-shot for larger ones
+    (``inf`` beyond the custom buffer, where the framework calls NCCL; groups above 8: none)."""
+    size = np.asarray(size_bytes, dtype=float)
+    if n > 8:
+        return np.full_like(size, np.inf)
+    below = CUSTOM_ONE_SHOT_BELOW_BYTES[4 if n <= 4 else 8]
+    one = (n == 2) | (size < below)
+    t = np.where(one, one_shot_allreduce_s(size, n, tier), two_shot_allreduce_s(size, n, tier))
+    return np.where(size < CUSTOM_MAX_BYTES, t, np.inf)
+
+
 def _allreduce_in_node(size: np.ndarray, n: int, tier: TierArrays, library: str) -> np.ndarray:
-    nccl = [ring_allreduce_s(size, n, tier)]
+    nccl = ring_allreduce_s(size, n, tier)
     if not tier.full_mesh:
-        nccl.append(nvls_allreduce_s(size, n, tier))
+        nccl = np.minimum(nccl, nvls_allreduce_s(size, n, tier))
     if library == "custom":
-        nccl += [one_shot_allreduce_s(size, n, tier), two_shot_allreduce_s(size, n, tier)]
-    return np.minimum.reduce(nccl)
+        return np.where(np.isfinite(custom := custom_allreduce_s(size, n, tier)), custom, nccl)
+    return nccl
 
 
 def spans_nodes(n: int, devices_per_node: int) -> bool:

@@ -36,11 +36,16 @@ def test_small_ring_is_nccl_ll_latency() -> None:
     assert c.ring_allreduce_s(2048, 8, launched) == pytest.approx(11.5e-6 + 1.75 * 2048 / 92.25e9, rel=1e-9)
 
 
-def test_full_mesh_ring_uses_one_link() -> None:
-    # 1 MB on one 40 GB/s link: LL128 wins: 14 us + 14 x 2 x 1.9/0.6 us + 1.75 MB / (40 GB/s x 0.92)
+def test_full_mesh_ring_uses_edge_disjoint_rings() -> None:
+    # 8 devices on a full mesh of 40 GB/s links: K_8 holds floor(7/2) = 3 edge-disjoint Hamiltonian
+    # cycles, each run both ways: 6 rings at once, 240 GB/s per device. 1 MB: LL wins:
+    # 6.6 us + 14 x 2 us + 1.75 MB / (240 GB/s / 4) = 63.8 us (LL128 110 us, Simple 174 us)
     size = 1e6
-    expected = 14e-6 + 14 * 2e-6 * 1.9 / 0.6 + 1.75 * size / (40e9 * 0.92)
+    expected = 6.6e-6 + 14 * 2e-6 + 1.75 * size / (6 * 40e9 * 0.25)
     assert c.ring_allreduce_s(size, 8, MESH) == pytest.approx(expected)
+    assert expected == pytest.approx(63.77e-6, rel=1e-3)
+    # 2 devices: one link; 5 devices: 2 x floor(4/2) = 4 links
+    assert MESH.ring_Bps(2) == pytest.approx(40e9) and MESH.ring_Bps(5) == pytest.approx(160e9)
 
 
 def test_one_shot_on_mesh_uses_every_peer_link() -> None:
@@ -72,9 +77,16 @@ def test_library_choice() -> None:
     assert nccl == pytest.approx(c.ring_allreduce_s(tiny, 8, h100))
     assert custom == pytest.approx(c.one_shot_allreduce_s(tiny, 8, h100))
     assert custom < nccl
-    sizes = np.logspace(3, 9, 25)  # custom is the faster of the two families at every size
-    assert np.all(c.collective_time_s("allreduce", sizes, 8, h100, NET, 8, "custom")
-                  <= c.collective_time_s("allreduce", sizes, 8, h100, NET, 8, "nccl"))
+    # vLLM's choice: one-shot below 256 KiB on 8 devices, two-shot up to 8 MiB, NCCL beyond
+    def pick(size: float, n: int) -> float:
+        return float(c.collective_time_s("allreduce", size, n, h100, NET, 8, "custom"))
+
+    assert pick(255 * 1024, 8) == pytest.approx(c.one_shot_allreduce_s(255 * 1024, 8, h100))
+    assert pick(256 * 1024, 8) == pytest.approx(c.two_shot_allreduce_s(256 * 1024, 8, h100))
+    assert pick(511 * 1024, 4) == pytest.approx(c.one_shot_allreduce_s(511 * 1024, 4, h100))
+    assert pick(4 * 2**20, 2) == pytest.approx(c.one_shot_allreduce_s(4 * 2**20, 2, h100))  # always on 2
+    big = 8 * 2**20
+    assert pick(big, 8) == pytest.approx(c.collective_time_s("allreduce", big, 8, h100, NET, 8, "nccl"))
     with pytest.raises(ValueError, match="library"):
         c.collective_time_s("allreduce", tiny, 8, h100, NET, 8, "mpi")
 
