@@ -183,10 +183,10 @@ def direct_allgather_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) ->
 
 
 def alltoall_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
-    """NCCL's LL base (beyond the launch) + alpha + (n-1)/n S / B_device (pairwise exchange,
-    all peers at once)."""
-    base = np.maximum(NCCL_PROTOCOLS["LL"][0] - np.asarray(tier.launch_s), 0.0)
-    return base + direct_allgather_s(size_bytes, n, tier)
+    """NCCL's all-to-all: a send and a receive with every peer at once, one step of NCCL's
+    protocol model moving (n-1)/n S over the device's links (the fastest protocol)."""
+    n = np.asarray(n, dtype=float)
+    return _nccl_s(1.0, (n - 1) / n * np.asarray(size_bytes), tier.device_Bps(n), tier)
 
 
 def sendrecv_s(size_bytes: ArrayLike, tier: TierArrays) -> np.ndarray:
