@@ -254,3 +254,10 @@ def test_bad_collective_library_exits_2() -> None:
     ok = CliRunner().invoke(app, ["predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--tp", "8",
                                   "--collective-library", "nccl", "--json"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_bad_collective_library_in_a_workload() -> None:
+    from roofline import SpecError, Workload
+
+    with pytest.raises(SpecError, match="collective_library: 'mpi' is not allowed; choose one of nccl, custom"):
+        Workload(collective_library="mpi")
