@@ -283,13 +283,22 @@ CUSTOM_MAX_BYTES = 8 * 2**20
 
 def custom_allreduce_s(size_bytes: ArrayLike, n: int, tier: TierArrays) -> np.ndarray:
     """The custom kernel vLLM picks: one-shot for small messages, two-shot for larger ones
-    (``inf`` beyond the custom buffer, where the framework calls NCCL; groups above 8: none)."""
+    (``inf`` beyond the custom buffer, where the framework calls NCCL; groups above 8: none).
+
+    The framework switches where it measured the kernels to cross; where the model's kernels do
+    not cross at that size, the time is held continuous across the switch (the two-shot time is
+    at least the one-shot time at the threshold), so that a larger message is never faster.
+    """
     size = np.asarray(size_bytes, dtype=float)
     if n > 8:
         return np.full_like(size, np.inf)
-    below = CUSTOM_ONE_SHOT_BELOW_BYTES[4 if n <= 4 else 8]
-    one = (n == 2) | (size < below)
-    t = np.where(one, one_shot_allreduce_s(size, n, tier), two_shot_allreduce_s(size, n, tier))
+    if n == 2:
+        t = one_shot_allreduce_s(size, n, tier)
+    else:
+        below = CUSTOM_ONE_SHOT_BELOW_BYTES[4 if n <= 4 else 8]
+        floor = one_shot_allreduce_s(float(below), n, tier)
+        t = np.where(size < below, one_shot_allreduce_s(size, n, tier),
+                     np.maximum(two_shot_allreduce_s(size, n, tier), floor))
     return np.where(size < CUSTOM_MAX_BYTES, t, np.inf)
 
 
@@ -297,9 +306,12 @@ def _allreduce_in_node(size: np.ndarray, n: int, tier: TierArrays, library: str)
     nccl = ring_allreduce_s(size, n, tier)
     if not tier.full_mesh:
         nccl = np.minimum(nccl, nvls_allreduce_s(size, n, tier))
-    if library == "custom":
-        return np.where(np.isfinite(custom := custom_allreduce_s(size, n, tier)), custom, nccl)
-    return nccl
+    if library != "custom" or n > 8:
+        return nccl
+    # NCCL from the custom buffer's size up, held continuous across the switch (as above)
+    at_switch = custom_allreduce_s(np.nextafter(float(CUSTOM_MAX_BYTES), 0.0), n, tier)
+    custom = custom_allreduce_s(size, n, tier)
+    return np.where(np.isfinite(custom), custom, np.maximum(nccl, at_switch))
 
 
 def spans_nodes(n: int, devices_per_node: int) -> bool:

@@ -292,8 +292,10 @@ class ExpertLayout:
         return self.rows / d if d > 0 else 0.0
 
     def dispatch_elements(self, hidden: int) -> float:
-        """Elements in one device's all-to-all buffer: its tokens, k copies, to etp ranks each."""
-        return self.device_tokens * self.k * self.etp * hidden
+        """Elements in the all-to-all buffer of the busiest device: on average its tokens, k copies,
+        to etp ranks each (``T/tp * k * etp``); with EP, the rows the slowest EP slot receives
+        (the all-to-all ends when that device has its rows)."""
+        return self.rows * hidden
 
 
 def _tokens(tokens: ArrayLike) -> np.ndarray:

@@ -81,12 +81,20 @@ def test_library_choice() -> None:
     def pick(size: float, n: int) -> float:
         return float(c.collective_time_s("allreduce", size, n, h100, NET, 8, "custom"))
 
-    assert pick(255 * 1024, 8) == pytest.approx(c.one_shot_allreduce_s(255 * 1024, 8, h100))
-    assert pick(256 * 1024, 8) == pytest.approx(c.two_shot_allreduce_s(256 * 1024, 8, h100))
-    assert pick(511 * 1024, 4) == pytest.approx(c.one_shot_allreduce_s(511 * 1024, 4, h100))
+    # (held continuous across each switch: a larger message is never faster)
+    kib = 1024.0
+    assert pick(255 * kib, 8) == pytest.approx(c.one_shot_allreduce_s(255 * kib, 8, h100))
+    one_at_switch = float(c.one_shot_allreduce_s(256 * kib, 8, h100))
+    assert pick(256 * kib, 8) == pytest.approx(max(c.two_shot_allreduce_s(256 * kib, 8, h100), one_at_switch))
+    assert pick(2 * 2**20, 8) == pytest.approx(c.two_shot_allreduce_s(2 * 2**20, 8, h100))
+    assert pick(511 * kib, 4) == pytest.approx(c.one_shot_allreduce_s(511 * kib, 4, h100))
     assert pick(4 * 2**20, 2) == pytest.approx(c.one_shot_allreduce_s(4 * 2**20, 2, h100))  # always on 2
-    big = 8 * 2**20
+    big = 64 * 2**20
     assert pick(big, 8) == pytest.approx(c.collective_time_s("allreduce", big, 8, h100, NET, 8, "nccl"))
+    for n in (2, 4, 8):
+        sizes = np.logspace(2, 9, 400)
+        t = c.collective_time_s("allreduce", sizes, n, h100, NET, 8, "custom")
+        assert np.all(np.diff(t) >= 0), n
     with pytest.raises(ValueError, match="library"):
         c.collective_time_s("allreduce", tiny, 8, h100, NET, 8, "mpi")
 
