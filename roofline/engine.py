@@ -125,7 +125,9 @@ def evaluate_configs(
         Column name -> array of shape (n,); see :data:`METRICS`. Times in milliseconds.
     """
     model, w, par = scenario.model, scenario.workload, scenario.parallelism
-    hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=prefetch, **hardware_params)
+    hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=prefetch,
+                                  collective_library=w.collective_library, async_tp=w.async_tp,
+                                  **hardware_params)
     prefill = build_phase(model, w, par, "prefill")
     decode = build_phase(model, w, par, "decode")
     pre = evaluate_pass(prefill, hw)

@@ -9,13 +9,20 @@ KV length (sums of max/min of affine terms), so the mean over every step is comp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from roofline.graph import OpTable
 from roofline.prefetch import SegmentPrefetch, segment_prefetch
-from roofline.timing import HardwareArrays, OpTimes, Recorder, comm_times, op_times
+from roofline.timing import (
+    HardwareArrays,
+    OpTimes,
+    Recorder,
+    async_tp_saving_s,
+    comm_times,
+    op_times,
+)
 
 __all__ = ["PassResult", "DecodeSteps", "evaluate_pass", "mean_over_steps", "StepFunction"]
 
@@ -55,6 +62,8 @@ def evaluate_pass(table: OpTable, hw: HardwareArrays, kv_len: np.ndarray | None 
     """Time of one pass of ``table`` on every configuration, without and with prefetching."""
     rec = rec or Recorder(active=False)
     t = op_times(table, hw, kv_len, rec, comm_s)
+    if hw.async_tp and table.phase == "prefill":  # TP all-reduces overlap the next GEMM
+        t = replace(t, total_s=t.total_s - async_tp_saving_s(table, t, hw))
     path = table.count @ t.total_s
     stage = table.stage_count @ t.total_s
     base = _pipeline(path, stage, table, rec)

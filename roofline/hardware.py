@@ -31,7 +31,7 @@ __all__ = [
 #: Matrix units a device may list under ``compute.peak_tflops`` (dense peaks; fp4 serves NVFP4
 #: and MXFP4, fp6 MXFP6; see :mod:`roofline.dtypes`).
 DTYPES = PEAK_UNITS
-TOPOLOGIES = ("switched", "full_mesh")
+TOPOLOGIES = ("switched", "full_mesh", "torus_2d")
 GiB = 1024**3
 MiB = 1024**2
 
@@ -105,11 +105,19 @@ class MemorySpec:
     # producer just wrote them). 0 by default: measured elementwise kernels show no L2 speed-up
     # (docs/validation.md); a design knob for architects.
     activation_l2_hit: float = 0.0
+    # L2 built of slices (docs/dse_l2.md): when l2_slice_bandwidth_Bps > 0 the L2 bandwidth is
+    # (capacity / slice capacity) x slice bandwidth, so it scales with the capacity; 0: fixed.
+    l2_slice_bytes: float = 0.0
+    l2_slice_bandwidth_Bps: float = 0.0
+    # GEMM tiling reuses operands through L2: a large GEMM reads its operands again once they
+    # outgrow L2 (roofline.timing.gemm_reuse_bytes). 1: modelled (default), 0: compulsory traffic only.
+    l2_gemm_reuse: float = 1.0
 
     @classmethod
     def from_block(cls, b: Block) -> MemorySpec:
         b.check_keys(["hbm_capacity_GiB", "hbm_bandwidth_GBps", "hbm_efficiency",
-                      "l2_capacity_MiB", "l2_bandwidth_GBps"], ["activation_l2_hit"])
+                      "l2_capacity_MiB", "l2_bandwidth_GBps"],
+                     ["activation_l2_hit", "l2_capacity_per_slice_MiB", "l2_bandwidth_per_slice_GBps", "l2_gemm_reuse"])
         return cls(
             hbm_capacity_bytes=b.number("hbm_capacity_GiB", strict=True) * GiB,
             hbm_bandwidth_Bps=b.number("hbm_bandwidth_GBps", strict=True) * 1e9,
@@ -117,6 +125,9 @@ class MemorySpec:
             l2_capacity_bytes=b.number("l2_capacity_MiB") * MiB,
             l2_bandwidth_Bps=b.number("l2_bandwidth_GBps", strict=True) * 1e9,
             activation_l2_hit=b.number("activation_l2_hit", maximum=1.0, default=0.0),
+            l2_slice_bytes=b.number("l2_capacity_per_slice_MiB", default=0.0) * MiB,
+            l2_slice_bandwidth_Bps=b.number("l2_bandwidth_per_slice_GBps", default=0.0) * 1e9,
+            l2_gemm_reuse=b.number("l2_gemm_reuse", maximum=1.0, default=1.0),
         )
 
 
@@ -124,11 +135,16 @@ class MemorySpec:
 class LinkTier:
     """One network tier: the links inside a node, or the network between nodes."""
 
-    topology: str  # switched | full_mesh (intra-node); "network" between nodes
+    topology: str  # switched | full_mesh | torus_2d (intra-node); "network" between nodes
     link_bandwidth_Bps: float  # one link, one direction
     links_per_device: int
-    latency_s: float  # startup latency of one collective step
+    latency_s: float  # one step (hop) of a ring or tree (NCCL's LL protocol on NVLink)
     efficiency: float  # achievable fraction of the wire rate
+    # Per-algorithm latency terms (roofline.collectives): one shot of a custom one-shot/two-shot
+    # all-reduce kernel (None: latency_s), and NVLink SHARP's reach (0: the switch has no NVLS).
+    custom_latency_s: float | None = None
+    nvls_efficiency: float = 0.0
+    torus_dims: tuple[int, int] | None = None  # torus_2d: the torus (the ICI domain) shape
 
     @property
     def device_bandwidth_Bps(self) -> float:
@@ -138,13 +154,17 @@ class LinkTier:
     @classmethod
     def intra_from_block(cls, b: Block) -> tuple[LinkTier, int]:
         b.check_keys(["topology", "devices_per_node", "link_bandwidth_GBps", "links_per_device",
-                      "latency_us", "efficiency"])
+                      "latency_us", "efficiency"], ["custom_latency_us", "nvls_efficiency", "torus_dims"])
+        topology = b.string("topology", choices=TOPOLOGIES)
         tier = cls(
-            topology=b.string("topology", choices=TOPOLOGIES),
+            topology=topology,
             link_bandwidth_Bps=b.number("link_bandwidth_GBps", strict=True) * 1e9,
             links_per_device=b.integer("links_per_device"),
             latency_s=b.number("latency_us") * 1e-6,
             efficiency=b.number("efficiency", strict=True, maximum=1.0),
+            custom_latency_s=b.number("custom_latency_us") * 1e-6 if b.has("custom_latency_us") else None,
+            nvls_efficiency=b.number("nvls_efficiency", default=0.0, maximum=1.0),
+            torus_dims=_torus_dims(b, topology),
         )
         return tier, b.integer("devices_per_node")
 
@@ -158,6 +178,23 @@ class LinkTier:
             latency_s=b.number("latency_us") * 1e-6,
             efficiency=b.number("efficiency", strict=True, maximum=1.0),
         )
+
+
+def _torus_dims(b: Block, topology: str) -> tuple[int, int] | None:
+    raw = b.raw("torus_dims")
+    if isinstance(raw, dict):
+        raw = raw.get("value")
+    if topology != "torus_2d":
+        if raw is not None:
+            raise b.error("torus_dims", "only a torus_2d topology has torus dimensions")
+        return None
+    if (not isinstance(raw, list) or len(raw) != 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in raw)):
+        raise b.error("torus_dims", "a torus_2d topology needs two positive integers, e.g. [16, 16]")
+    dims = (int(raw[0]), int(raw[1]))
+    if dims[0] * dims[1] < b.integer("devices_per_node"):
+        raise b.error("torus_dims", "the torus must hold devices_per_node devices")
+    return dims
 
 
 @dataclass(frozen=True)
@@ -195,16 +232,20 @@ class PrefetchSpec:
     threshold_fraction: float = 0.75  # of L2 capacity; the cap on bytes prefetched per collective
     weights: bool = True
     kv_cache: bool = True
+    # share of kernel-launch gaps in which the prefetch stream may use HBM (roofline.prefetch);
+    # unmeasured on every device, so 0 by default and documented both ways
+    launch_gap_fraction: float = 0.0
 
     @classmethod
     def from_block(cls, b: Block) -> PrefetchSpec:
-        b.check_keys([], ["enabled", "threshold_fraction", "weights", "kv_cache"])
+        b.check_keys([], ["enabled", "threshold_fraction", "weights", "kv_cache", "launch_gap_fraction"])
         d = cls()
         return cls(
             enabled=b.boolean("enabled", default=d.enabled),
             threshold_fraction=b.number("threshold_fraction", default=d.threshold_fraction, maximum=1.0),
             weights=b.boolean("weights", default=d.weights),
             kv_cache=b.boolean("kv_cache", default=d.kv_cache),
+            launch_gap_fraction=b.number("launch_gap_fraction", default=d.launch_gap_fraction, maximum=1.0),
         )
 
 

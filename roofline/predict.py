@@ -303,6 +303,8 @@ def predict(
     ep: int = 1,
     moe_skew: float = 0.0,
     moe_prefetch: str = "shared",
+    collective_library: str = "custom",
+    async_tp: bool = False,
     workload: Workload | None = None,
     parallelism: Parallelism | None = None,
     prefetch: bool | None = None,
@@ -326,6 +328,9 @@ def predict(
         tp, pp, dp, ep: tensor, pipeline, data and expert parallelism.
         moe_skew, moe_prefetch: MoE routing skew (0 = uniform) and what PRESERVE may prefetch of
             the experts (``none``, ``shared``, ``predicted``; see docs/moe.md).
+        collective_library: ``custom`` (the serving frameworks' one-shot/two-shot all-reduce for
+            small messages, NCCL above; their default) or ``nccl``.
+        async_tp: overlap prefill TP all-reduces with the next GEMM (default off).
         workload, parallelism: full objects instead of the keyword shortcuts.
         prefetch: PRESERVE prefetching on or off (default: the hardware spec's setting).
         prefetch_weights, prefetch_kv: whether weights and the KV cache are prefetched
@@ -351,9 +356,11 @@ def predict(
         hw = hw.with_overrides(weights=prefetch_weights, kv_cache=prefetch_kv)
     w = workload or Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, batch=batch,
                                        input_len=input_len, output_len=output_len, moe_skew=moe_skew,
-                                       moe_prefetch=moe_prefetch)
+                                       moe_prefetch=moe_prefetch, collective_library=collective_library,
+                                       async_tp=async_tp)
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
-    arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, **hardware_overrides)
+    arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, collective_library=w.collective_library,
+                                      async_tp=w.async_tp, **hardware_overrides)
     memory = memory_per_device(m, w, par, float(arrays.hbm_capacity_bytes[0]))
     if check_memory and not memory.fits:
         raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")

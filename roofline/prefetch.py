@@ -1,25 +1,37 @@
 """PRESERVE: prefetching weights and KV cache into L2 while a collective runs.
 
-For a collective of duration ``T_c`` followed by a segment of operators that read ``D`` bytes of
-weights and KV cache, a prefetch of ``target = min(threshold, D)`` bytes is issued in operator
-order when the collective starts:
+The prefetch is a second stream over the timeline of a segment (a collective and the operators
+up to the next one). It may use HBM bandwidth whenever the compute stream leaves HBM idle, with
+one rule for every part of the timeline:
 
-- It streams at the HBM bandwidth the collective leaves free: ``B_c = max(T_c * bw - H_c, 0)``
-  bytes finish during the collective (``H_c`` is the collective's own HBM traffic). The rest
-  spills past the collective and competes with the segment's operators for HBM bandwidth.
+- the collective: its wire time (HBM idle except the collective's own traffic ``H_c``);
+- compute-bound operators: the time their HBM is idle beside the compute;
+- kernel-launch gaps (of the collective and of every operator): a fraction ``g`` of them,
+  ``prefetch_launch_gap_fraction`` (0 by default). Whether a runtime keeps HBM streaming through
+  launch gaps was never measured, and on the 910B the gaps are an estimate too, so the switch
+  has both answers documented (docs/preserve_reproduction.md): ``g = 0`` no gap is usable, ``g =
+  1`` every gap is.
+
+For a collective of duration ``T_c`` (launch ``L`` included) followed by operators that read
+``D`` bytes of weights and KV cache, a prefetch of ``target = min(threshold, D)`` bytes is issued
+in operator order when the collective starts:
+
+- ``B_c = max((T_c - (1 - g) L) * bw - H_c, 0)`` bytes finish during the collective. The rest
+  spills past it and competes with the segment's operators for HBM bandwidth.
 - L2 holds ``cap = max(L2 - working set, 0)`` prefetched bytes. Beyond that, LRU evicts the
   earliest prefetched lines: only the last ``U = min(target, cap)`` bytes are still there when
   used; the evicted ``target - U`` bytes were read for nothing and are read again.
 - An operator reads its prefetched bytes at L2 bandwidth and the rest from HBM.
-- The segment takes ``max(sum of operator times, HBM busy time)`` where the HBM busy time counts
-  the operators' HBM bytes plus the spilled prefetch traffic, plus their launch overheads: the
-  spill may use HBM bandwidth that compute-bound operators leave idle, but not the fixed
-  per-kernel gaps (an estimate that would otherwise carry most of the gain).
+- The segment takes ``max(sum of operator times, HBM busy time)``, the HBM busy time being the
+  operators' HBM bytes plus the spilled prefetch traffic over the bandwidth, plus the ``(1 - g)``
+  share of their launch gaps HBM cannot use: the spill fills compute-bound slack and the usable
+  gaps. Without prefetching the same expression is the baseline (the busy time never exceeds the
+  operator times), so the two cases follow one rule.
 - The runtime prefetches only where it pays: a segment never takes longer than without it.
 
-What limited the prefetch, ``P = min(capacity, T_c * bandwidth, D)``, is reported per segment as
-the smallest of the three: ``capacity`` (the threshold or the free L2), ``collective_time`` (the
-HBM bytes the collective leaves time for), or ``nothing_left`` (the segment's D).
+What limited the prefetch, ``P = min(capacity, B_c, D)``, is reported per segment as the smallest
+of the three: ``capacity`` (the threshold or the free L2), ``collective_time`` (the HBM bytes
+the collective leaves time for), or ``nothing_left`` (the segment's D).
 """
 
 from __future__ import annotations
@@ -163,7 +175,10 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     threshold = hw.prefetch_threshold_fraction * l2
     target = rec.min(threshold, needed)
     useful = rec.min(target, free_l2)
-    during = rec.min(target, np.maximum(coll_s * bw - lay.collective_hbm[:, None], 0.0))
+    # launch gaps HBM cannot use (see the module docstring): the collective's and each operator's
+    lost_gap_s = (1.0 - hw.prefetch_launch_gap_fraction) * hw.launch_s
+    budget = np.maximum((coll_s - lost_gap_s) * bw - lay.collective_hbm[:, None], 0.0)
+    during = rec.min(target, budget)
 
     # LRU keeps the last `useful` bytes of each segment's prefetch order [0, target)
     lo = rec.max(end - wanted, (target - useful)[fseg])
@@ -173,7 +188,7 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     memory = (t.hbm_bytes[fetch] - in_l2) / bw + (t.l2_bytes[fetch] + in_l2) / hw.l2_Bps
     op_time = rec.max(t.compute_s[fetch], memory) + hw.launch_s
     in_l2_seg = lay.fetch_member @ in_l2
-    launches = lay.member.sum(axis=1)[:, None] * hw.launch_s
+    launches = lay.member.sum(axis=1)[:, None] * lost_gap_s
     hbm_busy = (lay.member @ t.hbm_bytes - in_l2_seg + (target - during)) / bw + launches
     ops_time = base + lay.fetch_member @ (op_time - t.total_s[fetch])
     with_prefetch = rec.max(ops_time, hbm_busy)
@@ -181,7 +196,6 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     helps = hw.prefetch & (with_prefetch < base)
     stall = np.where(helps, with_prefetch - ops_time, 0.0)
 
-    budget = np.maximum(coll_s * bw - lay.collective_hbm[:, None], 0.0)
     limit = np.argmin(np.stack([np.minimum(threshold, free_l2), budget, needed]), axis=0)
     # where the runtime does not prefetch (it would not pay), nothing is prefetched
     during, useful = np.where(helps, during, 0.0), np.where(helps, useful, 0.0)

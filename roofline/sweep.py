@@ -31,6 +31,7 @@ from roofline._outdir import check_out_dir, claim_out_dir
 from roofline._runfiles import replacing, tmp_path
 from roofline._testhooks import kill_point
 from roofline.cost import CostParameters, load_cost_parameters
+from roofline.edge import edge_warnings
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError
 from roofline.hardware import load_hardware
@@ -372,6 +373,7 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
         "objective": {direction: metric}, "pareto": [{d: m} for d, m in spec.pareto],
         "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
         "pareto_front": pareto_list, "definitions": DEFINITIONS, "metrics": METRICS,
+        "edge_warnings": edge_warnings(spec.parameters, result.best[0] if result.best else None),
     }
     tmp_path(out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files.append(out / "summary.json")

@@ -19,7 +19,8 @@ from roofline.exceptions import SpecError
 from roofline.graph import OpTable
 from roofline.hardware import DTYPES, GiB, HardwareSpec, MiB
 
-__all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "SWEEPABLE", "Recorder"]
+__all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "gemm_reuse_bytes", "l2_bandwidth_Bps",
+           "async_tp_saving_s", "SWEEPABLE", "Recorder"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class HardwareArrays:
     hbm_efficiency: np.ndarray
     hbm_capacity_bytes: np.ndarray
     l2_bytes: np.ndarray
-    l2_Bps: np.ndarray
+    l2_Bps: np.ndarray  # the L2 bandwidth in use: fixed, or slices x slice bandwidth
     activation_l2_hit: np.ndarray
     link_Bps: np.ndarray
     links: np.ndarray
@@ -45,11 +46,20 @@ class HardwareArrays:
     net_efficiency: np.ndarray
     prefetch: np.ndarray  # bool: prefetching on
     prefetch_threshold_fraction: np.ndarray
+    prefetch_launch_gap_fraction: np.ndarray  # share of launch gaps the prefetch stream may use
     full_mesh: bool
     devices_per_node: int
     prefetch_weights: bool
     prefetch_kv: bool
     efficiency_curve_m: tuple[tuple[float, float], ...]
+    # collectives (roofline.collectives): per-algorithm latency terms, topology, and the library
+    # the serving framework uses (a scenario choice, Workload.collective_library)
+    custom_latency_s: np.ndarray | None = None
+    nvls_efficiency: np.ndarray | float = 0.0
+    torus_dims: tuple[int, int] | None = None
+    collective_library: str = "custom"
+    l2_gemm_reuse: np.ndarray | float = 1.0  # 1: tiled GEMMs re-read operands that outgrow L2
+    async_tp: bool = False  # prefill TP all-reduces overlap the next GEMM (Workload.async_tp)
 
     @property
     def n(self) -> int:
@@ -71,13 +81,17 @@ class HardwareArrays:
 
     def intra(self) -> TierArrays:
         return TierArrays(self.link_Bps, self.links, self.link_latency_s, self.link_efficiency,
-                          self.full_mesh)
+                          self.full_mesh, custom_latency_s=self.custom_latency_s,
+                          nvls_efficiency=self.nvls_efficiency, torus_dims=self.torus_dims,
+                          launch_s=self.launch_s)
 
     def inter(self) -> TierArrays:
-        return TierArrays(self.net_Bps, 1.0, self.net_latency_s, self.net_efficiency, False)
+        return TierArrays(self.net_Bps, 1.0, self.net_latency_s, self.net_efficiency, False, network=True,
+                          launch_s=self.launch_s)
 
     @classmethod
     def from_spec(cls, spec: HardwareSpec, n: int = 1, *, prefetch: ArrayLike | None = None,
+                  collective_library: str = "custom", async_tp: bool = False,
                   **overrides: ArrayLike) -> HardwareArrays:
         """Arrays of ``n`` configurations of ``spec`` with swept parameters replaced.
 
@@ -98,6 +112,11 @@ class HardwareArrays:
             "net_Bps": net.link_bandwidth_Bps * ones, "net_latency_s": net.latency_s * ones,
             "net_efficiency": net.efficiency * ones,
             "prefetch_threshold_fraction": spec.prefetch.threshold_fraction * ones,
+            "prefetch_launch_gap_fraction": spec.prefetch.launch_gap_fraction * ones,
+            "custom_latency_s": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * ones,
+            "nvls_efficiency": link.nvls_efficiency * ones,
+            "l2_slice_bytes": mem.l2_slice_bytes * ones, "l2_slice_Bps": mem.l2_slice_bandwidth_Bps * ones,
+            "l2_gemm_reuse": mem.l2_gemm_reuse * ones,
         }
         peaks = {d: v * ones for d, v in c.peak_flops.items()}
         for key, value in overrides.items():
@@ -120,17 +139,38 @@ class HardwareArrays:
             else:
                 values[field_name] = convert(arr).astype(float)
         pf = spec.prefetch.enabled if prefetch is None else prefetch
+        values["l2_Bps"] = l2_bandwidth_Bps(values["l2_bytes"], values["l2_Bps"], values.pop("l2_slice_bytes"),
+                                            values.pop("l2_slice_Bps"))
         return cls(
             peak_flops=peaks, **values,
             prefetch=np.broadcast_to(np.asarray(pf, dtype=bool), (n,)).copy(),
             full_mesh=link.topology == "full_mesh", devices_per_node=spec.devices_per_node,
             prefetch_weights=spec.prefetch.weights, prefetch_kv=spec.prefetch.kv_cache,
-            efficiency_curve_m=c.efficiency_curve_m,
+            efficiency_curve_m=c.efficiency_curve_m, torus_dims=link.torus_dims,
+            collective_library=collective_library, async_tp=async_tp,
         )
 
 
+def l2_bandwidth_Bps(l2_bytes: ArrayLike, fixed_Bps: ArrayLike, slice_bytes: ArrayLike,
+                     slice_Bps: ArrayLike) -> np.ndarray:
+    """L2 bandwidth: fixed, or built of slices (when ``slice_Bps`` and ``slice_bytes`` are > 0).
+
+    An L2 of slices (each with its own capacity and port, as GPU L2 slices and Ascend's per-core
+    L2 banks are) has ``l2_bytes / slice_bytes`` slices, each delivering ``slice_Bps``; at least
+    one slice, so that an empty L2 (from which nothing is read) keeps a finite rate.
+
+    Example:
+        >>> float(l2_bandwidth_Bps(192 * 2**20, 4750e9, 8 * 2**20, 200e9))  # 24 slices
+        4800000000000.0
+    """
+    slice_bytes, slice_Bps = np.asarray(slice_bytes, dtype=float), np.asarray(slice_Bps, dtype=float)
+    sliced = (slice_Bps > 0) & (slice_bytes > 0)
+    slices = np.maximum(np.asarray(l2_bytes, dtype=float) / np.where(sliced, slice_bytes, 1.0), 1.0)
+    return np.where(sliced, slices * slice_Bps, np.asarray(fixed_Bps, dtype=float))
+
+
 _FRACTIONS = ("gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction",
-              "activation_l2_hit")
+              "activation_l2_hit", "nvls_efficiency", "prefetch_launch_gap_fraction", "l2_gemm_reuse")
 
 
 def _worst(arr: np.ndarray) -> str:
@@ -156,13 +196,19 @@ SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "l2_capacity_MiB": ("l2_bytes", _scale(MiB)),
     "l2_bandwidth_GBps": ("l2_Bps", _scale(1e9)),
     "activation_l2_hit": ("activation_l2_hit", _scale(1.0)),
+    "l2_capacity_per_slice_MiB": ("l2_slice_bytes", _scale(MiB)),
+    "l2_bandwidth_per_slice_GBps": ("l2_slice_Bps", _scale(1e9)),
+    "l2_gemm_reuse": ("l2_gemm_reuse", _scale(1.0)),
     "link_bandwidth_GBps": ("link_Bps", _scale(1e9)),
     "links_per_device": ("links", _scale(1.0)),
     "link_latency_us": ("link_latency_s", _scale(1e-6)),
     "link_efficiency": ("link_efficiency", _scale(1.0)),
+    "custom_latency_us": ("custom_latency_s", _scale(1e-6)),
+    "nvls_efficiency": ("nvls_efficiency", _scale(1.0)),
     "inter_node_bandwidth_GBps": ("net_Bps", _scale(1e9)),
     "inter_node_latency_us": ("net_latency_s", _scale(1e-6)),
     "prefetch_threshold_fraction": ("prefetch_threshold_fraction", _scale(1.0)),
+    "prefetch_launch_gap_fraction": ("prefetch_launch_gap_fraction", _scale(1.0)),
 }
 
 
@@ -263,6 +309,7 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     act = table.act_bytes[:, None]
     act_in_l2 = np.where(act <= hw.l2_bytes, act * hw.activation_l2_hit, 0.0)
     hbm_bytes = kv_read + (table.weight_bytes + table.kv_write_bytes)[:, None] + (act - act_in_l2)
+    hbm_bytes = hbm_bytes + gemm_reuse_bytes(table, flops, hw)
     compute = flops / _compute_rate(table, hw)
     hbm_eff = hw.hbm_Bps * hw.hbm_efficiency
     memory = hbm_bytes / hbm_eff + act_in_l2 / hw.l2_Bps
@@ -272,13 +319,71 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     return OpTimes(compute, memory, total, flops, hbm_bytes, act_in_l2, kv_read, hbm_eff)
 
 
+#: Smallest block a GEMM keeps on chip without L2: a 128 x 128 threadblock tile in shared memory
+#: (CUTLASS's default threadblock shape for large tensor-core GEMMs).
+MIN_GEMM_BLOCK = 128.0
+
+
+def gemm_reuse_bytes(table: OpTable, flops: np.ndarray, hw: HardwareArrays) -> np.ndarray:
+    """(n_ops, n) HBM bytes a tiled GEMM reads beyond its compulsory traffic because its operands
+    outgrow L2.
+
+    Blocked matrix multiplication (Lam, Rothberg and Wolf, ASPLOS 1991; the I/O bound of Hong and
+    Kung, 1981): with b x b blocks of A, B and C resident in a cache of M bytes,
+    ``b = sqrt(M / (w + 2a))`` (w, a: bytes per weight and activation element), the weights
+    [k, n] are read ``m / b`` times and the input activations [m, k] ``n / b`` times:
+    ``F/2 w / b`` and ``F/2 a / b`` bytes (F = 2mnk), never below the compulsory ``W`` and
+    ``act``. b is at least :data:`MIN_GEMM_BLOCK` (the on-chip tile without L2). Scaled by
+    ``l2_gemm_reuse`` (0 turns the term off); only GEMMs with weights (kind ``gemm``).
+    """
+    rows = np.flatnonzero(np.array([k == "gemm" for k in table.kinds]) & (table.weight_bytes > 0)
+                          & (table.flops > 0))
+    out = np.zeros((table.n_ops, hw.n))
+    if not len(rows) or not np.any(np.asarray(hw.l2_gemm_reuse) > 0):
+        return out
+    from roofline.workload import DTYPE_BYTES
+
+    f = flops[rows]  # (r, n)
+    a = np.array([DTYPE_BYTES.get(table.dtypes[i], 2.0) for i in rows])[:, None]
+    w_bytes = table.weight_bytes[rows][:, None]
+    w = w_bytes * 2.0 * table.m[rows][:, None] / f  # bytes per weight element: W / (k n)
+    block = np.maximum(np.sqrt(hw.l2_bytes[None, :] / (w + 2.0 * a)), MIN_GEMM_BLOCK)
+    weights = np.maximum(f / 2.0 * w / block - w_bytes, 0.0)
+    acts = np.maximum(f / 2.0 * a / block - table.act_bytes[rows][:, None], 0.0)
+    out[rows] = (weights + acts) * hw.l2_gemm_reuse
+    return out
+
+
+def async_tp_saving_s(table: OpTable, t: OpTimes, hw: HardwareArrays) -> np.ndarray:
+    """(n_ops, n) time asynchronous tensor parallelism hides per operator (prefill only).
+
+    Async TP (PyTorch's micro-pipelined TP, Wang et al. "Overlap communication with dependent
+    computation via decomposition", ASPLOS 2023) splits a TP all-reduce and the GEMM that produces
+    its input (O-proj, down-proj) into ``c`` chunks (``c`` = the TP degree) and runs them as a two-stage pipeline: the pair takes
+    ``max(T_c, T_g) + min(T_c, T_g) / c`` instead of ``T_c + T_g``, a saving of
+    ``min(T_c, T_g) (1 - 1/c)`` charged to the collective. ``T_c`` is the collective's wire time
+    (its launch is not hidden). Not modelled: the SMs the collective takes from the GEMM.
+    """
+    out = np.zeros((table.n_ops, hw.n))
+    if not hw.async_tp or table.phase != "prefill":
+        return out
+    for i in np.flatnonzero(table.is_comm[1:] & table.is_matrix[:-1]) + 1:
+        if table.collectives[i] != "allreduce" or table.group[i] <= 1:
+            continue
+        wire = t.total_s[i] - hw.launch_s
+        shorter = np.minimum(wire, t.total_s[i - 1] - hw.launch_s)
+        out[i] = np.maximum(shorter, 0.0) * (1.0 - 1.0 / table.group[i])
+    return out
+
+
 def comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
     """(n_ops, n) collective times; zero for the other operators."""
     if hw.n == 1:  # one configuration (predict): the same links give the same times
         key = (table.collectives, table.comm_bytes.tobytes(), table.group.tobytes(), hw.full_mesh,
                hw.devices_per_node, float(hw.link_Bps[0]), float(hw.links[0]), float(hw.link_latency_s[0]),
-               float(hw.link_efficiency[0]), float(hw.net_Bps[0]), float(hw.net_latency_s[0]),
-               float(hw.net_efficiency[0]))
+               float(hw.link_efficiency[0]), float(hw.launch_s[0]), float(hw.net_Bps[0]), float(hw.net_latency_s[0]),
+               float(hw.net_efficiency[0]), float(np.asarray(hw.custom_latency_s).flat[0]),
+               float(np.asarray(hw.nvls_efficiency).flat[0]), hw.torus_dims, hw.collective_library)
         cached = _SCALAR_COMM.get(key)
         if cached is None:
             if len(_SCALAR_COMM) > 4096:
@@ -298,7 +403,7 @@ def _comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
     for i in np.flatnonzero(table.is_comm):  # a handful of collectives per table, not configs
         key = (table.collectives[i], float(table.comm_bytes[i]), int(table.group[i]))
         if key not in done:
-            done[key] = collective_time_s(*key, intra, inter, hw.devices_per_node)
+            done[key] = collective_time_s(*key, intra, inter, hw.devices_per_node, hw.collective_library)
         out[i] = done[key]
     out.flags.writeable = False  # shared by the callers of comm_times (cached for one configuration)
     return out

@@ -10,6 +10,7 @@ from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.model import ModelSpec
 
 __all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
+           "COLLECTIVE_LIBRARIES",
            "Workload", "Parallelism", "op_class", "parse_op_dtypes"]
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "int4", "mxfp6", "nvfp4", "mxfp4")
@@ -29,6 +30,9 @@ _KV_DEFAULT = {"mxfp8": "fp8", "mxfp6": "fp8", "nvfp4": "fp8", "mxfp4": "fp8"}
 OP_CLASSES = ("attention", "mlp", "experts", "shared_experts", "router", "embedding", "lm_head")
 #: What prefetching may bring into L2 for MoE layers (see docs/moe.md).
 MOE_PREFETCH = ("none", "shared", "predicted")
+#: Collective libraries (roofline.collectives): NCCL alone, or the custom one-shot/two-shot
+#: all-reduce kernels that vLLM, SGLang and TensorRT-LLM use for small messages (their default).
+COLLECTIVE_LIBRARIES = ("nccl", "custom")
 
 _MLP_OPS = ("gate_up_proj", "up_proj", "down_proj")
 
@@ -113,6 +117,14 @@ class Workload:
       already known when the collective starts (the EP dispatch all-to-all); ``"predicted"``:
       routed experts everywhere (their expected distinct bytes, as if the routing were known
       before the router runs: an upper bound for expert-prediction schemes).
+
+    ``collective_library``: ``"custom"`` (default: vLLM, SGLang and TensorRT-LLM run their own
+    one-shot/two-shot all-reduce for small messages and NCCL above) or ``"nccl"`` (NCCL only);
+    see roofline.collectives.
+
+    ``async_tp``: prefill TP all-reduces overlap the GEMM after them in chunks (asynchronous tensor
+    parallelism; off by default: vLLM and SGLang do not do it by default); see
+    roofline.timing.async_tp_saving_s.
     """
 
     batch: int = 1
@@ -125,6 +137,8 @@ class Workload:
     moe_skew: float = 0.0
     moe_prefetch: str = "shared"
     op_dtypes: tuple[tuple[str, str, str], ...] = ()  # (class, weight, activation), sorted
+    collective_library: str = "custom"
+    async_tp: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch", "input_len", "output_len"):
@@ -137,6 +151,9 @@ class Workload:
         _check_choice("comm_dtype", self.comm_dtype, ACTIVATION_DTYPES + ("fp32",))
         _check_choice("moe_prefetch", self.moe_prefetch, MOE_PREFETCH)
         object.__setattr__(self, "op_dtypes", parse_op_dtypes(self.op_dtypes))
+        _check_choice("collective_library", self.collective_library, COLLECTIVE_LIBRARIES)
+        if not isinstance(self.async_tp, bool):
+            raise SpecError(f"workload: async_tp: must be true or false, got {self.async_tp!r}")
         skew = self.moe_skew
         if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew < float("inf"):
             raise SpecError(f"workload: moe_skew: must be a finite number >= 0, got {skew!r}")

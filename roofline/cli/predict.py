@@ -22,6 +22,11 @@ class MoEPrefetch(str, Enum):
     predicted = "predicted"
 
 
+class CollectiveLibrary(str, Enum):
+    custom = "custom"
+    nccl = "nccl"
+
+
 Model = Annotated[str, typer.Option("--model", "-m", help="Bundled model name or a YAML / HF config.json path.")]
 Batch = Annotated[int, typer.Option(min=1, help="Sequences per batch.")]
 Input = Annotated[int, typer.Option("--input", min=1, help="Prompt tokens per sequence.")]
@@ -84,6 +89,11 @@ def predict_command(
     ep: EP = 1,
     moe_skew: Annotated[float, typer.Option(min=0, help="MoE routing skew (Zipf exponent; 0 = uniform).")] = 0.0,
     moe_prefetch: Annotated[MoEPrefetch, typer.Option(help="What prefetching may fetch of MoE experts.")] = "shared",
+    collective_library: Annotated[CollectiveLibrary, typer.Option(
+        help="custom: the serving frameworks' one-shot/two-shot all-reduce for small messages (default); "
+             "nccl: NCCL only.")] = CollectiveLibrary.custom,
+    async_tp: Annotated[bool, typer.Option(
+        "--async-tp", help="Overlap prefill TP all-reduces with the next GEMM (asynchronous TP).")] = False,
     prefetch: Prefetch = None,
     l2_mib: L2 = None,
     l2_bandwidth: L2BW = None,
@@ -118,7 +128,8 @@ def predict_command(
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
                 dtype=dtype, kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=tp, pp=pp, dp=dp,
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
-                prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
+                collective_library=str(getattr(collective_library, "value", collective_library)),
+                async_tp=async_tp, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
     if plot is not None:
         for path in _write_plots(p, hardware, plot):

@@ -39,6 +39,8 @@ SENSITIVITY: dict[str, tuple[float, ...]] = {
     "hbm_bandwidth_GBps": (1200.0, 1420.0, 1600.0, 2000.0),
     "link_bandwidth_GBps": (14.0, 28.0, 56.0),
     "link_latency_us": (1.5, 3.0, 6.0),
+    "custom_latency_us": (1.5, 3.0, 6.0),
+    "prefetch_launch_gap_fraction": (0.0, 1.0),
     "prefetch_threshold_fraction": (0.25, 0.5, 0.75, 1.0),
     "launch_overhead_us": (0.0, 3.0, 6.0, 10.0),
     "peak_tflops_int8": (353.8, 707.9),
@@ -61,6 +63,10 @@ DSE_MODEL_VARIANTS: dict[str, dict[str, float]] = {
     "prefetch threshold 0.5 of L2": {"prefetch_threshold_fraction": 0.5},
     "prefetch threshold 1.0 of L2": {"prefetch_threshold_fraction": 1.0},
     "launch overhead 0 us": {"launch_overhead_us": 0.0},
+    "launch gaps usable by the prefetch": {"prefetch_launch_gap_fraction": 1.0},
+    "L2 of 8 MiB slices at 198 GB/s (bandwidth scales with capacity; 4750 GB/s at 192 MiB)":
+        {"l2_capacity_per_slice_MiB": 8.0, "l2_bandwidth_per_slice_GBps": 4750.0 / 24},
+    "no GEMM reuse through L2 (compulsory traffic only)": {"l2_gemm_reuse": 0.0},
     "activation L2 hit 1.0 (activations that fit are served by L2)": {"activation_l2_hit": 1.0},
 }
 
@@ -70,6 +76,7 @@ DSE_MODEL_VARIANTS: dict[str, dict[str, float]] = {
 #: time it has (see docs/preserve_reproduction.md).
 PRESERVE_VARIANTS: dict[str, dict[str, float]] = {
     "launch overhead 0 us": {"launch_overhead_us": 0.0},
+    "launch gaps usable by the prefetch": {"prefetch_launch_gap_fraction": 1.0},
 }
 
 EXPERIMENTS = ("preserve", "dse-l2")

@@ -73,6 +73,8 @@ def _spec_values(hw: Any) -> dict[str, float]:
         "prefetch_threshold_fraction": hw.prefetch.threshold_fraction,
         "launch_overhead_us": c.launch_overhead_s * 1e6, "gemm_efficiency": c.gemm_efficiency,
         "activation_l2_hit": m.activation_l2_hit,
+        "custom_latency_us": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * 1e6,
+        "prefetch_launch_gap_fraction": hw.prefetch.launch_gap_fraction,
     }
     values |= {f"peak_tflops_{d}": v / 1e12 for d, v in c.peak_flops.items()}
     return {k: round(float(v), 6) for k, v in values.items()}

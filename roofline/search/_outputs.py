@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from roofline._json import json_default, json_value
 from roofline._runfiles import atomic_write, replacing
+from roofline.edge import edge_warnings
 from roofline.search._options import (
     SEARCH_KEYS,
     Objectives,
@@ -208,6 +209,7 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
         "ms_per_trial": None if math.isnan(result.ms_per_trial) else round(result.ms_per_trial, 2),
         "workers": [vars(w) for w in result.workers], "notes": result.notes,
         "best": result.best, "ranked": result.ranked,
+        "edge_warnings": edge_warnings(spec.parameters, result.best),
         "counting": "the requested number counts COMPLETE trials; FAIL trials (a killed worker's "
                     "unfinished trials, or surplus ones from a race between workers) are not counted",
     }

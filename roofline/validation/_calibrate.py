@@ -353,9 +353,14 @@ def _stage_collectives(spec: HardwareSpec, train: pd.DataFrame, base: dict[str, 
         per_kind = base["per_kind"]  # _fit returns a new mapping: look it up again
         kind, algo, scope = b.key.split(":")
         if scope == "intra":
-            names = ("link_latency_us", "link_efficiency")
-            init = {"link_latency_us": (max(link.latency_s * 1e6, 0.5), 0.02, 200.0),
-                    "link_efficiency": (link.efficiency, 0.02, 1.0)}
+            # custom kernels: their shot latency and their launch (TensorRT-LLM replays them in
+            # CUDA graphs, below the device's per-kernel launch); NCCL: its per-step latency
+            custom = algo == "trtllm_custom"
+            lat = "custom_latency_us" if custom else "link_latency_us"
+            names = (lat, "link_efficiency") + (("launch_overhead_us",) if custom else ())
+            init = {lat: (max(link.latency_s * 1e6, 0.5), 0.02, 200.0),
+                    "link_efficiency": (link.efficiency, 0.02, 1.0),
+                    "launch_overhead_us": (max(spec.compute.launch_overhead_s * 1e6, 0.5), 0.02, 50.0)}
         else:
             intra = (per_kind.get(f"{kind}:{algo}:intra") or per_kind.get("allreduce:nccl:intra")
                      or per_kind.get("allreduce:torch_nccl:intra") or {})

@@ -239,7 +239,8 @@ def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any
                 if not sel.any():
                     continue
                 hw = hardware_arrays(spec, params, ks, extra)
-                comm = collective_time_s(batch.kind, size[sel], n, hw.intra(), hw.inter(), per_node)
+                library = "custom" if ":trtllm_custom:" in batch.key else "nccl"  # what the harness ran
+                comm = collective_time_s(batch.kind, size[sel], n, hw.intra(), hw.inter(), per_node, library)
                 t[rows[sel]] = np.broadcast_to(np.asarray(comm, dtype=float).reshape(-1), (int(sel.sum()),)) \
                     + hw.launch_s[0]
     t = t * batch.count
