@@ -26,6 +26,7 @@ from roofline._json import json_default
 from roofline._malloc import prepare_worker, tune_malloc
 from roofline._outdir import check_out_dir
 from roofline.cost import CostParameters, load_cost_parameters
+from roofline.economics import basis_text
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError
 from roofline.hardware import load_hardware
@@ -71,7 +72,9 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
         ok &= m["fits"]
     for key, metric, upper in (("max_tpot_ms", "tpot_ms", True), ("max_ttft_ms", "ttft_ms", True),
                                ("max_e2e_ms", "e2e_ms", True), ("max_system_cost_usd", "system_cost_usd", True),
-                               ("min_throughput_tok_s", "throughput_tok_s", False)):
+                               ("min_throughput_tok_s", "throughput_tok_s", False), ("max_power_w", "power_w", True),
+                               ("max_energy_j_per_token", "energy_j_per_token", True),
+                               ("max_tco_usd_per_mtok", "tco_usd_per_mtok", True)):
         if key in c:
             ok &= (m[metric] <= c[key]) if upper else (m[metric] >= c[key])
     return ok
@@ -300,7 +303,8 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: floa
         "seconds": round(seconds, 3), "configs_per_second": round(result.configs_per_second),
         "objective": {direction: metric}, "pareto": [{d: m} for d, m in spec.pareto],
         "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
-        "pareto_front": pareto_list, "definitions": DEFINITIONS, "metrics": METRICS,
+        "pareto_front": pareto_list, "metrics": METRICS,
+        "definitions": DEFINITIONS | {"cost_basis": basis_text(cost_parameters(spec).basis)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files.append(out / "summary.json")
