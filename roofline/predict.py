@@ -188,6 +188,7 @@ class Prediction:
         row = {k: v for k, v in d.items() if not isinstance(v, dict)}
         row |= {f"speedup_{k}": v for k, v in self.speedup.items()}
         row |= {f"memory_{k}": v for k, v in d["memory"].items()}
+        row |= d["economics"]
         row |= {f"workload_{k}": v for k, v in d["workload"].items()}
         row |= {k: v for k, v in d["parallelism"].items()}
         return pd.DataFrame([row])

@@ -43,3 +43,30 @@ def test_tco_of_a_known_configuration_by_hand() -> None:
     assert out["tco_usd_per_mtok"][0] == pytest.approx(1.26700, abs=2e-5)
     # tokens/s per kUSD of lifetime TCO: 1,000 / (8 x 0.570149 x 35,040 h / 1,000)
     assert out["tok_s_per_tco_kusd"][0] == pytest.approx(1000 / (8 * per_hour * 4 * 8760 / 1e3))
+
+
+def test_sweeps_rank_and_constrain_by_tco_and_power(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from roofline.cli.main import app
+
+    spec = tmp_path / "tco.yaml"
+    spec.write_text(
+        "name: tco\nhardware: h100-sxm\nmodel: llama-3-8b\nworkload: {batch: 8, input_len: 1024, output_len: 64}\n"
+        "parallelism: {tp: 1}\nsweep:\n  hbm_bandwidth_GBps: [2000, 3350, 6700]\n"
+        "constraints: {memory_fit: true, max_power_w: 600, max_tco_usd_per_mtok: 100}\n"
+        "objective: {maximize: tok_s_per_tco_kusd}\npareto: {minimize: [tco_usd_per_mtok], maximize: [throughput_tok_s]}\n"
+        'cost: {overrides: {"basis.cost": price}}\n')
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["definitions"]["cost_basis"].startswith("price basis")
+    best = summary["best"][0]
+    assert best["hbm_bandwidth_GBps"] == 6700.0  # memory-bound decode: more bandwidth, cheaper tokens
+    assert best["power_w"] <= 600 and best["tco_usd_per_mtok"] <= 100
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("max_power_w: 600", "max_power_w: -1"))
+    result = CliRunner().invoke(app, ["sweep", str(bad), "--out", str(tmp_path / "out2")])
+    assert result.exit_code == 2 and "max_power_w" in result.output

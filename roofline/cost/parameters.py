@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -104,6 +105,7 @@ def _error(origin: str, key: str, problem: str) -> SpecError:
     return SpecError(f"{origin}: {key}: {problem}")
 
 
+@lru_cache(maxsize=1024)
 def _normalize_name(name: str) -> str:
     """Case-, space-, '-'/'_'- and 'TSMC'-prefix-insensitive form of a node or generation name."""
     compact = re.sub(r"[\s_\-]", "", str(name)).upper()
@@ -288,44 +290,56 @@ class CostParameters:
 
     def table(self, table: str) -> dict[str, float | str]:
         """Entries of one table, e.g. ``table("wafer.usd_per_wafer") -> {"N7": 9500.0, ...}``."""
-        prefix = table + "."
-        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+        return dict(self._tables.get(table, {}))
+
+    @cached_property
+    def _tables(self) -> dict[str, dict[str, float | str]]:
+        """``"section.table"`` -> its entries, built once (the cost model asks for them per call)."""
+        tables: dict[str, dict[str, float | str]] = {}
+        for key, value in self.values.items():
+            parts = key.split(".", 2)
+            if len(parts) == 3:
+                tables.setdefault(f"{parts[0]}.{parts[1]}", {})[parts[2]] = value
+        return tables
 
     @property
     def basis(self) -> str:
         """``"manufacturing"`` or ``"price"``: what a cost in dollars means."""
         return str(self.values["basis.cost"])
 
-    @property
+    @cached_property
     def process_nodes(self) -> tuple[str, ...]:
         """Canonical process nodes (keys of ``wafer.usd_per_wafer``)."""
-        return tuple(self.table(_INDEX_OWNERS["node"]))
+        return tuple(self._tables[_INDEX_OWNERS["node"]])
 
-    @property
+    @cached_property
     def hbm_generations(self) -> tuple[str, ...]:
         """Known memory generations (keys of ``hbm.usd_per_GB``)."""
-        return tuple(self.table(_INDEX_OWNERS["generation"]))
+        return tuple(self._tables[_INDEX_OWNERS["generation"]])
+
+    @cached_property
+    def _names(self) -> dict[str, dict[str, str]]:
+        """Normalised name -> canonical node or generation (aliases included), built once."""
+        nodes = {_normalize_name(alias): node for alias, node in self.node_aliases.items()}
+        nodes.update({_normalize_name(node): node for node in self.process_nodes})
+        return {"node": nodes, "generation": {_normalize_name(g): g for g in self.hbm_generations}}
 
     def node(self, name: str) -> str:
         """Canonical name of a process node, resolving aliases (``"TSMC 4N"`` -> ``"N4"``)."""
-        wanted = _normalize_name(name)
-        for node in self.process_nodes:
-            if _normalize_name(node) == wanted:
-                return node
-        for alias, node in self.node_aliases.items():
-            if _normalize_name(alias) == wanted:
-                return node
-        raise _error(self.origin, "wafer.usd_per_wafer", f"unknown process node {name!r}; allowed: "
-                     + ", ".join(self.process_nodes) + " or an alias in node_aliases ("
-                     + ", ".join(self.node_aliases) + ")")
+        found = self._names["node"].get(_normalize_name(name))
+        if found is None:
+            raise _error(self.origin, "wafer.usd_per_wafer", f"unknown process node {name!r}; allowed: "
+                         + ", ".join(self.process_nodes) + " or an alias in node_aliases ("
+                         + ", ".join(self.node_aliases) + ")")
+        return found
 
     def generation(self, name: str) -> str:
         """Canonical name of a memory generation (case-insensitive)."""
-        for generation in self.hbm_generations:
-            if _normalize_name(generation) == _normalize_name(name):
-                return generation
-        raise _error(self.origin, "hbm.usd_per_GB", f"unknown HBM generation {name!r}; allowed: "
-                     + ", ".join(self.hbm_generations))
+        found = self._names["generation"].get(_normalize_name(name))
+        if found is None:
+            raise _error(self.origin, "hbm.usd_per_GB", f"unknown HBM generation {name!r}; allowed: "
+                         + ", ".join(self.hbm_generations))
+        return found
 
     def per_node(self, table: str, process_node: str) -> float:
         """Value of a node-keyed table for a node or alias, e.g. ``("wafer.usd_per_wafer", "4N")``."""
@@ -347,5 +361,22 @@ def load_cost_parameters(path: str | Path | None = None,
     Raises:
         SpecError: Unknown, missing or out-of-range keys (the message names the file and key path).
     """
-    params = CostParameters.from_yaml(DEFAULT_COST_SPEC if path is None else path)
-    return params.with_overrides(overrides or {})
+    return _from_yaml_cached(Path(DEFAULT_COST_SPEC if path is None else path)).with_overrides(overrides or {})
+
+
+_LOADED: dict[tuple[str, int], CostParameters] = {}
+
+
+def _from_yaml_cached(path: Path) -> CostParameters:
+    """A parsed file, reused while it is unchanged (parameters are immutable; checking ~100 sourced
+    values takes milliseconds, more than a prediction)."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return CostParameters.from_yaml(path)  # its one-line error
+    key = (str(path), stamp)
+    if key not in _LOADED:
+        if len(_LOADED) > 64:
+            _LOADED.clear()
+        _LOADED[key] = CostParameters.from_yaml(path)
+    return _LOADED[key]
