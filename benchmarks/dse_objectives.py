@@ -17,7 +17,7 @@ from pathlib import Path
 
 from roofline.cost import fit_margin, load_cost_parameters
 from roofline.plots import FigureWriter
-from roofline.reproduce._dse import DSE_SETUPS, dse_objectives, tornado_figure
+from roofline.reproduce import DSE_SETUPS, dse_objectives, tornado_figure
 
 
 def main() -> None:

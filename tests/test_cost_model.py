@@ -158,3 +158,18 @@ def test_bad_basis_and_range(tmp_path) -> None:
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(SpecError, match=r"tco\.pue\.range: \[2\.0, 1\.0\]; allowed: \[low, high\]"):
         load_cost_parameters(path)
+
+
+def test_design_space_optima_under_the_three_objectives() -> None:
+    from roofline.reproduce import DSE_OBJECTIVES, DSE_SETUPS, dse_objectives
+
+    key = "interconnect.board_usd_per_GBps"
+    optima, tornado = dse_objectives({"h100-sxm": DSE_SETUPS["h100-sxm"]}, estimates=[key])
+    assert list(optima["objective"]) == list(DSE_OBJECTIVES)
+    assert (optima["gain_vs_stock"] > 1).all()  # the grid's best beats the stock device
+    for objective in DSE_OBJECTIVES:
+        base = optima.set_index("objective").loc[objective, "value"]
+        t = tornado[tornado["objective"] == objective].set_index("end")
+        # every configuration gets cheaper as the board cost falls, so the best perf per dollar rises
+        assert t.loc["low", "value"] >= base >= t.loc["high", "value"]
+        assert t.loc["low", "parameter_value"] == 0.3 and t.loc["high", "parameter_value"] == 3.0

@@ -16,7 +16,8 @@ from roofline.reproduce._grid import _frame_of, _model_label, plan_runs, with_ha
 from roofline.reproduce._paper import DSE_COST_VARIANTS, DSE_MODEL_VARIANTS
 from roofline.sweepfile import SweepSpec
 
-__all__ = ["dse_curve", "dse_frame", "dse_optima", "dse_sensitivity"]
+__all__ = ["DSE_OBJECTIVES", "DSE_SETUPS", "dse_curve", "dse_frame", "dse_objectives", "dse_optima",
+           "dse_sensitivity", "tornado_figure"]
 
 
 def dse_frame(spec: SweepSpec, *, fallback: bool = True) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -239,13 +240,15 @@ def _matrix_units(scenario: Any) -> set[str]:
     return {d for d, m in zip(table.dtypes, table.is_matrix) if m}
 
 
-def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS,
+                   estimates: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The optima of L2, HBM bandwidth and link speed per set-up and objective, and the tornado.
 
     Returns:
         (optima, tornado): ``optima`` has one row per set-up and objective (the default
         parameters) with the stock device's objective for comparison; ``tornado`` one row per
         set-up, objective, varied estimate and end of its range, with the optimum there.
+        ``estimates`` restricts the varied parameters (default: every relevant ranged estimate).
     """
     from roofline.cost import load_cost_parameters
 
@@ -264,7 +267,7 @@ def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS) -> tupl
             optima_rows.append({"setup": setup_name, "objective": objective, **best,
                                 "stock_value": stock_value[objective]["value"],
                                 "gain_vs_stock": best["value"] / stock_value[objective]["value"]})
-        for key in _relevant_estimates(scenario):
+        for key in _relevant_estimates(scenario) if estimates is None else estimates:
             low, high = defaults.plausible_range(key)
             for end, value in (("low", low), ("high", high)):
                 moved = _optima(scenario, grid, {key: value})
