@@ -9,6 +9,7 @@ import numpy as np
 from roofline.cost import CostParameters, basis_total_usd, hardware_cost
 from roofline.cost.tco import HOURS_PER_YEAR, tco_usd_per_device_hour
 from roofline.hardware import HardwareSpec
+from roofline.power import energy_rates
 from roofline.timing import HardwareArrays
 
 __all__ = ["ECONOMIC_METRICS", "economic_columns", "basis_text"]
@@ -76,8 +77,6 @@ def economic_columns(
                               link_bandwidth_GBps=hw.link_Bps * hw.links / 1e9, spans_nodes=spans_nodes)
     device_usd = np.broadcast_to(np.asarray(basis_total_usd(params, spec, breakdown), dtype=float), (n,))
     system_usd = device_usd * devices
-    from roofline.power import energy_rates  # power sits after timing; cost before it
-
     static_w = energy_rates(params, spec).static_w
     e2e_s = prefill_capped_s + steps * decode_capped_s
     device_j = prefill_j + steps * decode_j + static_w * e2e_s

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roofline.cost import CostParameters
+from roofline.cost import CostParameters, die_of
 from roofline.dtypes import peak_unit_for
 from roofline.evaluate import PassResult
 from roofline.graph import OpTable
@@ -48,9 +48,7 @@ def energy_rates(params: CostParameters, spec: HardwareSpec) -> EnergyRates:
     Raises:
         SpecError: The device has no ``die`` block (node, memory generation, TDP).
     """
-    from roofline.cost.device import _die  # the die-block check with its one-line error
-
-    die = _die(spec)
+    die = die_of(spec)
     scale = params.per_node("energy.node_scale", die.process_node)
     return EnergyRates(
         flop_j={unit: float(v) * scale * PJ for unit, v in params.table("energy.pj_per_flop").items()},

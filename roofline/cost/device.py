@@ -40,7 +40,7 @@ from roofline.cost.silicon import (
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec
 
-__all__ = ["CostBreakdown", "device_cost", "system_cost", "spec_logic_area_mm2", "hardware_cost"]
+__all__ = ["CostBreakdown", "device_cost", "system_cost", "spec_logic_area_mm2", "hardware_cost", "die_of"]
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ def system_cost(breakdown: CostBreakdown, num_devices: ArrayLike) -> Any:
 def spec_logic_area_mm2(params: CostParameters, spec: HardwareSpec) -> float:
     """A device's logic area (neither L2 nor link PHYs): its ``die.logic_area_mm2``, or for a
     legacy spec with ``die.die_area_mm2`` that area minus its own L2 and link PHYs."""
-    die = _die(spec)
+    die = die_of(spec)
     if die.logic_area_mm2 > 0:
         return die.logic_area_mm2
     return float(logic_area_from_total(
@@ -246,7 +246,8 @@ def spec_logic_area_mm2(params: CostParameters, spec: HardwareSpec) -> float:
         sram_structure=die.l2_sram, link_bandwidth_GBps=spec.intra_node.device_bandwidth_Bps / 1e9))
 
 
-def _die(spec: HardwareSpec) -> Any:
+def die_of(spec: HardwareSpec) -> Any:
+    """The ``die`` block of a device spec, or a one-line error saying cost, power and TCO need it."""
     if spec.die is None:
         raise SpecError(f"{spec.source_file or spec.name}: die: missing; cost, power and TCO need the die "
                         "block (process_node, logic_area_mm2, hbm_stacks, hbm_generation, tdp_w)")
@@ -268,7 +269,7 @@ def hardware_cost(
     The device's own stack capacity (``hbm_capacity / die.hbm_stacks``) prices its generation, so
     its stock stack count is the one in its spec (MI300X: 8 x 24 GiB, not 12 x 16).
     """
-    die = _die(spec)
+    die = die_of(spec)
     memory = spec.memory
     stack_GiB = memory.hbm_capacity_bytes / 2**30 / die.hbm_stacks
     device_link_GBps = spec.intra_node.device_bandwidth_Bps / 1e9
