@@ -173,3 +173,16 @@ def test_design_space_optima_under_the_three_objectives() -> None:
         # every configuration gets cheaper as the board cost falls, so the best perf per dollar rises
         assert t.loc["low", "value"] >= base >= t.loc["high", "value"]
         assert t.loc["low", "parameter_value"] == 0.3 and t.loc["high", "parameter_value"] == 3.0
+
+
+def test_a_copied_spec_with_more_l2_is_dearer_on_the_price_basis_too(tmp_path) -> None:
+    price = load_cost_parameters(overrides={"basis.cost": "price"})
+    h100 = load_hardware("h100-sxm")
+    copied = tmp_path / "h100-big-l2.yaml"  # keeps name: h100-sxm
+    copied.write_text(Path(h100.source_file).read_text().replace(
+        "l2_capacity_MiB: {value: 50,", "l2_capacity_MiB: {value: 128,"))
+    big = load_hardware(copied)
+    stock_total = float(basis_total_usd(price, h100, hardware_cost(price, h100)))
+    big_total = float(basis_total_usd(price, big, hardware_cost(price, big)))
+    sweep_total = float(basis_total_usd(price, h100, hardware_cost(price, h100, l2_MiB=128)))
+    assert big_total > stock_total and big_total == pytest.approx(sweep_total)

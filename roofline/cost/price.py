@@ -72,16 +72,17 @@ def fit_margin(params: CostParameters) -> MarginFit:
 def module_price_usd(params: CostParameters, spec: HardwareSpec, module_usd: Any) -> Any:
     """Price of the accelerator module of ``spec`` at module manufacturing costs ``module_usd``.
 
-    Sourced price plus the fitted margin on the difference from the stock module for a priced
-    device; manufacturing cost times the fitted margin otherwise. Never below manufacturing cost.
+    For a device named like a priced bundled device: its sourced price plus the fitted margin on
+    the difference from that bundled device's module cost as sold; otherwise manufacturing cost
+    times the fitted margin. Never below manufacturing cost.
     """
-    margin = fit_margin(params).margin
+    fit = fit_margin(params)
     module = np.asarray(module_usd, dtype=float)
-    sourced = params.table("price.usd_per_device").get(spec.name)
-    if sourced is None:
-        return margin * module
-    stock = float(hardware_cost(params, spec).module_usd)
-    return np.maximum(float(sourced) + margin * (module - stock), module)
+    if spec.name not in fit.devices:
+        return fit.margin * module
+    # anchored on the bundled device as sold, so a copied spec with more L2 is dearer here too
+    i = fit.devices.index(spec.name)
+    return np.maximum(fit.price_usd[i] + fit.margin * (module - fit.module_usd[i]), module)
 
 
 def basis_total_usd(params: CostParameters, spec: HardwareSpec, breakdown: CostBreakdown) -> Any:
