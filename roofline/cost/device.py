@@ -26,10 +26,10 @@ from numpy.typing import ArrayLike
 
 from roofline.cost.parameters import TOPOLOGIES, CostParameters
 from roofline.cost.silicon import (
-    _dies_per_wafer,
     as_float_array,
     die_cost_usd,
     die_yield,
+    dies_per_wafer_of,
     hbm_stack_count,
     logic_area_from_total,
     scalar_or_array,
@@ -223,8 +223,9 @@ def device_cost(
         "logic_area_mm2": logic, "sram_area_mm2": sram, "serdes_area_mm2": serdes,
         "die_area_mm2": die_area, "per_die_area_mm2": per_die, "num_dies": dies.astype(np.int64),
         "exceeds_reticle": per_die > params.value("die.reticle_limit_mm2"),
-        "dies_per_wafer": _dies_per_wafer(params, per_die), "die_yield": die_yield(params, node, per_die),
-        "die_usd": die_usd, **module, "interconnect_usd": interconnect_usd, "board_system_usd": board_system, "total_usd": total,
+        "dies_per_wafer": dies_per_wafer_of(params, per_die), "die_yield": die_yield(params, node, per_die),
+        "die_usd": die_usd, **module, "interconnect_usd": interconnect_usd,
+        "board_system_usd": board_system, "total_usd": total,
     }
     return CostBreakdown(**{name: scalar_or_array(value) for name, value in lines.items()})
 

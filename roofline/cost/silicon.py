@@ -17,6 +17,7 @@ from roofline.exceptions import SpecError
 __all__ = [
     "SRAM_STRUCTURES",
     "dies_per_wafer",
+    "dies_per_wafer_of",
     "poisson_yield",
     "murphy_yield",
     "negative_binomial_yield",
@@ -163,7 +164,7 @@ def interposer_area_mm2(params: CostParameters, die_area_mm2: ArrayLike, hbm_sta
     return scalar_or_array(params.value("packaging.interposer_area_factor") * silicon)
 
 
-def _dies_per_wafer(params: CostParameters, die_area_mm2: ArrayLike) -> Any:
+def dies_per_wafer_of(params: CostParameters, die_area_mm2: ArrayLike) -> Any:
     """:func:`dies_per_wafer` with the wafer geometry of the cost file."""
     return dies_per_wafer(die_area_mm2, wafer_diameter_mm=params.value("wafer.diameter_mm"),
                           edge_exclusion_mm=params.value("wafer.edge_exclusion_mm"),
@@ -175,7 +176,7 @@ def die_cost_usd(params: CostParameters, process_node: str, die_area_mm2: ArrayL
     """Known-good logic dies of one device: ``n * wafer / (DPW(A/n) * Y(A/n))``."""
     dies = as_float_array("num_dies", num_dies)
     per_die = as_float_array("die_area_mm2", die_area_mm2) / np.maximum(dies, 1.0)
-    good_per_wafer = np.asarray(_dies_per_wafer(params, per_die)) * np.asarray(
+    good_per_wafer = np.asarray(dies_per_wafer_of(params, per_die)) * np.asarray(
         die_yield(params, process_node, per_die))
     with np.errstate(divide="ignore"):
         cost = dies * params.per_node("wafer.usd_per_wafer", process_node) / good_per_wafer

@@ -187,7 +187,8 @@ def _grid(scenario: Any) -> dict[str, np.ndarray]:
     return {"l2_capacity_MiB": l2.ravel(), "hbm_bandwidth_GBps": h.ravel(), "link_bandwidth_GBps": k.ravel()}
 
 
-def _optima(scenario: Any, grid: Mapping[str, np.ndarray], overrides: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+def _optima(scenario: Any, grid: Mapping[str, np.ndarray],
+            overrides: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Objective -> the optimal knobs and the objective there (prefetch on, fitting rows only)."""
     from roofline.cost import load_cost_parameters
     from roofline.engine import evaluate_configs
