@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from roofline.cost import CostParameters, device_cost, load_cost_parameters, logic_area_from_total
+from roofline.cost import CostParameters, load_cost_parameters
+from roofline.economics import ECONOMIC_METRICS, economic_columns
 from roofline.evaluate import DecodeSteps, evaluate_pass, mean_over_steps
 from roofline.graph import build_phase
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
+from roofline.power import EnergyRates, energy_rates, pass_energy_and_capped
 from roofline.predict import decode_kv_range, memory_per_device
 from roofline.timing import HardwareArrays, Recorder
 from roofline.workload import Parallelism, Workload
@@ -42,10 +44,7 @@ METRICS = {
     "decode_bound": "what most of a decode step waits on: compute, memory or comm",
     "memory_GiB": "weights + KV cache + activations per device",
     "fits": "memory_GiB fits in HBM",
-    "device_cost_usd": "cost of one device (cost model, see docs/cost_model.md)",
-    "system_cost_usd": "devices * device cost",
-    "tok_s_per_kusd": "throughput per 1000 USD of system cost (performance per cost)",
-    "baseline_tok_s_per_kusd": "the same without prefetching",
+    **ECONOMIC_METRICS,
 }
 
 
@@ -68,39 +67,8 @@ def _default_cost_parameters() -> CostParameters:
     return load_cost_parameters()
 
 
-_STACK_PARAMS: dict[tuple[int, str, float], tuple[CostParameters, CostParameters]] = {}
-
-
-def _device_stacks(params: CostParameters, spec: HardwareSpec) -> CostParameters:
-    """Cost parameters whose HBM stack capacity is the device's own (capacity / stacks), so that
-    its baseline stack count is the one in its spec (MI300X: 8 x 24 GiB, not 12 x 16)."""
-    die = spec.die
-    per_stack = spec.memory.hbm_capacity_bytes / 2**30 / die.hbm_stacks
-    key = (id(params), die.hbm_generation, per_stack)
-    cached = _STACK_PARAMS.get(key)
-    if cached is None or cached[0] is not params:  # ids are reused once an object is freed
-        derived = params.with_overrides({f"hbm.stack_capacity_GiB.{die.hbm_generation}": per_stack})
-        cached = _STACK_PARAMS[key] = (params, derived)
-    return cached[1]
-
-
-def _cost(scenario: Scenario, hw: HardwareArrays, params: CostParameters) -> np.ndarray:
-    spec = scenario.hardware
-    die = spec.die
-    if die is None:
-        return np.full(hw.n, np.nan)
-    params = _device_stacks(params, spec)
-    base_l2_MiB = spec.memory.l2_capacity_bytes / 2**20
-    logic = logic_area_from_total(params, die.process_node, die.die_area_mm2, base_l2_MiB,
-                                  sram_structure=die.l2_sram)
-    base_link = spec.intra_node.device_bandwidth_Bps / 1e9
-    cost = device_cost(
-        params, process_node=die.process_node, logic_area_mm2=logic, l2_MiB=hw.l2_bytes / 2**20,
-        hbm_capacity_GiB=hw.hbm_capacity_bytes / 2**30, hbm_bandwidth_GBps=hw.hbm_Bps / 1e9,
-        hbm_generation=die.hbm_generation, link_bandwidth_GBps=hw.link_Bps * hw.links / 1e9,
-        num_dies=die.num_dies, link_topology=spec.intra_node.topology,
-        baseline_link_bandwidth_GBps=base_link, sram_structure=die.l2_sram)
-    return np.broadcast_to(np.asarray(cost.total_usd, dtype=float), (hw.n,))
+def _rates(scenario: Scenario, params: CostParameters) -> EnergyRates | None:
+    return None if scenario.hardware.die is None else energy_rates(params, scenario.hardware)
 
 
 def evaluate_configs(
@@ -132,6 +100,9 @@ def evaluate_configs(
     decode = build_phase(model, w, par, "decode")
     pre = evaluate_pass(prefill, hw)
     steps = DecodeSteps(decode, hw)
+    params = cost_params or _default_cost_parameters()
+    rates = _rates(scenario, params)
+    prefill_j, prefill_capped_s = pass_energy_and_capped(prefill, pre, rates)
     compute_bound = decode.count * ~decode.is_comm
     comm_ops = decode.count * decode.is_comm
 
@@ -142,7 +113,8 @@ def evaluate_configs(
         compute_s = compute_bound @ (t.total_s * is_compute)
         comm_s = comm_ops @ t.total_s
         memory_s = decode.count @ t.total_s - compute_s - comm_s
-        return np.stack([res.base_s, res.time_s, compute_s, memory_s, comm_s], axis=1)
+        energy_j, capped_s = pass_energy_and_capped(decode, res, rates, rec)
+        return np.stack([res.base_s, res.time_s, compute_s, memory_s, comm_s, energy_j, capped_s], axis=1)
 
     first, last = decode_kv_range(w)
     means = mean_over_steps(step, np.full(n, first), np.full(n, last))
@@ -156,8 +128,10 @@ def evaluate_configs(
 
     memory = memory_per_device(model, w, par, 0.0)
     fits = memory.total_bytes <= hw.hbm_capacity_bytes
-    device_usd = _cost(scenario, hw, cost_params or _default_cost_parameters())
-    system_usd = device_usd * scenario.devices
+    economics = economic_columns(
+        params, scenario.hardware, hw, devices=scenario.devices, tokens_per_request=scale, steps=steps,
+        throughput_tok_s=throughput, baseline_throughput_tok_s=throughput_base, prefill_j=prefill_j,
+        prefill_capped_s=prefill_capped_s, decode_j=means[:, 5], decode_capped_s=means[:, 6])
     return {
         "ttft_ms": ttft * 1e3,
         "tpot_ms": tpot * 1e3,
@@ -171,10 +145,7 @@ def evaluate_configs(
         "decode_bound": np.argmax(means[:, 2:5], axis=1),
         "memory_GiB": np.full(n, memory.total_bytes / 2**30),
         "fits": fits,
-        "device_cost_usd": device_usd,
-        "system_cost_usd": system_usd,
-        "tok_s_per_kusd": throughput / system_usd * 1e3,
-        "baseline_tok_s_per_kusd": throughput_base / system_usd * 1e3,
+        **economics,
     }
 
 

@@ -199,23 +199,34 @@ def _torus_dims(b: Block, topology: str) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class DieSpec:
-    """Silicon facts the cost model needs."""
+    """Silicon facts the cost and power models need.
+
+    The die area is derived from its parts (``roofline.cost``): ``logic_area_mm2`` (what is neither
+    L2 nor link PHYs) plus the L2 and the link PHYs at the process node, so a copied spec with more
+    L2 or faster links costs more. A legacy spec may give the published ``die_area_mm2`` instead:
+    it is then read as that area at the spec's own L2 and link bandwidth.
+    """
 
     process_node: str
-    die_area_mm2: float  # all compute dies together, L2 included
+    die_area_mm2: float  # legacy: all compute dies together, L2 and PHYs included (0 if logic is given)
     hbm_stacks: int
     tdp_w: float = 0.0
     hbm_generation: str = "HBM3"
     num_dies: int = 1
     l2_sram: str = "gpu_l2"  # gpu_l2 | macro: the SRAM density the cost model uses for L2
+    logic_area_mm2: float = 0.0  # all dies, neither L2 nor link PHYs (0 if die_area_mm2 is given)
 
     @classmethod
     def from_block(cls, b: Block) -> DieSpec:
-        b.check_keys(["process_node", "die_area_mm2", "hbm_stacks"],
-                     ["tdp_w", "num_dies", "hbm_generation", "l2_sram"])
+        b.check_keys(["process_node", "hbm_stacks"],
+                     ["logic_area_mm2", "die_area_mm2", "tdp_w", "num_dies", "hbm_generation", "l2_sram"])
+        if b.has("logic_area_mm2") == b.has("die_area_mm2"):
+            raise b.error("logic_area_mm2", "give exactly one of logic_area_mm2 (area that is neither L2 "
+                          "nor link PHYs) and die_area_mm2 (legacy: the published die area)")
         return cls(
             process_node=b.string("process_node"),
-            die_area_mm2=b.number("die_area_mm2", strict=True),
+            die_area_mm2=b.number("die_area_mm2", strict=True) if b.has("die_area_mm2") else 0.0,
+            logic_area_mm2=b.number("logic_area_mm2", strict=True) if b.has("logic_area_mm2") else 0.0,
             hbm_stacks=b.integer("hbm_stacks"),
             tdp_w=b.number("tdp_w", default=0.0),
             hbm_generation=b.string("hbm_generation", default="HBM3"),

@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roofline.collectives import spans_nodes
+from roofline.cost import CostParameters, load_cost_parameters
+from roofline.economics import ECONOMIC_METRICS, basis_text, economic_columns
 from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
 from roofline.graph import OpTable, build_phase, weight_params_by_class
 from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import ModelSpec, load_model
+from roofline.power import energy_rates, pass_energy_and_capped
 from roofline.prefetch import LIMITS
 from roofline.timing import HardwareArrays, Recorder
 from roofline.workload import Parallelism, Workload
@@ -113,6 +116,9 @@ class Prediction:
     baseline_tpot_s: float
     baseline_e2e_s: float
     memory: MemoryReport
+    #: cost, power and TCO metrics (``roofline.economics.ECONOMIC_METRICS``; NaN without a die block)
+    economics: dict[str, float] = field(default_factory=dict)
+    cost_basis: str = "manufacturing"
     _detail: _Detail | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -165,7 +171,8 @@ class Prediction:
                 "fits": self.memory.fits,
                 "verdict": self.memory.verdict(),
             },
-            "definitions": DEFINITIONS,
+            "economics": {k: (v if np.isfinite(v) else None) for k, v in self.economics.items()},
+            "definitions": DEFINITIONS | ECONOMIC_METRICS | {"cost_basis": basis_text(self.cost_basis)},
             "breakdown": self.breakdown,
             "segments": self.segments,
         }
@@ -181,6 +188,7 @@ class Prediction:
         row = {k: v for k, v in d.items() if not isinstance(v, dict)}
         row |= {f"speedup_{k}": v for k, v in self.speedup.items()}
         row |= {f"memory_{k}": v for k, v in d["memory"].items()}
+        row |= d["economics"]
         row |= {f"workload_{k}": v for k, v in d["workload"].items()}
         row |= {k: v for k, v in d["parallelism"].items()}
         return pd.DataFrame([row])
@@ -311,6 +319,7 @@ def predict(
     prefetch_weights: bool | None = None,
     prefetch_kv: bool | None = None,
     check_memory: bool = True,
+    cost_params: CostParameters | None = None,
     **hardware_overrides: float,
 ) -> Prediction:
     """Predict serving latency and throughput of ``model`` on ``hardware``.
@@ -336,6 +345,8 @@ def predict(
         prefetch_weights, prefetch_kv: whether weights and the KV cache are prefetched
             (default: the hardware spec's ``prefetch`` block, both on).
         check_memory: raise when weights + KV cache + activations exceed HBM.
+        cost_params: cost, power and TCO parameters (default ``cost_specs/default.yaml``); their
+            ``basis.cost`` names the basis of the dollar figures.
         **hardware_overrides: sweepable parameters with units in the name, e.g.
             ``l2_capacity_MiB=96``, ``hbm_bandwidth_GBps=4000``.
 
@@ -369,20 +380,31 @@ def predict(
     pre = evaluate_pass(prefill, arrays)
     ttft_base, ttft = float(pre.base_s[0]), float(pre.time_s[0])
     decode_steps = DecodeSteps(decode, arrays)
+    params = cost_params or load_cost_parameters()
+    rates = energy_rates(params, hw) if hw.die is not None else None
+    prefill_j, prefill_capped_s = pass_energy_and_capped(prefill, pre, rates)
 
     def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
         res = decode_steps.at(rows, kv_len, rec)
-        return np.stack([res.base_s, res.time_s], axis=1)
+        energy_j, capped_s = pass_energy_and_capped(decode, res, rates, rec)
+        return np.stack([res.base_s, res.time_s, energy_j, capped_s], axis=1)
 
     first, last = decode_kv_range(w)
-    tpot_base, tpot = mean_over_steps(step, np.array([first]), np.array([last]))[0]
+    tpot_base, tpot, decode_j, decode_capped_s = mean_over_steps(step, np.array([first]), np.array([last]))[0]
     steps = w.output_len - 1
     e2e = ttft + steps * tpot
     e2e_base = ttft_base + steps * tpot_base
+    scale = w.batch * w.output_len * par.dp
+    economics = economic_columns(
+        params, hw, arrays, devices=par.devices, tokens_per_request=scale, steps=steps,
+        throughput_tok_s=np.array([scale / e2e]), baseline_throughput_tok_s=np.array([scale / e2e_base]),
+        prefill_j=prefill_j, prefill_capped_s=prefill_capped_s, decode_j=np.array([decode_j]),
+        decode_capped_s=np.array([decode_capped_s]))
     return Prediction(
         model=m.name, hardware=hw.name, workload=w, parallelism=par, prefetch=bool(arrays.prefetch[0]),
         ttft_s=ttft, tpot_s=float(tpot), e2e_s=float(e2e),
         throughput_tok_s=float(w.batch * w.output_len / e2e * par.dp),
         baseline_ttft_s=ttft_base, baseline_tpot_s=float(tpot_base), baseline_e2e_s=float(e2e_base),
-        memory=memory, _detail=_Detail(prefill, decode_steps, pre, first, last),
+        memory=memory, economics={k: float(v[0]) for k, v in economics.items()}, cost_basis=params.basis,
+        _detail=_Detail(prefill, decode_steps, pre, first, last),
     )

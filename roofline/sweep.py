@@ -31,6 +31,7 @@ from roofline._outdir import check_out_dir, claim_out_dir
 from roofline._runfiles import replacing, tmp_path
 from roofline._testhooks import kill_point
 from roofline.cost import CostParameters, load_cost_parameters
+from roofline.economics import basis_text
 from roofline.edge import edge_warnings
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError
@@ -77,7 +78,9 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
         ok &= m["fits"]
     for key, metric, upper in (("max_tpot_ms", "tpot_ms", True), ("max_ttft_ms", "ttft_ms", True),
                                ("max_e2e_ms", "e2e_ms", True), ("max_system_cost_usd", "system_cost_usd", True),
-                               ("min_throughput_tok_s", "throughput_tok_s", False)):
+                               ("min_throughput_tok_s", "throughput_tok_s", False), ("max_power_w", "power_w", True),
+                               ("max_energy_j_per_token", "energy_j_per_token", True),
+                               ("max_tco_usd_per_mtok", "tco_usd_per_mtok", True)):
         if key in c:
             ok &= (m[metric] <= c[key]) if upper else (m[metric] >= c[key])
     return ok
@@ -372,7 +375,8 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
         "seconds": round(seconds, 3), "configs_per_second": round(result.configs_per_second),
         "objective": {direction: metric}, "pareto": [{d: m} for d, m in spec.pareto],
         "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
-        "pareto_front": pareto_list, "definitions": DEFINITIONS, "metrics": METRICS,
+        "pareto_front": pareto_list, "metrics": METRICS,
+        "definitions": DEFINITIONS | {"cost_basis": basis_text(cost_parameters(spec).basis)},
         "edge_warnings": edge_warnings(spec.parameters, result.best[0] if result.best else None),
     }
     tmp_path(out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))

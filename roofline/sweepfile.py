@@ -45,12 +45,16 @@ STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", 
 HARDWARE_PARAMETERS = tuple(SWEEPABLE) + ("prefetch",)
 METRIC_NAMES = ("ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "baseline_ttft_ms", "baseline_tpot_ms",
                 "baseline_e2e_ms", "baseline_throughput_tok_s", "prefetch_speedup", "memory_GiB",
-                "device_cost_usd", "system_cost_usd", "tok_s_per_kusd", "baseline_tok_s_per_kusd")
+                "device_cost_usd", "system_cost_usd", "tok_s_per_kusd", "baseline_tok_s_per_kusd",
+                "power_w", "energy_j_per_token", "sustained_throughput_tok_s", "tco_usd_per_mtok",
+                "tok_s_per_tco_kusd")
 CONSTRAINTS = {
     "memory_fit": "the model, KV cache and activations fit in HBM (true/false)",
     "max_tpot_ms": "TPOT at most this", "max_ttft_ms": "TTFT at most this",
     "max_e2e_ms": "e2e latency at most this", "max_system_cost_usd": "system cost at most this",
     "min_throughput_tok_s": "throughput at least this",
+    "max_power_w": "average device power at most this", "max_energy_j_per_token": "energy per token at most this",
+    "max_tco_usd_per_mtok": "TCO per million tokens at most this",
 }
 WORKLOAD_KEYS = ("batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes")
 PARALLEL_KEYS = ("tp", "pp", "dp", "ep")

@@ -53,6 +53,8 @@ LABELS = {
     "e2e_ms": "e2e ms", "throughput_tok_s": "tok/s", "system_cost_usd": "system USD",
     "device_cost_usd": "device USD", "tok_s_per_kusd": "tok/s per kUSD",
     "baseline_tok_s_per_kusd": "base tok/s per kUSD", "decode_bound": "bound", "prefetch_speedup": "speedup",
+    "power_w": "W", "energy_j_per_token": "J/tok", "sustained_throughput_tok_s": "capped tok/s",
+    "tco_usd_per_mtok": "TCO USD/Mtok", "tok_s_per_tco_kusd": "tok/s per TCO kUSD",
 }
 
 

@@ -62,6 +62,38 @@ def _overrides(l2_mib: float | None, l2_bw: float | None, hbm_bw: float | None, 
             "prefetch_threshold_fraction": threshold, "link_bandwidth_GBps": link_bw}
 
 
+class CostBasis(str, Enum):
+    manufacturing = "manufacturing"
+    price = "price"
+
+
+def _cost_parameters(basis: str) -> Any:
+    from roofline.cost import load_cost_parameters
+
+    return load_cost_parameters(overrides={"basis.cost": basis})
+
+
+_ECONOMIC_ROWS = (("device_cost_usd", "device cost (USD)"), ("system_cost_usd", "system cost (USD)"),
+                  ("tok_s_per_kusd", "tok/s per kUSD"), ("power_w", "average power per device (W)"),
+                  ("energy_j_per_token", "energy per token (J)"),
+                  ("sustained_throughput_tok_s", "sustained throughput, TDP-capped (tok/s)"),
+                  ("tco_usd_per_mtok", "TCO per million tokens (USD)"),
+                  ("tok_s_per_tco_kusd", "tok/s per kUSD of lifetime TCO"))
+
+
+def _print_economics(p: Prediction) -> None:
+    """The cost, power and TCO table (with prefetching as predicted), or a note without a die block."""
+    from roofline.economics import ECONOMIC_METRICS, basis_text
+
+    if not all(v == v for v in p.economics.values()):
+        typer.echo(f"note: {p.hardware} has no die: block, so cost, power and TCO are unknown", err=True)
+        return
+    rows = [[label, p.economics[key]] for key, label in _ECONOMIC_ROWS]
+    print_table("cost, power and TCO", ["metric", "value"], rows,
+                caption=basis_text(p.cost_basis) + "\n" + "\n".join(
+                    f"{key}: {ECONOMIC_METRICS[key]}" for key, _ in _ECONOMIC_ROWS[3:]))
+
+
 def _headline(p: Prediction) -> list[list[Any]]:
     s = p.speedup
     return [
@@ -110,6 +142,8 @@ def predict_command(
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write the latency breakdown and roofline charts (HTML and PNG) with this path stem.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot files.")] = False,
+    cost_basis: Annotated[CostBasis, typer.Option(
+        help="Dollars as manufacturing cost or as price (sourced device prices, fitted margin).")] = "manufacturing",
 ) -> None:
     """Predict TTFT, TPOT, end-to-end latency and throughput of one configuration.
 
@@ -130,6 +164,7 @@ def predict_command(
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
                 collective_library=str(getattr(collective_library, "value", collective_library)),
                 async_tp=async_tp, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
+                cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))),
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
     if plot is not None:
         for path in _write_plots(p, hardware, plot):
@@ -152,6 +187,7 @@ def predict_command(
                 _headline(p),
                 caption=f"memory: {p.memory.verdict()}\n" + "\n".join(
                     f"{k.upper()}: {v}" for k, v in DEFINITIONS.items()))
+    _print_economics(p)
     if breakdown:
         for phase in ("prefill", "decode"):
             rows = [[r["op"], r["kind"], r["bound"], r["count"], r["time_ms"], r["share"] * 100,

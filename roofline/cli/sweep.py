@@ -58,7 +58,7 @@ def sweep_command(
     no_cost = sorted({r["hardware"] for r in result.best if r["system_cost_usd"] != r["system_cost_usd"]})
     if no_cost:
         echo_err(f"note: {', '.join(no_cost)} has no die: block, so cost and performance per cost are unknown "
-                 f"(add die: process_node, die_area_mm2, hbm_stacks to the spec)")
+                 f"(add die: process_node, logic_area_mm2, hbm_stacks to the spec)")
     direction, metric = spec.objective
     rows = result.best
     print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "

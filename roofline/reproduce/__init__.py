@@ -12,6 +12,11 @@ Two experiments, each driven by sweep files under ``sweeps/`` and run with the v
     Also: speedup against the ratio of collective time to prefetch time (:func:`decode_ratio`),
     and a one-at-a-time sensitivity table of the 910B main point (batch 4, 16K).
 
+The design-space answer under three objectives (:func:`dse_objectives`, :func:`tornado_figure`):
+optima of L2, HBM bandwidth and link speed under perf per manufacturing cost, per price and per
+TCO dollar for :data:`DSE_SETUPS`, and how far each moves over each estimate's range
+(``benchmarks/dse_objectives.py``, docs/dse_l2.md).
+
 ``dse-l2`` (``sweeps/dse_l2_ascend.yaml``)
     Performance per cost (tokens/s per 1000 USD of system cost) against L2 size, 0-256 MiB, with
     and without prefetching, on the 910B set-up; the optimal L2 size with and without prefetch,
@@ -34,7 +39,16 @@ and its files) and ``_run`` (:func:`reproduce_preserve`, :func:`reproduce_dse_l2
 
 from __future__ import annotations
 
-from roofline.reproduce._dse import dse_curve, dse_frame, dse_optima, dse_sensitivity
+from roofline.reproduce._dse import (
+    DSE_OBJECTIVES,
+    DSE_SETUPS,
+    dse_curve,
+    dse_frame,
+    dse_objectives,
+    dse_optima,
+    dse_sensitivity,
+    tornado_figure,
+)
 from roofline.reproduce._grid import (
     Run,
     expand_sequences,
@@ -79,7 +93,8 @@ __all__ = [
     "DSE_MODEL_VARIANTS", "with_hardware",
     "split_sequence", "sequence_grid", "expand_sequences", "fallback_tp", "plan_runs", "decode_ratio",
     "preserve_frame", "preserve_table", "preserve_summary", "sensitivity_table", "dse_frame",
-    "dse_optima", "dse_curve", "dse_sensitivity", "check_out_dir", "reproduce_preserve",
+    "dse_optima", "dse_curve", "dse_sensitivity", "dse_objectives", "tornado_figure", "DSE_SETUPS",
+    "DSE_OBJECTIVES", "check_out_dir", "reproduce_preserve",
     "reproduce_dse_l2", "Reproduction", "EXPERIMENTS", "markdown_table",
     # constants and helpers
     "RATIO_BINS", "Run", "SWEEPS_DIR", "sensitivity_pivot",

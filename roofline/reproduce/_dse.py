@@ -16,7 +16,8 @@ from roofline.reproduce._grid import _frame_of, _model_label, plan_runs, with_ha
 from roofline.reproduce._paper import DSE_COST_VARIANTS, DSE_MODEL_VARIANTS
 from roofline.sweepfile import SweepSpec
 
-__all__ = ["dse_curve", "dse_frame", "dse_optima", "dse_sensitivity"]
+__all__ = ["DSE_OBJECTIVES", "DSE_SETUPS", "dse_curve", "dse_frame", "dse_objectives", "dse_optima",
+           "dse_sensitivity", "tornado_figure"]
 
 
 def dse_frame(spec: SweepSpec, *, fallback: bool = True) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -136,3 +137,180 @@ def dse_sensitivity(spec: SweepSpec, *, cost_variants: Mapping[str, Mapping[str,
 def _span(values: pd.Series, fmt: str = "{:g}") -> str:
     lo, hi = float(values.min()), float(values.max())
     return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The design-space answer under three objectives (issue 17): perf per manufacturing cost, per price
+# and per TCO dollar, at a static batch, and how far each optimum moves with each unsourced estimate.
+# ----------------------------------------------------------------------------------------------
+
+#: The set-ups: the PRESERVE one (8x Ascend 910B, int8, batch 4, 16K) and two GPU nodes.
+DSE_SETUPS: dict[str, dict[str, Any]] = {
+    "910b (PRESERVE)": {"model": "llama-3-70b", "hardware": "ascend-910b", "dtype": "int8", "batch": 4,
+                        "input_len": 10923, "output_len": 5461, "tp": 8},
+    "h100-sxm": {"model": "llama-3-70b", "hardware": "h100-sxm", "dtype": "bf16", "batch": 16,
+                 "input_len": 2048, "output_len": 512, "tp": 8},
+    "mi300x": {"model": "llama-3-70b", "hardware": "mi300x", "dtype": "bf16", "batch": 16,
+               "input_len": 2048, "output_len": 512, "tp": 8},
+}
+#: Objective -> (cost basis, metric to maximise).
+DSE_OBJECTIVES: dict[str, tuple[str, str]] = {
+    "perf per manufacturing cost": ("manufacturing", "tok_s_per_kusd"),
+    "perf per price": ("price", "tok_s_per_kusd"),
+    "perf per TCO dollar": ("price", "tok_s_per_tco_kusd"),
+}
+#: The knobs whose optima are reported, as multiples of the stock value (L2 in MiB).
+DSE_L2_MiB = np.arange(0.0, 257.0, 16.0)
+DSE_HBM_SCALE = np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0])
+DSE_LINK_SCALE = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
+_KNOBS = ("l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps")
+
+
+def _scenario(setup: Mapping[str, Any]) -> Any:
+    from roofline.engine import Scenario
+    from roofline.hardware import load_hardware
+    from roofline.model import load_model
+    from roofline.workload import Parallelism, Workload
+
+    model = load_model(setup["model"])
+    workload = Workload.for_model(model, setup["dtype"], batch=setup["batch"], input_len=setup["input_len"],
+                                  output_len=setup["output_len"])
+    return Scenario(model, workload, Parallelism(tp=setup["tp"]), load_hardware(setup["hardware"]))
+
+
+def _grid(scenario: Any) -> dict[str, np.ndarray]:
+    """The (L2, HBM bandwidth, per-link bandwidth) grid around a device, flattened."""
+    spec = scenario.hardware
+    hbm = spec.memory.hbm_bandwidth_Bps / 1e9 * DSE_HBM_SCALE
+    link = spec.intra_node.link_bandwidth_Bps / 1e9 * DSE_LINK_SCALE
+    l2, h, k = np.meshgrid(DSE_L2_MiB, hbm, link, indexing="ij")
+    return {"l2_capacity_MiB": l2.ravel(), "hbm_bandwidth_GBps": h.ravel(), "link_bandwidth_GBps": k.ravel()}
+
+
+def _optima(scenario: Any, grid: Mapping[str, np.ndarray],
+            overrides: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Objective -> the optimal knobs and the objective there (prefetch on, fitting rows only)."""
+    from roofline.cost import load_cost_parameters
+    from roofline.engine import evaluate_configs
+
+    n = len(grid["l2_capacity_MiB"])
+    columns: dict[str, dict[str, np.ndarray]] = {}
+    for basis in ("manufacturing", "price"):
+        params = load_cost_parameters(overrides={**overrides, "basis.cost": basis})
+        columns[basis] = evaluate_configs(scenario, n, prefetch=True, cost_params=params, **grid)
+    out = {}
+    for name, (basis, metric) in DSE_OBJECTIVES.items():
+        values = np.where(columns[basis]["fits"], columns[basis][metric], -np.inf)
+        best = int(np.argmax(values))
+        out[name] = {knob: float(grid[knob][best]) for knob in _KNOBS} | {"value": float(values[best])}
+    return out
+
+
+def _relevant_estimates(scenario: Any) -> list[str]:
+    """Unsourced parameters (``estimate:``) with a plausible range that can change this device's
+    cost, power or TCO: its node's and memory generation's entries and the global ones."""
+    from roofline.cost import load_cost_parameters
+
+    params = load_cost_parameters()
+    die = scenario.hardware.die
+    node, generation = params.node(die.process_node), params.generation(die.hbm_generation)
+    keys = []
+    for key, prov in params.provenance.items():
+        if "estimate" not in prov or "range" not in prov:
+            continue
+        parts = key.split(".")
+        table_key = ".".join(parts[:2])
+        if len(parts) == 3 and parts[2] not in (node, generation, scenario.hardware.intra_node.topology) \
+                and table_key not in ("energy.pj_per_flop",):
+            continue
+        if table_key == "energy.pj_per_flop" and parts[2] not in _matrix_units(scenario):
+            continue
+        if (table_key == "sram.l2_mm2_per_MiB" and die.l2_sram != "gpu_l2") or (
+                table_key == "sram.macro_mm2_per_MiB" and die.l2_sram != "macro"):
+            continue
+        if table_key == "interconnect.scale_out_usd_per_GBps":
+            continue  # single-node set-ups
+        keys.append(key)
+    return keys
+
+
+def _matrix_units(scenario: Any) -> set[str]:
+    from roofline.graph import build_phase
+
+    table = build_phase(scenario.model, scenario.workload, scenario.parallelism, "decode")
+    return {d for d, m in zip(table.dtypes, table.is_matrix) if m}
+
+
+def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS,
+                   estimates: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The optima of L2, HBM bandwidth and link speed per set-up and objective, and the tornado.
+
+    Returns:
+        (optima, tornado): ``optima`` has one row per set-up and objective (the default
+        parameters) with the stock device's objective for comparison; ``tornado`` one row per
+        set-up, objective, varied estimate and end of its range, with the optimum there.
+        ``estimates`` restricts the varied parameters (default: every relevant ranged estimate).
+    """
+    from roofline.cost import load_cost_parameters
+
+    defaults = load_cost_parameters()
+    optima_rows, tornado_rows = [], []
+    for setup_name, setup in setups.items():
+        scenario = _scenario(setup)
+        grid = _grid(scenario)
+        base = _optima(scenario, grid, {})
+        spec = scenario.hardware
+        stock = {"l2_capacity_MiB": np.array([spec.memory.l2_capacity_bytes / 2**20]),
+                 "hbm_bandwidth_GBps": np.array([spec.memory.hbm_bandwidth_Bps / 1e9]),
+                 "link_bandwidth_GBps": np.array([spec.intra_node.link_bandwidth_Bps / 1e9])}
+        stock_value = _optima(scenario, stock, {})
+        for objective, best in base.items():
+            optima_rows.append({"setup": setup_name, "objective": objective, **best,
+                                "stock_value": stock_value[objective]["value"],
+                                "gain_vs_stock": best["value"] / stock_value[objective]["value"]})
+        for key in _relevant_estimates(scenario) if estimates is None else estimates:
+            low, high = defaults.plausible_range(key)
+            for end, value in (("low", low), ("high", high)):
+                moved = _optima(scenario, grid, {key: value})
+                for objective, best in moved.items():
+                    tornado_rows.append({"setup": setup_name, "objective": objective, "parameter": key,
+                                         "end": end, "parameter_value": value,
+                                         "default_value": defaults.value(key), **best})
+    return pd.DataFrame(optima_rows), pd.DataFrame(tornado_rows)
+
+
+def tornado_figure(optima: pd.DataFrame, tornado: pd.DataFrame, setup: str) -> Any:
+    """Tornado charts of one set-up: per objective (rows) and knob (columns), the optimum when each
+    estimate sits at the low (blue) or high (orange) end of its range; dotted: the default optimum.
+    The x axes span the searched grid, so a short bar is a small move."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    t_all = tornado[tornado["setup"] == setup]
+    params = list(dict.fromkeys(t_all["parameter"]))
+    objectives = list(DSE_OBJECTIVES)
+    titles = {"l2_capacity_MiB": "L2 (MiB)", "hbm_bandwidth_GBps": "HBM (GB/s)", "link_bandwidth_GBps": "link (GB/s)"}
+    fig = make_subplots(rows=len(objectives), cols=3, shared_yaxes=True, horizontal_spacing=0.02,
+                        vertical_spacing=0.06,
+                        subplot_titles=[f"{o}: {titles[k]}" for o in objectives for k in _KNOBS])
+    grid = _grid(_scenario(DSE_SETUPS[setup])) if setup in DSE_SETUPS else None
+    for row, objective in enumerate(objectives, start=1):
+        base = optima[(optima["setup"] == setup) & (optima["objective"] == objective)].iloc[0]
+        t = t_all[t_all["objective"] == objective]
+        for col, knob in enumerate(_KNOBS, start=1):
+            for end, color in (("low", "#4C78A8"), ("high", "#F58518")):
+                rows = t[t["end"] == end].set_index("parameter").reindex(params)
+                moved = rows[knob] - base[knob]
+                fig.add_trace(go.Bar(y=params, x=moved.where(moved != 0, np.nan), base=base[knob], orientation="h",
+                                     marker_color=color, opacity=0.85, showlegend=row == 1 and col == 1,
+                                     name=f"estimate at the {end} end of its range"), row=row, col=col)
+            fig.add_vline(x=base[knob], line_dash="dot", line_color="black", row=row, col=col)
+            if grid is not None:
+                lo, hi = float(grid[knob].min()), float(grid[knob].max())
+                fig.update_xaxes(range=[lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo)], row=row, col=col)
+    fig.update_layout(barmode="overlay", title=f"{setup}: how far each optimum moves over each estimate's range "
+                      "(dotted: default optimum; no bar: it does not move)", height=260 * len(objectives) + 200,
+                      width=1500, legend={"orientation": "h", "y": -0.06}, margin={"l": 300, "t": 90},
+                      font={"size": 11})
+    fig.update_annotations(font_size=12)
+    return fig

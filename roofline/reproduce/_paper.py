@@ -54,7 +54,7 @@ DSE_COST_VARIANTS: dict[str, dict[str, float]] = {
     "SRAM 2.49 mm2/MiB (GPU-style L2 density)": {"sram.macro_mm2_per_MiB.SMIC-7nm": 2.49},
     "host share $0 (no server share)": {"system.host_share_usd": 0.0},
     "host share $8,000": {"system.host_share_usd": 8000.0},
-    "mesh links priced like NVSwitch ($5.68 per GB/s)": {"interconnect.fabric_usd_per_GBps.full_mesh": 5.68},
+    "mesh links priced like NVSwitch ($5.68 per GB/s)": {"interconnect.switch_usd_per_GBps.full_mesh": 5.68},
     "GPU-style SRAM and host share $0": {"sram.macro_mm2_per_MiB.SMIC-7nm": 2.49, "system.host_share_usd": 0.0},
 }
 

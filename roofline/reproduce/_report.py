@@ -88,7 +88,8 @@ def _preserve_report(table: pd.DataFrame, summary: Mapping[str, Any], skipped: S
 def _dse_report(optima: pd.DataFrame, curve: pd.DataFrame, overall: Mapping[str, float],
                 sens: pd.DataFrame | None, skipped: Sequence[Mapping[str, Any]]) -> str:
     parts = ["# PRESERVE design-space exploration: performance per cost against L2 size\n\n",
-             "Performance per cost = throughput (tokens/s) per 1000 USD of system cost (cost_specs/default.yaml). "
+             "Performance per cost = throughput (tokens/s) per 1000 USD of system cost, on the cost basis of the "
+             "sweep file (manufacturing by default; cost_specs/default.yaml, docs/cost_model.md). "
              "8x Ascend 910B, int8, batch 4, 16K sequence (10923 prompt + 5461 generated).\n\n",
              f"All models (geometric mean, normalised to 192 MiB without prefetch): optimum "
              f"{overall['l2_best_without_MiB']:g} MiB without prefetch ({overall['best_without']:.3f}), "

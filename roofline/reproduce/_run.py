@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from roofline._json import json_default
+from roofline.economics import basis_text
 from roofline.exceptions import SpecError
 from roofline.hardware import load_hardware
 from roofline.reproduce._dse import (
@@ -47,6 +48,7 @@ from roofline.reproduce._preserve import (
 )
 from roofline.reproduce._report import _dse_report, _main_markdown, _preserve_report, markdown_table
 from roofline.reproduce._sensitivity import sensitivity_pivot, sensitivity_table
+from roofline.sweep import cost_parameters
 
 __all__ = ["reproduce_dse_l2", "reproduce_preserve"]
 
@@ -155,6 +157,7 @@ def reproduce_dse_l2(out: str | Path, *, force: bool = False, plots: bool = True
         "skipped": sorted({(s["hardware"], s["model"], s["status"]) for s in skipped}),
         "normalisation": "geometric mean over models of tokens/s per kUSD divided by the model's value at "
                          "192 MiB without prefetch",
+        "cost_basis": basis_text(cost_parameters(spec).basis),
     }
     sens = None
     if sensitivity:

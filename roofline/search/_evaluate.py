@@ -47,7 +47,9 @@ class TrialOutcome:
 #: Constraint name -> (metric, upper bound?) for the numeric constraints of a sweep file.
 _LIMITS = {"max_tpot_ms": ("tpot_ms", True), "max_ttft_ms": ("ttft_ms", True), "max_e2e_ms": ("e2e_ms", True),
            "max_system_cost_usd": ("system_cost_usd", True),
-           "min_throughput_tok_s": ("throughput_tok_s", False)}
+           "min_throughput_tok_s": ("throughput_tok_s", False), "max_power_w": ("power_w", True),
+           "max_energy_j_per_token": ("energy_j_per_token", True),
+           "max_tco_usd_per_mtok": ("tco_usd_per_mtok", True)}
 
 
 def constraint_names(spec: SweepSpec) -> tuple[str, ...]:

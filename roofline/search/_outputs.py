@@ -176,6 +176,14 @@ def finalize(spec: SweepSpec, options: SearchOptions, study: optuna.Study, out: 
     return result
 
 
+def _cost_basis(spec: Any) -> str:
+    """What the dollar metrics of this search mean (manufacturing cost or price)."""
+    from roofline.economics import basis_text
+    from roofline.sweep import cost_parameters
+
+    return basis_text(cost_parameters(spec).basis)
+
+
 def _write_json(path: Path, data: Any) -> None:
     atomic_write(path, json.dumps(data, indent=2, default=json_default))
 
@@ -201,6 +209,7 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
         "dashboard": f"optuna-dashboard {result.storage}",
         "objective": [{d: m} for d, m in zip(result.objective.directions, result.objective.metrics)],
         "constraints": {k: json_value(v) for k, v in spec.constraints.items()},
+        "cost_basis": _cost_basis(spec),
         "options": {k: getattr(options, k) for k in SEARCH_KEYS} | {"sampler": options.sampler_name},
         "space": search_space(spec).to_json(),
         "requested": result.requested, "counts": result.counts,

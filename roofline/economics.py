@@ -1,0 +1,97 @@
+"""Economic metrics of evaluated configurations: cost on a named basis, power, energy per token
+and total cost of ownership. ``predict`` and the vectorized engine both call
+:func:`economic_columns`, so a prediction and a grid point agree."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from roofline.cost import CostParameters, basis_total_usd, hardware_cost
+from roofline.cost.tco import HOURS_PER_YEAR, tco_usd_per_device_hour
+from roofline.hardware import HardwareSpec
+from roofline.power import energy_rates
+from roofline.timing import HardwareArrays
+
+__all__ = ["ECONOMIC_METRICS", "economic_columns", "basis_text"]
+
+
+def basis_text(basis: str) -> str:
+    """What a dollar figure means on ``basis`` (for every output's definitions)."""
+    if basis == "price":
+        return ("price basis: the accelerator module at its sourced street/list price (a hypothetical "
+                "device: manufacturing cost x the margin fitted to the bundled devices' prices), plus "
+                "links and host share at manufacturing cost")
+    return "manufacturing basis: what it costs to build the device and its share of the server"
+
+
+#: Columns :func:`economic_columns` returns, with their meaning (basis: see ``cost_basis``).
+ECONOMIC_METRICS = {
+    "device_cost_usd": "cost of one device and its share of the server, on the cost basis (docs/cost_model.md)",
+    "system_cost_usd": "devices * device cost",
+    "tok_s_per_kusd": "throughput per 1000 USD of system cost (performance per cost)",
+    "baseline_tok_s_per_kusd": "the same without prefetching",
+    "power_w": "average power of one device over a request, at the sustained (TDP-capped) rate",
+    "energy_j_per_token": "accelerator energy per generated token (host and PUE excluded), joules",
+    "sustained_throughput_tok_s": "throughput with every phase slowed to fit the TDP where it binds",
+    "tco_usd_per_mtok": "TCO per million generated tokens: capex amortised + energy x PUE + hosting",
+    "tok_s_per_tco_kusd": "sustained throughput per 1000 USD of lifetime TCO of the system",
+}
+
+
+def _nan_columns(n: int) -> dict[str, np.ndarray]:
+    return {name: np.full(n, np.nan) for name in ECONOMIC_METRICS}
+
+
+def economic_columns(
+    params: CostParameters,
+    spec: HardwareSpec,
+    hw: HardwareArrays,
+    *,
+    devices: int,
+    tokens_per_request: float,
+    steps: int,
+    throughput_tok_s: np.ndarray,
+    baseline_throughput_tok_s: np.ndarray,
+    prefill_j: np.ndarray,
+    prefill_capped_s: np.ndarray,
+    decode_j: np.ndarray,
+    decode_capped_s: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Cost, power and TCO columns of ``hw.n`` configurations (NaN without a ``die`` block).
+
+    Args:
+        params: cost parameters; ``params.basis`` names the basis of every dollar figure.
+        spec, hw: the base device and the configurations' hardware arrays.
+        devices: devices in the system (all replicas); ``tokens_per_request`` the tokens they
+            generate per request (batch x output length x replicas); ``steps`` decode steps.
+        throughput_tok_s, baseline_throughput_tok_s: roofline throughput with and without prefetch.
+        prefill_j, decode_j: dynamic energy of the prefill pass and of the mean decode step, per device.
+        prefill_capped_s, decode_capped_s: their TDP-capped times (``roofline.power.tdp_capped_s``).
+    """
+    n = hw.n
+    if spec.die is None:
+        return _nan_columns(n)
+    spans_nodes = devices > spec.devices_per_node
+    breakdown = hardware_cost(params, spec, l2_MiB=hw.l2_bytes / 2**20,
+                              hbm_capacity_GiB=hw.hbm_capacity_bytes / 2**30, hbm_bandwidth_GBps=hw.hbm_Bps / 1e9,
+                              link_bandwidth_GBps=hw.link_Bps * hw.links / 1e9, spans_nodes=spans_nodes)
+    device_usd = np.broadcast_to(np.asarray(basis_total_usd(params, spec, breakdown), dtype=float), (n,))
+    system_usd = device_usd * devices
+    static_w = energy_rates(params, spec).static_w
+    e2e_s = prefill_capped_s + steps * decode_capped_s
+    device_j = prefill_j + steps * decode_j + static_w * e2e_s
+    power_w = device_j / e2e_s
+    sustained = tokens_per_request / e2e_s
+    tco_h = tco_usd_per_device_hour(params, device_usd, power_w, spec.die.tdp_w) * devices
+    lifetime_h = params.value("tco.lifetime_years") * HOURS_PER_YEAR
+    return {
+        "device_cost_usd": device_usd,
+        "system_cost_usd": system_usd,
+        "tok_s_per_kusd": throughput_tok_s / system_usd * 1e3,
+        "baseline_tok_s_per_kusd": baseline_throughput_tok_s / system_usd * 1e3,
+        "power_w": power_w,
+        "energy_j_per_token": device_j * devices / tokens_per_request,
+        "sustained_throughput_tok_s": sustained,
+        "tco_usd_per_mtok": tco_h / (sustained * 3600.0) * 1e6,
+        "tok_s_per_tco_kusd": sustained / (tco_h * lifetime_h) * 1e3,
+    }
