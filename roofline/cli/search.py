@@ -43,6 +43,7 @@ def optimize_command(
     force: Annotated[bool, typer.Option("--force", help="Delete the study and its outputs and start over.")] = False,
     top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML and PNG plots.")] = True,
+    report: Annotated[bool, typer.Option("--report", help="Then write OUT/report.html (see roofline report).")] = False,
 ) -> None:
     """Search a sweep file's space with Optuna and rank configurations by its objective.
 
@@ -74,6 +75,9 @@ def optimize_command(
             echo_err(f"plot skipped: {reason}")
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
     typer.echo(f"dashboard: optuna-dashboard {result.storage}")
+    if report:
+        from roofline.cli.report import report_after_run
+        report_after_run(out)
 
 
 class _LazyProgress:

@@ -53,6 +53,7 @@ def sweep_command(
     csv: Annotated[bool | None, typer.Option("--csv/--no-csv", help="Also write results.csv (default: up to 2M rows).")] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML (and PNG) plots.")] = True,
     top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
+    report: Annotated[bool, typer.Option("--report", help="Then write OUT/report.html (see roofline report).")] = False,
 ) -> None:
     """Evaluate every configuration of a sweep file; write Parquet/CSV, a ranked table and plots.
 
@@ -82,6 +83,9 @@ def sweep_command(
     if plots:
         result.files += _sweep_plots(spec, result)
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
+    if report:
+        from roofline.cli.report import report_after_run
+        report_after_run(result.out_dir)
 
 
 def _sweep_plots(spec, result) -> list[Path]:
