@@ -38,7 +38,7 @@ def report_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing report.")] = False,
     top: Annotated[int, typer.Option(min=1, help="Best rows embedded for the table.")] = 100,
     sample: Annotated[int, typer.Option(min=0, help="Rows of the stratified sample embedded (at most).")] = 10_000,
-    details: Annotated[int, typer.Option(min=0, help="Points whose latency breakdown is computed.")] = 300,
+    details: Annotated[int, typer.Option(min=0, help="Points whose latency breakdown is computed (front first).")] = 600,
 ) -> None:
     """One self-contained HTML file to explore a run: Pareto front, filters, per-parameter plots,
     best configurations, side-by-side comparison, breakdowns and assumptions. Opens offline.

@@ -52,7 +52,7 @@ class ReportResult:
 
 
 def write_report(run_dir: str | Path, *, out: str | Path | None = None, force: bool = False, top: int = 100,
-                 sample: int = 10_000, details: int = 300, seed: int = 0) -> ReportResult:
+                 sample: int = 10_000, details: int = 600, seed: int = 0) -> ReportResult:
     """Write ``RUN_DIR/report.html``: an interactive report of a sweep or search folder.
 
     The file embeds plotly.js once and the data it shows, and opens from disk with no network.

@@ -159,8 +159,12 @@
     const prefetch = col("prefetch");
     const groups = prefetch ? ["false", "true"] : ["all"];
     const traces = [];
+    // the front's points are drawn once, in the front trace, so that a click there picks them
+    const f = paretoFront(idx);
+    const onFront = new Set(f);
+    const rest = idx.filter((i) => !onFront.has(i));
     for (const g of groups) {
-      const pts = prefetch ? idx.filter((i) => String(prefetch[i]) === g) : idx;
+      const pts = prefetch ? rest.filter((i) => String(prefetch[i]) === g) : rest;
       if (!pts.length && prefetch) continue;
       traces.push({
         type: "scatter", mode: "markers", name: prefetch ? (g === "true" ? "prefetch on" : "prefetch off") : "configurations",
@@ -169,11 +173,12 @@
         marker: { size: 8, opacity: 0.6, color: PREFETCH_COLORS[g] || "#1f77b4", symbol: pts.map((i) => symbolOf(col("hardware")[i])), line: { width: 0.5, color: "#333" } },
       });
     }
-    const f = paretoFront(idx);
     traces.push({
       type: "scatter", mode: "lines+markers", name: "Pareto front", x: f.map((i) => x[i]), y: f.map((i) => y[i]),
       customdata: f, text: f.map(hoverText), hovertemplate: "%{text}<extra>Pareto front</extra>",
-      line: { color: "black", width: 1.5, shape: "hv" }, marker: { size: 11, color: "rgba(0,0,0,0)", line: { width: 1.5, color: "black" } },
+      line: { color: "black", width: 1.5, shape: "hv" },
+      marker: { size: 11, color: f.map((i) => (prefetch ? PREFETCH_COLORS[String(prefetch[i])] : "#1f77b4")),
+                symbol: f.map((i) => symbolOf(col("hardware")[i])), line: { width: 1.5, color: "black" } },
     });
     if (devices.length > 1) {
       for (const d of devices) traces.push({ type: "scatter", mode: "markers", x: [null], y: [null], name: `device: ${d}`, marker: { color: "#555", symbol: symbolOf(d), size: 9 }, hoverinfo: "skip" });
