@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roofline.exceptions import RooflineError
+from roofline.plots import KIND_LABELS as PLOT_KIND_LABELS
 from roofline.predict import predict
 from roofline.timing import SWEEPABLE
 
@@ -24,11 +25,11 @@ __all__ = ["STRUCTURAL", "point_details", "predict_command", "structure_key"]
 STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes",
               "tp", "pp", "dp", "ep")
 
-#: The spill wait is HBM busy with prefetch traffic that did not finish under the collective:
-#: a memory stall, not a price paid for prefetching (prefetching never makes a prediction slower).
+#: Legend names of the operator kinds. The spill wait is HBM busy with prefetch traffic that did
+#: not finish under its collective: a memory stall, not a price paid for prefetching (named as
+#: in the plots).
 KIND_LABELS = {"gemm": "GEMM", "attention": "attention", "vector": "vector ops", "embedding": "embedding",
-               "collective": "collectives", "p2p": "pipeline send/recv",
-               "prefetch": "HBM stall (spilled prefetch traffic)"}
+               "collective": "collectives", "p2p": "pipeline send/recv", "prefetch": PLOT_KIND_LABELS["prefetch"]}
 
 #: predict's CLI flag for each hardware override it takes.
 _CLI_FLAGS = {"l2_capacity_MiB": "--l2-mib", "l2_bandwidth_GBps": "--l2-bandwidth",
