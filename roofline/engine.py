@@ -42,9 +42,10 @@ METRICS = {
     "decode_bound": "what most of a decode step waits on: compute, memory or comm",
     "memory_GiB": "weights + KV cache + activations per device",
     "fits": "memory_GiB fits in HBM",
-    "device_cost_usd": "cost of one device (cost model, see docs/cost_model.md)",
-    "system_cost_usd": "devices * device cost",
-    "tok_s_per_kusd": "throughput per 1000 USD of system cost (performance per cost)",
+    "device_cost_usd": "manufacturing cost of one device today, USD, not a purchase price (die with logic + "
+                       "L2 SRAM, yield, wafer price, HBM, packaging, links, host share; docs/cost_model.md)",
+    "system_cost_usd": "devices * device cost (manufacturing cost today, USD)",
+    "tok_s_per_kusd": "throughput per 1000 USD of system manufacturing cost (performance per cost)",
     "baseline_tok_s_per_kusd": "the same without prefetching",
 }
 

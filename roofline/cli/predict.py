@@ -11,7 +11,7 @@ import typer
 
 from roofline.cli._common import check_output, print_table, user_errors
 from roofline.model import load_model
-from roofline.predict import DEFINITIONS, Prediction, predict
+from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, Prediction, predict
 from roofline.workload import KV_DTYPES, OP_CLASSES, WEIGHT_DTYPES
 
 app = typer.Typer(no_args_is_help=True)
@@ -138,7 +138,7 @@ def predict_command(
     print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
                 _headline(p),
                 caption=f"memory: {p.memory.verdict()}\n" + "\n".join(
-                    f"{k.upper()}: {v}" for k, v in DEFINITIONS.items()))
+                    f"{k.upper()}: {DEFINITIONS[k]}" for k in TIME_DEFINITIONS))
     if breakdown:
         for phase in ("prefill", "decode"):
             rows = [[r["op"], r["kind"], r["bound"], r["count"], r["time_ms"], r["share"] * 100,

@@ -11,16 +11,6 @@ from roofline.exceptions import RooflineError
 
 __all__ = ["assumptions"]
 
-#: What the model assumes about L2 (the same words as summary.json's "assumptions").
-L2_ASSUMPTIONS = (
-    "L2 holds what prefetching puts there: after each collective, the weights and KV cache of the "
-    "operators up to the next collective, capped by threshold_fraction x L2 capacity and by the L2 "
-    "the working set leaves free; prefetched bytes are read at the L2 bandwidth, everything else "
-    "from HBM (activations hit L2 only at the device's activation_l2_hit fraction). Growing L2 "
-    "grows the die by the SRAM area of the process node, which the cost model prices."
-)
-
-
 def code_version() -> str:
     """``roofline X.Y.Z`` and the git commit of the source tree when there is one."""
     from importlib.metadata import PackageNotFoundError, version
@@ -75,7 +65,7 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
     """
     from roofline.cost import load_cost_parameters
     from roofline.engine import METRICS
-    from roofline.predict import DEFINITIONS
+    from roofline.predict import DEFINITIONS, TIME_DEFINITIONS
 
     spec = _sweep_file(run.sweep_file)
     overrides = getattr(spec, "cost_overrides", {}) or {}
@@ -102,11 +92,11 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
         ("Run", f"{run.kind} {run.name!r} from {run.sweep_file or 'an unknown file'}; folder {run.path}"),
         ("Cost basis", cost),
         ("Specs", "; ".join(_device_lines([str(v) for v in values.get("hardware", [])])) or "-"),
-        ("L2", L2_ASSUMPTIONS),
+        ("L2", DEFINITIONS["l2"][0].upper() + DEFINITIONS["l2"][1:] + "."),
         ("Workload", workload),
         ("Objective and constraints", f"{direction} {metric}; constraints {constraints or 'none'}; "
                                       f"rows that break a constraint are kept but never ranked"),
-        ("Definitions", " ".join(f"{k.upper()}: {v}." for k, v in DEFINITIONS.items())),
+        ("Definitions", " ".join(f"{k.upper()}: {DEFINITIONS[k]}." for k in TIME_DEFINITIONS)),
         ("Metrics", "; ".join(f"{k}: {v}" for k, v in METRICS.items())),
         ("Code version", code_version()),
     ]
