@@ -228,6 +228,13 @@ def test_report_of_a_search_folder(tmp_path: Path, capsys) -> None:
     values = [v for v in p["columns"]["l2_capacity_MiB"] if v is not None]
     assert l2["low"] <= min(values) and max(values) <= l2["high"]
     assert {q["name"] for q in p["parameters"]} == {"l2_capacity_MiB", "hbm_bandwidth_GBps"}
+    # the search's own outputs: best.csv names the KV dtype each row ran with (fp8 under fp8, the
+    # default), search.json keeps its space as JSON objects
+    best = pd.read_csv(tmp_path / "s" / "best.csv")
+    assert (best["kv_dtype"] == "fp8").all()
+    space = json.loads((tmp_path / "s" / "search.json").read_text())["space"]["distributions"]
+    assert space["l2_capacity_MiB"] == {"name": "FloatDistribution",
+                                        "attributes": {"step": None, "low": 0.0, "high": 128.0, "log": False}}
 
 
 def test_sweep_report_flag(tmp_path: Path, capsys) -> None:
