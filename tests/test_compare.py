@@ -9,20 +9,13 @@ import numpy as np
 import pytest
 
 import roofline
-from roofline.cli.main import main
 from roofline.engine import Scenario, evaluate_configs
 
-
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(e.value.code or 0), out.out, out.err
+from .test_report import run_cli
 
 
 def test_compare_overrides_and_cost_match_the_engine(capsys) -> None:
-    code, out, err = _cli(capsys, "compare", "-m", "llama-3-70b", "-H", "h100-sxm", "-H", "b200", "--tp", "8",
+    code, out, err = run_cli(capsys, "compare", "-m", "llama-3-70b", "-H", "h100-sxm", "-H", "b200", "--tp", "8",
                           "--dtype", "fp8", "--l2-mib", "96", "--hbm-bandwidth", "4000", "--link-bandwidth", "50",
                           "--json")
     assert code == 0, err
@@ -39,13 +32,13 @@ def test_compare_overrides_and_cost_match_the_engine(capsys) -> None:
         assert r["tok_s_per_kusd"] == pytest.approx(r["throughput_tok_s"] / r["system_cost_usd"] * 1000)
         assert r["system_cost_usd"] == pytest.approx(8 * r["device_cost_usd"])
     # a bigger L2 costs more die area
-    code, out, _ = _cli(capsys, "compare", "-m", "llama-3-70b", "-H", "h100-sxm", "--tp", "8", "--dtype", "fp8",
+    code, out, _ = run_cli(capsys, "compare", "-m", "llama-3-70b", "-H", "h100-sxm", "--tp", "8", "--dtype", "fp8",
                         "--l2-mib", "256", "--hbm-bandwidth", "4000", "--link-bandwidth", "50", "--json")
     assert json.loads(out)[0]["device_cost_usd"] > rows[0]["device_cost_usd"]
 
 
 def test_compare_table_shows_cost(capsys) -> None:
-    code, out, err = _cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", "--l2-mib", "64")
+    code, out, err = run_cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", "--l2-mib", "64")
     assert code == 0, err
     assert "system USD" in out and "tok/s per kUSD" in out and "l2_capacity_MiB 64" in out
     assert "manufacturing cost" in out
@@ -57,11 +50,11 @@ def test_compare_table_shows_cost(capsys) -> None:
     (["--prefetch-threshold", "1.5"], "prefetch_threshold_fraction"),
 ])
 def test_compare_bad_overrides_are_one_line(capsys, args: list[str], pattern: str) -> None:
-    code, _, err = _cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", *args)
+    code, _, err = run_cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", *args)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and pattern in lines[0], err
 
 
 def test_compare_json_has_no_nan(capsys) -> None:
-    code, out, _ = _cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", "--json")
+    code, out, _ = run_cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", "--json")
     assert code == 0 and "NaN" not in out and np.isfinite(json.loads(out)[0]["system_cost_usd"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roofline.cli.main import main
+from .test_report import run_cli
 
 #: L2 bandwidth does not matter without prefetching: pairs of rows differ only there.
 REPEATS = {
@@ -18,18 +18,11 @@ REPEATS = {
 }
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(e.value.code or 0), out.out, out.err
-
 
 def _run(tmp_path: Path, capsys) -> Path:
     f = tmp_path / "repeats.yaml"
     f.write_text(yaml.safe_dump(REPEATS))
-    code, out, err = _cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
+    code, out, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
                           "--top", "6")
     assert code == 0, err
     return tmp_path / "run", out
@@ -51,15 +44,15 @@ def test_pareto_plot_goes_next_to_its_input(tmp_path: Path, capsys, monkeypatch)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chrome"))  # HTML only: no Chrome start-up in a test
     args = ["pareto", str(run / "results.parquet"), "--minimize", "system_cost_usd", "--maximize", "throughput_tok_s"]
-    code, _, err = _cli(capsys, *args, "--plot", "front")
+    code, _, err = run_cli(capsys, *args, "--plot", "front")
     assert code == 0, err
     assert (run / "front.html").exists() and not (tmp_path / "front.html").exists()
     # a path with a folder is used as given
     (tmp_path / "figs").mkdir()
-    assert _cli(capsys, *args, "--plot", "figs/front")[0] == 0
+    assert run_cli(capsys, *args, "--plot", "figs/front")[0] == 0
     assert (tmp_path / "figs" / "front.html").exists()
     # and nothing is overwritten without --force
-    code, _, err = _cli(capsys, *args, "--plot", "front")
+    code, _, err = run_cli(capsys, *args, "--plot", "front")
     assert code == 2 and "--force" in err
 
 
@@ -72,5 +65,5 @@ def test_summary_definitions_state_the_cost_basis_and_the_l2_model(tmp_path: Pat
     assert "threshold_fraction x L2 capacity" in summary["definitions"]["l2"]
     assert "manufacturing cost of one device today" in summary["metrics"]["device_cost_usd"]
     # predict's table caption keeps to the time definitions
-    code, out, _ = _cli(capsys, "predict", "-m", "llama-3-8b", "-H", "h100-sxm")
+    code, out, _ = run_cli(capsys, "predict", "-m", "llama-3-8b", "-H", "h100-sxm")
     assert code == 0 and "TPOT:" in out and "COST:" not in out

@@ -36,7 +36,9 @@ SMALL = {
 }
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """The real entry point (its one-line errors included): exit code, stdout, stderr."""
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main(list(args))
     out = capsys.readouterr()
@@ -48,7 +50,7 @@ def small_sweep(folder: Path, capsys) -> Path:
     f = folder / "small.yaml"
     f.write_text(yaml.safe_dump(SMALL))
     out = folder / "run"
-    code, _, err = _cli(capsys, "sweep", str(f), "--out", str(out), "--no-plots", "--workers", "1")
+    code, _, err = run_cli(capsys, "sweep", str(f), "--out", str(out), "--no-plots", "--workers", "1")
     assert code == 0, err
     return out
 
@@ -155,7 +157,7 @@ def test_the_reproduce_command_gives_the_same_point(tmp_path: Path, capsys) -> N
     row = pd.read_parquet(run / "results.parquet").iloc[17].to_dict()
     command = predict_command(row)
     assert command.startswith("roofline predict ")
-    code, out, err = _cli(capsys, *shlex.split(command)[1:], "--json")
+    code, out, err = run_cli(capsys, *shlex.split(command)[1:], "--json")
     assert code == 0, err
     assert json.loads(out)["tpot_ms"] == pytest.approx(row["tpot_ms"], rel=1e-9)
 
@@ -164,7 +166,7 @@ def test_the_reproduce_command_gives_the_same_point(tmp_path: Path, capsys) -> N
 
 def test_report_file_is_self_contained(tmp_path: Path, capsys) -> None:
     run = small_sweep(tmp_path, capsys)
-    code, out, err = _cli(capsys, "report", str(run))
+    code, out, err = run_cli(capsys, "report", str(run))
     assert code == 0, err
     html = (run / "report.html").read_text()
     assert "wrote" in out and "report.html" in out
@@ -181,10 +183,10 @@ def test_report_file_is_self_contained(tmp_path: Path, capsys) -> None:
 def test_report_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None:
     run = small_sweep(tmp_path, capsys)
     (run / "report.html").write_text("mine")
-    code, _, err = _cli(capsys, "report", str(run))
+    code, _, err = run_cli(capsys, "report", str(run))
     assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
     assert (run / "report.html").read_text() == "mine"
-    assert _cli(capsys, "report", str(run), "--force")[0] == 0
+    assert run_cli(capsys, "report", str(run), "--force")[0] == 0
     assert (run / "report.html").read_text() != "mine"
 
 
@@ -202,7 +204,7 @@ def test_report_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> No
 def test_report_bad_input_is_one_line(tmp_path: Path, capsys, setup, args, pattern) -> None:
     folder = tmp_path / "run"
     setup(folder)
-    code, _, err = _cli(capsys, "report", str(folder), *args)
+    code, _, err = run_cli(capsys, "report", str(folder), *args)
     assert code == 2 and pattern in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -217,7 +219,7 @@ def test_report_of_a_search_folder(tmp_path: Path, capsys) -> None:
     f.write_text(yaml.safe_dump({**SMALL, "hardware": "h100-sxm",
                                  "sweep": {"l2_capacity_MiB": {"low": 0, "high": 128},
                                            "hbm_bandwidth_GBps": {"low": 2000, "high": 5000}, "prefetch": True}}))
-    code, out, err = _cli(capsys, "optimize", str(f), "--trials", "12", "--seed", "0", "--out", str(tmp_path / "s"),
+    code, out, err = run_cli(capsys, "optimize", str(f), "--trials", "12", "--seed", "0", "--out", str(tmp_path / "s"),
                           "--no-plots", "--report")
     assert code == 0, err
     assert "report.html" in out
@@ -240,7 +242,7 @@ def test_report_of_a_search_folder(tmp_path: Path, capsys) -> None:
 def test_sweep_report_flag(tmp_path: Path, capsys) -> None:
     f = tmp_path / "small.yaml"
     f.write_text(yaml.safe_dump(SMALL))
-    code, out, err = _cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
+    code, out, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
                           "--report")
     assert code == 0, err
     assert (tmp_path / "run" / "report.html").stat().st_size > 1_000_000
