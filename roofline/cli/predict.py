@@ -158,13 +158,6 @@ def predict_command(
                              "limited by", "coll/prefetch", "base us", "time us"], rows)
 
 
-def _scenario_title(p: Prediction) -> str:
-    """Model, devices, batch, sequence lengths and dtype of a prediction, for figure titles."""
-    w, par = p.workload, p.parallelism
-    return (f"{p.model} on {par.devices}x {p.hardware}, batch {w.batch}, {w.input_len} in / {w.output_len} out, "
-            f"{w.precision_label()}")
-
-
 def _write_plots(p: Prediction, hardware: Any, stem: Path) -> list[Path]:
     from roofline import plots
     from roofline.hardware import load_hardware
@@ -173,10 +166,10 @@ def _write_plots(p: Prediction, hardware: Any, stem: Path) -> list[Path]:
     peak = hw.compute.peak_for(p.workload.compute_dtype) * hw.compute.gemm_efficiency
     stem.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    scenario = _scenario_title(p)
+    scenario = plots.scenario_label(p)
     with plots.FigureWriter() as writer:
-        written += writer.write(plots.plot_latency_breakdown(
-            p.breakdown, title=f"Where the time goes: {scenario}"), stem.with_name(stem.name + "_breakdown"))
+        written += writer.write(plots.plot_latency_breakdown(p, title="Where the time goes"),
+                                stem.with_name(stem.name + "_breakdown"))
         for phase in ("prefill", "decode"):
             # ceilings derated by the spec's efficiencies: what the model lets an operator reach
             fig = plots.plot_roofline(

@@ -243,10 +243,10 @@ def _breakdown_plots(spec: SweepSpec, best: dict[str, Any], writer: Any, out: Pa
     base_label = f"base {best['hardware']} (prefetch {'on' if p_base.prefetch else 'off'})"
     best_label = f"best (trial {best['number']}, prefetch {'on' if p_best.prefetch else 'off'})"
     written = writer.write(plots.plot_latency_breakdown(
-        p_best.breakdown, title=f"{spec.name}: latency breakdown of the best configuration (trial {best['number']})"),
+        p_best, title=f"{spec.name}: latency breakdown of the best configuration (trial {best['number']})"),
         out / "best_breakdown")
     for phase in ("decode", "prefill"):
-        fig = plots.plot_breakdown_comparison({best_label: p_best.breakdown, base_label: p_base.breakdown},
+        fig = plots.plot_breakdown_comparison({best_label: p_best, base_label: p_base},
                                               phase=phase,
                                               title=f"{spec.name}: {phase} time, best configuration vs base device")
         written += writer.write(fig, out / f"best_vs_base_{phase}")

@@ -18,6 +18,8 @@ from roofline.plots._common import (
     PALETTE,
     TEMPLATE,
     _group_order,
+    _with_subtitle,
+    prediction_row,
 )
 
 if TYPE_CHECKING:
@@ -160,9 +162,10 @@ def plot_latency_breakdown(breakdown: Any, *, group_by: str = "kind",
                               "<extra></extra>"),
                 row=1, col=j + 1)
         fig.update_yaxes(title_text="time (ms)", row=1, col=j + 1)
+    scenario = breakdown if hasattr(breakdown, "workload") else None
     fig.update_layout(template=TEMPLATE, barmode="stack", bargap=0.45,
-                      title=title or f"Latency breakdown by operator {group_by} (ms)",
-                      legend={"traceorder": "reversed"})
+                      title=_with_subtitle(title or f"Latency breakdown by operator {group_by} (ms)", scenario),
+                      legend={"traceorder": "reversed"}, margin={"t": 130})  # room for the subtitle
     return fig
 
 
@@ -196,9 +199,13 @@ def plot_breakdown_comparison(breakdowns: Mapping[str, Any], phase: str = "decod
         text=[f"{t:.4g} ms" for t in info.total_ms], textposition="top center",
         showlegend=False, hoverinfo="skip"))
     ymax = float(info.total_ms.max()) if info.total_ms.size else 1.0
+    # the scenario of the predictions (several values listed), none when one is a bare breakdown
+    every = list(breakdowns.values())
+    scenario = [prediction_row(b) for b in every] if all(hasattr(b, "workload") for b in every) else None
     fig.update_layout(
         template=TEMPLATE, barmode="stack",
-        title=title or f"{_PHASE_TITLES.get(phase, phase)} time by operator {group_by} (ms)",
+        title=_with_subtitle(title or f"{_PHASE_TITLES.get(phase, phase)} time by operator {group_by} (ms)",
+                             scenario),
         yaxis_title=f"{phase} time (ms)", yaxis_range=[0, ymax * 1.12],
         legend={"traceorder": "reversed"})
     return fig

@@ -94,12 +94,15 @@ def _listed(values: list[Any], plural: str) -> str:
     return ", ".join(shown) if len(shown) <= 3 else f"{len(shown)} {plural}"
 
 
-def scenario_label(df: Any) -> str:
+def scenario_label(data: Any) -> str:
     """The scenario of a results table in one line: model, devices, batch and sequence lengths,
     dtype, e.g. ``"llama-3-70b on 8x h100-sxm · batch 8 · 2048 in / 512 out · fp8"``. Columns with
     several values are listed (or counted past three); missing columns are left out. Parts are
-    separated by " · " (a list inside a part uses commas)."""
-    df = _frame(df)
+    separated by " · " (a list inside a part uses commas). A :class:`roofline.Prediction` gives
+    its own scenario."""
+    if hasattr(data, "workload") and hasattr(data, "parallelism"):
+        data = [prediction_row(data)]
+    df = _frame(data)
 
     def distinct(column: str) -> list[Any]:
         return list(dict.fromkeys(df[column].dropna().tolist())) if column in df.columns else []
@@ -125,9 +128,17 @@ def scenario_label(df: Any) -> str:
     return " · ".join(parts)
 
 
-def _with_subtitle(title: str, df: Any) -> dict[str, Any]:
-    """A layout title whose subtitle states the scenario of ``df`` (nothing when it has none)."""
-    sub = scenario_label(df)
+def prediction_row(p: Any) -> dict[str, Any]:
+    """The scenario columns of a :class:`roofline.Prediction`, as a results table names them."""
+    w, par = p.workload, p.parallelism
+    return {"model": p.model, "hardware": p.hardware, "devices": par.devices, "batch": w.batch,
+            "input_len": w.input_len, "output_len": w.output_len, "dtype": w.precision_label()}
+
+
+def _with_subtitle(title: str, data: Any) -> dict[str, Any]:
+    """A layout title whose subtitle states the scenario of ``data``, a results table or a
+    Prediction (no subtitle when it names none)."""
+    sub = scenario_label(data) if data is not None else ""
     return {"text": title, "subtitle": {"text": sub}} if sub else {"text": title}
 
 
