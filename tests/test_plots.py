@@ -145,6 +145,9 @@ def test_pareto_points_are_coloured_by_configuration(sweep):
     both = pd.concat([sweep.assign(prefetch=True), sweep.assign(prefetch=False)], ignore_index=True)
     fig = plots.plot_pareto_front(both, "system_cost_usd", "throughput_tok_s")
     assert [t.name for t in fig.data] == ["prefetch=True", "prefetch=False", "Pareto front"]
+    # continuous parameters only: a colour scale of the L2 size
+    fig = plots.plot_pareto_front(sweep[sweep.model == "small"], "system_cost_usd", "throughput_tok_s")
+    assert fig.data[0].marker.showscale and "L2" in fig.data[0].marker.colorbar.title.text
 
 
 def test_titles_state_the_scenario():
@@ -159,7 +162,9 @@ def test_titles_state_the_scenario():
     assert "llama-3-70b on 8x h100-sxm" in fig.layout.title.subtitle.text
     # several values are listed, more than three counted; a KV dtype of its own is named
     table = pd.concat([table.assign(hardware=h, kv_dtype="fp8") for h in ("a", "b", "c", "d")]).assign(dtype="bf16")
-    assert plots.scenario_label(table) == "llama-3-70b on 4 devices (8 each) · batch 8 · 2048 in / 512 out · bf16 (KV fp8)"
+    assert plots.scenario_label(table) == "llama-3-70b on 4 device types, 8 each · batch 8 · 2048 in / 512 out · bf16 (KV fp8)"
+    table = table.assign(hardware="ascend-910b", devices=[8, 4] * 4)
+    assert plots.scenario_label(table).startswith("llama-3-70b on ascend-910b (4, 8 devices) · batch 8")
 
 
 # ------------------------------------------------------------------------ metric vs parameter

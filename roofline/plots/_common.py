@@ -111,9 +111,13 @@ def scenario_label(data: Any) -> str:
     models, devices, hardware = distinct("model"), distinct("devices"), distinct("hardware")
     where = ""
     if hardware:
-        count = f"{_listed(devices, 'sizes')}x " if devices else ""
-        where = f"on {count}{_listed(hardware, 'devices')}" if len(hardware) <= 3 else \
-            f"on {len(hardware)} devices" + (f" ({_listed(devices, 'sizes')} each)" if devices else "")
+        if len(devices) == 1 and len(hardware) <= 3:  # "on 8x h100-sxm, b200"
+            where = f"on {devices[0]}x {', '.join(map(str, hardware))}"
+        elif len(devices) == 1:
+            where = f"on {len(hardware)} device types, {devices[0]} each"
+        else:  # "on ascend-910b (4, 5, 8 devices)"
+            count = f" ({', '.join(str(d) for d in sorted(devices))} devices)" if devices else ""
+            where = f"on {_listed(hardware, 'device types')}{count}"
     head = " ".join(p for p in (_listed(models, "models"), where) if p)
     if head:
         parts.append(head)

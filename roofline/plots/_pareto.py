@@ -102,8 +102,10 @@ def _get_pareto_front_info(df: pd.DataFrame, x: str, y: str, *, front_mask: Any 
                            customdata)
 
 
-#: Configuration columns the points are coloured by when ``color="auto"``: the first that varies.
-AUTO_COLOR = ("prefetch", "hardware", "model", "dtype", "tp", "batch")
+#: Configuration columns the points are coloured by when ``color="auto"``: the first that varies
+#: (a search over continuous parameters only gets a colour scale of L2 size, HBM or link bandwidth).
+AUTO_COLOR = ("prefetch", "hardware", "model", "dtype", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps",
+              "link_bandwidth_GBps")
 
 
 def _auto_color(df: pd.DataFrame, color: str | None) -> str | None:
@@ -125,8 +127,8 @@ def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = Non
         front_mask: bool per row marking the front (default: computed with :func:`pareto_mask_2d`
             from ``x_better`` and ``y_better``).
         color: column coloring the points (numeric: color scale; otherwise one trace per value);
-            ``"auto"`` (default): the first of prefetch, hardware, model, dtype, tp, batch that
-            varies, so that every point says which configuration it is; None: all grey.
+            ``"auto"`` (default): the first of :data:`AUTO_COLOR` that varies, so that every point
+            says which configuration it is; None: all grey.
         hover: columns shown when hovering a point (default: every column that is not a metric).
         x_title, y_title, title: override the titles (default: the column names with units).
         x_better, y_better: ``"min"`` or ``"max"`` (default: x such as cost is minimized, y such
