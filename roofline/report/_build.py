@@ -35,6 +35,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ReportResult", "write_report", "MAX_REPORT_BYTES"]
 
+#: Table headers short enough for a dozen columns on a laptop screen (the full label is the tooltip).
+TABLE_HEADERS = {
+    "l2_capacity_MiB": "L2 MiB", "hbm_bandwidth_GBps": "HBM GB/s", "link_bandwidth_GBps": "link GB/s",
+    "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB", "inter_node_bandwidth_GBps": "network GB/s",
+    "prefetch_threshold_fraction": "threshold", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms", "e2e_ms": "e2e ms",
+    "throughput_tok_s": "tok/s", "system_cost_usd": "system USD", "device_cost_usd": "device USD",
+    "tok_s_per_kusd": "tok/s per kUSD", "prefetch_speedup": "speedup", "memory_GiB": "GiB per device",
+    "decode_bound": "bound",
+}
+
 #: The report must open quickly and travel by e-mail.
 MAX_REPORT_BYTES = 25 * 2**20
 
@@ -145,6 +155,7 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "parameter_names": parameters,
         "metric_names": metrics,
         "labels": {c: axis_label(c) for c in shown},
+        "headers": {c: TABLE_HEADERS.get(c, c) for c in shown},
         "metric_help": _metric_help(),
         "columns": _encode_columns(rows, ["_row", "_role", "_command", "_structure", *shown]),
         "details": {str(k): v for k, v in computed.items()},

@@ -14,8 +14,7 @@ from roofline.exceptions import SpecError
 __all__ = ["RunFolder", "read_run_folder"]
 
 #: Columns of a results table that configure a row (everything else is a metric or bookkeeping).
-_NOT_PARAMETERS = frozenset({"devices", "number", "state", "value", "values_0", "values_1", "values_2",
-                             "error", "datetime_start", "datetime_complete", "duration_s", "feasible",
+_NOT_PARAMETERS = frozenset({"devices", "number", "state", "value", "error", "datetime_start", "datetime_complete", "duration_s", "feasible",
                              "worker", "surplus"})
 
 
@@ -99,4 +98,5 @@ def _front_axes(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], tuple[st
 
 def parameter_columns(columns: list[str], metrics: set[str]) -> list[str]:
     """The columns that configure a row, in table order."""
-    return [c for c in columns if c not in metrics and c not in _NOT_PARAMETERS and not c.startswith("constraint_")]
+    return [c for c in columns if c not in metrics and c not in _NOT_PARAMETERS
+            and not c.startswith(("constraint_", "value_"))]  # a search's constraints and objective values

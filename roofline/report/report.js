@@ -265,7 +265,7 @@
     head.innerHTML = "";
     const tr = el("tr", {}, el("th", { class: "text", text: "A" }), el("th", { class: "text", text: "B" }));
     for (const name of tableCols) {
-      const th = el("th", { text: R.labels[name] || name, title: R.metric_help[name] || label(name), "data-col": name });
+      const th = el("th", { text: R.headers[name] || name, title: `${label(name)}${R.metric_help[name] ? ": " + R.metric_help[name] : ""}`, "data-col": name });
       if (typeof col(name)[0] !== "number") th.classList.add("text");
       if (name === sortBy) th.classList.add(sortAsc ? "sorted-asc" : "sorted-desc");
       th.addEventListener("click", () => { if (sortBy === name) sortAsc = !sortAsc; else { sortBy = name; sortAsc = typeof col(name)[0] !== "number" || lowerIsBetter(name); } drawTable(current); });
