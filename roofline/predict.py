@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["predict", "Prediction", "MemoryReport", "memory_per_device", "decode_kv_range",
-           "DEFINITIONS"]
+           "DEFINITIONS", "TIME_DEFINITIONS"]
 
 #: Tokens whose activations are live at once in prefill (framework chunk size; memory only).
 PREFILL_CHUNK_TOKENS = 16384
@@ -45,7 +45,19 @@ DEFINITIONS = {
             "first, KV cache growing one token per step",
     "e2e": "end-to-end latency: TTFT + (output_len - 1) * TPOT",
     "throughput": "generated tokens per second: batch * output_len / e2e, times DP replicas",
+    "cost": "manufacturing cost today in US dollars, not a purchase price: the die (logic + L2 SRAM "
+            "area at the process node, dies per wafer, yield, wafer price), HBM stacks, packaging, links "
+            "and a host share per device (cost_specs/default.yaml, docs/cost_model.md); performance per "
+            "cost is throughput per 1000 USD of system cost",
+    "l2": "L2 holds what prefetching puts there: after each collective, the weights and KV cache of the "
+          "operators up to the next collective, capped by threshold_fraction x L2 capacity and by the L2 "
+          "the working set leaves free; prefetched bytes are read at the L2 bandwidth, everything else "
+          "from HBM (activations hit L2 only at the device's activation_l2_hit fraction); growing L2 "
+          "grows the die by the SRAM area of the process node, which the cost model prices",
 }
+
+#: The entries of DEFINITIONS that define times (the rest state the cost basis and the L2 model).
+TIME_DEFINITIONS = ("ttft", "tpot", "e2e", "throughput")
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,8 @@ class Prediction:
                 "verdict": self.memory.verdict(),
             },
             "economics": {k: (v if np.isfinite(v) else None) for k, v in self.economics.items()},
-            "definitions": DEFINITIONS | ECONOMIC_METRICS | {"cost_basis": basis_text(self.cost_basis)},
+            "definitions": {k: DEFINITIONS[k] for k in TIME_DEFINITIONS} | ECONOMIC_METRICS
+            | {"cost_basis": basis_text(self.cost_basis)},
             "breakdown": self.breakdown,
             "segments": self.segments,
         }

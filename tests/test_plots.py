@@ -125,7 +125,7 @@ def test_pareto_front_info_order_and_hover(sweep):
 
 
 def test_plot_pareto_front_traces(sweep):
-    fig = plots.plot_pareto_front(sweep, "system_cost_usd", "throughput_tok_s")
+    fig = plots.plot_pareto_front(sweep, "system_cost_usd", "throughput_tok_s", color=None)
     assert isinstance(fig, go.Figure)
     assert [t.name for t in fig.data] == ["all configurations", "Pareto front"]
     assert len(fig.data[0].x) == len(sweep)
@@ -135,6 +135,36 @@ def test_plot_pareto_front_traces(sweep):
     fig = plots.plot_pareto_front(sweep, "system_cost_usd", "throughput_tok_s",
                                   color="l2_capacity_MiB", title="T")
     assert fig.data[0].marker.showscale and fig.layout.title.text == "T"
+
+
+def test_pareto_points_are_coloured_by_configuration(sweep):
+    # by default the first configuration column that varies colours the points: here the model
+    fig = plots.plot_pareto_front(sweep, "system_cost_usd", "throughput_tok_s")
+    assert [t.name for t in fig.data] == ["model=small", "model=large", "Pareto front"]
+    # prefetch comes first when it varies
+    both = pd.concat([sweep.assign(prefetch=True), sweep.assign(prefetch=False)], ignore_index=True)
+    fig = plots.plot_pareto_front(both, "system_cost_usd", "throughput_tok_s")
+    assert [t.name for t in fig.data] == ["prefetch=True", "prefetch=False", "Pareto front"]
+    # continuous parameters only: a colour scale of the L2 size
+    fig = plots.plot_pareto_front(sweep[sweep.model == "small"], "system_cost_usd", "throughput_tok_s")
+    assert fig.data[0].marker.showscale and "L2" in fig.data[0].marker.colorbar.title.text
+
+
+def test_titles_state_the_scenario():
+    table = pd.DataFrame({"model": ["llama-3-70b"] * 2, "hardware": ["h100-sxm"] * 2, "devices": [8, 8],
+                          "batch": [8, 8], "input_len": [2048, 2048], "output_len": [512, 512], "dtype": ["fp8"] * 2,
+                          "kv_dtype": ["fp8"] * 2, "l2_capacity_MiB": [0.0, 64.0], "system_cost_usd": [1.0, 2.0],
+                          "throughput_tok_s": [1.0, 3.0], "tok_s_per_kusd": [1.0, 1.5]})
+    assert plots.scenario_label(table) == "llama-3-70b on 8x h100-sxm · batch 8 · 2048 in / 512 out · fp8"
+    fig = plots.plot_pareto_front(table, "system_cost_usd", "throughput_tok_s", title="front")
+    assert fig.layout.title.subtitle.text == "llama-3-70b on 8x h100-sxm · batch 8 · 2048 in / 512 out · fp8"
+    fig = plots.plot_metric_vs_parameter(table, series={"with prefetch": "tok_s_per_kusd"})
+    assert "llama-3-70b on 8x h100-sxm" in fig.layout.title.subtitle.text
+    # several values are listed, more than three counted; a KV dtype of its own is named
+    table = pd.concat([table.assign(hardware=h, kv_dtype="fp8") for h in ("a", "b", "c", "d")]).assign(dtype="bf16")
+    assert plots.scenario_label(table) == "llama-3-70b on 4 device types, 8 each · batch 8 · 2048 in / 512 out · bf16 (KV fp8)"
+    table = table.assign(hardware="ascend-910b", devices=[8, 4] * 4)
+    assert plots.scenario_label(table).startswith("llama-3-70b on ascend-910b (4, 8 devices) · batch 8")
 
 
 # ------------------------------------------------------------------------ metric vs parameter
@@ -271,6 +301,59 @@ def test_plot_roofline_traces(breakdown):
     assert sizes[0] > sizes[1]  # qkv_proj takes more time than attention
     fig = plots.plot_roofline(pd.DataFrame(breakdown["decode"]), peak_flops=1e15, hbm_Bps=2e12)
     assert [t.name for t in fig.data] == ["HBM roof", "memory-bound ops"]
+
+
+def test_roofline_labels_do_not_overlap_and_derated_ceilings_say_achievable():
+    import roofline
+    from roofline.plots._roofline import _boxes_overlap
+
+    # Llama-3-70B decode on H100: qkv_proj, o_proj, gate_up_proj, down_proj and attention sit
+    # within a few pixels of each other (the chart that used to print their names on top of each other)
+    p = roofline.predict("llama-3-70b", "h100-sxm", tp=8, batch=8, input_len=2048, output_len=128, dtype="fp8")
+    rows = p.breakdown["decode"]
+    info = _get_roofline_info(rows, peak_flops=1.58e15, hbm_Bps=2.68e12, l2_Bps=1.2e13)
+    assert {"qkv_proj", "o_proj", "gate_up_proj", "down_proj", "attention"} <= {lab.text for lab in info.labels}
+    area = plots._roofline.PLOT_AREA_PX
+    px = (np.log10(info.intensity) - info.x_range[0]) / (info.x_range[1] - info.x_range[0]) * area[0]
+    py = (np.log10(info.attained_flops / 1e12) - info.y_range[0]) / (info.y_range[1] - info.y_range[0]) * area[1]
+    boxes = [(px[lab.index] + lab.dx_px, py[lab.index] + lab.dy_px, lab.width_px, lab.height_px) for lab in info.labels]
+    markers = [(x, y, d, d) for x, y, d in zip(px, py, info.marker_px)]
+    for k, box in enumerate(boxes):
+        assert not any(_boxes_overlap(box, other) for other in boxes[k + 1:]), info.labels[k]
+        assert not any(_boxes_overlap(box, m) for m in markers), info.labels[k]
+    fig = plots.plot_roofline(rows, peak_flops=1.58e15, hbm_Bps=2.68e12, l2_Bps=1.2e13, ceiling="achievable")
+    assert fig.data[0].name == "HBM roof (achievable)"
+    note = fig.layout.annotations[-1].text
+    assert note.startswith("achievable compute") and "peak 1" not in note
+    # the footnote lists every op it leaves out, on lines short enough for the figure
+    assert "prefetch_spill_wait" in note or "logits_allgather" in note
+    assert "..." not in note and max(len(line) for line in note.split("<br>")) <= 130
+    with pytest.raises(ValueError, match="achievable"):
+        plots.plot_roofline(rows, peak_flops=1e15, hbm_Bps=2e12, ceiling="nominal")
+
+
+def test_breakdown_never_shows_prefetch_as_a_cost():
+    bd = {"decode": [{"op": "gemm_op", "kind": "gemm", "time_ms": 3.0},
+                     {"op": "prefetch_spill_wait", "kind": "prefetch", "time_ms": 0.3}]}
+    fig = plots.plot_latency_breakdown(bd)
+    assert [t.name for t in fig.data] == ["gemm", "HBM stall (prefetch spill)"]
+    assert not any(t.name == "prefetch" or (t.text and t.text[0].startswith("prefetch")) for t in fig.data)
+    fig = plots.plot_breakdown_comparison({"A": bd, "B": bd}, group_by="op")
+    assert "HBM stall (prefetch spill)" in [t.name for t in fig.data]
+
+
+def test_breakdown_of_a_prediction_states_its_scenario():
+    import roofline
+
+    p = roofline.predict("llama-3-8b", "h100-sxm", tp=2, batch=4, input_len=1024, output_len=64, dtype="fp8")
+    fig = plots.plot_latency_breakdown(p, title="T")
+    assert fig.layout.title.text == "T"
+    assert fig.layout.title.subtitle.text == "llama-3-8b on 2x h100-sxm · batch 4 · 1024 in / 64 out · fp8"
+    other = roofline.predict("llama-3-8b", "b200", tp=2, batch=4, input_len=1024, output_len=64, dtype="fp8")
+    fig = plots.plot_breakdown_comparison({"h100": p, "b200": other})
+    assert fig.layout.title.subtitle.text.startswith("llama-3-8b on 2x h100-sxm, b200 · batch 4")
+    fig = plots.plot_breakdown_comparison({"h100": p, "bare": p.breakdown})
+    assert not fig.layout.title.subtitle.text  # nothing to state for a bare breakdown
 
 
 # -------------------------------------------------------------------------- speedup vs ratio

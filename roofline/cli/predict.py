@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from roofline.cli._common import check_output, print_table, user_errors
-from roofline.predict import DEFINITIONS, Prediction, predict
+from roofline.model import load_model
+from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, Prediction, predict
 from roofline.workload import KV_DTYPES, OP_CLASSES, WEIGHT_DTYPES
 
 app = typer.Typer(no_args_is_help=True)
@@ -186,7 +187,7 @@ def predict_command(
     print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
                 _headline(p),
                 caption=f"memory: {p.memory.verdict()}\n" + "\n".join(
-                    f"{k.upper()}: {v}" for k, v in DEFINITIONS.items()))
+                    f"{k.upper()}: {DEFINITIONS[k]}" for k in TIME_DEFINITIONS))
     _print_economics(p)
     if breakdown:
         for phase in ("prefill", "decode"):
@@ -215,14 +216,16 @@ def _write_plots(p: Prediction, hardware: Any, stem: Path) -> list[Path]:
     peak = hw.compute.peak_for(p.workload.compute_dtype) * hw.compute.gemm_efficiency
     stem.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    scenario = plots.scenario_label(p)
     with plots.FigureWriter() as writer:
-        written += writer.write(plots.plot_latency_breakdown(
-            p.breakdown, title=f"{p.model} on {p.parallelism.devices}x {p.hardware}: where the time goes"),
-            stem.with_name(stem.name + "_breakdown"))
+        written += writer.write(plots.plot_latency_breakdown(p, title="Where the time goes"),
+                                stem.with_name(stem.name + "_breakdown"))
         for phase in ("prefill", "decode"):
+            # ceilings derated by the spec's efficiencies: what the model lets an operator reach
             fig = plots.plot_roofline(
                 p.breakdown[phase], peak_flops=peak, hbm_Bps=hw.memory.hbm_bandwidth_Bps * hw.memory.hbm_efficiency,
-                l2_Bps=hw.memory.l2_bandwidth_Bps, title=f"{p.model} on {p.hardware}: {phase} roofline")
+                l2_Bps=hw.memory.l2_bandwidth_Bps, ceiling="achievable",
+                title=f"{phase.capitalize()} roofline: {scenario}")
             written += writer.write(fig, stem.with_name(f"{stem.name}_roofline_{phase}"))
     return written
 
@@ -237,28 +240,57 @@ def compare_command(
     input_len: Input = 2048,
     output_len: Output = 128,
     dtype: DTypeOpt = None,
+    kv_dtype: KVDType = None,
     op_dtype: OpDTypes = None,
     pp: PP = 1,
     prefetch: Prefetch = None,
+    l2_mib: L2 = None,
+    l2_bandwidth: L2BW = None,
+    hbm_bandwidth: HBMBW = None,
+    prefetch_threshold: Threshold = None,
+    link_bandwidth: LinkBW = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
-    """Several devices and/or TP degrees side by side.
+    """Several devices and/or TP degrees side by side, with cost and performance per cost.
+
+    The hardware overrides (--l2-mib, --hbm-bandwidth, ...) apply to every device; cost is the
+    manufacturing cost of the system (docs/cost_model.md), priced with the overrides.
 
     Example: roofline compare -m llama-3-70b -H h100-sxm -H mi300x -H b200 --tp 4 --tp 8
     """
+    overrides = {k: v for k, v in _overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold,
+                                             link_bandwidth).items() if v is not None}
     rows = []
     for hw in hardware:
         for t in tp or [1]:
-            p = predict(model, hw, batch=batch, input_len=input_len, output_len=output_len,
-                        dtype=dtype, op_dtypes=",".join(op_dtype or []), tp=t, pp=pp, prefetch=prefetch,
-                        check_memory=False)
+            p = predict(model, hw, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
+                        kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=t, pp=pp, prefetch=prefetch,
+                        check_memory=False, **overrides)
+            device_usd, system_usd = _cost(p, model, hw, prefetch, overrides)
             rows.append({"hardware": p.hardware, "tp": t, "devices": p.parallelism.devices,
                          "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "e2e_ms": p.e2e_s * 1e3,
                          "throughput_tok_s": p.throughput_tok_s, "prefetch_speedup_e2e": p.speedup["e2e"],
-                         "memory_GiB": p.memory.total_bytes / 2**30, "fits": p.memory.fits})
+                         "memory_GiB": p.memory.total_bytes / 2**30, "fits": p.memory.fits,
+                         "device_cost_usd": device_usd, "system_cost_usd": system_usd,
+                         "tok_s_per_kusd": p.throughput_tok_s / system_usd * 1e3 if system_usd == system_usd else None})
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                               for r in rows], indent=2))
         return
     cols = list(rows[0])
-    print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {p.workload.precision_label()}", cols,
-                [[r[c] for c in cols] for r in rows])
+    given = ", ".join(f"{k} {v:g}" for k, v in overrides.items())
+    print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {p.workload.precision_label()}"
+                + (f"; every device with {given}" if given else ""), cols, [[r[c] for c in cols] for r in rows],
+                caption="cost: manufacturing cost today (die, HBM, packaging, links, host share), not a price; "
+                        "tok/s per kUSD = throughput / system cost x 1000; see docs/cost_model.md")
+
+
+def _cost(p: Prediction, model: str, hardware: str, prefetch: bool | None, overrides: dict[str, float]) -> tuple[float, float]:
+    """Device and system cost (USD) of the prediction's hardware with the overrides, from the
+    same cost model sweeps use (NaN for a device without a die: block)."""
+    from roofline.engine import Scenario, evaluate_configs
+    from roofline.hardware import load_hardware
+
+    m = evaluate_configs(Scenario(load_model(model), p.workload, p.parallelism, load_hardware(hardware)), 1,
+                         prefetch=prefetch, **overrides)
+    return float(m["device_cost_usd"][0]), float(m["system_cost_usd"][0])

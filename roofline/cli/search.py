@@ -46,6 +46,7 @@ def optimize_command(
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML and PNG plots.")] = True,
     status: Annotated[bool, typer.Option("--status", help="Say whether the search in --out is running, "
                                                           "interrupted or done, and exit.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="Then write OUT/report.html (see roofline report).")] = False,
 ) -> None:
     """Search a sweep file's space with Optuna and rank configurations by its objective.
 
@@ -89,6 +90,9 @@ def optimize_command(
         echo_err(f"plot skipped: {reason}")
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
     typer.echo(f"dashboard: optuna-dashboard {result.storage}")
+    if report:
+        from roofline.cli.report import report_after_run
+        report_after_run(out)
 
 
 def _print_ranking(spec: SweepSpec, options: SearchOptions, result: SearchResult, top: int) -> None:
@@ -236,10 +240,10 @@ def _breakdown_plots(spec: SweepSpec, best: dict[str, Any], writer: Any, out: Pa
     base_label = f"base {best['hardware']} (prefetch {'on' if p_base.prefetch else 'off'})"
     best_label = f"best (trial {best['number']}, prefetch {'on' if p_best.prefetch else 'off'})"
     written = writer.write(plots.plot_latency_breakdown(
-        p_best.breakdown, title=f"{spec.name}: latency breakdown of the best configuration (trial {best['number']})"),
+        p_best, title=f"{spec.name}: latency breakdown of the best configuration (trial {best['number']})"),
         out / "best_breakdown")
     for phase in ("decode", "prefill"):
-        fig = plots.plot_breakdown_comparison({best_label: p_best.breakdown, base_label: p_base.breakdown},
+        fig = plots.plot_breakdown_comparison({best_label: p_best, base_label: p_base},
                                               phase=phase,
                                               title=f"{spec.name}: {phase} time, best configuration vs base device")
         written += writer.write(fig, out / f"best_vs_base_{phase}")

@@ -12,7 +12,7 @@ from roofline.cli._progress import LazyProgress
 
 app = typer.Typer()
 
-SHOW = ["model", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
+SHOW = ["model", "hardware", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
         "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "decode_bound"]
 
 
@@ -37,6 +37,7 @@ def sweep_command(
     csv: Annotated[bool | None, typer.Option("--csv/--no-csv", help="Also write results.csv (default: up to 2M rows).")] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML (and PNG) plots.")] = True,
     top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
+    report: Annotated[bool, typer.Option("--report", help="Then write OUT/report.html (see roofline report).")] = False,
 ) -> None:
     """Evaluate every configuration of a sweep file; write Parquet/CSV, a ranked table and plots.
 
@@ -61,10 +62,14 @@ def sweep_command(
                  f"(add die: process_node, logic_area_mm2, hbm_stacks to the spec)")
     direction, metric = spec.objective
     rows = result.best
+    cols = _columns(rows, [metric])
+    shown = list({tuple(map(str, row)): row for row in ([r[c] for c in cols] for r in rows)}.values())  # no repeats
     print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "
-                f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})",
-                _columns(rows, [metric]), [[r[c] for c in _columns(rows, [metric])] for r in rows])
+                f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})", cols, shown)
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
+    if report:
+        from roofline.cli.report import report_after_run
+        report_after_run(result.out_dir)
 
 
 def _sweep_plots(spec, result, record) -> list[Path]:
@@ -120,7 +125,7 @@ def pareto_command(
     feasible_only: Annotated[bool, typer.Option("--feasible-only/--all", help="Ignore rows that break constraints.")] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the front (CSV, Parquet or JSON by suffix).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out and --plot files.")] = False,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a Pareto plot (HTML and PNG) with this stem.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a Pareto plot (HTML and PNG) with this stem; a bare name goes next to RESULTS.")] = None,
 ) -> None:
     """The non-dominated configurations for two or three metrics.
 
@@ -138,6 +143,7 @@ def pareto_command(
     if plot is not None:
         from roofline.plots import figure_targets
 
+        plot = results.parent / plot if plot.parent == Path() else plot  # a bare name goes next to the input
         for target in figure_targets(plot):  # PNG as well as HTML
             check_output(target, force)
     df = pd.read_parquet(results) if results.suffix == ".parquet" else pd.read_csv(results)
@@ -153,7 +159,8 @@ def pareto_command(
     mask = pareto_mask(np.column_stack([df[m].to_numpy(float) for m, _ in pairs]), [mx for _, mx in pairs])
     front = df[mask].sort_values(pairs[0][0])
     cols = [c for c in SHOW if c in front.columns and c not in {m for m, _ in pairs}] + [m for m, _ in pairs]
-    print_table(f"Pareto front: {len(front)} of {len(df)} rows", cols, front[cols].head(50).values.tolist())
+    print_table(f"Pareto front: {len(front)} of {len(df)} rows", cols,
+                front[cols].drop_duplicates().head(50).values.tolist())
     if out is not None:
         from roofline._runfiles import replacing
 

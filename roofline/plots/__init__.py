@@ -41,11 +41,13 @@ from roofline.plots._common import (
     BOUND_COLORS,
     EXTRA_METRICS,
     KIND_COLORS,
+    KIND_LABELS,
     KIND_ORDER,
     LABELS,
     PALETTE,
     TEMPLATE,
     axis_label,
+    scenario_label,
 )
 from roofline.plots._metric import (
     MetricCurve,
@@ -63,7 +65,7 @@ from roofline.plots._pareto import (
 from roofline.plots._pareto import (
     _get_pareto_front_info as _get_pareto_front_info,
 )
-from roofline.plots._roofline import RooflineInfo, plot_roofline
+from roofline.plots._roofline import PlacedLabel, RooflineInfo, plot_roofline
 from roofline.plots._roofline import _get_roofline_info as _get_roofline_info
 from roofline.plots._speedup import SpeedupVsRatioInfo, plot_speedup_vs_ratio
 from roofline.plots._speedup import _get_speedup_vs_ratio_info as _get_speedup_vs_ratio_info
@@ -95,6 +97,7 @@ __all__ = [
     "plot_speedup_vs_ratio",
     "pareto_mask_2d",
     "axis_label",
+    "scenario_label",
     # constants and the info tuples of the plot_* functions
     "BOUND_COLORS",
     "DEBIAN_HEADLESS_SHELL",
@@ -102,6 +105,7 @@ __all__ = [
     "EXTRA_METRICS",
     "IMAGE_FORMATS",
     "KIND_COLORS",
+    "KIND_LABELS",
     "KIND_ORDER",
     "LABELS",
     "PALETTE",
@@ -110,6 +114,7 @@ __all__ = [
     "MetricCurve",
     "MetricVsParameterInfo",
     "ParetoFrontInfo",
+    "PlacedLabel",
     "RooflineInfo",
     "SpeedupVsRatioInfo",
 ]

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from roofline.plots._common import BOUND_COLORS, KIND_COLORS, PALETTE, TEMPLATE, _group_order
+from roofline.plots._common import (
+    BOUND_COLORS,
+    KIND_COLORS,
+    KIND_LABELS,
+    PALETTE,
+    TEMPLATE,
+    _group_order,
+    _with_subtitle,
+    prediction_row,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -110,6 +119,11 @@ def _group_colors(groups: Sequence[str], group_by: str,
 _PHASE_TITLES = {"prefill": "prefill (TTFT)", "decode": "decode step (mean, TPOT)"}
 
 
+def _shown(group: str) -> str:
+    """A group's legend name: the spilled-prefetch wait reads as the HBM stall it is."""
+    return KIND_LABELS.get("prefetch") if group in ("prefetch", "prefetch_spill_wait") else group
+
+
 def plot_latency_breakdown(breakdown: Any, *, group_by: str = "kind",
                            title: str | None = None) -> go.Figure:
     """Stacked bars of time per phase, split by operator kind (or by op).
@@ -140,17 +154,18 @@ def plot_latency_breakdown(breakdown: Any, *, group_by: str = "kind",
         for i, g in enumerate(info.groups):
             t = info.time_ms[i, j]
             fig.add_trace(go.Bar(
-                x=[phase], y=[t], name=g, legendgroup=g, showlegend=j == 0,
+                x=[phase], y=[t], name=_shown(g), legendgroup=g, showlegend=j == 0,
                 marker_color=colors[g], customdata=[[info.share[i, j] * 100]],
-                text=[f"{g} {info.share[i, j]:.0%}" if info.share[i, j] >= 0.04 else ""],
+                text=[f"{_shown(g)} {info.share[i, j]:.0%}" if info.share[i, j] >= 0.04 else ""],
                 textposition="inside", insidetextanchor="middle",
-                hovertemplate=f"{phase}, {g}<br>%{{y:.4g}} ms (%{{customdata[0]:.1f}}%)"
+                hovertemplate=f"{phase}, {_shown(g)}<br>%{{y:.4g}} ms (%{{customdata[0]:.1f}}%)"
                               "<extra></extra>"),
                 row=1, col=j + 1)
         fig.update_yaxes(title_text="time (ms)", row=1, col=j + 1)
+    scenario = breakdown if hasattr(breakdown, "workload") else None
     fig.update_layout(template=TEMPLATE, barmode="stack", bargap=0.45,
-                      title=title or f"Latency breakdown by operator {group_by} (ms)",
-                      legend={"traceorder": "reversed"})
+                      title=_with_subtitle(title or f"Latency breakdown by operator {group_by} (ms)", scenario),
+                      legend={"traceorder": "reversed"}, margin={"t": 130})  # room for the subtitle
     return fig
 
 
@@ -174,19 +189,23 @@ def plot_breakdown_comparison(breakdowns: Mapping[str, Any], phase: str = "decod
     fig = go.Figure()
     for i, g in enumerate(info.groups):
         fig.add_trace(go.Bar(
-            x=info.columns, y=info.time_ms[i], name=g, marker_color=colors[g],
+            x=info.columns, y=info.time_ms[i], name=_shown(g), marker_color=colors[g],
             customdata=info.share[i][:, None] * 100,
-            text=[f"{g} {s:.0%}" if s >= 0.04 else "" for s in info.share[i]],
+            text=[f"{_shown(g)} {s:.0%}" if s >= 0.04 else "" for s in info.share[i]],
             textposition="inside", insidetextanchor="middle",
-            hovertemplate=f"%{{x}}, {g}<br>%{{y:.4g}} ms (%{{customdata[0]:.1f}}%)<extra></extra>"))
+            hovertemplate=f"%{{x}}, {_shown(g)}<br>%{{y:.4g}} ms (%{{customdata[0]:.1f}}%)<extra></extra>"))
     fig.add_trace(go.Scatter(
         x=info.columns, y=info.total_ms, mode="text", name="total",
         text=[f"{t:.4g} ms" for t in info.total_ms], textposition="top center",
         showlegend=False, hoverinfo="skip"))
     ymax = float(info.total_ms.max()) if info.total_ms.size else 1.0
+    # the scenario of the predictions (several values listed), none when one is a bare breakdown
+    every = list(breakdowns.values())
+    scenario = [prediction_row(b) for b in every] if all(hasattr(b, "workload") for b in every) else None
     fig.update_layout(
         template=TEMPLATE, barmode="stack",
-        title=title or f"{_PHASE_TITLES.get(phase, phase)} time by operator {group_by} (ms)",
+        title=_with_subtitle(title or f"{_PHASE_TITLES.get(phase, phase)} time by operator {group_by} (ms)",
+                             scenario),
         yaxis_title=f"{phase} time (ms)", yaxis_range=[0, ymax * 1.12],
         legend={"traceorder": "reversed"})
     return fig

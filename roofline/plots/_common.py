@@ -14,8 +14,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BOUND_COLORS", "EXTRA_METRICS", "KIND_COLORS", "KIND_ORDER", "LABELS", "PALETTE",
-           "TEMPLATE", "axis_label"]
+__all__ = ["BOUND_COLORS", "EXTRA_METRICS", "KIND_COLORS", "KIND_LABELS", "KIND_ORDER", "LABELS", "PALETTE",
+           "TEMPLATE", "axis_label", "scenario_label"]
 
 
 TEMPLATE = "plotly_white"
@@ -27,6 +27,10 @@ KIND_COLORS = {
     "gemm": "#1f77b4", "attention": "#ff7f0e", "vector": "#2ca02c", "embedding": "#9467bd",
     "collective": "#d62728", "p2p": "#8c564b", "prefetch": "#7f7f7f",  # prefetch: spill wait
 }
+#: What a legend calls each kind. The "prefetch" kind is the time HBM stays busy with prefetch
+#: traffic that spilled past its collective: a memory stall, never a cost of prefetching
+#: (switched off, prefetching gives exactly the baseline).
+KIND_LABELS = {"prefetch": "HBM stall (prefetch spill)"}
 BOUND_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "comm": "#d62728"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
@@ -88,6 +92,63 @@ def axis_label(column: str) -> str:
         if column.endswith(suffix) and len(column) > len(suffix):
             return f"{column[: -len(suffix)].replace('_', ' ')} ({unit})"
     return column.replace("_", " ")
+
+
+def _listed(values: list[Any], plural: str) -> str:
+    shown = [str(v) for v in values]
+    return ", ".join(shown) if len(shown) <= 3 else f"{len(shown)} {plural}"
+
+
+def scenario_label(data: Any) -> str:
+    """The scenario of a results table in one line: model, devices, batch and sequence lengths,
+    dtype, e.g. ``"llama-3-70b on 8x h100-sxm · batch 8 · 2048 in / 512 out · fp8"``. Columns with
+    several values are listed (or counted past three); missing columns are left out. Parts are
+    separated by " · " (a list inside a part uses commas). A :class:`roofline.Prediction` gives
+    its own scenario."""
+    if hasattr(data, "workload") and hasattr(data, "parallelism"):
+        data = [prediction_row(data)]
+    df = _frame(data)
+
+    def distinct(column: str) -> list[Any]:
+        return list(dict.fromkeys(df[column].dropna().tolist())) if column in df.columns else []
+
+    parts = []
+    models, devices, hardware = distinct("model"), distinct("devices"), distinct("hardware")
+    where = ""
+    if hardware:
+        if len(devices) == 1 and len(hardware) <= 3:  # "on 8x h100-sxm, b200"
+            where = f"on {devices[0]}x {', '.join(map(str, hardware))}"
+        elif len(devices) == 1:
+            where = f"on {len(hardware)} device types, {devices[0]} each"
+        else:  # "on ascend-910b (4, 5, 8 devices)"
+            count = f" ({', '.join(str(d) for d in sorted(devices))} devices)" if devices else ""
+            where = f"on {_listed(hardware, 'device types')}{count}"
+    head = " ".join(p for p in (_listed(models, "models"), where) if p)
+    if head:
+        parts.append(head)
+    if distinct("batch"):
+        parts.append(f"batch {_listed(distinct('batch'), 'sizes')}")
+    if distinct("input_len") and distinct("output_len"):
+        parts.append(f"{_listed(distinct('input_len'), 'lengths')} in / {_listed(distinct('output_len'), 'lengths')} out")
+    dtypes = [d for d in distinct("dtype") if d]
+    if dtypes:
+        kv = [k for k in distinct("kv_dtype") if k]
+        parts.append(_listed(dtypes, "dtypes") + (f" (KV {_listed(kv, 'dtypes')})" if kv and kv != dtypes else ""))
+    return " · ".join(parts)
+
+
+def prediction_row(p: Any) -> dict[str, Any]:
+    """The scenario columns of a :class:`roofline.Prediction`, as a results table names them."""
+    w, par = p.workload, p.parallelism
+    return {"model": p.model, "hardware": p.hardware, "devices": par.devices, "batch": w.batch,
+            "input_len": w.input_len, "output_len": w.output_len, "dtype": w.precision_label()}
+
+
+def _with_subtitle(title: str, data: Any) -> dict[str, Any]:
+    """A layout title whose subtitle states the scenario of ``data``, a results table or a
+    Prediction (no subtitle when it names none)."""
+    sub = scenario_label(data) if data is not None else ""
+    return {"text": title, "subtitle": {"text": sub}} if sub else {"text": title}
 
 
 def _frame(data: Any) -> pd.DataFrame:

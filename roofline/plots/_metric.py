@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from roofline.plots._common import PALETTE, TEMPLATE, _frame, _require, _unit, axis_label
+from roofline.plots._common import (
+    PALETTE,
+    TEMPLATE,
+    _frame,
+    _require,
+    _unit,
+    _with_subtitle,
+    axis_label,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,6 +152,7 @@ def plot_metric_vs_parameter(df: pd.DataFrame, x: str = "l2_capacity_MiB",
                     row=r, col=c)
         fig.update_xaxes(title_text=xt if gi // cols == rows - 1 else None, row=r, col=c)
         fig.update_yaxes(title_text=yt if c == 1 else None, rangemode="tozero", row=r, col=c)
-    fig.update_layout(template=TEMPLATE, title=title or f"{yt} against {xt}",
+    # a single panel states its scenario below the title; panels name what varies themselves
+    fig.update_layout(template=TEMPLATE, title=_with_subtitle(title or f"{yt} against {xt}", df if group is None else None),
                       legend={"orientation": "h", "y": -0.15 if rows == 1 else -0.08})
     return fig

@@ -18,6 +18,7 @@ from roofline.plots._common import (
     _hover_template,
     _is_continuous,
     _require,
+    _with_subtitle,
     axis_label,
 )
 
@@ -101,8 +102,20 @@ def _get_pareto_front_info(df: pd.DataFrame, x: str, y: str, *, front_mask: Any 
                            customdata)
 
 
+#: Configuration columns the points are coloured by when ``color="auto"``: the first that varies
+#: (a search over continuous parameters only gets a colour scale of L2 size, HBM or link bandwidth).
+AUTO_COLOR = ("prefetch", "hardware", "model", "dtype", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps",
+              "link_bandwidth_GBps")
+
+
+def _auto_color(df: pd.DataFrame, color: str | None) -> str | None:
+    if color != "auto":
+        return color
+    return next((c for c in AUTO_COLOR if c in df.columns and df[c].nunique(dropna=False) > 1), None)
+
+
 def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = None,
-                      color: str | None = None, hover: Sequence[str] | None = None,
+                      color: str | None = "auto", hover: Sequence[str] | None = None,
                       x_title: str | None = None, y_title: str | None = None,
                       title: str | None = None, x_better: str = "min",
                       y_better: str = "max") -> go.Figure:
@@ -113,7 +126,9 @@ def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = Non
         x, y: the two objective columns.
         front_mask: bool per row marking the front (default: computed with :func:`pareto_mask_2d`
             from ``x_better`` and ``y_better``).
-        color: column coloring the points (numeric: color scale; otherwise one trace per value).
+        color: column coloring the points (numeric: color scale; otherwise one trace per value);
+            ``"auto"`` (default): the first of :data:`AUTO_COLOR` that varies, so that every point
+            says which configuration it is; None: all grey.
         hover: columns shown when hovering a point (default: every column that is not a metric).
         x_title, y_title, title: override the titles (default: the column names with units).
         x_better, y_better: ``"min"`` or ``"max"`` (default: x such as cost is minimized, y such
@@ -125,6 +140,8 @@ def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = Non
     """
     import plotly.graph_objects as go
 
+    df = _frame(df)
+    color = _auto_color(df, color)
     info = _get_pareto_front_info(df, x, y, front_mask=front_mask, color=color, hover=hover,
                                   x_better=x_better, y_better=y_better)
     xt, yt = x_title or axis_label(x), y_title or axis_label(y)
@@ -155,6 +172,7 @@ def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = Non
         customdata=info.customdata[f], hovertemplate=tmpl))
     fig.update_layout(
         template=TEMPLATE,
-        title=title or f"Pareto front: {yt} against {xt} ({f.size} of {info.x.size} configurations)",
+        title=_with_subtitle(
+            title or f"Pareto front: {yt} against {xt} ({f.size} of {info.x.size} configurations)", df),
         xaxis_title=xt, yaxis_title=yt, legend={"orientation": "h", "y": -0.15})
     return fig

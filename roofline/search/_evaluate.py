@@ -31,7 +31,8 @@ __all__ = ["TrialOutcome", "constraint_names", "evaluate_params"]
 
 
 #: Configuration columns of ``evaluate_rows`` (everything else it returns is a metric).
-_CONFIG_COLUMNS = set(STRUCTURAL) | set(HARDWARE_PARAMETERS)
+# kv_dtype stays with the metrics: the trial records the KV dtype it ran with, not None for the default
+_CONFIG_COLUMNS = (set(STRUCTURAL) | set(HARDWARE_PARAMETERS)) - {"kv_dtype"}
 
 
 @dataclass

@@ -203,6 +203,8 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
         with replacing(out / "best.csv") as tmp:
             pd.DataFrame(result.ranked).to_csv(tmp, index=False)
         files.append(out / "best.csv")
+    space = search_space(spec).to_json()
+    space["distributions"] = {k: json.loads(v) for k, v in space["distributions"].items()}  # objects, not strings
     summary = {
         "status": "done" if result.complete >= result.requested else "incomplete",
         "sweep": spec.name, "file": spec.path, "study": result.study_name, "storage": result.storage,
@@ -211,7 +213,7 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
         "constraints": {k: json_value(v) for k, v in spec.constraints.items()},
         "cost_basis": _cost_basis(spec),
         "options": {k: getattr(options, k) for k in SEARCH_KEYS} | {"sampler": options.sampler_name},
-        "space": search_space(spec).to_json(),
+        "space": space,
         "requested": result.requested, "counts": result.counts,
         "feasible": int(df["feasible"].sum()) if not df.empty else 0,
         "seconds": round(result.seconds, 3), "new_trials": result.new_trials,

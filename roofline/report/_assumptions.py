@@ -1,0 +1,102 @@
+"""The assumptions panel: what a reader must know before trusting a number in the report
+(cost basis, datasheet or calibrated specs, prefetch rules, workload, code version)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from roofline.exceptions import RooflineError
+
+__all__ = ["assumptions"]
+
+def code_version() -> str:
+    """``roofline X.Y.Z`` and the git commit of the source tree when there is one."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = f"roofline {version('roofline')}"
+    except PackageNotFoundError:
+        text = "roofline (not installed)"
+    try:
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{text} (git {commit})" if commit else text
+
+
+def _sweep_file(path: str | None) -> Any:
+    if not path:
+        return None
+    from roofline.sweepfile import load_sweep
+
+    try:
+        return load_sweep(path)
+    except (RooflineError, OSError):
+        return None
+
+
+def _device_lines(names: list[str]) -> list[str]:
+    from roofline.hardware import load_hardware
+
+    lines = []
+    for name in names:
+        basis = "calibrated profile" if "calibrated" in str(name) else "datasheet spec (hardware_specs/, not calibrated)"
+        try:
+            pf = load_hardware(name).prefetch
+        except RooflineError:
+            lines.append(f"{name}: {basis}; spec not found at report time")
+            continue
+        lines.append(f"{name}: {basis}; prefetch rules: threshold {pf.threshold_fraction:g} of L2, "
+                     f"weights {'on' if pf.weights else 'off'}, KV cache {'on' if pf.kv_cache else 'off'}, "
+                     f"MoE experts: shared experts only (moe_prefetch=shared)")
+    return lines
+
+
+def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]:
+    """(heading, text) pairs for the panel.
+
+    Args:
+        run: the :class:`RunFolder`.
+        values: distinct values of the configuration columns (workload, devices, ...).
+    """
+    from roofline.cost import load_cost_parameters
+    from roofline.engine import METRICS
+    from roofline.predict import DEFINITIONS, TIME_DEFINITIONS
+
+    spec = _sweep_file(run.sweep_file)
+    overrides = getattr(spec, "cost_overrides", {}) or {}
+    cost_file = getattr(spec, "cost_file", None)
+    try:
+        margin = load_cost_parameters(cost_file, overrides or None).value("system.margin_multiplier")
+        margin_text = f"margin multiplier {margin:g}" + (" (none)" if margin == 1 else "")
+    except (RooflineError, OSError, KeyError):
+        margin_text = "margin multiplier unknown (cost file not readable at report time)"
+    cost = (f"Manufacturing cost today in US dollars, not a purchase price: die area (logic + L2 SRAM at "
+            f"the process node), dies per wafer and yield, wafer price, HBM stacks, packaging, links and a "
+            f"host share per device ({margin_text}). Parameters: {cost_file or 'cost_specs/default.yaml'}"
+            + (f", overrides {overrides}" if overrides else "") + "; method and sources in docs/cost_model.md. "
+            "Performance per cost = throughput / system cost x 1000 (tokens/s per 1000 USD).")
+    def listed(c: str) -> str:
+        return ", ".join(str(v) for v in values.get(c, [])) or "-"
+
+    workload = (f"batch {listed('batch')}; input {listed('input_len')} tokens; output {listed('output_len')} "
+                f"tokens; dtype {listed('dtype')}; KV cache {listed('kv_dtype')}; "
+                f"tp {listed('tp')}, pp {listed('pp')}, dp {listed('dp')}, ep {listed('ep')}; model {listed('model')}")
+    constraints = run.summary.get("constraints") or {}
+    direction, metric = run.objective
+    return [
+        ("Run", f"{run.kind} {run.name!r} from {run.sweep_file or 'an unknown file'}; folder {run.path}"),
+        ("Cost basis", cost),
+        ("Specs", "; ".join(_device_lines([str(v) for v in values.get("hardware", [])])) or "-"),
+        ("L2", DEFINITIONS["l2"][0].upper() + DEFINITIONS["l2"][1:] + "."),
+        ("Workload", workload),
+        ("Objective and constraints", f"{direction} {metric}; constraints {constraints or 'none'}; "
+                                      f"rows that break a constraint are kept but never ranked"),
+        ("Definitions", " ".join(f"{k.upper()}: {DEFINITIONS[k]}." for k in TIME_DEFINITIONS)),
+        ("Metrics", "; ".join(f"{k}: {v}" for k, v in METRICS.items())),
+        ("Code version", code_version()),
+    ]

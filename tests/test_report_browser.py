@@ -1,0 +1,122 @@
+"""The report in a real browser: Playwright driving Debian's Chromium (never a downloaded one).
+
+Each test loads report.html from disk, fails on any console error, page error or request that
+leaves the file, and drives the page as a reader would: click a point of the front, move a filter,
+sort and compare rows, take a screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from roofline.cli.main import main
+
+from .test_report import SMALL
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+
+#: Debian's headless shell first (what .ci/run installs), then the full Chromium.
+CANDIDATES = [os.environ.get("BROWSER_PATH", ""), "/usr/lib/chromium/chromium-headless-shell", "/usr/bin/chromium",
+              shutil.which("chromium") or ""]
+CHROMIUM = next((c for c in CANDIDATES if c and os.access(c, os.X_OK)), None)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium binary (apt-get install chromium-headless-shell, or set BROWSER_PATH)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    f = folder / "small.yaml"
+    f.write_text(yaml.safe_dump(SMALL))
+    for args in (["sweep", str(f), "--out", str(folder / "run"), "--no-plots", "--workers", "1"],
+                 ["report", str(folder / "run")]):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code in (0, None)
+    return folder / "run" / "report.html"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, report) -> Iterator[object]:
+    """The report at a desktop size; after the test, no console error and nothing fetched."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    page.goto(report.as_uri())
+    page.wait_for_selector("#pareto .scatterlayer .points path")
+    yield page
+    page.close()
+    assert not problems, problems
+
+
+def _table_rows(page) -> int:
+    return page.locator("#best-table tbody tr").count()
+
+
+def test_page_states_its_sizes_and_a_clicked_point_shows_its_breakdown(page, tmp_path: Path) -> None:
+    sizes = page.locator("#sizes").inner_text()
+    assert "48 rows in the run" in sizes and "embeds 48" in sizes
+    assert page.locator("#filter-controls .filter").count() == 1 + 4 + 1  # feasible, 4 swept, fixed values
+    assert page.locator("#param-plots .param-plot").count() == 3  # hardware, L2, HBM bandwidth
+    assert page.locator("#assumptions dt").count() >= 5
+    assert _table_rows(page) == 48
+    assert page.locator("#breakdown").count() == 0
+    front = page.locator("#pareto .scatterlayer .trace").filter(has=page.locator(".js-line")).locator(".points path")
+    assert front.count() >= 2
+    front.nth(1).click(force=True)  # plotly finds the point under the mouse on its drag layer
+    page.wait_for_selector("#breakdown .barlayer .bars path")
+    kinds = page.locator("#breakdown .legendtext").all_text_contents()
+    assert {"GEMM", "attention", "collectives"} <= set(kinds)
+    assert page.locator("#memory .barlayer .bars path").count() == 3  # weights, KV cache, activations
+    assert "roofline predict -m llama-3-8b" in page.locator("#details code").inner_text()
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+
+
+def test_moving_a_filter_shrinks_the_table_and_the_front(page) -> None:
+    points_before = page.locator("#pareto .scatterlayer .points path").count()
+    # L2 "from" slider to its last value: only L2 = 128 MiB is left (2 devices x 3 HBM x 2 prefetch)
+    page.locator('input[data-param="l2_capacity_MiB"][data-end="low"]').fill("3")
+    assert _table_rows(page) == 12
+    assert page.locator("#pareto .scatterlayer .points path").count() < points_before
+    assert "12 of 48" in page.locator("#filtered-count").inner_text()
+    page.locator('input[data-param="hardware"][value="h200-sxm"]').uncheck()
+    assert _table_rows(page) == 6
+    page.locator("#reset-filters").click()
+    assert _table_rows(page) == 48
+
+
+def test_table_sorts_and_compares_two_configurations(page) -> None:
+    page.locator('#best-table th[data-col="tpot_ms"]').click()
+    col = page.locator('#best-table th').all_inner_texts().index("TPOT ms")
+    tpot = [float(t.replace(",", "")) for t in page.locator(f"#best-table tbody tr td:nth-child({col + 1})").all_inner_texts()]
+    assert tpot == sorted(tpot)  # a time: lowest first
+    page.locator('#best-table th[data-col="tpot_ms"]').click()
+    tpot = [float(t.replace(",", "")) for t in page.locator(f"#best-table tbody tr td:nth-child({col + 1})").all_inner_texts()]
+    assert tpot == sorted(tpot, reverse=True)  # a second click reverses
+    rows = page.locator("#best-table tbody tr")
+    rows.nth(0).locator('input[name="compare-A"]').check()
+    rows.nth(5).locator('input[name="compare-B"]').check()
+    page.wait_for_selector("#compare-table")
+    assert page.locator("#compare-table tr.diff").count() >= 1  # they differ in some parameter
+    assert page.locator("#compare-breakdown .barlayer .bars path").count() >= 2
