@@ -45,14 +45,16 @@ DEFINITIONS = {
             "first, KV cache growing one token per step",
     "e2e": "end-to-end latency: TTFT + (output_len - 1) * TPOT",
     "throughput": "generated tokens per second: batch * output_len / e2e, times DP replicas",
-    "cost": "manufacturing cost today in US dollars, not a purchase price: the die (logic + L2 SRAM "
-            "area at the process node, dies per wafer, yield, wafer price), HBM stacks, packaging, links "
-            "and a host share per device (cost_specs/default.yaml, docs/cost_model.md); performance per "
-            "cost is throughput per 1000 USD of system cost",
+    "cost": "US dollars on the basis that cost_basis names (manufacturing cost by default, not a purchase "
+            "price; or price): the die (logic + L2 SRAM + link PHY area at the process node, dies per "
+            "wafer, yield, wafer price), HBM stacks, packaging, links and a host share per device "
+            "(cost_specs/default.yaml, docs/cost_model.md); performance per cost is throughput per 1000 "
+            "USD of system cost",
     "l2": "L2 holds what prefetching puts there: after each collective, the weights and KV cache of the "
           "operators up to the next collective, capped by threshold_fraction x L2 capacity and by the L2 "
           "the working set leaves free; prefetched bytes are read at the L2 bandwidth, everything else "
-          "from HBM (activations hit L2 only at the device's activation_l2_hit fraction); growing L2 "
+          "from HBM (activations hit L2 only at the device's activation_l2_hit fraction); without "
+          "prefetching, large GEMMs still reuse operand tiles through L2 (blocked-GEMM model); growing L2 "
           "grows the die by the SRAM area of the process node, which the cost model prices",
 }
 
