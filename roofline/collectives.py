@@ -91,6 +91,7 @@ class TierArrays:
     nvls_efficiency: ArrayLike = 0.0  # NVLink SHARP reach (fraction of the link rate); 0: no NVLS
     torus_dims: tuple[int, int] | None = None  # a 2D torus of this shape (TPU ICI)
     network: bool = False  # the scale-out network: one alpha-beta term, no NVLink protocols
+    custom_allreduce: bool = True  # the frameworks' custom kernels exist here (NVLink-class links)
     launch_s: ArrayLike = 0.0  # kernel launch the caller charges on top (NCCL's base latency holds it)
 
     def device_Bps(self, n: ArrayLike) -> np.ndarray:
@@ -283,14 +284,15 @@ CUSTOM_MAX_BYTES = 8 * 2**20
 
 def custom_allreduce_s(size_bytes: ArrayLike, n: int, tier: TierArrays) -> np.ndarray:
     """The custom kernel vLLM picks: one-shot for small messages, two-shot for larger ones
-    (``inf`` beyond the custom buffer, where the framework calls NCCL; groups above 8: none).
+    (``inf`` beyond the custom buffer, where the framework calls NCCL; none for groups above 8,
+    nor above 2 devices without NVLink-class links, ``TierArrays.custom_allreduce``).
 
     The framework switches where it measured the kernels to cross; where the model's kernels do
     not cross at that size, the time is held continuous across the switch (the two-shot time is
     at least the one-shot time at the threshold), so that a larger message is never faster.
     """
     size = np.asarray(size_bytes, dtype=float)
-    if n > 8:
+    if n > 8 or (not tier.custom_allreduce and n > 2):
         return np.full_like(size, np.inf)
     if n == 2:
         t = one_shot_allreduce_s(size, n, tier)
@@ -310,6 +312,7 @@ def _allreduce_in_node(size: np.ndarray, n: int, tier: TierArrays, library: str)
         return nccl
     # NCCL from the custom buffer's size up, held continuous across the switch (as above)
     at_switch = custom_allreduce_s(np.nextafter(float(CUSTOM_MAX_BYTES), 0.0), n, tier)
+    at_switch = np.where(np.isfinite(at_switch), at_switch, 0.0)  # no custom kernel here
     custom = custom_allreduce_s(size, n, tier)
     return np.where(np.isfinite(custom), custom, np.maximum(nccl, at_switch))
 

@@ -145,6 +145,9 @@ class LinkTier:
     custom_latency_s: float | None = None
     nvls_efficiency: float = 0.0
     torus_dims: tuple[int, int] | None = None  # torus_2d: the torus (the ICI domain) shape
+    # the serving frameworks' custom all-reduce runs only over full NVLink/xGMI-class links, or on
+    # 2 devices (vLLM custom_all_reduce.py); false for PCIe-only devices
+    custom_allreduce: bool = True
 
     @property
     def device_bandwidth_Bps(self) -> float:
@@ -154,7 +157,8 @@ class LinkTier:
     @classmethod
     def intra_from_block(cls, b: Block) -> tuple[LinkTier, int]:
         b.check_keys(["topology", "devices_per_node", "link_bandwidth_GBps", "links_per_device",
-                      "latency_us", "efficiency"], ["custom_latency_us", "nvls_efficiency", "torus_dims"])
+                      "latency_us", "efficiency"],
+                     ["custom_latency_us", "nvls_efficiency", "torus_dims", "custom_allreduce"])
         topology = b.string("topology", choices=TOPOLOGIES)
         tier = cls(
             topology=topology,
@@ -165,6 +169,7 @@ class LinkTier:
             custom_latency_s=b.number("custom_latency_us") * 1e-6 if b.has("custom_latency_us") else None,
             nvls_efficiency=b.number("nvls_efficiency", default=0.0, maximum=1.0),
             torus_dims=_torus_dims(b, topology),
+            custom_allreduce=b.boolean("custom_allreduce", default=True),
         )
         return tier, b.integer("devices_per_node")
 

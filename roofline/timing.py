@@ -60,6 +60,7 @@ class HardwareArrays:
     collective_library: str = "custom"
     l2_gemm_reuse: np.ndarray | float = 1.0  # 1: tiled GEMMs re-read operands that outgrow L2
     async_tp: bool = False  # prefill TP all-reduces overlap the next GEMM (Workload.async_tp)
+    custom_allreduce: bool = True  # the links carry the frameworks' custom all-reduce
 
     @property
     def n(self) -> int:
@@ -83,7 +84,7 @@ class HardwareArrays:
         return TierArrays(self.link_Bps, self.links, self.link_latency_s, self.link_efficiency,
                           self.full_mesh, custom_latency_s=self.custom_latency_s,
                           nvls_efficiency=self.nvls_efficiency, torus_dims=self.torus_dims,
-                          launch_s=self.launch_s)
+                          launch_s=self.launch_s, custom_allreduce=self.custom_allreduce)
 
     def inter(self) -> TierArrays:
         return TierArrays(self.net_Bps, 1.0, self.net_latency_s, self.net_efficiency, False, network=True,
@@ -148,6 +149,7 @@ class HardwareArrays:
             prefetch_weights=spec.prefetch.weights, prefetch_kv=spec.prefetch.kv_cache,
             efficiency_curve_m=c.efficiency_curve_m, torus_dims=link.torus_dims,
             collective_library=collective_library, async_tp=async_tp,
+            custom_allreduce=link.custom_allreduce,
         )
 
 
@@ -333,25 +335,38 @@ def gemm_reuse_bytes(table: OpTable, flops: np.ndarray, hw: HardwareArrays) -> n
     ``b = sqrt(M / (w + 2a))`` (w, a: bytes per weight and activation element), the weights
     [k, n] are read ``m / b`` times and the input activations [m, k] ``n / b`` times:
     ``F/2 w / b`` and ``F/2 a / b`` bytes (F = 2mnk), never below the compulsory ``W`` and
-    ``act``. b is at least :data:`MIN_GEMM_BLOCK` (the on-chip tile without L2). Scaled by
-    ``l2_gemm_reuse`` (0 turns the term off); only GEMMs with weights (kind ``gemm``).
+    ``act``. An operand that fits in half the L2 stays there and is read once (a decode GEMM's
+    few activation rows, a small weight matrix). b is at least :data:`MIN_GEMM_BLOCK` (the
+    on-chip tile without L2). Scaled by ``l2_gemm_reuse`` (0 turns the term off); only GEMMs with
+    weights (kind ``gemm``).
     """
     rows = np.flatnonzero(np.array([k == "gemm" for k in table.kinds]) & (table.weight_bytes > 0)
                           & (table.flops > 0))
     out = np.zeros((table.n_ops, hw.n))
     if not len(rows) or not np.any(np.asarray(hw.l2_gemm_reuse) > 0):
         return out
-    from roofline.workload import DTYPE_BYTES
-
     f = flops[rows]  # (r, n)
-    a = np.array([DTYPE_BYTES.get(table.dtypes[i], 2.0) for i in rows])[:, None]
     w_bytes = table.weight_bytes[rows][:, None]
+    act_bytes = table.act_bytes[rows][:, None]
     w = w_bytes * 2.0 * table.m[rows][:, None] / f  # bytes per weight element: W / (k n)
-    block = np.maximum(np.sqrt(hw.l2_bytes[None, :] / (w + 2.0 * a)), MIN_GEMM_BLOCK)
-    weights = np.maximum(f / 2.0 * w / block - w_bytes, 0.0)
-    acts = np.maximum(f / 2.0 * a / block - table.act_bytes[rows][:, None], 0.0)
+    a = np.array([_unit_bytes(table.dtypes[i]) for i in rows])[:, None]
+    a = np.where(np.isnan(a), w, a)  # a unit with no format of its own (fp4, fp6): the weights'
+    l2 = hw.l2_bytes[None, :]
+    block = np.maximum(np.sqrt(l2 / (w + 2.0 * a)), MIN_GEMM_BLOCK)
+    weights = np.where(w_bytes > l2 / 2, np.maximum(f / 2.0 * w / block - w_bytes, 0.0), 0.0)
+    acts = np.where(act_bytes > l2 / 2, np.maximum(f / 2.0 * a / block - act_bytes, 0.0), 0.0)
     out[rows] = (weights + acts) * hw.l2_gemm_reuse
     return out
+
+
+def _unit_bytes(unit: str) -> float:
+    """Bytes per activation element of a GEMM's unit; NaN for a unit that is no storage format."""
+    from roofline.dtypes import bytes_per_element
+
+    try:
+        return bytes_per_element(unit)
+    except SpecError:
+        return float("nan")
 
 
 def async_tp_saving_s(table: OpTable, t: OpTimes, hw: HardwareArrays) -> np.ndarray:
@@ -383,7 +398,8 @@ def comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
                hw.devices_per_node, float(hw.link_Bps[0]), float(hw.links[0]), float(hw.link_latency_s[0]),
                float(hw.link_efficiency[0]), float(hw.launch_s[0]), float(hw.net_Bps[0]), float(hw.net_latency_s[0]),
                float(hw.net_efficiency[0]), float(np.asarray(hw.custom_latency_s).flat[0]),
-               float(np.asarray(hw.nvls_efficiency).flat[0]), hw.torus_dims, hw.collective_library)
+               float(np.asarray(hw.nvls_efficiency).flat[0]), hw.torus_dims, hw.collective_library,
+               hw.custom_allreduce)
         cached = _SCALAR_COMM.get(key)
         if cached is None:
             if len(_SCALAR_COMM) > 4096:

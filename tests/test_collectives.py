@@ -269,3 +269,17 @@ def test_bad_collective_library_in_a_workload() -> None:
 
     with pytest.raises(SpecError, match="collective_library: 'mpi' is not allowed; choose one of nccl, custom"):
         Workload(collective_library="mpi")
+
+
+def test_no_custom_kernels_without_nvlink() -> None:
+    # L40S (PCIe only): vLLM runs its custom all-reduce only on 2 GPUs there; 4 GPUs use NCCL
+    pcie = c.TierArrays(32e9, 1, 1e-6, 0.8, False, custom_latency_s=5e-6, custom_allreduce=False)
+    size = 64 * 1024.0
+    assert c.collective_time_s("allreduce", size, 4, pcie, NET, 8, "custom") == pytest.approx(
+        c.collective_time_s("allreduce", size, 4, pcie, NET, 8, "nccl"))
+    assert c.collective_time_s("allreduce", size, 2, pcie, NET, 8, "custom") == pytest.approx(
+        c.one_shot_allreduce_s(size, 2, pcie))
+    from roofline import load_hardware
+
+    assert load_hardware("l40s").intra_node.custom_allreduce is False
+    assert load_hardware("h100-sxm").intra_node.custom_allreduce is True
