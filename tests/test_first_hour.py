@@ -61,9 +61,10 @@ def test_summary_definitions_state_the_cost_basis_and_the_l2_model(tmp_path: Pat
 
     run, _ = _run(tmp_path, capsys)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["definitions"]["cost"].startswith("manufacturing cost today in US dollars, not a purchase price")
+    assert summary["definitions"]["cost"].startswith("US dollars on the basis that cost_basis names (manufacturing cost by default, not a purchase price")
     assert "threshold_fraction x L2 capacity" in summary["definitions"]["l2"]
-    assert "manufacturing cost of one device today" in summary["metrics"]["device_cost_usd"]
+    assert "on the cost basis" in summary["metrics"]["device_cost_usd"]
+    assert summary["definitions"]["cost_basis"].startswith("manufacturing")
     # predict's table caption keeps to the time definitions
     code, out, _ = run_cli(capsys, "predict", "-m", "llama-3-8b", "-H", "h100-sxm")
     assert code == 0 and "TPOT:" in out and "COST:" not in out
