@@ -29,7 +29,7 @@ def _register_optional() -> None:
     """Command modules that other parts of the project add; each is optional at import time."""
     import importlib
 
-    for name in ("sweep", "search", "reproduce", "validate", "report"):
+    for name in ("sweep", "search", "reproduce", "validate", "report", "serve"):
         try:
             module = importlib.import_module(f"roofline.cli.{name}")
         except ModuleNotFoundError as e:

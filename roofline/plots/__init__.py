@@ -67,6 +67,7 @@ from roofline.plots._pareto import (
 )
 from roofline.plots._roofline import PlacedLabel, RooflineInfo, plot_roofline
 from roofline.plots._roofline import _get_roofline_info as _get_roofline_info
+from roofline.plots._serving import ServingFrontierInfo, plot_serving_frontier
 from roofline.plots._speedup import SpeedupVsRatioInfo, plot_speedup_vs_ratio
 from roofline.plots._speedup import _get_speedup_vs_ratio_info as _get_speedup_vs_ratio_info
 from roofline.plots._writer import (
@@ -95,6 +96,8 @@ __all__ = [
     "plot_breakdown_comparison",
     "plot_roofline",
     "plot_speedup_vs_ratio",
+    "plot_serving_frontier",
+    "ServingFrontierInfo",
     "pareto_mask_2d",
     "axis_label",
     "scenario_label",

@@ -1,0 +1,141 @@
+"""`roofline serve`: serving metrics over concurrencies, request rates or a trace."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from roofline.cli._common import check_output, fail, print_table, user_errors
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class DType(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    int8 = "int8"
+    int4 = "int4"
+
+
+class Framework(str, Enum):
+    vllm = "vllm"
+    sglang = "sglang"
+    trtllm = "trtllm"
+
+
+def _numbers(text: str | None, option: str, kind: type) -> list | None:
+    """'4,16,64' -> [4, 16, 64]; a one-line error naming the option otherwise."""
+    if text is None:
+        return None
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise fail(f"{option}: {text!r} is not a comma-separated list of {kind.__name__} values") from None
+    if not values or any(not v > 0 or v != v or v == float("inf") for v in values):
+        raise fail(f"{option}: every value must be a positive finite number, got {text!r}")
+    return values
+
+
+def _length(text: str, option: str) -> int | tuple[int, int]:
+    """'1024' or a uniform range '900-1100'."""
+    try:
+        if "-" in text:
+            lo, hi = (int(x) for x in text.split("-", 1))
+            if not 1 <= lo <= hi:
+                raise ValueError
+            return (lo, hi)
+        value = int(text)
+        if value < 1:
+            raise ValueError
+        return value
+    except ValueError:
+        raise fail(f"{option}: {text!r} must be a positive integer or a range LOW-HIGH") from None
+
+
+COLUMNS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "ttft_p90_ms", "tpot_p90_ms", "throughput_tok_s",
+           "throughput_tok_s_per_device", "tok_s_per_user", "goodput_tok_s", "kv_utilization", "mean_batch")
+
+
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[str, typer.Option("--model", "-m", help="Bundled model name or a YAML / HF config.json path.")],
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="Bundled device name or a YAML path.")],
+    tp: Annotated[int, typer.Option(min=1, help="Tensor parallelism of one replica.")] = 1,
+    pp: Annotated[int, typer.Option(min=1, help="Pipeline parallelism.")] = 1,
+    ep: Annotated[int, typer.Option(min=1, help="Expert parallelism (MoE models).")] = 1,
+    attention_dp: Annotated[int, typer.Option("--attention-dp", min=1,
+                                              help="Attention data-parallel ranks in the TP group (MoE).")] = 1,
+    dtype: Annotated[DType, typer.Option(help="Weights and activations.")] = DType.bf16,
+    kv_dtype: Annotated[DType | None, typer.Option(help="KV-cache dtype (default: the activation dtype).")] = None,
+    input_len: Annotated[str, typer.Option("--input", "--isl", help="Prompt tokens: N or a uniform range LOW-HIGH.")]
+    = "1024",
+    output_len: Annotated[str, typer.Option("--output", "--osl", help="Output tokens: N or LOW-HIGH.")] = "1024",
+    concurrency: Annotated[str | None, typer.Option(help="Closed loop: requests in flight, e.g. 4,16,64.")] = None,
+    rate: Annotated[str | None, typer.Option("--rate", help="Open loop: Poisson request rates per second.")] = None,
+    trace: Annotated[Path | None, typer.Option(help="CSV of arrival_s, prompt_tokens, output_tokens (simulated).")]
+    = None,
+    num_requests: Annotated[int | None, typer.Option(min=1, help="Requests per simulation (default 10 x c).")] = None,
+    prefix_hit: Annotated[float, typer.Option(help="Share of each prompt found in the prefix cache, [0, 1).")] = 0.0,
+    framework: Annotated[Framework, typer.Option(help="Engine defaults and fitted overheads.")] = Framework.vllm,
+    max_num_batched_tokens: Annotated[int | None, typer.Option(min=1, help="Token budget per step.")] = None,
+    max_num_seqs: Annotated[int | None, typer.Option(min=1, help="Running sequences at most.")] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(help="Share of HBM for the engine, (0, 1].")]
+    = None,
+    draft_tokens: Annotated[int, typer.Option(min=0, help="Speculative decoding: draft tokens per step.")] = 0,
+    acceptance: Annotated[float, typer.Option(help="Speculative decoding: acceptance rate per token, [0, 1).")]
+    = 0.0,
+    slo_ttft_ms: Annotated[float | None, typer.Option(help="SLO on TTFT (ms) for goodput.")] = None,
+    slo_tpot_ms: Annotated[float | None, typer.Option(help="SLO on TPOT (ms) for goodput.")] = None,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Event simulator (percentiles) instead of the "
+                                                              "analytic steady-state model.")] = False,
+    datasheet: Annotated[bool, typer.Option("--datasheet", help="No fitted overheads: the raw roofline.")] = False,
+    prefetch: Annotated[bool, typer.Option("--prefetch/--no-prefetch", help="PRESERVE prefetching in every step.")]
+    = False,
+    seed: Annotated[int, typer.Option(help="Seed of lengths and arrivals.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print {definitions, summary, rows} as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write tokens/s per device against tokens/s per user (HTML and PNG) with this stem.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot files.")] = False,
+) -> None:
+    """Serving metrics: continuous batching, chunked prefill, KV capacity, queueing, SLO goodput."""
+    from roofline.serving import serve as run
+
+    loads_c = _numbers(concurrency, "--concurrency", int)
+    loads_r = _numbers(rate, "--rate", float)
+    if sum(x is not None for x in (loads_c, loads_r, trace)) != 1:
+        raise fail("give exactly one of --concurrency, --rate and --trace")
+    if plot is not None:
+        check_output(plot.with_suffix(".html"), force)
+    result = run(model, hardware, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp, dtype=dtype.value,
+                 kv_dtype=kv_dtype.value if kv_dtype else None, input_len=_length(input_len, "--input"),
+                 output_len=_length(output_len, "--output"), concurrency=loads_c, rate_rps=loads_r,
+                 trace=str(trace) if trace else None, num_requests=num_requests, prefix_hit=prefix_hit,
+                 framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                 gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
+                 slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
+                 prefetch=prefetch, seed=seed)
+    if plot is not None:
+        from roofline import plots
+
+        with plots.FigureWriter() as writer:
+            s = result.summary
+            title = f"{s['model']} on {s['devices']}x {s['hardware']} ({s['framework']})"
+            for path in writer.write(plots.plot_serving_frontier(result.rows, title), plot):
+                typer.echo(f"wrote {path}", err=True)
+    if json_out:
+        typer.echo(result.to_json(indent=2))
+        return
+    key = next(k for k in ("concurrency", "rate_rps", "trace") if k in result.rows[0])
+    s = result.summary
+    caption = (f"{result.definitions['evaluator']}; KV capacity {s['kv_capacity_tokens']:,.0f} tokens; overheads: "
+               f"{s['overheads']['source']}")
+    if "slo_max_concurrency" in s:
+        caption += f"; SLO met up to concurrency {s['slo_max_concurrency']}, rate {s['slo_max_rate_rps']} req/s"
+    print_table(f"{s['model']} on {s['devices']}x {s['hardware']}, {s['framework']}", (key, *COLUMNS),
+                [[r[key], *(r[c] if r[c] is not None else float("nan") for c in COLUMNS)] for r in result.rows],
+                caption=caption)

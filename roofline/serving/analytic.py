@@ -1,0 +1,148 @@
+"""Steady-state serving model, vectorized over configurations: means only.
+
+In steady state every running request is either prefilling or decoding. A request needs ``p``
+prefill tokens (its prompt minus prefix-cache hits) and ``d = ceil((osl - 1) / tps)`` decode
+steps. With ``B`` decoding sequences per step the prefill budget is ``M - B * v``, so a prompt
+takes ``n_p = ceil(p / (M - B v))`` steps; with ``c`` running requests, ``B = c d / (n_p + d)``
+and ``lambda = c / (n_p + d)`` requests finish (and are admitted) per step. A share
+``f = min(1, lambda n_p)`` of the steps carry prefill chunks (``lambda p / f`` tokens each); the
+others are decode-only. The step cost is not linear in the tokens (flat while memory-bound), so
+the two kinds of step are costed apart and averaged with weights ``1 - f`` and ``f``:
+
+- TPOT (per request, as benchmark clients measure it) = ``d * mean step / (osl - 1)``;
+- TTFT = request overhead + queueing wait + ``n_p`` prefill steps (open loop: plus half a step,
+  the wait for the running step to end);
+- a closed loop whose requests all have the same lengths stays in lock-step (they start
+  together, and finish together): then a whole budget of prompts, ``g = floor((M - B v) / p)``
+  (at most ``c``), is prefilled in one step (prompts longer than the budget: every prefill step
+  is a full budget), ``f = min(1, lambda p / (g p))``, and TTFT is ``n_p`` such full steps;
+- closed loop at concurrency ``C``: ``c = min(C, max_num_seqs, KV-capacity sequences)``; the
+  ``C - c`` others wait (Little's law: wait = ``(C - c) / throughput``);
+- open loop at rate ``R``: ``c`` solves ``c = R * lifetime(c)`` (fixed point); above the rate
+  the replica can sustain the result is saturated (TTFT unbounded: reported as null).
+
+Percentiles need the distribution, which only the event simulator gives: null here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from roofline.serving.step_cost import StepCost
+
+__all__ = ["steady_state", "ANALYTIC_NOTE"]
+
+ANALYTIC_NOTE = ("analytic steady-state model: means only; percentiles need the event simulator "
+                 "(--simulate) and are null")
+
+
+def _interp(grid: np.ndarray, table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    i = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+    rows = np.arange(table.shape[0])
+    lo, hi = table[rows, i], table[rows, i + 1]
+    return np.where(x <= 0, 0.0, lo + (x - grid[i]) / (grid[i + 1] - grid[i]) * (hi - lo))
+
+
+def _step_s(cost: StepCost, hw: np.ndarray, tokens: np.ndarray, sampled: np.ndarray, kv: np.ndarray,
+            seqs: np.ndarray, pairs: np.ndarray, ctx: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+    body = _interp(cost.tokens, cost.body_s[hw], tokens)
+    head = _interp(cost.tokens, cost.head_s[hw], sampled)
+    compute = cost.dec_compute_per_kv_s[hw] * kv + cost.pre_compute_per_pair_s[hw] * pairs
+    memory = (cost.dec_memory_per_kv_s[hw] * (kv + ctx) + cost.dec_memory_per_seq_s[hw] * seqs
+              + cost.pre_memory_per_token_s[hw] * chunk)
+    return body + head + np.maximum(compute, memory)
+
+
+def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+             prefill: np.ndarray, budget: np.ndarray, verify: np.ndarray, tps: np.ndarray,
+             step_overhead_s: np.ndarray, lockstep: bool = False) -> dict[str, np.ndarray]:
+    """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,))."""
+    d = np.ceil(np.maximum(output - 1, 0) / tps - 1e-9)
+    n_p = np.ones_like(c)
+    for _ in range(3):  # B depends on n_p and n_p on B: a few rounds settle it
+        b = c * d / (n_p + d)
+        n_p = np.maximum(1.0, np.ceil(prefill / np.maximum(budget - b * verify, 1.0) - 1e-9))
+    b = c * d / (n_p + d)
+    lam = c / (n_p + d)
+    # prompts admitted together: one at a time when lengths vary; with identical lengths a closed
+    # loop stays in lock-step and a whole budget of prompts is prefilled in one step
+    # (or, for prompts longer than the budget, every prefill step is a full budget of chunks)
+    if lockstep:
+        avail = np.maximum(budget - b * verify, 1.0)
+        group = np.clip(np.floor(avail / prefill), 1.0, np.maximum(c, 1.0))
+        per_step = np.where(prefill <= avail, group * prefill, avail)
+    else:
+        per_step = prefill / n_p
+    f = np.clip(lam * prefill / per_step, 1e-12, 1.0)
+    kv = b * (prompt + output / 2.0)
+    cached = prompt - prefill
+    pairs = prefill * cached + prefill * (prefill + 1) / 2
+    ctx = n_p * cached + (n_p - 1) * prefill / 2
+    zero = np.zeros_like(c)
+    t0 = b * verify
+    step0 = _step_s(cost, hw, t0, b, kv, b, zero, zero, zero) + step_overhead_s
+    step1 = _step_s(cost, hw, t0 + lam * prefill / f, b + lam / f, kv, b, lam * pairs / f, lam * ctx / f,
+                    lam * prefill / f) + step_overhead_s
+    mean_step = (1 - f) * step0 + f * step1
+    return {"decode_steps": d, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
+            "prefill_step_s": step1, "lifetime_s": n_p * step1 + d * mean_step}
+
+
+def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, prefill: np.ndarray,
+                 kv_capacity_tokens: np.ndarray, max_num_batched_tokens: np.ndarray, max_num_seqs: np.ndarray,
+                 block_tokens: np.ndarray, concurrency: np.ndarray | None = None, rate_rps: np.ndarray | None = None,
+                 verify_tokens: np.ndarray | float = 1.0, tokens_per_step: np.ndarray | float = 1.0,
+                 step_overhead_s: np.ndarray | float = 0.0, request_overhead_s: np.ndarray | float = 0.0,
+                 hw_row: np.ndarray | None = None, lockstep: bool = False) -> dict[str, np.ndarray]:
+    """Mean serving metrics of n configurations at once (every argument broadcasts to (n,)).
+
+    ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
+    (default: row 0, or row i when ``cost`` has n rows). Give ``concurrency`` (closed loop) or
+    ``rate_rps`` (open loop). ``lockstep``: a closed loop of identical lengths, whose requests
+    start, prefill and finish in groups (see the module doc). Times in seconds.
+    """
+    load = concurrency if concurrency is not None else rate_rps
+    arrays = np.broadcast_arrays(np.asarray(load, dtype=float), np.asarray(prompt, dtype=float),
+                                 np.asarray(output, dtype=float), np.asarray(prefill, dtype=float),
+                                 np.asarray(kv_capacity_tokens, dtype=float),
+                                 np.asarray(max_num_batched_tokens, dtype=float),
+                                 np.asarray(max_num_seqs, dtype=float), np.asarray(block_tokens, dtype=float),
+                                 np.asarray(verify_tokens, dtype=float), np.asarray(tokens_per_step, dtype=float),
+                                 np.asarray(step_overhead_s, dtype=float), np.asarray(request_overhead_s, dtype=float))
+    load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req = \
+        (np.atleast_1d(a) for a in arrays)
+    n = len(load)
+    if hw_row is None:
+        hw = np.zeros(n, dtype=int) if cost.n == 1 else np.arange(n)
+    else:
+        hw = np.broadcast_to(np.asarray(hw_row, dtype=int), (n,))
+    per_seq = np.ceil((prompt + output) / block) * block
+    c_fit = np.floor(cap / per_seq)
+    c_max = np.maximum(np.minimum(max_seqs, c_fit), 1.0)
+    saturated = np.zeros(n, dtype=bool)
+    if concurrency is not None:
+        c_run = np.minimum(load, c_max)
+        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, lockstep)
+        rps = c_run / run["lifetime_s"]
+        wait = (load - c_run) / rps
+        ttft = s_req + wait + run["prefill_steps"] * run["prefill_step_s"]
+        rps = load / (ttft + run["decode_steps"] * run["mean_step_s"])  # Little's law over the whole loop
+    else:
+        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step)
+        saturated = load * full["lifetime_s"] > c_max
+        c_run = np.minimum(load * full["lifetime_s"], c_max)
+        for _ in range(40):  # c = R * lifetime(c): a contraction for stable loads
+            run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step)
+            c_run = np.minimum(0.5 * c_run + 0.5 * load * run["lifetime_s"], c_max)
+        run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step)
+        ttft = s_req + 0.5 * run["mean_step_s"] + run["prefill_steps"] * run["prefill_step_s"]
+        rps = np.where(saturated, c_max / full["lifetime_s"], load)
+    tpot = np.where(output > 1, run["decode_steps"] * run["mean_step_s"] / np.maximum(output - 1, 1), 0.0)
+    e2e = ttft + (output - 1) * tpot
+    kv_tokens = run["decode_batch"] * (prompt + output / 2) + (c_run - run["decode_batch"]) * prompt
+    return {
+        "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["mean_step_s"], "e2e_s": e2e,
+        "throughput_rps": rps, "throughput_tok_s": rps * output,
+        "kv_utilization": np.minimum(kv_tokens / cap, 1.0), "mean_batch": c_run,
+        "max_running": c_max, "saturated": saturated,
+    }

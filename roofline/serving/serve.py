@@ -1,0 +1,273 @@
+"""``roofline.serve``: serving metrics of one deployment over concurrencies, rates or a trace."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from roofline.exceptions import SpecError
+from roofline.hardware import HardwareSpec, load_hardware
+from roofline.model import ModelSpec, load_model
+from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
+from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_metrics
+from roofline.serving.overheads import DATASHEET, Overheads, load_overheads, overheads_provenance
+from roofline.serving.settings import EngineSettings, SpeculativeDecoding, engine_defaults
+from roofline.serving.simulator import simulate
+from roofline.serving.step_cost import StepCost, build_step_cost, token_grid
+from roofline.serving.workload import Lengths, ServingWorkload, make_requests
+from roofline.timing import HardwareArrays
+from roofline.workload import Parallelism, Workload
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ServingSetup", "ServeResult", "serve", "SLO_SEARCH_MAX_CONCURRENCY"]
+
+#: Largest concurrency the SLO search tries (analytic model, every integer up to it).
+SLO_SEARCH_MAX_CONCURRENCY = 4096
+_STAT_KEYS = ("ttft", "tpot", "itl", "e2e")
+
+
+@dataclass(frozen=True)
+class ServingSetup:
+    """One replica: model, data types, parallelism, device, engine settings, overheads."""
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    workload: Workload
+    parallelism: Parallelism
+    settings: EngineSettings
+    overheads: Overheads = DATASHEET
+    prefetch: bool = False
+    hardware_overrides: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def devices(self) -> int:
+        return self.parallelism.tp * self.parallelism.pp
+
+    def arrays(self) -> HardwareArrays:
+        return HardwareArrays.from_spec(self.hardware, 1, prefetch=self.prefetch, **dict(self.hardware_overrides))
+
+    def step_cost(self) -> StepCost:
+        s = self.settings
+        grid = token_grid(s.max_num_batched_tokens + s.max_num_seqs * s.speculative.verify_tokens)
+        cost = build_step_cost(self.model, self.workload, self.parallelism, self.arrays(), grid, s.attention_dp)
+        return cost.scaled(self.overheads.step_scale)
+
+    def kv_capacity_tokens(self) -> float:
+        s = self.settings
+        return float(kv_capacity_tokens(
+            self.model, self.workload, self.parallelism, self.arrays().hbm_capacity_bytes,
+            gpu_memory_utilization=s.gpu_memory_utilization, max_num_batched_tokens=s.max_num_batched_tokens,
+            block_tokens=s.block_tokens, attention_dp=s.attention_dp, name=self.model.name)[0])
+
+
+@dataclass
+class ServeResult:
+    """Rows of serving metrics (one per concurrency, rate or trace), with their definitions."""
+
+    rows: list[dict[str, Any]]
+    definitions: dict[str, str]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"definitions": self.definitions, "summary": self.summary, "rows": self.rows}
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+
+
+def _finish_row(row: dict[str, Any], setup: ServingSetup) -> dict[str, Any]:
+    tpot = row["tpot_ms"]
+    row["throughput_tok_s_per_device"] = row["throughput_tok_s"] / setup.devices
+    row["tok_s_per_user"] = 1e3 / tpot if tpot and tpot > 0 else None
+    return row
+
+
+def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWorkload,
+                   loads: list[float], closed: bool, slo: tuple[float | None, float | None]) -> list[dict[str, Any]]:
+    s, o = setup.settings, setup.overheads
+    prompt = w.prompt.mean
+    fixed = w.prompt.high is None and w.output.high is None
+    res = steady_state(
+        cost, prompt=prompt, output=w.output.mean, prefill=max(prompt - np.floor(prompt * w.prefix_hit), 1.0),
+        kv_capacity_tokens=cap, max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
+        block_tokens=s.block_tokens, concurrency=np.array(loads, dtype=float) if closed else None,
+        rate_rps=None if closed else np.array(loads, dtype=float), verify_tokens=s.speculative.verify_tokens,
+        tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
+        request_overhead_s=o.request_overhead_s, lockstep=closed and fixed)
+    ok = meets_slo(res["ttft_s"], res["tpot_s"], *slo) & ~res["saturated"]
+    rows = []
+    for i, load in enumerate(loads):
+        sat = bool(res["saturated"][i])
+        row: dict[str, Any] = {("concurrency" if closed else "rate_rps"): load}
+        for k in _STAT_KEYS:
+            row[f"{k}_ms"] = None if sat and k in ("ttft", "e2e") else float(res[f"{k}_s"][i] * 1e3)
+            for q in PERCENTILES:
+                row[f"{k}_p{q}_ms"] = None
+        row |= {
+            "throughput_tok_s": float(res["throughput_tok_s"][i]),
+            "throughput_rps": float(res["throughput_rps"][i]),
+            "goodput_tok_s": float(res["throughput_tok_s"][i]) if ok[i] else 0.0,
+            "slo_attainment": float(ok[i]),
+            "kv_utilization": float(res["kv_utilization"][i]),
+            "mean_batch": float(res["mean_batch"][i]),
+            "saturated": sat,
+        }
+        rows.append(_finish_row(row, setup))
+    return rows
+
+
+def _slo_limits(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWorkload,
+                slo: tuple[float | None, float | None]) -> dict[str, Any]:
+    """Largest concurrency (every integer) and rate (a fine geometric grid) whose mean TTFT and
+    TPOT meet the SLO, from the analytic model; None when even the smallest misses it."""
+    if slo == (None, None):
+        return {}
+    conc = np.arange(1, SLO_SEARCH_MAX_CONCURRENCY + 1, dtype=float)
+    rows = _analytic_rows(setup, cost, cap, w, list(conc), True, slo)
+    ok = [r["concurrency"] for r in rows if r["slo_attainment"] > 0]
+    best_c = int(max(ok)) if ok else None
+    top = max(r["throughput_rps"] for r in rows)
+    rates = list(np.geomspace(top * 1e-3, top, 400))
+    rrows = _analytic_rows(setup, cost, cap, w, rates, False, slo)
+    okr = [r["rate_rps"] for r in rrows if r["slo_attainment"] > 0]
+    at = next((r for r in rows if r["concurrency"] == best_c), None)
+    return {"slo_max_concurrency": best_c, "slo_max_rate_rps": float(max(okr)) if okr else None,
+            "goodput_tok_s_at_slo_max_concurrency": at["goodput_tok_s"] if at else 0.0}
+
+
+def serve(
+    model: ModelSpec | str,
+    hardware: HardwareSpec | str,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    dtype: str = "bf16",
+    kv_dtype: str | None = None,
+    input_len: int | tuple[int, int] = 1024,
+    output_len: int | tuple[int, int] = 1024,
+    concurrency: int | list[int] | None = None,
+    rate_rps: float | list[float] | None = None,
+    trace: str | None = None,
+    num_requests: int | None = None,
+    prefix_hit: float = 0.0,
+    framework: str = "vllm",
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
+    gpu_memory_utilization: float | None = None,
+    attention_dp: int = 1,
+    draft_tokens: int = 0,
+    acceptance: float = 0.0,
+    slo_ttft_ms: float | None = None,
+    slo_tpot_ms: float | None = None,
+    simulate_events: bool = False,
+    datasheet: bool = False,
+    prefetch: bool = False,
+    seed: int = 0,
+    **hardware_overrides: float,
+) -> ServeResult:
+    """Serving metrics of ``model`` on one replica of ``tp x pp`` devices of ``hardware``.
+
+    Args:
+        input_len, output_len: tokens per request, or an inclusive (low, high) uniform range.
+        concurrency: closed loop (one value or a list: one row each); ``rate_rps``: open loop
+            Poisson arrivals; ``trace``: a CSV of arrival_s, prompt_tokens, output_tokens (simulated).
+        framework: engine defaults and fitted overheads (``vllm``, ``sglang``, ``trtllm``);
+            ``max_num_batched_tokens``, ``max_num_seqs``, ``gpu_memory_utilization`` override them.
+        attention_dp: attention data-parallel ranks inside the TP group (MoE serving).
+        draft_tokens, acceptance: speculative decoding (tokens per step, see SpeculativeDecoding).
+        slo_ttft_ms, slo_tpot_ms: the SLO for goodput and the largest concurrency / rate meeting it.
+        simulate_events: the discrete-event simulator (percentiles) instead of the analytic model.
+        datasheet: no fitted overheads (the raw roofline); prefetch: PRESERVE prefetching in steps.
+
+    Returns:
+        A :class:`ServeResult` (``.rows``, ``.summary``, ``.to_frame()``, ``.to_json()``).
+    """
+    m, hw = load_model(model), load_hardware(hardware)
+    settings = engine_defaults(framework).with_overrides(
+        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+        gpu_memory_utilization=gpu_memory_utilization, attention_dp=attention_dp if attention_dp != 1 else None,
+        speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
+    if settings.attention_dp > tp or tp % settings.attention_dp:
+        raise SpecError(f"--attention-dp: {settings.attention_dp} must divide tp={tp}")
+    prompt = Lengths(*input_len) if isinstance(input_len, tuple) else Lengths(input_len)
+    output = Lengths(*output_len) if isinstance(output_len, tuple) else Lengths(output_len)
+    loads_c, loads_r = _as_list(concurrency), _as_list(rate_rps)
+    if sum(x is not None for x in (loads_c, loads_r, trace)) != 1:
+        raise SpecError("serve: give exactly one of concurrency, rate_rps and trace")
+    for c in loads_c or []:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+            raise SpecError(f"--concurrency: must be positive integers, got {c!r}")
+    for r in loads_r or []:
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not np.isfinite(r) or r <= 0:
+            raise SpecError(f"--rate: must be positive numbers, got {r!r}")
+    for name, v in (("--slo-ttft-ms", slo_ttft_ms), ("--slo-tpot-ms", slo_tpot_ms)):
+        if v is not None and (not np.isfinite(v) or v <= 0):
+            raise SpecError(f"{name}: must be a positive number, got {v!r}")
+    w = Workload.with_dtype(dtype, kv_dtype=kv_dtype)
+    par = Parallelism(tp=tp, pp=pp, ep=ep)
+    over = DATASHEET if datasheet else load_overheads(framework)
+    setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())))
+    cost = setup.step_cost()
+    cap = setup.kv_capacity_tokens()
+    slo = (slo_ttft_ms, slo_tpot_ms)
+    base = ServingWorkload(prompt, output, concurrency=1, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed)
+    rows: list[dict[str, Any]] = []
+    if simulate_events or trace is not None:
+        scalar = cost.scalar()
+        runs: list[tuple[str, Any, ServingWorkload]] = []
+        if trace is not None:
+            runs.append(("trace", trace, ServingWorkload(trace=trace, num_requests=num_requests,
+                                                          prefix_hit=prefix_hit, seed=seed)))
+        for c in loads_c or []:
+            runs.append(("concurrency", int(c), ServingWorkload(prompt, output, concurrency=int(c),
+                                                                 num_requests=num_requests, prefix_hit=prefix_hit,
+                                                                 seed=seed)))
+        for r in loads_r or []:
+            runs.append(("rate_rps", float(r), ServingWorkload(prompt, output, rate_rps=float(r),
+                                                                num_requests=num_requests, prefix_hit=prefix_hit,
+                                                                seed=seed)))
+        for key, load, sw in runs:
+            tr = simulate(make_requests(sw), scalar, settings, cap, concurrency=sw.concurrency,
+                          step_overhead_s=over.step_overhead_s, request_overhead_s=over.request_overhead_s)
+            rows.append(_finish_row({key: load} | trace_metrics(tr, slo_ttft_ms=slo_ttft_ms,
+                                                                 slo_tpot_ms=slo_tpot_ms), setup))
+        evaluator = "event simulator"
+    else:
+        closed = loads_c is not None
+        rows = _analytic_rows(setup, cost, cap, base, [float(x) if not closed else int(x)
+                                                       for x in (loads_c or loads_r)], closed, slo)
+        evaluator = ANALYTIC_NOTE
+    definitions = dict(DEFINITIONS) | {"evaluator": evaluator}
+    summary: dict[str, Any] = {
+        "model": m.name, "hardware": hw.name, "devices": setup.devices, "tp": tp, "pp": pp, "ep": ep,
+        "dtype": dtype, "kv_dtype": w.kv, "framework": framework,
+        "engine": {"max_num_batched_tokens": settings.max_num_batched_tokens, "max_num_seqs": settings.max_num_seqs,
+                   "gpu_memory_utilization": settings.gpu_memory_utilization, "block_tokens": settings.block_tokens,
+                   "attention_dp": settings.attention_dp,
+                   "tokens_per_step": settings.speculative.tokens_per_step,
+                   "sources": dict(settings.sources)},
+        "overheads": {"step_overhead_ms": over.step_overhead_ms, "request_overhead_ms": over.request_overhead_ms,
+                      "step_scale": over.step_scale, "source": over.source,
+                      "provenance": {} if datasheet else overheads_provenance()},
+        "kv_capacity_tokens": cap, "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,
+    }
+    summary |= _slo_limits(setup, cost, cap, base, slo)
+    return ServeResult(rows, definitions, summary)

@@ -1,0 +1,203 @@
+"""Step-level discrete-event simulation of one engine replica serving a stream of requests.
+
+Each step the scheduler (vLLM / SGLang / TensorRT-LLM style continuous batching):
+
+1. admits waiting requests first come, first served while fewer than ``max_num_seqs`` run and
+   the KV cache has free blocks for the request's prompt and output (blocks are reserved at
+   admission, as TensorRT-LLM's guaranteed-no-evict policy: no preemption);
+2. gives every decoding sequence its verify tokens (1, or ``k + 1`` with speculative decoding),
+   then fills the rest of the ``max_num_batched_tokens`` budget with prefill chunks, in admission
+   order (chunked prefill);
+3. takes the step time from the scenario's :class:`~roofline.serving.step_cost.ScalarStepCost`
+   plus the per-step software overhead.
+
+A request's first token comes at the end of the step that finishes its prompt; each decode step
+then emits ``tokens_per_step`` tokens (1 without speculation). Requests become schedulable a
+fixed per-request overhead after they arrive (API server, tokenisation); closed-loop clients send
+the next request when one finishes. Stretches of decode-only steps with nothing to admit are
+evaluated in one go (their times are affine in the growing KV length up to one kink), so the
+cost is per event (admission, finish, arrival), not per step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from roofline.exceptions import InfeasibleConfigError
+from roofline.serving.settings import EngineSettings
+from roofline.serving.step_cost import ScalarStepCost
+from roofline.serving.workload import Requests
+
+__all__ = ["SimulationTrace", "simulate"]
+
+
+@dataclass(frozen=True)
+class SimulationTrace:
+    """What happened to every request (seconds from the start), and the step intervals.
+
+    ``itl_s``/``itl_weight``: every distinct step interval and how many token deliveries it
+    separates (decode sequences in that step), for inter-token-latency statistics.
+    """
+
+    arrival_s: np.ndarray
+    first_token_s: np.ndarray
+    finish_s: np.ndarray
+    output: np.ndarray
+    itl_s: np.ndarray
+    itl_weight: np.ndarray
+    busy_s: float
+    mean_running: float
+    mean_waiting: float
+    mean_kv_tokens: float
+    kv_capacity_tokens: float
+    steps: int
+
+
+def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings, kv_capacity_tokens: float, *,
+             concurrency: int | None = None, step_overhead_s: float = 0.0,
+             request_overhead_s: float = 0.0) -> SimulationTrace:
+    """Run every request of ``requests`` through one replica.
+
+    Closed loop when ``concurrency`` is given (the first ``concurrency`` requests arrive at 0, each
+    later one when an earlier one finishes); otherwise open loop at ``requests.arrival_s``.
+    """
+    n = len(requests)
+    prompt = requests.prompt.astype(float)
+    output = requests.output.astype(float)
+    prefill = requests.prefill.astype(float)
+    block = settings.block_tokens
+    need_blocks = np.ceil((prompt + output) / block)
+    total_blocks = float(kv_capacity_tokens // block)
+    if need_blocks.max() > total_blocks:
+        r = int(np.argmax(need_blocks))
+        raise InfeasibleConfigError(
+            f"a request of {int(prompt[r])} + {int(output[r])} tokens needs {int(need_blocks[r] * block)} tokens of KV "
+            f"cache; the replica holds {int(total_blocks * block)}: raise tp or gpu_memory_utilization")
+    if concurrency is None:
+        arrival = requests.arrival_s.astype(float).copy()
+        released = n
+    else:
+        arrival = np.full(n, np.nan)
+        released = min(concurrency, n)
+        arrival[:released] = 0.0
+    ready = arrival + request_overhead_s  # schedulable from
+    first = np.full(n, np.nan)
+    finish = np.full(n, np.nan)
+    kv = prompt - prefill  # tokens in the KV cache (prefix-cache hits are there at admission)
+    pre_left = prefill.copy()
+    out_left = np.zeros(n)
+    spec = settings.speculative
+    verify, tps = spec.verify_tokens, spec.tokens_per_step
+    budget0 = settings.max_num_batched_tokens
+    max_seqs = settings.max_num_seqs
+    free_blocks = total_blocks
+
+    waiting: deque[int] = deque()
+    running: list[int] = []
+    nxt = 0  # next request not yet in the waiting queue (requests arrive in index order)
+    done = 0
+    t = 0.0
+    steps = 0
+    itl_s: list[np.ndarray] = []
+    itl_w: list[np.ndarray] = []
+    area_running = area_waiting = area_kv = 0.0
+
+    while done < n:
+        while nxt < n and ready[nxt] <= t:
+            waiting.append(nxt)
+            nxt += 1
+        while waiting and len(running) < max_seqs and need_blocks[waiting[0]] <= free_blocks:
+            r = waiting.popleft()
+            free_blocks -= need_blocks[r]
+            running.append(r)
+        if not running:
+            if nxt < n and not np.isnan(ready[nxt]):
+                t = max(t, float(ready[nxt]))
+                continue
+            raise RuntimeError("simulator: nothing runs and nothing arrives")  # cannot happen
+        idx = np.array(running)
+        decoding = pre_left[idx] <= 0
+        dec = idx[decoding]
+        n_dec = len(dec)
+        budget = budget0 - n_dec * verify
+        chunks: list[tuple[int, float]] = []
+        for r in idx[~decoding]:
+            if budget <= 0:
+                break
+            c = min(pre_left[r], budget)
+            chunks.append((int(r), c))
+            budget -= c
+        kv_dec = float(kv[dec].sum()) + n_dec
+        blocked = not waiting or len(running) >= max_seqs or need_blocks[waiting[0]] > free_blocks
+        if not chunks and blocked:
+            # a run of decode-only steps up to the next finish (or arrival)
+            k = int(np.ceil(np.min(out_left[dec]) / tps - 1e-9)) if n_dec else 1
+            k = max(k, 1)
+            j = np.arange(k, dtype=float)
+            kv_j = kv_dec + j * n_dec * tps
+            fixed = cost.fixed_s(n_dec * verify, n_dec) + step_overhead_s
+            times = fixed + np.maximum(cost.c_kv * kv_j, cost.m_kv * kv_j + cost.m_seq * n_dec)
+            if nxt < n and not np.isnan(ready[nxt]):
+                ends = t + np.cumsum(times)
+                cut = int(np.searchsorted(ends, ready[nxt], side="left")) + 1
+                if cut < k:
+                    k, times, kv_j = cut, times[:cut], kv_j[:cut]
+            span = float(times.sum())
+            area_running += len(running) * span
+            area_waiting += len(waiting) * span
+            area_kv += float(times @ (kv_j - n_dec))
+            t += span
+            steps += k
+            itl_s.append(times)
+            itl_w.append(np.full(k, float(n_dec)))
+            out_left[dec] -= k * tps
+            kv[dec] += k * tps
+        else:
+            pairs = ctx = chunk_tokens = 0.0
+            sampled = n_dec
+            for r, c in chunks:
+                pairs += c * kv[r] + c * (c + 1) / 2
+                ctx += kv[r]
+                chunk_tokens += c
+                sampled += c >= pre_left[r]
+            dt = cost.step_s(n_dec * verify + chunk_tokens, sampled, kv_dec, n_dec, pairs, ctx, chunk_tokens) \
+                + step_overhead_s
+            area_running += len(running) * dt
+            area_waiting += len(waiting) * dt
+            area_kv += dt * float(kv[idx].sum())
+            t += dt
+            steps += 1
+            if n_dec:
+                itl_s.append(np.array([dt]))
+                itl_w.append(np.array([float(n_dec)]))
+                out_left[dec] -= tps
+                kv[dec] += tps
+            for r, c in chunks:
+                pre_left[r] -= c
+                kv[r] += c
+                if pre_left[r] <= 0:
+                    first[r] = t
+                    out_left[r] = output[r] - 1
+        # finished requests leave and free their blocks; closed-loop clients send the next one
+        gone = [r for r in running if pre_left[r] <= 0 and out_left[r] <= 1e-9]
+        if gone:
+            for r in gone:
+                finish[r] = t
+                free_blocks += need_blocks[r]
+                done += 1
+                if concurrency is not None and released < n:
+                    arrival[released] = t
+                    ready[released] = t + request_overhead_s
+                    released += 1
+            gone_set = set(gone)
+            running = [r for r in running if r not in gone_set]
+    busy = max(t, 1e-30)
+    return SimulationTrace(
+        arrival_s=arrival, first_token_s=first, finish_s=finish, output=requests.output.copy(),
+        itl_s=np.concatenate(itl_s) if itl_s else np.zeros(0),
+        itl_weight=np.concatenate(itl_w) if itl_w else np.zeros(0),
+        busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
+        mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps)

@@ -1,0 +1,207 @@
+"""The time of one engine step for a mixed batch, precomputed once per scenario.
+
+A continuous-batching step runs every scheduled token through the model at once: ``B`` decode
+sequences (``v`` tokens each: 1, or ``k + 1`` when verifying ``k`` speculative drafts) and prefill
+chunks of the admitted prompts, ``T`` tokens in all. From the same operator graph and timing as
+``roofline.predict`` (one decode-phase table per token count, evaluated by
+``roofline.evaluate.evaluate_pass``) the step time splits into three parts:
+
+- the **body**: every operator except attention and the head, for ``T`` tokens (GEMMs with
+  ``m = T``, the expected distinct experts of ``T`` tokens, TP collectives of ``T`` rows,
+  prefetching where the device enables it). It is tabulated on a grid of token counts and
+  interpolated linearly between grid points (the body is a sum of maxima of affine terms in
+  ``T`` whose kinks the grid resolves; between them only the small-GEMM efficiency curve bends);
+- the **head**: final norm, LM head, logits all-gather and sampling for the ``S`` sequences that
+  emit a token, on the same grid;
+- **attention**, one kernel over the whole batch (varlen flash attention):
+  ``max(compute, memory)`` with compute = ``c_kv * K + c_pair * pairs`` and memory =
+  ``m_kv * (K + ctx) + m_seq * B + m_tok * P``, where ``K`` is the sum over decode sequences
+  of the tokens each attends (its KV length + 1), ``pairs`` the causal query-key pairs of the
+  prefill chunks, ``ctx`` the cached tokens the chunks attend to and ``P`` the chunk tokens.
+  The coefficients are read from the graph's attention operators (decode: the per-KV-token
+  FLOPs and bytes; prefill: FLOPs per pair at a 2048-token prompt).
+
+With attention data parallelism (``attention_dp`` = d, MoE serving) each of the d ranks keeps
+and reads the KV cache of its own sequences, so the attention memory terms are divided by d;
+the FLOPs per rank are unchanged (d times fewer sequences, d times more heads).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from roofline.evaluate import evaluate_pass
+from roofline.graph import OpTable, build_phase
+from roofline.model import ModelSpec
+from roofline.timing import HardwareArrays, op_times
+from roofline.workload import Parallelism, Workload
+
+__all__ = ["StepCost", "build_step_cost", "token_grid", "HEAD_OPS"]
+
+#: Operators of the head: they run once per sequence that emits a token, not per token.
+HEAD_OPS = ("final_norm", "lm_head", "logits_allgather", "sampling")
+#: Prompt length at which the prefill attention FLOPs per pair are read (sets the m-curve point).
+_PREFILL_REF_TOKENS = 2048
+_WORK_FIELDS = ("flops", "flops_per_kv", "weight_bytes", "kv_read_bytes", "kv_read_per_kv", "kv_write_bytes",
+                "act_bytes", "prefetch_weight_bytes")
+
+
+def token_grid(max_tokens: int, ratio: float = 1.08) -> np.ndarray:
+    """Token counts where the body is evaluated: every integer up to 32, then geometric."""
+    small = np.arange(1, min(32, max_tokens) + 1)
+    if max_tokens <= 32:
+        return small.astype(float)
+    n = int(np.ceil(np.log(max_tokens / 32) / np.log(ratio)))
+    big = np.unique(np.round(32 * ratio ** np.arange(1, n + 1)).astype(int))
+    return np.unique(np.concatenate([small, big[big < max_tokens], [max_tokens]])).astype(float)
+
+
+def _without(table: OpTable, ops: np.ndarray, drop_count: np.ndarray | None = None) -> OpTable:
+    """``table`` with no work in the operators ``ops`` (their launches stay), and with the
+    operators ``drop_count`` removed altogether (count 0)."""
+    keep = ~ops
+    changes = {f: getattr(table, f) * keep for f in _WORK_FIELDS}
+    if drop_count is not None:
+        changes["count"] = table.count * ~drop_count
+        changes["stage_count"] = table.stage_count * ~drop_count
+    return replace(table, **changes)
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Step-time coefficients of one scenario on ``n`` hardware configurations (times in seconds).
+
+    ``tokens`` (g,) is the grid; ``body_s`` and ``head_s`` are (n, g); the attention coefficients
+    are (n,). :meth:`step_s` evaluates one configuration (``row``) at scalar inputs (the event
+    simulator); :meth:`body_at` and :meth:`attention_s` broadcast over configurations.
+    """
+
+    tokens: np.ndarray
+    body_s: np.ndarray
+    head_s: np.ndarray
+    dec_compute_per_kv_s: np.ndarray
+    dec_memory_per_kv_s: np.ndarray
+    dec_memory_per_seq_s: np.ndarray
+    pre_compute_per_pair_s: np.ndarray
+    pre_memory_per_token_s: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.body_s.shape[0]
+
+    def body_at(self, tokens: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
+        """(n,) body (or ``table``) time at ``tokens`` (shape (n,)), linear between grid points;
+        beyond the grid, extrapolated from its last segment."""
+        t = np.asarray(tokens, dtype=float)
+        table = self.body_s if table is None else table
+        g = self.tokens
+        i = np.clip(np.searchsorted(g, t, side="right") - 1, 0, len(g) - 2)
+        rows = np.arange(table.shape[0])
+        lo, hi = table[rows, i], table[rows, i + 1]
+        frac = (t - g[i]) / (g[i + 1] - g[i])
+        return np.where(t <= 0, 0.0, lo + frac * (hi - lo))
+
+    def head_at(self, sequences: np.ndarray) -> np.ndarray:
+        return self.body_at(sequences, self.head_s)
+
+    def attention_s(self, kv_tokens: np.ndarray, decode_seqs: np.ndarray, pairs: np.ndarray | float = 0.0,
+                    context_tokens: np.ndarray | float = 0.0, chunk_tokens: np.ndarray | float = 0.0) -> np.ndarray:
+        """(n,) attention time of one step (see the module doc for the terms)."""
+        compute = self.dec_compute_per_kv_s * kv_tokens + self.pre_compute_per_pair_s * pairs
+        memory = (self.dec_memory_per_kv_s * (kv_tokens + context_tokens) + self.dec_memory_per_seq_s * decode_seqs
+                  + self.pre_memory_per_token_s * chunk_tokens)
+        return np.maximum(compute, memory)
+
+    def scaled(self, factor: float) -> StepCost:
+        """Every time multiplied by ``factor`` (a fitted step scale)."""
+        f = float(factor)
+        return StepCost(self.tokens, self.body_s * f, self.head_s * f, self.dec_compute_per_kv_s * f,
+                        self.dec_memory_per_kv_s * f, self.dec_memory_per_seq_s * f,
+                        self.pre_compute_per_pair_s * f, self.pre_memory_per_token_s * f)
+
+    def scalar(self, row: int = 0) -> ScalarStepCost:
+        """Plain-float coefficients of configuration ``row``, for the simulator's inner loop."""
+        return ScalarStepCost(
+            list(map(float, self.tokens)), list(map(float, self.body_s[row])), list(map(float, self.head_s[row])),
+            float(self.dec_compute_per_kv_s[row]), float(self.dec_memory_per_kv_s[row]),
+            float(self.dec_memory_per_seq_s[row]), float(self.pre_compute_per_pair_s[row]),
+            float(self.pre_memory_per_token_s[row]))
+
+
+@dataclass(frozen=True)
+class ScalarStepCost:
+    """One configuration's step cost as Python floats (no numpy call per step)."""
+
+    tokens: list[float]
+    body: list[float]
+    head: list[float]
+    c_kv: float
+    m_kv: float
+    m_seq: float
+    c_pair: float
+    m_tok: float
+
+    def _interp(self, values: list[float], x: float) -> float:
+        if x <= 0:
+            return 0.0
+        g = self.tokens
+        i = min(max(bisect_right(g, x) - 1, 0), len(g) - 2)
+        return values[i] + (x - g[i]) / (g[i + 1] - g[i]) * (values[i + 1] - values[i])
+
+    def step_s(self, tokens: float, sampled: float, kv_tokens: float, decode_seqs: float, pairs: float = 0.0,
+               context_tokens: float = 0.0, chunk_tokens: float = 0.0) -> float:
+        """Time of one step: body(tokens) + head(sampled) + attention."""
+        compute = self.c_kv * kv_tokens + self.c_pair * pairs
+        memory = self.m_kv * (kv_tokens + context_tokens) + self.m_seq * decode_seqs + self.m_tok * chunk_tokens
+        return self._interp(self.body, tokens) + self._interp(self.head, sampled) + max(compute, memory)
+
+    def fixed_s(self, tokens: float, sampled: float) -> float:
+        """body + head: the part of a decode-only step that does not grow with the KV cache."""
+        return self._interp(self.body, tokens) + self._interp(self.head, sampled)
+
+
+def _phase(model: ModelSpec, workload: Workload, par: Parallelism, phase: str, tokens: int) -> OpTable:
+    if phase == "decode":
+        return build_phase(model, replace(workload, batch=int(tokens)), par, "decode")
+    return build_phase(model, replace(workload, batch=1, input_len=int(tokens)), par, "prefill")
+
+
+def build_step_cost(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
+                    tokens: np.ndarray, attention_dp: int = 1) -> StepCost:
+    """Evaluate the step-cost tables of ``model`` on every configuration of ``hw``.
+
+    ``workload`` gives the data types (its batch and lengths are ignored); ``tokens`` is the grid
+    of token counts (see :func:`token_grid`).
+    """
+    grid = np.asarray(tokens, dtype=float)
+    body = np.empty((hw.n, len(grid)))
+    head = np.empty((hw.n, len(grid)))
+    for j, t in enumerate(grid):  # one operator table per grid point, not per configuration
+        table = _phase(model, workload, par, "decode", int(t))
+        is_attn = np.array([k == "attention" for k in table.kinds])
+        is_head = np.array([n in HEAD_OPS for n in table.names])
+        head_comm = is_head & table.is_comm
+        body[:, j] = evaluate_pass(_without(table, is_attn | is_head, head_comm), hw).time_s
+        ot = op_times(table, hw)
+        work = np.where(table.is_comm[:, None], ot.total_s, ot.total_s - hw.launch_s)
+        head[:, j] = (table.count * is_head) @ work
+    one = _phase(model, workload, par, "decode", 1)
+    att = np.array([k == "attention" for k in one.kinds]) * one.count
+    at0 = op_times(one, hw, np.zeros(hw.n))
+    at1 = op_times(one, hw, np.ones(hw.n))
+    pre = _phase(model, workload, par, "prefill", _PREFILL_REF_TOKENS)
+    pre_att = np.array([k == "attention" for k in pre.kinds]) * pre.count
+    ot = op_times(pre, hw)
+    s = float(_PREFILL_REF_TOKENS)
+    d = float(attention_dp)
+    return StepCost(
+        tokens=grid, body_s=body, head_s=head,
+        dec_compute_per_kv_s=att @ (at1.compute_s - at0.compute_s),
+        dec_memory_per_kv_s=att @ (at1.memory_s - at0.memory_s) / d,
+        dec_memory_per_seq_s=att @ at0.memory_s / d,
+        pre_compute_per_pair_s=pre_att @ ot.compute_s / (s * (s + 1) / 2),
+        pre_memory_per_token_s=pre_att @ ot.memory_s / s / d,
+    )

@@ -1,0 +1,149 @@
+"""What clients send: closed loop at a concurrency, open loop at a Poisson rate, or a trace.
+
+Prompt and output lengths are fixed, drawn uniformly from an integer range, or read from the
+trace. ``prefix_hit`` is the share of each prompt already in the prefix cache (not prefilled).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from roofline.exceptions import SpecError
+
+__all__ = ["Lengths", "ServingWorkload", "Requests", "make_requests", "read_trace"]
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """Token lengths: ``low`` when ``high`` is None, else uniform integers in [low, high]."""
+
+    low: int
+    high: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            v = getattr(self, name)
+            if v is None and name == "high":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise SpecError(f"lengths: {name}: must be a positive integer, got {v!r}")
+        if self.high is not None and self.high < self.low:
+            raise SpecError(f"lengths: high ({self.high}) must be >= low ({self.low})")
+
+    @property
+    def mean(self) -> float:
+        return float(self.low) if self.high is None else (self.low + self.high) / 2.0
+
+    @property
+    def max(self) -> int:
+        return int(self.low if self.high is None else self.high)
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.high is None:
+            return np.full(n, self.low, dtype=np.int64)
+        return rng.integers(self.low, self.high + 1, size=n)
+
+
+@dataclass(frozen=True)
+class ServingWorkload:
+    """One benchmark: closed loop (``concurrency``), open loop (``rate_rps``) or a trace.
+
+    Exactly one of ``concurrency``, ``rate_rps`` and ``trace`` is set.
+    """
+
+    prompt: Lengths = Lengths(1024)
+    output: Lengths = Lengths(1024)
+    concurrency: int | None = None
+    rate_rps: float | None = None
+    trace: str | None = None
+    num_requests: int | None = None  # default: 10 x concurrency (at least 100), or 1000
+    prefix_hit: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("concurrency", "rate_rps", "trace") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise SpecError("serving workload: give exactly one of concurrency, rate_rps and trace, got "
+                            f"{', '.join(given) or 'none'}")
+        c = self.concurrency
+        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1):
+            raise SpecError(f"serving workload: concurrency: must be a positive integer, got {c!r}")
+        r = self.rate_rps
+        if r is not None and (isinstance(r, bool) or not np.isfinite(r) or r <= 0):
+            raise SpecError(f"serving workload: rate_rps: must be a positive number, got {r!r}")
+        if not 0.0 <= self.prefix_hit < 1.0:
+            raise SpecError(f"serving workload: prefix_hit: must be in [0, 1), got {self.prefix_hit!r}")
+        n = self.num_requests
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise SpecError(f"serving workload: num_requests: must be a positive integer, got {n!r}")
+
+    @property
+    def requests(self) -> int:
+        if self.num_requests is not None:
+            return int(self.num_requests)
+        return max(10 * int(self.concurrency), 100) if self.concurrency is not None else 1000
+
+
+@dataclass(frozen=True)
+class Requests:
+    """Per-request arrays: ``arrival_s`` (NaN in closed loop: set by the simulator), prompt and
+    output tokens, and the prompt tokens that must be prefilled (the rest hit the prefix cache)."""
+
+    arrival_s: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+    prefill: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.prompt)
+
+
+def read_trace(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A trace CSV with columns ``arrival_s``, ``prompt_tokens``, ``output_tokens`` (one request a row)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{p}: trace file not found")
+    cols = ("arrival_s", "prompt_tokens", "output_tokens")
+    rows: list[tuple[float, int, int]] = []
+    with p.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in cols if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SpecError(f"{p}: missing column {missing[0]!r}; a trace needs {', '.join(cols)}")
+        for i, row in enumerate(reader, start=2):
+            try:
+                a, pr, o = float(row["arrival_s"]), int(row["prompt_tokens"]), int(row["output_tokens"])
+            except ValueError:
+                raise SpecError(f"{p}: line {i}: arrival_s must be a number and prompt_tokens, output_tokens "
+                                f"integers") from None
+            if not np.isfinite(a) or a < 0 or pr < 1 or o < 1:
+                raise SpecError(f"{p}: line {i}: arrival_s must be >= 0 and token counts >= 1")
+            rows.append((a, pr, o))
+    if not rows:
+        raise SpecError(f"{p}: the trace has no requests")
+    arr = np.array(rows)
+    order = np.argsort(arr[:, 0], kind="stable")
+    return arr[order, 0], arr[order, 1].astype(np.int64), arr[order, 2].astype(np.int64)
+
+
+def make_requests(w: ServingWorkload) -> Requests:
+    """The requests of ``w``: lengths drawn with ``w.seed``; Poisson arrivals at ``w.rate_rps``."""
+    rng = np.random.default_rng(w.seed)
+    if w.trace is not None:
+        arrival, prompt, output = read_trace(w.trace)
+        if w.num_requests is not None:
+            arrival, prompt, output = arrival[: w.num_requests], prompt[: w.num_requests], output[: w.num_requests]
+    else:
+        n = w.requests
+        prompt, output = w.prompt.draw(n, rng), w.output.draw(n, rng)
+        if w.rate_rps is not None:
+            arrival = np.cumsum(rng.exponential(1.0 / w.rate_rps, size=n))
+        else:
+            arrival = np.full(n, np.nan)
+    cached = np.floor(prompt * w.prefix_hit).astype(np.int64)
+    prefill = np.maximum(prompt - cached, 1)
+    return Requests(arrival, prompt, output, prefill)
