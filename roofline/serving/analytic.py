@@ -72,7 +72,9 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
         group = np.clip(np.floor(avail / prefill), 1.0, np.maximum(c, 1.0))
         per_step = np.where(prefill <= avail, group * prefill, avail)
     else:
-        per_step = prefill / n_p
+        # staggered arrivals: a prefill step also carries the chunks of the lambda other
+        # requests expected in the same step (arrivals independent of each other)
+        per_step = np.minimum(prefill / n_p * (1.0 + lam), np.maximum(budget - b * verify, 1.0))
     f = np.clip(lam * prefill / per_step, 1e-12, 1.0)
     kv = b * (prompt + output / 2.0)
     cached = prompt - prefill
@@ -88,18 +90,37 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
             "prefill_step_s": step1, "lifetime_s": n_p * step1 + d * mean_step}
 
 
+def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
+                  step_overhead_s: np.ndarray, requests: np.ndarray | float) -> np.ndarray:
+    """Mean extra TTFT, over a benchmark of ``requests`` requests, of its start: the first ``c``
+    arrive at once and their prompts go through full-budget prefill steps, ``W = c p / M`` of
+    them, so they wait ``(W - 1) / 2`` such steps on average; a share ``c / requests`` of the
+    requests are in that first wave."""
+    per_step = np.minimum(np.floor(budget / prefill), c)
+    tokens = np.where(per_step >= 1, per_step * prefill, budget)
+    seqs = np.maximum(per_step, 1.0)
+    pairs = np.where(per_step >= 1, per_step * prefill * (prefill + 1) / 2, budget * (budget + 1) / 2)
+    zero = np.zeros_like(c)
+    full = _step_s(cost, hw, tokens, seqs, zero, zero, pairs, zero, tokens) + step_overhead_s
+    waves = c * prefill / tokens
+    return np.minimum(c / np.asarray(requests, dtype=float), 1.0) * np.maximum(waves - 1, 0.0) / 2 * full
+
+
 def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, prefill: np.ndarray,
                  kv_capacity_tokens: np.ndarray, max_num_batched_tokens: np.ndarray, max_num_seqs: np.ndarray,
                  block_tokens: np.ndarray, concurrency: np.ndarray | None = None, rate_rps: np.ndarray | None = None,
                  verify_tokens: np.ndarray | float = 1.0, tokens_per_step: np.ndarray | float = 1.0,
                  step_overhead_s: np.ndarray | float = 0.0, request_overhead_s: np.ndarray | float = 0.0,
-                 hw_row: np.ndarray | None = None, lockstep: bool = False) -> dict[str, np.ndarray]:
+                 hw_row: np.ndarray | None = None, lockstep: bool = False,
+                 burst_requests: np.ndarray | float | None = None) -> dict[str, np.ndarray]:
     """Mean serving metrics of n configurations at once (every argument broadcasts to (n,)).
 
     ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
     (default: row 0, or row i when ``cost`` has n rows). Give ``concurrency`` (closed loop) or
     ``rate_rps`` (open loop). ``lockstep``: a closed loop of identical lengths, whose requests
-    start, prefill and finish in groups (see the module doc). Times in seconds.
+    start, prefill and finish in groups (see the module doc). ``burst_requests``: a benchmark
+    of that many requests whose first ``concurrency`` arrive at once (see :func:`_burst_wait_s`).
+    Times in seconds.
     """
     load = concurrency if concurrency is not None else rate_rps
     arrays = np.broadcast_arrays(np.asarray(load, dtype=float), np.asarray(prompt, dtype=float),
@@ -116,7 +137,9 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
         hw = np.zeros(n, dtype=int) if cost.n == 1 else np.arange(n)
     else:
         hw = np.broadcast_to(np.asarray(hw_row, dtype=int), (n,))
-    per_seq = np.ceil((prompt + output) / block) * block
+    # engines allocate KV blocks as tokens arrive (vLLM, SGLang): a running sequence holds on
+    # average its prompt and half its output (the event simulator reserves prompt + output)
+    per_seq = np.ceil((prompt + output / 2) / block) * block
     c_fit = np.floor(cap / per_seq)
     c_max = np.maximum(np.minimum(max_seqs, c_fit), 1.0)
     saturated = np.zeros(n, dtype=bool)
@@ -126,6 +149,8 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
         rps = c_run / run["lifetime_s"]
         wait = (load - c_run) / rps
         ttft = s_req + wait + run["prefill_steps"] * run["prefill_step_s"]
+        if burst_requests is not None:
+            ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests)
         rps = load / (ttft + run["decode_steps"] * run["mean_step_s"])  # Little's law over the whole loop
     else:
         full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step)

@@ -1,0 +1,57 @@
+"""Speed of the serving stage: the event simulator (1,000 requests of 1k/1k at concurrency 64)
+and the analytic steady-state model (configurations per second in one process).
+
+Run: ``python benchmarks/bench_serving.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import roofline
+from roofline.serving import (
+    Lengths,
+    ServingSetup,
+    ServingWorkload,
+    engine_defaults,
+    make_requests,
+    simulate,
+    steady_state,
+)
+
+
+def main() -> None:
+    setup = ServingSetup(roofline.load_model("llama-3.1-70b"), roofline.load_hardware("h200-sxm"),
+                         roofline.Workload.with_dtype("fp8"), roofline.Parallelism(tp=8), engine_defaults("vllm"))
+    t0 = time.perf_counter()
+    cost, cap = setup.step_cost(), setup.kv_capacity_tokens()
+    t1 = time.perf_counter()
+    print(f"step-cost precompute (one scenario): {t1 - t0:.3f} s, {len(cost.tokens)} grid points")
+    req = make_requests(ServingWorkload(Lengths(1024), Lengths(1024), concurrency=64, num_requests=1000))
+    scalar = cost.scalar()
+    t2 = time.perf_counter()
+    tr = simulate(req, scalar, setup.settings, cap, concurrency=64)
+    t3 = time.perf_counter()
+    print(f"simulator, 1,000 requests 1k/1k at concurrency 64: {t3 - t2:.3f} s ({tr.steps} steps)")
+    req = make_requests(ServingWorkload(Lengths(900, 1100), Lengths(900, 1100), concurrency=64, num_requests=1000))
+    t2 = time.perf_counter()
+    simulate(req, scalar, setup.settings, cap, concurrency=64)
+    print(f"simulator, same with lengths uniform in 900-1100: {time.perf_counter() - t2:.3f} s")
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    c = rng.integers(1, 1024, n).astype(float)
+    isl = rng.integers(128, 8192, n).astype(float)
+    osl = rng.integers(64, 4096, n).astype(float)
+    best = np.inf
+    for _ in range(3):
+        t4 = time.perf_counter()
+        steady_state(cost, prompt=isl, output=osl, prefill=isl, kv_capacity_tokens=cap, max_num_batched_tokens=8192,
+                     max_num_seqs=1024, block_tokens=16, concurrency=c)
+        best = min(best, time.perf_counter() - t4)
+    print(f"analytic model: {n / best:,.0f} configurations/s ({n:,} at once, best of 3)")
+
+
+if __name__ == "__main__":
+    main()
