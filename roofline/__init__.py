@@ -30,4 +30,14 @@ __all__ = [
     "load_hardware",
     "load_model",
     "predict",
+    "serve",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``roofline.serve`` (the serving stage) loads on first use."""
+    if name == "serve":
+        from roofline.serving import serve
+
+        return serve
+    raise AttributeError(f"module 'roofline' has no attribute {name!r}")
