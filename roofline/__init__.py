@@ -35,9 +35,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``roofline.serve`` (the serving stage) loads on first use."""
+    """``roofline.serve`` (the serving stage, with the fitted model as default) loads on first use."""
     if name == "serve":
-        from roofline.serving import serve
+        from roofline.validation import serve_fitted
 
-        return serve
+        return serve_fitted
     raise AttributeError(f"module 'roofline' has no attribute {name!r}")

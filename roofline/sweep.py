@@ -39,7 +39,9 @@ from roofline.hardware import load_hardware
 from roofline.model import load_model
 from roofline.pareto import pareto_mask
 from roofline.predict import DEFINITIONS
+from roofline.serving.columns import SERVING_METRICS, serving_columns
 from roofline.sweepfile import SweepSpec
+from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
 if TYPE_CHECKING:
@@ -80,7 +82,8 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
                                ("max_e2e_ms", "e2e_ms", True), ("max_system_cost_usd", "system_cost_usd", True),
                                ("min_throughput_tok_s", "throughput_tok_s", False), ("max_power_w", "power_w", True),
                                ("max_energy_j_per_token", "energy_j_per_token", True),
-                               ("max_tco_usd_per_mtok", "tco_usd_per_mtok", True)):
+                               ("max_tco_usd_per_mtok", "tco_usd_per_mtok", True),
+                               ("min_goodput_tok_s", "goodput_tok_s", False)):
         if key in c:
             ok &= (m[metric] <= c[key]) if upper else (m[metric] >= c[key])
     return ok
@@ -109,6 +112,11 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any], params: dict[str, np.n
         columns["prefetch"] = np.full(n, scenario.hardware.prefetch.enabled)
     columns.update({k: v for k, v in m.items() if k != "decode_bound"})
     columns["decode_bound"] = np.asarray(BOUNDS)[m["decode_bound"]]
+    if spec.serving is not None:  # serving metrics of the same configurations (roofline.serving)
+        hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=params.get("prefetch"), **hw_params)
+        m = m | serving_columns(scenario.model, scenario.workload, scenario.parallelism, hw, spec.serving,
+                                m["system_cost_usd"])
+        columns.update({k: m[k] for k in SERVING_METRICS})
     columns["feasible"] = feasible_mask(spec, m)
     return columns
 
@@ -375,7 +383,8 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
         "seconds": round(seconds, 3), "configs_per_second": round(result.configs_per_second),
         "objective": {direction: metric}, "pareto": [{d: m} for d, m in spec.pareto],
         "constraints": spec.constraints, "skipped_combinations": skipped, "best": result.best,
-        "pareto_front": pareto_list, "metrics": METRICS,
+        "pareto_front": pareto_list,
+        "metrics": METRICS | (SERVING_METRICS if spec.serving is not None else {}),
         "definitions": DEFINITIONS | {"cost_basis": basis_text(cost_parameters(spec).basis)},
         "edge_warnings": edge_warnings(spec.parameters, result.best[0] if result.best else None),
     }

@@ -33,6 +33,7 @@ from roofline._specfile import Block, closest, read_yaml
 from roofline.exceptions import SpecError
 from roofline.hardware import load_hardware
 from roofline.model import load_model
+from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
 from roofline.timing import SWEEPABLE
 from roofline.workload import parse_op_dtypes
 
@@ -47,7 +48,7 @@ METRIC_NAMES = ("ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "baseline_tt
                 "baseline_e2e_ms", "baseline_throughput_tok_s", "prefetch_speedup", "memory_GiB",
                 "device_cost_usd", "system_cost_usd", "tok_s_per_kusd", "baseline_tok_s_per_kusd",
                 "power_w", "energy_j_per_token", "sustained_throughput_tok_s", "tco_usd_per_mtok",
-                "tok_s_per_tco_kusd")
+                "tok_s_per_tco_kusd", *SERVING_METRICS)
 CONSTRAINTS = {
     "memory_fit": "the model, KV cache and activations fit in HBM (true/false)",
     "max_tpot_ms": "TPOT at most this", "max_ttft_ms": "TTFT at most this",
@@ -55,6 +56,7 @@ CONSTRAINTS = {
     "min_throughput_tok_s": "throughput at least this",
     "max_power_w": "average device power at most this", "max_energy_j_per_token": "energy per token at most this",
     "max_tco_usd_per_mtok": "TCO per million tokens at most this",
+    "min_goodput_tok_s": "serving goodput at least this (needs a serving: block)",
 }
 WORKLOAD_KEYS = ("batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes")
 PARALLEL_KEYS = ("tp", "pp", "dp", "ep")
@@ -112,6 +114,7 @@ class SweepSpec:
     cost_overrides: dict[str, float] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    serving: ServingBlock | None = None  # the serving: block (roofline.serving.columns)
 
     @property
     def hardware_parameters(self) -> tuple[Parameter, ...]:
@@ -236,7 +239,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     b = Block(data, file)
     b.check_keys(["hardware", "model"],
                  ["name", "description", "workload", "parallelism", "sweep", "constraints", "objective",
-                  "pareto", "cost", "search"])
+                  "pareto", "cost", "search", "serving"])
     # dtype None: the model's HF quantization_config, else bf16 (Workload.for_model)
     fixed: dict[str, Any] = {"batch": 1, "input_len": 2048, "output_len": 128, "dtype": None,
                              "kv_dtype": None, "op_dtypes": (), "tp": 1, "pp": 1, "dp": 1, "ep": 1}
@@ -274,6 +277,11 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
         if cost.has("overrides"):
             overrides = dict(cost.block("overrides").data)
     search = dict(b.block("search").data) if b.has("search") else {}
+    serving = parse_serving_block(b.raw("serving"), file) if b.has("serving") else None
+    serving_metrics = [m for m in (objective[1], *(m for _, m in _pareto(b)), *constraints) if m in SERVING_METRICS
+                       or m == "min_goodput_tok_s"]
+    if serving_metrics and serving is None:
+        raise SpecError(f"{file}: {serving_metrics[0]} needs a serving: block (workload, engine, SLO)")
     models, devices = _names(b, "model"), _names(b, "hardware")
     _check_specs(file, "model", models, load_model)
     _check_specs(file, "hardware", devices, load_hardware)
@@ -281,7 +289,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
         name=str(b.raw("name", Path(file).stem)), path=str(file), hardware=devices,
         models=models, fixed=fixed, parameters=tuple(parameters), constraints=constraints,
         objective=objective, pareto=_pareto(b), cost_file=cost_file, cost_overrides=overrides,
-        search=search, description=str(b.raw("description", "")),
+        search=search, description=str(b.raw("description", "")), serving=serving,
     )
 
 

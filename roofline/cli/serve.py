@@ -93,7 +93,8 @@ def serve(
     slo_tpot_ms: Annotated[float | None, typer.Option(help="SLO on TPOT (ms) for goodput.")] = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="Event simulator (percentiles) instead of the "
                                                               "analytic steady-state model.")] = False,
-    datasheet: Annotated[bool, typer.Option("--datasheet", help="No fitted overheads: the raw roofline.")] = False,
+    datasheet: Annotated[bool, typer.Option("--datasheet", help="The raw datasheet roofline: no calibrated profile, "
+                                                                "no fitted overheads.")] = False,
     prefetch: Annotated[bool, typer.Option("--prefetch/--no-prefetch", help="PRESERVE prefetching in every step.")]
     = False,
     seed: Annotated[int, typer.Option(help="Seed of lengths and arrivals.")] = 0,
@@ -103,7 +104,7 @@ def serve(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot files.")] = False,
 ) -> None:
     """Serving metrics: continuous batching, chunked prefill, KV capacity, queueing, SLO goodput."""
-    from roofline.serving import serve as run
+    from roofline.validation import serve_fitted as run
 
     loads_c = _numbers(concurrency, "--concurrency", int)
     loads_r = _numbers(rate, "--rate", float)
@@ -132,8 +133,8 @@ def serve(
         return
     key = next(k for k in ("concurrency", "rate_rps", "trace") if k in result.rows[0])
     s = result.summary
-    caption = (f"{result.definitions['evaluator']}; KV capacity {s['kv_capacity_tokens']:,.0f} tokens; overheads: "
-               f"{s['overheads']['source']}")
+    caption = (f"{result.definitions['evaluator']}; KV capacity {s['kv_capacity_tokens']:,.0f} tokens; device: "
+               f"{s['hardware_profile']}; overheads: {s['overheads']['source']}")
     if "slo_max_concurrency" in s:
         caption += f"; SLO met up to concurrency {s['slo_max_concurrency']}, rate {s['slo_max_rate_rps']} req/s"
     print_table(f"{s['model']} on {s['devices']}x {s['hardware']}, {s['framework']}", (key, *COLUMNS),

@@ -49,6 +49,9 @@ def validate(
     device: Annotated[list[str] | None, typer.Option("--device", help="Only this bundled device "
                                                      "(repeatable).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --report file.")] = False,
+    serving: Annotated[bool, typer.Option("--serving", help="Also the serving rows (InferenceX, AIConfigurator "
+                                          "e2e): held-out error of roofline serve, leave one model / framework / "
+                                          "device out, by concurrency bucket (a few minutes).")] = False,
 ) -> None:
     """Error of the model against measured data: MAPE, median and worst APE and bias per dataset
     and device, datasheet-only and with the shipped calibrated profiles, on held-out rows."""
@@ -71,6 +74,15 @@ def validate(
     if report is not None:
         path = write_report(result, report)
         typer.echo(f"report: {path}")
+    if serving:
+        from roofline.validation import serving_report
+
+        tables = serving_report(data, splits=("model", "framework", "device"))
+        for split in ("model", "framework", "device"):
+            frame = tables[f"{split}:bucket"].reset_index()
+            frame["bucket"] = frame["bucket"].astype(str)
+            _print(f"serving: held-out error (%), leave one {split} out", frame,
+                   ["set", "dataset", "bucket", "rows", "tpot_mape", "tpot_bias", "ttft_mape", "ttft_bias"])
 
 
 @app.command("calibrate")

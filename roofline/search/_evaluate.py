@@ -50,7 +50,7 @@ _LIMITS = {"max_tpot_ms": ("tpot_ms", True), "max_ttft_ms": ("ttft_ms", True), "
            "max_system_cost_usd": ("system_cost_usd", True),
            "min_throughput_tok_s": ("throughput_tok_s", False), "max_power_w": ("power_w", True),
            "max_energy_j_per_token": ("energy_j_per_token", True),
-           "max_tco_usd_per_mtok": ("tco_usd_per_mtok", True)}
+           "max_tco_usd_per_mtok": ("tco_usd_per_mtok", True), "min_goodput_tok_s": ("goodput_tok_s", False)}
 
 
 def constraint_names(spec: SweepSpec) -> tuple[str, ...]:

@@ -55,7 +55,8 @@ def _step_s(cost: StepCost, hw: np.ndarray, tokens: np.ndarray, sampled: np.ndar
 
 def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, output: np.ndarray,
              prefill: np.ndarray, budget: np.ndarray, verify: np.ndarray, tps: np.ndarray,
-             step_overhead_s: np.ndarray, lockstep: bool = False) -> dict[str, np.ndarray]:
+             step_overhead_s: np.ndarray, lockstep: bool = False, decode_scale: np.ndarray | float = 1.0,
+             prefill_scale: np.ndarray | float = 1.0, seq_overhead_s: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
     """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,))."""
     d = np.ceil(np.maximum(output - 1, 0) / tps - 1e-9)
     n_p = np.ones_like(c)
@@ -82,16 +83,19 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     ctx = n_p * cached + (n_p - 1) * prefill / 2
     zero = np.zeros_like(c)
     t0 = b * verify
-    step0 = _step_s(cost, hw, t0, b, kv, b, zero, zero, zero) + step_overhead_s
-    step1 = _step_s(cost, hw, t0 + lam * prefill / f, b + lam / f, kv, b, lam * pairs / f, lam * ctx / f,
-                    lam * prefill / f) + step_overhead_s
+    base = _step_s(cost, hw, t0, b, kv, b, zero, zero, zero)
+    with_prefill = _step_s(cost, hw, t0 + lam * prefill / f, b + lam / f, kv, b, lam * pairs / f, lam * ctx / f,
+                           lam * prefill / f)
+    step0 = decode_scale * base + step_overhead_s + seq_overhead_s * c
+    step1 = step0 + prefill_scale * (with_prefill - base)
     mean_step = (1 - f) * step0 + f * step1
     return {"decode_steps": d, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
             "prefill_step_s": step1, "lifetime_s": n_p * step1 + d * mean_step}
 
 
 def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
-                  step_overhead_s: np.ndarray, requests: np.ndarray | float) -> np.ndarray:
+                  step_overhead_s: np.ndarray, requests: np.ndarray | float,
+                  prefill_scale: np.ndarray | float = 1.0) -> np.ndarray:
     """Mean extra TTFT, over a benchmark of ``requests`` requests, of its start: the first ``c``
     arrive at once and their prompts go through full-budget prefill steps, ``W = c p / M`` of
     them, so they wait ``(W - 1) / 2`` such steps on average; a share ``c / requests`` of the
@@ -101,7 +105,7 @@ def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.nda
     seqs = np.maximum(per_step, 1.0)
     pairs = np.where(per_step >= 1, per_step * prefill * (prefill + 1) / 2, budget * (budget + 1) / 2)
     zero = np.zeros_like(c)
-    full = _step_s(cost, hw, tokens, seqs, zero, zero, pairs, zero, tokens) + step_overhead_s
+    full = prefill_scale * _step_s(cost, hw, tokens, seqs, zero, zero, pairs, zero, tokens) + step_overhead_s
     waves = c * prefill / tokens
     return np.minimum(c / np.asarray(requests, dtype=float), 1.0) * np.maximum(waves - 1, 0.0) / 2 * full
 
@@ -112,13 +116,17 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                  verify_tokens: np.ndarray | float = 1.0, tokens_per_step: np.ndarray | float = 1.0,
                  step_overhead_s: np.ndarray | float = 0.0, request_overhead_s: np.ndarray | float = 0.0,
                  hw_row: np.ndarray | None = None, lockstep: bool = False,
-                 burst_requests: np.ndarray | float | None = None) -> dict[str, np.ndarray]:
+                 burst_requests: np.ndarray | float | None = None, decode_scale: np.ndarray | float = 1.0,
+                 prefill_scale: np.ndarray | float = 1.0,
+                 seq_overhead_s: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
     """Mean serving metrics of n configurations at once (every argument broadcasts to (n,)).
 
     ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
     (default: row 0, or row i when ``cost`` has n rows). Give ``concurrency`` (closed loop) or
-    ``rate_rps`` (open loop). ``lockstep``: a closed loop of identical lengths, whose requests
-    start, prefill and finish in groups (see the module doc). ``burst_requests``: a benchmark
+    ``rate_rps`` (open loop). ``seq_overhead_s`` is added to a step per running sequence. ``lockstep``: a closed loop of identical lengths, whose requests
+    start, prefill and finish in groups (see the module doc). ``decode_scale`` multiplies a step's
+    cost without prefill chunks, ``prefill_scale`` what the chunks add (fitted, see
+    :mod:`roofline.serving.overheads`). ``burst_requests``: a benchmark
     of that many requests whose first ``concurrency`` arrive at once (see :func:`_burst_wait_s`).
     Times in seconds.
     """
@@ -129,8 +137,10 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                                  np.asarray(max_num_batched_tokens, dtype=float),
                                  np.asarray(max_num_seqs, dtype=float), np.asarray(block_tokens, dtype=float),
                                  np.asarray(verify_tokens, dtype=float), np.asarray(tokens_per_step, dtype=float),
-                                 np.asarray(step_overhead_s, dtype=float), np.asarray(request_overhead_s, dtype=float))
-    load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req = \
+                                 np.asarray(step_overhead_s, dtype=float), np.asarray(request_overhead_s, dtype=float),
+                                 np.asarray(decode_scale, dtype=float), np.asarray(prefill_scale, dtype=float),
+                                 np.asarray(seq_overhead_s, dtype=float))
+    load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq = \
         (np.atleast_1d(a) for a in arrays)
     n = len(load)
     if hw_row is None:
@@ -145,21 +155,23 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     saturated = np.zeros(n, dtype=bool)
     if concurrency is not None:
         c_run = np.minimum(load, c_max)
-        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, lockstep)
+        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, lockstep, k_d, k_p, s_seq)
         rps = c_run / run["lifetime_s"]
         wait = (load - c_run) / rps
         ttft = s_req + wait + run["prefill_steps"] * run["prefill_step_s"]
         if burst_requests is not None:
-            ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests)
+            ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests, k_p)
         rps = load / (ttft + run["decode_steps"] * run["mean_step_s"])  # Little's law over the whole loop
     else:
-        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step)
+        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, False, k_d, k_p, s_seq)
         saturated = load * full["lifetime_s"] > c_max
         c_run = np.minimum(load * full["lifetime_s"], c_max)
         for _ in range(40):  # c = R * lifetime(c): a contraction for stable loads
-            run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step)
+            run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
+                           False, k_d, k_p, s_seq)
             c_run = np.minimum(0.5 * c_run + 0.5 * load * run["lifetime_s"], c_max)
-        run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step)
+        run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
+                           False, k_d, k_p, s_seq)
         ttft = s_req + 0.5 * run["mean_step_s"] + run["prefill_steps"] * run["prefill_step_s"]
         rps = np.where(saturated, c_max / full["lifetime_s"], load)
     tpot = np.where(output > 1, run["decode_steps"] * run["mean_step_s"] / np.maximum(output - 1, 1), 0.0)

@@ -1,9 +1,11 @@
 """Fitted software overheads per framework (the default of ``roofline serve``), with provenance.
 
 Per framework: ``step_overhead_ms`` (scheduler, sampling, detokenisation, launch gaps: added to
-every engine step), ``request_overhead_ms`` (API server and tokenisation: a request becomes
-schedulable that long after it arrives) and ``step_scale`` (measured step time over the
-datasheet roofline's: kernels below their roofline). They are fitted by
+every engine step), ``seq_overhead_us`` (per running sequence per step: per-request scheduling,
+sampling and detokenisation work on the CPU), ``request_overhead_ms`` (API server and tokenisation: a request becomes
+schedulable that long after it arrives), ``decode_scale`` (measured over modelled time of a step
+without prefill chunks) and ``prefill_scale`` (the same for what prefill chunks add to a step:
+kernels below their roofline, chunked-prefill attention, MoE prefill). They are fitted by
 ``roofline.validation.fit_serving`` on ``../shared/validation`` only and shipped in
 ``serving_specs/fitted_overheads.yaml``; ``datasheet=True`` (``--datasheet``) uses none of them.
 """
@@ -22,7 +24,7 @@ from roofline.exceptions import SpecError
 __all__ = ["Overheads", "OVERHEADS_FILE", "load_overheads", "DATASHEET", "overheads_provenance"]
 
 OVERHEADS_FILE = Path(__file__).resolve().parents[2] / "serving_specs" / "fitted_overheads.yaml"
-_FIELDS = ("step_overhead_ms", "request_overhead_ms", "step_scale")
+_FIELDS = ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms", "decode_scale", "prefill_scale")
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,19 @@ class Overheads:
     """Software overheads of one framework (see the module doc)."""
 
     step_overhead_ms: float = 0.0
+    seq_overhead_us: float = 0.0
     request_overhead_ms: float = 0.0
-    step_scale: float = 1.0
+    decode_scale: float = 1.0
+    prefill_scale: float = 1.0
     source: str = "datasheet: no software overheads"
 
     @property
     def step_overhead_s(self) -> float:
         return self.step_overhead_ms * 1e-3
+
+    @property
+    def seq_overhead_s(self) -> float:
+        return self.seq_overhead_us * 1e-6
 
     @property
     def request_overhead_s(self) -> float:

@@ -55,8 +55,7 @@ class ServingSetup:
     def step_cost(self) -> StepCost:
         s = self.settings
         grid = token_grid(s.max_num_batched_tokens + s.max_num_seqs * s.speculative.verify_tokens)
-        cost = build_step_cost(self.model, self.workload, self.parallelism, self.arrays(), grid, s.attention_dp)
-        return cost.scaled(self.overheads.step_scale)
+        return build_step_cost(self.model, self.workload, self.parallelism, self.arrays(), grid, s.attention_dp)
 
     def kv_capacity_tokens(self) -> float:
         s = self.settings
@@ -110,7 +109,8 @@ def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWo
         block_tokens=s.block_tokens, concurrency=np.array(loads, dtype=float) if closed else None,
         rate_rps=None if closed else np.array(loads, dtype=float), verify_tokens=s.speculative.verify_tokens,
         tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
-        request_overhead_s=o.request_overhead_s, lockstep=closed and fixed)
+        request_overhead_s=o.request_overhead_s, lockstep=closed and fixed, decode_scale=o.decode_scale,
+        prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s)
     ok = meets_slo(res["ttft_s"], res["tpot_s"], *slo) & ~res["saturated"]
     rows = []
     for i, load in enumerate(loads):
@@ -246,7 +246,9 @@ def serve(
                                                                 seed=seed)))
         for key, load, sw in runs:
             tr = simulate(make_requests(sw), scalar, settings, cap, concurrency=sw.concurrency,
-                          step_overhead_s=over.step_overhead_s, request_overhead_s=over.request_overhead_s)
+                          step_overhead_s=over.step_overhead_s, request_overhead_s=over.request_overhead_s,
+                          decode_scale=over.decode_scale, prefill_scale=over.prefill_scale,
+                          seq_overhead_s=over.seq_overhead_s)
             rows.append(_finish_row({key: load} | trace_metrics(tr, slo_ttft_ms=slo_ttft_ms,
                                                                  slo_tpot_ms=slo_tpot_ms), setup))
         evaluator = "event simulator"
@@ -264,8 +266,10 @@ def serve(
                    "attention_dp": settings.attention_dp,
                    "tokens_per_step": settings.speculative.tokens_per_step,
                    "sources": dict(settings.sources)},
-        "overheads": {"step_overhead_ms": over.step_overhead_ms, "request_overhead_ms": over.request_overhead_ms,
-                      "step_scale": over.step_scale, "source": over.source,
+        "overheads": {"step_overhead_ms": over.step_overhead_ms, "seq_overhead_us": over.seq_overhead_us,
+                      "request_overhead_ms": over.request_overhead_ms,
+                      "decode_scale": over.decode_scale, "prefill_scale": over.prefill_scale,
+                      "source": over.source,
                       "provenance": {} if datasheet else overheads_provenance()},
         "kv_capacity_tokens": cap, "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,
     }

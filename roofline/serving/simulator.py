@@ -48,6 +48,13 @@ class SimulationTrace:
     output: np.ndarray
     itl_s: np.ndarray
     itl_weight: np.ndarray
+    #: (n, 4) cumulative (decode-part seconds, prefill-part seconds, steps, running sequences summed
+    #: over steps) of the engine clock when each request arrived, got its first token and finished:
+    #: with unit scales and no overheads, any (decode_scale, prefill_scale, step_overhead,
+    #: seq_overhead) of the same closed-loop schedule gives times ``clock @ (k_d, k_p, s, s_seq)``
+    clock_arrival: np.ndarray
+    clock_first: np.ndarray
+    clock_finish: np.ndarray
     busy_s: float
     mean_running: float
     mean_waiting: float
@@ -58,11 +65,15 @@ class SimulationTrace:
 
 def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings, kv_capacity_tokens: float, *,
              concurrency: int | None = None, step_overhead_s: float = 0.0,
-             request_overhead_s: float = 0.0) -> SimulationTrace:
+             request_overhead_s: float = 0.0, decode_scale: float = 1.0,
+             prefill_scale: float = 1.0, seq_overhead_s: float = 0.0) -> SimulationTrace:
     """Run every request of ``requests`` through one replica.
 
     Closed loop when ``concurrency`` is given (the first ``concurrency`` requests arrive at 0, each
     later one when an earlier one finishes); otherwise open loop at ``requests.arrival_s``.
+    A step takes ``decode_scale x`` (its cost without the prefill chunks) ``+ prefill_scale x``
+    (what the chunks add) ``+ step_overhead_s + seq_overhead_s x`` (running sequences) (fitted,
+    see :mod:`roofline.serving.overheads`).
     """
     n = len(requests)
     prompt = requests.prompt.astype(float)
@@ -104,6 +115,8 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     itl_s: list[np.ndarray] = []
     itl_w: list[np.ndarray] = []
     area_running = area_waiting = area_kv = 0.0
+    clock = np.zeros(4)  # decode-part s, prefill-part s, steps, running sequences x steps
+    clock_arrival, clock_first, clock_finish = np.zeros((n, 4)), np.zeros((n, 4)), np.zeros((n, 4))
 
     while done < n:
         while nxt < n and ready[nxt] <= t:
@@ -138,13 +151,14 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             k = max(k, 1)
             j = np.arange(k, dtype=float)
             kv_j = kv_dec + j * n_dec * tps
-            fixed = cost.fixed_s(n_dec * verify, n_dec) + step_overhead_s
-            times = fixed + np.maximum(cost.c_kv * kv_j, cost.m_kv * kv_j + cost.m_seq * n_dec)
+            unit = cost.fixed_s(n_dec * verify, n_dec) + np.maximum(cost.c_kv * kv_j, cost.m_kv * kv_j + cost.m_seq * n_dec)
+            times = decode_scale * unit + step_overhead_s + seq_overhead_s * len(running)
             if nxt < n and not np.isnan(ready[nxt]):
                 ends = t + np.cumsum(times)
                 cut = int(np.searchsorted(ends, ready[nxt], side="left")) + 1
                 if cut < k:
-                    k, times, kv_j = cut, times[:cut], kv_j[:cut]
+                    k, times, kv_j, unit = cut, times[:cut], kv_j[:cut], unit[:cut]
+            clock += (float(unit.sum()), 0.0, k, k * len(running))
             span = float(times.sum())
             area_running += len(running) * span
             area_waiting += len(waiting) * span
@@ -163,8 +177,11 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 ctx += kv[r]
                 chunk_tokens += c
                 sampled += c >= pre_left[r]
-            dt = cost.step_s(n_dec * verify + chunk_tokens, sampled, kv_dec, n_dec, pairs, ctx, chunk_tokens) \
-                + step_overhead_s
+            full = cost.step_s(n_dec * verify + chunk_tokens, sampled, kv_dec, n_dec, pairs, ctx, chunk_tokens)
+            dec_only = cost.step_s(n_dec * verify, n_dec, kv_dec, n_dec) if n_dec else 0.0
+            dt = decode_scale * dec_only + prefill_scale * (full - dec_only) + step_overhead_s \
+                + seq_overhead_s * len(running)
+            clock += (dec_only, full - dec_only, 1.0, len(running))
             area_running += len(running) * dt
             area_waiting += len(waiting) * dt
             area_kv += dt * float(kv[idx].sum())
@@ -180,17 +197,20 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 kv[r] += c
                 if pre_left[r] <= 0:
                     first[r] = t
+                    clock_first[r] = clock
                     out_left[r] = output[r] - 1
         # finished requests leave and free their blocks; closed-loop clients send the next one
         gone = [r for r in running if pre_left[r] <= 0 and out_left[r] <= 1e-9]
         if gone:
             for r in gone:
                 finish[r] = t
+                clock_finish[r] = clock
                 free_blocks += need_blocks[r]
                 done += 1
                 if concurrency is not None and released < n:
                     arrival[released] = t
                     ready[released] = t + request_overhead_s
+                    clock_arrival[released] = clock
                     released += 1
             gone_set = set(gone)
             running = [r for r in running if r not in gone_set]
@@ -199,5 +219,6 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         arrival_s=arrival, first_token_s=first, finish_s=finish, output=requests.output.copy(),
         itl_s=np.concatenate(itl_s) if itl_s else np.zeros(0),
         itl_weight=np.concatenate(itl_w) if itl_w else np.zeros(0),
+        clock_arrival=clock_arrival, clock_first=clock_first, clock_finish=clock_finish,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
         mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps)

@@ -115,13 +115,6 @@ class StepCost:
                   + self.pre_memory_per_token_s * chunk_tokens)
         return np.maximum(compute, memory)
 
-    def scaled(self, factor: float) -> StepCost:
-        """Every time multiplied by ``factor`` (a fitted step scale)."""
-        f = float(factor)
-        return StepCost(self.tokens, self.body_s * f, self.head_s * f, self.dec_compute_per_kv_s * f,
-                        self.dec_memory_per_kv_s * f, self.dec_memory_per_seq_s * f,
-                        self.pre_compute_per_pair_s * f, self.pre_memory_per_token_s * f)
-
     def scalar(self, row: int = 0) -> ScalarStepCost:
         """Plain-float coefficients of configuration ``row``, for the simulator's inner loop."""
         return ScalarStepCost(

@@ -45,6 +45,7 @@ from roofline.validation._profile import (
     write_profile,
 )
 from roofline.validation._report import get_report_info, write_report
+from roofline.validation._serving_fit import fit_serving, serve_fitted, serving_report
 from roofline.validation._split import HELD_OUT_MODELS, SPLITS, assign_split, describe_split
 from roofline.validation._validate import TARGETS, ValidationResult, run_validation
 
@@ -71,6 +72,7 @@ __all__ = [
     "default_data_dir",
     "describe_split",
     "error_summary",
+    "fit_serving",
     "get_report_info",
     "list_profiles",
     "load_cases",
@@ -80,6 +82,8 @@ __all__ = [
     "profile_params",
     "resolve_data_dir",
     "run_validation",
+    "serve_fitted",
+    "serving_report",
     "signed_pct_error",
     "write_profile",
     "write_report",

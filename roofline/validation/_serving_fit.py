@@ -23,14 +23,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roofline.hardware import load_hardware
+from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import load_model
-from roofline.serving import ServingSetup, engine_defaults, steady_state
+from roofline.serving import (
+    Lengths,
+    ServingSetup,
+    ServingWorkload,
+    engine_defaults,
+    make_requests,
+    simulate,
+)
 from roofline.serving.overheads import Overheads
 from roofline.validation._data import resolve_data_dir
+from roofline.validation._profile import calibrated_hardware, list_profiles
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
+           "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware", "serve_fitted",
            "error_table", "BUCKETS"]
 
 _MODELS = {"llama-3.1-70b-instruct": "llama-3.1-70b", "deepseek-v3": "deepseek-v3",
@@ -39,8 +48,8 @@ _MODELS = {"llama-3.1-70b-instruct": "llama-3.1-70b", "deepseek-v3": "deepseek-v
 _DEVICES = {"h100": "h100-sxm", "h200": "h200-sxm", "h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm",
             "b200_sxm": "b200"}
 BUCKETS = ((1, 8, "1-8"), (16, 64, "16-64"), (128, 1 << 30, "128+"))
-#: Bounds of (step_scale, step_overhead_ms, request_overhead_ms).
-BOUNDS = ((0.5, 0.0, 0.0), (3.0, 50.0, 2000.0))
+#: Bounds of (decode_scale, prefill_scale, step_overhead_ms, seq_overhead_us, request_overhead_ms).
+BOUNDS = ((0.5, 0.5, 0.0, 0.0, 0.0), (3.0, 5.0, 50.0, 200.0, 2000.0))
 
 
 def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
@@ -74,70 +83,97 @@ def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
+#: How each dataset's benchmark ran (lengths, requests), for the simulator.
+#: InferenceX: InferenceMAX's client, ``--random-range-ratio 0.8 --num-prompts $((CONC * 10))
+#: --request-rate inf --max-concurrency CONC`` (source: the InferenceMAX README, benchmark client
+#: configuration), i.e. lengths uniform in [0.8 x, x] in its vendored benchmark_serving.py.
+#: AIConfigurator: not described by the source; the same client is assumed.
+RANGE_RATIO = 0.8
+REQUESTS_PER_CONCURRENCY = 10
+
+
+def serving_hardware(device: str, datasheet: bool = False) -> HardwareSpec:
+    """``device`` with its calibrated profile (fitted efficiencies) when one ships and
+    ``datasheet`` is False, else its datasheet spec."""
+    if not datasheet and device in list_profiles():
+        return calibrated_hardware(device)
+    return load_hardware(device)
+
+
 @lru_cache(maxsize=256)
 def _setup(model: str, device: str, framework: str, weight_dtype: str, act_dtype: str, kv_dtype: str, tp: int,
-           ep: int, attention_dp: int) -> tuple[Any, float, ServingSetup]:
+           ep: int, attention_dp: int, datasheet: bool) -> tuple[Any, float, ServingSetup]:
     w = Workload(weight_dtype=weight_dtype, activation_dtype=act_dtype, kv_dtype=kv_dtype)
     settings = engine_defaults(framework).with_overrides(attention_dp=attention_dp if attention_dp > 1 else None)
-    setup = ServingSetup(load_model(model), load_hardware(device), w, Parallelism(tp=tp, ep=ep), settings)
-    return setup.step_cost(), setup.kv_capacity_tokens(), setup
+    setup = ServingSetup(load_model(model), serving_hardware(device, datasheet), w, Parallelism(tp=tp, ep=ep),
+                         settings)
+    return setup.step_cost().scalar(), setup.kv_capacity_tokens(), setup
 
 
-def serving_features(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per row: A, B (TPOT = k A + s B) and C, D (TTFT = k C + s D + r), seconds; and
-    ``c_fit`` (sequences the KV cache holds) for the saturation check."""
-    out = pd.DataFrame(index=rows.index, columns=["A", "B", "C", "D", "c_fit"], dtype=float)
-    keys = ["model", "device", "framework", "weight_dtype", "dtype", "kv_dtype", "tp", "ep", "attention_dp"]
-    for key, g in rows.groupby(keys + ["dataset"]):
-        cost, cap, setup = _setup(*key[:-1])
-        # InferenceX runs 10 x c requests of one length, the first c at once (lock-step waves);
-        # the AIConfigurator rows do not say: they are taken as a steady state of staggered requests
-        bench = key[-1] == "inferencex"
-        s = setup.settings
-        c = g["concurrency"].to_numpy(float)
-        runs = []
-        for step_s in (0.0, 1e-3):
-            r = steady_state(cost, prompt=g["isl"].to_numpy(float), output=g["osl"].to_numpy(float),
-                             prefill=g["isl"].to_numpy(float), kv_capacity_tokens=cap,
-                             max_num_batched_tokens=s.max_num_batched_tokens,
-                             max_num_seqs=np.maximum(c, 1), block_tokens=s.block_tokens, concurrency=c,
-                             step_overhead_s=step_s, lockstep=bench, burst_requests=10 * c if bench else None)
-            runs.append(r)
-        out.loc[g.index, "A"] = runs[0]["tpot_s"]
-        out.loc[g.index, "B"] = (runs[1]["tpot_s"] - runs[0]["tpot_s"]) / 1e-3
-        out.loc[g.index, "C"] = runs[0]["ttft_s"]
-        out.loc[g.index, "D"] = (runs[1]["ttft_s"] - runs[0]["ttft_s"]) / 1e-3
-        out.loc[g.index, "c_fit"] = runs[0]["max_running"]
+_KEYS = ["model", "device", "framework", "weight_dtype", "dtype", "kv_dtype", "tp", "ep", "attention_dp"]
+_FEATURES = ["ttft_decode", "ttft_prefill", "ttft_step", "ttft_seq", "tpot_decode", "tpot_prefill", "tpot_step",
+             "tpot_seq"]
+
+
+def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = ()) -> pd.DataFrame:
+    """Per row, the linear features of the simulated benchmark, in ms: with decode scale ``k_d``,
+    prefill scale ``k_p``, step overhead ``s`` (ms) and request overhead ``r`` (ms),
+    TTFT = ``k_d ttft_decode + k_p ttft_prefill + s ttft_step + r`` and TPOT likewise (no r).
+
+    A closed loop's schedule depends on token counts only, not on step times, so the engine
+    clocks of one run (:attr:`SimulationTrace.clock_first` ...) give the features exactly; the
+    request overhead is taken as additive. Devices in ``datasheet_devices`` use their datasheet
+    spec (a device left out of the fit), the others their calibrated profile.
+    """
+    out = pd.DataFrame(index=rows.index, columns=_FEATURES + ["saturated_model"], dtype=float)
+    for key, g in rows.groupby(_KEYS):
+        scalar, cap, setup = _setup(*key, key[1] in datasheet_devices)
+        for i, r in g.iterrows():
+            c = int(r["concurrency"])
+            lo = lambda n: max(int(n * RANGE_RATIO), 1)  # noqa: E731
+            w = ServingWorkload(Lengths(lo(r["isl"]), int(r["isl"])), Lengths(lo(r["osl"]), int(r["osl"])),
+                                concurrency=c, num_requests=REQUESTS_PER_CONCURRENCY * c)
+            settings = setup.settings.with_overrides(max_num_seqs=min(c, setup.settings.max_num_seqs))
+            tr = simulate(make_requests(w), scalar, settings, cap, concurrency=c)
+            multi = tr.output > 1
+            ttft = (tr.clock_first - tr.clock_arrival).mean(axis=0)
+            tpot = ((tr.clock_finish - tr.clock_first)[multi] / (tr.output[multi, None] - 1)).mean(axis=0)
+            batch = tr.mean_running
+            # ms, ms, steps (x s in ms), sequence-steps (x s_seq in us -> 1e-3 ms)
+            out.loc[i, _FEATURES] = [ttft[0] * 1e3, ttft[1] * 1e3, ttft[2], ttft[3] * 1e-3,
+                                     tpot[0] * 1e3, tpot[1] * 1e3, tpot[2], tpot[3] * 1e-3]
+            out.loc[i, "saturated_model"] = float(batch < 0.9 * c)
     return out
 
 
 def _design(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the linear model in (k, s_ms, r_ms): TPOT rows then TTFT rows, in ms."""
+    """Rows of the linear model in (k_d, k_p, s_ms, s_seq_us, r_ms): TPOT and TTFT rows, in ms."""
     n = len(f)
-    tpot = np.stack([f["A"] * 1e3, f["B"], np.zeros(n)], axis=1)
-    ttft = np.stack([f["C"] * 1e3, f["D"], np.ones(n)], axis=1)
+    tpot = np.stack([f["tpot_decode"], f["tpot_prefill"], f["tpot_step"], f["tpot_seq"], np.zeros(n)],
+                    axis=1).astype(float)
+    ttft = np.stack([f["ttft_decode"], f["ttft_prefill"], f["ttft_step"], f["ttft_seq"], np.ones(n)],
+                    axis=1).astype(float)
     return tpot, ttft
 
 
 def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame) -> Overheads:
-    """(k, s, r) minimising the relative error of TPOT and TTFT (each weighted equally)."""
+    """(k_d, k_p, s, r) minimising the relative error of TPOT and of TTFT, each set weighted
+    equally (bounded linear least squares), on unsaturated rows."""
     from scipy.optimize import lsq_linear
 
     ok = ~rows["saturated"].to_numpy()
     tpot, ttft = _design(feats[ok])
     y1, y2 = rows.loc[ok, "tpot_ms"].to_numpy(float), rows.loc[ok, "ttft_ms"].to_numpy(float)
-    # TPOT sets the step (k, s); then TTFT the request overhead r given them
-    k, s = lsq_linear(tpot[:, :2] / y1[:, None], np.ones(len(y1)), bounds=(BOUNDS[0][:2], BOUNDS[1][:2])).x
-    rest = ttft[:, :2] @ np.array([k, s])
-    r = lsq_linear((1.0 / y2)[:, None], 1.0 - rest / y2, bounds=([BOUNDS[0][2]], [BOUNDS[1][2]])).x[0]
-    return Overheads(step_overhead_ms=float(s), request_overhead_ms=float(r), step_scale=float(k),
-                     source="fitted")
+    a = np.concatenate([tpot / y1[:, None], ttft / y2[:, None]])
+    k_d, k_p, s, s_seq, r = lsq_linear(a, np.ones(len(a)), bounds=BOUNDS).x
+    return Overheads(step_overhead_ms=float(s), seq_overhead_us=float(s_seq), request_overhead_ms=float(r),
+                     decode_scale=float(k_d), prefill_scale=float(k_p), source="fitted")
 
 
 def predict_rows(feats: pd.DataFrame, o: Overheads) -> tuple[np.ndarray, np.ndarray]:
     """(TTFT ms, TPOT ms) of every row with overheads ``o``."""
     tpot, ttft = _design(feats)
-    x = np.array([o.step_scale, o.step_overhead_ms, o.request_overhead_ms])
+    x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms])
     return ttft @ x, tpot @ x
 
 
@@ -159,17 +195,23 @@ def _predict_with(rows: pd.DataFrame, feats: pd.DataFrame, fits: dict[str, Overh
     return out
 
 
-def held_out_errors(rows: pd.DataFrame, feats: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Predictions of every row by a fit that never saw its group: ``split`` is ``model``,
-    ``framework`` or ``device`` (leave one out; a held-out framework gets the pooled ``any`` fit
-    of the others), or ``datasheet`` (no overheads)."""
+def held_out_errors(rows: pd.DataFrame, feats: pd.DataFrame, split: str,
+                    feats_datasheet: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Predictions of every row by a fit that never saw its group.
+
+    ``split``: ``model`` or ``framework`` (leave one out; a held-out framework gets the pooled
+    ``any`` fit of the others); ``device`` (leave one out, and the held-out device is predicted
+    from its datasheet spec, ``feats_datasheet``, plus the overheads fitted on the others);
+    ``datasheet`` (datasheet specs, no overheads).
+    """
     if split == "datasheet":
-        return _predict_with(rows, feats, {"any": Overheads()})
+        return _predict_with(rows, feats_datasheet if feats_datasheet is not None else feats, {"any": Overheads()})
     parts = []
     for value, g in rows.groupby(split):
         train = rows[rows[split] != value]
         fits = fit_by_framework(train, feats.loc[train.index])
-        parts.append(_predict_with(g, feats.loc[g.index], fits))
+        test = feats_datasheet if split == "device" and feats_datasheet is not None else feats
+        parts.append(_predict_with(g, test.loc[g.index], fits))
     return pd.concat(parts).loc[rows.index]
 
 
@@ -189,6 +231,16 @@ def error_table(rows: pd.DataFrame, pred: pd.DataFrame, by: Sequence[str]) -> pd
     }).round(1)
 
 
+def mark_saturated(rows: pd.DataFrame, feats: pd.DataFrame) -> pd.DataFrame:
+    """AIConfigurator rows carry no saturation flag: those whose simulated mean batch stays below
+    90 % of the concurrency (the KV cache holds fewer sequences, the rest queue) are saturated,
+    decided from the model before looking at the measurement. InferenceX keeps its flag."""
+    rows = rows.copy()
+    aic = rows["dataset"] == "aiconfigurator"
+    rows.loc[aic, "saturated"] = feats.loc[aic, "saturated_model"].astype(bool)
+    return rows
+
+
 def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
     """The contents of serving_specs/fitted_overheads.yaml: every framework's fit on all rows."""
     fits = fit_by_framework(rows, feats)
@@ -196,18 +248,23 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
     return {
         "provenance": {
             "created": _dt.date.today().isoformat(),
-            "tool": "roofline.validation.fit_serving (analytic closed-loop model, lock-step, 10 x c requests)",
+            "tool": "roofline.validation._serving_fit.fit_serving: the event simulator of each measured benchmark "
+                    f"(closed loop, {REQUESTS_PER_CONCURRENCY} x c requests, lengths uniform in "
+                    f"[{RANGE_RATIO} x, x]) on calibrated device profiles (hardware_specs/calibrated)",
             "data": ["../shared/validation/inferencex/serving_h100_h200.csv",
                      "../shared/validation/aiconfigurator/e2e_silicon_dense_models.csv"],
             "models": sorted(rows["model"].unique()), "devices": sorted(rows["device"].unique()),
-            "split": "all unsaturated rows (held-out errors in docs/serving.md: leave one model, framework, "
-                     "device out)",
+            "split": "fitted on all unsaturated rows; held-out errors (leave one model, framework, device out) "
+                     "are in docs/serving.md",
             "rows": int(ok.sum()),
-            "method": "scipy.optimize.lsq_linear on relative error of TPOT and TTFT, bounds "
-                      f"step_scale {BOUNDS[0][0]}-{BOUNDS[1][0]}, step_overhead_ms 0-{BOUNDS[1][1]}, "
-                      f"request_overhead_ms 0-{BOUNDS[1][2]}",
+            "method": "scipy.optimize.lsq_linear on the relative error of TPOT and TTFT; bounds "
+                      + ", ".join(f"{n} {lo}-{hi}" for n, lo, hi in zip(
+                          ("decode_scale", "prefill_scale", "step_overhead_ms", "seq_overhead_us",
+                           "request_overhead_ms"), *BOUNDS)),
         },
-        "frameworks": {fw: {"step_scale": round(o.step_scale, 4), "step_overhead_ms": round(o.step_overhead_ms, 4),
+        "frameworks": {fw: {"decode_scale": round(o.decode_scale, 4), "prefill_scale": round(o.prefill_scale, 4),
+                            "step_overhead_ms": round(o.step_overhead_ms, 4),
+                            "seq_overhead_us": round(o.seq_overhead_us, 3),
                             "request_overhead_ms": round(o.request_overhead_ms, 3),
                             "train_rows": int((ok & ((rows["framework"] == fw) | (fw == "any"))).sum())}
                        for fw, o in fits.items()},
@@ -221,21 +278,42 @@ def fit_serving(data_dir: str | Path | None = None, out: str | Path | None = Non
     from roofline.serving import OVERHEADS_FILE
 
     rows = load_serving_rows(data_dir)
-    content = fitted_file(rows, serving_features(rows))
-    Path(out or OVERHEADS_FILE).parent.mkdir(parents=True, exist_ok=True)
-    Path(out or OVERHEADS_FILE).write_text(yaml.safe_dump(content, sort_keys=False))
+    feats = serving_features(rows)
+    content = fitted_file(mark_saturated(rows, feats), feats)
+    path = Path(out or OVERHEADS_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
     return content
 
 
-def serving_report(data_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Held-out error tables (leave one model / framework / device out, and datasheet) by dataset
-    and concurrency bucket, and by dataset and ISL/OSL."""
+def serving_report(data_dir: str | Path | None = None,
+                   splits: Sequence[str] = ("datasheet", "model", "framework", "device")) -> dict[str, pd.DataFrame]:
+    """Held-out error tables by dataset and concurrency bucket and by dataset and ISL/OSL, and
+    the predictions (``<split>:predictions``)."""
     rows = load_serving_rows(data_dir)
     feats = serving_features(rows)
+    feats_ds = serving_features(rows, datasheet_devices=tuple(rows["device"].unique()))
+    rows = mark_saturated(rows, feats)
     tables = {}
-    for split in ("datasheet", "model", "framework", "device"):
-        pred = held_out_errors(rows, feats, split)
+    for split in splits:
+        pred = held_out_errors(rows, feats, split, feats_ds)
         tables[f"{split}:bucket"] = error_table(rows, pred, ["dataset", "bucket"])
         tables[f"{split}:isl_osl"] = error_table(rows, pred, ["dataset", "isl_osl"])
         tables[f"{split}:predictions"] = rows.join(pred)
     return tables
+
+
+def serve_fitted(model: Any, hardware: HardwareSpec | str, *, datasheet: bool = False, **kwargs: Any) -> Any:
+    """``roofline.serving.serve`` with the fitted model as default: the device's calibrated
+    profile when one ships (``hardware_specs/calibrated/``) and the fitted overheads;
+    ``datasheet=True`` gives the raw datasheet roofline (no profile, no overheads)."""
+    from roofline.serving import serve
+
+    profile = "datasheet"
+    if isinstance(hardware, str) and not datasheet:
+        name = load_hardware(hardware).name
+        if name in list_profiles():
+            hardware, profile = calibrated_hardware(name), f"calibrated: hardware_specs/calibrated/{name}.yaml"
+    result = serve(model, hardware, datasheet=datasheet, **kwargs)
+    result.summary["hardware_profile"] = profile
+    return result

@@ -1,0 +1,150 @@
+"""Serving metrics as sweep and search columns: the ``serving:`` block of a sweep file.
+
+For every hardware configuration of a sweep chunk the analytic steady-state model gives the
+serving metrics of the file's workload (closed loop at ``concurrency``, the sweep's
+``input_len``/``output_len``) and engine settings, with the framework's fitted overheads. The step
+cost is evaluated for all configurations at once on a coarse token grid (ratio 1.25), so a sweep
+with a ``serving:`` block pays about 40 operator-table passes per chunk.
+
+A ``serving:`` block::
+
+    serving:
+      framework: vllm             # engine defaults and fitted overheads
+      concurrency: 64             # closed loop
+      slo_ttft_ms: 2000           # goodput SLO (optional)
+      slo_tpot_ms: 50
+      max_num_batched_tokens: 8192   # optional overrides
+      max_num_seqs: 256
+      gpu_memory_utilization: 0.9
+      attention_dp: 1
+      prefix_hit: 0.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from roofline.exceptions import SpecError
+from roofline.model import ModelSpec
+from roofline.serving.analytic import steady_state
+from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.overheads import load_overheads
+from roofline.serving.settings import FRAMEWORKS, EngineSettings, engine_defaults
+from roofline.serving.step_cost import build_step_cost, token_grid
+from roofline.timing import HardwareArrays
+from roofline.workload import Parallelism, Workload
+
+__all__ = ["ServingBlock", "SERVING_METRICS", "parse_serving_block", "serving_columns", "SLO_CONCURRENCIES"]
+
+SERVING_METRICS = {
+    "serving_ttft_ms": "serving TTFT (analytic steady state at the block's concurrency)",
+    "serving_tpot_ms": "serving TPOT, per request (e2e - TTFT) / (out - 1)",
+    "serving_throughput_tok_s": "serving throughput of one replica, generated tokens/s",
+    "serving_tok_s_per_device": "serving throughput per device",
+    "goodput_tok_s": "serving throughput when the mean TTFT and TPOT meet the SLO, else 0",
+    "goodput_tok_s_per_kusd": "goodput per 1000 USD of system cost",
+    "slo_max_concurrency": "largest concurrency (powers of 2 and their midpoints up to 4096) meeting the SLO; 0 if none",
+    "serving_kv_utilization": "share of the KV capacity in use",
+    "serving_mean_batch": "running requests",
+}
+#: Concurrencies tried for ``slo_max_concurrency``: 1, 2, 3, 4, 6, 8, 12, ... 4096.
+SLO_CONCURRENCIES = np.unique(np.concatenate([2 ** np.arange(13), 3 * 2 ** np.arange(11)])).astype(float)
+_KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
+         "gpu_memory_utilization", "attention_dp", "prefix_hit")
+
+
+@dataclass(frozen=True)
+class ServingBlock:
+    """The parsed ``serving:`` block of a sweep file."""
+
+    settings: EngineSettings
+    concurrency: int = 64
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    prefix_hit: float = 0.0
+
+
+def parse_serving_block(data: Any, file: str) -> ServingBlock:
+    """Check a ``serving:`` block; errors name the file and the key."""
+    where = f"{file}: serving"
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping of {', '.join(_KEYS)}")
+    unknown = [k for k in data if k not in _KEYS]
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(_KEYS)})")
+    fw = data.get("framework", "vllm")
+    if fw not in FRAMEWORKS:
+        raise SpecError(f"{where}.framework: {fw!r} is not allowed; choose one of {', '.join(FRAMEWORKS)}")
+
+    def number(key: str, integer: bool = False, upper: float | None = None) -> Any:
+        v = data.get(key)
+        if v is None:
+            return None
+        ok = not isinstance(v, bool) and isinstance(v, int if integer else (int, float)) and v > 0 and np.isfinite(v)
+        if not ok or (upper is not None and v > upper):
+            kind = "a positive integer" if integer else "a positive number"
+            raise SpecError(f"{where}.{key}: must be {kind}{f' <= {upper}' if upper else ''}, got {v!r}")
+        return v
+
+    settings = engine_defaults(fw).with_overrides(
+        max_num_batched_tokens=number("max_num_batched_tokens", True), max_num_seqs=number("max_num_seqs", True),
+        gpu_memory_utilization=number("gpu_memory_utilization", upper=1.0),
+        attention_dp=number("attention_dp", True))
+    hit = data.get("prefix_hit", 0.0)
+    if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
+        raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")
+    return ServingBlock(settings, number("concurrency", True) or 64, number("slo_ttft_ms"), number("slo_tpot_ms"),
+                        float(hit))
+
+
+def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
+                    block: ServingBlock, system_cost_usd: np.ndarray) -> dict[str, np.ndarray]:
+    """:data:`SERVING_METRICS` columns for the ``hw.n`` configurations (no NaN: 0 where undefined)."""
+    s = block.settings
+    o = load_overheads(s.framework)
+    grid = token_grid(s.max_num_batched_tokens + min(s.max_num_seqs, int(SLO_CONCURRENCIES[-1])), ratio=1.25)
+    cost = build_step_cost(model, workload, par, hw, grid, s.attention_dp)
+    cap = kv_capacity_tokens(model, workload, par, hw.hbm_capacity_bytes, gpu_memory_utilization=s.gpu_memory_utilization,
+                             max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
+                             attention_dp=s.attention_dp, name=model.name)
+    prompt, output = float(workload.input_len), float(workload.output_len)
+    common = dict(prompt=prompt, output=output, prefill=max(prompt - np.floor(prompt * block.prefix_hit), 1.0),
+                  max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
+                  block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
+                  tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
+                  request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
+                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s,
+                  lockstep=True)  # identical lengths, as roofline serve with a fixed --input/--output
+    n = hw.n
+    r = steady_state(cost, kv_capacity_tokens=cap, concurrency=np.full(n, float(block.concurrency)), **common)
+    ok = _meets(r, block)
+    goodput = np.where(ok, r["throughput_tok_s"], 0.0)
+    # the SLO search: every configuration at every concurrency of SLO_CONCURRENCIES at once
+    k = len(SLO_CONCURRENCIES)
+    rows = np.repeat(np.arange(n), k)
+    grid_r = steady_state(cost, kv_capacity_tokens=cap[rows], concurrency=np.tile(SLO_CONCURRENCIES, n),
+                          hw_row=rows, **common)
+    meets = _meets(grid_r, block).reshape(n, k)
+    best = np.where(meets.any(axis=1), SLO_CONCURRENCIES[k - 1 - np.argmax(meets[:, ::-1], axis=1)], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_kusd = np.where(system_cost_usd > 0, goodput / system_cost_usd * 1e3, 0.0)
+    return {
+        "serving_ttft_ms": r["ttft_s"] * 1e3, "serving_tpot_ms": r["tpot_s"] * 1e3,
+        "serving_throughput_tok_s": r["throughput_tok_s"],
+        "serving_tok_s_per_device": r["throughput_tok_s"] / (par.tp * par.pp),
+        "goodput_tok_s": goodput, "goodput_tok_s_per_kusd": np.nan_to_num(per_kusd),
+        "slo_max_concurrency": best, "serving_kv_utilization": r["kv_utilization"],
+        "serving_mean_batch": r["mean_batch"],
+    }
+
+
+def _meets(r: dict[str, np.ndarray], block: ServingBlock) -> np.ndarray:
+    ok = ~r["saturated"]
+    if block.slo_ttft_ms is not None:
+        ok &= r["ttft_s"] * 1e3 <= block.slo_ttft_ms
+    if block.slo_tpot_ms is not None:
+        ok &= r["tpot_s"] * 1e3 <= block.slo_tpot_ms
+    return ok
