@@ -9,16 +9,9 @@ from typing import Annotated
 import typer
 
 from roofline.cli._common import check_output, fail, print_table, user_errors
+from roofline.cli.predict import DType
 
 app = typer.Typer(no_args_is_help=True)
-
-
-class DType(str, Enum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp8 = "fp8"
-    int8 = "int8"
-    int4 = "int4"
 
 
 class Framework(str, Enum):
