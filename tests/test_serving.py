@@ -292,3 +292,20 @@ def test_serving_objective_needs_a_serving_block():
     with pytest.raises(roofline.SpecError, match="needs a serving: block"):
         sweep_from_dict({"hardware": "h100-sxm", "model": "llama-3.1-8b",
                          "objective": {"maximize": "goodput_tok_s"}}, "s.yaml")
+
+
+@pytest.mark.parametrize("load", [0.1, 0.3])
+def test_open_loop_analytic_matches_simulator(setup70b, cost70b, load):
+    cost, cap = cost70b
+    kw = dict(prompt=1024, output=512, prefill=1024, kv_capacity_tokens=cap, max_num_batched_tokens=8192,
+              max_num_seqs=256, block_tokens=16)
+    top = steady_state(cost, rate_rps=np.array([1e6]), **kw)
+    assert top["saturated"][0]
+    rate = float(top["throughput_rps"][0]) * load
+    settings = setup70b.settings.with_overrides(max_num_seqs=256)
+    w = ServingWorkload(Lengths(922, 1126), Lengths(461, 563), rate_rps=rate, num_requests=1500)
+    m = trace_metrics(simulate(make_requests(w), cost.scalar(), settings, cap))
+    a = steady_state(cost, rate_rps=np.array([rate]), **kw)
+    assert a["tpot_s"][0] * 1e3 == pytest.approx(m["tpot_ms"], rel=0.05)
+    assert a["ttft_s"][0] * 1e3 == pytest.approx(m["ttft_ms"], rel=0.10)
+    assert a["mean_batch"][0] == pytest.approx(m["mean_batch"], rel=0.05)
