@@ -115,7 +115,9 @@ _FEATURES = ["ttft_decode", "ttft_prefill", "ttft_step", "ttft_seq", "tpot_decod
              "tpot_seq"]
 
 
-def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = ()) -> pd.DataFrame:
+def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
+                     requests_per_concurrency: dict[str, float] | None = None,
+                     range_ratio: dict[str, float] | None = None) -> pd.DataFrame:
     """Per row, the linear features of the simulated benchmark, in ms: with decode scale ``k_d``,
     prefill scale ``k_p``, step overhead ``s`` (ms) and request overhead ``r`` (ms),
     TTFT = ``k_d ttft_decode + k_p ttft_prefill + s ttft_step + r`` and TPOT likewise (no r).
@@ -130,9 +132,11 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = ()) 
         scalar, cap, setup = _setup(*key, key[1] in datasheet_devices)
         for i, r in g.iterrows():
             c = int(r["concurrency"])
-            lo = lambda n: max(int(n * RANGE_RATIO), 1)  # noqa: E731
+            ratio = (range_ratio or {}).get(r["dataset"], RANGE_RATIO)
+            per_c = (requests_per_concurrency or {}).get(r["dataset"], REQUESTS_PER_CONCURRENCY)
+            lo = lambda n: max(int(n * ratio), 1)  # noqa: E731
             w = ServingWorkload(Lengths(lo(r["isl"]), int(r["isl"])), Lengths(lo(r["osl"]), int(r["osl"])),
-                                concurrency=c, num_requests=REQUESTS_PER_CONCURRENCY * c)
+                                concurrency=c, num_requests=max(int(round(per_c * c)), 1))
             settings = setup.settings.with_overrides(max_num_seqs=min(c, setup.settings.max_num_seqs))
             tr = simulate(make_requests(w), scalar, settings, cap, concurrency=c)
             multi = tr.output > 1
