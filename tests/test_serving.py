@@ -194,6 +194,8 @@ def test_roofline_serve_defaults_to_the_fitted_model():
     (["--concurrency", "4", "--attention-dp", "3"], "--attention-dp"),
     (["--concurrency", "4", "--acceptance", "1.2", "--draft-tokens", "2"], "acceptance"),
     (["--trace", "/no/such/trace.csv"], "trace"),
+    (["--concurrency", "4", "--dtype", "fp3"], "dtype"),
+    (["--concurrency", "4", "--kv-dtype", "zz"], "kv_dtype"),
 ])
 def test_serve_cli_bad_input(capsys, args, needle):
     with pytest.raises(SystemExit) as e:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from roofline.cli._common import check_output, fail, print_table, user_errors
-from roofline.cli.predict import DType
+from roofline.cli.predict import DTypeOpt, KVDType
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -63,8 +63,8 @@ def serve(
     ep: Annotated[int, typer.Option(min=1, help="Expert parallelism (MoE models).")] = 1,
     attention_dp: Annotated[int, typer.Option("--attention-dp", min=1,
                                               help="Attention data-parallel ranks in the TP group (MoE).")] = 1,
-    dtype: Annotated[DType, typer.Option(help="Weights and activations.")] = DType.bf16,
-    kv_dtype: Annotated[DType | None, typer.Option(help="KV-cache dtype (default: the activation dtype).")] = None,
+    dtype: DTypeOpt = None,
+    kv_dtype: KVDType = None,
     input_len: Annotated[str, typer.Option("--input", "--isl", help="Prompt tokens: N or a uniform range LOW-HIGH.")]
     = "1024",
     output_len: Annotated[str, typer.Option("--output", "--osl", help="Output tokens: N or LOW-HIGH.")] = "1024",
@@ -105,8 +105,8 @@ def serve(
         raise fail("give exactly one of --concurrency, --rate and --trace")
     if plot is not None:
         check_output(plot.with_suffix(".html"), force)
-    result = run(model, hardware, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp, dtype=dtype.value,
-                 kv_dtype=kv_dtype.value if kv_dtype else None, input_len=_length(input_len, "--input"),
+    result = run(model, hardware, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp, dtype=dtype,
+                 kv_dtype=kv_dtype, input_len=_length(input_len, "--input"),
                  output_len=_length(output_len, "--output"), concurrency=loads_c, rate_rps=loads_r,
                  trace=str(trace) if trace else None, num_requests=num_requests, prefix_hit=prefix_hit,
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,

@@ -159,7 +159,7 @@ def serve(
     tp: int = 1,
     pp: int = 1,
     ep: int = 1,
-    dtype: str = "bf16",
+    dtype: str | None = None,
     kv_dtype: str | None = None,
     input_len: int | tuple[int, int] = 1024,
     output_len: int | tuple[int, int] = 1024,
@@ -221,7 +221,7 @@ def serve(
     for name, v in (("--slo-ttft-ms", slo_ttft_ms), ("--slo-tpot-ms", slo_tpot_ms)):
         if v is not None and (not np.isfinite(v) or v <= 0):
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
-    w = Workload.with_dtype(dtype, kv_dtype=kv_dtype)
+    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype)
     par = Parallelism(tp=tp, pp=pp, ep=ep)
     over = DATASHEET if datasheet else load_overheads(framework)
     setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())))
@@ -260,7 +260,8 @@ def serve(
     definitions = dict(DEFINITIONS) | {"evaluator": evaluator}
     summary: dict[str, Any] = {
         "model": m.name, "hardware": hw.name, "devices": setup.devices, "tp": tp, "pp": pp, "ep": ep,
-        "dtype": dtype, "kv_dtype": w.kv, "framework": framework,
+        "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
+        "kv_dtype": w.kv, "framework": framework,
         "engine": {"max_num_batched_tokens": settings.max_num_batched_tokens, "max_num_seqs": settings.max_num_seqs,
                    "gpu_memory_utilization": settings.gpu_memory_utilization, "block_tokens": settings.block_tokens,
                    "attention_dp": settings.attention_dp,

@@ -134,8 +134,8 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
             c = int(r["concurrency"])
             ratio = (range_ratio or {}).get(r["dataset"], RANGE_RATIO)
             per_c = (requests_per_concurrency or {}).get(r["dataset"], REQUESTS_PER_CONCURRENCY)
-            lo = lambda n: max(int(n * ratio), 1)  # noqa: E731
-            w = ServingWorkload(Lengths(lo(r["isl"]), int(r["isl"])), Lengths(lo(r["osl"]), int(r["osl"])),
+            isl, osl = int(r["isl"]), int(r["osl"])
+            w = ServingWorkload(Lengths(max(int(isl * ratio), 1), isl), Lengths(max(int(osl * ratio), 1), osl),
                                 concurrency=c, num_requests=max(int(round(per_c * c)), 1))
             settings = setup.settings.with_overrides(max_num_seqs=min(c, setup.settings.max_num_seqs))
             tr = simulate(make_requests(w), scalar, settings, cap, concurrency=c)
