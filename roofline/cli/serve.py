@@ -129,7 +129,9 @@ def serve(
     caption = (f"{result.definitions['evaluator']}; KV capacity {s['kv_capacity_tokens']:,.0f} tokens; device: "
                f"{s['hardware_profile']}; overheads: {s['overheads']['source']}")
     if "slo_max_concurrency" in s:
-        caption += f"; SLO met up to concurrency {s['slo_max_concurrency']}, rate {s['slo_max_rate_rps']} req/s"
+        rate = s["slo_max_rate_rps"]
+        caption += (f"; SLO met up to concurrency {s['slo_max_concurrency'] or 'none'}, rate "
+                    f"{'none' if rate is None else f'{rate:.3g}'} req/s")
     print_table(f"{s['model']} on {s['devices']}x {s['hardware']}, {s['framework']}", (key, *COLUMNS),
                 [[r[key], *(r[c] if r[c] is not None else float("nan") for c in COLUMNS)] for r in result.rows],
                 caption=caption)
