@@ -75,8 +75,8 @@ class StepCost:
     """Step-time coefficients of one scenario on ``n`` hardware configurations (times in seconds).
 
     ``tokens`` (g,) is the grid; ``body_s`` and ``head_s`` are (n, g); the attention coefficients
-    are (n,). :meth:`step_s` evaluates one configuration (``row``) at scalar inputs (the event
-    simulator); :meth:`body_at` and :meth:`attention_s` broadcast over configurations.
+    are (n,). :meth:`scalar` gives one configuration's plain-float coefficients (the event
+    simulator); :mod:`roofline.serving.analytic` evaluates them over configurations.
     """
 
     tokens: np.ndarray
@@ -91,29 +91,6 @@ class StepCost:
     @property
     def n(self) -> int:
         return self.body_s.shape[0]
-
-    def body_at(self, tokens: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
-        """(n,) body (or ``table``) time at ``tokens`` (shape (n,)), linear between grid points;
-        beyond the grid, extrapolated from its last segment."""
-        t = np.asarray(tokens, dtype=float)
-        table = self.body_s if table is None else table
-        g = self.tokens
-        i = np.clip(np.searchsorted(g, t, side="right") - 1, 0, len(g) - 2)
-        rows = np.arange(table.shape[0])
-        lo, hi = table[rows, i], table[rows, i + 1]
-        frac = (t - g[i]) / (g[i + 1] - g[i])
-        return np.where(t <= 0, 0.0, lo + frac * (hi - lo))
-
-    def head_at(self, sequences: np.ndarray) -> np.ndarray:
-        return self.body_at(sequences, self.head_s)
-
-    def attention_s(self, kv_tokens: np.ndarray, decode_seqs: np.ndarray, pairs: np.ndarray | float = 0.0,
-                    context_tokens: np.ndarray | float = 0.0, chunk_tokens: np.ndarray | float = 0.0) -> np.ndarray:
-        """(n,) attention time of one step (see the module doc for the terms)."""
-        compute = self.dec_compute_per_kv_s * kv_tokens + self.pre_compute_per_pair_s * pairs
-        memory = (self.dec_memory_per_kv_s * (kv_tokens + context_tokens) + self.dec_memory_per_seq_s * decode_seqs
-                  + self.pre_memory_per_token_s * chunk_tokens)
-        return np.maximum(compute, memory)
 
     def scalar(self, row: int = 0) -> ScalarStepCost:
         """Plain-float coefficients of configuration ``row``, for the simulator's inner loop."""
