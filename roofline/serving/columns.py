@@ -1,8 +1,9 @@
 """Serving metrics as sweep and search columns: the ``serving:`` block of a sweep file.
 
-For every hardware configuration of a sweep chunk the analytic steady-state model gives the
-serving metrics of the file's workload (closed loop at ``concurrency``, the sweep's
-``input_len``/``output_len``) and engine settings, with the framework's fitted overheads. The step
+For every hardware configuration of a sweep chunk the analytic model gives the serving metrics of
+the file's workload (a closed-loop benchmark at ``concurrency``, 10 x c requests as ``roofline
+serve``, the sweep's ``input_len``/``output_len``) and engine settings, with the framework's fitted
+overheads. The step
 cost is evaluated for all configurations at once on a coarse token grid (ratio 1.25), so a sweep
 with a ``serving:`` block pays about 40 operator-table passes per chunk.
 
@@ -32,6 +33,7 @@ from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
 from roofline.serving.capacity import kv_capacity_tokens
 from roofline.serving.overheads import load_overheads
+from roofline.serving.serve import benchmark_requests
 from roofline.serving.settings import FRAMEWORKS, EngineSettings, engine_defaults
 from roofline.serving.step_cost import build_step_cost, token_grid
 from roofline.timing import HardwareArrays
@@ -116,17 +118,18 @@ def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
                   tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
-                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s,
-                  lockstep=True)  # identical lengths, as roofline serve with a fixed --input/--output
+                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s)
     n = hw.n
-    r = steady_state(cost, kv_capacity_tokens=cap, concurrency=np.full(n, float(block.concurrency)), **common)
+    conc = np.full(n, float(block.concurrency))
+    r = steady_state(cost, kv_capacity_tokens=cap, concurrency=conc, burst_requests=benchmark_requests(conc), **common)
     ok = _meets(r, block)
     goodput = np.where(ok, r["throughput_tok_s"], 0.0)
     # the SLO search: every configuration at every concurrency of SLO_CONCURRENCIES at once
     k = len(SLO_CONCURRENCIES)
     rows = np.repeat(np.arange(n), k)
-    grid_r = steady_state(cost, kv_capacity_tokens=cap[rows], concurrency=np.tile(SLO_CONCURRENCIES, n),
-                          hw_row=rows, **common)
+    grid_c = np.tile(SLO_CONCURRENCIES, n)
+    grid_r = steady_state(cost, kv_capacity_tokens=cap[rows], concurrency=grid_c, hw_row=rows,
+                          burst_requests=benchmark_requests(grid_c), **common)
     meets = _meets(grid_r, block).reshape(n, k)
     best = np.where(meets.any(axis=1), SLO_CONCURRENCIES[k - 1 - np.argmax(meets[:, ::-1], axis=1)], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -25,7 +25,7 @@ from roofline.workload import Parallelism, Workload
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ServingSetup", "ServeResult", "serve", "SLO_SEARCH_MAX_CONCURRENCY"]
+__all__ = ["ServingSetup", "ServeResult", "serve", "SLO_SEARCH_MAX_CONCURRENCY", "benchmark_requests"]
 
 #: Largest concurrency the SLO search tries (analytic model, every integer up to it).
 SLO_SEARCH_MAX_CONCURRENCY = 4096
@@ -98,19 +98,28 @@ def _finish_row(row: dict[str, Any], setup: ServingSetup) -> dict[str, Any]:
     return row
 
 
+def benchmark_requests(concurrency: np.ndarray, num_requests: int | None = None) -> np.ndarray:
+    """Requests of a closed-loop benchmark: ``num_requests``, else 10 x c (at least 100), the
+    InferenceMAX client's ``--num-prompts`` and :class:`ServingWorkload`'s default."""
+    c = np.asarray(concurrency, dtype=float)
+    return np.full_like(c, float(num_requests)) if num_requests is not None else np.maximum(10 * c, 100.0)
+
+
 def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWorkload,
                    loads: list[float], closed: bool, slo: tuple[float | None, float | None]) -> list[dict[str, Any]]:
     s, o = setup.settings, setup.overheads
     prompt = w.prompt.mean
-    fixed = w.prompt.high is None and w.output.high is None
+    load = np.array(loads, dtype=float)
     res = steady_state(
         cost, prompt=prompt, output=w.output.mean, prefill=max(prompt - np.floor(prompt * w.prefix_hit), 1.0),
         kv_capacity_tokens=cap, max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
         block_tokens=s.block_tokens, concurrency=np.array(loads, dtype=float) if closed else None,
         rate_rps=None if closed else np.array(loads, dtype=float), verify_tokens=s.speculative.verify_tokens,
         tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
-        request_overhead_s=o.request_overhead_s, lockstep=closed and fixed, decode_scale=o.decode_scale,
-        prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s)
+        request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale, prefill_scale=o.prefill_scale,
+        seq_overhead_s=o.seq_overhead_s,
+        # a closed loop is a benchmark of N requests whose first c arrive at once (as simulated)
+        burst_requests=benchmark_requests(load, w.num_requests) if closed else None)
     ok = meets_slo(res["ttft_s"], res["tpot_s"], *slo) & ~res["saturated"]
     rows = []
     for i, load in enumerate(loads):
