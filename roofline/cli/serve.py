@@ -72,7 +72,7 @@ def serve(
     rate: Annotated[str | None, typer.Option("--rate", help="Open loop: Poisson request rates per second.")] = None,
     trace: Annotated[Path | None, typer.Option(help="CSV of arrival_s, prompt_tokens, output_tokens (simulated).")]
     = None,
-    num_requests: Annotated[int | None, typer.Option(min=1, help="Requests per simulation (default 10 x c).")] = None,
+    num_requests: Annotated[int | None, typer.Option(min=1, help="Requests of the benchmark (default 10 x c, at least 100).")] = None,
     prefix_hit: Annotated[float, typer.Option(help="Share of each prompt found in the prefix cache, [0, 1).")] = 0.0,
     framework: Annotated[Framework, typer.Option(help="Engine defaults and fitted overheads.")] = Framework.vllm,
     max_num_batched_tokens: Annotated[int | None, typer.Option(min=1, help="Token budget per step.")] = None,
