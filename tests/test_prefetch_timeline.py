@@ -90,7 +90,7 @@ def test_usable_gaps_never_lose(case) -> None:
     # the baseline does not depend on the switch; more usable idle time never prefetches less
     no_gaps = _predict({**case, "gaps": 0.0}, prefetch=True)
     gaps = _predict({**case, "gaps": 1.0}, prefetch=True)
-    assert gaps.baseline_tpot_s == no_gaps.baseline_tpot_s
+    assert gaps.baseline_tpot_s == pytest.approx(no_gaps.baseline_tpot_s, rel=1e-12)  # the exact-mean path may differ in the last bit
     assert gaps.tpot_s <= no_gaps.tpot_s * (1 + 1e-12)
 
 
