@@ -180,6 +180,18 @@ def test_report_file_is_self_contained(tmp_path: Path, capsys) -> None:
     assert "NaN" not in html.split("<script>const REPORT = ")[1]
 
 
+def test_infeasible_rows_are_embedded_and_marked(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "tight.yaml"
+    f.write_text(yaml.safe_dump({**SMALL, "constraints": {"memory_fit": True, "max_tpot_ms": 0.001}}))
+    code, _, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
+                           "--report")
+    assert code == 0, err
+    p = _payload((tmp_path / "run" / "report.html").read_text())
+    # nothing meets a 1 us TPOT: no front, no ranking, the sample keeps every row marked infeasible
+    assert p["counts"]["feasible_rows"] == 0 and p["counts"]["pareto_front"] == 0 and p["counts"]["top"] == 0
+    assert p["columns"]["feasible"] == {"values": [False], "codes": [0] * 48}
+
+
 def test_report_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None:
     run = small_sweep(tmp_path, capsys)
     (run / "report.html").write_text("mine")

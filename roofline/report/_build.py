@@ -157,7 +157,7 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "labels": {c: axis_label(c) for c in shown},
         "headers": {c: TABLE_HEADERS.get(c, c) for c in shown},
         "metric_help": _metric_help(),
-        "columns": _encode_columns(rows, ["_row", "_role", "_command", "_structure", *shown]),
+        "columns": _encode_columns(rows, ["_row", "_role", "_command", "_structure", "feasible", *shown]),
         "details": {str(k): v for k, v in computed.items()},
         "memory": memory,
         "kind_colors": _kind_colors(),

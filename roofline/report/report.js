@@ -57,7 +57,8 @@
 
   // ---- filters ----
   const filters = {};  // name -> {kind: "set", allowed: Set} | {kind: "range", lo, hi}
-  let feasibleOnly = true;
+  // with no feasible row at all, start by showing every row (the constraints are in the assumptions)
+  let feasibleOnly = R.counts.feasible_rows > 0;
   const swept = R.parameters.map((p) => p.name);
 
   function buildFilters() {
@@ -413,7 +414,7 @@
     drawParameterPlots(current);
     drawTable(current);
   }
-  document.getElementById("reset-filters").addEventListener("click", () => { feasibleOnly = true; buildFilters(); update(); });
+  document.getElementById("reset-filters").addEventListener("click", () => { feasibleOnly = R.counts.feasible_rows > 0; buildFilters(); update(); });
   buildFilters();
   update();
   document.getElementById("pareto").on("plotly_click", (ev) => {
