@@ -177,7 +177,7 @@ def test_report_file_is_self_contained(tmp_path: Path, capsys) -> None:
     assert p["counts"]["total_rows"] == 48 and p["counts"]["embedded"] == 48 and p["counts"]["feasible_rows"] == 32
     assert {q["name"] for q in p["parameters"]} == {"hardware", "l2_capacity_MiB", "hbm_bandwidth_GBps", "prefetch"}
     assert [h for h, _ in p["assumptions"]][:5] == ["Run", "Cost basis", "Specs", "L2", "Workload"]
-    assert "Manufacturing cost today" in dict(p["assumptions"])["Cost basis"]
+    assert dict(p["assumptions"])["Cost basis"].startswith("Manufacturing basis: what it costs to build")
     assert "NaN" not in html.split("<script>const REPORT = ")[1]
 
 
