@@ -252,10 +252,14 @@ def test_report_of_a_search_folder(tmp_path: Path, capsys) -> None:
                                         "attributes": {"step": None, "low": 0.0, "high": 128.0, "log": False}}
 
 
-def test_sweep_report_flag(tmp_path: Path, capsys) -> None:
+def test_sweep_report_flag_and_sweeping_again(tmp_path: Path, capsys) -> None:
     f = tmp_path / "small.yaml"
     f.write_text(yaml.safe_dump(SMALL))
-    code, out, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
-                          "--report")
+    args = ["sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1"]
+    code, out, err = run_cli(capsys, *args, "--report")
     assert code == 0, err
     assert (tmp_path / "run" / "report.html").stat().st_size > 1_000_000
+    # the report is one of the run's outputs: sweeping again with --force replaces it
+    code, _, err = run_cli(capsys, *args, "--force")
+    assert code == 0, err
+    assert not (tmp_path / "run" / "report.html").exists()

@@ -106,6 +106,10 @@ def test_moving_a_filter_shrinks_the_table_and_the_front(page) -> None:
     assert _table_rows(page) == 6
     page.locator("#reset-filters").click()
     assert _table_rows(page) == 32
+    # per cost dollar, then per TCO dollar: the per-parameter plots change metric
+    assert page.locator("#param-l2_capacity_MiB .ytitle").text_content() == "tok/s per kUSD"
+    page.locator("#per-cost-metric").select_option("tok_s_per_tco_kusd")
+    assert page.locator("#param-l2_capacity_MiB .ytitle").text_content() == "tok/s per TCO kUSD"
 
 
 def test_table_sorts_and_compares_two_configurations(page) -> None:
