@@ -41,7 +41,7 @@ def test_compare_table_shows_cost(capsys) -> None:
     code, out, err = run_cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", "--l2-mib", "64")
     assert code == 0, err
     assert "system USD" in out and "tok/s per kUSD" in out and "l2_capacity_MiB 64" in out
-    assert "manufacturing cost" in out
+    assert "manufacturing basis" in out
 
 
 @pytest.mark.parametrize(("args", "pattern"), [

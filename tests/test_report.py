@@ -27,12 +27,13 @@ from roofline.report._select import (
     select_rows,
 )
 
-#: Two devices, prefetch on/off, L2 and HBM bandwidth: 2 x 2 x 4 x 3 = 48 rows.
+#: Two devices, prefetch on/off, L2 and HBM bandwidth: 2 x 2 x 4 x 3 = 48 rows; at 2000 GB/s of
+#: HBM the TPOT is 3.4-3.8 ms, over the 3 ms limit: 16 rows are infeasible, 32 feasible.
 SMALL = {
     "name": "report-small", "hardware": ["h100-sxm", "h200-sxm"], "model": "llama-3-8b",
     "workload": {"batch": 4, "input_len": 1024, "output_len": 64, "dtype": "fp8"}, "parallelism": {"tp": 2},
     "sweep": {"l2_capacity_MiB": [0, 32, 64, 128], "hbm_bandwidth_GBps": [2000, 3350, 4800], "prefetch": [False, True]},
-    "constraints": {"memory_fit": True, "max_tpot_ms": 1000},
+    "constraints": {"memory_fit": True, "max_tpot_ms": 3.0},
 }
 
 
@@ -173,11 +174,23 @@ def test_report_file_is_self_contained(tmp_path: Path, capsys) -> None:
     # plotly.js inline once, no element that loads anything (the browser test checks no request is made)
     assert html.count("<script") == 3 and not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=", html)
     p = _payload(html)
-    assert p["counts"]["total_rows"] == 48 and p["counts"]["embedded"] == 48
+    assert p["counts"]["total_rows"] == 48 and p["counts"]["embedded"] == 48 and p["counts"]["feasible_rows"] == 32
     assert {q["name"] for q in p["parameters"]} == {"hardware", "l2_capacity_MiB", "hbm_bandwidth_GBps", "prefetch"}
     assert [h for h, _ in p["assumptions"]][:5] == ["Run", "Cost basis", "Specs", "L2", "Workload"]
-    assert "Manufacturing cost today" in dict(p["assumptions"])["Cost basis"]
+    assert dict(p["assumptions"])["Cost basis"].startswith("Manufacturing basis: what it costs to build")
     assert "NaN" not in html.split("<script>const REPORT = ")[1]
+
+
+def test_infeasible_rows_are_embedded_and_marked(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "tight.yaml"
+    f.write_text(yaml.safe_dump({**SMALL, "constraints": {"memory_fit": True, "max_tpot_ms": 0.001}}))
+    code, _, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
+                           "--report")
+    assert code == 0, err
+    p = _payload((tmp_path / "run" / "report.html").read_text())
+    # nothing meets a 1 us TPOT: no front, no ranking, the sample keeps every row marked infeasible
+    assert p["counts"]["feasible_rows"] == 0 and p["counts"]["pareto_front"] == 0 and p["counts"]["top"] == 0
+    assert p["columns"]["feasible"] == {"values": [False], "codes": [0] * 48}
 
 
 def test_report_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None:
@@ -239,10 +252,14 @@ def test_report_of_a_search_folder(tmp_path: Path, capsys) -> None:
                                         "attributes": {"step": None, "low": 0.0, "high": 128.0, "log": False}}
 
 
-def test_sweep_report_flag(tmp_path: Path, capsys) -> None:
+def test_sweep_report_flag_and_sweeping_again(tmp_path: Path, capsys) -> None:
     f = tmp_path / "small.yaml"
     f.write_text(yaml.safe_dump(SMALL))
-    code, out, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1",
-                          "--report")
+    args = ["sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1"]
+    code, out, err = run_cli(capsys, *args, "--report")
     assert code == 0, err
     assert (tmp_path / "run" / "report.html").stat().st_size > 1_000_000
+    # the report is one of the run's outputs: sweeping again with --force replaces it
+    code, _, err = run_cli(capsys, *args, "--force")
+    assert code == 0, err
+    assert not (tmp_path / "run" / "report.html").exists()

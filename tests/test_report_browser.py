@@ -73,11 +73,11 @@ def _table_rows(page) -> int:
 
 def test_page_states_its_sizes_and_a_clicked_point_shows_its_breakdown(page, tmp_path: Path) -> None:
     sizes = page.locator("#sizes").inner_text()
-    assert "48 rows in the run" in sizes and "embeds 48" in sizes
+    assert "48 rows in the run (32 feasible)" in sizes and "embeds 48" in sizes
     assert page.locator("#filter-controls .filter").count() == 1 + 4 + 1  # feasible, 4 swept, fixed values
     assert page.locator("#param-plots .param-plot").count() == 3  # hardware, L2, HBM bandwidth
     assert page.locator("#assumptions dt").count() >= 5
-    assert _table_rows(page) == 48
+    assert _table_rows(page) == 32  # feasible rows only, by default
     assert page.locator("#breakdown").count() == 0
     front = page.locator("#pareto .scatterlayer .trace").filter(has=page.locator(".js-line")).locator(".points path")
     assert front.count() >= 2
@@ -95,15 +95,21 @@ def test_page_states_its_sizes_and_a_clicked_point_shows_its_breakdown(page, tmp
 
 def test_moving_a_filter_shrinks_the_table_and_the_front(page) -> None:
     points_before = page.locator("#pareto .scatterlayer .points path").count()
-    # L2 "from" slider to its last value: only L2 = 128 MiB is left (2 devices x 3 HBM x 2 prefetch)
+    # L2 "from" slider to its last value: only L2 = 128 MiB is left (2 devices x 2 feasible HBM x 2 prefetch)
     page.locator('input[data-param="l2_capacity_MiB"][data-end="low"]').fill("3")
-    assert _table_rows(page) == 12
+    assert _table_rows(page) == 8
     assert page.locator("#pareto .scatterlayer .points path").count() < points_before
-    assert "12 of 48" in page.locator("#filtered-count").inner_text()
+    assert "8 of 48" in page.locator("#filtered-count").inner_text()
     page.locator('input[data-param="hardware"][value="h200-sxm"]').uncheck()
+    assert _table_rows(page) == 4
+    page.locator("#feasible-only").uncheck()  # the 2000 GB/s rows that miss the TPOT limit come back
     assert _table_rows(page) == 6
     page.locator("#reset-filters").click()
-    assert _table_rows(page) == 48
+    assert _table_rows(page) == 32
+    # per cost dollar, then per TCO dollar: the per-parameter plots change metric
+    assert page.locator("#param-l2_capacity_MiB .ytitle").text_content() == "tok/s per kUSD"
+    page.locator("#per-cost-metric").select_option("tok_s_per_tco_kusd")
+    assert page.locator("#param-l2_capacity_MiB .ytitle").text_content() == "tok/s per TCO kUSD"
 
 
 def test_table_sorts_and_compares_two_configurations(page) -> None:

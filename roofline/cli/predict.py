@@ -258,6 +258,9 @@ def compare_command(
 
     Example: roofline compare -m llama-3-70b -H h100-sxm -H mi300x -H b200 --tp 4 --tp 8
     """
+    from roofline.cost import load_cost_parameters
+    from roofline.economics import basis_text
+
     overrides = {k: v for k, v in _overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold,
                                              link_bandwidth).items() if v is not None}
     rows = []
@@ -281,8 +284,8 @@ def compare_command(
     given = ", ".join(f"{k} {v:g}" for k, v in overrides.items())
     print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {p.workload.precision_label()}"
                 + (f"; every device with {given}" if given else ""), cols, [[r[c] for c in cols] for r in rows],
-                caption="cost: manufacturing cost today (die, HBM, packaging, links, host share), not a price; "
-                        "tok/s per kUSD = throughput / system cost x 1000; see docs/cost_model.md")
+                caption=f"cost: {basis_text(load_cost_parameters().basis)}; tok/s per kUSD = throughput / system "
+                        "cost x 1000; see docs/cost_model.md")
 
 
 def _cost(p: Prediction, model: str, hardware: str, prefetch: bool | None, overrides: dict[str, float]) -> tuple[float, float]:

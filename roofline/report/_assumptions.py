@@ -64,6 +64,7 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
         values: distinct values of the configuration columns (workload, devices, ...).
     """
     from roofline.cost import load_cost_parameters
+    from roofline.economics import basis_text
     from roofline.engine import METRICS
     from roofline.predict import DEFINITIONS, TIME_DEFINITIONS
 
@@ -71,15 +72,15 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
     overrides = getattr(spec, "cost_overrides", {}) or {}
     cost_file = getattr(spec, "cost_file", None)
     try:
-        margin = load_cost_parameters(cost_file, overrides or None).value("system.margin_multiplier")
-        margin_text = f"margin multiplier {margin:g}" + (" (none)" if margin == 1 else "")
-    except (RooflineError, OSError, KeyError):
-        margin_text = "margin multiplier unknown (cost file not readable at report time)"
-    cost = (f"Manufacturing cost today in US dollars, not a purchase price: die area (logic + L2 SRAM at "
-            f"the process node), dies per wafer and yield, wafer price, HBM stacks, packaging, links and a "
-            f"host share per device ({margin_text}). Parameters: {cost_file or 'cost_specs/default.yaml'}"
-            + (f", overrides {overrides}" if overrides else "") + "; method and sources in docs/cost_model.md. "
-            "Performance per cost = throughput / system cost x 1000 (tokens/s per 1000 USD).")
+        basis = basis_text(load_cost_parameters(cost_file, overrides or None).basis)
+    except (RooflineError, OSError):
+        basis = "basis unknown: the cost file could not be read at report time"
+    cost = (f"{basis[0].upper()}{basis[1:]}. Per device: the die (logic + L2 SRAM area at the process node, "
+            f"dies per wafer, yield, wafer price), HBM stacks, packaging, links and a host share. Parameters: "
+            f"{cost_file or 'cost_specs/default.yaml'}" + (f", overrides {overrides}" if overrides else "")
+            + "; method and sources in docs/cost_model.md. Performance per cost = throughput / system cost "
+              "x 1000 (tokens/s per 1000 USD).")
+
     def listed(c: str) -> str:
         return ", ".join(str(v) for v in values.get(c, [])) or "-"
 

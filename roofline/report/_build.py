@@ -41,7 +41,7 @@ TABLE_HEADERS = {
     "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB", "inter_node_bandwidth_GBps": "network GB/s",
     "prefetch_threshold_fraction": "threshold", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms", "e2e_ms": "e2e ms",
     "throughput_tok_s": "tok/s", "system_cost_usd": "system USD", "device_cost_usd": "device USD",
-    "tok_s_per_kusd": "tok/s per kUSD", "prefetch_speedup": "speedup", "memory_GiB": "GiB per device",
+    "tok_s_per_kusd": "tok/s per kUSD", "tok_s_per_tco_kusd": "tok/s per TCO kUSD", "prefetch_speedup": "speedup", "memory_GiB": "GiB per device",
     "decode_bound": "bound",
 }
 
@@ -96,11 +96,23 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, force: b
     if size > MAX_REPORT_BYTES:
         raise SpecError(f"{path}: the report would be {size / 2**20:.1f} MiB, over the 25 MiB limit; "
                         f"lower --sample (now {sample}) or --top (now {top})")
+    _list_in_run(run.path, path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)
     return ReportResult(path, size, payload["counts"]["total_rows"], payload["counts"]["embedded"], result_counts,
                         notes)
+
+
+def _list_in_run(folder: Path, report: Path) -> None:
+    """A report inside the run folder joins the run's manifest, so that the next ``sweep --force``
+    or ``optimize --force`` there removes it with the outputs it describes (instead of refusing
+    the folder for a file it did not write)."""
+    from roofline._runfiles import RunManifest
+
+    manifest = RunManifest.load(folder)
+    if manifest is not None and report.resolve().parent == folder.resolve():
+        manifest.record(report.name)
 
 
 def _metric_columns(run: RunFolder, columns: list[str]) -> list[str]:
@@ -157,7 +169,7 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "labels": {c: axis_label(c) for c in shown},
         "headers": {c: TABLE_HEADERS.get(c, c) for c in shown},
         "metric_help": _metric_help(),
-        "columns": _encode_columns(rows, ["_row", "_role", "_command", "_structure", *shown]),
+        "columns": _encode_columns(rows, ["_row", "_role", "_command", "_structure", "feasible", *shown]),
         "details": {str(k): v for k, v in computed.items()},
         "memory": memory,
         "kind_colors": _kind_colors(),

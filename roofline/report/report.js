@@ -10,7 +10,10 @@
   const TABLE_ROWS = Math.max(10, Math.min(R.counts.top || 100, 200));
   const objective = R.objective.metric;
   const maximize = R.objective.direction === "maximize";
-  const perCost = R.metric_names.includes("tok_s_per_kusd") ? "tok_s_per_kusd" : objective;
+  // performance per cost dollar, and per TCO dollar where the run has it; the objective otherwise
+  const perCostMetrics = ["tok_s_per_kusd", "tok_s_per_tco_kusd"].filter((m) => R.metric_names.includes(m));
+  if (!perCostMetrics.length) perCostMetrics.push(objective);
+  let perCost = perCostMetrics[0];
 
   // ---- columns ----
   const cache = {};
@@ -57,7 +60,8 @@
 
   // ---- filters ----
   const filters = {};  // name -> {kind: "set", allowed: Set} | {kind: "range", lo, hi}
-  let feasibleOnly = true;
+  // with no feasible row at all, start by showing every row (the constraints are in the assumptions)
+  let feasibleOnly = R.counts.feasible_rows > 0;
   const swept = R.parameters.map((p) => p.name);
 
   function buildFilters() {
@@ -195,9 +199,16 @@
   function drawParameterPlots(idx) {
     const box = document.getElementById("param-plots");
     const params = R.parameters.filter((p) => p.name !== "prefetch" && !(p.kind === "set" && p.values.length < 2));
+    const exact = perCost === objective
+      ? "Unfiltered, each point is exact for the whole run (the report embeds the best row per value)."
+      : `The report embeds the best row per value by ${objective}, so this metric's points are over the embedded rows.`;
     document.getElementById("param-hint").textContent =
-      `The best ${label(perCost)} among the rows the filters keep, for each value of one parameter (the others free), with and without prefetching. ` +
-      `Unfiltered, each point is exact for the whole run (the report embeds the best row per value).`;
+      `The best ${label(perCost)} among the rows the filters keep, for each value of one parameter (the others free), with and without prefetching. ${exact}`;
+    const chooser = document.getElementById("per-cost-metric");
+    if (!chooser.options.length) {
+      for (const m of perCostMetrics) chooser.append(el("option", { value: m, text: label(m) }));
+      chooser.addEventListener("change", () => { perCost = chooser.value; drawParameterPlots(current); });
+    }
     const y = col(perCost), prefetch = col("prefetch");
     for (const p of params) {
       let div = document.getElementById("param-" + p.name);
@@ -230,7 +241,7 @@
       const layout = {
         title: { text: label(p.name), font: { size: 13 } }, margin: { l: 60, r: 10, t: 34, b: 44 },
         xaxis: { title: { text: label(p.name), font: { size: 11 } }, type: numeric ? "linear" : "category" },
-        yaxis: { title: { text: "tok/s per kUSD", font: { size: 11 } } }, showlegend: true,
+        yaxis: { title: { text: R.headers[perCost] || perCost, font: { size: 11 } } }, showlegend: true,
         legend: { orientation: "h", y: 1.12, x: 1, xanchor: "right", font: { size: 10 } }, barmode: "group", template: "plotly_white",
       };
       Plotly.react(div, traces, layout, PLOT_CONFIG);
@@ -413,7 +424,7 @@
     drawParameterPlots(current);
     drawTable(current);
   }
-  document.getElementById("reset-filters").addEventListener("click", () => { feasibleOnly = true; buildFilters(); update(); });
+  document.getElementById("reset-filters").addEventListener("click", () => { feasibleOnly = R.counts.feasible_rows > 0; buildFilters(); update(); });
   buildFilters();
   update();
   document.getElementById("pareto").on("plotly_click", (ev) => {
