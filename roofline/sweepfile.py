@@ -93,21 +93,22 @@ class Parameter:
         if self.step is not None:
             assert self.low is not None and self.high is not None
             return int(np.floor((self.high - self.low) / self.step + 1e-9)) + 1
-        return self.num if self.num is not None else 1
+        if self.num is not None:
+            return self.num
+        raise SpecError(f"sweep.{self.name}: a grid needs 'step' or 'num' with low/high "
+                        f"(a bare range is only for `roofline optimize`)")
 
     def grid(self) -> np.ndarray | tuple[Any, ...]:
         """The values a grid sweep visits."""
         if self.values is not None:
             return self.values
         assert self.low is not None and self.high is not None
+        count = self.count()
         if self.step is not None:
-            values = self.low + self.step * np.arange(self.count())
-        elif self.num is not None:
-            values = (np.geomspace(self.low, self.high, self.num) if self.log
-                      else np.linspace(self.low, self.high, self.num))
+            values = self.low + self.step * np.arange(count)
         else:
-            raise SpecError(f"sweep.{self.name}: a grid needs 'step' or 'num' with low/high "
-                            f"(a bare range is only for `roofline optimize`)")
+            values = (np.geomspace(self.low, self.high, count) if self.log
+                      else np.linspace(self.low, self.high, count))
         return np.round(values).astype(int) if self.integer else values
 
 
@@ -162,7 +163,7 @@ class SweepSpec:
 
 
 def _parameter(name: str, raw: Any, file: str) -> Parameter:
-    where = f"{file}: sweep.{name}"
+    where = f"{file}: sweep.{printable(name)}"
     if name not in HARDWARE_PARAMETERS and name not in STRUCTURAL:
         allowed = sorted(HARDWARE_PARAMETERS) + list(STRUCTURAL)
         raise SpecError(f"{where}: unknown parameter{closest(name, allowed)} (allowed: {', '.join(allowed)})")
@@ -238,7 +239,7 @@ def _direction_metric(b: Block, key: str) -> tuple[str, str]:
         raise inner.error("maximize", "give exactly one of maximize: METRIC or minimize: METRIC")
     direction, metric = next(iter(inner.data.items()))
     if metric not in METRIC_NAMES:
-        raise inner.error(direction, f"unknown metric {metric!r}{closest(str(metric), METRIC_NAMES)}; "
+        raise inner.error(direction, f"unknown metric {printable(repr(metric))[:60]}{closest(str(metric), METRIC_NAMES)}; "
                                      f"choose one of {', '.join(METRIC_NAMES)}")
     return direction, metric
 
@@ -252,9 +253,11 @@ def _pareto(b: Block) -> tuple[tuple[str, str], ...]:
     for direction in ("minimize", "maximize"):
         metrics = inner.raw(direction) or []
         metrics = [metrics] if isinstance(metrics, str) else metrics
+        if not isinstance(metrics, list):
+            raise inner.error(direction, f"expected a metric or a list of metrics, got {printable(repr(metrics))[:60]}")
         for metric in metrics:
             if metric not in METRIC_NAMES:
-                raise inner.error(direction, f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
+                raise inner.error(direction, f"unknown metric {printable(repr(metric))[:60]}; choose from {', '.join(METRIC_NAMES)}")
             pairs.append((direction, metric))
     if not 2 <= len(pairs) <= 3:
         raise inner.error("minimize", f"a Pareto front needs 2 or 3 metrics, got {len(pairs)}")
@@ -383,10 +386,13 @@ def _duration(seconds: float) -> str:
 
 def sweep_budget(spec: SweepSpec) -> SweepBudget:
     """The size, estimated run time and disk use of a grid sweep (counted, never materialised)."""
-    points = spec.grid_size()
-    combinations = len(spec.models) * len(spec.hardware)
-    for p in spec.structural_parameters:
-        combinations *= p.count()
+    try:
+        points = spec.grid_size()
+        combinations = len(spec.models) * len(spec.hardware)
+        for p in spec.structural_parameters:
+            combinations *= p.count()
+    except SpecError as e:
+        raise SpecError(f"{spec.path}: {e}") from None
     seconds = points / CONFIGS_PER_SECOND + combinations * SECONDS_PER_COMBINATION
     return SweepBudget(points, seconds, float(points) * BYTES_PER_ROW)
 
