@@ -165,19 +165,30 @@ def test_fuzz_hf_config(capsys, tmp_path: Path, data: st.DataObject) -> None:
 
 
 # ---- sweep and cost files: parsed and planned (running thousands of sweeps is not the point) ----
+def _load_or_one_line_error(load: Any, path: Path, data: bytes) -> Any:
+    """``load(path)`` of ``data``, or None after checking its SpecError is one line naming the file."""
+    path.write_bytes(data)
+    try:
+        return load(path)
+    except SpecError as e:
+        assert "\n" not in str(e) and str(path) in str(e), str(e)
+        return None
+
+
+def _planned_sweep(path: Path) -> Any:
+    from roofline.sweepfile import load_sweep, sweep_budget
+
+    spec = load_sweep(path)
+    return spec, sweep_budget(spec)  # what `roofline sweep` does before it starts
+
+
 @fuzz
 @given(data=_file_input(SWEEP, _dump_yaml))
 def test_fuzz_sweep_file(tmp_path: Path, data: bytes) -> None:
-    from roofline.sweepfile import load_sweep, sweep_budget
-
-    path = tmp_path / "sweep.yaml"
-    path.write_bytes(data)
-    try:
-        spec = load_sweep(path)
-        budget = sweep_budget(spec)  # what `roofline sweep` does before it starts
-    except SpecError as e:
-        assert "\n" not in str(e) and str(path) in str(e)
+    planned = _load_or_one_line_error(_planned_sweep, tmp_path / "sweep.yaml", data)
+    if planned is None:
         return
+    spec, budget = planned
     assert budget.points >= 0 and math.isfinite(budget.seconds) and math.isfinite(budget.disk_bytes)
     for parameter in spec.parameters:  # a small axis is made; a huge one is only counted
         if parameter.count() <= 10_000:
@@ -190,15 +201,9 @@ def test_fuzz_sweep_file(tmp_path: Path, data: bytes) -> None:
 def test_fuzz_cost_file(tmp_path: Path, data: bytes) -> None:
     from roofline.cost import load_cost_parameters
 
-    path = tmp_path / "cost.yaml"
-    path.write_bytes(data)
-    try:
-        params = load_cost_parameters(path)
-    except SpecError as e:
-        assert "\n" not in str(e)
-        return
-    numbers = [v for v in params.values.values() if isinstance(v, float)]
-    assert all(math.isfinite(v) for v in numbers)
+    params = _load_or_one_line_error(load_cost_parameters, tmp_path / "cost.yaml", data)
+    if params is not None:
+        assert all(math.isfinite(v) for v in params.values.values() if isinstance(v, float))
 
 
 # ---- numeric options of predict -----------------------------------------------------------------
