@@ -64,8 +64,10 @@ def _read_text(path: Path, kind: str) -> str:
 
 
 def _max_bracket_depth(text: str) -> int:
-    """Nesting depth of flow brackets (an upper bound that ignores quoting: specs never come close)."""
-    depth = best = 0
+    """Nesting depth of flow brackets (an upper bound that ignores quoting: specs never come close),
+    or of block indentation counted as one level per two columns."""
+    indent = max((len(line) - len(line.lstrip(" ")) for line in text.splitlines()), default=0)
+    depth = best = indent // 2
     for c in text:
         if c in "[{":
             depth += 1

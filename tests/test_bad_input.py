@@ -72,6 +72,7 @@ CONTENTS = {
     "not_utf8": "name: caf\xe9\n".encode("latin-1"),
     "deep_nesting": b"[" * 5000 + b"]" * 5000,
     "deep_mapping": b"{a: " * 5000 + b"1" + b"}" * 5000,
+    "deep_block": "".join("  " * i + f"k{i}:\n" for i in range(300)).encode() + b"  " * 300 + b"1\n",
     "top_level_list": b"[1, 2, 3]\n",
     "empty": b"",
 }
