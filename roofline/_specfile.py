@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
+import math
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,97 @@ import yaml
 from roofline.exceptions import SpecError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: deeper than any real spec; deeper input is refused before the parser recurses
+MAX_NESTING = 100
+MAX_FILE_BYTES = 64 * 2**20
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e308`` (an exponent without a decimal point) as a number,
+    as YAML 1.2 does; YAML 1.1 would read it as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def printable(text: object) -> str:
+    """``text`` with control and format characters escaped, so an error stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def _read_text(path: Path, kind: str) -> str:
+    """The file as UTF-8 text; every way it can fail is a one-line SpecError."""
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory; expected a {kind} file")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read ({e.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: {len(raw):,} bytes; a {kind} file is at most {MAX_FILE_BYTES:,}")
+    if b"\x00" in raw:
+        raise SpecError(f"{path}: binary file; expected {kind} text (UTF-8)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    depth = _max_bracket_depth(text)
+    if depth > MAX_NESTING:
+        raise SpecError(f"{path}: nested {depth} levels deep; at most {MAX_NESTING} are allowed")
+    return text
+
+
+def _max_bracket_depth(text: str) -> int:
+    """Nesting depth of flow brackets (an upper bound that ignores quoting: specs never come close),
+    or of block indentation counted as one level per two columns."""
+    indent = max((len(line) - len(line.lstrip(" ")) for line in text.splitlines()), default=0)
+    depth = best = indent // 2
+    for c in text:
+        if c in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+    return best
+
+
+def _mapping(data: Any, path: Path, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a {what} mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object (a Hugging Face config.json), with one-line errors."""
+    text = _read_text(Path(path), "JSON")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deep") from None
+    return _mapping(data, Path(path), "JSON object as")
+
+
+def load_yaml_document(path: str | Path) -> Any:
+    """Any YAML document (the cost loader validates its own structure); one-line errors."""
+    path = Path(path)
+    text = _read_text(path, "YAML")
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}:{where}: not valid YAML ({printable(problem)})") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deep") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -23,7 +118,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """
     try:
         stamp = Path(path).stat().st_mtime_ns
-    except OSError:
+    except (OSError, ValueError):
         stamp = 0
     return _read_yaml_cached(str(path), stamp)
 
@@ -31,19 +126,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 @functools.lru_cache(maxsize=256)
 def _read_yaml_cached(path_text: str, stamp: int) -> dict[str, Any]:
     path = Path(path_text)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise SpecError(f"{path}: file not found") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"{path}:{where}: not valid YAML ({problem})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a YAML mapping at the top level")
-    return data
+    return _mapping(load_yaml_document(path), path, "YAML")
 
 
 def closest(name: str, choices: Iterable[str], n: int = 3) -> str:
@@ -57,13 +140,13 @@ class Block:
 
     def __init__(self, data: Any, file: Path | str, path: str = "") -> None:
         if not isinstance(data, Mapping):
-            raise SpecError(f"{file}: {path or 'top level'}: expected a mapping, got {type(data).__name__}")
+            raise SpecError(f"{file}: {printable(path) or 'top level'}: expected a mapping, got {type(data).__name__}")
         self.data = dict(data)
         self.file = file
         self.path = path
 
     def _key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        return printable(f"{self.path}.{key}" if self.path else key)
 
     def error(self, key: str, message: str) -> SpecError:
         return SpecError(f"{self.file}: {self._key(key)}: {message}")
@@ -102,9 +185,11 @@ class Block:
                 raise entry.error("value", "every number needs a 'source' or an 'estimate' beside it")
             value = entry.data["value"]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, f"expected a number, got {value!r}")
+            raise self.error(key, f"expected a number, got {printable(repr(value))[:60]}")
         value = float(value)
-        if value != value or value < minimum or (strict and value == minimum):
+        if not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value}")
+        if value < minimum or (strict and value == minimum):
             op = ">" if strict else ">="
             raise self.error(key, f"must be {op} {minimum:g}, got {value:g}")
         if maximum is not None and value > maximum:
@@ -125,18 +210,63 @@ class Block:
         if value is None:
             raise SpecError(f"{self.file}: {self._key(key)}: missing required key")
         if not isinstance(value, str):
-            raise self.error(key, f"expected a string, got {value!r}")
+            raise self.error(key, f"expected a string, got {printable(repr(value))[:60]}")
         if choices is not None:
             choices = list(choices)
             if value not in choices:
-                raise self.error(key, f"{value!r} is not allowed; choose one of {', '.join(choices)}")
+                raise self.error(key, f"{printable(repr(value))[:60]} is not allowed; choose one of {', '.join(choices)}")
         return value
 
     def boolean(self, key: str, *, default: bool | None = None) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {value!r}")
+            raise self.error(key, f"expected true or false, got {printable(repr(value))[:60]}")
         return value
+
+    def field(self, decl: Field) -> float:
+        """The value of a declared field, checked against its declaration."""
+        if decl.kind == "integer":
+            return self.integer(decl.key, minimum=int(decl.low), maximum=int(decl.high), default=decl.default)
+        return self.number(decl.key, minimum=decl.low, strict=decl.strict, maximum=decl.high,
+                           default=decl.default)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One numeric parameter of a spec block: its YAML key (unit in the name), unit, bounds and
+    type. Parsing, CLI overrides and sweep values all check a value with :meth:`check`, so they
+    accept the same values and refuse the rest with the same message."""
+
+    key: str
+    unit: str
+    low: float
+    high: float
+    kind: str = "number"  # number | integer
+    strict: bool = False  # low itself is excluded (bandwidths, throughputs: > 0)
+    default: float | None = None
+
+    def allowed(self) -> str:
+        what = "an integer" if self.kind == "integer" else "a number"
+        low = f"> {self.low:g}" if self.strict else f">= {self.low:g}"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{what} {low} and <= {self.high:g}{unit}"
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not allowed, or None when it is."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected {self.allowed()}, got {printable(repr(value))[:60]}"
+        v = float(value)
+        if (not math.isfinite(v) or v < self.low or (self.strict and v == self.low) or v > self.high
+                or (self.kind == "integer" and v != int(v))):
+            return f"must be {self.allowed()}, got {v:g}"
+        return None
+
+    def check(self, value: Any, prefix: str) -> float:
+        """``value`` as a float, or a SpecError ``{prefix}KEY: ...`` (prefix e.g. ``"file: sweep."``)."""
+        problem = self.problem(value)
+        if problem:
+            raise SpecError(f"{prefix}{self.key}: {problem}")
+        return float(value)
 
 
 def resolve_spec(name_or_path: str | Path, folder: str, kind: str) -> Path:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from roofline._specfile import Block, bundled_names, read_yaml, resolve_spec
+from roofline._specfile import Block, Field, bundled_names, printable, read_yaml, resolve_spec
 from roofline.dtypes import PEAK_UNITS, peak_unit_for
 from roofline.exceptions import SpecError
 
@@ -26,6 +26,7 @@ __all__ = [
     "SourcedValue",
     "hardware_sources",
     "DTYPES",
+    "HARDWARE_FIELDS",
 ]
 
 #: Matrix units a device may list under ``compute.peak_tflops`` (dense peaks; fp4 serves NVFP4
@@ -34,6 +35,65 @@ DTYPES = PEAK_UNITS
 TOPOLOGIES = ("switched", "full_mesh", "torus_2d")
 GiB = 1024**3
 MiB = 1024**2
+
+def _fields(*decls: Field) -> dict[str, Field]:
+    return {d.key: d for d in decls}
+
+
+# Bounds of every numeric hardware field, one table per spec block (key with its unit, bounds,
+# type). The upper bounds are ~1000x beyond today's largest devices: they catch typos and
+# overflow (1e308, .inf), not ambitious designs. Sweeps and CLI overrides check against the
+# same declarations (:data:`HARDWARE_FIELDS`).
+PEAK_FIELD = Field("peak_tflops", "TFLOP/s", 0.0, 1e7, strict=True)
+COMPUTE_FIELDS = _fields(
+    Field("vector_tflops", "TFLOP/s", 0.0, 1e7, strict=True),
+    Field("gemm_efficiency", "", 0.0, 1.0, strict=True),
+    Field("launch_overhead_us", "us", 0.0, 1e6, default=0.0),
+)
+MEMORY_FIELDS = _fields(
+    Field("hbm_capacity_GiB", "GiB", 0.0, 1e7, strict=True),
+    Field("hbm_bandwidth_GBps", "GB/s", 0.0, 1e8, strict=True),
+    Field("hbm_efficiency", "", 0.0, 1.0, strict=True),
+    Field("l2_capacity_MiB", "MiB", 0.0, 1e7),
+    Field("l2_bandwidth_GBps", "GB/s", 0.0, 1e9, strict=True),
+    Field("activation_l2_hit", "", 0.0, 1.0, default=0.0),
+    Field("l2_capacity_per_slice_MiB", "MiB", 0.0, 1e7, default=0.0),
+    Field("l2_bandwidth_per_slice_GBps", "GB/s", 0.0, 1e9, default=0.0),
+)
+INTRA_NODE_FIELDS = _fields(
+    Field("devices_per_node", "", 1, 1_000_000, kind="integer"),
+    Field("link_bandwidth_GBps", "GB/s", 0.0, 1e7, strict=True),
+    Field("links_per_device", "", 1, 10_000, kind="integer"),
+    Field("latency_us", "us", 0.0, 1e6),
+    Field("efficiency", "", 0.0, 1.0, strict=True),
+    Field("custom_latency_us", "us", 0.0, 1e6),
+)
+INTER_NODE_FIELDS = _fields(
+    Field("bandwidth_GBps", "GB/s", 0.0, 1e7, strict=True),
+    Field("latency_us", "us", 0.0, 1e6),
+    Field("efficiency", "", 0.0, 1.0, strict=True),
+)
+DIE_FIELDS = _fields(
+    Field("die_area_mm2", "mm2", 0.0, 1e6, strict=True),
+    Field("logic_area_mm2", "mm2", 0.0, 1e6, strict=True),
+    Field("hbm_stacks", "", 1, 1_000, kind="integer"),
+    Field("tdp_w", "W", 0.0, 1e7, default=0.0),
+    Field("num_dies", "", 1, 1_000, kind="integer", default=1),
+)
+PREFETCH_FIELDS = _fields(Field("threshold_fraction", "", 0.0, 1.0, default=0.75))
+#: The user-facing hardware parameters of sweeps and CLI overrides, by name
+HARDWARE_FIELDS = {
+    **MEMORY_FIELDS, **{k: v for k, v in COMPUTE_FIELDS.items()},
+    "link_bandwidth_GBps": INTRA_NODE_FIELDS["link_bandwidth_GBps"],
+    "links_per_device": INTRA_NODE_FIELDS["links_per_device"],
+    "link_latency_us": Field("link_latency_us", "us", 0.0, 1e6),
+    "link_efficiency": Field("link_efficiency", "", 0.0, 1.0, strict=True),
+    "prefetch_threshold_fraction": Field("prefetch_threshold_fraction", "", 0.0, 1.0),
+    "inter_node_bandwidth_GBps": Field("inter_node_bandwidth_GBps", "GB/s", 0.0, 1e7, strict=True),
+    "inter_node_latency_us": Field("inter_node_latency_us", "us", 0.0, 1e6),
+    "peak_scale": Field("peak_scale", "", 0.0, 1e6, strict=True),
+    **{f"peak_tflops_{d}": Field(f"peak_tflops_{d}", "TFLOP/s", 0.0, 1e7, strict=True) for d in DTYPES},
+}
 
 
 @dataclass(frozen=True)
@@ -56,13 +116,14 @@ class ComputeSpec:
         peaks.check_keys([], DTYPES)
         if not peaks.data:
             raise peaks.error("bf16", "at least one data type is required")
-        peak = {d: peaks.number(d, strict=True) * 1e12 for d in DTYPES if peaks.has(d)}
+        peak = {d: peaks.number(d, strict=True, maximum=PEAK_FIELD.high) * 1e12 for d in DTYPES if peaks.has(d)}
         default_vector = max(peak.values()) / 16e12
+        f = COMPUTE_FIELDS
         return cls(
             peak_flops=peak,
-            vector_flops=b.number("vector_tflops", strict=True, default=default_vector) * 1e12,
-            gemm_efficiency=b.number("gemm_efficiency", strict=True, maximum=1.0),
-            launch_overhead_s=b.number("launch_overhead_us", default=0.0) * 1e-6,
+            vector_flops=(b.field(f["vector_tflops"]) if b.has("vector_tflops") else default_vector) * 1e12,
+            gemm_efficiency=b.field(f["gemm_efficiency"]),
+            launch_overhead_s=b.field(f["launch_overhead_us"]) * 1e-6,
             efficiency_curve_m=_curve(b, "efficiency_curve_m"),
         )
 
@@ -83,6 +144,11 @@ def _curve(b: Block, key: str) -> tuple[tuple[float, float], ...]:
         raw = raw.get("points")
     if not isinstance(raw, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in raw):
         raise b.error(key, "expected a list of [size, efficiency] pairs")
+    size, efficiency = Field("size", "tokens", 0.0, 1e12, strict=True), Field("efficiency", "", 0.0, 1.0, strict=True)
+    for s, e in raw:
+        problem = size.problem(s) or efficiency.problem(e)
+        if problem:
+            raise b.error(key, f"[{printable(s)}, {printable(e)}]: {problem}")
     points = tuple((float(s), float(e)) for s, e in raw)
     sizes = [s for s, _ in points]
     if sizes != sorted(sizes) or any(s <= 0 for s in sizes):
@@ -118,15 +184,16 @@ class MemorySpec:
         b.check_keys(["hbm_capacity_GiB", "hbm_bandwidth_GBps", "hbm_efficiency",
                       "l2_capacity_MiB", "l2_bandwidth_GBps"],
                      ["activation_l2_hit", "l2_capacity_per_slice_MiB", "l2_bandwidth_per_slice_GBps", "l2_gemm_reuse"])
+        f = MEMORY_FIELDS
         return cls(
-            hbm_capacity_bytes=b.number("hbm_capacity_GiB", strict=True) * GiB,
-            hbm_bandwidth_Bps=b.number("hbm_bandwidth_GBps", strict=True) * 1e9,
-            hbm_efficiency=b.number("hbm_efficiency", strict=True, maximum=1.0),
-            l2_capacity_bytes=b.number("l2_capacity_MiB") * MiB,
-            l2_bandwidth_Bps=b.number("l2_bandwidth_GBps", strict=True) * 1e9,
-            activation_l2_hit=b.number("activation_l2_hit", maximum=1.0, default=0.0),
-            l2_slice_bytes=b.number("l2_capacity_per_slice_MiB", default=0.0) * MiB,
-            l2_slice_bandwidth_Bps=b.number("l2_bandwidth_per_slice_GBps", default=0.0) * 1e9,
+            hbm_capacity_bytes=b.field(f["hbm_capacity_GiB"]) * GiB,
+            hbm_bandwidth_Bps=b.field(f["hbm_bandwidth_GBps"]) * 1e9,
+            hbm_efficiency=b.field(f["hbm_efficiency"]),
+            l2_capacity_bytes=b.field(f["l2_capacity_MiB"]) * MiB,
+            l2_bandwidth_Bps=b.field(f["l2_bandwidth_GBps"]) * 1e9,
+            activation_l2_hit=b.field(f["activation_l2_hit"]),
+            l2_slice_bytes=b.field(f["l2_capacity_per_slice_MiB"]) * MiB,
+            l2_slice_bandwidth_Bps=b.field(f["l2_bandwidth_per_slice_GBps"]) * 1e9,
             l2_gemm_reuse=b.number("l2_gemm_reuse", maximum=1.0, default=1.0),
         )
 
@@ -160,28 +227,29 @@ class LinkTier:
                       "latency_us", "efficiency"],
                      ["custom_latency_us", "nvls_efficiency", "torus_dims", "custom_allreduce"])
         topology = b.string("topology", choices=TOPOLOGIES)
+        f = INTRA_NODE_FIELDS
         tier = cls(
             topology=topology,
-            link_bandwidth_Bps=b.number("link_bandwidth_GBps", strict=True) * 1e9,
-            links_per_device=b.integer("links_per_device"),
-            latency_s=b.number("latency_us") * 1e-6,
-            efficiency=b.number("efficiency", strict=True, maximum=1.0),
-            custom_latency_s=b.number("custom_latency_us") * 1e-6 if b.has("custom_latency_us") else None,
+            link_bandwidth_Bps=b.field(f["link_bandwidth_GBps"]) * 1e9,
+            links_per_device=int(b.field(f["links_per_device"])),
+            latency_s=b.field(f["latency_us"]) * 1e-6,
+            efficiency=b.field(f["efficiency"]),
+            custom_latency_s=b.field(f["custom_latency_us"]) * 1e-6 if b.has("custom_latency_us") else None,
             nvls_efficiency=b.number("nvls_efficiency", default=0.0, maximum=1.0),
             torus_dims=_torus_dims(b, topology),
             custom_allreduce=b.boolean("custom_allreduce", default=True),
         )
-        return tier, b.integer("devices_per_node")
+        return tier, int(b.field(f["devices_per_node"]))
 
     @classmethod
     def inter_from_block(cls, b: Block) -> LinkTier:
         b.check_keys(["bandwidth_GBps", "latency_us", "efficiency"])
         return cls(
             topology="network",
-            link_bandwidth_Bps=b.number("bandwidth_GBps", strict=True) * 1e9,
+            link_bandwidth_Bps=b.field(INTER_NODE_FIELDS["bandwidth_GBps"]) * 1e9,
             links_per_device=1,
-            latency_s=b.number("latency_us") * 1e-6,
-            efficiency=b.number("efficiency", strict=True, maximum=1.0),
+            latency_s=b.field(INTER_NODE_FIELDS["latency_us"]) * 1e-6,
+            efficiency=b.field(INTER_NODE_FIELDS["efficiency"]),
         )
 
 
@@ -230,12 +298,12 @@ class DieSpec:
                           "nor link PHYs) and die_area_mm2 (legacy: the published die area)")
         return cls(
             process_node=b.string("process_node"),
-            die_area_mm2=b.number("die_area_mm2", strict=True) if b.has("die_area_mm2") else 0.0,
-            logic_area_mm2=b.number("logic_area_mm2", strict=True) if b.has("logic_area_mm2") else 0.0,
-            hbm_stacks=b.integer("hbm_stacks"),
-            tdp_w=b.number("tdp_w", default=0.0),
+            die_area_mm2=b.field(DIE_FIELDS["die_area_mm2"]) if b.has("die_area_mm2") else 0.0,
+            logic_area_mm2=b.field(DIE_FIELDS["logic_area_mm2"]) if b.has("logic_area_mm2") else 0.0,
+            hbm_stacks=int(b.field(DIE_FIELDS["hbm_stacks"])),
+            tdp_w=b.field(DIE_FIELDS["tdp_w"]),
             hbm_generation=b.string("hbm_generation", default="HBM3"),
-            num_dies=b.integer("num_dies", default=1),
+            num_dies=int(b.field(DIE_FIELDS["num_dies"])),
             l2_sram=b.string("l2_sram", choices=("gpu_l2", "macro"), default="gpu_l2"),
         )
 
@@ -258,7 +326,7 @@ class PrefetchSpec:
         d = cls()
         return cls(
             enabled=b.boolean("enabled", default=d.enabled),
-            threshold_fraction=b.number("threshold_fraction", default=d.threshold_fraction, maximum=1.0),
+            threshold_fraction=b.field(PREFETCH_FIELDS["threshold_fraction"]),
             weights=b.boolean("weights", default=d.weights),
             kv_cache=b.boolean("kv_cache", default=d.kv_cache),
             launch_gap_fraction=b.number("launch_gap_fraction", default=d.launch_gap_fraction, maximum=1.0),

@@ -14,7 +14,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["HF_ARCHITECTURES", "UnsupportedConfig", "hf_fields", "MAX_CONFIG_LAYERS"]
+from roofline._specfile import Field, printable
+
+__all__ = ["HF_ARCHITECTURES", "UnsupportedConfig", "hf_fields", "MAX_CONFIG_LAYERS", "check_hf_values"]
 
 Config = dict[str, Any]
 
@@ -24,6 +26,65 @@ MAX_CONFIG_LAYERS = 10_000
 #: Hugging Face ``layer_types`` names -> attention kinds of :mod:`roofline.attention`
 _HF_LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "linear_attention": "linear",
                    "chunked_attention": "chunked"}
+
+
+def _ints(low: int, high: int, *keys: str) -> dict[str, Field]:
+    return {k: Field(k, "", low, high, kind="integer") for k in keys}
+
+
+#: Types and plausible bounds of the config.json numbers the converters read, checked before any
+#: arithmetic (a string, zero or 1e30 is a one-line error, never a traceback or an hour of work).
+#: The model spec then applies its own bounds to what the converter builds.
+_WIDTH, _HEADS, _POSITIONS = 1_000_000, 100_000, 1_000_000_000
+HF_FIELDS: dict[str, Field] = {
+    **_ints(1, _WIDTH, "hidden_size", "n_embd", "n_embed", "head_dim", "v_head_dim", "kv_lora_rank",
+            "qk_nope_head_dim", "qk_rope_head_dim", "moe_intermediate_size", "shared_expert_intermediate_size",
+            "linear_key_head_dim", "linear_value_head_dim", "index_head_dim", "word_embed_proj_dim"),
+    **_ints(1, 16 * _WIDTH, "intermediate_size", "intermediate_size_mlp", "ff_intermediate_size", "ffn_dim",
+            "n_inner", "ffn_hidden_size"),
+    **_ints(1, _HEADS, "num_attention_heads", "n_head", "num_key_value_heads", "num_kv_heads",
+            "linear_num_key_heads", "linear_num_value_heads", "index_n_heads", "num_local_experts",
+            "num_experts", "n_routed_experts", "num_experts_per_tok", "experts_per_token"),
+    **_ints(0, _HEADS, "n_shared_experts", "q_lora_rank"),
+    **_ints(1, 100_000_000, "vocab_size"),
+    **_ints(0, _POSITIONS, "max_position_embeddings", "n_positions", "sliding_window", "attention_chunk_size",
+            "index_topk", "blocksparse_block_size", "blocksparse_num_local_blocks", "blocksparse_vert_stride"),
+    **_ints(0, MAX_CONFIG_LAYERS, "first_k_dense_replace", "decoder_sparse_step", "full_attention_interval",
+            "interleave_moe_layer_step", "no_rope_layer_interval", "dense_attention_every_n_layers",
+            "moe_layer_freq", "sliding_window_pattern", "linear_conv_kernel_dim"),
+    **_ints(1, MAX_CONFIG_LAYERS, "num_hidden_layers", "n_layer", "num_layers"),
+}
+#: list-valued keys: each entry's declaration
+HF_LIST_FIELDS = {
+    **_ints(0, MAX_CONFIG_LAYERS, "mlp_only_layers", "moe_layers", "no_rope_layers"),
+}
+
+
+def check_hf_values(cfg: Config) -> None:
+    """Types and bounds of the declared keys (top level and ``text_config``); raises
+    UnsupportedConfig naming the key. ``None`` means absent, as in transformers."""
+    text = cfg.get("text_config")
+    if text is not None and not isinstance(text, dict):
+        raise UnsupportedConfig(f"text_config: expected a JSON object, got {type(text).__name__}")
+    for scope, config in (("", cfg), ("text_config.", text or {})):
+        for key, value in config.items():
+            if value is None:
+                continue
+            if key in HF_FIELDS:
+                problem = HF_FIELDS[key].problem(value)
+                if problem:
+                    raise UnsupportedConfig(f"{scope}{key}: {problem}")
+            elif key in HF_LIST_FIELDS:
+                if not isinstance(value, list) or len(value) > MAX_CONFIG_LAYERS:
+                    raise UnsupportedConfig(f"{scope}{key}: expected a list of layer indices")
+                for item in value:
+                    problem = HF_LIST_FIELDS[key].problem(item)
+                    if problem:
+                        raise UnsupportedConfig(f"{scope}{key}: entry {problem}")
+            elif key == "layer_types" and not (isinstance(value, list) and len(value) <= MAX_CONFIG_LAYERS
+                                               and all(isinstance(t, str) for t in value)):
+                raise UnsupportedConfig(f"{scope}{key}: expected a list of layer type names, "
+                                        f"got {printable(repr(value))[:60]}")
 
 
 class UnsupportedConfig(Exception):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from roofline._specfile import Block, bundled_names, read_yaml, resolve_spec
+from roofline._specfile import Block, bundled_names, printable, read_json, read_yaml, resolve_spec
 from roofline.attention import (
     ATTENTION_KINDS,
     SOFTMAX_KINDS,
@@ -17,7 +16,7 @@ from roofline.attention import (
     SparseIndexerSpec,
 )
 from roofline.exceptions import SpecError
-from roofline.hf_configs import HF_ARCHITECTURES, UnsupportedConfig, hf_fields
+from roofline.hf_configs import HF_ARCHITECTURES, UnsupportedConfig, check_hf_values, hf_fields
 from roofline.quantization import Quantization, parse_quantization_config
 
 __all__ = ["MoESpec", "MLASpec", "ModelSpec", "LayerGroup", "BlockSparseSpec", "load_model", "list_models", "HF_ARCHITECTURES"]
@@ -488,24 +487,22 @@ def _check_layers(spec: ModelSpec, b: Block) -> None:
 
 def model_from_hf_config(path: Path) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network)."""
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    if not isinstance(cfg, dict):
-        raise SpecError(f"{path}: expected a JSON object at the top level")
+    cfg = read_json(path)
     model_type = cfg.get("model_type")
-    if model_type not in HF_ARCHITECTURES:
+    if not isinstance(model_type, str) or model_type not in HF_ARCHITECTURES:
         supported = ", ".join(sorted(HF_ARCHITECTURES))
-        raise SpecError(f"{path}: model_type: unsupported architecture {model_type!r}; supported: {supported}")
+        raise SpecError(f"{path}: model_type: unsupported architecture {printable(repr(model_type))[:60]}; "
+                        f"supported: {supported}")
     try:
+        check_hf_values(cfg)
         fields = hf_fields(cfg)
     except KeyError as e:
-        raise SpecError(f"{path}: {e.args[0]}: missing required key for model_type {model_type}") from None
+        raise SpecError(f"{path}: {printable(e.args[0])}: missing required key for model_type {model_type}") from None
     except UnsupportedConfig as e:
         raise SpecError(f"{path}: {e} (model_type {model_type})") from None
-    except (TypeError, ValueError, ZeroDivisionError) as e:
-        raise SpecError(f"{path}: a value has the wrong type or is zero for model_type {model_type} ({e})") from None
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, IndexError, OverflowError) as e:
+        raise SpecError(f"{path}: a value has the wrong type or is zero for model_type {model_type} "
+                        f"({printable(e)})") from None
     name = path.parent.name.lower() if path.name == "config.json" else path.stem.lower()
     text = cfg.get("text_config")
     # the checkpoint's precision, at the top level or with a nested language model's config

@@ -29,15 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from roofline._specfile import Block, closest, read_yaml
+from roofline._specfile import Block, Field, closest, printable, read_yaml
 from roofline.exceptions import SpecError
-from roofline.hardware import load_hardware
+from roofline.hardware import HARDWARE_FIELDS, load_hardware
 from roofline.model import load_model
 from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
 from roofline.timing import SWEEPABLE
 from roofline.workload import parse_op_dtypes
 
-__all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "METRIC_NAMES"]
+__all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "METRIC_NAMES",
+           "SweepBudget", "sweep_budget", "check_budget"]
 
 #: Parameters that change the operator tables: evaluated one combination at a time.
 STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes",
@@ -60,6 +61,13 @@ CONSTRAINTS = {
 }
 WORKLOAD_KEYS = ("batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes")
 PARALLEL_KEYS = ("tp", "pp", "dp", "ep")
+#: Bounds of the integer workload and parallelism values, fixed or swept
+STRUCTURAL_FIELDS = {
+    **{k: Field(k, "", 1, 1_000_000, kind="integer") for k in ("batch", "tp", "pp", "dp", "ep")},
+    **{k: Field(k, "tokens", 1, 1_000_000_000, kind="integer") for k in ("input_len", "output_len")},
+}
+#: An axis longer than this is refused when the file is read (1e-300 steps, 1e30 points)
+MAX_AXIS_POINTS = 10**10
 
 
 @dataclass(frozen=True)
@@ -80,20 +88,29 @@ class Parameter:
     def is_categorical(self) -> bool:
         return self.values is not None
 
+    def count(self) -> int:
+        """How many values a grid sweep visits (without making them)."""
+        if self.values is not None:
+            return len(self.values)
+        if self.step is not None:
+            assert self.low is not None and self.high is not None
+            return int(np.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        if self.num is not None:
+            return self.num
+        raise SpecError(f"sweep.{self.name}: a grid needs 'step' or 'num' with low/high "
+                        f"(a bare range is only for `roofline optimize`)")
+
     def grid(self) -> np.ndarray | tuple[Any, ...]:
         """The values a grid sweep visits."""
         if self.values is not None:
             return self.values
         assert self.low is not None and self.high is not None
+        count = self.count()
         if self.step is not None:
-            count = int(np.floor((self.high - self.low) / self.step + 1e-9)) + 1
             values = self.low + self.step * np.arange(count)
-        elif self.num is not None:
-            values = (np.geomspace(self.low, self.high, self.num) if self.log
-                      else np.linspace(self.low, self.high, self.num))
         else:
-            raise SpecError(f"sweep.{self.name}: a grid needs 'step' or 'num' with low/high "
-                            f"(a bare range is only for `roofline optimize`)")
+            values = (np.geomspace(self.low, self.high, count) if self.log
+                      else np.linspace(self.low, self.high, count))
         return np.round(values).astype(int) if self.integer else values
 
 
@@ -140,14 +157,16 @@ class SweepSpec:
                 for p in self.hardware_parameters}
 
     def grid_size(self) -> int:
-        per_combo = int(np.prod([len(v) for v in self.hardware_grid().values()], dtype=np.int64))
-        combos = len(self.models) * len(self.hardware) * int(
-            np.prod([len(p.grid()) for p in self.structural_parameters], dtype=np.int64))
-        return per_combo * combos
+        """Configurations of the full grid, counted from the axis lengths (Python integers: exact
+        and never overflowing; no axis is materialised)."""
+        size = len(self.models) * len(self.hardware)
+        for p in self.parameters:
+            size *= p.count()
+        return size
 
 
 def _parameter(name: str, raw: Any, file: str) -> Parameter:
-    where = f"{file}: sweep.{name}"
+    where = f"{file}: sweep.{printable(name)}"
     if name not in HARDWARE_PARAMETERS and name not in STRUCTURAL:
         allowed = sorted(HARDWARE_PARAMETERS) + list(STRUCTURAL)
         raise SpecError(f"{where}: unknown parameter{closest(name, allowed)} (allowed: {', '.join(allowed)})")
@@ -155,16 +174,19 @@ def _parameter(name: str, raw: Any, file: str) -> Parameter:
     if isinstance(raw, list):
         if not raw:
             raise SpecError(f"{where}: empty list of values")
-        return Parameter(name, values=tuple(raw), integer=integer)
+        return Parameter(name, values=_check_values(name, raw, file), integer=integer)
     if not isinstance(raw, Mapping):
-        return Parameter(name, values=(raw,), integer=integer)
+        return Parameter(name, values=_check_values(name, [raw], file), integer=integer)
     b = Block(raw, file, f"sweep.{name}")
     b.check_keys([], ["values", "low", "high", "step", "num", "log"])
     if b.has("values"):
         values = b.raw("values")
         if not isinstance(values, list) or not values:
             raise b.error("values", "expected a non-empty list")
-        return Parameter(name, values=tuple(values), integer=integer)
+        return Parameter(name, values=_check_values(name, values, file), integer=integer)
+    decl = _declaration(name)
+    if decl is None:
+        raise SpecError(f"{where}: {name} takes a list of values, not a range")
     if not (b.has("low") and b.has("high")):
         raise SpecError(f"{where}: give 'values: [...]' or 'low' and 'high' (with 'step' or 'num' for a grid)")
     low = b.number("low")
@@ -175,8 +197,34 @@ def _parameter(name: str, raw: Any, file: str) -> Parameter:
     if log and low <= 0:
         raise b.error("low", "must be > 0 on a log scale")
     step = b.number("step", strict=True) if b.has("step") else None
-    num = b.integer("num") if b.has("num") else None
-    return Parameter(name, low=low, high=high, step=step, num=num, log=log, integer=integer)
+    num = b.integer("num", maximum=MAX_AXIS_POINTS) if b.has("num") else None
+    for end in (low, high):
+        decl.check(end, f"{file}: sweep.")
+    param = Parameter(name, low=low, high=high, step=step, num=num, log=log, integer=integer)
+    if step is not None and (high - low) / step + 1 > MAX_AXIS_POINTS:
+        raise b.error("step", f"{step:g} makes {(high - low) / step + 1:.3g} values from low to high; "
+                              f"an axis has at most {MAX_AXIS_POINTS:,}")
+    if integer and num is None and step is not None and step != int(step):
+        raise b.error("step", f"{name} takes integers; the step must be a whole number, got {step:g}")
+    return param
+
+
+def _declaration(name: str) -> Field | None:
+    """The bounds of a numeric swept parameter (the spec's own declaration), or None."""
+    return HARDWARE_FIELDS.get(name) or STRUCTURAL_FIELDS.get(name)
+
+
+def _check_values(name: str, values: list[Any], file: str) -> tuple[Any, ...]:
+    """Each listed value checked as the spec or workload would check it, before the sweep starts."""
+    decl, where = _declaration(name), f"{file}: sweep.{name}"
+    for value in values:
+        if decl is not None:
+            decl.check(value, f"{file}: sweep.")
+        elif name == "prefetch" and not isinstance(value, bool):
+            raise SpecError(f"{where}: expected true or false, got {printable(repr(value))[:60]}")
+        elif name != "prefetch" and not isinstance(value, str):
+            raise SpecError(f"{where}: expected a name, got {printable(repr(value))[:60]}")
+    return tuple(values)
 
 
 def _op_dtypes(value: Any, error: Any) -> tuple[tuple[str, str, str], ...]:
@@ -194,7 +242,7 @@ def _direction_metric(b: Block, key: str) -> tuple[str, str]:
         raise inner.error("maximize", "give exactly one of maximize: METRIC or minimize: METRIC")
     direction, metric = next(iter(inner.data.items()))
     if metric not in METRIC_NAMES:
-        raise inner.error(direction, f"unknown metric {metric!r}{closest(str(metric), METRIC_NAMES)}; "
+        raise inner.error(direction, f"unknown metric {printable(repr(metric))[:60]}{closest(str(metric), METRIC_NAMES)}; "
                                      f"choose one of {', '.join(METRIC_NAMES)}")
     return direction, metric
 
@@ -208,9 +256,11 @@ def _pareto(b: Block) -> tuple[tuple[str, str], ...]:
     for direction in ("minimize", "maximize"):
         metrics = inner.raw(direction) or []
         metrics = [metrics] if isinstance(metrics, str) else metrics
+        if not isinstance(metrics, list):
+            raise inner.error(direction, f"expected a metric or a list of metrics, got {printable(repr(metrics))[:60]}")
         for metric in metrics:
             if metric not in METRIC_NAMES:
-                raise inner.error(direction, f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
+                raise inner.error(direction, f"unknown metric {printable(repr(metric))[:60]}; choose from {', '.join(METRIC_NAMES)}")
             pairs.append((direction, metric))
     if not 2 <= len(pairs) <= 3:
         raise inner.error("minimize", f"a Pareto front needs 2 or 3 metrics, got {len(pairs)}")
@@ -234,6 +284,16 @@ def _check_specs(file: str, key: str, names: tuple[str, ...], loader: Any) -> No
             raise SpecError(f"{file}: {key}: {e}") from None
 
 
+def _check_cost(file: str, cost_file: str | None, overrides: dict[str, Any]) -> None:
+    """Read the cost file and apply its overrides now, so a bad one fails before the sweep starts."""
+    from roofline.cost import load_cost_parameters
+
+    try:
+        load_cost_parameters(cost_file, overrides)
+    except SpecError as e:
+        raise SpecError(f"{file}: cost: {e}") from None
+
+
 def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     """Parse and check a sweep definition; every error names the file and key."""
     b = Block(data, file)
@@ -254,10 +314,8 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
                         fixed[key] = block.string(key)
                     elif key == "op_dtypes":
                         fixed[key] = _op_dtypes(value, block.error)
-                    elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                        raise block.error(key, f"must be a positive integer, got {value!r}")
                     else:
-                        fixed[key] = value
+                        fixed[key] = int(STRUCTURAL_FIELDS[key].check(value, f"{file}: {section}."))
     parameters = []
     if b.has("sweep"):
         sweep = b.block("sweep")
@@ -273,9 +331,10 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     if b.has("cost"):
         cost = b.block("cost")
         cost.check_keys([], ["file", "overrides"])
-        cost_file = str(cost.raw("file")) if cost.has("file") else None
+        cost_file = cost.string("file") if cost.has("file") else None
         if cost.has("overrides"):
             overrides = dict(cost.block("overrides").data)
+        _check_cost(file, cost_file, overrides)
     search = dict(b.block("search").data) if b.has("search") else {}
     serving = parse_serving_block(b.raw("serving"), file) if b.has("serving") else None
     serving_metrics = [m for m in (objective[1], *(m for _, m in _pareto(b)), *constraints) if m in SERVING_METRICS
@@ -299,3 +358,57 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not p.exists():
         raise SpecError(f"{p}: sweep file not found")
     return sweep_from_dict(read_yaml(p), str(p))
+
+
+#: Above either limit a sweep asks for --yes before it starts
+MAX_POINTS_WITHOUT_YES = 50_000_000
+MAX_BYTES_WITHOUT_YES = 5 * 10**9
+#: Planning figures for the estimate (order of magnitude, not a promise): vectorised rows per
+#: second on one core, the set-up of one structural combination (operator tables), and bytes per
+#: row of compressed Parquet
+CONFIGS_PER_SECOND = 1_000_000
+SECONDS_PER_COMBINATION = 0.2
+BYTES_PER_ROW = 50
+
+
+@dataclass(frozen=True)
+class SweepBudget:
+    """What a grid sweep will cost before it starts: configurations, time and disk."""
+
+    points: int
+    seconds: float
+    disk_bytes: float
+
+    def summary(self) -> str:
+        return (f"{self.points:,} configurations, estimated {_duration(self.seconds)} "
+                f"and {self.disk_bytes / 1e9:,.2f} GB of disk")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def sweep_budget(spec: SweepSpec) -> SweepBudget:
+    """The size, estimated run time and disk use of a grid sweep (counted, never materialised)."""
+    try:
+        points = spec.grid_size()
+        combinations = len(spec.models) * len(spec.hardware)
+        for p in spec.structural_parameters:
+            combinations *= p.count()
+    except SpecError as e:
+        raise SpecError(f"{spec.path}: {e}") from None
+    seconds = points / CONFIGS_PER_SECOND + combinations * SECONDS_PER_COMBINATION
+    return SweepBudget(points, seconds, float(points) * BYTES_PER_ROW)
+
+
+def check_budget(budget: SweepBudget, *, yes: bool) -> None:
+    """Refuse a sweep above the size or disk threshold unless the user passed --yes."""
+    if yes:
+        return
+    if budget.points > MAX_POINTS_WITHOUT_YES or budget.disk_bytes > MAX_BYTES_WITHOUT_YES:
+        raise SpecError(f"this sweep has {budget.summary()} (over {MAX_POINTS_WITHOUT_YES:,} configurations or "
+                        f"{MAX_BYTES_WITHOUT_YES / 1e9:g} GB); pass --yes to run it, or coarsen the grid")

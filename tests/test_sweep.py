@@ -46,7 +46,7 @@ def test_sweep_file_errors_name_the_key() -> None:
     _error({k: v for k, v in SMALL.items() if k != "hardware"}, r"bad\.yaml: hardware: missing required key")
     _error({**SMALL, "objective": {"maximize": "speed"}}, r"objective\.maximize: unknown metric 'speed'")
     _error({**SMALL, "constraints": {"max_tpot": 3}}, r"constraints\.max_tpot: unknown key; allowed keys are")
-    _error({**SMALL, "workload": {"batch": 0}}, r"workload\.batch: must be a positive integer")
+    _error({**SMALL, "workload": {"batch": 0}}, r"workload\.batch: must be an integer >= 1")
     _error({**SMALL, "pareto": {"minimize": ["system_cost_usd"]}}, r"needs 2 or 3 metrics")
 
 

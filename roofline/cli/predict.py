@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from roofline._paths import check_writable
+from roofline._specfile import Field
 from roofline.cli._common import check_output, print_table, user_errors
+from roofline.hardware import HARDWARE_FIELDS
 from roofline.model import load_model
 from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, Prediction, predict
 from roofline.workload import KV_DTYPES, OP_CLASSES, WEIGHT_DTYPES
@@ -46,15 +50,38 @@ DP = Annotated[int, typer.Option(min=1, help="Data-parallel replicas.")]
 EP = Annotated[int, typer.Option(min=1, help="Expert parallelism (MoE models).")]
 Prefetch = Annotated[bool | None, typer.Option("--prefetch/--no-prefetch",
                                                 help="PRESERVE prefetching (default: the device spec's setting).")]
-L2 = Annotated[float | None, typer.Option(min=0, help="Override the L2 capacity (MiB).")]
-L2BW = Annotated[float | None, typer.Option(min=0, help="Override the L2 bandwidth (GB/s).")]
-HBMBW = Annotated[float | None, typer.Option(min=0, help="Override the HBM bandwidth (GB/s).")]
-Threshold = Annotated[float | None, typer.Option(help="Prefetch threshold, fraction of L2 (0 to 1).")]
+
+
+def within(decl: Field) -> Callable[[float | None], float | None]:
+    """A typer callback refusing what the spec declaration refuses (zero bandwidths, NaN, inf,
+    values beyond the plausible bound), so an override accepts what a spec file accepts."""
+
+    def check(value: float | None) -> float | None:
+        problem = None if value is None else decl.problem(value)
+        if problem:
+            raise typer.BadParameter(problem)
+        return value
+
+    return check
+
+
+#: Zipf exponent of expert popularity: beyond ~10 the first expert takes every token already
+MOE_SKEW = Field("moe_skew", "", 0.0, 10.0)
+
+L2 = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["l2_capacity_MiB"]),
+                                          help="Override the L2 capacity (MiB).")]
+L2BW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["l2_bandwidth_GBps"]),
+                                            help="Override the L2 bandwidth (GB/s).")]
+HBMBW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["hbm_bandwidth_GBps"]),
+                                             help="Override the HBM bandwidth (GB/s).")]
+Threshold = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["prefetch_threshold_fraction"]),
+                                                 help="Prefetch threshold, fraction of L2 (0 to 1).")]
 PrefetchWeights = Annotated[bool | None, typer.Option("--prefetch-weights/--no-prefetch-weights",
                                                       help="Prefetch weights (default: the device spec's setting).")]
 PrefetchKV = Annotated[bool | None, typer.Option("--prefetch-kv/--no-prefetch-kv",
                                                  help="Prefetch the KV cache (default: the device spec's setting).")]
-LinkBW = Annotated[float | None, typer.Option(min=0, help="Override the per-link bandwidth (GB/s per direction).")]
+LinkBW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["link_bandwidth_GBps"]),
+                                              help="Override the per-link bandwidth (GB/s per direction).")]
 
 
 def _overrides(l2_mib: float | None, l2_bw: float | None, hbm_bw: float | None, threshold: float | None,
@@ -120,7 +147,8 @@ def predict_command(
     pp: PP = 1,
     dp: DP = 1,
     ep: EP = 1,
-    moe_skew: Annotated[float, typer.Option(min=0, help="MoE routing skew (Zipf exponent; 0 = uniform).")] = 0.0,
+    moe_skew: Annotated[float, typer.Option(callback=within(MOE_SKEW),
+                                            help="MoE routing skew (Zipf exponent, 0 to 10; 0 = uniform).")] = 0.0,
     moe_prefetch: Annotated[MoEPrefetch, typer.Option(help="What prefetching may fetch of MoE experts.")] = "shared",
     collective_library: Annotated[CollectiveLibrary, typer.Option(
         help="custom: the serving frameworks' one-shot/two-shot all-reduce for small messages (default); "
@@ -153,6 +181,7 @@ def predict_command(
     if plot is not None:
         from roofline.plots import figure_targets
 
+        check_writable(plot.with_name(plot.name + "_breakdown.html"))
         for suffix in ("_breakdown", "_roofline_prefill", "_roofline_decode"):
             for target in figure_targets(plot.with_name(plot.name + suffix)):  # PNG as well as HTML
                 check_output(target, force)

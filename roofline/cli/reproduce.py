@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from roofline._paths import check_writable
 from roofline.cli._common import echo_err, print_table, user_errors
 
 app = typer.Typer()
@@ -41,7 +42,7 @@ def reproduce_command(
     from roofline import reproduce as rp
     from roofline.exceptions import SpecError
 
-    target = out or Path("runs/reproduce") / experiment.value
+    target = check_writable(out or Path("runs/reproduce") / experiment.value, folder=True)
     if experiment is Experiment.preserve:
         result = rp.reproduce_preserve(target, force=force, devices=devices, plots=plots,
                                        sensitivity=sensitivity, progress=echo_err)

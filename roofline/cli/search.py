@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from roofline._paths import check_writable
 from roofline.cli._common import echo_err, print_table, user_errors
 from roofline.cli._progress import LazyProgress
 
@@ -60,7 +61,7 @@ def optimize_command(
     from roofline.sweepfile import load_sweep
 
     spec = load_sweep(file)
-    out = out if out is not None else Path("runs/search") / spec.name
+    out = check_writable(out if out is not None else Path("runs/search") / spec.name, folder=True)
     if status:
         from roofline.search import search_status
 

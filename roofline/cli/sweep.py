@@ -38,15 +38,22 @@ def sweep_command(
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write HTML (and PNG) plots.")] = True,
     top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
     report: Annotated[bool, typer.Option("--report", help="Then write OUT/report.html (see roofline report).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Run a sweep above 50M configurations or 5 GB of results.")] = False,
 ) -> None:
     """Evaluate every configuration of a sweep file; write Parquet/CSV, a ranked table and plots.
 
     Example: roofline sweep sweeps/quickstart.yaml --out runs/quickstart
     """
-    from roofline.sweep import run_sweep
-    from roofline.sweepfile import load_sweep
+    from roofline._paths import check_writable
+    from roofline.sweep import check_out_dir, run_sweep
+    from roofline.sweepfile import check_budget, load_sweep, sweep_budget
 
     spec = load_sweep(file)
+    check_writable(out, folder=True)
+    check_out_dir(out, force=force, resume=resume)
+    budget = sweep_budget(spec)
+    check_budget(budget, yes=yes)
+    echo_err(f"sweep {spec.name}: {budget.summary()}")
     then = (lambda result, record: _sweep_plots(spec, result, record)) if plots else None
     bar = LazyProgress(f"sweep {spec.name}", "configs", remaining=True)
     try:
@@ -138,13 +145,17 @@ def pareto_command(
 
     if not results.exists():
         raise fail(f"{results}: results file not found")
+    from roofline._paths import check_writable
+
     if out is not None:
+        check_writable(out, create_parents=False)
         check_output(out, force)
     if plot is not None:
         from roofline.plots import figure_targets
 
         plot = results.parent / plot if plot.parent == Path() else plot  # a bare name goes next to the input
         for target in figure_targets(plot):  # PNG as well as HTML
+            check_writable(target)
             check_output(target, force)
     df = pd.read_parquet(results) if results.suffix == ".parquet" else pd.read_csv(results)
     pairs = [(m, False) for m in minimize or []] + [(m, True) for m in maximize or []]

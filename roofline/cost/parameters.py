@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from roofline._specfile import PROJECT_ROOT, Block, read_yaml
+from roofline._specfile import PROJECT_ROOT, Block, printable, read_yaml
 from roofline.dtypes import PEAK_UNITS
 from roofline.exceptions import SpecError
 
@@ -102,7 +102,7 @@ _TOP_LEVEL_EXTRAS = ("description", "node_aliases")
 
 
 def _error(origin: str, key: str, problem: str) -> SpecError:
-    return SpecError(f"{origin}: {key}: {problem}")
+    return SpecError(printable(f"{origin}: {key}: {problem}"))  # a key may hold control characters
 
 
 @lru_cache(maxsize=1024)

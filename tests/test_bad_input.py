@@ -1,0 +1,344 @@
+"""Issue 19: every bad input ends in one line on stderr and exit code 2; no hang, no NaN, no
+unbounded work. Each case was a traceback, a hang or NaN printed with exit 0 before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests._run_cli import assert_clean, assert_one_line_error, run_cli
+
+PROJECT = Path(__file__).resolve().parent.parent
+HF_LLAMA = PROJECT / "tests/fixtures/hf_configs/Meta-Llama-3-8B/config.json"
+
+
+def _raw(folder: str, name: str) -> dict:
+    return yaml.safe_load((PROJECT / folder / f"{name}.yaml").read_text())
+
+
+def _hardware(**changes) -> dict:
+    data = _raw("hardware_specs", "h100-sxm")
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return data
+
+
+def _write_yaml(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _sweep(tmp_path: Path, sweep: dict, **extra) -> Path:
+    data = {"name": "t", "hardware": "h100-sxm", "model": "llama-3-8b",
+            "workload": {"batch": 1, "input_len": 128, "output_len": 16}, "sweep": sweep, **extra}
+    return _write_yaml(tmp_path / "s.yaml", data)
+
+
+def _predict_hw(path: Path) -> list[str]:
+    return ["predict", "-m", "llama-3-8b", "-H", str(path), "--json"]
+
+
+def _predict_model(path: Path) -> list[str]:
+    return ["predict", "-m", str(path), "-H", "h100-sxm", "--json"]
+
+
+def _sweep_args(path: Path, tmp_path: Path) -> list[str]:
+    return ["sweep", str(path), "--out", str(tmp_path / "out"), "--no-plots"]
+
+
+def _cost_in_sweep(path: Path, tmp_path: Path) -> list[str]:
+    sweep = _sweep(tmp_path, {"l2_capacity_MiB": [32, 64]}, cost={"file": str(path)})
+    return _sweep_args(sweep, tmp_path)
+
+
+# ---- loaders: unreadable content -------------------------------------------------------------
+LOADERS = {
+    "hardware": (".yaml", lambda p, t: _predict_hw(p)),
+    "model": (".yaml", lambda p, t: _predict_model(p)),
+    "hf_config": (".json", lambda p, t: _predict_model(p)),
+    "sweep": (".yaml", _sweep_args),
+    "cost": (".yaml", _cost_in_sweep),
+}
+CONTENTS = {
+    "binary": b"\x00\x01\xff\xfe\x80binary\x00",
+    "not_utf8": "name: caf\xe9\n".encode("latin-1"),
+    "deep_nesting": b"[" * 5000 + b"]" * 5000,
+    "deep_mapping": b"{a: " * 5000 + b"1" + b"}" * 5000,
+    "deep_block": "".join("  " * i + f"k{i}:\n" for i in range(300)).encode() + b"  " * 300 + b"1\n",
+    "top_level_list": b"[1, 2, 3]\n",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("content", CONTENTS)
+@pytest.mark.parametrize("loader", LOADERS)
+def test_unreadable_file_is_one_line(capsys, tmp_path: Path, loader: str, content: str) -> None:
+    suffix, args = LOADERS[loader]
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(CONTENTS[content])
+    assert_one_line_error(run_cli(capsys, *args(path, tmp_path)), str(path))
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_directory_as_spec_is_one_line(capsys, tmp_path: Path, loader: str) -> None:
+    suffix, args = LOADERS[loader]
+    path = tmp_path / f"folder{suffix}"
+    path.mkdir()
+    assert_one_line_error(run_cli(capsys, *args(path, tmp_path)), str(path))
+
+
+# ---- wrong types and impossible values -------------------------------------------------------
+HARDWARE_CASES = {
+    "curve_string_size": ({"compute__efficiency_curve_m": [["a", 0.5]]}, "efficiency_curve_m"),
+    "curve_inf_size": ({"compute__efficiency_curve_m": [[float("inf"), 0.5]]}, "efficiency_curve_m"),
+    "num_dies_inf": ({"die__num_dies": float("inf")}, "num_dies"),
+    "hbm_stacks_huge": ({"die__hbm_stacks": 1e300}, "hbm_stacks"),
+    "launch_overhead_inf": ({"compute__launch_overhead_us": float("inf")}, "launch_overhead_us"),
+    "latency_inf": ({"interconnect__intra_node__latency_us": float("inf")}, "latency_us"),
+    "net_latency_inf": ({"interconnect__inter_node__latency_us": float("inf")}, "latency_us"),
+    "hbm_capacity_huge": ({"memory__hbm_capacity_GiB": 1.0e308}, "hbm_capacity_GiB"),
+    "hbm_bandwidth_nan": ({"memory__hbm_bandwidth_GBps": float("nan")}, "hbm_bandwidth_GBps"),
+    "peak_inf": ({"compute__peak_tflops__bf16": float("inf")}, "bf16"),
+    "l2_huge": ({"memory__l2_capacity_MiB": 1e300}, "l2_capacity_MiB"),
+    "devices_per_node_huge": ({"interconnect__intra_node__devices_per_node": 1e30}, "devices_per_node"),
+    "links_inf": ({"interconnect__intra_node__links_per_device": float("inf")}, "links_per_device"),
+    "prefetch_enabled_string": ({"prefetch__enabled": "yes"}, "enabled"),
+    "name_list": ({"name": ["h100"]}, "name"),
+}
+
+
+@pytest.mark.parametrize("case", HARDWARE_CASES)
+def test_bad_hardware_value_is_one_line(capsys, tmp_path: Path, case: str) -> None:
+    changes, key = HARDWARE_CASES[case]
+    path = _write_yaml(tmp_path / "hw.yaml", _hardware(**changes))
+    assert_one_line_error(run_cli(capsys, *_predict_hw(path)), str(path), key)
+
+
+MODEL_CASES = {
+    "head_dim_inf": ({"head_dim": float("inf")}, "head_dim"),
+    "head_dim_huge": ({"head_dim": 1.0e308}, "head_dim"),
+    "num_layers_huge": ({"num_layers": 1e30}, "num_layers"),
+    "vocab_huge": ({"vocab_size": 1e40}, "vocab_size"),
+    "hidden_string": ({"hidden_size": "4096"}, "hidden_size"),
+    "heads_zero": ({"num_attention_heads": 0}, "num_attention_heads"),
+    "softcap_inf": ({"attn_logit_softcapping": float("inf")}, "attn_logit_softcapping"),
+    "activation_list": ({"activation": ["silu"]}, "activation"),
+}
+
+
+@pytest.mark.parametrize("case", MODEL_CASES)
+def test_bad_model_value_is_one_line(capsys, tmp_path: Path, case: str) -> None:
+    changes, key = MODEL_CASES[case]
+    path = _write_yaml(tmp_path / "m.yaml", {**_raw("model_specs", "llama-3-8b"), **changes})
+    assert_one_line_error(run_cli(capsys, *_predict_model(path)), str(path), key)
+
+
+HF_CASES = {
+    "hidden_string": ({"hidden_size": "4096"}, "hidden_size"),
+    "model_type_list": ({"model_type": ["llama"]}, "model_type"),
+    "model_type_dict": ({"model_type": {"a": 1}}, "model_type"),
+    "heads_zero": ({"num_attention_heads": 0}, "num_attention_heads"),
+    "head_dim_zero": ({"hidden_size": 8}, "head_dim"),
+    "head_dim_huge": ({"head_dim": 1.0e308}, "head_dim"),
+    "layers_huge": ({"num_hidden_layers": 1e30}, "num_hidden_layers"),
+    "vocab_huge": ({"vocab_size": 1e30}, "vocab_size"),
+    "hidden_huge": ({"hidden_size": 1e30}, "hidden_size"),
+    "kv_heads_string": ({"num_key_value_heads": "8"}, "num_key_value_heads"),
+    "intermediate_float": ({"intermediate_size": 14336.5}, "intermediate_size"),
+    "mlp_only_layers_string": ({"model_type": "qwen3_moe", "num_experts": 8, "num_experts_per_tok": 2,
+                                "moe_intermediate_size": 512, "mlp_only_layers": [0, "a"]}, "mlp_only_layers"),
+    "layer_types_not_list": ({"layer_types": 5}, "layer_types"),
+    "text_config_list": ({"text_config": [1]}, "text_config"),
+}
+
+
+@pytest.mark.parametrize("case", HF_CASES)
+def test_bad_hf_config_is_one_line(capsys, tmp_path: Path, case: str) -> None:
+    changes, key = HF_CASES[case]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**json.loads(HF_LLAMA.read_text()), **changes}))
+    assert_one_line_error(run_cli(capsys, *_predict_model(path)), str(path), key)
+
+
+SWEEP_CASES = {
+    "values_string": ({"hbm_bandwidth_GBps": {"values": ["abc"]}}, "hbm_bandwidth_GBps"),
+    "list_string": ({"l2_capacity_MiB": ["abc", 3]}, "l2_capacity_MiB"),
+    "prefetch_not_bool": ({"prefetch": ["yes", 2]}, "prefetch"),
+    "high_inf": ({"l2_capacity_MiB": {"low": 0, "high": float("inf"), "step": 8}}, "high"),
+    "low_nan": ({"l2_capacity_MiB": {"low": float("nan"), "high": 8, "step": 8}}, "low"),
+    "step_tiny": ({"l2_capacity_MiB": {"low": 0, "high": 64, "step": 1.0e-300}}, "l2_capacity_MiB"),
+    "num_huge": ({"l2_capacity_MiB": {"low": 0, "high": 64, "num": 1e30}}, "num"),
+    "hbm_bandwidth_zero": ({"hbm_bandwidth_GBps": [0]}, "hbm_bandwidth_GBps"),
+    "link_bandwidth_zero": ({"link_bandwidth_GBps": [0, 25]}, "link_bandwidth_GBps"),
+    "links_zero": ({"links_per_device": [0]}, "links_per_device"),
+    "links_fraction": ({"links_per_device": [1.5]}, "links_per_device"),
+    "l2_bandwidth_range_from_zero": ({"l2_bandwidth_GBps": {"low": 0, "high": 100, "num": 3}}, "l2_bandwidth_GBps"),
+    "efficiency_above_one": ({"hbm_efficiency": [1.5]}, "hbm_efficiency"),
+    "hbm_capacity_inf": ({"hbm_capacity_GiB": [float("inf")]}, "hbm_capacity_GiB"),
+    "batch_string": ({"batch": ["x"]}, "batch"),
+    "tp_zero": ({"tp": [0]}, "tp"),
+    "batch_huge": ({"batch": [1e30]}, "batch"),
+}
+
+
+@pytest.mark.parametrize("case", SWEEP_CASES)
+def test_bad_sweep_value_is_refused_before_the_sweep(capsys, tmp_path: Path, case: str) -> None:
+    sweep, key = SWEEP_CASES[case]
+    run = run_cli(capsys, *_sweep_args(_sweep(tmp_path, sweep), tmp_path))
+    assert_one_line_error(run, "s.yaml", key)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_workload_huge_is_refused(capsys, tmp_path: Path) -> None:
+    path = _sweep(tmp_path, {"l2_capacity_MiB": [32]})
+    data = yaml.safe_load(path.read_text())
+    data["workload"]["input_len"] = 10**30
+    _write_yaml(path, data)
+    assert_one_line_error(run_cli(capsys, *_sweep_args(path, tmp_path)), "input_len")
+
+
+# ---- YAML details ----------------------------------------------------------------------------
+def test_exponent_without_decimal_point_is_a_number(tmp_path: Path) -> None:
+    from roofline.hardware import load_hardware
+
+    text = (PROJECT / "hardware_specs/h100-sxm.yaml").read_text()
+    path = tmp_path / "hw.yaml"
+    path.write_text(text.replace("l2_capacity_MiB: {value: 50,", "l2_capacity_MiB: {value: 5e1,"))
+    assert load_hardware(path).memory.l2_capacity_bytes == 50 * 2**20
+    path.write_text(text.replace("hbm_capacity_GiB: {value: 80,", "hbm_capacity_GiB: {value: 1e308,"))
+    with pytest.raises(Exception, match="hbm_capacity_GiB"):
+        load_hardware(path)
+
+
+@pytest.mark.parametrize("key", ["bad\x1b[31mkey", "two\nlines", "tab\tand\rreturn", "nul\x00byte", "bidi\u202ekey"])
+def test_unknown_key_with_control_characters_is_escaped(capsys, tmp_path: Path, key: str) -> None:
+    path = _write_yaml(tmp_path / "hw.yaml", {**_hardware(), key: 1})
+    run = run_cli(capsys, *_predict_hw(path))
+    assert_one_line_error(run, "unknown key")
+    assert not any(c in run.stderr.strip() for c in "\x1b\r\t\x00\u202e")
+
+
+# ---- output paths ----------------------------------------------------------------------------
+def _results_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "results.csv"
+    path.write_text("system_cost_usd,throughput_tok_s,feasible\n1,2,True\n2,3,True\n")
+    return path
+
+
+def _out_commands(tmp_path: Path, out: Path) -> dict[str, list[str]]:
+    sweep = _sweep(tmp_path, {"l2_capacity_MiB": [32]})
+    return {
+        "sweep": ["sweep", str(sweep), "--out", str(out), "--no-plots"],
+        "predict_plot": ["predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--plot", str(out / "x")],
+        "pareto_out": ["pareto", str(_results_csv(tmp_path)), "--minimize", "system_cost_usd",
+                       "--maximize", "throughput_tok_s", "--out", str(out / "front.csv")],
+        "pareto_plot": ["pareto", str(_results_csv(tmp_path)), "--minimize", "system_cost_usd",
+                        "--maximize", "throughput_tok_s", "--plot", str(out / "front")],
+        "reproduce": ["reproduce", "dse-l2", "--out", str(out / "r"), "--no-plots"],
+    }
+
+
+OUT_COMMANDS = ["sweep", "predict_plot", "pareto_out", "pareto_plot", "reproduce"]
+
+
+@pytest.mark.parametrize("command", OUT_COMMANDS)
+def test_output_under_a_file_is_one_line(capsys, tmp_path: Path, command: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("user data")
+    assert_one_line_error(run_cli(capsys, *_out_commands(tmp_path, afile / "sub")[command]), "afile")
+    assert afile.read_text() == "user data"
+
+
+@pytest.mark.parametrize("command", OUT_COMMANDS)
+def test_output_in_read_only_folder_is_one_line(capsys, tmp_path: Path, command: str, monkeypatch) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere: make the folder read-only as the check sees it
+        import roofline._paths as paths
+
+        real = paths.os.access
+        monkeypatch.setattr(paths.os, "access", lambda p, mode, **k: Path(p) != locked and real(p, mode, **k))
+    try:
+        run = run_cli(capsys, *_out_commands(tmp_path, locked / "sub")[command])
+    finally:
+        locked.chmod(0o755)
+    assert_one_line_error(run, "locked")
+
+
+def test_pareto_out_in_missing_folder_is_one_line(capsys, tmp_path: Path) -> None:
+    args = _out_commands(tmp_path, tmp_path / "nodir")["pareto_out"]
+    assert_one_line_error(run_cli(capsys, *args), "nodir")
+
+
+def test_out_symlink_with_force_is_refused(capsys, tmp_path: Path) -> None:
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "keep.txt").write_text("user data")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    sweep = _sweep(tmp_path, {"l2_capacity_MiB": [32]})
+    run = run_cli(capsys, "sweep", str(sweep), "--out", str(link), "--force", "--no-plots")
+    assert_one_line_error(run, "symbolic link")
+    assert (target / "keep.txt").read_text() == "user data"
+
+
+# ---- unbounded work --------------------------------------------------------------------------
+def test_huge_grid_axis_is_counted_not_allocated(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from roofline.sweepfile import load_sweep
+
+    # 1e9 + 1 L2 sizes (0 to 10 TiB in 0.01 MiB steps) x 100,000 bandwidths: 8 GB for one axis alone
+    spec = load_sweep(_sweep(tmp_path, {"l2_capacity_MiB": {"low": 0, "high": 1e7, "step": 0.01},
+                                        "hbm_bandwidth_GBps": {"low": 1000, "high": 5000, "num": 100_000}}))
+    tracemalloc.start()
+    size = spec.grid_size()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert size == (10**9 + 1) * 100_000
+    assert peak < 10 * 2**20  # bytes: counting the axes materialises none of them
+
+
+def test_huge_sweep_stops_and_asks_for_yes(capsys, tmp_path: Path) -> None:
+    path = _sweep(tmp_path, {"l2_capacity_MiB": {"low": 0, "high": 1e7, "step": 0.01}})
+    run = run_cli(capsys, *_sweep_args(path, tmp_path))
+    assert_one_line_error(run, "1,000,000,001", "--yes")
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_prints_size_time_and_disk_before_it_starts(capsys, tmp_path: Path) -> None:
+    path = _sweep(tmp_path, {"l2_capacity_MiB": [16, 32, 64], "prefetch": [False, True]})
+    run = run_cli(capsys, *_sweep_args(path, tmp_path))
+    assert run.exit_code == 0, run.stderr
+    first = run.stderr.strip().splitlines()[0]
+    assert "6 configurations" in first and "estimated" in first and "disk" in first
+
+
+# ---- NaN / Infinity --------------------------------------------------------------------------
+@pytest.mark.parametrize("option", ["--hbm-bandwidth", "--l2-bandwidth", "--link-bandwidth", "--l2-mib",
+                                    "--prefetch-threshold", "--moe-skew"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e308"])
+def test_numeric_predict_options(capsys, option: str, value: str) -> None:
+    model = ["-m", "mixtral-8x7b", "--dtype", "fp8"] if option == "--moe-skew" else ["-m", "llama-3-8b"]
+    run = run_cli(capsys, "predict", *model, "-H", "h100-sxm", "--json", option, value)
+    assert_clean(run)
+    if value != "0" or "bandwidth" in option:
+        assert_one_line_error(run, option)
+    else:
+        assert run.exit_code == 0
+
+
+@pytest.mark.parametrize("case", ["launch_overhead_inf", "latency_inf", "hbm_capacity_huge"])
+def test_spec_infinities_never_reach_the_output(capsys, tmp_path: Path, case: str) -> None:
+    changes, _ = HARDWARE_CASES[case]
+    path = _write_yaml(tmp_path / "hw.yaml", _hardware(**changes))
+    assert_clean(run_cli(capsys, *_predict_hw(path)))
