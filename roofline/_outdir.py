@@ -28,6 +28,7 @@ def check_out_dir(out: str | Path, *, force: bool, resume: bool | None = None) -
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise SpecError(f"{path}: exists and is not a directory")
+    _refuse_working_folder(path, out)
     if path.exists() and any(path.iterdir()) and not (force or resume):
         also = " or --resume to continue an interrupted run" if resume is not None else ""
         raise SpecError(f"{path}: output directory exists and is not empty; pass --force to overwrite it{also}")
@@ -96,10 +97,12 @@ def _foreign(folder: Path, manifest: RunManifest | None, known: Sequence[str]) -
     return sorted(found)
 
 
-def _is_working_folder(path: Path) -> bool:
-    """Whether ``path`` is the working folder or one that holds it."""
+def _refuse_working_folder(path: Path, out: str | Path) -> None:
+    """The working folder, or one that holds it, is never an output folder."""
     here, there = Path.cwd().resolve(), path.resolve()
-    return here == there or there in here.parents
+    if here == there or there in here.parents:
+        raise SpecError(f"--out {out}: refusing to write into the working folder (or one that holds it); "
+                        f"choose a new folder such as runs/<name>")
 
 
 def claim_out_dir(out: str | Path, *, command: str, inputs: Mapping[str, str] | None, force: bool,
@@ -126,9 +129,7 @@ def claim_out_dir(out: str | Path, *, command: str, inputs: Mapping[str, str] | 
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise SpecError(f"{path}: exists and is not a directory")
-    if _is_working_folder(path):
-        raise SpecError(f"--out {out}: refusing to write into the working folder (or one that holds it); "
-                        f"choose a new folder such as runs/<name>")
+    _refuse_working_folder(path, out)
     created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def test_compare_table_shows_cost(capsys) -> None:
 @pytest.mark.parametrize(("args", "pattern"), [
     (["--l2-mib", "-1"], "--l2-mib"),
     (["--hbm-bandwidth", "fast"], "--hbm-bandwidth"),
-    (["--prefetch-threshold", "1.5"], "prefetch_threshold_fraction"),
+    (["--prefetch-threshold", "1.5"], "--prefetch-threshold"),  # refused by the option bounds
 ])
 def test_compare_bad_overrides_are_one_line(capsys, args: list[str], pattern: str) -> None:
     code, _, err = run_cli(capsys, "compare", "-m", "llama-3-8b", "-H", "h100-sxm", *args)

@@ -3,6 +3,7 @@ before it (a bad file, a refused output folder, unreachable storage) stay one li
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = ["LazyProgress"]
@@ -15,10 +16,12 @@ class LazyProgress:
         label: text before the bar.
         unit: what is counted ("configs", "trials").
         remaining: show the estimated time remaining (else the time elapsed).
+        preamble: a line printed on stderr just before the bar appears (for example the run's
+            size), so that it too follows every early one-line error.
     """
 
-    def __init__(self, label: str, unit: str, *, remaining: bool = False) -> None:
-        self.label, self.unit, self.remaining = label, unit, remaining
+    def __init__(self, label: str, unit: str, *, remaining: bool = False, preamble: str = "") -> None:
+        self.label, self.unit, self.remaining, self.preamble = label, unit, remaining, preamble
         self.bar: Any = None
         self.task: Any = None
 
@@ -34,6 +37,8 @@ class LazyProgress:
                 TimeRemainingColumn,
             )
 
+            if self.preamble:
+                print(self.preamble, file=sys.stderr)
             clock = TimeRemainingColumn() if self.remaining else TimeElapsedColumn()
             self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn(self.unit),
                                 clock, console=Console(stderr=True))

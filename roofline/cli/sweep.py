@@ -53,9 +53,10 @@ def sweep_command(
     check_out_dir(out, force=force, resume=resume)
     budget = sweep_budget(spec)
     check_budget(budget, yes=yes)
-    echo_err(f"sweep {spec.name}: {budget.summary()}")
     then = (lambda result, record: _sweep_plots(spec, result, record)) if plots else None
-    bar = LazyProgress(f"sweep {spec.name}", "configs", remaining=True)
+    # the size line waits for the bar, which appears once the output folder is claimed
+    bar = LazyProgress(f"sweep {spec.name}", "configs", remaining=True,
+                       preamble=f"sweep {spec.name}: {budget.summary()}")
     try:
         result = run_sweep(spec, out, force=force, resume=resume, workers=workers, chunk_size=chunk_size,
                            csv=csv, top=top, progress=bar, then=then)
