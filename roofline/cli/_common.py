@@ -55,6 +55,9 @@ LABELS = {
     "baseline_tok_s_per_kusd": "base tok/s per kUSD", "decode_bound": "bound", "prefetch_speedup": "speedup",
     "power_w": "W", "energy_j_per_token": "J/tok", "sustained_throughput_tok_s": "capped tok/s",
     "tco_usd_per_mtok": "TCO USD/Mtok", "tok_s_per_tco_kusd": "tok/s per TCO kUSD",
+    "itl_ms": "ITL ms", "ttft_p90_ms": "TTFT p90", "tpot_p90_ms": "TPOT p90", "throughput_rps": "req/s",
+    "throughput_tok_s_per_device": "tok/s/dev", "tok_s_per_user": "tok/s/user", "goodput_tok_s": "goodput tok/s",
+    "kv_utilization": "KV used", "mean_batch": "batch", "slo_attainment": "SLO met",
 }
 
 
