@@ -149,3 +149,26 @@ def test_predict_runs_where_the_model_fits_and_refuses_cleanly_elsewhere(cli, mo
     else:
         assert out.exit_code == 2
         assert len(out.stderr.strip().splitlines()) == 1 and "does not fit" in out.stderr
+
+
+# `roofline serve` shares predict's graph, timing and memory check; each model is served on one
+# device and each device serves one model (53 cases, not the 570 of the cross product, whose
+# per-scenario step-cost tables would take minutes of CI).
+SERVE_CASES = sorted({(m, "h200-sxm") for m in MODELS} | {("llama-3.1-8b", d) for d in DEVICES})
+
+
+@pytest.mark.parametrize(("model_name", "device"), SERVE_CASES)
+def test_serve_runs_where_the_model_fits_and_refuses_cleanly_elsewhere(cli, model_name: str,  # noqa: F811
+                                                                       device: str) -> None:
+    tp = _tp(model_name, device)
+    m = load_model(model_name)
+    w = Workload.for_model(m, batch=1, input_len=256, output_len=16)
+    report = memory_per_device(m, w, Parallelism(tp=tp), load_hardware(device).memory.hbm_capacity_bytes)
+    out = cli("serve", "-m", model_name, "-H", device, "--tp", str(tp), "--input", "256", "--output", "16",
+              "--concurrency", "4", "--json")
+    if out.exit_code == 0:
+        rows = json.loads(out.stdout)["rows"]
+        assert _finite(rows) and rows[0]["tpot_ms"] > 0 and rows[0]["ttft_ms"] > 0
+    else:
+        assert out.exit_code == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert not report.fits or report.total_bytes > 0.5 * report.capacity_bytes, out.stderr
