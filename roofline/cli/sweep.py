@@ -53,7 +53,7 @@ def sweep_command(
     check_out_dir(out, force=force, resume=resume)
     budget = sweep_budget(spec)
     check_budget(budget, yes=yes)
-    echo_err(f"sweep {spec.name}: {budget.summary()}")
+    typer.echo(f"sweep {spec.name}: {budget.summary()}")  # stdout: stderr stays one line on an error
     then = (lambda result, record: _sweep_plots(spec, result, record)) if plots else None
     bar = LazyProgress(f"sweep {spec.name}", "configs", remaining=True)
     try:
