@@ -319,7 +319,7 @@ def test_sweep_prints_size_time_and_disk_before_it_starts(capsys, tmp_path: Path
     path = _sweep(tmp_path, {"l2_capacity_MiB": [16, 32, 64], "prefetch": [False, True]})
     run = run_cli(capsys, *_sweep_args(path, tmp_path))
     assert run.exit_code == 0, run.stderr
-    first = run.stderr.strip().splitlines()[0]
+    first = run.stderr.strip().splitlines()[0]  # printed as the progress bar appears
     assert "6 configurations" in first and "estimated" in first and "disk" in first
 
 

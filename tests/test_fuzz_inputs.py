@@ -1,4 +1,4 @@
-"""Fuzzing every loader and the numeric options of `roofline predict` (issue 19).
+"""Fuzzing every loader and the numeric options of `roofline predict` and `roofline serve` (issue 19).
 
 Each example starts from a valid bundled file and mutates it as a careless user or a fuzzer
 would: a key removed, a value replaced by the wrong type, zero, a negative, NaN, infinity, a huge
@@ -222,3 +222,16 @@ OPTION_TEXT = st.one_of(
 def test_fuzz_predict_numeric_options(capsys, options: list[tuple[str, str]], model: str) -> None:
     args = [a for option, value in options for a in (option, value)]
     assert_clean(run_cli(capsys, "predict", "-m", model, "-H", "h100-sxm", "--dtype", "fp8", "--json", *args))
+
+
+SERVE_OPTIONS = ["--input", "--output", "--concurrency", "--rate", "--num-requests", "--prefix-hit",
+                 "--gpu-memory-utilization", "--acceptance", "--draft-tokens", "--slo-ttft-ms", "--slo-tpot-ms",
+                 "--max-num-seqs", "--max-num-batched-tokens"]
+
+
+@fuzz
+@given(options=st.lists(st.tuples(st.sampled_from(SERVE_OPTIONS), OPTION_TEXT), min_size=1, max_size=2))
+def test_fuzz_serve_numeric_options(capsys, options: list[tuple[str, str]]) -> None:
+    args = [a for option, value in options for a in (option, value)]
+    assert_clean(run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--json", "--num-requests", "20",
+                         *args))

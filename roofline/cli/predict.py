@@ -59,7 +59,7 @@ def within(decl: Field) -> Callable[[float | None], float | None]:
     def check(value: float | None) -> float | None:
         problem = None if value is None else decl.problem(value)
         if problem:
-            raise typer.BadParameter(problem)
+            raise typer.BadParameter(f"{decl.key}: {problem}")
         return value
 
     return check
