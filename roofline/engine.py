@@ -21,6 +21,7 @@ from roofline.evaluate import DecodeSteps, evaluate_pass, mean_over_steps
 from roofline.graph import build_phase
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
+from roofline.placement import place_blocks
 from roofline.power import EnergyRates, energy_rates, pass_energy_and_capped
 from roofline.predict import decode_kv_range, memory_per_device
 from roofline.timing import HardwareArrays, Recorder
@@ -43,7 +44,7 @@ METRICS = {
     "prefetch_speedup": "baseline e2e / e2e",
     "decode_bound": "what most of a decode step waits on: compute, memory or comm",
     "memory_GiB": "weights + KV cache + activations per device",
-    "fits": "memory_GiB fits in HBM",
+    "fits": "memory_GiB fits in the placement tiers (HBM, and LPDDR or CXL where the device has them)",
     **ECONOMIC_METRICS,
 }
 
@@ -56,6 +57,8 @@ class Scenario:
     workload: Workload
     parallelism: Parallelism
     hardware: HardwareSpec
+    #: blocks pinned to a memory tier, e.g. (("kv_cache", "lpddr"),) (roofline.placement)
+    pins: tuple[tuple[str, str], ...] = ()
 
     @property
     def devices(self) -> int:
@@ -96,6 +99,9 @@ def evaluate_configs(
     hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=prefetch,
                                   collective_library=w.collective_library, async_tp=w.async_tp,
                                   **hardware_params)
+    memory = memory_per_device(model, w, par, 0.0)
+    hw = place_blocks(hw, memory.weights_bytes, memory.kv_cache_bytes, memory.activation_bytes,
+                      dict(scenario.pins), scenario.hardware.name)
     prefill = build_phase(model, w, par, "prefill")
     decode = build_phase(model, w, par, "decode")
     pre = evaluate_pass(prefill, hw)
@@ -126,8 +132,7 @@ def evaluate_configs(
     scale = w.batch * w.output_len * par.dp
     throughput, throughput_base = scale / e2e, scale / e2e_base
 
-    memory = memory_per_device(model, w, par, 0.0)
-    fits = memory.total_bytes <= hw.hbm_capacity_bytes
+    fits = memory.total_bytes <= hw.placement_capacity_bytes
     economics = economic_columns(
         params, scenario.hardware, hw, devices=scenario.devices, tokens_per_request=scale, steps=steps,
         throughput_tok_s=throughput, baseline_throughput_tok_s=throughput_base, prefill_j=prefill_j,

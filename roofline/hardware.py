@@ -17,6 +17,8 @@ from roofline.exceptions import SpecError
 __all__ = [
     "ComputeSpec",
     "MemorySpec",
+    "MemoryTier",
+    "TIER_NAMES",
     "LinkTier",
     "DieSpec",
     "PrefetchSpec",
@@ -35,6 +37,11 @@ DTYPES = PEAK_UNITS
 TOPOLOGIES = ("switched", "full_mesh", "torus_2d")
 GiB = 1024**3
 MiB = 1024**2
+
+#: Names a memory tier beyond HBM may take (each gets sweepable ``{name}_capacity_GiB``,
+#: ``{name}_bandwidth_GBps`` and ``{name}_efficiency`` in :data:`roofline.timing.SWEEPABLE`).
+TIER_NAMES = ("lpddr", "cxl", "host")
+
 
 def _fields(*decls: Field) -> dict[str, Field]:
     return {d.key: d for d in decls}
@@ -59,6 +66,16 @@ MEMORY_FIELDS = _fields(
     Field("activation_l2_hit", "", 0.0, 1.0, default=0.0),
     Field("l2_capacity_per_slice_MiB", "MiB", 0.0, 1e7, default=0.0),
     Field("l2_bandwidth_per_slice_GBps", "GB/s", 0.0, 1e9, default=0.0),
+)
+#: A memory tier beyond HBM (``memory.tiers[i]``); sweeps name them ``{tier}_capacity_GiB`` and so on
+TIER_FIELDS = _fields(
+    Field("capacity_GiB", "GiB", 0.0, 1e8, strict=True),
+    Field("bandwidth_GBps", "GB/s", 0.0, 1e8, strict=True),
+    Field("link_bandwidth_GBps", "GB/s", 0.0, 1e8, strict=True),
+    Field("efficiency", "", 0.0, 1.0, strict=True),
+    Field("latency_us", "us", 0.0, 1e6, default=0.0),
+    Field("cost_usd_per_GiB", "USD/GiB", 0.0, 1e6),
+    Field("energy_pj_per_byte", "pJ/B", 0.0, 1e6),
 )
 INTRA_NODE_FIELDS = _fields(
     Field("devices_per_node", "", 1, 1_000_000, kind="integer"),
@@ -93,6 +110,8 @@ HARDWARE_FIELDS = {
     "inter_node_latency_us": Field("inter_node_latency_us", "us", 0.0, 1e6),
     "peak_scale": Field("peak_scale", "", 0.0, 1e6, strict=True),
     **{f"peak_tflops_{d}": Field(f"peak_tflops_{d}", "TFLOP/s", 0.0, 1e7, strict=True) for d in DTYPES},
+    **{f"{t}_{k}": replace(TIER_FIELDS[k], key=f"{t}_{k}") for t in TIER_NAMES
+       for k in ("capacity_GiB", "bandwidth_GBps", "efficiency")},
 }
 
 
@@ -159,8 +178,46 @@ def _curve(b: Block, key: str) -> tuple[tuple[float, float], ...]:
 
 
 @dataclass(frozen=True)
+class MemoryTier:
+    """One level of the memory hierarchy of a device, in SI units.
+
+    L2 and HBM are the first two tiers of every device (built from the ``hbm_*`` and ``l2_*``
+    keys); further tiers (``memory.tiers:``, e.g. Grace LPDDR5X over NVLink-C2C) hold what does not
+    fit in HBM. ``bandwidth_Bps`` is what the device reads the tier at: for memory behind a
+    chip-to-chip link, the smaller of the memory's and the link's per-direction bandwidth.
+    """
+
+    name: str
+    capacity_bytes: float
+    bandwidth_Bps: float
+    efficiency: float
+    latency_s: float = 0.0  # not in the roofline times (streamed reads); reported for the spec
+    placement: bool = True  # False for caches: nothing is placed there, it holds copies
+    cost_usd_per_GiB: float | None = None  # None where no sourced figure exists
+    energy_pj_per_byte: float | None = None
+
+    @classmethod
+    def from_block(cls, b: Block) -> MemoryTier:
+        b.check_keys(["name", "capacity_GiB", "bandwidth_GBps", "efficiency"],
+                     ["link_bandwidth_GBps", "latency_us", "cost_usd_per_GiB", "energy_pj_per_byte"])
+        f = TIER_FIELDS
+        memory_Bps = b.field(f["bandwidth_GBps"]) * 1e9
+        link_Bps = b.field(f["link_bandwidth_GBps"]) * 1e9 if b.has("link_bandwidth_GBps") else memory_Bps
+        return cls(
+            name=b.string("name", choices=TIER_NAMES),
+            capacity_bytes=b.field(f["capacity_GiB"]) * GiB,
+            bandwidth_Bps=min(memory_Bps, link_Bps),
+            efficiency=b.field(f["efficiency"]),
+            latency_s=b.field(f["latency_us"]) * 1e-6,
+            cost_usd_per_GiB=b.field(f["cost_usd_per_GiB"]) if b.has("cost_usd_per_GiB") else None,
+            energy_pj_per_byte=b.field(f["energy_pj_per_byte"]) if b.has("energy_pj_per_byte") else None,
+        )
+
+
+@dataclass(frozen=True)
 class MemorySpec:
-    """HBM and the last-level on-chip cache (L2) that prefetching fills."""
+    """Memory tiers of a device: the last-level on-chip cache (L2) that prefetching fills, HBM,
+    and optional further tiers (:attr:`tiers` lists them all, on-chip first)."""
 
     hbm_capacity_bytes: float
     hbm_bandwidth_Bps: float
@@ -178,12 +235,30 @@ class MemorySpec:
     # GEMM tiling reuses operands through L2: a large GEMM reads its operands again once they
     # outgrow L2 (roofline.timing.gemm_reuse_bytes). 1: modelled (default), 0: compulsory traffic only.
     l2_gemm_reuse: float = 1.0
+    # tiers beyond HBM, fastest first (``memory.tiers:``); weights and KV cache that do not fit in
+    # HBM spill into them in this order (roofline.placement)
+    extra_tiers: tuple[MemoryTier, ...] = ()
+
+    @property
+    def tiers(self) -> tuple[MemoryTier, ...]:
+        """Every tier, on-chip first: L2 (a cache, no placement), HBM, then :attr:`extra_tiers`."""
+        return (
+            MemoryTier("l2", self.l2_capacity_bytes, self.l2_bandwidth_Bps, 1.0, placement=False),
+            MemoryTier("hbm", self.hbm_capacity_bytes, self.hbm_bandwidth_Bps, self.hbm_efficiency),
+            *self.extra_tiers,
+        )
+
+    @property
+    def placement_capacity_bytes(self) -> float:
+        """Bytes the placement tiers hold together (HBM and the extra tiers): the memory-fit limit."""
+        return sum(t.capacity_bytes for t in self.tiers if t.placement)
 
     @classmethod
     def from_block(cls, b: Block) -> MemorySpec:
         b.check_keys(["hbm_capacity_GiB", "hbm_bandwidth_GBps", "hbm_efficiency",
                       "l2_capacity_MiB", "l2_bandwidth_GBps"],
-                     ["activation_l2_hit", "l2_capacity_per_slice_MiB", "l2_bandwidth_per_slice_GBps", "l2_gemm_reuse"])
+                     ["activation_l2_hit", "l2_capacity_per_slice_MiB", "l2_bandwidth_per_slice_GBps", "l2_gemm_reuse",
+                      "tiers"])
         f = MEMORY_FIELDS
         return cls(
             hbm_capacity_bytes=b.field(f["hbm_capacity_GiB"]) * GiB,
@@ -195,7 +270,21 @@ class MemorySpec:
             l2_slice_bytes=b.field(f["l2_capacity_per_slice_MiB"]) * MiB,
             l2_slice_bandwidth_Bps=b.field(f["l2_bandwidth_per_slice_GBps"]) * 1e9,
             l2_gemm_reuse=b.number("l2_gemm_reuse", maximum=1.0, default=1.0),
+            extra_tiers=_extra_tiers(b),
         )
+
+
+def _extra_tiers(b: Block) -> tuple[MemoryTier, ...]:
+    raw = b.raw("tiers")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise b.error("tiers", "expected a list of tiers (name, capacity_GiB, bandwidth_GBps, efficiency)")
+    tiers = tuple(MemoryTier.from_block(Block(t, b.file, f"{b.path}.tiers[{i}]")) for i, t in enumerate(raw))
+    names = [t.name for t in tiers]
+    if len(set(names)) != len(names):
+        raise b.error("tiers", f"tier names must be unique, got {', '.join(names)}")
+    return tiers
 
 
 @dataclass(frozen=True)
@@ -422,6 +511,10 @@ def hardware_sources(name_or_path: str | Path) -> list[SourcedValue]:
     out: list[SourcedValue] = []
 
     def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, list):  # memory.tiers: one block per tier
+            for i, child in enumerate(node):
+                walk(child, f"{prefix}[{i}]")
+            return
         if not isinstance(node, dict):
             return
         if "value" in node and ("source" in node or "estimate" in node):

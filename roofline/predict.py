@@ -12,7 +12,7 @@ Definitions (also in the README and in every output):
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,9 +25,10 @@ from roofline.exceptions import InfeasibleConfigError
 from roofline.graph import OpTable, build_phase, weight_params_by_class
 from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import ModelSpec, load_model
+from roofline.placement import place_blocks, tier_rows
 from roofline.power import energy_rates, pass_energy_and_capped
 from roofline.prefetch import LIMITS
-from roofline.timing import HardwareArrays, Recorder
+from roofline.timing import HardwareArrays, OpTimes, Recorder
 from roofline.workload import Parallelism, Workload
 
 if TYPE_CHECKING:
@@ -69,7 +70,10 @@ class MemoryReport:
     weights_bytes: float
     kv_cache_bytes: float
     activation_bytes: float
-    capacity_bytes: float
+    capacity_bytes: float  # of the placement tiers together: HBM and any tier beyond it
+    #: per placement tier (roofline.placement.tier_rows): capacity and bytes of each block;
+    #: empty on a device with HBM only
+    tiers: tuple[dict[str, Any], ...] = ()
 
     @property
     def total_bytes(self) -> float:
@@ -83,11 +87,21 @@ class MemoryReport:
         gib = 2**30
         used, cap = self.total_bytes / gib, self.capacity_bytes / gib
         if self.fits:
-            return f"fits: {used:.1f} of {cap:.1f} GiB per device"
+            return f"fits: {used:.1f} of {cap:.1f} GiB per device" + self._spill_text()
         return (f"does not fit: needs {used:.1f} GiB per device (weights {self.weights_bytes / gib:.1f}, "
                 f"KV cache {self.kv_cache_bytes / gib:.1f}, activations {self.activation_bytes / gib:.1f}) "
                 f"but the device has {cap:.1f} GiB; raise tp/pp, lower batch or sequence, or use a "
                 f"smaller dtype")
+
+    def _spill_text(self) -> str:
+        """What lives beyond HBM, e.g. ' (HBM 96.0 GiB; lpddr holds 16.2 GiB of KV cache)'."""
+        spilled = [t for t in self.tiers[1:] if t["weights_bytes"] + t["kv_cache_bytes"] > 0]
+        if not spilled:
+            return ""
+        parts = [f"{t['tier']} holds " + " and ".join(
+            f"{t[key] / 2**30:.1f} GiB of {label}" for key, label in
+            (("weights_bytes", "weights"), ("kv_cache_bytes", "KV cache")) if t[key] > 0) for t in spilled]
+        return f" (HBM {self.tiers[0]['capacity_bytes'] / 2**30:.1f} GiB; " + "; ".join(parts) + ")"
 
 
 def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
@@ -184,7 +198,7 @@ class Prediction:
                 "capacity_GiB": self.memory.capacity_bytes / 2**30,
                 "fits": self.memory.fits,
                 "verdict": self.memory.verdict(),
-            },
+            } | ({"tiers": [_tier_gib(t) for t in self.memory.tiers]} if self.memory.tiers else {}),
             "economics": {k: (v if np.isfinite(v) else None) for k, v in self.economics.items()},
             "definitions": {k: DEFINITIONS[k] for k in TIME_DEFINITIONS} | ECONOMIC_METRICS
             | {"cost_basis": basis_text(self.cost_basis)},
@@ -215,6 +229,11 @@ class Prediction:
         return pd.DataFrame(self.breakdown[phase])
 
 
+def _tier_gib(row: dict[str, Any]) -> dict[str, Any]:
+    """A placement row of MemoryReport.tiers in GiB (unit in the key)."""
+    return {k.replace("_bytes", "_GiB"): v / 2**30 if k.endswith("_bytes") else v for k, v in row.items()}
+
+
 @dataclass(frozen=True)
 class _Detail:
     """What the breakdown needs, kept so that it is computed only when asked for."""
@@ -241,8 +260,8 @@ class _Detail:
         pre_stall = float(_stall(self.prefill, self.pre)[0]) if on else 0.0
         mid = evaluate_pass(decode, arrays, np.array([(self.first + self.last) // 2]))
         breakdown = {
-            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s, arrays.devices_per_node, pre_stall),
-            "decode": _op_rows(decode, mid, dec_ops, p.tpot_s, arrays.devices_per_node, dec_stall),
+            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s, arrays, pre_stall),
+            "decode": _op_rows(decode, mid, dec_ops, p.tpot_s, arrays, dec_stall),
         }
         segments = {"prefill": _segment_rows(self.prefill, self.pre), "decode": _segment_rows(decode, mid)}
         return breakdown, segments
@@ -255,9 +274,9 @@ def _stall(table: OpTable, res: PassResult) -> np.ndarray:
     return np.array([s.count for s in table.segments]) @ res.prefetch.stall_s
 
 
-def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float, devices_per_node: int,
+def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float, hw: HardwareArrays,
              stall_s: float = 0.0) -> list[dict[str, Any]]:
-    t = res.times
+    t, devices_per_node = res.times, hw.devices_per_node
     rows = []
     for i, name in enumerate(table.names):
         if table.is_comm[i]:
@@ -278,6 +297,8 @@ def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float, 
             "scale_out_bytes": float(table.comm_bytes[i] * table.count[i])
             if table.is_comm[i] and spans_nodes(int(table.group[i]), devices_per_node) else 0.0,
         })
+        if hw.tier_names:  # bytes per memory tier, and the tier whose reads take the longest
+            rows[-1] |= _tier_columns(t, i, float(table.count[i]), hw)
     if stall_s > 0:
         # HBM still busy with prefetch traffic that spilled past the collective
         rows.append({"op": "prefetch_spill_wait", "kind": "prefetch", "count": 1.0, "bound": "memory",
@@ -285,6 +306,18 @@ def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float, 
                      "share": stall_s / phase_s if phase_s else 0.0, "flops": 0.0, "weight_bytes": 0.0,
                      "kv_bytes": 0.0, "activation_bytes": 0.0, "comm_bytes": 0.0, "scale_out_bytes": 0.0})
     return rows
+
+
+def _tier_columns(t: OpTimes, op: int, count: float, hw: HardwareArrays) -> dict[str, Any]:
+    """Bytes operator ``op`` moves in each memory tier (all its calls) and the tier whose reads
+    take it the longest (``none`` when it reads nothing from memory)."""
+    hbm = float(t.hbm_bytes[op, 0])
+    beyond = t.tier_bytes[:, op, 0] if t.tier_bytes is not None else np.zeros(len(hw.tier_names))
+    seconds = [hbm / float(t.hbm_Bps_eff[0])] + [
+        float(b) / float(hw.tier_Bps[0, j] * hw.tier_efficiency[0, j]) for j, b in enumerate(beyond)]
+    names = ("hbm", *hw.tier_names)
+    return {"tier_bytes": {name: b * count for name, b in zip(names, [hbm, *map(float, beyond)])},
+            "tier": names[int(np.argmax(seconds))] if max(seconds) > 0 else "none"}
 
 
 def _segment_rows(table: OpTable, res: PassResult) -> list[dict[str, Any]]:
@@ -334,6 +367,7 @@ def predict(
     prefetch_weights: bool | None = None,
     prefetch_kv: bool | None = None,
     check_memory: bool = True,
+    pins: dict[str, str] | None = None,
     cost_params: CostParameters | None = None,
     **hardware_overrides: float,
 ) -> Prediction:
@@ -359,7 +393,10 @@ def predict(
         prefetch: PRESERVE prefetching on or off (default: the hardware spec's setting).
         prefetch_weights, prefetch_kv: whether weights and the KV cache are prefetched
             (default: the hardware spec's ``prefetch`` block, both on).
-        check_memory: raise when weights + KV cache + activations exceed HBM.
+        check_memory: raise when weights + KV cache + activations exceed the placement tiers
+            (HBM, and LPDDR or other tiers beyond it where the device has them).
+        pins: pin a block to a memory tier, e.g. ``{"kv_cache": "lpddr"}`` (roofline.placement;
+            default: HBM first, the rest spilled in tier order).
         cost_params: cost, power and TCO parameters (default ``cost_specs/default.yaml``); their
             ``basis.cost`` names the basis of the dollar figures.
         **hardware_overrides: sweepable parameters with units in the name, e.g.
@@ -387,7 +424,11 @@ def predict(
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, collective_library=w.collective_library,
                                       async_tp=w.async_tp, **hardware_overrides)
-    memory = memory_per_device(m, w, par, float(arrays.hbm_capacity_bytes[0]))
+    memory = memory_per_device(m, w, par, float(arrays.placement_capacity_bytes[0]))
+    arrays = place_blocks(arrays, memory.weights_bytes, memory.kv_cache_bytes, memory.activation_bytes, pins, hw.name)
+    if arrays.tier_names:
+        memory = replace(memory, tiers=tuple(tier_rows(arrays, memory.weights_bytes, memory.kv_cache_bytes,
+                                                       memory.activation_bytes)))
     if check_memory and not memory.fits:
         raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")
     prefill = build_phase(m, w, par, "prefill")

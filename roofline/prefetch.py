@@ -164,10 +164,13 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     base = lay.member @ t.total_s
 
     wanted = np.zeros((len(fetch), hw.n))
+    # only what lives in HBM is prefetched (bytes placed in a slower tier are read from it in place)
+    w_hbm, kv_hbm = (1.0 - hw.weight_tier_fraction.sum(axis=1), 1.0 - hw.kv_tier_fraction.sum(axis=1)) \
+        if hw.spills else (1.0, 1.0)
     if hw.prefetch_weights:
-        wanted += table.prefetch_weight_bytes[fetch][:, None]
+        wanted += table.prefetch_weight_bytes[fetch][:, None] * w_hbm
     if hw.prefetch_kv:
-        wanted += t.kv_read_bytes[fetch]
+        wanted += t.kv_read_bytes[fetch] * kv_hbm
     end = _cumsum_within(wanted, fseg)  # bytes up to the end of each operator, per segment
     needed = lay.fetch_member @ wanted
     l2 = hw.l2_bytes
@@ -186,6 +189,8 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     in_l2 = rec.max(hi - lo, 0.0)
 
     memory = (t.hbm_bytes[fetch] - in_l2) / bw + (t.l2_bytes[fetch] + in_l2) / hw.l2_Bps
+    if t.tier_s is not None:
+        memory = memory + t.tier_s[fetch]
     op_time = rec.max(t.compute_s[fetch], memory) + hw.launch_s
     in_l2_seg = lay.fetch_member @ in_l2
     launches = lay.member.sum(axis=1)[:, None] * lost_gap_s

@@ -8,7 +8,7 @@ an :class:`~roofline.graph.OpTable`; results are arrays of shape (n_configs, n_o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -17,7 +17,7 @@ from roofline.collectives import TierArrays, collective_hbm_bytes, collective_ti
 from roofline.dtypes import peak_unit_for
 from roofline.exceptions import SpecError
 from roofline.graph import OpTable
-from roofline.hardware import DTYPES, GiB, HardwareSpec, MiB
+from roofline.hardware import DTYPES, TIER_NAMES, GiB, HardwareSpec, MiB
 
 __all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "gemm_reuse_bytes", "l2_bandwidth_Bps",
            "async_tp_saving_s", "SWEEPABLE", "Recorder"]
@@ -61,6 +61,32 @@ class HardwareArrays:
     l2_gemm_reuse: np.ndarray | float = 1.0  # 1: tiled GEMMs re-read operands that outgrow L2
     async_tp: bool = False  # prefill TP all-reduces overlap the next GEMM (Workload.async_tp)
     custom_allreduce: bool = True  # the links carry the frameworks' custom all-reduce
+    # memory tiers beyond HBM (MemorySpec.extra_tiers), shape (n, k), one column per tier; the
+    # placement (roofline.placement) says what fraction of the weights and of the KV cache each
+    # holds (the rest is in HBM); all (n, 0) on a device with only HBM
+    tier_names: tuple[str, ...] = ()
+    tier_capacity_bytes: np.ndarray | None = None
+    tier_Bps: np.ndarray | None = None
+    tier_efficiency: np.ndarray | None = None
+    weight_tier_fraction: np.ndarray | None = None
+    kv_tier_fraction: np.ndarray | None = None
+
+    @property
+    def placement_capacity_bytes(self) -> np.ndarray:
+        """(n,) bytes HBM and the extra tiers hold together: the memory-fit limit."""
+        if not self.tier_names:
+            return self.hbm_capacity_bytes
+        return self.hbm_capacity_bytes + self.tier_capacity_bytes.sum(axis=1)
+
+    @property
+    def spills(self) -> bool:
+        """Whether any configuration reads weights or KV cache from a tier beyond HBM."""
+        return bool(self.tier_names) and bool(np.any(self.weight_tier_fraction > 0)
+                                              or np.any(self.kv_tier_fraction > 0))
+
+    def with_placement(self, weight_fraction: np.ndarray, kv_fraction: np.ndarray) -> HardwareArrays:
+        """A copy whose extra tiers hold these (n, k) fractions of the weights and the KV cache."""
+        return replace(self, weight_tier_fraction=weight_fraction, kv_tier_fraction=kv_fraction)
 
     @property
     def n(self) -> int:
@@ -120,6 +146,9 @@ class HardwareArrays:
             "l2_gemm_reuse": mem.l2_gemm_reuse * ones,
         }
         peaks = {d: v * ones for d, v in c.peak_flops.items()}
+        tiers = mem.extra_tiers
+        tier_cols = {f"{t.name}_{part}": getattr(t, attr) * ones
+                     for t in tiers for part, attr in _TIER_PARTS.items()}
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -133,7 +162,13 @@ class HardwareArrays:
                                 + (" (the prefetch threshold is a fraction of the L2 capacity and cannot "
                                    "exceed it)" if key == "prefetch_threshold_fraction" else ""))
             field_name, convert = SWEEPABLE[key]
-            if field_name == "peak_scale":
+            if field_name.startswith("tier:"):
+                if field_name[5:] not in tier_cols:
+                    names = ", ".join(t.name for t in tiers) or "none beyond HBM"
+                    raise SpecError(f"hardware parameter {key}: {spec.name} has no such memory tier "
+                                    f"(its tiers: {names})")
+                tier_cols[field_name[5:]] = convert(arr).astype(float)
+            elif field_name == "peak_scale":
                 peaks = {d: v * arr for d, v in peaks.items()}
             elif field_name.startswith("peak:"):
                 peaks[field_name[5:]] = convert(arr)
@@ -142,6 +177,9 @@ class HardwareArrays:
         pf = spec.prefetch.enabled if prefetch is None else prefetch
         values["l2_Bps"] = l2_bandwidth_Bps(values["l2_bytes"], values["l2_Bps"], values.pop("l2_slice_bytes"),
                                             values.pop("l2_slice_Bps"))
+        def tier_matrix(part: str) -> np.ndarray:
+            return np.stack([tier_cols[f"{t.name}_{part}"] for t in tiers], axis=1) if tiers else np.zeros((n, 0))
+
         return cls(
             peak_flops=peaks, **values,
             prefetch=np.broadcast_to(np.asarray(pf, dtype=bool), (n,)).copy(),
@@ -150,6 +188,9 @@ class HardwareArrays:
             efficiency_curve_m=c.efficiency_curve_m, torus_dims=link.torus_dims,
             collective_library=collective_library, async_tp=async_tp,
             custom_allreduce=link.custom_allreduce,
+            tier_names=tuple(t.name for t in tiers), tier_capacity_bytes=tier_matrix("capacity"),
+            tier_Bps=tier_matrix("bandwidth"), tier_efficiency=tier_matrix("efficiency"),
+            weight_tier_fraction=np.zeros((n, len(tiers))), kv_tier_fraction=np.zeros((n, len(tiers))),
         )
 
 
@@ -171,7 +212,10 @@ def l2_bandwidth_Bps(l2_bytes: ArrayLike, fixed_Bps: ArrayLike, slice_bytes: Arr
     return np.where(sliced, slices * slice_Bps, np.asarray(fixed_Bps, dtype=float))
 
 
-_FRACTIONS = ("gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction",
+#: Parts of a memory tier a sweep may vary: column suffix -> MemoryTier attribute (SI).
+_TIER_PARTS = {"capacity": "capacity_bytes", "bandwidth": "bandwidth_Bps", "efficiency": "efficiency"}
+
+_FRACTIONS = (*(f"{t}_efficiency" for t in TIER_NAMES), "gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction",
               "activation_l2_hit", "nvls_efficiency", "prefetch_launch_gap_fraction", "l2_gemm_reuse")
 
 
@@ -211,6 +255,10 @@ SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "inter_node_latency_us": ("net_latency_s", _scale(1e-6)),
     "prefetch_threshold_fraction": ("prefetch_threshold_fraction", _scale(1.0)),
     "prefetch_launch_gap_fraction": ("prefetch_launch_gap_fraction", _scale(1.0)),
+    # memory tiers beyond HBM, by name (hardware.TIER_NAMES); only on a device that has the tier
+    **{f"{t}_capacity_GiB": (f"tier:{t}_capacity", _scale(GiB)) for t in TIER_NAMES},
+    **{f"{t}_bandwidth_GBps": (f"tier:{t}_bandwidth", _scale(1e9)) for t in TIER_NAMES},
+    **{f"{t}_efficiency": (f"tier:{t}_efficiency", _scale(1.0)) for t in TIER_NAMES},
 }
 
 
@@ -258,6 +306,11 @@ class OpTimes:
     l2_bytes: np.ndarray  # activation bytes served by L2 (they fit in it)
     kv_read_bytes: np.ndarray
     hbm_Bps_eff: np.ndarray  # (n,) achievable HBM bandwidth
+    # weights and KV bytes read or written in the tiers beyond HBM, shape (k, n_ops, n), and the
+    # time they take at each tier's achievable bandwidth, summed over tiers (n_ops, n); None when
+    # nothing is placed beyond HBM
+    tier_bytes: np.ndarray | None = None
+    tier_s: np.ndarray | None = None
 
 
 def _gemm_efficiency(table: OpTable, hw: HardwareArrays) -> np.ndarray:
@@ -298,6 +351,10 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     efficiency) + L2 bytes / L2 bandwidth, where the ``activation_l2_hit`` fraction of an operator's
     activations is served by L2 when they fit in it (its producer just wrote them; 0 by default);
     time = max(compute, memory) + launch overhead.
+    Weights and KV bytes placed beyond HBM (``hw.weight_tier_fraction``, ``hw.kv_tier_fraction``)
+    are read at their tier's bandwidth times efficiency, and those parts add to the memory time (no
+    overlap between tiers: one operator's reads from HBM and from LPDDR are timed one after the
+    other, the conservative bound; GEMM operand re-reads beyond L2 stay in HBM).
     Collectives take their alpha-beta time plus a launch. ``kv_len`` (shape (n,)) is the decode
     KV length; prefill tables ignore it. ``comm_s`` may pass in :func:`comm_times` computed
     earlier (they do not depend on the KV length).
@@ -315,10 +372,24 @@ def op_times(table: OpTable, hw: HardwareArrays, kv_len: ArrayLike | None = None
     compute = flops / _compute_rate(table, hw)
     hbm_eff = hw.hbm_Bps * hw.hbm_efficiency
     memory = hbm_bytes / hbm_eff + act_in_l2 / hw.l2_Bps
+    tier_bytes = tier_s = None
+    if hw.spills:
+        tier_bytes = _tier_bytes(table, kv_read, hw)
+        hbm_bytes = hbm_bytes - tier_bytes.sum(axis=0)
+        tier_s = (tier_bytes / (hw.tier_Bps * hw.tier_efficiency).T[:, None, :]).sum(axis=0)
+        memory = hbm_bytes / hbm_eff + act_in_l2 / hw.l2_Bps + tier_s
     comm = comm_times(table, hw) if comm_s is None else comm_s
     busy = rec.max(compute, memory) + hw.launch_s
     total = np.where(table.is_comm[:, None], comm + hw.launch_s, busy)
-    return OpTimes(compute, memory, total, flops, hbm_bytes, act_in_l2, kv_read, hbm_eff)
+    return OpTimes(compute, memory, total, flops, hbm_bytes, act_in_l2, kv_read, hbm_eff, tier_bytes, tier_s)
+
+
+def _tier_bytes(table: OpTable, kv_read: np.ndarray, hw: HardwareArrays) -> np.ndarray:
+    """(k, n_ops, n) weight and KV bytes each extra tier serves: every operator reads the same
+    fraction of its weights (and of its KV cache) from a tier as the tier holds of all of them."""
+    kv = kv_read + table.kv_write_bytes[:, None]
+    w_frac, kv_frac = hw.weight_tier_fraction.T[:, None, :], hw.kv_tier_fraction.T[:, None, :]
+    return table.weight_bytes[None, :, None] * w_frac + kv[None] * kv_frac
 
 
 #: Smallest block a GEMM keeps on chip without L2: a 128 x 128 threadblock tile in shared memory

@@ -139,7 +139,7 @@ def test_predict_runs_where_the_model_fits_and_refuses_cleanly_elsewhere(cli, mo
     tp = _tp(model_name, device)
     m = load_model(model_name)
     w = Workload.for_model(m, batch=1, input_len=256, output_len=8)
-    fits = memory_per_device(m, w, Parallelism(tp=tp), load_hardware(device).memory.hbm_capacity_bytes).fits
+    fits = memory_per_device(m, w, Parallelism(tp=tp), load_hardware(device).memory.placement_capacity_bytes).fits
     out = cli("predict", "-m", model_name, "-H", device, "--tp", str(tp), "--input", "256", "--output", "8",
               "--json")
     if fits:

@@ -13,6 +13,7 @@ import typer
 from roofline._paths import check_writable
 from roofline._specfile import Field
 from roofline.cli._common import check_output, print_table, user_errors
+from roofline.exceptions import SpecError
 from roofline.hardware import HARDWARE_FIELDS
 from roofline.model import load_model
 from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, Prediction, predict
@@ -82,6 +83,9 @@ PrefetchKV = Annotated[bool | None, typer.Option("--prefetch-kv/--no-prefetch-kv
                                                  help="Prefetch the KV cache (default: the device spec's setting).")]
 LinkBW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["link_bandwidth_GBps"]),
                                               help="Override the per-link bandwidth (GB/s per direction).")]
+Pins = Annotated[list[str] | None, typer.Option(
+    "--pin", help="Pin a block to a memory tier, BLOCK=TIER (repeat); blocks: weights, kv_cache; tiers: hbm and "
+                  "the device's further tiers (e.g. lpddr on gh200). Default: HBM first, the rest spilled in tier order.")]
 
 
 def _overrides(l2_mib: float | None, l2_bw: float | None, hbm_bw: float | None, threshold: float | None,
@@ -163,6 +167,7 @@ def predict_command(
     prefetch_weights: PrefetchWeights = None,
     prefetch_kv: PrefetchKV = None,
     link_bandwidth: LinkBW = None,
+    pin: Pins = None,
     calibrated: Annotated[bool, typer.Option(
         "--calibrated", help="Use the device's calibrated profile (hardware_specs/calibrated/).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (times in ms, unit in the key).")] = False,
@@ -194,6 +199,7 @@ def predict_command(
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
                 collective_library=str(getattr(collective_library, "value", collective_library)),
                 async_tp=async_tp, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
+                pins=_pins(pin),
                 cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))),
                 **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
     if plot is not None:
@@ -219,13 +225,17 @@ def predict_command(
                     f"{k.upper()}: {DEFINITIONS[k]}" for k in TIME_DEFINITIONS))
     _print_economics(p)
     if breakdown:
+        tiers = [t["tier"] for t in p.memory.tiers]  # empty on a device with HBM only
         for phase in ("prefill", "decode"):
             rows = [[r["op"], r["kind"], r["bound"], r["count"], r["time_ms"], r["share"] * 100,
                      r["flops"] / 1e9, (r["weight_bytes"] + r["kv_bytes"] + r["activation_bytes"]) / 2**20]
+                    + ([r.get("tier", "none")] + [r.get("tier_bytes", {}).get(t, 0.0) / 2**20 for t in tiers]
+                       if tiers else [])
                     for r in p.breakdown[phase]]
             label = "per step, mean over the decode steps" if phase == "decode" else "one pass"
             print_table(f"{phase} breakdown ({label})",
-                        ["op", "kind", "bound", "count", "time ms", "share %", "GFLOP", "MiB"], rows)
+                        ["op", "kind", "bound", "count", "time ms", "share %", "GFLOP", "MiB"]
+                        + (["slowest tier"] + [f"{t} MiB" for t in tiers] if tiers else []), rows)
     if segments or breakdown:
         for phase in ("prefill", "decode"):
             rows = [[s["segment"], s["after"], s["collective_us"], s["needed_MiB"], s["prefetched_during_collective_MiB"],
@@ -235,6 +245,17 @@ def predict_command(
                 print_table(f"{phase} prefetch segments" + (" (middle decode step)" if phase == "decode" else ""),
                             ["segment", "after", "coll us", "needed MiB", "during coll MiB", "from L2 MiB",
                              "limited by", "coll/prefetch", "base us", "time us"], rows)
+
+
+def _pins(pins: list[str] | None) -> dict[str, str]:
+    """``["kv_cache=lpddr"]`` -> ``{"kv_cache": "lpddr"}`` (the blocks and tiers are checked by predict)."""
+    out: dict[str, str] = {}
+    for text in pins or []:
+        block, sep, tier = text.partition("=")
+        if not sep or not block.strip() or not tier.strip():
+            raise SpecError(f"--pin {text!r}: expected BLOCK=TIER, e.g. kv_cache=lpddr")
+        out[block.strip()] = tier.strip()
+    return out
 
 
 def _write_plots(p: Prediction, hardware: Any, stem: Path) -> list[Path]:
