@@ -56,6 +56,25 @@ def engine_rate(processes: int, chunks_each: int = 20) -> float:
     return done / (time.perf_counter() - start)
 
 
+def tiered_rate(chunks: int = 10) -> float:
+    """One process: Llama-3-8B on GH200 with its KV cache spilled into the Grace LPDDR tier, the LPDDR
+    bandwidth and capacity swept with the HBM bandwidth (the memory-tier path of the engine)."""
+    tune_malloc()
+    scenario = Scenario(roofline.load_model("llama-3-8b"), Workload(batch=32, input_len=32000, output_len=256),
+                        Parallelism(), roofline.load_hardware("gh200"))
+
+    def params(seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return dict(hbm_bandwidth_GBps=rng.uniform(1000, 8000, CHUNK), lpddr_bandwidth_GBps=rng.uniform(100, 900, CHUNK),
+                    lpddr_capacity_GiB=rng.uniform(50, 480, CHUNK))
+
+    evaluate_configs(scenario, CHUNK, prefetch=True, **params(0))
+    start = time.perf_counter()
+    for seed in range(chunks):
+        evaluate_configs(scenario, CHUNK, prefetch=True, **params(seed))
+    return chunks * CHUNK / (time.perf_counter() - start)
+
+
 def bench_sweep(points: int, workers: int) -> None:
     side = round(points ** (1 / 3))
     spec = sweep_from_dict({
@@ -89,3 +108,5 @@ if __name__ == "__main__":
     print(f"  one process:        {engine_rate(1):>12,.0f} configurations per second")
     cores = os.cpu_count() or 1
     print(f"  {cores} processes:        {engine_rate(cores):>12,.0f} configurations per second")
+    print("engine with a memory tier: Llama-3-8B on GH200, KV cache spilled into LPDDR, HBM and LPDDR swept:")
+    print(f"  one process:        {tiered_rate():>12,.0f} configurations per second")

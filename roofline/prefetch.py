@@ -166,11 +166,12 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     wanted = np.zeros((len(fetch), hw.n))
     # only what lives in HBM is prefetched (bytes placed in a slower tier are read from it in place)
     w_hbm, kv_hbm = (1.0 - hw.weight_tier_fraction.sum(axis=1), 1.0 - hw.kv_tier_fraction.sum(axis=1)) \
-        if hw.spills else (1.0, 1.0)
+        if hw.spills else (None, None)
     if hw.prefetch_weights:
-        wanted += table.prefetch_weight_bytes[fetch][:, None] * w_hbm
+        weights = table.prefetch_weight_bytes[fetch][:, None]
+        wanted += weights if w_hbm is None else weights * w_hbm
     if hw.prefetch_kv:
-        wanted += t.kv_read_bytes[fetch] * kv_hbm
+        wanted += t.kv_read_bytes[fetch] if kv_hbm is None else t.kv_read_bytes[fetch] * kv_hbm
     end = _cumsum_within(wanted, fseg)  # bytes up to the end of each operator, per segment
     needed = lay.fetch_member @ wanted
     l2 = hw.l2_bytes

@@ -185,3 +185,15 @@ def test_cli_breakdown_shows_the_tier_and_pin_errors_exit_2() -> None:
     res = runner.invoke(app, ["predict", "-m", "llama-3-8b", "-H", "gh200", "--pin", "kv_cache=lpddr", "--json"])
     assert res.exit_code == 0, res.output
     assert '"kv_cache_GiB": 0.0' in res.output  # nothing of the KV cache left in HBM
+
+
+def test_bytes_in_a_slower_tier_are_not_prefetched() -> None:
+    # everything pinned to LPDDR: nothing lives in HBM, so PRESERVE has nothing to prefetch into L2
+    kw = dict(batch=4, input_len=1024, output_len=16, tp=4, pins={"weights": "lpddr", "kv_cache": "lpddr"})
+    on = roofline.predict("llama-3-8b", "gh200", prefetch=True, **kw)
+    off = roofline.predict("llama-3-8b", "gh200", prefetch=False, **kw)
+    assert on.tpot_s == off.tpot_s and on.ttft_s == off.ttft_s
+    # the same case in HBM does gain from prefetching
+    hbm = {**kw, "pins": None}
+    assert roofline.predict("llama-3-8b", "gh200", prefetch=True, **hbm).tpot_s \
+        < roofline.predict("llama-3-8b", "gh200", prefetch=False, **hbm).tpot_s
