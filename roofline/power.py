@@ -90,6 +90,10 @@ def pass_energy_j(table: OpTable, times: OpTimes, prefetch: SegmentPrefetch | No
     per_op = (times.flops * _op_joules_per_flop(table, rates)[:, None]
               + times.hbm_bytes * rates.hbm_byte_j + times.l2_bytes * rates.l2_byte_j
               + (link * rates.link_byte_j)[:, None])
+    if times.tier_bytes is not None:
+        # bytes read from a tier beyond HBM (LPDDR over NVLink-C2C) at the HBM energy per byte: no
+        # sourced per-tier figure yet (MemoryTier.energy_pj_per_byte is unused); a lower bound
+        per_op = per_op + times.tier_bytes.sum(axis=0) * rates.hbm_byte_j
     energy = table.count @ per_op
     if prefetch is not None and len(table.segments):
         counts = np.array([s.count for s in table.segments])

@@ -197,3 +197,23 @@ def test_bytes_in_a_slower_tier_are_not_prefetched() -> None:
     hbm = {**kw, "pins": None}
     assert roofline.predict("llama-3-8b", "gh200", prefetch=True, **hbm).tpot_s \
         < roofline.predict("llama-3-8b", "gh200", prefetch=False, **hbm).tpot_s
+
+
+def test_bytes_in_a_slower_tier_still_cost_energy() -> None:
+    # the same bytes move whether the KV cache sits in HBM or in LPDDR: the dynamic energy of a decode
+    # step is the same (tier bytes at the HBM energy per byte), though the step takes longer
+    from roofline.cost import load_cost_parameters
+    from roofline.power import energy_rates, pass_energy_j
+
+    spec, m = load_hardware("gh200"), roofline.load_model("llama-3-8b")
+    w, par = Workload(**SPILL), Parallelism()
+    mem = memory_per_device(m, w, par, 0.0)
+    plain = HardwareArrays.from_spec(spec, prefetch=False)
+    spilled = place_blocks(plain, mem.weights_bytes, mem.kv_cache_bytes, mem.activation_bytes)
+    decode = build_phase(m, w, par, "decode")
+    rates = energy_rates(load_cost_parameters(), spec)
+    kv_len = np.array([32100.0])
+    t_spilled, t_plain = op_times(decode, spilled, kv_len), op_times(decode, plain, kv_len)
+    assert t_spilled.tier_bytes is not None and t_spilled.memory_s.sum() > t_plain.memory_s.sum()
+    assert pass_energy_j(decode, t_spilled, None, rates)[0] == pytest.approx(
+        pass_energy_j(decode, t_plain, None, rates)[0], rel=1e-12)
