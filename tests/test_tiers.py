@@ -217,3 +217,16 @@ def test_bytes_in_a_slower_tier_still_cost_energy() -> None:
     assert t_spilled.tier_bytes is not None and t_spilled.memory_s.sum() > t_plain.memory_s.sum()
     assert pass_energy_j(decode, t_spilled, None, rates)[0] == pytest.approx(
         pass_energy_j(decode, t_plain, None, rates)[0], rel=1e-12)
+
+
+def test_sweep_files_take_tier_parameters_and_check_their_bounds() -> None:
+    from roofline.sweepfile import sweep_from_dict
+
+    base = {"name": "t", "hardware": "gh200", "model": "llama-3-8b",
+            "workload": {"batch": 32, "input_len": 32000, "output_len": 256}, "parallelism": {"tp": 1}}
+    spec = sweep_from_dict({**base, "sweep": {"lpddr_bandwidth_GBps": [225, 450]}}, "t.yaml")
+    assert [p.name for p in spec.parameters] == ["lpddr_bandwidth_GBps"]
+    with pytest.raises(SpecError, match=r"lpddr_bandwidth_GBps.*> 0"):
+        sweep_from_dict({**base, "sweep": {"lpddr_bandwidth_GBps": [0, 450]}}, "t.yaml")
+    with pytest.raises(SpecError, match=r"lpddr_efficiency.*<= 1"):
+        sweep_from_dict({**base, "sweep": {"lpddr_efficiency": [0.5, 1.5]}}, "t.yaml")
