@@ -25,12 +25,12 @@ def _best_of(func, repeat: int = 7, number: int = 200) -> float:
 
 def bench_predict() -> None:
     model, hw = roofline.load_model("llama-3-70b"), roofline.load_hardware("h100-sxm")
-    kwargs = dict(tp=8, batch=4, input_len=4096, output_len=512)
+    kwargs = dict(tp=8, batch=4, input_len=4096, output_len=512, prefetch=True)  # off by default
     roofline.predict(model, hw, **kwargs)
     warm = _best_of(lambda: roofline.predict(model, hw, **kwargs))
     counter = iter(range(10**9))
     cold = _best_of(lambda: roofline.predict(model, hw, tp=8, batch=4, input_len=4096 + next(counter),
-                                             output_len=512))
+                                             output_len=512, prefetch=True))
     by_name = _best_of(lambda: roofline.predict("llama-3-70b", "h100-sxm", **kwargs), number=20)
     print("one prediction, Llama-3-70B on 8x H100, both phases, prefetch on (target < 0.5 ms):")
     print(f"  specs loaded, operator tables cached   {warm * 1e3:8.3f} ms")

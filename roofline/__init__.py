@@ -11,7 +11,7 @@ from roofline.exceptions import InfeasibleConfigError, RooflineError, SpecError
 from roofline.hardware import HardwareSpec, list_hardware, load_hardware
 from roofline.model import ModelSpec, list_models, load_model
 from roofline.predict import DEFINITIONS, Prediction, predict
-from roofline.workload import Parallelism, Workload
+from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 __version__ = "0.1.0"
 
@@ -25,6 +25,7 @@ __all__ = [
     "RooflineError",
     "SpecError",
     "Workload",
+    "PrefetchSettings",
     "list_hardware",
     "list_models",
     "load_hardware",

@@ -2,9 +2,9 @@
 
 A run's inputs are the normalised sweep file (its parsed content, so that comments, key order
 and the file's location do not matter), the bytes of every model, device and cost spec it uses,
-the chunk size and number of points (which decide how rows are split into part files) and the
+the chunk size and number of points (which decide how rows are split into part files), the
 code version (the package version and a hash of its sources, since other code may give other
-numbers).
+numbers) and the spec schema versions (the layout this code reads, and each device file's).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from roofline._specfile import resolve_spec
 from roofline.cost import DEFAULT_COST_SPEC
+from roofline.hardware import SCHEMA_VERSION, load_hardware
 from roofline.sweepfile import SweepSpec
 
 __all__ = ["code_version", "file_hash", "sweep_inputs"]
@@ -62,11 +63,13 @@ def _spec_names(spec: SweepSpec, key: str, top: tuple[str, ...]) -> list[str]:
 def sweep_inputs(spec: SweepSpec, chunk_size: int, total_points: int) -> dict[str, str]:
     """Name -> fingerprint of everything a sweep's rows depend on (names read in messages)."""
     inputs = {"sweep file": _digest(_normalised(spec).encode()), "chunk size": str(chunk_size),
-              "total points": str(total_points), "code version": code_version()}
+              "total points": str(total_points), "code version": code_version(),
+              "schema version": str(SCHEMA_VERSION)}
     for name in _spec_names(spec, "model", spec.models):
         inputs[f"model spec {name}"] = file_hash(resolve_spec(name, "model_specs", "model"))
     for name in _spec_names(spec, "hardware", spec.hardware):
         inputs[f"hardware spec {name}"] = file_hash(resolve_spec(name, "hardware_specs", "hardware"))
+        inputs[f"hardware spec {name} schema_version"] = str(load_hardware(name).schema_version)
     cost = Path(spec.cost_file) if spec.cost_file else DEFAULT_COST_SPEC
     inputs[f"cost spec {cost.name}"] = file_hash(cost)
     return inputs

@@ -25,7 +25,7 @@ from roofline.placement import place_blocks
 from roofline.power import EnergyRates, energy_rates, pass_energy_and_capped
 from roofline.predict import decode_kv_range, memory_per_device
 from roofline.timing import HardwareArrays, Recorder
-from roofline.workload import Parallelism, Workload
+from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 __all__ = ["Scenario", "evaluate_configs", "METRICS", "BOUNDS"]
 
@@ -51,7 +51,7 @@ METRICS = {
 
 @dataclass(frozen=True)
 class Scenario:
-    """What stays fixed while hardware parameters vary."""
+    """What stays fixed while hardware parameters vary (prefetching: off unless the scenario says)."""
 
     model: ModelSpec
     workload: Workload
@@ -59,6 +59,7 @@ class Scenario:
     hardware: HardwareSpec
     #: blocks pinned to a memory tier, e.g. (("kv_cache", "lpddr"),) (roofline.placement)
     pins: tuple[tuple[str, str], ...] = ()
+    prefetch: PrefetchSettings = PrefetchSettings()
 
     @property
     def devices(self) -> int:
@@ -87,7 +88,7 @@ def evaluate_configs(
     Args:
         scenario: model, workload, parallelism and base device.
         n: number of configurations; every array in ``hardware_params`` has shape (n,) or ().
-        prefetch: bool per configuration (default: the device spec's setting).
+        prefetch: bool per configuration (default: ``scenario.prefetch.enabled``, off).
         cost_params: cost model parameters (default: cost_specs/default.yaml).
         **hardware_params: sweepable parameters (units in the names, see
             ``roofline.timing.SWEEPABLE``), e.g. ``l2_capacity_MiB=np.array([0, 64, 128])``.
@@ -98,7 +99,7 @@ def evaluate_configs(
     model, w, par = scenario.model, scenario.workload, scenario.parallelism
     hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=prefetch,
                                   collective_library=w.collective_library, async_tp=w.async_tp,
-                                  **hardware_params)
+                                  prefetch_settings=scenario.prefetch, **hardware_params)
     memory = memory_per_device(model, w, par, 0.0)
     hw = place_blocks(hw, memory.weights_bytes, memory.kv_cache_bytes, memory.activation_bytes,
                       dict(scenario.pins), scenario.hardware.name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RooflineError", "SpecError", "InfeasibleConfigError"]
+__all__ = ["RooflineError", "SpecError", "InfeasibleConfigError", "RooflineWarning", "SpecDeprecationWarning"]
 
 
 class RooflineError(Exception):
@@ -15,3 +15,11 @@ class SpecError(RooflineError):
 
 class InfeasibleConfigError(RooflineError):
     """The configuration cannot run: out of memory, or a parallelism the model cannot be split by."""
+
+
+class RooflineWarning(UserWarning):
+    """Input that still works but should change; the CLI prints it as one line on stderr, once."""
+
+
+class SpecDeprecationWarning(RooflineWarning):
+    """A spec file uses a layout of an older schema version (it still loads)."""

@@ -6,13 +6,22 @@ Spec files keep vendor units in their key names (``peak_tflops``, ``hbm_bandwidt
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from roofline._specfile import Block, Field, bundled_names, printable, read_yaml, resolve_spec
+from roofline._specfile import (
+    Block,
+    Field,
+    bundled_names,
+    name_from_stem,
+    printable,
+    read_yaml,
+    resolve_spec,
+)
 from roofline.dtypes import PEAK_UNITS, peak_unit_for
-from roofline.exceptions import SpecError
+from roofline.exceptions import SpecDeprecationWarning, SpecError
 
 __all__ = [
     "ComputeSpec",
@@ -21,8 +30,8 @@ __all__ = [
     "TIER_NAMES",
     "LinkTier",
     "DieSpec",
-    "PrefetchSpec",
     "HardwareSpec",
+    "SCHEMA_VERSION",
     "load_hardware",
     "list_hardware",
     "SourcedValue",
@@ -37,6 +46,9 @@ DTYPES = PEAK_UNITS
 TOPOLOGIES = ("switched", "full_mesh", "torus_2d")
 GiB = 1024**3
 MiB = 1024**2
+#: Version of the hardware spec layout. 1 (no ``schema_version`` key): legacy, a ``prefetch:``
+#: block is accepted with a deprecation warning and ignored; 2: no ``prefetch:`` block.
+SCHEMA_VERSION = 2
 
 #: Names a memory tier beyond HBM may take (each gets sweepable ``{name}_capacity_GiB``,
 #: ``{name}_bandwidth_GBps`` and ``{name}_efficiency`` in :data:`roofline.timing.SWEEPABLE`).
@@ -97,7 +109,6 @@ DIE_FIELDS = _fields(
     Field("tdp_w", "W", 0.0, 1e7, default=0.0),
     Field("num_dies", "", 1, 1_000, kind="integer", default=1),
 )
-PREFETCH_FIELDS = _fields(Field("threshold_fraction", "", 0.0, 1.0, default=0.75))
 #: The user-facing hardware parameters of sweeps and CLI overrides, by name
 HARDWARE_FIELDS = {
     **MEMORY_FIELDS, **{k: v for k, v in COMPUTE_FIELDS.items()},
@@ -397,29 +408,12 @@ class DieSpec:
         )
 
 
-@dataclass(frozen=True)
-class PrefetchSpec:
-    """PRESERVE prefetching: what is prefetched into L2 during collectives, and how much."""
-
-    enabled: bool = True
-    threshold_fraction: float = 0.75  # of L2 capacity; the cap on bytes prefetched per collective
-    weights: bool = True
-    kv_cache: bool = True
-    # share of kernel-launch gaps in which the prefetch stream may use HBM (roofline.prefetch);
-    # unmeasured on every device, so 0 by default and documented both ways
-    launch_gap_fraction: float = 0.0
-
-    @classmethod
-    def from_block(cls, b: Block) -> PrefetchSpec:
-        b.check_keys([], ["enabled", "threshold_fraction", "weights", "kv_cache", "launch_gap_fraction"])
-        d = cls()
-        return cls(
-            enabled=b.boolean("enabled", default=d.enabled),
-            threshold_fraction=b.field(PREFETCH_FIELDS["threshold_fraction"]),
-            weights=b.boolean("weights", default=d.weights),
-            kv_cache=b.boolean("kv_cache", default=d.kv_cache),
-            launch_gap_fraction=b.number("launch_gap_fraction", default=d.launch_gap_fraction, maximum=1.0),
-        )
+def _warn_legacy_prefetch(file: Path | str) -> None:
+    """A schema-1 spec's ``prefetch:`` block: prefetching is a runtime technique, not the chip's."""
+    warnings.warn(SpecDeprecationWarning(
+        f"{file}: the 'prefetch:' block is ignored: prefetching is a scenario setting now (off by default; "
+        f"predict/compare --prefetch, predict(prefetch=True), a sweep file's 'scenario: {{prefetch: ...}}'); "
+        f"remove the block and add 'schema_version: {SCHEMA_VERSION}'"), stacklevel=4)
 
 
 @dataclass(frozen=True)
@@ -434,14 +428,18 @@ class HardwareSpec:
     inter_node: LinkTier
     devices_per_node: int
     die: DieSpec | None = None
-    prefetch: PrefetchSpec = field(default_factory=PrefetchSpec)
     source_file: str = ""
+    schema_version: int = SCHEMA_VERSION  # of the file it came from: 1 (no schema_version key) is legacy
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], file: Path | str = "<dict>") -> HardwareSpec:
         top = Block(data, file)
+        version = top.integer("schema_version", maximum=SCHEMA_VERSION) if top.has("schema_version") else 1
         top.check_keys(["name", "compute", "memory", "interconnect"],
-                       ["description", "die", "prefetch", "notes", "calibration"])
+                       ["schema_version", "description", "die", "notes", "calibration"]
+                       + (["prefetch"] if version == 1 else []))
+        if top.has("prefetch"):
+            _warn_legacy_prefetch(file)
         links = top.block("interconnect")
         links.check_keys(["intra_node", "inter_node"])
         intra, per_node = LinkTier.intra_from_block(links.block("intra_node"))
@@ -454,15 +452,14 @@ class HardwareSpec:
             inter_node=LinkTier.inter_from_block(links.block("inter_node")),
             devices_per_node=per_node,
             die=DieSpec.from_block(top.block("die")) if top.has("die") else None,
-            prefetch=PrefetchSpec.from_block(top.block("prefetch")) if top.has("prefetch") else PrefetchSpec(),
             source_file=str(file),
+            schema_version=version,
         )
 
     def with_overrides(self, **changes: float | bool | None) -> HardwareSpec:
         """A copy with SI-unit overrides, e.g. ``l2_capacity_bytes=64 * 2**20``."""
         groups = {
             "memory": self.memory, "compute": self.compute, "intra_node": self.intra_node,
-            "prefetch": self.prefetch,
         }
         updated: dict[str, Any] = {}
         for key, value in changes.items():
@@ -487,7 +484,7 @@ def load_hardware(name_or_path: str | Path) -> HardwareSpec:
     if isinstance(name_or_path, HardwareSpec):
         return name_or_path
     path = resolve_spec(name_or_path, "hardware_specs", "hardware")
-    return HardwareSpec.from_dict(read_yaml(path), path)
+    return HardwareSpec.from_dict(name_from_stem(read_yaml(path), path, "hardware"), path)
 
 
 def list_hardware() -> list[str]:

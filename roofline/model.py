@@ -7,7 +7,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from roofline._specfile import Block, bundled_names, printable, read_json, read_yaml, resolve_spec
+from roofline._specfile import (
+    Block,
+    bundled_names,
+    name_from_stem,
+    printable,
+    read_json,
+    read_yaml,
+    resolve_spec,
+)
 from roofline.attention import (
     ATTENTION_KINDS,
     SOFTMAX_KINDS,
@@ -523,7 +531,7 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
     path = resolve_spec(name_or_path, "model_specs", "model")
     if path.suffix.lower() == ".json":
         return model_from_hf_config(path)
-    return ModelSpec.from_dict(read_yaml(path), path)
+    return ModelSpec.from_dict(name_from_stem(read_yaml(path), path, "model"), path)
 
 
 def list_models() -> list[str]:

@@ -29,7 +29,7 @@ from roofline.placement import place_blocks, tier_rows
 from roofline.power import energy_rates, pass_energy_and_capped
 from roofline.prefetch import LIMITS
 from roofline.timing import HardwareArrays, OpTimes, Recorder
-from roofline.workload import Parallelism, Workload
+from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +51,10 @@ DEFINITIONS = {
             "wafer, yield, wafer price), HBM stacks, packaging, links and a host share per device "
             "(cost_specs/default.yaml, docs/cost_model.md); performance per cost is throughput per 1000 "
             "USD of system cost",
-    "l2": "L2 holds what prefetching puts there: after each collective, the weights and KV cache of the "
+    "prefetch": "PRESERVE prefetching is a runtime technique the scenario turns on (off by default, so a "
+                "plain prediction is the device as deployed today; --prefetch, predict(prefetch=True), a "
+                "sweep's prefetch parameter); baseline_* metrics are the same configuration without it",
+    "l2": "L2 holds what prefetching, when on, puts there: after each collective, the weights and KV cache of the "
           "operators up to the next collective, capped by threshold_fraction x L2 capacity and by the L2 "
           "the working set leaves free; prefetched bytes are read at the L2 bandwidth, everything else "
           "from HBM (activations hit L2 only at the device's activation_l2_hit fraction); without "
@@ -366,6 +369,7 @@ def predict(
     prefetch: bool | None = None,
     prefetch_weights: bool | None = None,
     prefetch_kv: bool | None = None,
+    prefetch_settings: PrefetchSettings | None = None,
     check_memory: bool = True,
     pins: dict[str, str] | None = None,
     cost_params: CostParameters | None = None,
@@ -390,9 +394,13 @@ def predict(
             small messages, NCCL above; their default) or ``nccl``.
         async_tp: overlap prefill TP all-reduces with the next GEMM (default off).
         workload, parallelism: full objects instead of the keyword shortcuts.
-        prefetch: PRESERVE prefetching on or off (default: the hardware spec's setting).
-        prefetch_weights, prefetch_kv: whether weights and the KV cache are prefetched
-            (default: the hardware spec's ``prefetch`` block, both on).
+        prefetch: PRESERVE prefetching on or off (default: ``prefetch_settings.enabled``, off).
+        prefetch_weights, prefetch_kv: whether weights and the KV cache are prefetched when
+            prefetching is on (default: both).
+        prefetch_settings: the scenario's prefetching (:class:`roofline.workload.PrefetchSettings`:
+            on/off, threshold, weights, KV cache, launch-gap share); default off. The threshold and
+            launch-gap share may also be given as ``prefetch_threshold_fraction=...`` and
+            ``prefetch_launch_gap_fraction=...``.
         check_memory: raise when weights + KV cache + activations exceed the placement tiers
             (HBM, and LPDDR or other tiers beyond it where the device has them).
         pins: pin a block to a memory tier, e.g. ``{"kv_cache": "lpddr"}`` (roofline.placement;
@@ -415,15 +423,17 @@ def predict(
         True
     """
     m, hw = _resolve(model, hardware)
+    settings = prefetch_settings or PrefetchSettings()
     if prefetch_weights is not None or prefetch_kv is not None:
-        hw = hw.with_overrides(weights=prefetch_weights, kv_cache=prefetch_kv)
+        settings = replace(settings, weights=settings.weights if prefetch_weights is None else prefetch_weights,
+                           kv_cache=settings.kv_cache if prefetch_kv is None else prefetch_kv)
     w = workload or Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, batch=batch,
                                        input_len=input_len, output_len=output_len, moe_skew=moe_skew,
                                        moe_prefetch=moe_prefetch, collective_library=collective_library,
                                        async_tp=async_tp)
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, collective_library=w.collective_library,
-                                      async_tp=w.async_tp, **hardware_overrides)
+                                      async_tp=w.async_tp, prefetch_settings=settings, **hardware_overrides)
     memory = memory_per_device(m, w, par, float(arrays.placement_capacity_bytes[0]))
     arrays = place_blocks(arrays, memory.weights_bytes, memory.kv_cache_bytes, memory.activation_bytes, pins, hw.name)
     if arrays.tier_names:

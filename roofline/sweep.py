@@ -42,7 +42,7 @@ from roofline.predict import DEFINITIONS
 from roofline.serving.columns import SERVING_METRICS, serving_columns
 from roofline.sweepfile import SweepSpec
 from roofline.timing import HardwareArrays
-from roofline.workload import Parallelism, Workload
+from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,15 +52,18 @@ __all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario
 PARTS = ".parts"
 
 
-def scenario_for(values: dict[str, Any]) -> Scenario:
-    """The Scenario of one structural combination (raises for an impossible parallelism)."""
+def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = None) -> Scenario:
+    """The Scenario of one structural combination (raises for an impossible parallelism).
+
+    ``prefetch``: the sweep file's ``scenario: {prefetch: ...}`` settings (default: off).
+    """
     model = load_model(values["model"])
     workload = Workload.for_model(model, values.get("dtype"), batch=int(values["batch"]),
                                   input_len=int(values["input_len"]), output_len=int(values["output_len"]),
                                   kv_dtype=values.get("kv_dtype"), op_dtypes=values.get("op_dtypes"))
     par = Parallelism(tp=int(values["tp"]), pp=int(values["pp"]), dp=int(values["dp"]), ep=int(values["ep"]))
     par.check(model)
-    return Scenario(model, workload, par, load_hardware(values["hardware"]))
+    return Scenario(model, workload, par, load_hardware(values["hardware"]), prefetch or PrefetchSettings())
 
 
 @lru_cache(maxsize=8)
@@ -91,7 +94,7 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
 
 def evaluate_rows(spec: SweepSpec, combo: dict[str, Any], params: dict[str, np.ndarray]) -> dict[str, Any]:
     """Metrics and configuration columns for the hardware points ``params`` of one combination."""
-    scenario = scenario_for(combo)
+    scenario = scenario_for(combo, spec.prefetch)
     n = len(next(iter(params.values()))) if params else 1
     hw_params = {k: v for k, v in params.items() if k != "prefetch"}
     m = evaluate_configs(scenario, n, prefetch=params.get("prefetch"), cost_params=cost_parameters(spec),
@@ -109,7 +112,7 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any], params: dict[str, np.n
     for name, values in params.items():
         columns[name] = np.broadcast_to(values, (n,))
     if "prefetch" not in params:
-        columns["prefetch"] = np.full(n, scenario.hardware.prefetch.enabled)
+        columns["prefetch"] = np.full(n, scenario.prefetch.enabled)
     columns.update({k: v for k, v in m.items() if k != "decode_bound"})
     columns["decode_bound"] = np.asarray(BOUNDS)[m["decode_bound"]]
     if spec.serving is not None:  # serving metrics of the same configurations (roofline.serving)

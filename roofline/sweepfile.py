@@ -17,6 +17,10 @@ parameters, constraints, the objective and the cost-model overrides::
     objective: {maximize: tok_s_per_kusd}
     pareto: {minimize: [system_cost_usd], maximize: [throughput_tok_s]}
     cost: {overrides: {"hbm.usd_per_GB.HBM3": 12.0}}
+    scenario: {prefetch: {threshold_fraction: 0.75, launch_gap_fraction: 0.0}}   # prefetching's settings
+
+Prefetching is a runtime technique, not a property of the device: off unless the file sweeps
+``prefetch`` or sets ``scenario: {prefetch: {enabled: true}}``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from roofline.hardware import HARDWARE_FIELDS, load_hardware
 from roofline.model import load_model
 from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
 from roofline.timing import SWEEPABLE
-from roofline.workload import parse_op_dtypes
+from roofline.workload import PrefetchSettings, parse_op_dtypes
 
 __all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "METRIC_NAMES",
            "SweepBudget", "sweep_budget", "check_budget"]
@@ -132,6 +136,9 @@ class SweepSpec:
     search: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     serving: ServingBlock | None = None  # the serving: block (roofline.serving.columns)
+    #: ``scenario: {prefetch: {...}}``: prefetching's threshold, what it fetches and whether it is
+    #: on where ``prefetch`` is not swept (default: off)
+    prefetch: PrefetchSettings = PrefetchSettings()
 
     @property
     def hardware_parameters(self) -> tuple[Parameter, ...]:
@@ -299,7 +306,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     b = Block(data, file)
     b.check_keys(["hardware", "model"],
                  ["name", "description", "workload", "parallelism", "sweep", "constraints", "objective",
-                  "pareto", "cost", "search", "serving"])
+                  "pareto", "cost", "search", "serving", "scenario"])
     # dtype None: the model's HF quantization_config, else bf16 (Workload.for_model)
     fixed: dict[str, Any] = {"batch": 1, "input_len": 2048, "output_len": 128, "dtype": None,
                              "kv_dtype": None, "op_dtypes": (), "tp": 1, "pp": 1, "dp": 1, "ep": 1}
@@ -341,6 +348,12 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
                        or m == "min_goodput_tok_s"]
     if serving_metrics and serving is None:
         raise SpecError(f"{file}: {serving_metrics[0]} needs a serving: block (workload, engine, SLO)")
+    prefetch = PrefetchSettings()
+    if b.has("scenario"):
+        scenario = b.block("scenario")
+        scenario.check_keys([], ["prefetch"])
+        if scenario.has("prefetch"):
+            prefetch = PrefetchSettings.from_mapping(scenario.block("prefetch").data, f"{file}: scenario.prefetch")
     models, devices = _names(b, "model"), _names(b, "hardware")
     _check_specs(file, "model", models, load_model)
     _check_specs(file, "hardware", devices, load_hardware)
@@ -348,7 +361,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
         name=str(b.raw("name", Path(file).stem)), path=str(file), hardware=devices,
         models=models, fixed=fixed, parameters=tuple(parameters), constraints=constraints,
         objective=objective, pareto=_pareto(b), cost_file=cost_file, cost_overrides=overrides,
-        search=search, description=str(b.raw("description", "")), serving=serving,
+        search=search, description=str(b.raw("description", "")), serving=serving, prefetch=prefetch,
     )
 
 

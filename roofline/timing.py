@@ -18,6 +18,7 @@ from roofline.dtypes import peak_unit_for
 from roofline.exceptions import SpecError
 from roofline.graph import OpTable
 from roofline.hardware import DTYPES, TIER_NAMES, GiB, HardwareSpec, MiB
+from roofline.workload import PrefetchSettings
 
 __all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "gemm_reuse_bytes", "l2_bandwidth_Bps",
            "async_tp_saving_s", "SWEEPABLE", "Recorder"]
@@ -119,13 +120,18 @@ class HardwareArrays:
     @classmethod
     def from_spec(cls, spec: HardwareSpec, n: int = 1, *, prefetch: ArrayLike | None = None,
                   collective_library: str = "custom", async_tp: bool = False,
+                  prefetch_settings: PrefetchSettings | None = None,
                   **overrides: ArrayLike) -> HardwareArrays:
         """Arrays of ``n`` configurations of ``spec`` with swept parameters replaced.
+
+        ``prefetch_settings`` is the scenario's prefetching (default: off); ``prefetch`` (a bool
+        or an array of shape (n,)) overrides whether it is on per configuration.
 
         ``overrides`` use the user-facing names of :data:`SWEEPABLE` (units in the name), each
         a scalar or an array of shape (n,).
         """
         c, mem, link, net = spec.compute, spec.memory, spec.intra_node, spec.inter_node
+        pf_settings = prefetch_settings or PrefetchSettings()
         ones = np.ones(n)
         values: dict[str, np.ndarray] = {
             "vector_flops": c.vector_flops * ones, "gemm_efficiency": c.gemm_efficiency * ones,
@@ -138,8 +144,8 @@ class HardwareArrays:
             "link_latency_s": link.latency_s * ones, "link_efficiency": link.efficiency * ones,
             "net_Bps": net.link_bandwidth_Bps * ones, "net_latency_s": net.latency_s * ones,
             "net_efficiency": net.efficiency * ones,
-            "prefetch_threshold_fraction": spec.prefetch.threshold_fraction * ones,
-            "prefetch_launch_gap_fraction": spec.prefetch.launch_gap_fraction * ones,
+            "prefetch_threshold_fraction": pf_settings.threshold_fraction * ones,
+            "prefetch_launch_gap_fraction": pf_settings.launch_gap_fraction * ones,
             "custom_latency_s": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * ones,
             "nvls_efficiency": link.nvls_efficiency * ones,
             "l2_slice_bytes": mem.l2_slice_bytes * ones, "l2_slice_Bps": mem.l2_slice_bandwidth_Bps * ones,
@@ -174,7 +180,7 @@ class HardwareArrays:
                 peaks[field_name[5:]] = convert(arr)
             else:
                 values[field_name] = convert(arr).astype(float)
-        pf = spec.prefetch.enabled if prefetch is None else prefetch
+        pf = pf_settings.enabled if prefetch is None else prefetch
         values["l2_Bps"] = l2_bandwidth_Bps(values["l2_bytes"], values["l2_Bps"], values.pop("l2_slice_bytes"),
                                             values.pop("l2_slice_Bps"))
         def tier_matrix(part: str) -> np.ndarray:
@@ -184,7 +190,7 @@ class HardwareArrays:
             peak_flops=peaks, **values,
             prefetch=np.broadcast_to(np.asarray(pf, dtype=bool), (n,)).copy(),
             full_mesh=link.topology == "full_mesh", devices_per_node=spec.devices_per_node,
-            prefetch_weights=spec.prefetch.weights, prefetch_kv=spec.prefetch.kv_cache,
+            prefetch_weights=pf_settings.weights, prefetch_kv=pf_settings.kv_cache,
             efficiency_curve_m=c.efficiency_curve_m, torus_dims=link.torus_dims,
             collective_library=collective_library, async_tp=async_tp,
             custom_allreduce=link.custom_allreduce,

@@ -11,7 +11,7 @@ from roofline.model import ModelSpec
 
 __all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
            "COLLECTIVE_LIBRARIES",
-           "Workload", "Parallelism", "op_class", "parse_op_dtypes"]
+           "Workload", "Parallelism", "PrefetchSettings", "op_class", "parse_op_dtypes"]
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "int4", "mxfp6", "nvfp4", "mxfp4")
 ACTIVATION_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "mxfp6", "nvfp4", "mxfp4")
@@ -35,6 +35,45 @@ MOE_PREFETCH = ("none", "shared", "predicted")
 COLLECTIVE_LIBRARIES = ("nccl", "custom")
 
 _MLP_OPS = ("gate_up_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class PrefetchSettings:
+    """PRESERVE prefetching, a runtime technique of the scenario (not a property of the device).
+
+    Off by default: a plain prediction is the device as deployed today. ``threshold_fraction``
+    caps the bytes prefetched per collective (a fraction of L2: PRESERVE keeps room for
+    activations and collective buffers; the paper does not publish its threshold, 3/4 is our
+    estimate); ``launch_gap_fraction`` is the share of kernel-launch gaps in which the prefetch
+    stream may use HBM (never measured, so 0; docs/preserve_reproduction.md shows both answers).
+    """
+
+    enabled: bool = False
+    threshold_fraction: float = 0.75
+    weights: bool = True
+    kv_cache: bool = True
+    launch_gap_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("threshold_fraction", "launch_gap_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise SpecError(f"prefetch: {name}: must be a number from 0 to 1, got {value!r}")
+        for name in ("enabled", "weights", "kv_cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpecError(f"prefetch: {name}: must be true or false, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], where: str) -> PrefetchSettings:
+        """From a YAML mapping (a sweep file's ``scenario: {prefetch: ...}``); ``where`` names it."""
+        allowed = ("enabled", "threshold_fraction", "weights", "kv_cache", "launch_gap_fraction")
+        unknown = sorted(str(k) for k in data if k not in allowed)
+        if unknown:
+            raise SpecError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+        try:
+            return cls(**{str(k): v for k, v in data.items()})  # type: ignore[arg-type]
+        except SpecError as e:
+            raise SpecError(f"{where}: {str(e).removeprefix('prefetch: ')}") from None
 
 
 def op_class(op_name: str) -> str:

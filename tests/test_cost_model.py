@@ -178,7 +178,9 @@ def test_design_space_optima_under_the_three_objectives() -> None:
 def test_a_copied_spec_with_more_l2_is_dearer_on_the_price_basis_too(tmp_path) -> None:
     price = load_cost_parameters(overrides={"basis.cost": "price"})
     h100 = load_hardware("h100-sxm")
-    copied = tmp_path / "h100-big-l2.yaml"  # keeps name: h100-sxm
+    # keeps name: h100-sxm, and so its stem (the stem is the name; a differing stem would make it
+    # a new device, priced with the fitted margin instead of the H100's sourced price)
+    copied = tmp_path / "h100-sxm.yaml"
     copied.write_text(Path(h100.source_file).read_text().replace(
         "l2_capacity_MiB: {value: 50,", "l2_capacity_MiB: {value: 128,"))
     big = load_hardware(copied)

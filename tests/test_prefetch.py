@@ -120,12 +120,13 @@ def test_gain_saturates_when_the_segment_data_fits() -> None:
 
 
 def test_weights_and_kv_switches() -> None:
-    kw = dict(tp=8, batch=16, input_len=8192, output_len=64, dtype="int8", check_memory=False)
+    # prefetching is off by default (a scenario setting), so this test of it turns it on
+    kw = dict(tp=8, batch=16, input_len=8192, output_len=64, dtype="int8", check_memory=False, prefetch=True)
     both = roofline.predict("llama-3-70b", "ascend-910b", **kw)
     no_kv = roofline.predict("llama-3-70b", "ascend-910b", prefetch_kv=False, **kw)
     neither = roofline.predict("llama-3-70b", "ascend-910b", prefetch_kv=False, prefetch_weights=False, **kw)
     assert neither.tpot_s == neither.baseline_tpot_s
-    assert both.tpot_s <= no_kv.tpot_s <= neither.tpot_s
+    assert both.tpot_s <= no_kv.tpot_s <= neither.tpot_s and both.tpot_s < neither.tpot_s
 
 
 def test_bad_threshold_values() -> None:

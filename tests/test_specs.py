@@ -27,6 +27,8 @@ def _leaves(node, path=""):
         yield path, node
     elif isinstance(node, dict):
         for k, v in node.items():
+            if not path and k == "schema_version":  # the file layout's version, not a hardware number
+                continue
             yield from _leaves(v, f"{path}.{k}" if path else k)
     elif isinstance(node, (int, float)) and not isinstance(node, bool):
         yield path, node

@@ -62,9 +62,36 @@ def _root(
     DEBUG["on"] = debug
 
 
+def _one_line_warnings() -> None:
+    """Print roofline's warnings (a deprecated spec layout, a name that is not the file stem) as one
+    ``warning: ...`` line on stderr, each once; other warnings keep Python's format."""
+    import warnings
+
+    from roofline.exceptions import RooflineWarning
+
+    default_show = warnings.showwarning
+    if getattr(default_show, "roofline_one_line", False):
+        return
+
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if not issubclass(category, RooflineWarning):
+            default_show(message, category, filename, lineno, file, line)
+        elif str(message) not in shown:  # once per message, whichever module warned
+            shown.add(str(message))
+            typer.echo(f"warning: {message}", err=True)
+
+    show.roofline_one_line = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+    warnings.filterwarnings("always", category=RooflineWarning)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns every user error into one line on stderr, exit 2."""
     import sys
+
+    _one_line_warnings()
 
     # click's exceptions, whether typer uses click itself or its vendored copy
     click_exceptions = sys.modules[typer.BadParameter.__module__]

@@ -50,7 +50,8 @@ PP = Annotated[int, typer.Option(min=1, help="Pipeline parallelism.")]
 DP = Annotated[int, typer.Option(min=1, help="Data-parallel replicas.")]
 EP = Annotated[int, typer.Option(min=1, help="Expert parallelism (MoE models).")]
 Prefetch = Annotated[bool | None, typer.Option("--prefetch/--no-prefetch",
-                                                help="PRESERVE prefetching (default: the device spec's setting).")]
+                                                help="PRESERVE prefetching, a runtime technique (default: off, the "
+                                                     "device as deployed today).")]
 
 
 def within(decl: Field) -> Callable[[float | None], float | None]:
@@ -78,9 +79,9 @@ HBMBW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["hb
 Threshold = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["prefetch_threshold_fraction"]),
                                                  help="Prefetch threshold, fraction of L2 (0 to 1).")]
 PrefetchWeights = Annotated[bool | None, typer.Option("--prefetch-weights/--no-prefetch-weights",
-                                                      help="Prefetch weights (default: the device spec's setting).")]
+                                                      help="With --prefetch: prefetch weights (default: on).")]
 PrefetchKV = Annotated[bool | None, typer.Option("--prefetch-kv/--no-prefetch-kv",
-                                                 help="Prefetch the KV cache (default: the device spec's setting).")]
+                                                 help="With --prefetch: prefetch the KV cache (default: on).")]
 LinkBW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["link_bandwidth_GBps"]),
                                               help="Override the per-link bandwidth (GB/s per direction).")]
 Pins = Annotated[list[str] | None, typer.Option(
@@ -222,7 +223,7 @@ def predict_command(
     print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
                 _headline(p),
                 caption=f"memory: {p.memory.verdict()}\n" + "\n".join(
-                    f"{k.upper()}: {DEFINITIONS[k]}" for k in TIME_DEFINITIONS))
+                    f"{k.upper()}: {DEFINITIONS[k]}" for k in (*TIME_DEFINITIONS, "prefetch")))
     _print_economics(p)
     if breakdown:
         tiers = [t["tier"] for t in p.memory.tiers]  # empty on a device with HBM only
@@ -298,6 +299,8 @@ def compare_command(
     l2_bandwidth: L2BW = None,
     hbm_bandwidth: HBMBW = None,
     prefetch_threshold: Threshold = None,
+    prefetch_weights: PrefetchWeights = None,
+    prefetch_kv: PrefetchKV = None,
     link_bandwidth: LinkBW = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
@@ -318,7 +321,7 @@ def compare_command(
         for t in tp or [1]:
             p = predict(model, hw, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                         kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=t, pp=pp, prefetch=prefetch,
-                        check_memory=False, **overrides)
+                        prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, check_memory=False, **overrides)
             device_usd, system_usd = _cost(p, model, hw, prefetch, overrides)
             rows.append({"hardware": p.hardware, "tp": t, "devices": p.parallelism.devices,
                          "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "e2e_ms": p.e2e_s * 1e3,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from roofline.exceptions import RooflineError
+from roofline.workload import PrefetchSettings
 
 __all__ = ["assumptions"]
 
@@ -46,14 +47,20 @@ def _device_lines(names: list[str]) -> list[str]:
     for name in names:
         basis = "calibrated profile" if "calibrated" in str(name) else "datasheet spec (hardware_specs/, not calibrated)"
         try:
-            pf = load_hardware(name).prefetch
+            load_hardware(name)
         except RooflineError:
             lines.append(f"{name}: {basis}; spec not found at report time")
             continue
-        lines.append(f"{name}: {basis}; prefetch rules: threshold {pf.threshold_fraction:g} of L2, "
-                     f"weights {'on' if pf.weights else 'off'}, KV cache {'on' if pf.kv_cache else 'off'}, "
-                     f"MoE experts: shared experts only (moe_prefetch=shared)")
+        lines.append(f"{name}: {basis}")
     return lines
+
+
+def _prefetch_line(pf: Any) -> str:
+    """The sweep's prefetch settings (a scenario setting, not the device's)."""
+    return (f"threshold {pf.threshold_fraction:g} of L2, weights {'on' if pf.weights else 'off'}, "
+            f"KV cache {'on' if pf.kv_cache else 'off'}, launch-gap share {pf.launch_gap_fraction:g}, "
+            f"{'on' if pf.enabled else 'off'} where prefetch is not swept; "
+            f"MoE experts: shared experts only (moe_prefetch=shared)")
 
 
 def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]:
@@ -95,6 +102,8 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
         ("Specs", "; ".join(_device_lines([str(v) for v in values.get("hardware", [])])) or "-"),
         ("L2", DEFINITIONS["l2"][0].upper() + DEFINITIONS["l2"][1:] + "."),
         ("Workload", workload),
+        ("Prefetch rules", DEFINITIONS["prefetch"][0].upper() + DEFINITIONS["prefetch"][1:] + "; "
+                           + _prefetch_line(getattr(spec, "prefetch", None) or PrefetchSettings()) + "."),
         ("Objective and constraints", f"{direction} {metric}; constraints {constraints or 'none'}; "
                                       f"rows that break a constraint are kept but never ranked"),
         ("Definitions", " ".join(f"{k.upper()}: {DEFINITIONS[k]}." for k in TIME_DEFINITIONS)),

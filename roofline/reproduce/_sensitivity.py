@@ -18,6 +18,7 @@ from roofline.reproduce._paper import MAIN_BATCH, MAIN_SEQUENCE, SENSITIVITY
 from roofline.reproduce._ratio import _row_ratio
 from roofline.sweepfile import Parameter, SweepSpec
 from roofline.timing import SWEEPABLE
+from roofline.workload import PrefetchSettings
 
 __all__ = ["sensitivity_pivot", "sensitivity_table"]
 
@@ -70,11 +71,11 @@ def _spec_values(hw: Any) -> dict[str, float]:
         "l2_capacity_MiB": m.l2_capacity_bytes / 2**20, "hbm_efficiency": m.hbm_efficiency,
         "link_bandwidth_GBps": link.link_bandwidth_Bps / 1e9, "link_latency_us": link.latency_s * 1e6,
         "link_efficiency": link.efficiency, "links_per_device": link.links_per_device,
-        "prefetch_threshold_fraction": hw.prefetch.threshold_fraction,
+        "prefetch_threshold_fraction": PrefetchSettings().threshold_fraction,
         "launch_overhead_us": c.launch_overhead_s * 1e6, "gemm_efficiency": c.gemm_efficiency,
         "activation_l2_hit": m.activation_l2_hit,
         "custom_latency_us": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * 1e6,
-        "prefetch_launch_gap_fraction": hw.prefetch.launch_gap_fraction,
+        "prefetch_launch_gap_fraction": PrefetchSettings().launch_gap_fraction,
     }
     values |= {f"peak_tflops_{d}": v / 1e12 for d, v in c.peak_flops.items()}
     return {k: round(float(v), 6) for k, v in values.items()}

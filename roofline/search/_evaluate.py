@@ -124,7 +124,7 @@ def evaluate_params(spec: SweepSpec, space: SearchSpace, params: Sequence[Mappin
             values = [configs[i][name] for i in rows]
             hw[name] = np.asarray(values, dtype=bool if name == "prefetch" else float)
         if not hw:  # nothing hardware-wise varies: evaluate the base device once per trial
-            hw = {"prefetch": np.full(len(rows), load_hardware(combo["hardware"]).prefetch.enabled)}
+            hw = {"prefetch": np.full(len(rows), spec.prefetch.enabled)}
         cols = evaluate_rows(spec, combo, hw)
         cons = _constraint_columns(spec, combo, cols, hw)
         values = np.column_stack([np.asarray(cols[m], dtype=float) for m in objective.metrics])

@@ -97,7 +97,7 @@ def apply_overrides(spec: HardwareSpec, overrides: Mapping[str, float],
                                               "hbm_efficiency", "hbm_capacity_bytes", "l2_bytes", "l2_Bps",
                                               "link_Bps", "links", "link_latency_s", "link_efficiency",
                                               "net_Bps", "net_latency_s", "net_efficiency",
-                                              "prefetch_threshold_fraction", "activation_l2_hit")}
+                                              "activation_l2_hit")}
     compute = replace(spec.compute, peak_flops={d: float(x[0]) for d, x in a.peak_flops.items()},
                       vector_flops=v["vector_flops"], gemm_efficiency=v["gemm_efficiency"],
                       launch_overhead_s=v["launch_s"],
@@ -110,8 +110,7 @@ def apply_overrides(spec: HardwareSpec, overrides: Mapping[str, float],
                     latency_s=v["link_latency_s"], efficiency=v["link_efficiency"])
     inter = replace(spec.inter_node, link_bandwidth_Bps=v["net_Bps"], latency_s=v["net_latency_s"],
                     efficiency=v["net_efficiency"])
-    prefetch = replace(spec.prefetch, threshold_fraction=v["prefetch_threshold_fraction"])
-    return replace(spec, compute=compute, memory=memory, intra_node=intra, inter_node=inter, prefetch=prefetch)
+    return replace(spec, compute=compute, memory=memory, intra_node=intra, inter_node=inter)
 
 
 def calibrated_hardware(device: str | Path) -> HardwareSpec:
