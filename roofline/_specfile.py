@@ -298,20 +298,20 @@ def bundled_names(folder: str) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml") if not p.stem.startswith("_"))
 
 
-def name_from_stem(data: dict[str, Any], path: Path, kind: str) -> dict[str, Any]:
-    """The file stem is a spec's name: a differing ``name:`` is replaced, with a one-line warning.
+def name_from_stem(name: str, path: Path, kind: str) -> str:
+    """The file stem is a spec's name: a differing ``name:`` gives way, with a one-line warning.
 
     Bundled specs are found by their stem (``-H h100-sxm`` reads ``h100-sxm.yaml``), so the name
-    every output prints must be the one that finds the file again.
+    every output prints must be the one that finds the file again. Called once the file parsed,
+    so that a bad file stays one error line.
     """
     import warnings
 
     from roofline.exceptions import RooflineWarning
 
     stem = path.stem.lower()
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or data["name"] == stem:
-        return data
-    warnings.warn(RooflineWarning(
-        f"{path}: {kind} name {data['name']!r} differs from the file stem {stem!r}; the stem is the name "
-        f"(rename the file or fix 'name:')"), stacklevel=3)
-    return {**data, "name": stem}
+    if name != stem:
+        warnings.warn(RooflineWarning(
+            f"{path}: {kind} name {name!r} differs from the file stem {stem!r}; the stem is the name "
+            f"(rename the file or fix 'name:')"), stacklevel=3)
+    return stem

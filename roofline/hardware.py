@@ -484,7 +484,9 @@ def load_hardware(name_or_path: str | Path) -> HardwareSpec:
     if isinstance(name_or_path, HardwareSpec):
         return name_or_path
     path = resolve_spec(name_or_path, "hardware_specs", "hardware")
-    return HardwareSpec.from_dict(name_from_stem(read_yaml(path), path, "hardware"), path)
+    spec = HardwareSpec.from_dict(read_yaml(path), path)
+    name = name_from_stem(spec.name, path, "hardware")
+    return spec if name == spec.name else replace(spec, name=name)
 
 
 def list_hardware() -> list[str]:

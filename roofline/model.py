@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -531,7 +532,9 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
     path = resolve_spec(name_or_path, "model_specs", "model")
     if path.suffix.lower() == ".json":
         return model_from_hf_config(path)
-    return ModelSpec.from_dict(name_from_stem(read_yaml(path), path, "model"), path)
+    spec = ModelSpec.from_dict(read_yaml(path), path)
+    name = name_from_stem(spec.name, path, "model")
+    return spec if name == spec.name else dataclasses.replace(spec, name=name)
 
 
 def list_models() -> list[str]:

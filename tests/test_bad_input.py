@@ -110,7 +110,9 @@ HARDWARE_CASES = {
     "l2_huge": ({"memory__l2_capacity_MiB": 1e300}, "l2_capacity_MiB"),
     "devices_per_node_huge": ({"interconnect__intra_node__devices_per_node": 1e30}, "devices_per_node"),
     "links_inf": ({"interconnect__intra_node__links_per_device": float("inf")}, "links_per_device"),
-    "prefetch_enabled_string": ({"prefetch__enabled": "yes"}, "enabled"),
+    # the prefetch: block left the spec (a scenario setting now); its schema version is checked
+    "schema_version_string": ({"schema_version": "two"}, "schema_version"),
+    "schema_version_future": ({"schema_version": 3}, "schema_version"),
     "name_list": ({"name": ["h100"]}, "name"),
 }
 
