@@ -63,7 +63,7 @@ def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = Non
                                   kv_dtype=values.get("kv_dtype"), op_dtypes=values.get("op_dtypes"))
     par = Parallelism(tp=int(values["tp"]), pp=int(values["pp"]), dp=int(values["dp"]), ep=int(values["ep"]))
     par.check(model)
-    return Scenario(model, workload, par, load_hardware(values["hardware"]), prefetch or PrefetchSettings())
+    return Scenario(model, workload, par, load_hardware(values["hardware"]), prefetch=prefetch or PrefetchSettings())
 
 
 @lru_cache(maxsize=8)
