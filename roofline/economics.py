@@ -56,9 +56,13 @@ def _device_usd(params: CostParameters, spec: HardwareSpec, hw: HardwareArrays, 
         hit = _SCALAR_COST.get(key)
         if hit is not None and hit[0] is params and hit[1] is spec:  # ids are reused once freed
             return np.full(1, hit[2])
-    breakdown = hardware_cost(params, spec, l2_MiB=inputs[0], hbm_capacity_GiB=inputs[1],
-                              hbm_bandwidth_GBps=inputs[2], link_bandwidth_GBps=inputs[3], spans_nodes=spans_nodes)
-    usd = np.broadcast_to(np.asarray(basis_total_usd(params, spec, breakdown), dtype=float), (hw.n,))
+    # a die larger than fits on a wafer has no finite cost: it is unknown (NaN, null in JSON), not inf
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        breakdown = hardware_cost(params, spec, l2_MiB=inputs[0], hbm_capacity_GiB=inputs[1],
+                                  hbm_bandwidth_GBps=inputs[2], link_bandwidth_GBps=inputs[3],
+                                  spans_nodes=spans_nodes)
+        usd = np.asarray(basis_total_usd(params, spec, breakdown), dtype=float)
+    usd = np.broadcast_to(np.where(np.isfinite(usd), usd, np.nan), (hw.n,))
     if key is not None:
         if len(_SCALAR_COST) > 256:
             _SCALAR_COST.clear()

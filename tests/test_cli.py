@@ -200,3 +200,23 @@ def test_table_cells_are_formatted_by_unit(value, column, shown) -> None:
     from roofline.cli._common import _fmt
 
     assert _fmt(value, column) == shown
+
+
+def test_a_die_too_large_for_a_wafer_has_unknown_cost_not_nan_or_a_warning(cli) -> None:
+    # 19,376 MiB of L2 at ~0.54 mm2/MiB is a ~10,500 mm2 die: fewer than one whole die per 300 mm
+    # wafer, so its cost is unbounded; it is reported as unknown (null), never NaN, inf or a warning
+    import warnings
+
+    import roofline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = roofline.predict("llama-3-8b", "h100-sxm", l2_capacity_MiB=19376)
+    assert p.economics["device_cost_usd"] != p.economics["device_cost_usd"]
+    assert p.economics["energy_j_per_token"] > 0
+    result = cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--l2-mib", "19376", "--json")
+    assert result.exit_code == 0
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+    assert json.loads(result.stdout)["economics"]["device_cost_usd"] is None
+    table = cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--l2-mib", "19376")
+    assert table.exit_code == 0 and "too large to be made from one wafer" in table.stderr

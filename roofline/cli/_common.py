@@ -91,7 +91,7 @@ def _fmt(value: Any, column: str = "") -> str:
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
         value = float(value)
-        if value != value:
+        if not np.isfinite(value):
             return "-"
         if column.endswith("_usd"):
             return f"{value:,.0f}"

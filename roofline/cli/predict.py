@@ -118,9 +118,12 @@ def _print_economics(p: Prediction) -> None:
     """The cost, power and TCO table (with prefetching as predicted), or a note without a die block."""
     from roofline.economics import ECONOMIC_METRICS, basis_text
 
-    if not all(v == v for v in p.economics.values()):
+    if all(v != v for v in p.economics.values()):
         typer.echo(f"note: {p.hardware} has no die: block, so cost, power and TCO are unknown", err=True)
         return
+    if p.economics["device_cost_usd"] != p.economics["device_cost_usd"]:
+        typer.echo("note: the die is too large to be made from one wafer, so its cost (and TCO) is unknown; "
+                   "power and energy are shown", err=True)
     rows = [[label, p.economics[key]] for key, label in _ECONOMIC_ROWS]
     print_table("cost, power and TCO", ["metric", "value"], rows,
                 caption=basis_text(p.cost_basis) + "\n" + "\n".join(
