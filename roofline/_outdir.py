@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from roofline._runfiles import MANIFEST_FILE, RunManifest
+from roofline._runfiles import MANIFEST_FILE, TMP_SUFFIX, RunManifest
 from roofline._runlock import LOCK_FILE, RunLock
 from roofline.exceptions import SpecError
 
@@ -155,6 +155,7 @@ def claim_out_dir(out: str | Path, *, command: str, inputs: Mapping[str, str] | 
 
 def _prepare(path: Path, lock: RunLock, created: bool, command: str, inputs: Mapping[str, str] | None,
              force: bool, resume: bool, known: Sequence[str], keep_on_force: Sequence[str]) -> OutDir:
+    _remove_leftover_temporaries(path)
     previous = RunManifest.load(path)
     if previous is not None and previous.command != command:
         previous = None  # another command's files are foreign to this one
@@ -184,6 +185,14 @@ def _prepare(path: Path, lock: RunLock, created: bool, command: str, inputs: Map
         manifest.files = list(previous.files)  # what stays is still the command's
     manifest.save()
     return OutDir(path, lock, manifest, created, False)
+
+
+def _remove_leftover_temporaries(path: Path) -> None:
+    """Half-written files of a dead run (we hold the lock, so no live run is writing them); a run
+    killed before its first manifest rename leaves only such a file."""
+    for tmp in path.rglob("*" + TMP_SUFFIX):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _is_digest(value: str) -> bool:

@@ -155,6 +155,23 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     assert result.rows == 24 and not (out / LOCK_FILE).exists()
 
 
+def test_a_run_killed_while_writing_its_first_manifest_is_taken_over(tmp_path: Path) -> None:
+    """A SIGKILL between the lock and the manifest's rename leaves only the manifest's temporary
+    file: it is the dead run's own, not the user's (the CI race of round 2)."""
+    from roofline._runfiles import MANIFEST_FILE, TMP_SUFFIX
+    from roofline._runlock import LOCK_FILE
+
+    spec = sweep_from_dict(SMALL, "s.yaml")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_FILE).write_text(json.dumps({"pid": 2**22 + 17, "host": socket.gethostname(),
+                                             "command": "sweep"}))
+    (out / (MANIFEST_FILE + TMP_SUFFIX)).write_text('{"half": ')
+    result = run_sweep(spec, out, workers=1, resume=True)
+    assert result.rows == 24
+    assert not list(out.rglob("*" + TMP_SUFFIX))
+
+
 def test_a_run_that_fails_cleans_up_what_it_wrote(tmp_path: Path, monkeypatch) -> None:
     import roofline.sweep as sweep_module
 
