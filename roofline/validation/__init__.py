@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from roofline.validation._calibrate import STAGES, CalibrationResult, calibrate_device, predict_all
+from roofline.validation._calibrate import STAGES, CalibrationResult, calibrate_device
 from roofline.validation._data import (
     COLUMNS,
     DEVICE_MAP,
@@ -34,6 +34,7 @@ from roofline.validation._data import (
     resolve_data_dir,
 )
 from roofline.validation._metrics import ape, error_summary, signed_pct_error
+from roofline.validation._predict_cases import predict_all
 from roofline.validation._profile import (
     PROFILE_DIR,
     apply_overrides,

@@ -21,7 +21,7 @@ static batch. The serving model below turns its phase times into serving metrics
   TTFT grow with OSL at low concurrency in the TensorRT-LLM data).
 
 The coefficients (k_d, beta, s; alpha, gamma, t0, kappa) are fitted per framework (backend) by
-:mod:`roofline.validation._calibrate`; q is 1 (theory).
+:mod:`roofline.validation._stage_serving`; q is 1 (theory).
 
 TTFT of a *saturated* configuration (c above the sequences that fit) is mostly the admission
 wait, a property of the scheduler and of how many requests the benchmark sends, not of the

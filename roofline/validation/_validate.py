@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roofline.validation._calibrate import mark_queued, predict_all
 from roofline.validation._data import load_cases
 from roofline.validation._metrics import error_summary
+from roofline.validation._predict_cases import mark_queued, predict_all
 from roofline.validation._profile import list_profiles, load_profile, profile_params
 from roofline.validation._split import assign_split
 
