@@ -9,6 +9,7 @@ import numpy as np
 from roofline.cost import CostParameters, basis_total_usd, hardware_cost
 from roofline.cost.tco import HOURS_PER_YEAR, tco_usd_per_device_hour
 from roofline.hardware import HardwareSpec
+from roofline.metrics import descriptions
 from roofline.power import energy_rates
 from roofline.timing import HardwareArrays
 
@@ -25,17 +26,7 @@ def basis_text(basis: str) -> str:
 
 
 #: Columns :func:`economic_columns` returns, with their meaning (basis: see ``cost_basis``).
-ECONOMIC_METRICS = {
-    "device_cost_usd": "cost of one device and its share of the server, on the cost basis (docs/cost_model.md)",
-    "system_cost_usd": "devices * device cost",
-    "tok_s_per_kusd": "throughput per 1000 USD of system cost (performance per cost)",
-    "baseline_tok_s_per_kusd": "the same without prefetching",
-    "power_w": "average power of one device over a request, at the sustained (TDP-capped) rate",
-    "energy_j_per_token": "accelerator energy per generated token (host and PUE excluded), joules",
-    "sustained_throughput_tok_s": "throughput with every phase slowed to fit the TDP where it binds",
-    "tco_usd_per_mtok": "TCO per million generated tokens: capex amortised + energy x PUE + hosting",
-    "tok_s_per_tco_kusd": "sustained throughput per 1000 USD of lifetime TCO of the system",
-}
+ECONOMIC_METRICS = descriptions("economics")
 
 
 def _nan_columns(n: int) -> dict[str, np.ndarray]:

@@ -16,10 +16,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from roofline.cost import CostParameters, load_cost_parameters
-from roofline.economics import ECONOMIC_METRICS, economic_columns
+from roofline.economics import economic_columns
 from roofline.evaluate import DecodeSteps, evaluate_pass, mean_over_steps
 from roofline.graph import build_phase
 from roofline.hardware import HardwareSpec
+from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.placement import place_blocks
 from roofline.power import EnergyRates, energy_rates, pass_energy_and_capped
@@ -31,22 +32,8 @@ __all__ = ["Scenario", "evaluate_configs", "METRICS", "BOUNDS"]
 
 BOUNDS = ("compute", "memory", "comm")
 
-#: Columns evaluate_configs returns, with their meaning.
-METRICS = {
-    "ttft_ms": "time to first token (prefill of the prompt batch)",
-    "tpot_ms": "mean decode-step time over the generated tokens",
-    "e2e_ms": "TTFT + (output_len - 1) * TPOT",
-    "throughput_tok_s": "batch * output_len / e2e, times DP replicas",
-    "baseline_ttft_ms": "TTFT without prefetching",
-    "baseline_tpot_ms": "TPOT without prefetching",
-    "baseline_e2e_ms": "e2e without prefetching",
-    "baseline_throughput_tok_s": "throughput without prefetching",
-    "prefetch_speedup": "baseline e2e / e2e",
-    "decode_bound": "what most of a decode step waits on: compute, memory or comm",
-    "memory_GiB": "weights + KV cache + activations per device",
-    "fits": "memory_GiB fits in the placement tiers (HBM, and LPDDR or CXL where the device has them)",
-    **ECONOMIC_METRICS,
-}
+#: Columns evaluate_configs returns, with their meaning (roofline.metrics, stages engine and economics).
+METRICS = descriptions("engine", "economics")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ def pareto_mask(values: ArrayLike, maximize: Sequence[bool], *, block: int = 204
     """Which rows of ``values`` (shape (n, k)) no other row dominates.
 
     A row dominates another when it is at least as good in every metric and better in one
-    (``maximize[j]`` says which way metric j is better). NaN rows are never on the front.
+    (``maximize[j]`` says which way metric j is better). Rows with a non-finite value (NaN: an
+    unknown cost; infinity) are never on the front, nor do they dominate anything.
     Duplicated optimal rows are all kept. Cost: O(n log n) for k = 2; for k = 3, blocks of
     candidates are checked against the front found so far (the front is small in practice).
 
@@ -27,7 +28,7 @@ def pareto_mask(values: ArrayLike, maximize: Sequence[bool], *, block: int = 204
         raise ValueError(f"values must have shape (n, {len(maximize)}), got {v.shape}")
     signs = np.where(np.asarray(maximize, dtype=bool), -1.0, 1.0)
     cost = v * signs  # now every metric is minimized
-    valid = ~np.isnan(cost).any(axis=1)
+    valid = np.isfinite(cost).all(axis=1)
     mask = np.zeros(len(v), dtype=bool)
     idx = np.flatnonzero(valid)
     if not len(idx):

@@ -36,6 +36,7 @@ from roofline.edge import edge_warnings
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError
 from roofline.hardware import load_hardware
+from roofline.metrics import CONSTRAINTS
 from roofline.model import load_model
 from roofline.pareto import pareto_mask
 from roofline.predict import DEFINITIONS
@@ -81,14 +82,10 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
     c = spec.constraints
     if c.get("memory_fit", True):
         ok &= m["fits"]
-    for key, metric, upper in (("max_tpot_ms", "tpot_ms", True), ("max_ttft_ms", "ttft_ms", True),
-                               ("max_e2e_ms", "e2e_ms", True), ("max_system_cost_usd", "system_cost_usd", True),
-                               ("min_throughput_tok_s", "throughput_tok_s", False), ("max_power_w", "power_w", True),
-                               ("max_energy_j_per_token", "energy_j_per_token", True),
-                               ("max_tco_usd_per_mtok", "tco_usd_per_mtok", True),
-                               ("min_goodput_tok_s", "goodput_tok_s", False)):
-        if key in c:
-            ok &= (m[metric] <= c[key]) if upper else (m[metric] >= c[key])
+    for key, limit in CONSTRAINTS.items():
+        if key in c and key != "memory_fit":
+            value = m[limit.metric]
+            ok &= (value <= c[key]) if limit.upper else (value >= c[key])
     return ok
 
 

@@ -36,6 +36,8 @@ import numpy as np
 from roofline._specfile import Block, Field, closest, printable, read_yaml
 from roofline.exceptions import SpecError
 from roofline.hardware import HARDWARE_FIELDS, load_hardware
+from roofline.metrics import CONSTRAINTS as METRIC_CONSTRAINTS
+from roofline.metrics import METRICS, metric_names
 from roofline.model import load_model
 from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
 from roofline.timing import SWEEPABLE
@@ -49,20 +51,11 @@ STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", 
               "tp", "pp", "dp", "ep")
 #: Parameters evaluated as arrays by the vectorized engine.
 HARDWARE_PARAMETERS = tuple(SWEEPABLE) + ("prefetch",)
-METRIC_NAMES = ("ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "baseline_ttft_ms", "baseline_tpot_ms",
-                "baseline_e2e_ms", "baseline_throughput_tok_s", "prefetch_speedup", "memory_GiB",
-                "device_cost_usd", "system_cost_usd", "tok_s_per_kusd", "baseline_tok_s_per_kusd",
-                "power_w", "energy_j_per_token", "sustained_throughput_tok_s", "tco_usd_per_mtok",
-                "tok_s_per_tco_kusd", *SERVING_METRICS)
-CONSTRAINTS = {
-    "memory_fit": "the model, KV cache and activations fit in HBM (true/false)",
-    "max_tpot_ms": "TPOT at most this", "max_ttft_ms": "TTFT at most this",
-    "max_e2e_ms": "e2e latency at most this", "max_system_cost_usd": "system cost at most this",
-    "min_throughput_tok_s": "throughput at least this",
-    "max_power_w": "average device power at most this", "max_energy_j_per_token": "energy per token at most this",
-    "max_tco_usd_per_mtok": "TCO per million tokens at most this",
-    "min_goodput_tok_s": "serving goodput at least this (needs a serving: block)",
-}
+#: Metrics an objective, a Pareto front or a constraint may name: the numeric ones of the engine,
+#: the economics and the serving block (roofline.metrics)
+METRIC_NAMES = tuple(m for m in metric_names("engine", "economics", "serving") if METRICS[m].kind == "number")
+#: Constraint key -> what it means (roofline.metrics.CONSTRAINTS)
+CONSTRAINTS = {name: c.description for name, c in METRIC_CONSTRAINTS.items()}
 WORKLOAD_KEYS = ("batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes")
 PARALLEL_KEYS = ("tp", "pp", "dp", "ep")
 #: Bounds of the integer workload and parallelism values, fixed or swept
@@ -344,8 +337,10 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
         _check_cost(file, cost_file, overrides)
     search = dict(b.block("search").data) if b.has("search") else {}
     serving = parse_serving_block(b.raw("serving"), file) if b.has("serving") else None
-    serving_metrics = [m for m in (objective[1], *(m for _, m in _pareto(b)), *constraints) if m in SERVING_METRICS
-                       or m == "min_goodput_tok_s"]
+    # (name in the file, the metric it reads)
+    named = [(objective[1], objective[1]), *((m, m) for _, m in _pareto(b)),
+             *((c, METRIC_CONSTRAINTS[c].metric) for c in constraints)]
+    serving_metrics = [name for name, m in named if m in SERVING_METRICS]
     if serving_metrics and serving is None:
         raise SpecError(f"{file}: {serving_metrics[0]} needs a serving: block (workload, engine, SLO)")
     prefetch = PrefetchSettings()

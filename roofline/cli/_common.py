@@ -12,6 +12,7 @@ import numpy as np
 import typer
 
 from roofline.exceptions import RooflineError
+from roofline.metrics import METRICS, metric_labels
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,19 +47,13 @@ def check_output(path: Path, force: bool) -> None:
         raise fail(f"{path} exists; pass --force to overwrite it")
 
 
-#: Short headers for result columns (the files keep the full names with units).
-LABELS = {
+#: Short headers of the configuration parameters (the files keep the full names with units).
+_PARAMETER_LABELS = {
     "l2_capacity_MiB": "L2 MiB", "hbm_bandwidth_GBps": "HBM GB/s", "link_bandwidth_GBps": "link GB/s",
-    "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms",
-    "e2e_ms": "e2e ms", "throughput_tok_s": "tok/s", "system_cost_usd": "system USD",
-    "device_cost_usd": "device USD", "tok_s_per_kusd": "tok/s per kUSD",
-    "baseline_tok_s_per_kusd": "base tok/s per kUSD", "decode_bound": "bound", "prefetch_speedup": "speedup",
-    "power_w": "W", "energy_j_per_token": "J/tok", "sustained_throughput_tok_s": "capped tok/s",
-    "tco_usd_per_mtok": "TCO USD/Mtok", "tok_s_per_tco_kusd": "tok/s per TCO kUSD",
-    "itl_ms": "ITL ms", "ttft_p90_ms": "TTFT p90", "tpot_p90_ms": "TPOT p90", "throughput_rps": "req/s",
-    "throughput_tok_s_per_device": "tok/s/dev", "tok_s_per_user": "tok/s/user", "goodput_tok_s": "goodput tok/s",
-    "kv_utilization": "KV used", "mean_batch": "batch", "slo_attainment": "SLO met",
+    "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB",
 }
+#: Short headers for result columns: parameters, then the metrics' (roofline.metrics).
+LABELS = {**_PARAMETER_LABELS, **metric_labels("short")}
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
@@ -93,7 +88,9 @@ def _fmt(value: Any, column: str = "") -> str:
         value = float(value)
         if not np.isfinite(value):
             return "-"
-        if column.endswith("_usd"):
+        if column in METRICS and METRICS[column].fmt:
+            return format(value, METRICS[column].fmt)
+        if column.endswith("_usd"):  # dollar columns that are not metrics (cost breakdowns)
             return f"{value:,.0f}"
         if value == int(value) and abs(value) < 1e15:
             return f"{int(value):,}"

@@ -1,7 +1,7 @@
 """What the figures share: the plotly template, fixed colors, axis titles with units, and the
 helpers of the ``_get_*_info`` functions (a table in, plain numpy arrays and lists out).
 
-Only numpy is imported here; pandas and ``roofline.engine`` are imported inside the helpers.
+Only numpy and the metric registry are imported here; pandas is imported inside the helpers.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from roofline.metrics import METRICS, metric_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,28 +37,8 @@ BOUND_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "comm": "#d62728"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 
-#: Axis titles with units for the columns sweeps produce; other names fall back to their unit suffix.
-LABELS = {
-    "ttft_ms": "TTFT (ms)",
-    "tpot_ms": "TPOT (ms per token)",
-    "e2e_ms": "end-to-end latency (ms)",
-    "throughput_tok_s": "throughput (tokens/s)",
-    "baseline_ttft_ms": "TTFT without prefetch (ms)",
-    "baseline_tpot_ms": "TPOT without prefetch (ms per token)",
-    "baseline_e2e_ms": "end-to-end latency without prefetch (ms)",
-    "baseline_throughput_tok_s": "throughput without prefetch (tokens/s)",
-    "prefetch_speedup": "prefetch speedup (baseline e2e / e2e, x)",
-    "memory_GiB": "memory per device (GiB)",
-    "device_cost_usd": "device cost (USD)",
-    "system_cost_usd": "system cost (USD)",
-    "tok_s_per_kusd": "performance per cost (tokens/s per 1000 USD)",
-    "baseline_tok_s_per_kusd": "performance per cost without prefetch (tokens/s per 1000 USD)",
-    "power_w": "average power per device (W)",
-    "energy_j_per_token": "energy per token (J)",
-    "sustained_throughput_tok_s": "sustained throughput, TDP-capped (tokens/s)",
-    "tco_usd_per_mtok": "TCO per million tokens (USD)",
-    "tok_s_per_tco_kusd": "performance per TCO (tokens/s per 1000 USD of lifetime TCO)",
-    "collective_to_prefetch_ratio": "collective time / prefetch time (ratio)",
+#: Axis titles with units of the configuration parameters sweeps vary.
+_PARAMETER_LABELS = {
     "l2_capacity_MiB": "L2 capacity (MiB)",
     "hbm_bandwidth_GBps": "HBM bandwidth (GB/s)",
     "hbm_capacity_GiB": "HBM capacity (GiB)",
@@ -68,6 +50,9 @@ LABELS = {
     "link_latency_us": "link latency (us)",
     "inter_node_latency_us": "inter-node latency (us)",
 }
+#: Axis titles with units for the columns sweeps produce: parameters, then the metrics'
+#: (roofline.metrics); other names fall back to their unit suffix.
+LABELS = {**_PARAMETER_LABELS, **metric_labels("axis")}
 _UNIT_SUFFIXES = (
     ("_tok_s_per_kusd", "tokens/s per 1000 USD"), ("_tok_s", "tokens/s"), ("_ms", "ms"),
     ("_us", "us"), ("_s", "s"), ("_MiB", "MiB"), ("_GiB", "GiB"), ("_MB", "MB"), ("_GB", "GB"),
@@ -163,14 +148,12 @@ def _require(df: pd.DataFrame, columns: Iterable[str | None], what: str) -> None
         raise KeyError(f"{what}: column(s) {missing} not in the table; columns are {list(df.columns)}")
 
 
-#: Metric columns that are not in ``roofline.engine.METRICS`` (derived by analyses of results).
-EXTRA_METRICS = frozenset({"collective_to_prefetch_ratio"})
+#: Metric columns that are not engine columns (derived by analyses of results).
+EXTRA_METRICS = frozenset(name for name, m in METRICS.items() if m.stage == "segment")
 
 
 def _metric_columns() -> set[str]:
-    from roofline.engine import METRICS
-
-    return set(METRICS) | EXTRA_METRICS
+    return {name for name, m in METRICS.items() if m.stage in ("engine", "economics", "segment")}
 
 
 def _default_hover(df: pd.DataFrame, exclude: Iterable[str | None]) -> list[str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from roofline.pareto import pareto_mask
 from roofline.plots._common import (
     PALETTE,
     TEMPLATE,
@@ -30,7 +31,7 @@ __all__ = ["ParetoFrontInfo", "pareto_mask_2d", "plot_pareto_front"]
 
 
 def pareto_mask_2d(x: Any, y: Any, *, x_better: str = "min", y_better: str = "max") -> np.ndarray:
-    """Non-dominated points of two objectives (vectorized, O(n log n)).
+    """Non-dominated points of two objectives: :func:`roofline.pareto.pareto_mask` on (x, y).
 
     A point is dominated when another is at least as good in both objectives and better in one.
     Equal points are all kept. Non-finite points are never on the front.
@@ -49,22 +50,7 @@ def pareto_mask_2d(x: Any, y: Any, *, x_better: str = "min", y_better: str = "ma
     ys = np.asarray(y, dtype=float)
     if xs.shape != ys.shape or xs.ndim != 1:
         raise ValueError(f"x and y must be 1-d of the same length, got {xs.shape} and {ys.shape}")
-    # work as "smaller x better, larger y better"
-    a = xs if x_better == "min" else -xs
-    b = ys if y_better == "max" else -ys
-    finite = np.isfinite(a) & np.isfinite(b)
-    mask = np.zeros(xs.shape, dtype=bool)
-    idx = np.flatnonzero(finite)
-    if idx.size == 0:
-        return mask
-    order = idx[np.lexsort((-b[idx], a[idx]))]  # x ascending, then y descending
-    a_s, b_s = a[order], b[order]
-    best = np.maximum.accumulate(b_s)
-    first = np.searchsorted(a_s, a_s, side="left")  # first point with the same x
-    best_before = np.where(first > 0, best[np.maximum(first - 1, 0)], -np.inf)
-    dominated = (best_before >= b_s) | (b_s[first] > b_s)
-    mask[order] = ~dominated
-    return mask
+    return pareto_mask(np.column_stack([xs, ys]), [x_better == "max", y_better == "max"])
 
 
 class ParetoFrontInfo(NamedTuple):

@@ -72,7 +72,7 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
     """
     from roofline.cost import load_cost_parameters
     from roofline.economics import basis_text
-    from roofline.engine import METRICS
+    from roofline.metrics import descriptions
     from roofline.predict import DEFINITIONS, TIME_DEFINITIONS
 
     spec = _sweep_file(run.sweep_file)
@@ -107,6 +107,6 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
         ("Objective and constraints", f"{direction} {metric}; constraints {constraints or 'none'}; "
                                       f"rows that break a constraint are kept but never ranked"),
         ("Definitions", " ".join(f"{k.upper()}: {DEFINITIONS[k]}." for k in TIME_DEFINITIONS)),
-        ("Metrics", "; ".join(f"{k}: {v}" for k, v in METRICS.items())),
+        ("Metrics", "; ".join(f"{k}: {v}" for k, v in descriptions("engine", "economics").items())),
         ("Code version", code_version()),
     ]

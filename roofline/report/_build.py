@@ -118,11 +118,11 @@ def _list_in_run(folder: Path, report: Path) -> None:
 def _metric_columns(run: RunFolder, columns: list[str]) -> list[str]:
     import pyarrow.parquet as pq
 
-    from roofline.engine import METRICS
+    from roofline.metrics import metric_names
 
     schema = pq.read_schema(run.table_path)
     numeric = {f.name for f in schema if str(f.type).startswith(("double", "float", "int"))}
-    wanted = [m for m in METRICS if m in columns]
+    wanted = [m for m in metric_names("engine", "economics") if m in columns]
     for _, m in (run.objective, *run.pareto):
         if m not in columns:
             raise SpecError(f"{run.table_path}: no column {m!r} (the run's objective or Pareto metric)")
@@ -190,9 +190,9 @@ def _detail_order(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _metric_help() -> dict[str, str]:
-    from roofline.engine import METRICS
+    from roofline.metrics import descriptions
 
-    return dict(METRICS)
+    return descriptions("engine", "economics")
 
 
 def _kind_colors() -> dict[str, str]:

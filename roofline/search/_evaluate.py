@@ -23,6 +23,7 @@ from optuna.distributions import CategoricalDistribution
 from roofline._json import json_value
 from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.hardware import load_hardware
+from roofline.metrics import CONSTRAINTS
 from roofline.search._options import Objectives, SearchSpace
 from roofline.sweep import evaluate_rows, scenario_for
 from roofline.sweepfile import HARDWARE_PARAMETERS, STRUCTURAL, SweepSpec
@@ -45,12 +46,8 @@ class TrialOutcome:
     feasible: bool
 
 
-#: Constraint name -> (metric, upper bound?) for the numeric constraints of a sweep file.
-_LIMITS = {"max_tpot_ms": ("tpot_ms", True), "max_ttft_ms": ("ttft_ms", True), "max_e2e_ms": ("e2e_ms", True),
-           "max_system_cost_usd": ("system_cost_usd", True),
-           "min_throughput_tok_s": ("throughput_tok_s", False), "max_power_w": ("power_w", True),
-           "max_energy_j_per_token": ("energy_j_per_token", True),
-           "max_tco_usd_per_mtok": ("tco_usd_per_mtok", True), "min_goodput_tok_s": ("goodput_tok_s", False)}
+#: The numeric constraints of a sweep file (memory_fit is graded on its own).
+_LIMITS = {name: c for name, c in CONSTRAINTS.items() if name != "memory_fit"}
 
 
 def constraint_names(spec: SweepSpec) -> tuple[str, ...]:
@@ -79,11 +76,11 @@ def _constraint_columns(spec: SweepSpec, combo: Mapping[str, Any], cols: Mapping
         else:
             capacity = load_hardware(combo["hardware"]).memory.hbm_capacity_bytes / 2**30
         out["memory_fit"] = _graded(np.asarray(cols["fits"], bool), np.asarray(cols["memory_GiB"]) / capacity - 1)
-    for key, (metric, upper) in _LIMITS.items():
+    for key, c in _LIMITS.items():
         if key in spec.constraints:
-            limit, value = float(spec.constraints[key]), np.asarray(cols[metric], dtype=float)
-            ok = value <= limit if upper else value >= limit
-            out[key] = _graded(ok, value / limit - 1 if upper else 1 - value / limit)
+            limit, value = float(spec.constraints[key]), np.asarray(cols[c.metric], dtype=float)
+            ok = value <= limit if c.upper else value >= limit
+            out[key] = _graded(ok, value / limit - 1 if c.upper else 1 - value / limit)
     return out
 
 

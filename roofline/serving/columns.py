@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from roofline.exceptions import SpecError
+from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
 from roofline.serving.capacity import kv_capacity_tokens
@@ -41,17 +42,8 @@ from roofline.workload import Parallelism, Workload
 
 __all__ = ["ServingBlock", "SERVING_METRICS", "parse_serving_block", "serving_columns", "SLO_CONCURRENCIES"]
 
-SERVING_METRICS = {
-    "serving_ttft_ms": "serving TTFT (analytic steady state at the block's concurrency)",
-    "serving_tpot_ms": "serving TPOT, per request (e2e - TTFT) / (out - 1)",
-    "serving_throughput_tok_s": "serving throughput of one replica, generated tokens/s",
-    "serving_tok_s_per_device": "serving throughput per device",
-    "goodput_tok_s": "serving throughput when the mean TTFT and TPOT meet the SLO, else 0",
-    "goodput_tok_s_per_kusd": "goodput per 1000 USD of system cost",
-    "slo_max_concurrency": "largest concurrency (powers of 2 and their midpoints up to 4096) meeting the SLO; 0 if none",
-    "serving_kv_utilization": "share of the KV capacity in use",
-    "serving_mean_batch": "running requests",
-}
+#: The columns :func:`serving_columns` adds, with their meaning (roofline.metrics, stage serving).
+SERVING_METRICS = descriptions("serving")
 #: Concurrencies tried for ``slo_max_concurrency``: 1, 2, 3, 4, 6, 8, 12, ... 4096.
 SLO_CONCURRENCIES = np.unique(np.concatenate([2 ** np.arange(13), 3 * 2 ** np.arange(11)])).astype(float)
 _KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
