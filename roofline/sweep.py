@@ -41,14 +41,15 @@ from roofline.model import load_model
 from roofline.pareto import pareto_mask
 from roofline.predict import DEFINITIONS
 from roofline.serving.columns import SERVING_METRICS, serving_columns
-from roofline.sweepfile import SweepSpec
+from roofline.sweepfile import SweepBudget, SweepSpec, structural_count, sweep_budget
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask"]
+__all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask",
+           "measure_budget"]
 
 PARTS = ".parts"
 
@@ -168,6 +169,49 @@ def _plan(spec: SweepSpec, chunk_size: int) -> tuple[list[dict[str, Any]], list[
     tasks = [_Task(c, k, start, min(start + chunk_size, size))
              for c in range(len(combos)) for k, start in enumerate(range(0, size, chunk_size))]
     return combos, tasks, skipped
+
+
+def measure_budget(spec: SweepSpec, *, workers: int | None = None, chunk_size: int = 16384,
+                   sample: int = 4096) -> SweepBudget:
+    """The sweep's budget from figures measured on this machine, on the sweep itself: the set-up
+    of the first feasible combination (its first evaluation, operator tables included), the rate
+    of one process on its first ``sample`` points (or fewer when the sweep has fewer), and the
+    Parquet bytes per row of those points. Falls back to the planning figures when no
+    combination can run (the sweep then stops with its own error)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    budget = sweep_budget(spec)  # counts, and checks the grid can be counted
+    combo = next((c for c in spec.structural_combinations() if _runs(c)), None)
+    if combo is None:
+        return budget
+    grid = spec.hardware_grid()
+    n = int(min(sample, chunk_size, max(budget.points // max(structural_count(spec), 1), 1)))
+    started = time.perf_counter()
+    evaluate_rows(spec, combo, _grid_chunk(grid, 0, 1))
+    setup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    columns = evaluate_rows(spec, combo, _grid_chunk(grid, 0, n))
+    rate = n / max(time.perf_counter() - started, 1e-9)
+    parquet = io.BytesIO()
+    pq.write_table(pa.table(columns), parquet)
+    bytes_per_row = len(parquet.getvalue()) / n
+    chunks = -(-budget.points // chunk_size)
+    processes = min(workers or os.cpu_count() or 1, max(chunks, 1))
+    return sweep_budget(spec, configs_per_second=rate, seconds_per_combination=setup_s, bytes_per_row=bytes_per_row,
+                        processes=processes,
+                        basis=f"measured on {n:,} of its points: {rate:,.0f} configs/s per process, "
+                              f"{processes} process{'es' if processes > 1 else ''}, {bytes_per_row:,.0f} bytes per row")
+
+
+def _runs(combo: dict[str, Any]) -> bool:
+    try:
+        scenario_for(combo)
+    except InfeasibleConfigError:
+        return False
+    return True
 
 
 @dataclass

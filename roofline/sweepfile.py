@@ -44,7 +44,7 @@ from roofline.timing import SWEEPABLE
 from roofline.workload import PrefetchSettings, parse_op_dtypes
 
 __all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "METRIC_NAMES",
-           "SweepBudget", "sweep_budget", "check_budget"]
+           "SweepBudget", "sweep_budget", "check_budget", "structural_count"]
 
 #: Parameters that change the operator tables: evaluated one combination at a time.
 STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes",
@@ -371,28 +371,37 @@ def load_sweep(path: str | Path) -> SweepSpec:
 #: Above either limit a sweep asks for --yes before it starts
 MAX_POINTS_WITHOUT_YES = 50_000_000
 MAX_BYTES_WITHOUT_YES = 5 * 10**9
-#: Planning figures for the estimate (order of magnitude, not a promise): vectorised rows per
-#: second on one core, the set-up of one structural combination (operator tables), and bytes per
-#: row of compressed Parquet
+#: Planning figures, used only when nothing was measured (``roofline sweep`` measures them on a
+#: sample of the sweep itself, see ``roofline.sweep.measure_budget``): rows per second of one
+#: process (issue #21's target, not a measurement), the set-up of one structural combination
+#: (operator tables), and bytes per row of Parquet (measured: 147-165 bytes for the 39 columns of
+#: a static sweep, snappy or zstd, since the float metrics barely compress)
 CONFIGS_PER_SECOND = 1_000_000
 SECONDS_PER_COMBINATION = 0.2
-BYTES_PER_ROW = 50
+BYTES_PER_ROW = 160
 
 
 @dataclass(frozen=True)
 class SweepBudget:
-    """What a grid sweep will cost before it starts: configurations, time and disk."""
+    """What a grid sweep will cost before it starts: configurations, time and disk.
+
+    ``basis`` says where the time and disk figures come from (a measured sample or the
+    planning figures above).
+    """
 
     points: int
     seconds: float
     disk_bytes: float
+    basis: str = "planning figures, not measured"
 
     def summary(self) -> str:
         return (f"{self.points:,} configurations, estimated {_duration(self.seconds)} "
-                f"and {self.disk_bytes / 1e9:,.2f} GB of disk")
+                f"and {_disk(self.disk_bytes)} of disk ({self.basis})")
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "< 1 s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
@@ -400,17 +409,42 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h"
 
 
-def sweep_budget(spec: SweepSpec) -> SweepBudget:
-    """The size, estimated run time and disk use of a grid sweep (counted, never materialised)."""
+def _disk(size_bytes: float) -> str:
+    if size_bytes < 1e6:
+        return "< 1 MB"
+    if size_bytes < 1e9:
+        return f"{size_bytes / 1e6:.0f} MB"
+    return f"{size_bytes / 1e9:,.1f} GB"
+
+
+def structural_count(spec: SweepSpec) -> int:
+    """Structural combinations (model x device x workload x parallelism), counted."""
+    combinations = len(spec.models) * len(spec.hardware)
+    for p in spec.structural_parameters:
+        combinations *= p.count()
+    return combinations
+
+
+def sweep_budget(spec: SweepSpec, *, configs_per_second: float = CONFIGS_PER_SECOND,
+                 seconds_per_combination: float = SECONDS_PER_COMBINATION, bytes_per_row: float = BYTES_PER_ROW,
+                 processes: int = 1, basis: str | None = None) -> SweepBudget:
+    """The size, estimated run time and disk use of a grid sweep (counted, never materialised).
+
+    Args:
+        configs_per_second: rows per second of one process.
+        seconds_per_combination: set-up of one structural combination in one process.
+        bytes_per_row: Parquet bytes per result row.
+        processes: processes sharing the work.
+        basis: where the figures come from (default: the planning figures of this module).
+    """
     try:
         points = spec.grid_size()
-        combinations = len(spec.models) * len(spec.hardware)
-        for p in spec.structural_parameters:
-            combinations *= p.count()
+        combinations = structural_count(spec)
     except SpecError as e:
         raise SpecError(f"{spec.path}: {e}") from None
-    seconds = points / CONFIGS_PER_SECOND + combinations * SECONDS_PER_COMBINATION
-    return SweepBudget(points, seconds, float(points) * BYTES_PER_ROW)
+    seconds = (points / configs_per_second + combinations * seconds_per_combination) / max(processes, 1)
+    return SweepBudget(points, seconds, float(points) * bytes_per_row,
+                       basis or "planning figures, not measured")
 
 
 def check_budget(budget: SweepBudget, *, yes: bool) -> None:

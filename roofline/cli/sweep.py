@@ -45,13 +45,13 @@ def sweep_command(
     Example: roofline sweep sweeps/quickstart.yaml --out runs/quickstart
     """
     from roofline._paths import check_writable
-    from roofline.sweep import check_out_dir, run_sweep
-    from roofline.sweepfile import check_budget, load_sweep, sweep_budget
+    from roofline.sweep import check_out_dir, measure_budget, run_sweep
+    from roofline.sweepfile import check_budget, load_sweep
 
     spec = load_sweep(file)
     check_writable(out, folder=True)
     check_out_dir(out, force=force, resume=resume)
-    budget = sweep_budget(spec)
+    budget = measure_budget(spec, workers=workers, chunk_size=chunk_size)
     check_budget(budget, yes=yes)
     then = (lambda result, record: _sweep_plots(spec, result, record)) if plots else None
     # the size line waits for the bar, which appears once the output folder is claimed

@@ -118,8 +118,7 @@ def reproduce_preserve(out: str | Path, *, force: bool = False, devices: Sequenc
                         f"{sv['main_min']:.2f}x-{sv['main_max']:.2f}x.\n\n" + _main_markdown(tv) + "\n\n"
                         + markdown_table(pd.DataFrame(sv["ratio_bins"])) + "\n")
     _write(out_dir, "report.md", _preserve_report(table, summary, skipped) + sens_md, rep.files)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
-    rep.files.append(out_dir / "summary.json")
+    _write(out_dir, "summary.json", json.dumps(summary, indent=2, default=json_default), rep.files)
     rep.summary = summary
     if plots:
         say("plots")
@@ -167,8 +166,7 @@ def reproduce_dse_l2(out: str | Path, *, force: bool = False, plots: bool = True
         rep.tables["sensitivity"] = sens
         summary["sensitivity"] = sens.to_dict("records")
     _write(out_dir, "report.md", _dse_report(optima, curve, overall, sens, skipped), rep.files)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
-    rep.files.append(out_dir / "summary.json")
+    _write(out_dir, "summary.json", json.dumps(summary, indent=2, default=json_default), rep.files)
     rep.summary = summary
     if plots:
         say("plots")
