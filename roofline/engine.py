@@ -17,15 +17,15 @@ from numpy.typing import ArrayLike
 
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.economics import economic_columns
-from roofline.evaluate import DecodeSteps, evaluate_pass, mean_over_steps
 from roofline.graph import build_phase
 from roofline.hardware import HardwareSpec
 from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.placement import place_blocks
-from roofline.power import EnergyRates, energy_rates, pass_energy_and_capped
+from roofline.power import EnergyRates, energy_rates
 from roofline.predict import decode_kv_range, memory_per_device
-from roofline.timing import HardwareArrays, Recorder
+from roofline.static_kernel import static_phases
+from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 __all__ = ["Scenario", "evaluate_configs", "METRICS", "BOUNDS"]
@@ -92,28 +92,13 @@ def evaluate_configs(
                       dict(scenario.pins), scenario.hardware.name)
     prefill = build_phase(model, w, par, "prefill")
     decode = build_phase(model, w, par, "decode")
-    pre = evaluate_pass(prefill, hw)
-    steps = DecodeSteps(decode, hw)
     params = cost_params or _default_cost_parameters()
     rates = _rates(scenario, params)
-    prefill_j, prefill_capped_s = pass_energy_and_capped(prefill, pre, rates)
-    compute_bound = decode.count * ~decode.is_comm
-    comm_ops = decode.count * decode.is_comm
-
-    def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-        res = steps.at(rows, kv_len, rec)
-        t = res.times
-        is_compute = t.compute_s > t.memory_s  # recorded already by the max in op_times
-        compute_s = compute_bound @ (t.total_s * is_compute)
-        comm_s = comm_ops @ t.total_s
-        memory_s = decode.count @ t.total_s - compute_s - comm_s
-        energy_j, capped_s = pass_energy_and_capped(decode, res, rates, rec)
-        return np.stack([res.base_s, res.time_s, compute_s, memory_s, comm_s, energy_j, capped_s], axis=1)
-
     first, last = decode_kv_range(w)
-    means = mean_over_steps(step, np.full(n, first), np.full(n, last))
+    phases = static_phases(prefill, decode, hw, rates, first, last)
+    means = phases.decode_means
     steps = w.output_len - 1
-    ttft, ttft_base = pre.time_s, pre.base_s
+    ttft, ttft_base = phases.ttft_s, phases.ttft_base_s
     tpot, tpot_base = means[:, 1], means[:, 0]
     e2e = ttft + steps * tpot
     e2e_base = ttft_base + steps * tpot_base
@@ -123,8 +108,8 @@ def evaluate_configs(
     fits = memory.total_bytes <= hw.placement_capacity_bytes
     economics = economic_columns(
         params, scenario.hardware, hw, devices=scenario.devices, tokens_per_request=scale, steps=steps,
-        throughput_tok_s=throughput, baseline_throughput_tok_s=throughput_base, prefill_j=prefill_j,
-        prefill_capped_s=prefill_capped_s, decode_j=means[:, 5], decode_capped_s=means[:, 6])
+        throughput_tok_s=throughput, baseline_throughput_tok_s=throughput_base, prefill_j=phases.prefill_j,
+        prefill_capped_s=phases.prefill_capped_s, decode_j=means[:, 5], decode_capped_s=means[:, 6])
     return {
         "ttft_ms": ttft * 1e3,
         "tpot_ms": tpot * 1e3,

@@ -24,7 +24,7 @@ from roofline.prefetch import SegmentPrefetch
 from roofline.timing import OpTimes, Recorder
 
 __all__ = ["EnergyRates", "energy_rates", "link_bytes_per_device", "pass_energy_j", "tdp_capped_s",
-           "pass_energy_and_capped"]
+           "pass_energy_and_capped", "op_energy_constants"]
 
 PJ = 1e-12
 
@@ -80,14 +80,20 @@ def _op_joules_per_flop(table: OpTable, rates: EnergyRates) -> np.ndarray:
     return out
 
 
+def op_energy_constants(table: OpTable, rates: EnergyRates) -> tuple[np.ndarray, np.ndarray]:
+    """(n_ops,) J per FLOP of every operator and (n_ops,) bytes each sends over the links."""
+    link = np.array([link_bytes_per_device(kind, size, group) if comm else 0.0
+                     for kind, size, group, comm in zip(table.collectives, table.comm_bytes, table.group,
+                                                        table.is_comm)], dtype=float).reshape(table.n_ops)
+    return _op_joules_per_flop(table, rates), link
+
+
 def pass_energy_j(table: OpTable, times: OpTimes, prefetch: SegmentPrefetch | None,
                   rates: EnergyRates) -> np.ndarray:
     """(n,) dynamic energy of one pass per device: the operator path of ``table`` (one
     micro-batch through every pipeline stage) times the micro-batches, shared by the ``pp`` stages."""
-    link = np.array([link_bytes_per_device(kind, size, group) if comm else 0.0
-                     for kind, size, group, comm in zip(table.collectives, table.comm_bytes, table.group,
-                                                        table.is_comm)])
-    per_op = (times.flops * _op_joules_per_flop(table, rates)[:, None]
+    joules_per_flop, link = op_energy_constants(table, rates)
+    per_op = (times.flops * joules_per_flop[:, None]
               + times.hbm_bytes * rates.hbm_byte_j + times.l2_bytes * rates.l2_byte_j
               + (link * rates.link_byte_j)[:, None])
     if times.tier_bytes is not None:

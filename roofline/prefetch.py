@@ -43,7 +43,7 @@ import numpy as np
 from roofline.graph import OpTable
 from roofline.timing import HardwareArrays, OpTimes, Recorder, collective_hbm
 
-__all__ = ["SegmentPrefetch", "segment_prefetch", "LIMITS"]
+__all__ = ["SegmentPrefetch", "segment_prefetch", "segment_layout", "LIMITS"]
 
 LIMITS = ("capacity", "collective_time", "nothing_left")
 
@@ -101,7 +101,9 @@ class _Layout:
     collective_hbm: np.ndarray  # HBM bytes each preceding collective moves
 
 
-def _layout(table: OpTable, weights: bool, kv: bool) -> _Layout:
+def segment_layout(table: OpTable, weights: bool, kv: bool) -> _Layout:
+    """Segment membership of ``table`` and its operators that read prefetchable bytes (weights,
+    KV cache or both, as the switches say)."""
     # Tables are immutable and cached by build_phase: keep the layouts beside the table.
     cache = table.__dict__.setdefault("_prefetch_layouts", {})
     if (weights, kv) not in cache:
@@ -157,7 +159,7 @@ def segment_prefetch(table: OpTable, hw: HardwareArrays, t: OpTimes,
     Arrays have configurations on the last axis.
     """
     rec = rec or Recorder(active=False)
-    lay = _layout(table, hw.prefetch_weights, hw.prefetch_kv)
+    lay = segment_layout(table, hw.prefetch_weights, hw.prefetch_kv)
     fetch, fseg = lay.fetch, lay.fetch_seg
     bw = t.hbm_Bps_eff  # (n,)
     coll_s = t.total_s[lay.collective]

@@ -21,7 +21,7 @@ from roofline.hardware import DTYPES, TIER_NAMES, GiB, HardwareSpec, MiB
 from roofline.workload import PrefetchSettings
 
 __all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "gemm_reuse_bytes", "l2_bandwidth_Bps",
-           "async_tp_saving_s", "SWEEPABLE", "Recorder"]
+           "async_tp_saving_s", "SWEEPABLE", "Recorder", "gemm_efficiency_factor", "gemm_reuse_unit_bytes"]
 
 
 @dataclass(frozen=True)
@@ -319,12 +319,19 @@ class OpTimes:
     tier_s: np.ndarray | None = None
 
 
-def _gemm_efficiency(table: OpTable, hw: HardwareArrays) -> np.ndarray:
+def gemm_efficiency_factor(table: OpTable, hw: HardwareArrays) -> np.ndarray | None:
+    """(n_ops,) share of ``gemm_efficiency`` each operator reaches on the device's efficiency curve
+    by GEMM rows (1 for operators that are no GEMM); None when the device has no curve."""
     if not hw.efficiency_curve_m:
-        return hw.gemm_efficiency
+        return None
     sizes, effs = zip(*hw.efficiency_curve_m)
     factor = np.interp(np.log2(np.maximum(table.m, 1.0)), np.log2(sizes), effs)
-    return hw.gemm_efficiency * np.where(table.is_matrix, factor / max(effs), 1.0)[:, None]
+    return np.where(table.is_matrix, factor / max(effs), 1.0)
+
+
+def _gemm_efficiency(table: OpTable, hw: HardwareArrays) -> np.ndarray:
+    factor = gemm_efficiency_factor(table, hw)
+    return hw.gemm_efficiency if factor is None else hw.gemm_efficiency * factor[:, None]
 
 
 def _compute_rate(table: OpTable, hw: HardwareArrays) -> np.ndarray:
@@ -417,8 +424,7 @@ def gemm_reuse_bytes(table: OpTable, flops: np.ndarray, hw: HardwareArrays) -> n
     on-chip tile without L2). Scaled by ``l2_gemm_reuse`` (0 turns the term off); only GEMMs with
     weights (kind ``gemm``).
     """
-    rows = np.flatnonzero(np.array([k == "gemm" for k in table.kinds]) & (table.weight_bytes > 0)
-                          & (table.flops > 0))
+    rows, unit_bytes = gemm_reuse_unit_bytes(table)
     out = np.zeros((table.n_ops, hw.n))
     if not len(rows) or not np.any(np.asarray(hw.l2_gemm_reuse) > 0):
         return out
@@ -426,7 +432,7 @@ def gemm_reuse_bytes(table: OpTable, flops: np.ndarray, hw: HardwareArrays) -> n
     w_bytes = table.weight_bytes[rows][:, None]
     act_bytes = table.act_bytes[rows][:, None]
     w = w_bytes * 2.0 * table.m[rows][:, None] / f  # bytes per weight element: W / (k n)
-    a = np.array([_unit_bytes(table.dtypes[i]) for i in rows])[:, None]
+    a = unit_bytes[:, None]
     a = np.where(np.isnan(a), w, a)  # a unit with no format of its own (fp4, fp6): the weights'
     l2 = hw.l2_bytes[None, :]
     block = np.maximum(np.sqrt(l2 / (w + 2.0 * a)), MIN_GEMM_BLOCK)
@@ -434,6 +440,18 @@ def gemm_reuse_bytes(table: OpTable, flops: np.ndarray, hw: HardwareArrays) -> n
     acts = np.where(act_bytes > l2 / 2, np.maximum(f / 2.0 * a / block - act_bytes, 0.0), 0.0)
     out[rows] = (weights + acts) * hw.l2_gemm_reuse
     return out
+
+
+def gemm_reuse_unit_bytes(table: OpTable) -> tuple[np.ndarray, np.ndarray]:
+    """The operators :func:`gemm_reuse_bytes` applies to (GEMMs with weights and FLOPs) and the
+    bytes per activation element of each (NaN: the weights' bytes); cached beside the table."""
+    cached = table.__dict__.get("_gemm_reuse_rows")
+    if cached is None:
+        rows = np.flatnonzero(np.array([k == "gemm" for k in table.kinds], dtype=bool) & (table.weight_bytes > 0)
+                              & (table.flops > 0))
+        cached = (rows, np.array([_unit_bytes(table.dtypes[i]) for i in rows], dtype=float))
+        table.__dict__["_gemm_reuse_rows"] = cached  # tables are immutable (build_phase caches them)
+    return cached
 
 
 def _unit_bytes(unit: str) -> float:
