@@ -90,13 +90,16 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
     return ok
 
 
-def evaluate_rows(spec: SweepSpec, combo: dict[str, Any], params: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Metrics and configuration columns for the hardware points ``params`` of one combination."""
-    scenario = scenario_for(combo, spec.prefetch)
+def evaluate_rows(spec: SweepSpec, combo: dict[str, Any] | None, params: dict[str, np.ndarray], *,
+                  scenario: Scenario | None = None, cost_params: CostParameters | None = None) -> dict[str, Any]:
+    """Metrics and configuration columns for the hardware points ``params`` of one combination
+    (or of its ``scenario`` and ``cost_params``, when built already: on a cluster's worker,
+    where the spec files may not be)."""
+    scenario = scenario or scenario_for(combo or {}, spec.prefetch)
     n = len(next(iter(params.values()))) if params else 1
     hw_params = {k: v for k, v in params.items() if k != "prefetch"}
-    m = evaluate_configs(scenario, n, prefetch=params.get("prefetch"), cost_params=cost_parameters(spec),
-                         **hw_params)
+    m = evaluate_configs(scenario, n, prefetch=params.get("prefetch"),
+                         cost_params=cost_params or cost_parameters(spec), **hw_params)
     columns: dict[str, Any] = {
         "model": np.full(n, scenario.model.name), "hardware": np.full(n, scenario.hardware.name),
         "batch": np.full(n, scenario.workload.batch), "input_len": np.full(n, scenario.workload.input_len),
@@ -249,6 +252,7 @@ def run_sweep(
     top: int = 10,
     progress: Callable[[int, int], None] | None = None,
     then: ExtraOutputs | None = None,
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Run a grid sweep and write ``results.parquet`` (and ``results.csv``) into ``out_dir``.
 
@@ -269,15 +273,34 @@ def run_sweep(
         top: best rows kept in the result summary.
         progress: called with (rows done, rows total) as chunks finish.
         then: writes more outputs (plots) before the folder is released (see ``ExtraOutputs``).
+        scheduler: a Dask scheduler's address (``tcp://HOST:8786``): its workers evaluate the
+            chunks (``workers`` is then unused) and send the rows back; this process writes the
+            part files, so the results are the same files as a local run's.
 
     Raises:
         SpecError: the folder is refused (see above), or ``resume`` does not match.
         InfeasibleConfigError: no combination of the sweep can run.
+        RooflineError: no Dask scheduler (with a worker) answers at ``scheduler``.
     """
     combos, tasks, skipped = _plan(spec, chunk_size)
     if not tasks:
         raise InfeasibleConfigError(f"{spec.path}: no feasible combination to sweep ({'; '.join(skipped[:3])})")
     total = sum(t.stop - t.start for t in tasks)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if scheduler is not None:  # before the folder is claimed: a bad address leaves nothing behind
+            from roofline._cluster import connect
+
+            client = stack.enter_context(connect(scheduler))
+        return _run_claimed(spec, out_dir, combos, tasks, skipped, total, force=force, resume=resume,
+                            workers=workers, chunk_size=chunk_size, csv=csv, top=top, progress=progress,
+                            then=then, client=client)
+
+
+def _run_claimed(spec: SweepSpec, out_dir: str | Path, combos: list[dict[str, Any]], tasks: list[_Task],
+                 skipped: list[str], total: int, *, force: bool, resume: bool, workers: int | None,
+                 chunk_size: int, csv: bool | None, top: int, progress: Callable[[int, int], None] | None,
+                 then: ExtraOutputs | None, client: Any) -> SweepResult:
     run = claim_out_dir(out_dir, command="sweep", inputs=sweep_inputs(spec, chunk_size, total), force=force,
                         resume=resume, known=_KNOWN_OUTPUTS)
     out, parts = run.path, run.path / PARTS
@@ -291,7 +314,10 @@ def run_sweep(
             run.record(parts, directory=True)
             parts.mkdir(exist_ok=True)
             started = time.perf_counter()
-            _evaluate(spec, combos, tasks, parts, total, workers, progress)
+            if client is not None:
+                _run_on_cluster(client, spec, combos, tasks, parts, total, progress)
+            else:
+                _evaluate(spec, combos, tasks, parts, total, workers, progress)
             result = _finalize(spec, out, parts, tasks, total, time.perf_counter() - started, skipped, csv, top,
                                run.record)
             run.set_stage("merged")  # every final file is in place: the parts are no longer needed
@@ -317,8 +343,7 @@ _KNOWN_OUTPUTS = ("results.parquet", "results.csv", "pareto.parquet", "summary.j
 
 def _evaluate(spec: SweepSpec, combos: list[dict[str, Any]], tasks: list[_Task], parts: Path, total: int,
               workers: int | None, progress: Callable[[int, int], None] | None) -> None:
-    todo = [t for t in tasks if not (parts / t.part_name).exists()]
-    done = total - sum(t.stop - t.start for t in todo)
+    todo, done = _todo(tasks, parts, total)
     if progress:
         progress(done, total)
     workers = workers or os.cpu_count() or 1
@@ -331,6 +356,44 @@ def _evaluate(spec: SweepSpec, combos: list[dict[str, Any]], tasks: list[_Task],
                 progress(done, total)
     else:
         _run_parallel(spec, combos, todo, parts, workers, done, total, progress)
+
+
+def _todo(tasks: list[_Task], parts: Path, total: int) -> tuple[list[_Task], int]:
+    """The tasks whose part file is not written yet, and the rows already done."""
+    todo = [t for t in tasks if not (parts / t.part_name).exists()]
+    return todo, total - sum(t.stop - t.start for t in todo)
+
+
+def _chunk_table(spec: SweepSpec, scenarios: list[Scenario], cost: tuple[Any, ...], task: _Task) -> Any:
+    """One chunk's rows as an Arrow table, on a cluster's worker (from what the client sent)."""
+    import pyarrow as pa
+
+    from roofline._cluster import restore_cost
+
+    params = _grid_chunk(spec.hardware_grid(), task.start, task.stop)
+    return pa.table(evaluate_rows(spec, None, params, scenario=scenarios[task.combo_index],
+                                  cost_params=restore_cost(cost)))
+
+
+def _run_on_cluster(client: Any, spec: SweepSpec, combos: list[dict[str, Any]], tasks: list[_Task], parts: Path,
+                    total: int, progress: Callable[[int, int], None] | None) -> None:
+    """The chunks on a Dask cluster: the workers return tables, this process writes the parts."""
+    import pyarrow.parquet as pq
+
+    from roofline._cluster import portable_cost, run_on_cluster
+
+    todo, done = _todo(tasks, parts, total)
+    if progress:
+        progress(done, total)
+    scenarios = [scenario_for(c, spec.prefetch) for c in combos]  # the spec files are read here only
+    shared = (spec, scenarios, portable_cost(cost_parameters(spec)))
+    for written, (task, table) in enumerate(run_on_cluster(client, _chunk_table, shared, todo), 1):
+        with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
+            pq.write_table(table, tmp)
+        done += task.stop - task.start
+        kill_point("part", written)
+        if progress:
+            progress(done, total)
 
 
 def _init_worker(parent_pid: int) -> None:

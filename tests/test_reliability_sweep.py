@@ -228,7 +228,7 @@ def test_a_second_sweep_process_into_the_same_folder_is_refused(cli, tmp_path: P
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not (out / LOCK_FILE).exists():
+        while not ((out / LOCK_FILE).exists() and (out / LOCK_FILE).stat().st_size):  # taken and signed
             assert first.poll() is None and time.monotonic() < deadline, "the first sweep did not start"
             time.sleep(0.002)
         first.send_signal(signal.SIGSTOP)  # hold it mid-run, lock taken

@@ -3,14 +3,20 @@ Dask cluster, and sweeps written as a partitioned Parquet dataset."""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
-from roofline.sweep import measure_budget
+from roofline.sweep import measure_budget, run_sweep
 from roofline.sweepfile import SweepBudget, sweep_budget, sweep_from_dict
 
-from ._reliability import SMALL_SWEEP
+from ._reliability import SMALL_SWEEP, cli, one_line_error
+
+__all__ = ["cli"]  # a fixture
 
 
 def test_budget_of_a_tiny_sweep_says_under_a_second_and_a_megabyte() -> None:
@@ -46,3 +52,72 @@ def test_measured_budget_names_its_sample_and_rate() -> None:
     assert "configs/s per process, 1 process, " in budget.basis and budget.basis.endswith(" bytes per row")
     assert math.isfinite(budget.seconds) and budget.seconds > 0
     assert 10 < budget.disk_bytes / 24 < 10_000  # Parquet of 39 columns: tens to hundreds of bytes per row
+
+
+# ---- Dask ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dask_scheduler() -> Iterator[str]:
+    """A two-worker Dask cluster in this process, talking TCP on the loopback (so every task and
+    table is serialised as it would be between machines); yields the scheduler's address."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def _tables_equal(a: Path, b: Path) -> None:
+    import pyarrow.parquet as pq
+
+    left, right = pq.read_table(a), pq.read_table(b)
+    assert left.num_rows == right.num_rows > 0
+    assert left.equals(right), "cluster and local results differ"
+
+
+def test_cluster_sweep_writes_the_same_files_as_a_local_one(dask_scheduler: str, tmp_path: Path) -> None:
+    spec = sweep_from_dict({**SMALL_SWEEP, "hardware": ["h100-sxm", "a100-sxm-80gb"]}, "s.yaml")
+    local = run_sweep(spec, tmp_path / "local", workers=1, chunk_size=5, csv=True)
+    remote = run_sweep(spec, tmp_path / "remote", chunk_size=5, csv=True, scheduler=dask_scheduler)
+    assert (remote.rows, remote.feasible) == (local.rows, local.feasible) == (48, local.feasible)
+    _tables_equal(tmp_path / "local" / "results.parquet", tmp_path / "remote" / "results.parquet")
+    _tables_equal(tmp_path / "local" / "pareto.parquet", tmp_path / "remote" / "pareto.parquet")
+    assert (tmp_path / "local" / "results.csv").read_text() == (tmp_path / "remote" / "results.csv").read_text()
+    assert remote.best == local.best
+    manifest = json.loads((tmp_path / "remote" / ".roofline-run.json").read_text())
+    assert manifest["stage"] == "done" and not (tmp_path / "remote" / ".parts").exists()
+
+
+def test_cluster_sweep_resumes_an_interrupted_local_run(dask_scheduler: str, tmp_path: Path) -> None:
+    spec = sweep_from_dict(SMALL_SWEEP, "s.yaml")
+    out = tmp_path / "out"
+
+    def interrupt_after_two_parts(done: int, total: int) -> None:
+        if done == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C after two parts of 5 rows: they are kept
+        run_sweep(spec, out, workers=1, chunk_size=5, progress=interrupt_after_two_parts)
+    kept = {p.name: p.stat().st_mtime_ns for p in (out / ".parts").iterdir()}
+    assert len(kept) == 2
+    seen: list[int] = []
+    run_sweep(spec, out, resume=True, chunk_size=5, scheduler=dask_scheduler,
+              progress=lambda done, total: seen.append(done))
+    assert seen[0] == 10  # the two kept parts of 5 rows were not evaluated again
+    reference = run_sweep(spec, tmp_path / "ref", workers=1, chunk_size=5)
+    _tables_equal(reference.out_dir / "results.parquet", out / "results.parquet")
+
+
+def test_bad_scheduler_address_is_one_line_and_leaves_nothing(cli, tmp_path: Path, monkeypatch) -> None:
+    import roofline._cluster
+
+    monkeypatch.setattr(roofline._cluster, "CONNECT_TIMEOUT_S", 1.0)
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(SMALL_SWEEP))
+    for address, why in (("tcp://127.0.0.1:1", "no Dask scheduler answered within 1 s"),
+                         ("localhost:8786", "expected an address such as tcp://HOST:8786"),
+                         ("tcp://127.0.0.1:port", "expected an address such as tcp://HOST:8786"),
+                         ("udp://127.0.0.1:8786", "schemes: tcp, tls, ws, wss, ucx")):
+        one_line_error(cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--no-plots",
+                           "--scheduler", address), why)
+        assert not (tmp_path / "out").exists()
+    one_line_error(cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--workers", "2",
+                       "--scheduler", "tcp://127.0.0.1:1"), "--workers does not apply with --scheduler")

@@ -39,11 +39,19 @@ def sweep_command(
     top: Annotated[int, typer.Option(min=1, help="Rows in the ranked table.")] = 10,
     report: Annotated[bool, typer.Option("--report", help="Then write OUT/report.html (see roofline report).")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Run a sweep above 50M configurations or 5 GB of results.")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Run the chunks on a Dask cluster: its scheduler's address, e.g. tcp://HOST:8786.")] = None,
 ) -> None:
     """Evaluate every configuration of a sweep file; write Parquet/CSV, a ranked table and plots.
 
     Example: roofline sweep sweeps/quickstart.yaml --out runs/quickstart
     """
+    if scheduler is not None:
+        from roofline._cluster import check_address
+
+        if workers is not None:
+            raise fail("--workers does not apply with --scheduler: the cluster's workers run the chunks")
+        check_address(scheduler)
     from roofline._paths import check_writable
     from roofline.sweep import check_out_dir, measure_budget, run_sweep
     from roofline.sweepfile import check_budget, load_sweep
@@ -59,7 +67,7 @@ def sweep_command(
                        preamble=f"sweep {spec.name}: {budget.summary()}")
     try:
         result = run_sweep(spec, out, force=force, resume=resume, workers=workers, chunk_size=chunk_size,
-                           csv=csv, top=top, progress=bar, then=then)
+                           csv=csv, top=top, progress=bar, then=then, scheduler=scheduler)
     finally:
         bar.close()
     for reason in result.skipped:
