@@ -40,7 +40,9 @@ _SCALAR_COST: dict[tuple, tuple[CostParameters, HardwareSpec, float]] = {}
 
 def _device_usd(params: CostParameters, spec: HardwareSpec, hw: HardwareArrays, *,
                 spans_nodes: bool) -> np.ndarray:
-    inputs = (hw.l2_bytes / 2**20, hw.hbm_capacity_bytes / 2**30, hw.hbm_Bps / 1e9, hw.link_Bps * hw.links / 1e9)
+    tiers = {name: hw.tier_capacity_bytes[:, i] / 2**30 for i, name in enumerate(hw.tier_names)}
+    inputs = (hw.l2_bytes / 2**20, hw.hbm_capacity_bytes / 2**30, hw.hbm_Bps / 1e9, hw.link_Bps * hw.links / 1e9,
+              *tiers.values())
     key = None
     if hw.n == 1:
         key = (id(params), id(spec), spans_nodes, *(float(np.asarray(x).reshape(-1)[0]) for x in inputs))
@@ -51,7 +53,7 @@ def _device_usd(params: CostParameters, spec: HardwareSpec, hw: HardwareArrays, 
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         breakdown = hardware_cost(params, spec, l2_MiB=inputs[0], hbm_capacity_GiB=inputs[1],
                                   hbm_bandwidth_GBps=inputs[2], link_bandwidth_GBps=inputs[3],
-                                  spans_nodes=spans_nodes)
+                                  spans_nodes=spans_nodes, tier_capacity_GiB=tiers)
         usd = np.asarray(basis_total_usd(params, spec, breakdown), dtype=float)
     usd = np.broadcast_to(np.where(np.isfinite(usd), usd, np.nan), (hw.n,))
     if key is not None:
