@@ -167,18 +167,24 @@ def test_bad_basis_and_range(tmp_path) -> None:
 
 
 def test_design_space_optima_under_the_three_objectives() -> None:
-    from roofline.reproduce import DSE_OBJECTIVES, DSE_SETUPS, dse_objectives
+    from roofline.reproduce import DSE_OBJECTIVES, DSE_POINTS, DSE_SETUPS, dse_objectives
 
     key = "interconnect.board_usd_per_GBps"
     optima, tornado = dse_objectives({"h100-sxm": DSE_SETUPS["h100-sxm"]}, estimates=[key])
-    assert list(optima["objective"]) == list(DSE_OBJECTIVES)
     assert (optima["gain_vs_stock"] > 1).all()  # the grid's best beats the stock device
-    for objective in DSE_OBJECTIVES:
-        base = optima.set_index("objective").loc[objective, "value"]
-        t = tornado[tornado["objective"] == objective].set_index("end")
-        # every configuration gets cheaper as the board cost falls, so the best perf per dollar rises
-        assert t.loc["low", "value"] >= base >= t.loc["high", "value"]
-        assert t.loc["low", "parameter_value"] == 0.3 and t.loc["high", "parameter_value"] == 3.0
+    for point in DSE_POINTS:
+        at = optima[optima["point"] == point]
+        assert list(at["objective"]) == list(DSE_OBJECTIVES)
+        for objective in DSE_OBJECTIVES:
+            base = at.set_index("objective").loc[objective, "value"]
+            t = tornado[(tornado["point"] == point) & (tornado["objective"] == objective)].set_index("end")
+            # every configuration gets cheaper as the board cost falls, so the best perf per dollar rises
+            assert t.loc["low", "value"] >= base >= t.loc["high", "value"]
+            assert t.loc["low", "parameter_value"] == 0.3 and t.loc["high", "parameter_value"] == 3.0
+    serving = optima[optima["point"] == "serving"]
+    # at the serving point each configuration runs at its busiest SLO-meeting concurrency, far above
+    # the static batch of 16
+    assert (serving["concurrency"] > 16).all() and (serving["stock_concurrency"] > 16).all()
 
 
 def test_a_copied_spec_with_more_l2_is_dearer_on_the_price_basis_too(tmp_path) -> None:
