@@ -13,7 +13,8 @@ from roofline.metrics import descriptions
 from roofline.power import energy_rates
 from roofline.timing import HardwareArrays
 
-__all__ = ["ECONOMIC_METRICS", "economic_columns", "basis_text"]
+__all__ = ["ECONOMIC_METRICS", "SERVING_ECONOMIC_METRICS", "economic_columns", "serving_economic_columns",
+           "basis_text"]
 
 
 def basis_text(basis: str) -> str:
@@ -29,8 +30,25 @@ def basis_text(basis: str) -> str:
 ECONOMIC_METRICS = descriptions("economics")
 
 
-def _nan_columns(n: int) -> dict[str, np.ndarray]:
-    return {name: np.full(n, np.nan) for name in ECONOMIC_METRICS}
+#: Columns :func:`serving_economic_columns` returns: the same quantities at a serving operating point
+#: (continuous batching at a concurrency or rate, roofline.serving), where performance per cost
+#: uses goodput (the tokens of requests that meet the SLO).
+SERVING_ECONOMIC_METRICS = {
+    "device_cost_usd": ECONOMIC_METRICS["device_cost_usd"],
+    "system_cost_usd": "devices of the replica * device cost",
+    "goodput_tok_s_per_kusd": "goodput per 1000 USD of system cost (performance per cost)",
+    "power_w": "average power of one device while serving (static + dynamic energy of the engine steps per second)",
+    "energy_j_per_token": "accelerator energy per generated token while serving (host and PUE excluded), joules",
+    "sustained_throughput_tok_s": "serving throughput slowed to fit the TDP where the steps would need more power",
+    "tco_usd_per_mtok": "TCO per million generated tokens at the sustained serving throughput: capex amortised "
+                        "+ energy x PUE + hosting",
+    "tok_s_per_tco_kusd": "sustained serving throughput per 1000 USD of lifetime TCO of the replica",
+    "goodput_tok_s_per_tco_kusd": "sustained goodput per 1000 USD of lifetime TCO of the replica",
+}
+
+
+def _nan_columns(n: int, names: dict[str, str] = ECONOMIC_METRICS) -> dict[str, np.ndarray]:
+    return {name: np.full(n, np.nan) for name in names}
 
 
 #: One configuration's device cost by (params, spec, cost inputs): a single prediction
@@ -40,7 +58,9 @@ _SCALAR_COST: dict[tuple, tuple[CostParameters, HardwareSpec, float]] = {}
 
 def _device_usd(params: CostParameters, spec: HardwareSpec, hw: HardwareArrays, *,
                 spans_nodes: bool) -> np.ndarray:
-    inputs = (hw.l2_bytes / 2**20, hw.hbm_capacity_bytes / 2**30, hw.hbm_Bps / 1e9, hw.link_Bps * hw.links / 1e9)
+    tiers = {name: hw.tier_capacity_bytes[:, i] / 2**30 for i, name in enumerate(hw.tier_names)}
+    inputs = (hw.l2_bytes / 2**20, hw.hbm_capacity_bytes / 2**30, hw.hbm_Bps / 1e9, hw.link_Bps * hw.links / 1e9,
+              *tiers.values())
     key = None
     if hw.n == 1:
         key = (id(params), id(spec), spans_nodes, *(float(np.asarray(x).reshape(-1)[0]) for x in inputs))
@@ -51,7 +71,7 @@ def _device_usd(params: CostParameters, spec: HardwareSpec, hw: HardwareArrays, 
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         breakdown = hardware_cost(params, spec, l2_MiB=inputs[0], hbm_capacity_GiB=inputs[1],
                                   hbm_bandwidth_GBps=inputs[2], link_bandwidth_GBps=inputs[3],
-                                  spans_nodes=spans_nodes)
+                                  spans_nodes=spans_nodes, tier_capacity_GiB=tiers)
         usd = np.asarray(basis_total_usd(params, spec, breakdown), dtype=float)
     usd = np.broadcast_to(np.where(np.isfinite(usd), usd, np.nan), (hw.n,))
     if key is not None:
@@ -97,8 +117,7 @@ def economic_columns(
     device_j = prefill_j + steps * decode_j + static_w * e2e_s
     power_w = device_j / e2e_s
     sustained = tokens_per_request / e2e_s
-    tco_h = tco_usd_per_device_hour(params, device_usd, power_w, spec.die.tdp_w) * devices
-    lifetime_h = params.value("tco.lifetime_years") * HOURS_PER_YEAR
+    tco_h, lifetime_h = _tco_system_usd_per_hour(params, spec, device_usd, power_w, devices)
     return {
         "device_cost_usd": device_usd,
         "system_cost_usd": system_usd,
@@ -110,3 +129,54 @@ def economic_columns(
         "tco_usd_per_mtok": tco_h / (sustained * 3600.0) * 1e6,
         "tok_s_per_tco_kusd": sustained / (tco_h * lifetime_h) * 1e3,
     }
+
+
+def _tco_system_usd_per_hour(params: CostParameters, spec: HardwareSpec, device_usd: np.ndarray,
+                             power_w: np.ndarray, devices: int) -> tuple[np.ndarray, float]:
+    """TCO of ``devices`` devices per hour, and the lifetime in hours."""
+    tco_h = tco_usd_per_device_hour(params, device_usd, power_w, spec.die.tdp_w) * devices
+    return tco_h, params.value("tco.lifetime_years") * HOURS_PER_YEAR
+
+
+def serving_economic_columns(
+    params: CostParameters,
+    spec: HardwareSpec,
+    hw: HardwareArrays,
+    *,
+    devices: int,
+    throughput_tok_s: np.ndarray,
+    goodput_tok_s: np.ndarray,
+    power_w: np.ndarray,
+    sustained_scale: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """:data:`SERVING_ECONOMIC_METRICS` of ``hw.n`` serving operating points (NaN without a ``die``
+    block, or where nothing is served).
+
+    Args:
+        devices: devices of one replica (tp x pp); throughputs are the replica's.
+        throughput_tok_s, goodput_tok_s: serving throughput and goodput at the modelled step times.
+        power_w: average power per device at the sustained rate (``roofline.serving.energy``).
+        sustained_scale: 1, or the slowdown the TDP imposes (sustained = throughput x scale).
+    """
+    shape = np.broadcast_shapes(np.shape(throughput_tok_s), np.shape(goodput_tok_s), np.shape(power_w), (hw.n,))
+    if spec.die is None:
+        return _nan_columns(shape[0], SERVING_ECONOMIC_METRICS)
+    device_usd = _device_usd(params, spec, hw, spans_nodes=devices > spec.devices_per_node)
+    system_usd = device_usd * devices
+    sustained = np.asarray(throughput_tok_s, dtype=float) * sustained_scale
+    sustained_good = np.asarray(goodput_tok_s, dtype=float) * sustained_scale
+    tco_h, lifetime_h = _tco_system_usd_per_hour(params, spec, device_usd, power_w, devices)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        served = sustained > 0
+        columns = {
+            "device_cost_usd": device_usd,
+            "system_cost_usd": system_usd,
+            "goodput_tok_s_per_kusd": goodput_tok_s / system_usd * 1e3,
+            "power_w": np.asarray(power_w, dtype=float),
+            "energy_j_per_token": np.where(served, power_w * devices / sustained, np.nan),
+            "sustained_throughput_tok_s": sustained,
+            "tco_usd_per_mtok": np.where(served, tco_h / (sustained * 3600.0) * 1e6, np.nan),
+            "tok_s_per_tco_kusd": sustained / (tco_h * lifetime_h) * 1e3,
+            "goodput_tok_s_per_tco_kusd": sustained_good / (tco_h * lifetime_h) * 1e3,
+        }
+    return {k: np.broadcast_to(np.asarray(v, dtype=float), shape) for k, v in columns.items()}

@@ -1,7 +1,8 @@
 """Power model: the energy of a pass from its operator traffic, static power and the TDP cap.
 
 Dynamic energy of one pass on one device is the sum over its operators of
-``FLOPs x pJ/FLOP(unit, node) + HBM bytes x pJ/B(generation) + L2 bytes x pJ/B + link bytes x pJ/B``,
+``FLOPs x pJ/FLOP(unit, node) + HBM bytes x pJ/B(generation) + L2 bytes x pJ/B + link bytes x pJ/B``
+(+ the bytes read from a tier beyond HBM x that tier's pJ/B, ``tiers.pj_per_byte``),
 plus ``2 x prefetched bytes x pJ/B(L2)`` (written into L2, then read). Static power is a fraction
 of the TDP. Where the average power of a phase would exceed the TDP, the phase slows down until it
 fits: ``t = max(t, E_dynamic / (TDP - P_static))`` (dynamic energy per operation is taken as fixed;
@@ -19,12 +20,12 @@ from roofline.cost import CostParameters, die_of
 from roofline.dtypes import peak_unit_for
 from roofline.evaluate import PassResult
 from roofline.graph import OpTable
-from roofline.hardware import HardwareSpec
+from roofline.hardware import HardwareSpec, MemoryTier
 from roofline.prefetch import SegmentPrefetch
 from roofline.timing import OpTimes, Recorder
 
 __all__ = ["EnergyRates", "energy_rates", "link_bytes_per_device", "pass_energy_j", "tdp_capped_s",
-           "pass_energy_and_capped", "op_energy_constants"]
+           "pass_energy_and_capped", "op_energy_constants", "tier_pj_per_byte"]
 
 PJ = 1e-12
 
@@ -40,6 +41,8 @@ class EnergyRates:
     link_byte_j: float
     static_w: float
     tdp_w: float
+    #: J per byte read from each tier beyond HBM (``spec.memory.extra_tiers`` order)
+    tier_byte_j: tuple[float, ...] = ()
 
 
 def energy_rates(params: CostParameters, spec: HardwareSpec) -> EnergyRates:
@@ -58,7 +61,16 @@ def energy_rates(params: CostParameters, spec: HardwareSpec) -> EnergyRates:
         link_byte_j=params.value("energy.link_pj_per_byte") * PJ,
         static_w=params.value("energy.static_fraction_of_tdp") * die.tdp_w,
         tdp_w=die.tdp_w,
+        tier_byte_j=tuple(tier_pj_per_byte(params, t) * PJ for t in spec.memory.extra_tiers),
     )
+
+
+def tier_pj_per_byte(params: CostParameters, tier: MemoryTier) -> float:
+    """Energy per byte the device reads from a tier beyond HBM: the spec's own
+    ``energy_pj_per_byte``, else the cost file's ``tiers.pj_per_byte.<tier name>``."""
+    if tier.energy_pj_per_byte is not None:
+        return float(tier.energy_pj_per_byte)
+    return params.value(f"tiers.pj_per_byte.{tier.name}")
 
 
 def link_bytes_per_device(kind: str, size_bytes: float, group: int) -> float:
@@ -96,10 +108,9 @@ def pass_energy_j(table: OpTable, times: OpTimes, prefetch: SegmentPrefetch | No
     per_op = (times.flops * joules_per_flop[:, None]
               + times.hbm_bytes * rates.hbm_byte_j + times.l2_bytes * rates.l2_byte_j
               + (link * rates.link_byte_j)[:, None])
-    if times.tier_bytes is not None:
-        # bytes read from a tier beyond HBM (LPDDR over NVLink-C2C) at the HBM energy per byte: no
-        # sourced per-tier figure yet (MemoryTier.energy_pj_per_byte is unused); a lower bound
-        per_op = per_op + times.tier_bytes.sum(axis=0) * rates.hbm_byte_j
+    if times.tier_bytes is not None and len(rates.tier_byte_j):
+        # bytes read from a tier beyond HBM (LPDDR over NVLink-C2C, CXL) at that tier's energy
+        per_op = per_op + np.tensordot(np.asarray(rates.tier_byte_j), times.tier_bytes, axes=1)
     energy = table.count @ per_op
     if prefetch is not None and len(table.segments):
         counts = np.array([s.count for s in table.segments])

@@ -119,7 +119,7 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any] | None, params: dict[st
     if spec.serving is not None:  # serving metrics of the same configurations (roofline.serving)
         hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=params.get("prefetch"), **hw_params)
         m = m | serving_columns(scenario.model, scenario.workload, scenario.parallelism, hw, spec.serving,
-                                m["system_cost_usd"])
+                                scenario.hardware, cost_parameters(spec))
         columns.update({k: m[k] for k in SERVING_METRICS})
     columns["feasible"] = feasible_mask(spec, m)
     return columns

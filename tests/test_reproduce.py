@@ -186,7 +186,7 @@ def _run(capsys, *args):
     return int(info.value.code or 0), out.out, out.err
 
 
-@pytest.mark.parametrize("experiment", ["preserve", "dse-l2"])
+@pytest.mark.parametrize("experiment", ["preserve", "dse-l2", "dse-objectives"])
 def test_cli_refuses_existing_out_without_force(tmp_path, capsys, experiment):
     out = tmp_path / "out"
     out.mkdir()
@@ -262,3 +262,21 @@ def test_sensitivity_covers_the_activation_hit_fraction():
     assert list(sens["value"]) == [0.0, 1.0]
     assert list(sens["value"] == sens["spec_value"]) == [True, False]  # the spec's hit fraction is 0
     assert (sens["prefetch_speedup"] >= 1.0).all()
+
+
+def test_design_space_answer_writes_both_operating_points(tmp_path):
+    """``roofline reproduce dse-objectives`` on one set-up and one estimate (the full run is
+    docs/dse_l2.md's): the optima of both operating points, the tornado, the report."""
+    from roofline.reproduce import DSE_POINTS, DSE_SETUPS, reproduce_dse_objectives, tornado_figure
+
+    rep = reproduce_dse_objectives(tmp_path / "o", plots=False, setups={"h100-sxm": DSE_SETUPS["h100-sxm"]},
+                                   estimates=["interconnect.switch_usd_per_GBps.switched"])
+    for name in ("optima.csv", "tornado.csv", "report.md", "summary.json"):
+        assert (tmp_path / "o" / name).exists()
+    optima, tornado = rep.tables["optima"], rep.tables["tornado"]
+    assert set(optima["point"]) == set(DSE_POINTS) and len(optima) == 6
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "| h100-sxm | serving | perf per TCO dollar |" in report
+    for point in DSE_POINTS:
+        fig = tornado_figure(optima, tornado, "h100-sxm", point)
+        assert point in fig.layout.title.text and len(fig.data) == 3 * 3 * 2

@@ -199,9 +199,9 @@ def test_bytes_in_a_slower_tier_are_not_prefetched() -> None:
         < roofline.predict("llama-3-8b", "gh200", prefetch=False, **hbm).tpot_s
 
 
-def test_bytes_in_a_slower_tier_still_cost_energy() -> None:
-    # the same bytes move whether the KV cache sits in HBM or in LPDDR: the dynamic energy of a decode
-    # step is the same (tier bytes at the HBM energy per byte), though the step takes longer
+def test_bytes_in_a_slower_tier_cost_that_tiers_energy() -> None:
+    # the same bytes move whether the KV cache sits in HBM or in LPDDR; those read from LPDDR over
+    # NVLink-C2C cost its 50 pJ/B (cost_specs tiers.pj_per_byte.lpddr) instead of HBM3's 24 pJ/B
     from roofline.cost import load_cost_parameters
     from roofline.power import energy_rates, pass_energy_j
 
@@ -215,8 +215,11 @@ def test_bytes_in_a_slower_tier_still_cost_energy() -> None:
     kv_len = np.array([32100.0])
     t_spilled, t_plain = op_times(decode, spilled, kv_len), op_times(decode, plain, kv_len)
     assert t_spilled.tier_bytes is not None and t_spilled.memory_s.sum() > t_plain.memory_s.sum()
+    assert rates.hbm_byte_j == pytest.approx(24e-12) and rates.tier_byte_j == pytest.approx((50e-12,))
+    moved = float(decode.count @ t_spilled.tier_bytes[0, :, 0])  # bytes per step read from LPDDR
+    assert moved > 0
     assert pass_energy_j(decode, t_spilled, None, rates)[0] == pytest.approx(
-        pass_energy_j(decode, t_plain, None, rates)[0], rel=1e-12)
+        pass_energy_j(decode, t_plain, None, rates)[0] + moved * (50e-12 - 24e-12), rel=1e-12)
 
 
 def test_sweep_files_take_tier_parameters_and_check_their_bounds() -> None:

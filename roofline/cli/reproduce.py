@@ -18,6 +18,7 @@ app = typer.Typer()
 class Experiment(str, Enum):
     preserve = "preserve"
     dse_l2 = "dse-l2"
+    dse_objectives = "dse-objectives"
 
 
 @app.command("reproduce")
@@ -25,7 +26,9 @@ class Experiment(str, Enum):
 def reproduce_command(
     experiment: Annotated[Experiment, typer.Argument(
         help="preserve: e2e prefetch speedup grid (8x Ascend 910B and the GPUs); "
-             "dse-l2: performance per cost against L2 size on the 910B.")],
+             "dse-l2: performance per cost against L2 size on the 910B; dse-objectives: optima of L2, "
+             "HBM bandwidth and link speed under three cost objectives, static batch and serving, "
+             "with tornado charts.")],
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output folder (default: runs/reproduce/EXPERIMENT).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into an existing, non-empty --out.")] = False,
@@ -47,12 +50,15 @@ def reproduce_command(
         result = rp.reproduce_preserve(target, force=force, devices=devices, plots=plots,
                                        sensitivity=sensitivity, progress=echo_err)
         _print_preserve(result)
-    else:
-        if devices:
-            raise SpecError("--devices applies to `reproduce preserve` only (dse-l2 runs the 910B set-up)")
+    elif devices:
+        raise SpecError(f"--devices applies to `reproduce preserve` only ({experiment.value} runs fixed set-ups)")
+    elif experiment is Experiment.dse_l2:
         result = rp.reproduce_dse_l2(target, force=force, plots=plots, sensitivity=sensitivity,
                                      progress=echo_err)
         _print_dse(result)
+    else:
+        result = rp.reproduce_dse_objectives(target, force=force, plots=plots, progress=echo_err)
+        _print_objectives(result)
     for message in result.warnings:
         echo_err(f"warning: {message}")
     typer.echo(f"wrote {len(result.files)} files to {result.out_dir} (report: {result.out_dir / 'report.md'})")
@@ -92,3 +98,11 @@ def _print_dse(result) -> None:
                f"{a['l2_best_with_MiB']:g} MiB with it, gain {a['gain']:.2f}x (paper: "
                f"{PAPER['l2_optimum_without_prefetch_MB']} MB, {PAPER['l2_optimum_with_prefetch_MB']} MB, "
                f"{PAPER['perf_per_cost_gain']}x)")
+
+
+def _print_objectives(result) -> None:
+    o = result.tables["optima"]
+    print_table("optima of L2, HBM bandwidth and link speed (prefetch on)",
+                ["set-up", "point", "objective", "L2 MiB", "HBM GB/s", "link GB/s", "value", "gain vs stock"],
+                [[r.setup, r.point, r.objective, r.l2_capacity_MiB, r.hbm_bandwidth_GBps, r.link_bandwidth_GBps,
+                  r.value, r.gain_vs_stock] for r in o.itertuples()])

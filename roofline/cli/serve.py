@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from roofline.cli._common import check_output, fail, print_table, user_errors
-from roofline.cli.predict import DTypeOpt, KVDType
+from roofline.cli.predict import CostBasis, DTypeOpt, KVDType, _cost_parameters
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -51,6 +51,9 @@ def _length(text: str, option: str) -> int | tuple[int, int]:
 
 COLUMNS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "ttft_p90_ms", "tpot_p90_ms", "throughput_tok_s",
            "throughput_tok_s_per_device", "tok_s_per_user", "goodput_tok_s", "kv_utilization", "mean_batch")
+
+COST_COLUMNS = ("system_cost_usd", "goodput_tok_s_per_kusd", "power_w", "energy_j_per_token", "tco_usd_per_mtok",
+                "goodput_tok_s_per_tco_kusd")
 
 
 @app.command()
@@ -95,6 +98,8 @@ def serve(
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write tokens/s per device against tokens/s per user (HTML and PNG) with this stem.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot files.")] = False,
+    cost_basis: Annotated[CostBasis, typer.Option(
+        help="Dollars as manufacturing cost or as price (sourced device prices, fitted margin).")] = "manufacturing",
 ) -> None:
     """Serving metrics: continuous batching, chunked prefill, KV capacity, queueing, SLO goodput."""
     from roofline.validation import serve_fitted as run
@@ -112,7 +117,8 @@ def serve(
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                  gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
                  slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
-                 prefetch=prefetch, seed=seed)
+                 prefetch=prefetch, seed=seed,
+                 cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))))
     if plot is not None:
         from roofline import plots
 
@@ -135,3 +141,6 @@ def serve(
     print_table(f"{s['model']} on {s['devices']}x {s['hardware']}, {s['framework']}", (key, *COLUMNS),
                 [[r[key], *(r[c] if r[c] is not None else float("nan") for c in COLUMNS)] for r in result.rows],
                 caption=caption)
+    print_table("cost, power and TCO", (key, *COST_COLUMNS),
+                [[r[key], *(r[c] if r[c] is not None else float("nan") for c in COST_COLUMNS)] for r in result.rows],
+                caption=result.definitions["cost_basis"])

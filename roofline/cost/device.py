@@ -14,11 +14,13 @@ The chain for one device (``docs/cost_model.md`` gives every parameter and its s
 5. links: the switch share for a switched fabric, board traces/cables for every topology, and
    switch ports and optics for the inter-node bandwidth when the system spans nodes.
 6. the host share of the server.
+7. memory tiers beyond HBM (Grace LPDDR5X, CXL): capacity x $/GB and the CPU share they bring.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -40,7 +42,8 @@ from roofline.cost.silicon import (
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec
 
-__all__ = ["CostBreakdown", "device_cost", "system_cost", "spec_logic_area_mm2", "hardware_cost", "die_of"]
+__all__ = ["CostBreakdown", "device_cost", "system_cost", "spec_logic_area_mm2", "hardware_cost", "die_of",
+           "memory_tiers_usd"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class CostBreakdown:
     """Per-device manufacturing cost and the quantities behind it (arrays, or numpy scalars).
 
     The ``*_usd`` lines add up to ``total_usd``:
-    ``die + hbm + packaging + assembly_loss + interconnect + board_system``.
+    ``die + hbm + packaging + assembly_loss + interconnect + board_system + memory_tiers``.
     """
 
     logic_area_mm2: Any  #: area that is neither L2 nor link PHYs
@@ -71,6 +74,7 @@ class CostBreakdown:
     interconnect_usd: Any  #: switch share, board/cables per GB/s, scale-out ports and optics
     board_system_usd: Any  #: host share (CPUs, memory, NICs, power, chassis)
     total_usd: Any  #: one device in a system, manufacturing basis
+    memory_tiers_usd: Any  #: tiers beyond HBM (LPDDR, CXL) and the share of the CPU they hang off
 
     @property
     def module_usd(self) -> Any:
@@ -226,6 +230,7 @@ def device_cost(
         "dies_per_wafer": dies_per_wafer_of(params, per_die), "die_yield": die_yield(params, node, per_die),
         "die_usd": die_usd, **module, "interconnect_usd": interconnect_usd,
         "board_system_usd": board_system, "total_usd": total,
+        "memory_tiers_usd": np.zeros(die_area.shape),  # hardware_cost adds a spec's tiers
     }
     return CostBreakdown(**{name: scalar_or_array(value) for name, value in lines.items()})
 
@@ -264,16 +269,49 @@ def hardware_cost(
     hbm_bandwidth_GBps: ArrayLike | None = None,
     link_bandwidth_GBps: ArrayLike | None = None,
     spans_nodes: bool = False,
+    tier_capacity_GiB: Mapping[str, ArrayLike] | None = None,
 ) -> CostBreakdown:
     """Manufacturing cost of a device spec, with any of its swept parameters replaced by arrays.
 
     The device's own stack capacity (``hbm_capacity / die.hbm_stacks``) prices its generation, so
-    its stock stack count is the one in its spec (MI300X: 8 x 24 GiB, not 12 x 16).
+    its stock stack count is the one in its spec (MI300X: 8 x 24 GiB, not 12 x 16). Memory tiers
+    beyond HBM add :func:`memory_tiers_usd` (``tier_capacity_GiB``: swept capacities by tier name).
     """
     die = die_of(spec)
     memory = spec.memory
     stack_GiB = memory.hbm_capacity_bytes / 2**30 / die.hbm_stacks
     device_link_GBps = spec.intra_node.device_bandwidth_Bps / 1e9
+    breakdown = _spec_device_cost(params, spec, die, stack_GiB, device_link_GBps, l2_MiB, hbm_capacity_GiB,
+                                  hbm_bandwidth_GBps, link_bandwidth_GBps, spans_nodes)
+    if not memory.extra_tiers:
+        return breakdown
+    tiers = memory_tiers_usd(params, spec, tier_capacity_GiB)
+    return replace(breakdown, memory_tiers_usd=scalar_or_array(tiers),
+                   total_usd=scalar_or_array(np.asarray(breakdown.total_usd) + tiers))
+
+
+def memory_tiers_usd(params: CostParameters, spec: HardwareSpec,
+                     tier_capacity_GiB: Mapping[str, ArrayLike] | None = None) -> Any:
+    """Cost of the memory tiers beyond HBM of one device (manufacturing basis, also on the price
+    basis): each tier's capacity at ``tiers.usd_per_GB`` (or the spec's ``cost_usd_per_GiB``), plus
+    the share of the CPU it hangs off, ``tiers.cpu_usd x capacity / tiers.cpu_memory_GiB`` (a GH200
+    pays one Grace, a GB200 GPU half of one)."""
+    total: Any = 0.0
+    for tier in spec.memory.extra_tiers:  # a tier or two
+        given = (tier_capacity_GiB or {}).get(tier.name)
+        gib = np.asarray(tier.capacity_bytes / 2**30 if given is None else given, dtype=float)
+        memory_usd = (gib * tier.cost_usd_per_GiB if tier.cost_usd_per_GiB is not None
+                      else gib * 2**30 / 1e9 * params.value(f"tiers.usd_per_GB.{tier.name}"))
+        cpu_usd = params.value(f"tiers.cpu_usd.{tier.name}") * gib / params.value(f"tiers.cpu_memory_GiB.{tier.name}")
+        total = total + memory_usd + cpu_usd
+    return total
+
+
+def _spec_device_cost(params: CostParameters, spec: HardwareSpec, die: Any, stack_GiB: float,
+                      device_link_GBps: float, l2_MiB: ArrayLike | None, hbm_capacity_GiB: ArrayLike | None,
+                      hbm_bandwidth_GBps: ArrayLike | None, link_bandwidth_GBps: ArrayLike | None,
+                      spans_nodes: bool) -> CostBreakdown:
+    memory = spec.memory
     return device_cost(
         params, process_node=die.process_node, logic_area_mm2=spec_logic_area_mm2(params, spec),
         l2_MiB=memory.l2_capacity_bytes / 2**20 if l2_MiB is None else l2_MiB,

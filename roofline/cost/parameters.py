@@ -20,6 +20,7 @@ from typing import Any
 from roofline._specfile import PROJECT_ROOT, Block, printable, read_yaml
 from roofline.dtypes import PEAK_UNITS
 from roofline.exceptions import SpecError
+from roofline.hardware import TIER_NAMES
 
 __all__ = [
     "DEFAULT_COST_SPEC",
@@ -79,6 +80,10 @@ _RULES: dict[str, _Rule] = {
     "interconnect.serdes_mm2_per_GBps": _Rule("node"),
     "interconnect.scale_out_usd_per_GBps": _NONNEG,
     "system.host_share_usd": _NONNEG,
+    "tiers.usd_per_GB": _Rule("tier"),
+    "tiers.pj_per_byte": _Rule("tier"),
+    "tiers.cpu_usd": _Rule("tier"),
+    "tiers.cpu_memory_GiB": _Rule("tier", strict=True),
     "price.usd_per_device": _Rule("device", strict=True),
     "energy.pj_per_flop": _Rule("unit"),
     "energy.vector_pj_per_flop": _NONNEG,
@@ -96,7 +101,7 @@ _RULES: dict[str, _Rule] = {
 #: Tables whose keys define the known process nodes / memory generations.
 _INDEX_OWNERS = {"node": "wafer.usd_per_wafer", "generation": "hbm.usd_per_GB"}
 #: Tables whose keys are a fixed set.
-_FIXED_INDEX = {"topology": TOPOLOGIES, "unit": PEAK_UNITS}
+_FIXED_INDEX = {"topology": TOPOLOGIES, "unit": PEAK_UNITS, "tier": TIER_NAMES}
 _SECTIONS = tuple(dict.fromkeys(key.split(".")[0] for key in _RULES))
 _TOP_LEVEL_EXTRAS = ("description", "node_aliases")
 

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 from roofline.reproduce._dse import (
     DSE_OBJECTIVES,
+    DSE_POINTS,
+    DSE_SERVING_OBJECTIVES,
     DSE_SETUPS,
     dse_curve,
     dse_frame,
@@ -83,7 +85,7 @@ from roofline.reproduce._preserve import (
 )
 from roofline.reproduce._ratio import decode_ratio
 from roofline.reproduce._report import markdown_table
-from roofline.reproduce._run import reproduce_dse_l2, reproduce_preserve
+from roofline.reproduce._run import reproduce_dse_l2, reproduce_dse_objectives, reproduce_preserve
 from roofline.reproduce._sensitivity import _spec_values as _spec_values
 from roofline.reproduce._sensitivity import sensitivity_pivot, sensitivity_table
 
@@ -94,8 +96,8 @@ __all__ = [
     "split_sequence", "sequence_grid", "expand_sequences", "fallback_tp", "plan_runs", "decode_ratio",
     "preserve_frame", "preserve_table", "preserve_summary", "sensitivity_table", "dse_frame",
     "dse_optima", "dse_curve", "dse_sensitivity", "dse_objectives", "tornado_figure", "DSE_SETUPS",
-    "DSE_OBJECTIVES", "check_out_dir", "reproduce_preserve",
-    "reproduce_dse_l2", "Reproduction", "EXPERIMENTS", "markdown_table",
+    "DSE_OBJECTIVES", "DSE_SERVING_OBJECTIVES", "DSE_POINTS", "check_out_dir", "reproduce_preserve",
+    "reproduce_dse_l2", "reproduce_dse_objectives", "Reproduction", "EXPERIMENTS", "markdown_table",
     # constants and helpers
     "RATIO_BINS", "Run", "SWEEPS_DIR", "sensitivity_pivot",
 ]

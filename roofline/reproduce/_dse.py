@@ -16,8 +16,8 @@ from roofline.reproduce._grid import _frame_of, _model_label, plan_runs, with_ha
 from roofline.reproduce._paper import DSE_COST_VARIANTS, DSE_MODEL_VARIANTS
 from roofline.sweepfile import SweepSpec
 
-__all__ = ["DSE_OBJECTIVES", "DSE_SETUPS", "dse_curve", "dse_frame", "dse_objectives", "dse_optima",
-           "dse_sensitivity", "tornado_figure"]
+__all__ = ["DSE_OBJECTIVES", "DSE_SERVING_OBJECTIVES", "DSE_SETUPS", "DSE_POINTS", "dse_curve", "dse_frame",
+           "dse_objectives", "dse_optima", "dse_sensitivity", "serving_block_for", "tornado_figure"]
 
 
 def dse_frame(spec: SweepSpec, *, fallback: bool = True) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -159,10 +159,23 @@ DSE_OBJECTIVES: dict[str, tuple[str, str]] = {
     "perf per price": ("price", "tok_s_per_kusd"),
     "perf per TCO dollar": ("price", "tok_s_per_tco_kusd"),
 }
+#: The same objectives at the serving operating point: each configuration at the busiest closed loop
+#: that meets the SLO (``slo_max_concurrency``), ranked by its goodput there.
+DSE_SERVING_OBJECTIVES: dict[str, tuple[str, str]] = {
+    "perf per manufacturing cost": ("manufacturing", "slo_max_goodput_tok_s_per_kusd"),
+    "perf per price": ("price", "slo_max_goodput_tok_s_per_kusd"),
+    "perf per TCO dollar": ("price", "slo_max_goodput_tok_s_per_tco_kusd"),
+}
+#: Operating points: a static batch (the set-up's batch, prefill then decode) and serving.
+DSE_POINTS = ("static batch", "serving")
+#: The serving SLO of every set-up: 50 ms TPOT (20 tokens/s per user) and 1 ms of TTFT per prompt
+#: token (2 s for 2K prompts), vLLM engine defaults and fitted overheads.
+DSE_SLO_TPOT_MS = 50.0
+DSE_SLO_TTFT_MS_PER_PROMPT_TOKEN = 1.0
 #: The knobs whose optima are reported, as multiples of the stock value (L2 in MiB).
 DSE_L2_MiB = np.arange(0.0, 257.0, 16.0)
-DSE_HBM_SCALE = np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0])
-DSE_LINK_SCALE = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
+DSE_HBM_SCALE = np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
+DSE_LINK_SCALE = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0])
 _KNOBS = ("l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps")
 
 
@@ -187,23 +200,54 @@ def _grid(scenario: Any) -> dict[str, np.ndarray]:
     return {"l2_capacity_MiB": l2.ravel(), "hbm_bandwidth_GBps": h.ravel(), "link_bandwidth_GBps": k.ravel()}
 
 
-def _optima(scenario: Any, grid: Mapping[str, np.ndarray],
-            overrides: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Objective -> the optimal knobs and the objective there (prefetch on, fitting rows only)."""
-    from roofline.cost import load_cost_parameters
-    from roofline.engine import evaluate_configs
+def serving_block_for(setup: Mapping[str, Any]) -> Any:
+    """The ``serving:`` block of a set-up: vLLM, the set-up's lengths, the DSE SLO."""
+    from roofline.serving.columns import parse_serving_block
 
-    n = len(grid["l2_capacity_MiB"])
-    columns: dict[str, dict[str, np.ndarray]] = {}
-    for basis in ("manufacturing", "price"):
-        params = load_cost_parameters(overrides={**overrides, "basis.cost": basis})
-        columns[basis] = evaluate_configs(scenario, n, prefetch=True, cost_params=params, **grid)
-    out = {}
-    for name, (basis, metric) in DSE_OBJECTIVES.items():
-        values = np.where(columns[basis]["fits"], columns[basis][metric], -np.inf)
-        best = int(np.argmax(values))
-        out[name] = {knob: float(grid[knob][best]) for knob in _KNOBS} | {"value": float(values[best])}
-    return out
+    return parse_serving_block({"framework": "vllm", "slo_tpot_ms": DSE_SLO_TPOT_MS,
+                                "slo_ttft_ms": DSE_SLO_TTFT_MS_PER_PROMPT_TOKEN * setup["input_len"]}, "dse")
+
+
+class _Evaluator:
+    """The performance of one set-up on a grid, computed once; objectives per cost-parameter set."""
+
+    def __init__(self, scenario: Any, grid: Mapping[str, np.ndarray], block: Any) -> None:
+        from roofline.serving.columns import serving_points
+        from roofline.timing import HardwareArrays
+
+        self.scenario, self.grid, self.block = scenario, grid, block
+        self.n = len(grid["l2_capacity_MiB"])
+        self.hw = HardwareArrays.from_spec(scenario.hardware, self.n, prefetch=True, **grid)
+        self.points = serving_points(scenario.model, scenario.workload, scenario.parallelism, self.hw, block)
+
+    def optima(self, overrides: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
+        """(operating point, objective) -> the optimal knobs and the objective there (prefetch on,
+        fitting rows only; at the serving point, configurations that meet the SLO)."""
+        from roofline.cost import load_cost_parameters
+        from roofline.engine import evaluate_configs
+        from roofline.serving.columns import serving_cost_columns
+
+        sc = self.scenario
+        static: dict[str, dict[str, np.ndarray]] = {}
+        serving: dict[str, dict[str, np.ndarray]] = {}
+        for basis in ("manufacturing", "price"):
+            params = load_cost_parameters(overrides={**overrides, "basis.cost": basis})
+            static[basis] = evaluate_configs(sc, self.n, prefetch=True, cost_params=params, **self.grid)
+            serving[basis] = serving_cost_columns(self.points, sc.model, sc.workload, sc.parallelism, self.hw,
+                                                  self.block, sc.hardware, params)
+        met = self.points.at_slo_max["goodput_tok_s"] > 0
+        out = {}
+        for point, objectives, columns in (("static batch", DSE_OBJECTIVES, static),
+                                           ("serving", DSE_SERVING_OBJECTIVES, serving)):
+            for name, (basis, metric) in objectives.items():
+                ok = static[basis]["fits"] if point == "static batch" else met
+                values = np.where(ok, columns[basis][metric], -np.inf)
+                best = int(np.argmax(values))
+                found = {knob: float(self.grid[knob][best]) for knob in _KNOBS} | {"value": float(values[best])}
+                if point == "serving":
+                    found["concurrency"] = float(self.points.slo_max_concurrency[best])
+                out[(point, name)] = found
+        return out
 
 
 def _relevant_estimates(scenario: Any) -> list[str]:
@@ -242,50 +286,59 @@ def _matrix_units(scenario: Any) -> set[str]:
 
 
 def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS,
-                   estimates: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The optima of L2, HBM bandwidth and link speed per set-up and objective, and the tornado.
+                   estimates: list[str] | None = None,
+                   progress: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The optima of L2, HBM bandwidth and link speed per set-up, operating point and objective,
+    and the tornado.
 
     Returns:
-        (optima, tornado): ``optima`` has one row per set-up and objective (the default
-        parameters) with the stock device's objective for comparison; ``tornado`` one row per
-        set-up, objective, varied estimate and end of its range, with the optimum there.
-        ``estimates`` restricts the varied parameters (default: every relevant ranged estimate).
+        (optima, tornado): ``optima`` has one row per set-up, operating point (``static batch`` or
+        ``serving``) and objective (the default parameters) with the stock device's objective for
+        comparison; ``tornado`` one row per set-up, point, objective, varied estimate and end of its
+        range, with the optimum there. ``estimates`` restricts the varied parameters (default: every
+        relevant ranged estimate).
     """
     from roofline.cost import load_cost_parameters
 
+    say = progress or (lambda _m: None)
     defaults = load_cost_parameters()
     optima_rows, tornado_rows = [], []
     for setup_name, setup in setups.items():
+        say(f"{setup_name}: static batch and serving on the grid")
         scenario = _scenario(setup)
-        grid = _grid(scenario)
-        base = _optima(scenario, grid, {})
+        block = serving_block_for(setup)
+        grid_eval = _Evaluator(scenario, _grid(scenario), block)
         spec = scenario.hardware
         stock = {"l2_capacity_MiB": np.array([spec.memory.l2_capacity_bytes / 2**20]),
                  "hbm_bandwidth_GBps": np.array([spec.memory.hbm_bandwidth_Bps / 1e9]),
                  "link_bandwidth_GBps": np.array([spec.intra_node.link_bandwidth_Bps / 1e9])}
-        stock_value = _optima(scenario, stock, {})
-        for objective, best in base.items():
-            optima_rows.append({"setup": setup_name, "objective": objective, **best,
-                                "stock_value": stock_value[objective]["value"],
-                                "gain_vs_stock": best["value"] / stock_value[objective]["value"]})
-        for key in _relevant_estimates(scenario) if estimates is None else estimates:
+        stock_value = _Evaluator(scenario, stock, block).optima({})
+        for (point, objective), best in grid_eval.optima({}).items():
+            optima_rows.append({"setup": setup_name, "point": point, "objective": objective, **best,
+                                "stock_value": stock_value[(point, objective)]["value"],
+                                "stock_concurrency": stock_value[(point, objective)].get("concurrency"),
+                                "gain_vs_stock": best["value"] / stock_value[(point, objective)]["value"]})
+        keys = _relevant_estimates(scenario) if estimates is None else estimates
+        say(f"{setup_name}: {len(keys)} estimates at both ends of their ranges")
+        for key in keys:
             low, high = defaults.plausible_range(key)
             for end, value in (("low", low), ("high", high)):
-                moved = _optima(scenario, grid, {key: value})
-                for objective, best in moved.items():
-                    tornado_rows.append({"setup": setup_name, "objective": objective, "parameter": key,
-                                         "end": end, "parameter_value": value,
+                for (point, objective), best in grid_eval.optima({key: value}).items():
+                    tornado_rows.append({"setup": setup_name, "point": point, "objective": objective,
+                                         "parameter": key, "end": end, "parameter_value": value,
                                          "default_value": defaults.value(key), **best})
     return pd.DataFrame(optima_rows), pd.DataFrame(tornado_rows)
 
 
-def tornado_figure(optima: pd.DataFrame, tornado: pd.DataFrame, setup: str) -> Any:
-    """Tornado charts of one set-up: per objective (rows) and knob (columns), the optimum when each
-    estimate sits at the low (blue) or high (orange) end of its range; dotted: the default optimum.
-    The x axes span the searched grid, so a short bar is a small move."""
+def tornado_figure(optima: pd.DataFrame, tornado: pd.DataFrame, setup: str, point: str = "static batch") -> Any:
+    """Tornado charts of one set-up at one operating point: per objective (rows) and knob (columns),
+    the optimum when each estimate sits at the low (blue) or high (orange) end of its range; dotted:
+    the default optimum. The x axes span the searched grid, so a short bar is a small move."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    if "point" in optima.columns:
+        optima, tornado = optima[optima["point"] == point], tornado[tornado["point"] == point]
     t_all = tornado[tornado["setup"] == setup]
     params = list(dict.fromkeys(t_all["parameter"]))
     objectives = list(DSE_OBJECTIVES)
@@ -308,8 +361,8 @@ def tornado_figure(optima: pd.DataFrame, tornado: pd.DataFrame, setup: str) -> A
             if grid is not None:
                 lo, hi = float(grid[knob].min()), float(grid[knob].max())
                 fig.update_xaxes(range=[lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo)], row=row, col=col)
-    fig.update_layout(barmode="overlay", title=f"{setup}: how far each optimum moves over each estimate's range "
-                      "(dotted: default optimum; no bar: it does not move)", height=260 * len(objectives) + 200,
+    fig.update_layout(barmode="overlay", title=f"{setup}, {point}: how far each optimum moves over each estimate's "
+                      "range (dotted: default optimum; no bar: it does not move)", height=260 * len(objectives) + 200,
                       width=1500, legend={"orientation": "h", "y": -0.06}, margin={"l": 300, "t": 90},
                       font={"size": 11})
     fig.update_annotations(font_size=12)

@@ -47,14 +47,15 @@ def _csv(out: Path, name: str, df: pd.DataFrame, files: list[Path]) -> None:
     files.append(path)
 
 
-def _figures(out: Path, figures: list[tuple[Any, str]], rep: Reproduction) -> None:
+def _figures(out: Path, figures: list[tuple[Any, str]], rep: Reproduction, *, width: int = 1200,
+             height: int = 720) -> None:
     import warnings
 
     from roofline.plots import FigureWriter
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with FigureWriter(width=1200, height=720) as writer:
+        with FigureWriter(width=width, height=height) as writer:
             for fig, stem in figures:
                 rep.files += writer.write(fig, out / "plots" / stem)
     rep.warnings += sorted({str(w.message) for w in caught})

@@ -79,4 +79,4 @@ PRESERVE_VARIANTS: dict[str, dict[str, float]] = {
     "launch gaps usable by the prefetch": {"prefetch_launch_gap_fraction": 1.0},
 }
 
-EXPERIMENTS = ("preserve", "dse-l2")
+EXPERIMENTS = ("preserve", "dse-l2", "dse-objectives")

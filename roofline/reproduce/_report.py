@@ -104,3 +104,44 @@ def _dse_report(optima: pd.DataFrame, curve: pd.DataFrame, overall: Mapping[str,
     if notes:
         parts.append("\n## Not run as specified\n\n" + "\n".join(f"- {m}: {st}" for m, st in notes) + "\n")
     return "".join(parts)
+
+
+_KNOB_HEADERS = {"l2_capacity_MiB": "L2 (MiB)", "hbm_bandwidth_GBps": "HBM (GB/s)",
+                 "link_bandwidth_GBps": "link (GB/s per link)"}
+
+
+def _objectives_report(optima: pd.DataFrame, tornado: pd.DataFrame, fit: Any) -> str:
+    """Markdown of the design-space answer: the optima per set-up, operating point and objective,
+    and every estimate whose range moves an optimum (the tornado as a table)."""
+    lines = ["# Design-space answer: L2, HBM bandwidth and link speed under three objectives", "",
+             "Prefetching on; static batch: the set-up's batch (prefill, then decode); serving: each "
+             "configuration at the busiest closed loop that meets the SLO (vLLM defaults and fitted "
+             "overheads), ranked by its goodput there.", "",
+             f"Price basis: margin {fit.margin:.3f} fitted on {', '.join(fit.devices)}; leave-one-device-out "
+             f"mean |error| {fit.mean_abs_held_out_error:.1%}.", "", "## Optima", ""]
+    o = optima.copy()
+    table = pd.DataFrame({
+        "set-up": o["setup"], "point": o["point"], "objective": o["objective"],
+        **{header: o[knob].map(lambda v: f"{v:,g}") for knob, header in _KNOB_HEADERS.items()},
+        "concurrency": o["concurrency"].map(lambda v: "-" if pd.isna(v) else f"{v:g}"),
+        "value": o["value"], "stock value": o["stock_value"],
+        "stock concurrency": o["stock_concurrency"].map(lambda v: "-" if pd.isna(v) else f"{v:g}"),
+        "gain over stock": o["gain_vs_stock"].map(lambda v: f"{v:.2f}x")})
+    lines += [markdown_table(table), "",
+              "Values: tokens/s (static batch) or goodput tokens/s (serving) per 1000 USD of system cost, or "
+              "per 1000 USD of lifetime TCO.", "", "## What moves each optimum", ""]
+    if tornado.empty:
+        return "\n".join([*lines, "No estimate was varied.", ""])
+    moves = tornado.merge(optima, on=["setup", "point", "objective"], suffixes=("", "_default"))
+    moved = np.zeros(len(moves), dtype=bool)
+    for knob in _KNOB_HEADERS:
+        moved |= moves[knob].to_numpy() != moves[f"{knob}_default"].to_numpy()
+    m = moves[moved]
+    if m.empty:
+        return "\n".join([*lines, "No estimate moves any optimum over its range.", ""])
+    table = pd.DataFrame({
+        "set-up": m["setup"], "point": m["point"], "objective": m["objective"], "estimate": m["parameter"],
+        "end": m["end"], "at": m["parameter_value"],
+        **{header: [f"{d:g} -> {v:g}" if v != d else f"{v:g}" for v, d in zip(m[knob], m[f"{knob}_default"])]
+           for knob, header in _KNOB_HEADERS.items()}})
+    return "\n".join([*lines, markdown_table(table), ""])

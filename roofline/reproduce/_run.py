@@ -17,11 +17,15 @@ from roofline.economics import basis_text
 from roofline.exceptions import SpecError
 from roofline.hardware import load_hardware
 from roofline.reproduce._dse import (
+    DSE_POINTS,
+    DSE_SETUPS,
     _curve_optimum,
     dse_curve,
     dse_frame,
+    dse_objectives,
     dse_optima,
     dse_sensitivity,
+    tornado_figure,
 )
 from roofline.reproduce._figures import _dse_figures, _preserve_figures
 from roofline.reproduce._grid import _load, sequence_grid, with_hardware
@@ -46,11 +50,17 @@ from roofline.reproduce._preserve import (
     preserve_summary,
     preserve_table,
 )
-from roofline.reproduce._report import _dse_report, _main_markdown, _preserve_report, markdown_table
+from roofline.reproduce._report import (
+    _dse_report,
+    _main_markdown,
+    _objectives_report,
+    _preserve_report,
+    markdown_table,
+)
 from roofline.reproduce._sensitivity import sensitivity_pivot, sensitivity_table
 from roofline.sweep import cost_parameters
 
-__all__ = ["reproduce_dse_l2", "reproduce_preserve"]
+__all__ = ["reproduce_dse_l2", "reproduce_dse_objectives", "reproduce_preserve"]
 
 
 def reproduce_preserve(out: str | Path, *, force: bool = False, devices: Sequence[str] | None = None,
@@ -171,4 +181,38 @@ def reproduce_dse_l2(out: str | Path, *, force: bool = False, plots: bool = True
     if plots:
         say("plots")
         _figures(out_dir, _dse_figures(df, curve), rep)
+    return rep
+
+
+def reproduce_dse_objectives(out: str | Path, *, force: bool = False, plots: bool = True,
+                             setups: dict[str, dict[str, Any]] | None = None, estimates: list[str] | None = None,
+                             progress: Callable[[str], None] | None = None) -> Reproduction:
+    """The design-space answer of docs/dse_l2.md: optima of L2 size, HBM bandwidth and link speed
+    under perf per manufacturing cost, per price and per TCO dollar, at a static batch and at the
+    serving operating point, and the tornado of each.
+
+    Files in ``out``: ``optima.csv``, ``tornado.csv``, ``report.md`` (the markdown tables of the
+    docs), ``summary.json`` and ``plots/tornado_<set-up>_<point>`` (HTML, PNG).
+    """
+    from roofline.cost import fit_margin, load_cost_parameters
+
+    say = progress or (lambda _m: None)
+    out_dir = check_out_dir(out, force)
+    rep = Reproduction("dse-objectives", out_dir)
+    chosen = setups or DSE_SETUPS
+    optima, tornado = dse_objectives(chosen, estimates=estimates, progress=say)
+    _csv(out_dir, "optima.csv", optima, rep.files)
+    _csv(out_dir, "tornado.csv", tornado, rep.files)
+    rep.tables |= {"optima": optima, "tornado": tornado}
+    fit = fit_margin(load_cost_parameters())
+    _write(out_dir, "report.md", _objectives_report(optima, tornado, fit), rep.files)
+    rep.summary = {"setups": dict(chosen), "optima": optima.to_dict("records"),
+                   "margin": fit.margin, "margin_held_out_mean_abs_error": fit.mean_abs_held_out_error}
+    (out_dir / "summary.json").write_text(json.dumps(rep.summary, indent=2, default=json_default))
+    rep.files.append(out_dir / "summary.json")
+    if plots:
+        say("tornado charts")
+        figs = [(tornado_figure(optima, tornado, name, point), f"tornado_{_slug(name.split()[0])}_{_slug(point)}")
+                for name in chosen for point in DSE_POINTS]
+        _figures(out_dir, figs, rep, width=1500, height=1100)
     return rep

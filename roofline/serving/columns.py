@@ -28,11 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from roofline.cost import CostParameters
 from roofline.exceptions import SpecError
+from roofline.hardware import HardwareSpec
 from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
 from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import load_overheads
 from roofline.serving.serve import benchmark_requests
 from roofline.serving.settings import FRAMEWORKS, EngineSettings, engine_defaults
@@ -40,7 +43,8 @@ from roofline.serving.step_cost import build_step_cost, token_grid
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["ServingBlock", "SERVING_METRICS", "parse_serving_block", "serving_columns", "SLO_CONCURRENCIES"]
+__all__ = ["ServingBlock", "SERVING_METRICS", "parse_serving_block", "serving_columns", "SLO_CONCURRENCIES",
+           "ServingPoints", "serving_points", "serving_cost_columns"]
 
 #: The columns :func:`serving_columns` adds, with their meaning (roofline.metrics, stage serving).
 SERVING_METRICS = descriptions("serving")
@@ -94,9 +98,25 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
                         float(hit))
 
 
-def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
-                    block: ServingBlock, system_cost_usd: np.ndarray) -> dict[str, np.ndarray]:
-    """:data:`SERVING_METRICS` columns for the ``hw.n`` configurations (no NaN: 0 where undefined)."""
+@dataclass(frozen=True)
+class ServingPoints:
+    """The two operating points of every configuration of a sweep chunk (performance only).
+
+    ``at_block``: the steady state at the block's concurrency; ``at_slo_max``: at the largest
+    concurrency of :data:`SLO_CONCURRENCIES` meeting the SLO (``slo_max_concurrency``, 0 if none).
+    Each is a dict of (n,) arrays with ``throughput_rps``, ``throughput_tok_s``, ``itl_s``,
+    ``mean_batch`` and ``goodput_tok_s``; ``lengths`` are a request's prompt, computed prompt and output.
+    """
+
+    at_block: dict[str, np.ndarray]
+    at_slo_max: dict[str, np.ndarray]
+    slo_max_concurrency: np.ndarray
+    lengths: dict[str, float]
+
+
+def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
+                   block: ServingBlock) -> ServingPoints:
+    """Steady-state serving metrics of the ``hw.n`` configurations at both operating points."""
     s = block.settings
     o = load_overheads(s.framework)
     grid = token_grid(s.max_num_batched_tokens + min(s.max_num_seqs, int(SLO_CONCURRENCIES[-1])), ratio=1.25)
@@ -114,8 +134,7 @@ def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
     n = hw.n
     conc = np.full(n, float(block.concurrency))
     r = steady_state(cost, kv_capacity_tokens=cap, concurrency=conc, burst_requests=benchmark_requests(conc), **common)
-    ok = _meets(r, block)
-    goodput = np.where(ok, r["throughput_tok_s"], 0.0)
+    r["goodput_tok_s"] = np.where(_meets(r, block), r["throughput_tok_s"], 0.0)
     # the SLO search: every configuration at every concurrency of SLO_CONCURRENCIES at once
     k = len(SLO_CONCURRENCIES)
     rows = np.repeat(np.arange(n), k)
@@ -123,17 +142,56 @@ def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
     grid_r = steady_state(cost, kv_capacity_tokens=cap[rows], concurrency=grid_c, hw_row=rows,
                           burst_requests=benchmark_requests(grid_c), **common)
     meets = _meets(grid_r, block).reshape(n, k)
-    best = np.where(meets.any(axis=1), SLO_CONCURRENCIES[k - 1 - np.argmax(meets[:, ::-1], axis=1)], 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_kusd = np.where(system_cost_usd > 0, goodput / system_cost_usd * 1e3, 0.0)
+    met = meets.any(axis=1)
+    best_i = k - 1 - np.argmax(meets[:, ::-1], axis=1)
+    at = {key: grid_r[key].reshape(n, k)[np.arange(n), best_i]
+          for key in ("throughput_rps", "throughput_tok_s", "itl_s", "mean_batch")}
+    at["goodput_tok_s"] = np.where(met, at["throughput_tok_s"], 0.0)
+    return ServingPoints(r, at, np.where(met, SLO_CONCURRENCIES[best_i], 0.0),
+                         {"prompt": prompt, "prefill": common["prefill"], "output": output})
+
+
+def serving_cost_columns(points: ServingPoints, model: ModelSpec, workload: Workload, par: Parallelism,
+                         hw: HardwareArrays, block: ServingBlock, hardware: HardwareSpec,
+                         cost_params: CostParameters) -> dict[str, np.ndarray]:
+    """The cost, power and TCO columns of :data:`SERVING_METRICS` at both operating points (0 where
+    unknown: a device without a ``die`` block)."""
+    s = block.settings
+    energy = None if hardware.die is None else step_energy_of(cost_params, model, workload, par, hardware, hw, s)
+    econ = {}
+    for name, point in (("block", points.at_block), ("slo_max", points.at_slo_max)):
+        econ[name] = {k: np.nan_to_num(v) for k, v in operating_point_economics(
+            cost_params, model, workload, par, hardware, hw, s, throughput_rps=point["throughput_rps"],
+            throughput_tok_s=point["throughput_tok_s"], goodput_tok_s=point["goodput_tok_s"],
+            mean_step_s=point["itl_s"], mean_running=point["mean_batch"], step_energy=energy,
+            **points.lengths).items()}
     return {
+        "goodput_tok_s_per_kusd": econ["block"]["goodput_tok_s_per_kusd"],
+        "serving_power_w": econ["block"]["power_w"],
+        "serving_energy_j_per_token": econ["block"]["energy_j_per_token"],
+        "serving_tco_usd_per_mtok": econ["block"]["tco_usd_per_mtok"],
+        "goodput_tok_s_per_tco_kusd": econ["block"]["goodput_tok_s_per_tco_kusd"],
+        "slo_max_goodput_tok_s_per_kusd": econ["slo_max"]["goodput_tok_s_per_kusd"],
+        "slo_max_goodput_tok_s_per_tco_kusd": econ["slo_max"]["goodput_tok_s_per_tco_kusd"],
+    }
+
+
+def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
+                    block: ServingBlock, hardware: HardwareSpec, cost_params: CostParameters) -> dict[str, np.ndarray]:
+    """:data:`SERVING_METRICS` columns for the ``hw.n`` configurations of ``hardware`` (no NaN: 0
+    where undefined, and where a device without a ``die`` block has no cost or energy)."""
+    points = serving_points(model, workload, par, hw, block)
+    r = points.at_block
+    columns = {
         "serving_ttft_ms": r["ttft_s"] * 1e3, "serving_tpot_ms": r["tpot_s"] * 1e3,
         "serving_throughput_tok_s": r["throughput_tok_s"],
         "serving_tok_s_per_device": r["throughput_tok_s"] / (par.tp * par.pp),
-        "goodput_tok_s": goodput, "goodput_tok_s_per_kusd": np.nan_to_num(per_kusd),
-        "slo_max_concurrency": best, "serving_kv_utilization": r["kv_utilization"],
-        "serving_mean_batch": r["mean_batch"],
+        "goodput_tok_s": r["goodput_tok_s"],
+        "slo_max_concurrency": points.slo_max_concurrency, "slo_max_goodput_tok_s": points.at_slo_max["goodput_tok_s"],
+        "serving_kv_utilization": r["kv_utilization"], "serving_mean_batch": r["mean_batch"],
     }
+    columns |= serving_cost_columns(points, model, workload, par, hw, block, hardware, cost_params)
+    return {k: columns[k] for k in SERVING_METRICS}
 
 
 def _meets(r: dict[str, np.ndarray], block: ServingBlock) -> np.ndarray:

@@ -8,17 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline.cost import CostParameters, load_cost_parameters
+from roofline.economics import basis_text
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import ModelSpec, load_model
 from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
 from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.economics import SERVING_ECONOMIC_METRICS, operating_point_economics
 from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_metrics
 from roofline.serving.overheads import DATASHEET, Overheads, load_overheads, overheads_provenance
 from roofline.serving.settings import EngineSettings, SpeculativeDecoding, engine_defaults
 from roofline.serving.simulator import simulate
 from roofline.serving.step_cost import StepCost, build_step_cost, token_grid
-from roofline.serving.workload import Lengths, ServingWorkload, make_requests
+from roofline.serving.workload import Lengths, Requests, ServingWorkload, make_requests
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
@@ -161,6 +164,30 @@ def _slo_limits(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWorkl
             "goodput_tok_s_at_slo_max_concurrency": at["goodput_tok_s"] if at else 0.0}
 
 
+def _mean_lengths(requests: Requests) -> tuple[float, float, float]:
+    """Mean prompt, computed prompt (prefix-cache hits removed) and output tokens of ``requests``."""
+    return float(np.mean(requests.prompt)), float(np.mean(requests.prefill)), float(np.mean(requests.output))
+
+
+def _attach_economics(rows: list[dict[str, Any]], lengths: list[tuple[float, float, float]], setup: ServingSetup,
+                      params: CostParameters) -> None:
+    """Add the cost, power and TCO columns to every row (null where unknown: no ``die`` block)."""
+    if not rows:
+        return
+    prompt, prefill, output = (np.array(x) for x in zip(*lengths))
+    econ = operating_point_economics(
+        params, setup.model, setup.workload, setup.parallelism, setup.hardware, setup.arrays(), setup.settings,
+        throughput_rps=np.array([r["throughput_rps"] for r in rows]),
+        throughput_tok_s=np.array([r["throughput_tok_s"] for r in rows]),
+        goodput_tok_s=np.array([r["goodput_tok_s"] for r in rows]),
+        mean_step_s=np.array([r["itl_ms"] / 1e3 for r in rows]),
+        mean_running=np.array([r["mean_batch"] for r in rows]), prompt=prompt, prefill=prefill, output=output)
+    for i, row in enumerate(rows):
+        for key, values in econ.items():
+            v = float(values[i])
+            row[key] = v if np.isfinite(v) else None
+
+
 def serve(
     model: ModelSpec | str,
     hardware: HardwareSpec | str,
@@ -190,6 +217,7 @@ def serve(
     datasheet: bool = False,
     prefetch: bool = False,
     seed: int = 0,
+    cost_params: CostParameters | None = None,
     **hardware_overrides: float,
 ) -> ServeResult:
     """Serving metrics of ``model`` on one replica of ``tp x pp`` devices of ``hardware``.
@@ -205,6 +233,8 @@ def serve(
         slo_ttft_ms, slo_tpot_ms: the SLO for goodput and the largest concurrency / rate meeting it.
         simulate_events: the discrete-event simulator (percentiles) instead of the analytic model.
         datasheet: no fitted overheads (the raw roofline); prefetch: PRESERVE prefetching in steps.
+        cost_params: cost, power and TCO parameters of the cost columns (default
+            ``cost_specs/default.yaml``, manufacturing basis).
 
     Returns:
         A :class:`ServeResult` (``.rows``, ``.summary``, ``.to_frame()``, ``.to_json()``).
@@ -239,6 +269,7 @@ def serve(
     slo = (slo_ttft_ms, slo_tpot_ms)
     base = ServingWorkload(prompt, output, concurrency=1, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed)
     rows: list[dict[str, Any]] = []
+    lengths: list[tuple[float, float, float]] = []  # per row: mean prompt, computed prompt, output
     if simulate_events or trace is not None:
         scalar = cost.scalar()
         runs: list[tuple[str, Any, ServingWorkload]] = []
@@ -254,7 +285,9 @@ def serve(
                                                                 num_requests=num_requests, prefix_hit=prefix_hit,
                                                                 seed=seed)))
         for key, load, sw in runs:
-            tr = simulate(make_requests(sw), scalar, settings, cap, concurrency=sw.concurrency,
+            requests = make_requests(sw)
+            lengths.append(_mean_lengths(requests))
+            tr = simulate(requests, scalar, settings, cap, concurrency=sw.concurrency,
                           step_overhead_s=over.step_overhead_s, request_overhead_s=over.request_overhead_s,
                           decode_scale=over.decode_scale, prefill_scale=over.prefill_scale,
                           seq_overhead_s=over.seq_overhead_s)
@@ -266,7 +299,11 @@ def serve(
         rows = _analytic_rows(setup, cost, cap, base, [float(x) if not closed else int(x)
                                                        for x in (loads_c or loads_r)], closed, slo)
         evaluator = ANALYTIC_NOTE
-    definitions = dict(DEFINITIONS) | {"evaluator": evaluator}
+        lengths = [(prompt.mean, max(prompt.mean - np.floor(prompt.mean * prefix_hit), 1.0), output.mean)] * len(rows)
+    params = cost_params or load_cost_parameters()
+    _attach_economics(rows, lengths, setup, params)
+    definitions = dict(DEFINITIONS) | {"evaluator": evaluator} | dict(SERVING_ECONOMIC_METRICS) | {
+        "cost_basis": basis_text(params.basis)}
     summary: dict[str, Any] = {
         "model": m.name, "hardware": hw.name, "devices": setup.devices, "tp": tp, "pp": pp, "ep": ep,
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
