@@ -222,7 +222,8 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
         "best": result.best, "ranked": result.ranked,
         "edge_warnings": edge_warnings(spec.parameters, result.best),
         "counting": "the requested number counts COMPLETE trials; FAIL trials (a killed worker's "
-                    "unfinished trials, or surplus ones from a race between workers) are not counted",
+                    "unfinished trials, a live trial marked stale when its heartbeat came late, or surplus ones "
+                    "from a race between workers) are not counted",
     }
     _write_json(out / "search.json", summary)
     files.append(out / "search.json")

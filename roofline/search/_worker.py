@@ -129,6 +129,7 @@ class WorkerStats:
     worker: int
     told: int = 0  # trials this worker completed
     surplus: int = 0  # trials asked above the budget in a race, closed as FAIL
+    reaped: int = 0  # live trials another worker marked stale (heartbeat late): results dropped
     batches: int = 0
     seconds: float = 0.0
     evaluate_seconds: float = 0.0  # time in the vectorized engine
@@ -230,16 +231,16 @@ def _run_batch(spec: SweepSpec, space: SearchSpace, objective: Objectives, study
         stats.evaluate_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
         for trial, outcome in zip(batch, outcomes):
-            trial.set_user_attr("metrics", outcome.metrics)
-            trial.set_user_attr("constraint", outcome.constraints)
-            # Stored the way a sampler's constraints_func stores them (system attribute
-            # "constraints", a list in the order of the names above): TPE, NSGA-II and
-            # study.best_trial(s) read it, and optuna-dashboard shows it (it does not read
-            # Trial.set_constraint's named keys); one write per trial instead of one per name.
-            trial.storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_KEY, list(outcome.constraints.values()))
-            study.tell(trial, outcome.values if objective.multi else outcome.values[0])
+            try:
+                _store(study, trial, outcome, objective)
+                stats.told += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Our heartbeat lagged past the grace period (a starved machine) and another
+                # worker marked this live trial FAIL as stale: its result is dropped, the study
+                # asks a replacement, and the search goes on.
+                log.debug("trial %s was marked stale while it ran; its result is dropped", trial.number)
+                stats.reaped += 1
             hb.discard(trial._trial_id)
-            stats.told += 1
         stats.tell_seconds += time.perf_counter() - t0
         stats.batches += 1
     except BaseException:
@@ -248,6 +249,18 @@ def _run_batch(spec: SweepSpec, space: SearchSpace, objective: Objectives, study
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             hb.discard(trial._trial_id)
         raise
+
+
+def _store(study: optuna.Study, trial: optuna.Trial, outcome: Any, objective: Objectives) -> None:
+    """Store one evaluated trial: its metrics, constraints and objective values."""
+    trial.set_user_attr("metrics", outcome.metrics)
+    trial.set_user_attr("constraint", outcome.constraints)
+    # Stored the way a sampler's constraints_func stores them (system attribute "constraints", a
+    # list in the order of the names above): TPE, NSGA-II and study.best_trial(s) read it, and
+    # optuna-dashboard shows it (it does not read Trial.set_constraint's named keys); one write per
+    # trial instead of one per name.
+    trial.storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_KEY, list(outcome.constraints.values()))
+    study.tell(trial, outcome.values if objective.multi else outcome.values[0])
 
 
 @contextlib.contextmanager
