@@ -30,6 +30,7 @@ from functools import lru_cache
 from math import ceil
 
 from roofline.attention import STATE_BYTES, AttendPattern
+from roofline.graph.attention_ops import attention_work
 from roofline.graph.table import OpTable, Segment, _Op, _to_table
 from roofline.model import LayerGroup, ModelSpec
 from roofline.moe import ExpertLayout
@@ -184,22 +185,17 @@ class _LayerBuilder:
         self.gemm(p + "o_proj", h, heads * a.v_head_dim, count, stage)
 
     def attention(self, count: float, stage: float, q_dim: float, kv_dim: float) -> None:
-        w, b, d = self.w, self.batch, self.m.head_dim
-        heads = self.heads
-        kv_token_bytes = 2 * kv_dim * w.kv_bytes
+        w, name = self.w, self.prefix + "attention"
+        work = attention_work(self.phase, batch=self.batch, seq=self.seq, heads=self.heads, kv_heads=self.kv_heads,
+                              head_dim=self.m.head_dim, q_dim=q_dim, kv_dim=kv_dim, kv_bytes=w.kv_bytes,
+                              act_bytes=w.act_bytes, pairs=self.pattern.prefill_pairs(self.seq))
         if self.phase == "prefill":
-            s = self.seq
-            # causal query-key pairs (s(s+1)/2 for full attention), 2d FLOPs each for QK^T and for PV
-            flops = 4.0 * b * heads * d * self.pattern.prefill_pairs(s)
-            op = _Op(self.prefix + "attention", "attention", count, stage, m=self.tokens, flops=flops,
-                     kv_write_bytes=b * s * kv_token_bytes,
-                     act_bytes=b * s * (2 * q_dim + 2 * kv_dim) * w.act_bytes, dtype=self.attn_dtype)
+            op = _Op(name, "attention", count, stage, m=work.m, flops=work.flops, kv_write_bytes=work.kv_write_bytes,
+                     act_bytes=work.act_bytes, dtype=self.attn_dtype)
         else:
-            # one query per sequence attends over L cached tokens (the new one included)
-            op = _Op(self.prefix + "attention", "attention", count, stage, m=b * heads // self.kv_heads,
-                     flops_per_kv=4.0 * b * heads * d, kv_read_per_kv=b * kv_token_bytes,
-                     kv_write_bytes=b * kv_token_bytes, act_bytes=b * 2 * q_dim * w.act_bytes,
-                     dtype=self.attn_dtype, **self.decode_pattern())
+            op = _Op(name, "attention", count, stage, m=work.m, flops_per_kv=work.flops_per_kv,
+                     kv_read_per_kv=work.kv_read_per_kv_bytes, kv_write_bytes=work.kv_write_bytes,
+                     act_bytes=work.act_bytes, dtype=self.attn_dtype, **self.decode_pattern())
         self.add(op)
 
     def decode_pattern(self) -> dict[str, float]:
