@@ -10,7 +10,6 @@ detail of a row needs. A :class:`roofline.Prediction` is its first row plus thos
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,8 +191,3 @@ def evaluate_configs(
     """
     arrays = scenario_arrays(scenario, n, prefetch=prefetch, **hardware_params)
     return evaluate(scenario, arrays, cost_params).columns
-
-
-def hardware_columns(params: Mapping[str, ArrayLike], n: int) -> dict[str, np.ndarray]:
-    """The swept parameters as (n,) columns, for the results table."""
-    return {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in params.items()}
