@@ -93,7 +93,7 @@ _DECLARED = (
            "baseline e2e / e2e", "engine"),
     Metric("decode_bound", "", "", "decode bound", "bound",
            "what most of a decode step waits on: compute, memory or comm", "engine", kind="category"),
-    Metric("memory_GiB", "GiB", "min", "memory per device (GiB)", "",
+    Metric("memory_GiB", "GiB", "min", "memory per device (GiB)", "GiB per device",
            "weights + KV cache + activations per device", "engine"),
     Metric("fits", "", "max", "fits", "",
            "memory_GiB fits in the placement tiers (HBM, and LPDDR or CXL where the device has them)",

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roofline.collectives import spans_nodes
-from roofline.cost import CostParameters, load_cost_parameters
-from roofline.economics import ECONOMIC_METRICS, basis_text, economic_columns
+from roofline.cost import CostParameters
+from roofline.economics import ECONOMIC_METRICS, basis_text
+from roofline.engine import Evaluation, Scenario, evaluate, scenario_arrays
 from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
-from roofline.graph import OpTable, build_phase, weight_params_by_class
+from roofline.graph import MemoryReport, OpTable, decode_kv_range, memory_per_device
 from roofline.hardware import HardwareSpec, load_hardware
 from roofline.model import ModelSpec, load_model
-from roofline.placement import place_blocks, tier_rows
-from roofline.power import energy_rates, pass_energy_and_capped
+from roofline.placement import tier_rows
 from roofline.prefetch import LIMITS
 from roofline.timing import HardwareArrays, OpTimes, Recorder
 from roofline.workload import Parallelism, PrefetchSettings, Workload
@@ -34,11 +34,9 @@ from roofline.workload import Parallelism, PrefetchSettings, Workload
 if TYPE_CHECKING:
     import pandas as pd
 
+# MemoryReport, memory_per_device (roofline.graph) and decode_kv_range stay importable from here
 __all__ = ["predict", "Prediction", "MemoryReport", "memory_per_device", "decode_kv_range",
            "DEFINITIONS", "TIME_DEFINITIONS"]
-
-#: Tokens whose activations are live at once in prefill (framework chunk size; memory only).
-PREFILL_CHUNK_TOKENS = 16384
 
 DEFINITIONS = {
     "ttft": "time to first token: the prefill pass over the whole prompt batch",
@@ -66,70 +64,6 @@ DEFINITIONS = {
 TIME_DEFINITIONS = ("ttft", "tpot", "e2e", "throughput")
 
 
-@dataclass(frozen=True)
-class MemoryReport:
-    """Bytes per device at the end of generation (the KV cache at its largest)."""
-
-    weights_bytes: float
-    kv_cache_bytes: float
-    activation_bytes: float
-    capacity_bytes: float  # of the placement tiers together: HBM and any tier beyond it
-    #: per placement tier (roofline.placement.tier_rows): capacity and bytes of each block;
-    #: empty on a device with HBM only
-    tiers: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def total_bytes(self) -> float:
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
-
-    @property
-    def fits(self) -> bool:
-        return self.total_bytes <= self.capacity_bytes
-
-    def verdict(self) -> str:
-        gib = 2**30
-        used, cap = self.total_bytes / gib, self.capacity_bytes / gib
-        if self.fits:
-            return f"fits: {used:.1f} of {cap:.1f} GiB per device" + self._spill_text()
-        return (f"does not fit: needs {used:.1f} GiB per device (weights {self.weights_bytes / gib:.1f}, "
-                f"KV cache {self.kv_cache_bytes / gib:.1f}, activations {self.activation_bytes / gib:.1f}) "
-                f"but the device has {cap:.1f} GiB; raise tp/pp, lower batch or sequence, or use a "
-                f"smaller dtype")
-
-    def _spill_text(self) -> str:
-        """What lives beyond HBM, e.g. ' (HBM 96.0 GiB; lpddr holds 16.2 GiB of KV cache)'."""
-        spilled = [t for t in self.tiers[1:] if t["weights_bytes"] + t["kv_cache_bytes"] > 0]
-        if not spilled:
-            return ""
-        parts = [f"{t['tier']} holds " + " and ".join(
-            f"{t[key] / 2**30:.1f} GiB of {label}" for key, label in
-            (("weights_bytes", "weights"), ("kv_cache_bytes", "KV cache")) if t[key] > 0) for t in spilled]
-        return f" (HBM {self.tiers[0]['capacity_bytes'] / 2**30:.1f} GiB; " + "; ".join(parts) + ")"
-
-
-def memory_per_device(model: ModelSpec, workload: Workload, par: Parallelism,
-                      capacity_bytes: float) -> MemoryReport:
-    """Weights, KV cache and peak activations on one device."""
-    weights = sum(n * workload.weight_bytes_for(cls) for cls, n in weight_params_by_class(model, par).items())
-    # windowed layers keep at most their window, linear-attention layers a constant state
-    kv_cache = workload.batch * model.kv_cache_bytes(workload.input_len + workload.output_len,
-                                                     workload.kv_bytes, par.tp) / par.pp
-    micro_tokens = -(-workload.batch // par.pipeline_microbatches(workload.batch)) * workload.input_len
-    # serving frameworks prefill in chunks of a few thousand tokens (vLLM max_num_batched_tokens,
-    # TRT-LLM max_num_tokens): one chunk's activations are live at a time
-    micro_tokens = min(micro_tokens, PREFILL_CHUNK_TOKENS)
-    inter = model.intermediate_size if model.moe is None else max(
-        model.intermediate_size, model.moe.expert_intermediate_size * model.moe.experts_per_token)
-    width = 4 * model.hidden_size + 2 * inter / par.tp
-    activations = micro_tokens * width * workload.act_bytes + workload.batch * model.vocab_size * 4.0
-    return MemoryReport(weights, kv_cache, activations, capacity_bytes)
-
-
-def decode_kv_range(workload: Workload) -> tuple[int, int]:
-    """KV lengths attended by the first and last decode step (the new token included)."""
-    return workload.input_len + 1, workload.input_len + max(workload.output_len - 1, 1)
-
-
 @dataclass
 class Prediction:
     """The result of :func:`predict`. Times in seconds; ``to_dict`` reports milliseconds."""
@@ -150,8 +84,25 @@ class Prediction:
     #: cost, power and TCO metrics (``roofline.economics.ECONOMIC_METRICS``; NaN without a die block)
     economics: dict[str, float] = field(default_factory=dict)
     cost_basis: str = "manufacturing"
+    #: every metric of :data:`roofline.engine.METRICS` (the engine's row: ms, cost, perf per cost, ...)
+    metrics: dict[str, Any] = field(default_factory=dict)
     _detail: _Detail | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_evaluation(cls, ev: Evaluation, memory: MemoryReport | None = None) -> Prediction:
+        """The first configuration of ``ev`` (``memory``: its report against the device's tiers)."""
+        sc, t = ev.scenario, {k: float(v[0]) for k, v in ev.seconds.items()}
+        row = ev.row(0)
+        return cls(
+            model=sc.model.name, hardware=sc.hardware.name, workload=sc.workload, parallelism=sc.parallelism,
+            prefetch=bool(ev.arrays.prefetch[0]), ttft_s=t["ttft_s"], tpot_s=t["tpot_s"], e2e_s=t["e2e_s"],
+            throughput_tok_s=row["throughput_tok_s"], baseline_ttft_s=t["baseline_ttft_s"],
+            baseline_tpot_s=t["baseline_tpot_s"], baseline_e2e_s=t["baseline_e2e_s"],
+            memory=memory or _memory_report(sc, ev.arrays),
+            economics={k: row[k] for k in ECONOMIC_METRICS}, cost_basis=ev.cost_basis, metrics=row,
+            _detail=_Detail(ev.prefill, ev.decode, ev.arrays, *ev.kv_range),
+        )
 
     @property
     def breakdown(self) -> dict[str, list[dict[str, Any]]]:
@@ -242,31 +193,33 @@ class _Detail:
     """What the breakdown needs, kept so that it is computed only when asked for."""
 
     prefill: OpTable
-    steps: DecodeSteps
-    pre: PassResult
+    decode: OpTable
+    arrays: HardwareArrays
     first: int
     last: int
 
     def tables(self, p: Prediction) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-        decode, arrays, n_ops = self.steps.table, self.steps.hw, self.steps.table.n_ops
+        decode, arrays, n_ops = self.decode, self.arrays, self.decode.n_ops
         on = bool(arrays.prefetch[0])
+        pre = evaluate_pass(self.prefill, arrays)
+        steps = DecodeSteps(decode, arrays)
 
         def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-            res = self.steps.at(rows, kv_len, rec)
+            res = steps.at(rows, kv_len, rec)
             ops = res.op_time_with_prefetch_s(decode) if on else res.times.total_s
             stall = _stall(decode, res) if on else np.zeros(len(rows))
             return np.concatenate([res.base_s[:, None], res.time_s[:, None], ops.T, stall[:, None]], axis=1)
 
         means = mean_over_steps(step, np.array([self.first]), np.array([self.last]))[0]
         dec_ops, dec_stall = means[2:2 + n_ops], float(means[2 + n_ops])
-        pre_ops = (self.pre.op_time_with_prefetch_s(self.prefill) if on else self.pre.times.total_s)[:, 0]
-        pre_stall = float(_stall(self.prefill, self.pre)[0]) if on else 0.0
+        pre_ops = (pre.op_time_with_prefetch_s(self.prefill) if on else pre.times.total_s)[:, 0]
+        pre_stall = float(_stall(self.prefill, pre)[0]) if on else 0.0
         mid = evaluate_pass(decode, arrays, np.array([(self.first + self.last) // 2]))
         breakdown = {
-            "prefill": _op_rows(self.prefill, self.pre, pre_ops, p.ttft_s, arrays, pre_stall),
+            "prefill": _op_rows(self.prefill, pre, pre_ops, p.ttft_s, arrays, pre_stall),
             "decode": _op_rows(decode, mid, dec_ops, p.tpot_s, arrays, dec_stall),
         }
-        segments = {"prefill": _segment_rows(self.prefill, self.pre), "decode": _segment_rows(decode, mid)}
+        segments = {"prefill": _segment_rows(self.prefill, pre), "decode": _segment_rows(decode, mid)}
         return breakdown, segments
 
 
@@ -432,45 +385,19 @@ def predict(
                                        moe_prefetch=moe_prefetch, collective_library=collective_library,
                                        async_tp=async_tp)
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
-    arrays = HardwareArrays.from_spec(hw, 1, prefetch=prefetch, collective_library=w.collective_library,
-                                      async_tp=w.async_tp, prefetch_settings=settings, **hardware_overrides)
-    memory = memory_per_device(m, w, par, float(arrays.placement_capacity_bytes[0]))
-    arrays = place_blocks(arrays, memory.weights_bytes, memory.kv_cache_bytes, memory.activation_bytes, pins, hw.name)
+    scenario = Scenario(m, w, par, hw, pins=tuple((pins or {}).items()), prefetch=settings)
+    arrays = scenario_arrays(scenario, 1, prefetch=prefetch, **hardware_overrides)
+    memory = _memory_report(scenario, arrays)
+    if check_memory and not memory.fits:
+        raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")
+    return Prediction.from_evaluation(evaluate(scenario, arrays, cost_params, compiled=False), memory)
+
+
+def _memory_report(scenario: Scenario, arrays: HardwareArrays) -> MemoryReport:
+    """The footprint of ``scenario`` against the placement tiers of the first configuration."""
+    memory = memory_per_device(scenario.model, scenario.workload, scenario.parallelism,
+                               float(arrays.placement_capacity_bytes[0]))
     if arrays.tier_names:
         memory = replace(memory, tiers=tuple(tier_rows(arrays, memory.weights_bytes, memory.kv_cache_bytes,
                                                        memory.activation_bytes)))
-    if check_memory and not memory.fits:
-        raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")
-    prefill = build_phase(m, w, par, "prefill")
-    decode = build_phase(m, w, par, "decode")
-    pre = evaluate_pass(prefill, arrays)
-    ttft_base, ttft = float(pre.base_s[0]), float(pre.time_s[0])
-    decode_steps = DecodeSteps(decode, arrays)
-    params = cost_params or load_cost_parameters()
-    rates = energy_rates(params, hw) if hw.die is not None else None
-    prefill_j, prefill_capped_s = pass_energy_and_capped(prefill, pre, rates)
-
-    def step(rows: np.ndarray, kv_len: np.ndarray, rec: Recorder) -> np.ndarray:
-        res = decode_steps.at(rows, kv_len, rec)
-        energy_j, capped_s = pass_energy_and_capped(decode, res, rates, rec)
-        return np.stack([res.base_s, res.time_s, energy_j, capped_s], axis=1)
-
-    first, last = decode_kv_range(w)
-    tpot_base, tpot, decode_j, decode_capped_s = mean_over_steps(step, np.array([first]), np.array([last]))[0]
-    steps = w.output_len - 1
-    e2e = ttft + steps * tpot
-    e2e_base = ttft_base + steps * tpot_base
-    scale = w.batch * w.output_len * par.dp
-    economics = economic_columns(
-        params, hw, arrays, devices=par.devices, tokens_per_request=scale, steps=steps,
-        throughput_tok_s=np.array([scale / e2e]), baseline_throughput_tok_s=np.array([scale / e2e_base]),
-        prefill_j=prefill_j, prefill_capped_s=prefill_capped_s, decode_j=np.array([decode_j]),
-        decode_capped_s=np.array([decode_capped_s]))
-    return Prediction(
-        model=m.name, hardware=hw.name, workload=w, parallelism=par, prefetch=bool(arrays.prefetch[0]),
-        ttft_s=ttft, tpot_s=float(tpot), e2e_s=float(e2e),
-        throughput_tok_s=float(w.batch * w.output_len / e2e * par.dp),
-        baseline_ttft_s=ttft_base, baseline_tpot_s=float(tpot_base), baseline_e2e_s=float(e2e_base),
-        memory=memory, economics={k: float(v[0]) for k, v in economics.items()}, cost_basis=params.basis,
-        _detail=_Detail(prefill, decode_steps, pre, first, last),
-    )
+    return memory

@@ -47,3 +47,17 @@ def test_non_finite_rows_are_never_on_the_front() -> None:
     v = np.array([[100.0, 10.0], [np.nan, 50.0], [-np.inf, 5.0], [200.0, 20.0]])
     assert pareto_mask(v, [False, True]).tolist() == [True, False, False, True]
     assert pareto_mask_2d(v[:, 0], v[:, 1]).tolist() == [True, False, False, True]
+
+
+def test_the_plot_takes_the_directions_from_the_metric_registry() -> None:
+    import pandas as pd
+
+    from roofline.plots._pareto import _get_pareto_front_info
+
+    # throughput (max) on x, TPOT (min) on y: (10, 5) and (20, 8) trade off; (5, 9) is dominated
+    df = pd.DataFrame({"throughput_tok_s": [10.0, 20.0, 5.0], "tpot_ms": [5.0, 8.0, 9.0]})
+    info = _get_pareto_front_info(df, "throughput_tok_s", "tpot_ms")
+    assert info.on_front.tolist() == [True, True, False]
+    # unregistered columns: x minimized, y maximized, as before
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, 2.0]})
+    assert _get_pareto_front_info(df, "a", "b").on_front.tolist() == [True, True]

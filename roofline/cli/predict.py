@@ -195,7 +195,7 @@ def predict_command(
             for target in figure_targets(plot.with_name(plot.name + suffix)):  # PNG as well as HTML
                 check_output(target, force)
     if calibrated:
-        from roofline.validation._profile import calibrated_hardware
+        from roofline.validation import calibrated_hardware
 
         hardware = calibrated_hardware(hardware)
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,

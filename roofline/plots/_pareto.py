@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from roofline.metrics import METRICS
 from roofline.pareto import pareto_mask
 from roofline.plots._common import (
     PALETTE,
@@ -65,10 +66,19 @@ class ParetoFrontInfo(NamedTuple):
     customdata: np.ndarray  # (n, len(hover_columns)) object
 
 
+def _better(column: str, given: str | None, default: str) -> str:
+    """``given``, else the registered metric's direction (roofline.metrics), else ``default``."""
+    if given is not None:
+        return given
+    m = METRICS.get(column)
+    return m.direction if m is not None and m.direction in ("min", "max") else default
+
+
 def _get_pareto_front_info(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = None,
                            color: str | None = None, hover: Sequence[str] | None = None,
-                           x_better: str = "min", y_better: str = "max") -> ParetoFrontInfo:
+                           x_better: str | None = None, y_better: str | None = None) -> ParetoFrontInfo:
     df = _frame(df)
+    x_better, y_better = _better(x, x_better, "min"), _better(y, y_better, "max")
     _require(df, [x, y, color, *(hover or [])], "plot_pareto_front")
     xs = df[x].to_numpy(dtype=float)
     ys = df[y].to_numpy(dtype=float)
@@ -103,8 +113,8 @@ def _auto_color(df: pd.DataFrame, color: str | None) -> str | None:
 def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = None,
                       color: str | None = "auto", hover: Sequence[str] | None = None,
                       x_title: str | None = None, y_title: str | None = None,
-                      title: str | None = None, x_better: str = "min",
-                      y_better: str = "max") -> go.Figure:
+                      title: str | None = None, x_better: str | None = None,
+                      y_better: str | None = None) -> go.Figure:
     """Every configuration as a faint point, the Pareto front highlighted and connected.
 
     Args:
@@ -117,8 +127,9 @@ def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = Non
             says which configuration it is; None: all grey.
         hover: columns shown when hovering a point (default: every column that is not a metric).
         x_title, y_title, title: override the titles (default: the column names with units).
-        x_better, y_better: ``"min"`` or ``"max"`` (default: x such as cost is minimized, y such
-            as throughput maximized).
+        x_better, y_better: ``"min"`` or ``"max"`` (default: the metric's direction in
+            :mod:`roofline.metrics`, e.g. cost minimized and throughput maximized; for an
+            unregistered column x is minimized and y maximized).
 
     Returns:
         A plotly Figure: the point trace(s) ("all configurations" or one per color value) and

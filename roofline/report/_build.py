@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roofline.exceptions import SpecError
+from roofline.metrics import metric_labels
 from roofline.report._assumptions import assumptions
 from roofline.report._details import (
     KIND_LABELS,
@@ -39,10 +40,8 @@ __all__ = ["ReportResult", "write_report", "MAX_REPORT_BYTES"]
 TABLE_HEADERS = {
     "l2_capacity_MiB": "L2 MiB", "hbm_bandwidth_GBps": "HBM GB/s", "link_bandwidth_GBps": "link GB/s",
     "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB", "inter_node_bandwidth_GBps": "network GB/s",
-    "prefetch_threshold_fraction": "threshold", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms", "e2e_ms": "e2e ms",
-    "throughput_tok_s": "tok/s", "system_cost_usd": "system USD", "device_cost_usd": "device USD",
-    "tok_s_per_kusd": "tok/s per kUSD", "tok_s_per_tco_kusd": "tok/s per TCO kUSD", "prefetch_speedup": "speedup", "memory_GiB": "GiB per device",
-    "decode_bound": "bound",
+    "prefetch_threshold_fraction": "threshold",
+    **metric_labels("short"),  # roofline.metrics
 }
 
 #: The report must open quickly and travel by e-mail.

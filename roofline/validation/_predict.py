@@ -28,14 +28,14 @@ import numpy as np
 import pandas as pd
 
 from roofline.collectives import collective_time_s
-from roofline.graph import OpTable
+from roofline.dtypes import bytes_per_element
+from roofline.graph import COLLECTIVE_KINDS, OpTable, attention_work
 from roofline.hardware import HardwareSpec
 from roofline.timing import HardwareArrays, op_times
 
 __all__ = ["CaseBatch", "build_batches", "predict_batch", "hardware_arrays", "kind_key", "offset_key",
            "ELEMENTWISE_FLOPS", "COLLECTIVE_KINDS"]
 
-COLLECTIVE_KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
 #: Kinds the per-source offsets apply to (elementwise kernels have a fixed cost per op instead).
 OFFSET_KINDS = ("gemm", "linear")
 COMPUTE_KINDS = ("gemm", "linear", "attention_prefill", "attention_decode", "elementwise")
@@ -43,7 +43,6 @@ COMPUTE_KINDS = ("gemm", "linear", "attention_prefill", "attention_decode", "ele
 #: FLOPs per input element of the elementwise and normalisation kernels (vector unit).
 ELEMENTWISE_FLOPS = {"softmax": 5.0, "layernorm": 8.0, "rmsnorm": 5.0, "gelu": 8.0, "rope": 6.0,
                      "silu_mul": 4.0, "add": 1.0, "embedding": 0.0}
-_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp32": 4.0}
 
 
 def offset_key(cases: pd.DataFrame) -> pd.Series:
@@ -111,7 +110,7 @@ def _f(cases: pd.DataFrame, col: str) -> np.ndarray:
 
 def _gemm_table(c: pd.DataFrame) -> OpTable:
     m, n, k, b = _f(c, "m"), _f(c, "n"), _f(c, "k"), _f(c, "batch")
-    in_b = c["dtype"].map(_BYTES).to_numpy(dtype=float)
+    in_b = c["dtype"].map(bytes_per_element).to_numpy(dtype=float)
     out_b = np.maximum(in_b, 2.0)  # fp8 GEMMs write bf16
     return _table(len(c), "gemm", m=m, flops=2.0 * b * m * n * k, dtypes=c["dtype"].to_numpy(),
                   is_matrix=True, weight_bytes=b * k * n * in_b, act=b * (m * k * in_b + m * n * out_b))
@@ -119,14 +118,15 @@ def _gemm_table(c: pd.DataFrame) -> OpTable:
 
 def _attention_raw(c: pd.DataFrame) -> dict[str, np.ndarray]:
     raw = {x: _f(c, x) for x in ("batch", "seq", "heads", "kv_heads", "head_dim")}
-    raw["bytes"] = c["dtype"].map(_BYTES).to_numpy(dtype=float)
+    raw["bytes"] = c["dtype"].map(bytes_per_element).to_numpy(dtype=float)
     raw["dtype"] = c["dtype"].to_numpy()
     return raw
 
 
 def attention_table(raw: Mapping[str, np.ndarray], phase: str, *, tile: float = 0.0,
                     kv_tile: float = 0.0) -> OpTable:
-    """Attention kernels as roofline operators (the formulas of ``roofline.graph``).
+    """Attention kernels as roofline operators (:func:`roofline.graph.attention_work`, the
+    operator graph's formulas).
 
     ``tile`` > 0 pads prefill work to whole ``tile`` x ``tile`` query-key tiles, causal (fused
     attention kernels compute whole tiles: a 1-token prompt costs a full tile per head);
@@ -135,22 +135,23 @@ def attention_table(raw: Mapping[str, np.ndarray], phase: str, *, tile: float = 
     """
     b, s, h, kv, d = (np.asarray(raw[x], dtype=float) for x in ("batch", "seq", "heads", "kv_heads", "head_dim"))
     e, dtypes, n = raw["bytes"], raw["dtype"], len(raw["batch"])
-    if phase == "prefill":  # causal: s(s+1)/2 query-key pairs, 4d FLOPs each (QK^T and PV)
-        flops = 2.0 * b * h * d * s * (s + 1)
+    work = attention_work(phase, batch=b, seq=s, heads=h, kv_heads=kv, head_dim=d, q_dim=h * d, kv_dim=kv * d,
+                          kv_bytes=e, act_bytes=e)
+    if phase == "prefill":
+        flops = work.flops
         if tile > 0:
             t = np.ceil(s / tile)
             flops = np.maximum(flops, 4.0 * d * b * h * tile * tile * t * (t + 1) / 2)
-        return _table(n, "attention", m=b * s, flops=flops, dtypes=dtypes, is_matrix=True,
-                      kv_write=b * s * 2 * kv * d * e, act=b * s * (2 * h * d + 2 * kv * d) * e)
+        return _table(n, "attention", m=work.m, flops=flops, dtypes=dtypes, is_matrix=True,
+                      kv_write=work.kv_write_bytes, act=work.act_bytes)
     length = s + 1  # the cached tokens and the new one
     read = np.ceil(length / kv_tile) * kv_tile if kv_tile > 0 else length
-    return _table(n, "attention", m=b * h / kv, flops=4.0 * b * h * d * length, dtypes=dtypes,
-                  is_matrix=True, kv_read=b * read * 2 * kv * d * e, kv_write=b * 2 * kv * d * e,
-                  act=b * 2 * h * d * e)
+    return _table(n, "attention", m=work.m, flops=work.flops_per_kv * length, dtypes=dtypes, is_matrix=True,
+                  kv_read=work.kv_read_per_kv_bytes * read, kv_write=work.kv_write_bytes, act=work.act_bytes)
 
 
 def _elementwise_table(c: pd.DataFrame) -> OpTable:
-    e = c["dtype"].map(_BYTES).to_numpy(dtype=float)
+    e = c["dtype"].map(bytes_per_element).to_numpy(dtype=float)
     e_in, e_out, cols = _f(c, "elements"), _f(c, "out_elements"), _f(c, "cols")
     flops = c["op"].map(ELEMENTWISE_FLOPS).fillna(1.0).to_numpy(dtype=float) * e_in
     norm = c["op"].isin(["layernorm", "rmsnorm"]).to_numpy()

@@ -1,4 +1,4 @@
-"""The operator graph of one forward pass per phase, as a table of per-device work.
+"""Layer builders: the operator table of one forward pass per phase (prefill, decode).
 
 A phase (prefill or decode) is a list of operators, each with a repeat ``count``: the embedding,
 one transformer layer repeated ``num_layers`` times, and the head. Per operator the table holds
@@ -26,148 +26,17 @@ last collective continues into the next layer's first operators (the layer repea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
-from math import ceil, inf
-from typing import TYPE_CHECKING
-
-import numpy as np
+from math import ceil
 
 from roofline.attention import STATE_BYTES, AttendPattern
+from roofline.graph.attention_ops import attention_work
+from roofline.graph.table import OpTable, Segment, _Op, _to_table
 from roofline.model import LayerGroup, ModelSpec
 from roofline.moe import ExpertLayout
 from roofline.workload import Parallelism, Workload, op_class
 
-if TYPE_CHECKING:
-    from roofline.timing import Recorder
-
-__all__ = ["OpTable", "Segment", "build_phase", "weight_params_per_device", "weight_params_by_class",
-           "COLLECTIVE_KINDS", "OP_KINDS"]
-
-OP_KINDS = ("gemm", "attention", "vector", "embedding", "collective", "p2p")
-COLLECTIVE_KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
-
-
-@dataclass
-class _Op:
-    name: str
-    kind: str
-    count: float
-    stage_count: float
-    m: float = 0.0  # GEMM rows (tokens); sets the small-GEMM efficiency
-    flops: float = 0.0
-    flops_per_kv: float = 0.0
-    weight_bytes: float = 0.0
-    kv_read_bytes: float = 0.0
-    kv_read_per_kv: float = 0.0
-    kv_write_bytes: float = 0.0
-    act_bytes: float = 0.0
-    dtype: str = "bf16"
-    collective: str = ""
-    comm_bytes: float = 0.0
-    group: int = 1
-    segment: int = -1
-    prefetch_weight_bytes: float | None = None  # weights prefetchable before the op; None: all
-    label: str = ""  # collectives: the name of the segment that follows
-    kv_window: float = inf  # decode: cached tokens attended in full (inf: all)
-    kv_beyond: float = 0.0  # decode: fraction of the older cached tokens attended as well
-    kv_chunk: float = 0.0  # decode: attention restarts every kv_chunk tokens (0: never)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Operators between a collective and the next one: what prefetching during it can serve."""
-
-    name: str
-    collective_op: int  # index of the collective that precedes the segment
-    ops: tuple[int, ...]
-    count: float  # times per forward pass on the critical path
-    stage_count: float  # times per forward pass in the bottleneck pipeline stage
-
-
-@dataclass(frozen=True)
-class OpTable:
-    """Per-device operators of one phase. Every array has shape (n_ops,)."""
-
-    phase: str
-    names: tuple[str, ...]
-    kinds: tuple[str, ...]
-    count: np.ndarray
-    stage_count: np.ndarray
-    m: np.ndarray
-    flops: np.ndarray
-    flops_per_kv: np.ndarray
-    weight_bytes: np.ndarray
-    kv_read_bytes: np.ndarray
-    kv_read_per_kv: np.ndarray
-    kv_write_bytes: np.ndarray
-    act_bytes: np.ndarray
-    dtypes: tuple[str, ...]
-    collectives: tuple[str, ...]
-    comm_bytes: np.ndarray
-    group: np.ndarray
-    is_matrix: np.ndarray
-    is_comm: np.ndarray
-    segments: tuple[Segment, ...] = field(default=())
-    tokens: int = 0  # tokens processed per device per pass (per micro-batch)
-    microbatches: int = 1
-    pp: int = 1
-    #: weight bytes that may be prefetched during the preceding collective: weight_bytes, except
-    #: routed experts whose routing is not known yet (see ``Workload.moe_prefetch``)
-    prefetch_weight_bytes: np.ndarray | None = None
-    #: decode attention patterns (see :class:`roofline.attention.AttendPattern`); None: every op
-    #: attends the whole cache
-    kv_window: np.ndarray | None = None
-    kv_beyond: np.ndarray | None = None
-    kv_chunk: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.prefetch_weight_bytes is None:
-            object.__setattr__(self, "prefetch_weight_bytes", self.weight_bytes)
-        n = len(self.names)
-        for name, default in (("kv_window", inf), ("kv_beyond", 0.0), ("kv_chunk", 0.0)):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, np.full(n, default))
-        windowed = np.isfinite(self.kv_window) & (self.kv_chunk == 0)
-        object.__setattr__(self, "_windowed", np.flatnonzero(windowed))
-        object.__setattr__(self, "_chunked", np.flatnonzero(self.kv_chunk > 0))
-
-    @property
-    def n_ops(self) -> int:
-        return len(self.names)
-
-    def attended_kv(self, kv_len: np.ndarray, rec: Recorder | None = None) -> np.ndarray:
-        """Tokens each operator attends at the KV lengths ``kv_len`` (shape (n,)): shape (n,)
-        when no operator has a window or chunk, else (n_ops, n).
-
-        Windowed: ``min(L, window) + beyond * (L - min(L, window))``, whose slope changes at the
-        window; chunked: ``L - chunk * floor((L - 1) / chunk)``, affine within a chunk. Both
-        breakpoints go to ``rec`` so that the exact mean over decode steps splits there.
-        """
-        if not (len(self._windowed) or len(self._chunked)):
-            return kv_len
-        out = np.broadcast_to(kv_len, (self.n_ops, len(kv_len))).copy()
-        if len(self._windowed):
-            idx = self._windowed
-            window = self.kv_window[idx][:, None]
-            near = rec.min(kv_len, window) if rec is not None else np.minimum(kv_len, window)
-            out[idx] = near + self.kv_beyond[idx][:, None] * (kv_len - near)
-        if len(self._chunked):
-            idx = self._chunked
-            chunk = self.kv_chunk[idx][:, None]
-            piece = np.floor((kv_len - 1) / chunk)
-            if rec is not None:
-                rec.piece(piece)
-            out[idx] = kv_len - chunk * piece
-        return out
-
-    def flops_at(self, kv_len: np.ndarray) -> np.ndarray:
-        """(n_ops, n) FLOPs at the attended lengths ``kv_len`` (shape (n,) or (n_ops, n))."""
-        return self.flops[:, None] + self.flops_per_kv[:, None] * kv_len
-
-    def kv_read_at(self, kv_len: np.ndarray) -> np.ndarray:
-        """(n_ops, n) KV-cache bytes read at the attended lengths ``kv_len`` ((n,) or (n_ops, n))."""
-        return self.kv_read_bytes[:, None] + self.kv_read_per_kv[:, None] * kv_len
+__all__ = ["build_phase", "decode_kv_range"]
 
 
 class _LayerBuilder:
@@ -316,22 +185,17 @@ class _LayerBuilder:
         self.gemm(p + "o_proj", h, heads * a.v_head_dim, count, stage)
 
     def attention(self, count: float, stage: float, q_dim: float, kv_dim: float) -> None:
-        w, b, d = self.w, self.batch, self.m.head_dim
-        heads = self.heads
-        kv_token_bytes = 2 * kv_dim * w.kv_bytes
+        w, name = self.w, self.prefix + "attention"
+        work = attention_work(self.phase, batch=self.batch, seq=self.seq, heads=self.heads, kv_heads=self.kv_heads,
+                              head_dim=self.m.head_dim, q_dim=q_dim, kv_dim=kv_dim, kv_bytes=w.kv_bytes,
+                              act_bytes=w.act_bytes, pairs=self.pattern.prefill_pairs(self.seq))
         if self.phase == "prefill":
-            s = self.seq
-            # causal query-key pairs (s(s+1)/2 for full attention), 2d FLOPs each for QK^T and for PV
-            flops = 4.0 * b * heads * d * self.pattern.prefill_pairs(s)
-            op = _Op(self.prefix + "attention", "attention", count, stage, m=self.tokens, flops=flops,
-                     kv_write_bytes=b * s * kv_token_bytes,
-                     act_bytes=b * s * (2 * q_dim + 2 * kv_dim) * w.act_bytes, dtype=self.attn_dtype)
+            op = _Op(name, "attention", count, stage, m=work.m, flops=work.flops, kv_write_bytes=work.kv_write_bytes,
+                     act_bytes=work.act_bytes, dtype=self.attn_dtype)
         else:
-            # one query per sequence attends over L cached tokens (the new one included)
-            op = _Op(self.prefix + "attention", "attention", count, stage, m=b * heads // self.kv_heads,
-                     flops_per_kv=4.0 * b * heads * d, kv_read_per_kv=b * kv_token_bytes,
-                     kv_write_bytes=b * kv_token_bytes, act_bytes=b * 2 * q_dim * w.act_bytes,
-                     dtype=self.attn_dtype, **self.decode_pattern())
+            op = _Op(name, "attention", count, stage, m=work.m, flops_per_kv=work.flops_per_kv,
+                     kv_read_per_kv=work.kv_read_per_kv_bytes, kv_write_bytes=work.kv_write_bytes,
+                     act_bytes=work.act_bytes, dtype=self.attn_dtype, **self.decode_pattern())
         self.add(op)
 
     def decode_pattern(self) -> dict[str, float]:
@@ -549,44 +413,6 @@ class _LayerBuilder:
         return _to_table(self.phase, self.ops, tuple(segments), self.tokens, self.micro, self.p.pp)
 
 
-def _to_table(phase: str, ops: list[_Op], segments: tuple[Segment, ...], tokens: int,
-              micro: int, pp: int) -> OpTable:
-    def col(attr: str) -> np.ndarray:
-        return np.array([float(getattr(o, attr)) for o in ops])
-
-    kinds = tuple(o.kind for o in ops)
-    return OpTable(
-        phase=phase,
-        names=tuple(o.name for o in ops),
-        kinds=kinds,
-        count=col("count"),
-        stage_count=col("stage_count"),
-        m=col("m"),
-        flops=col("flops"),
-        flops_per_kv=col("flops_per_kv"),
-        weight_bytes=col("weight_bytes"),
-        prefetch_weight_bytes=np.array([float(o.weight_bytes if o.prefetch_weight_bytes is None
-                                              else o.prefetch_weight_bytes) for o in ops]),
-        kv_read_bytes=col("kv_read_bytes"),
-        kv_window=col("kv_window"),
-        kv_beyond=col("kv_beyond"),
-        kv_chunk=col("kv_chunk"),
-        kv_read_per_kv=col("kv_read_per_kv"),
-        kv_write_bytes=col("kv_write_bytes"),
-        act_bytes=col("act_bytes"),
-        dtypes=tuple(o.dtype for o in ops),
-        collectives=tuple(o.collective for o in ops),
-        comm_bytes=col("comm_bytes"),
-        group=col("group"),
-        is_matrix=np.array([k in ("gemm", "attention") for k in kinds]),
-        is_comm=np.array([bool(o.collective) for o in ops]),
-        segments=segments,
-        tokens=tokens,
-        microbatches=micro,
-        pp=pp,
-    )
-
-
 @lru_cache(maxsize=512)
 def build_phase(model: ModelSpec, workload: Workload, parallelism: Parallelism, phase: str) -> OpTable:
     """The per-device operator table of ``phase`` ("prefill" or "decode").
@@ -601,58 +427,6 @@ def build_phase(model: ModelSpec, workload: Workload, parallelism: Parallelism, 
     return _LayerBuilder(model, workload, parallelism, phase).build()
 
 
-def weight_params_per_device(model: ModelSpec, parallelism: Parallelism) -> float:
-    """Parameters one device holds, with the sharding the operator graph assumes.
-
-    TP splits heads, MLP columns, shared experts, linear-attention heads and the vocabulary;
-    KV-head projections are replicated when tp exceeds the KV heads; MLA's down-projections
-    (q_a, kv_a), the sparse-attention indexer, the router and the norms are replicated on every
-    TP rank; routed experts are split over ``max(ep, tp)`` devices (``num_experts / ep`` experts
-    each, each split ``tp / ep`` ways when ep < tp). Pipeline stages hold ``1 / pp`` of
-    everything (as :func:`roofline.predict.memory_per_device`).
-    """
-    return sum(weight_params_by_class(model, parallelism).values())
-
-
-def weight_params_by_class(model: ModelSpec, parallelism: Parallelism) -> dict[str, float]:
-    """:func:`weight_params_per_device` split by precision class (:data:`roofline.workload.OP_CLASSES`;
-    norms and the final norm count with ``attention``), so that mixed precision sizes memory.
-    Summed per layer type, weighted by its count."""
-    m, p = model, parallelism
-    tp, h = p.tp, m.hidden_size
-    params = {"attention": float(h), "mlp": 0.0}  # h: the final norm
-    if m.moe is not None:
-        params.update(experts=0.0, shared_experts=0.0, router=0.0)
-    for g in m.layer_groups:
-        norms = m.norms_per_layer * m.norm_params()
-        params["attention"] += g.count * (_attention_params_per_device(m, g.attention, tp) + norms)
-        if g.moe:
-            e = m.moe
-            params["experts"] += g.count * e.num_experts * m.mlp_params(e.expert_intermediate_size) / max(p.ep, tp)
-            params["shared_experts"] += (g.count * e.num_shared_experts
-                                         * m.mlp_params(e.shared_expert_intermediate_size) / tp)
-            params["router"] += g.count * m.router_params()
-        else:
-            params["mlp"] += g.count * m.mlp_params(m.intermediate_size) / tp
-    pos = m.max_position_embeddings * h if m.position_embedding == "learned" else 0
-    params["embedding"] = m.vocab_size * h / tp + pos
-    params["lm_head"] = 0 if m.tie_word_embeddings else m.vocab_size * h / tp
-    return {k: v / p.pp for k, v in params.items()}
-
-
-def _attention_params_per_device(m: ModelSpec, kind: str, tp: int) -> float:
-    params = m.attention_params(kind)
-    h = m.hidden_size
-    if kind == "linear":
-        return params / tp
-    if m.mla is not None:
-        a = m.mla
-        replicated = h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank
-        if a.q_lora_rank:
-            replicated += h * a.q_lora_rank + a.q_lora_rank
-        if kind == "sparse":
-            replicated += m.sparse_attention.params(h, a.q_lora_rank or h)
-        return replicated + (params - replicated) / tp
-    kv_share = max(m.num_kv_heads // tp, 1) / m.num_kv_heads
-    kv = 2 * h * m.kv_dim + (2 * m.kv_dim if (m.qkv_bias or m.linear_bias) else 0)
-    return (params - kv) / tp + kv * kv_share
+def decode_kv_range(workload: Workload) -> tuple[int, int]:
+    """KV lengths attended by the first and last decode step (the new token included)."""
+    return workload.input_len + 1, workload.input_len + max(workload.output_len - 1, 1)
