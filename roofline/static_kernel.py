@@ -33,7 +33,7 @@ from roofline.timing import (
     gemm_reuse_unit_bytes,
 )
 
-__all__ = ["StaticPhases", "covers", "static_phases", "reference_phases", "DECODE_COLUMNS"]
+__all__ = ["StaticPhases", "covers", "static_phases", "reference_phases", "DECODE_COLUMNS", "KERNEL_MIN_CONFIGS"]
 
 #: Columns of the mean decode step (the engine's step values, in this order).
 DECODE_COLUMNS = ("base_s", "time_s", "compute_s", "memory_s", "comm_s", "energy_j", "capped_s")
@@ -98,9 +98,12 @@ def _op_matrix(table: OpTable, hw: HardwareArrays, units: list[str], rates: Ener
     return out
 
 
-def _cfg_matrix(hw: HardwareArrays) -> np.ndarray:
+def _cfg_matrix(hw: HardwareArrays, units: list[str]) -> np.ndarray:
+    """(rows, n) values of every configuration; the peak of each matrix unit follows the named rows."""
     n = hw.n
-    out = np.empty((_N_CFG_ROWS, n))
+    out = np.empty((_N_CFG_ROWS + len(units), n))
+    for r, unit in enumerate(units):
+        out[_N_CFG_ROWS + r] = hw.peak_flops[unit]
     out[_HBM_BPS], out[_HBM_EFF], out[_L2], out[_L2_BPS] = hw.hbm_Bps, hw.hbm_efficiency, hw.l2_bytes, hw.l2_Bps
     out[_ACT_HIT], out[_LAUNCH], out[_GEMM_EFF] = hw.activation_l2_hit, hw.launch_s, hw.gemm_efficiency
     out[_VECTOR], out[_REUSE_SCALE] = hw.vector_flops, np.broadcast_to(hw.l2_gemm_reuse, (n,))
@@ -133,12 +136,19 @@ def _compiled() -> tuple | None:
     return _static_numba.prefill_pass, _static_numba.decode_means
 
 
+#: Fewest configurations the compiled kernel is used for by default: below it the numpy path is as
+#: fast, and a short-lived process (a search worker, ``roofline predict``) never imports numba.
+KERNEL_MIN_CONFIGS = 512
+
+
 def static_phases(prefill: OpTable, decode: OpTable, hw: HardwareArrays, rates: EnergyRates | None,
-                  first_kv: int, last_kv: int, *, compiled: bool = True) -> StaticPhases:
+                  first_kv: int, last_kv: int, *, compiled: bool | None = None) -> StaticPhases:
     """Prefill pass and exact mean decode step (KV lengths ``first_kv..last_kv``) of every
     configuration of ``hw``: the compiled kernel where it covers them (:func:`covers`) and numba
-    is installed, else (or with ``compiled=False``) the numpy reference."""
-    kernels = _compiled() if compiled and covers(hw) else None
+    is installed, else the numpy reference. ``compiled``: None uses the kernel from
+    :data:`KERNEL_MIN_CONFIGS` configurations on, True whenever it covers them, False never."""
+    wanted = hw.n >= KERNEL_MIN_CONFIGS if compiled is None else compiled
+    kernels = _compiled() if wanted and covers(hw) else None
     if kernels is not None:
         units = list(hw.peak_flops)
         ops_pre, ops_dec = _op_matrix(prefill, hw, units, rates), _op_matrix(decode, hw, units, rates)
@@ -152,21 +162,20 @@ def _kernel_phases(kernels: tuple, prefill: OpTable, decode: OpTable, hw: Hardwa
                    ops_dec: np.ndarray) -> StaticPhases:
     prefill_pass, decode_means = kernels
     n = hw.n
-    peaks = np.stack([np.broadcast_to(hw.peak_flops[u], (n,)) for u in units]) if units else np.zeros((0, n))
-    cfg = _cfg_matrix(hw)
+    cfg = _cfg_matrix(hw, units)
     energy = _energy_vector(rates)
     switches = np.array([hw.prefetch_weights, hw.prefetch_kv], dtype=float)
     seg_p, member_p, fetch_p = _segments(prefill, hw)
     seg_d, member_d, fetch_d = _segments(decode, hw)
-    pre = prefill_pass(ops_pre, np.array(comm_times(prefill, hw)), cfg, peaks, seg_p, member_p, fetch_p, switches,
+    pre = prefill_pass(ops_pre, comm_times(prefill, hw), cfg, seg_p, member_p, fetch_p, switches,
                        energy, np.array([prefill.pp, prefill.microbatches], dtype=float))
-    means = decode_means(ops_dec, np.array(comm_times(decode, hw)), cfg, peaks, seg_d, member_d, fetch_d, switches,
+    means = decode_means(ops_dec, comm_times(decode, hw), cfg, seg_d, member_d, fetch_d, switches,
                          energy, np.array([decode.pp, decode.microbatches], dtype=float), float(first_kv),
-                         float(last_kv))
+                         float(last_kv)).T
     if rates is None:  # no die block: energy unknown, times uncapped (as the numpy path)
         means[:, 5] = np.nan
-        return StaticPhases(pre[:, 1], pre[:, 0], np.full(n, np.nan), pre[:, 1], means)
-    return StaticPhases(pre[:, 1], pre[:, 0], pre[:, 2], pre[:, 3], means)
+        return StaticPhases(pre[1], pre[0], np.full(n, np.nan), pre[1], means)
+    return StaticPhases(pre[1], pre[0], pre[5], pre[6], means)
 
 
 def reference_phases(prefill: OpTable, decode: OpTable, hw: HardwareArrays, rates: EnergyRates | None,

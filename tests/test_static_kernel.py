@@ -50,7 +50,7 @@ def _phases(model: str, hardware: str, workload: Workload, par: Parallelism, *, 
 
 
 def _assert_agree(args: tuple) -> None:
-    fast, ref = static_phases(*args), reference_phases(*args)
+    fast, ref = static_phases(*args, compiled=True), reference_phases(*args)
     for name in ("ttft_s", "ttft_base_s", "prefill_j", "prefill_capped_s"):
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-12, atol=0, err_msg=name)
     for col in range(ref.decode_means.shape[1]):
@@ -95,7 +95,7 @@ def test_kernel_agrees_without_die_block_and_with_kv_only_prefetch() -> None:
                       die=False, settings=PrefetchSettings(enabled=True, weights=False))
     assert args[3] is None
     _assert_agree(args)
-    assert np.all(np.isnan(static_phases(*args).prefill_j))
+    assert np.all(np.isnan(static_phases(*args, compiled=True).prefill_j))
 
 
 def test_decode_mean_is_exact_where_the_step_bends() -> None:
@@ -104,7 +104,7 @@ def test_decode_mean_is_exact_where_the_step_bends() -> None:
     w = Workload(batch=256, input_len=100, output_len=400)
     _, args = _phases("llama-3-8b", "h100-sxm", w, Parallelism(), seed=3)
     prefill, decode, hw, rates, first, last = args
-    fast = static_phases(*args).decode_means
+    fast = static_phases(*args, compiled=True).decode_means
     brute = sum(reference_phases(prefill, decode, hw, rates, kv, kv).decode_means for kv in range(first, last + 1))
     np.testing.assert_allclose(fast, brute / (last - first + 1), rtol=1e-11)
 
@@ -112,10 +112,20 @@ def test_decode_mean_is_exact_where_the_step_bends() -> None:
 def test_spilled_placements_and_async_tp_take_the_numpy_path() -> None:
     hw, args = _phases("llama-3-8b", "gh200", Workload(batch=32, input_len=32000, output_len=64), Parallelism())
     assert hw.spills and not covers(hw)
-    np.testing.assert_array_equal(static_phases(*args).decode_means, reference_phases(*args).decode_means)
+    np.testing.assert_array_equal(static_phases(*args, compiled=True).decode_means, reference_phases(*args).decode_means)
     hw, _ = _phases("llama-3-70b", "h100-sxm", Workload(batch=4, input_len=4096, output_len=64, async_tp=True),
                     Parallelism(tp=8))
     assert not covers(hw)
+
+
+def test_small_evaluations_stay_on_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below KERNEL_MIN_CONFIGS the numpy path runs (no numba start-up in a search worker)."""
+    import roofline.static_kernel as sk
+
+    _, args = _phases("llama-3-8b", "h100-sxm", Workload(batch=4, input_len=512, output_len=64), Parallelism())
+    assert N < sk.KERNEL_MIN_CONFIGS
+    monkeypatch.setattr(sk, "_compiled", lambda: pytest.fail("the kernel ran for a small evaluation"))
+    np.testing.assert_array_equal(static_phases(*args).decode_means, reference_phases(*args).decode_means)
 
 
 def test_kernel_block_constant_matches_timing() -> None:

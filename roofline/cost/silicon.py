@@ -42,10 +42,15 @@ def as_float_array(name: str, value: ArrayLike) -> NDArray[np.float64]:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"cost argument {name}: not numeric ({exc}); allowed: numbers >= 0") from exc
-    if array.size and not np.all(np.isfinite(array)):
+    if not array.size:
+        return array
+    # two reductions and no temporaries (a sweep passes every chunk through here): NaN makes the
+    # min NaN, inf the max or min infinite
+    low, high = np.min(array), np.max(array)
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise SpecError(f"cost argument {name}: contains NaN or inf; allowed: finite numbers >= 0")
-    if array.size and np.min(array) < 0:
-        raise SpecError(f"cost argument {name}: negative value {np.min(array):g}; allowed: numbers >= 0")
+    if low < 0:
+        raise SpecError(f"cost argument {name}: negative value {low:g}; allowed: numbers >= 0")
     return array
 
 
