@@ -10,7 +10,7 @@ are read in full at the end, so memory stays bounded whatever the number of rows
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from roofline.pareto import pareto_mask
 
-__all__ = ["DATASET_DIR", "parquet_options", "sample_rows", "scan_parts"]
+__all__ = ["DATASET_DIR", "iter_batches", "parquet_options", "read_schema", "sample_rows", "scan_parts"]
 
 #: The dataset's folder inside a sweep's output folder.
 DATASET_DIR = "results"
@@ -82,14 +82,14 @@ def scan_parts(files: Sequence[Path], *, metric: str, maximize: bool, pareto: Se
     best, front = _Best(top, maximize), _Front([mx for _, mx in pareto])
     feasible = 0
     for part, path in enumerate(files):
-        table = pq.read_table(path, columns=list(dict.fromkeys(["feasible", metric, *pareto_names])),
-                              use_threads=False)
-        ok = np.flatnonzero(np.asarray(table.column("feasible")))
+        with pq.ParquetFile(path) as f:  # lighter than read_table, which builds a dataset per file
+            table = f.read(columns=list(dict.fromkeys(["feasible", metric, *pareto_names])), use_threads=False)
+        ok = np.flatnonzero(table.column("feasible").to_numpy())  # (np.asarray would import pandas)
         if not len(ok):
             continue
         feasible += len(ok)
-        best.add(np.asarray(table.column(metric), dtype=float)[ok], part, ok)
-        values = np.column_stack([np.asarray(table.column(m), dtype=float)[ok] for m in pareto_names])
+        best.add(table.column(metric).to_numpy().astype(float)[ok], part, ok)
+        values = np.column_stack([table.column(m).to_numpy().astype(float)[ok] for m in pareto_names])
         front.add(values, part, ok)
     best_rows = _fetch(files, best.keys[:, 1:].astype(np.int64))
     order = np.lexsort((front.where[:, 1], front.where[:, 0]))  # the parts' order, as a merge gives
@@ -107,7 +107,8 @@ def _fetch(files: Sequence[Path], where: np.ndarray) -> Any:
     pieces, positions = [], []
     for part in np.unique(where[:, 0]):
         picked = np.flatnonzero(where[:, 0] == part)
-        table = pq.read_table(files[int(part)], use_threads=False)
+        with pq.ParquetFile(files[int(part)]) as f:
+            table = f.read(use_threads=False)
         pieces.append(table.take(pa.array(where[picked, 1])))
         positions.append(picked)
     merged = pa.concat_tables(pieces)
@@ -130,3 +131,28 @@ def sample_rows(path: Path, n: int, *, columns: Iterable[str] | None = None, see
     kept = [batch.filter(pa.array(rng.random(batch.num_rows) < share))
             for batch in dataset.to_batches(columns=cols, batch_size=65536)]
     return pa.Table.from_batches(kept)
+
+
+def _files(path: Path) -> list[Path]:
+    """A Parquet file, or a dataset folder's part files in name order (the order of the rows)."""
+    path = Path(path)
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def read_schema(path: Path) -> Any:
+    """The schema of a Parquet file or of a dataset folder (its first file's)."""
+    import pyarrow.parquet as pq
+
+    files = _files(path)
+    if not files:
+        raise FileNotFoundError(f"{path}: no Parquet file")
+    return pq.read_schema(files[0])
+
+
+def iter_batches(path: Path, columns: list[str], batch_size: int) -> Iterator[Any]:
+    """Record batches of a Parquet file or dataset folder, in row order, one file open at a time."""
+    import pyarrow.parquet as pq
+
+    for file in _files(path):
+        with pq.ParquetFile(file) as f:
+            yield from f.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)

@@ -227,3 +227,15 @@ def test_sample_rows_of_a_dataset_is_bounded_and_uniform(tmp_path: Path) -> None
     # binomial(200,000, 0.1): mean 20,000, sd 134; each quarter gets a quarter of it (sd 67)
     assert abs(len(sample) - 20_000) < 700
     assert all(abs(np.sum((sample >= q * 50_000) & (sample < (q + 1) * 50_000)) - 5_000) < 350 for q in range(4))
+
+
+def test_report_of_a_dataset_sweep_embeds_what_a_merged_one_does(tmp_path: Path) -> None:
+    from roofline.report import write_report
+
+    spec = sweep_from_dict(SMALL_SWEEP, "s.yaml")
+    run_sweep(spec, tmp_path / "merged", workers=1, chunk_size=5)
+    run_sweep(spec, tmp_path / "dataset", workers=1, chunk_size=5, output="parquet-dataset")
+    merged = write_report(tmp_path / "merged", details=4)
+    dataset = write_report(tmp_path / "dataset", details=4)
+    assert (dataset.total_rows, dataset.embedded_rows, dataset.counts) == \
+        (merged.total_rows, merged.embedded_rows, merged.counts) == (24, 24, merged.counts)
