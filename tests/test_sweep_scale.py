@@ -239,3 +239,20 @@ def test_report_of_a_dataset_sweep_embeds_what_a_merged_one_does(tmp_path: Path)
     dataset = write_report(tmp_path / "dataset", details=4)
     assert (dataset.total_rows, dataset.embedded_rows, dataset.counts) == \
         (merged.total_rows, merged.embedded_rows, merged.counts) == (24, 24, merged.counts)
+
+
+# ---- serve --report --------------------------------------------------------------------------
+def test_serve_report_is_written_next_to_the_plot_and_never_overwritten(cli, tmp_path: Path, monkeypatch) -> None:
+    args = ["serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "1,8", "--report"]
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(*args)
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text()
+    assert "llama-3-8b on 1x h100-sxm (vllm)" in page and page.count("<tr>") == 1 + 2  # header, 2 loads
+    assert "plotly" in page and 'id="frontier"' in page and "<h2>Assumptions</h2>" in page
+    one_line_error(cli(*args), "report.html exists; pass --force")
+    assert cli(*args, "--force")[0] == 0
+    (tmp_path / "plots").mkdir()
+    code, _, err = cli(*args, "--plot", str(tmp_path / "plots" / "frontier"))
+    assert code == 0, err
+    assert (tmp_path / "plots" / "report.html").exists()
