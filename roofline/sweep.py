@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline._dataset import DATASET_DIR, parquet_options, scan_parts
 from roofline._fingerprint import sweep_inputs
 from roofline._json import json_default
 from roofline._lifeline import die_with_parent
@@ -52,6 +53,8 @@ __all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario
            "measure_budget"]
 
 PARTS = ".parts"
+#: What ``run_sweep(output=...)`` and ``roofline sweep --format`` write.
+OUTPUT_FORMATS = ("parquet", "parquet-dataset")
 
 
 def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = None) -> Scenario:
@@ -153,8 +156,9 @@ def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts:
     import pyarrow.parquet as pq
 
     columns = evaluate_rows(spec, combos[task.combo_index], _grid_chunk(spec.hardware_grid(), task.start, task.stop))
+    table = pa.table(columns)
     with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
-        pq.write_table(pa.table(columns), tmp)
+        pq.write_table(table, tmp, **parquet_options(table.schema))
     return task.stop - task.start
 
 
@@ -253,6 +257,7 @@ def run_sweep(
     progress: Callable[[int, int], None] | None = None,
     then: ExtraOutputs | None = None,
     scheduler: str | None = None,
+    output: str = "parquet",
 ) -> SweepResult:
     """Run a grid sweep and write ``results.parquet`` (and ``results.csv``) into ``out_dir``.
 
@@ -276,12 +281,17 @@ def run_sweep(
         scheduler: a Dask scheduler's address (``tcp://HOST:8786``): its workers evaluate the
             chunks (``workers`` is then unused) and send the rows back; this process writes the
             part files, so the results are the same files as a local run's.
+        output: ``"parquet"`` (one ``results.parquet``, merged from the chunks) or
+            ``"parquet-dataset"`` (the folder ``results/`` of one Parquet file per chunk, never
+            merged nor held in memory: for sweeps of many millions of rows; no CSV).
 
     Raises:
         SpecError: the folder is refused (see above), or ``resume`` does not match.
         InfeasibleConfigError: no combination of the sweep can run.
         RooflineError: no Dask scheduler (with a worker) answers at ``scheduler``.
     """
+    if output not in OUTPUT_FORMATS:
+        raise RooflineError(f"output format {output!r} is not allowed; choose one of {', '.join(OUTPUT_FORMATS)}")
     combos, tasks, skipped = _plan(spec, chunk_size)
     if not tasks:
         raise InfeasibleConfigError(f"{spec.path}: no feasible combination to sweep ({'; '.join(skipped[:3])})")
@@ -294,19 +304,21 @@ def run_sweep(
             client = stack.enter_context(connect(scheduler))
         return _run_claimed(spec, out_dir, combos, tasks, skipped, total, force=force, resume=resume,
                             workers=workers, chunk_size=chunk_size, csv=csv, top=top, progress=progress,
-                            then=then, client=client)
+                            then=then, client=client, dataset=output == "parquet-dataset")
 
 
 def _run_claimed(spec: SweepSpec, out_dir: str | Path, combos: list[dict[str, Any]], tasks: list[_Task],
                  skipped: list[str], total: int, *, force: bool, resume: bool, workers: int | None,
                  chunk_size: int, csv: bool | None, top: int, progress: Callable[[int, int], None] | None,
-                 then: ExtraOutputs | None, client: Any) -> SweepResult:
-    run = claim_out_dir(out_dir, command="sweep", inputs=sweep_inputs(spec, chunk_size, total), force=force,
-                        resume=resume, known=_KNOWN_OUTPUTS)
-    out, parts = run.path, run.path / PARTS
+                 then: ExtraOutputs | None, client: Any, dataset: bool) -> SweepResult:
+    inputs = sweep_inputs(spec, chunk_size, total) | {"output format": "parquet-dataset" if dataset else "parquet"}
+    run = claim_out_dir(out_dir, command="sweep", inputs=inputs, force=force, resume=resume, known=_KNOWN_OUTPUTS)
+    out = run.path
+    parts = out / (DATASET_DIR if dataset else PARTS)  # a dataset's parts are its files
     try:
         if run.resumed and run.manifest.stage in ("merged", "done"):  # killed after the merge
-            shutil.rmtree(parts, ignore_errors=True)
+            if not dataset:
+                shutil.rmtree(parts, ignore_errors=True)
             result = _load_result(spec, out)
             if progress:
                 progress(total, total)
@@ -318,11 +330,13 @@ def _run_claimed(spec: SweepSpec, out_dir: str | Path, combos: list[dict[str, An
                 _run_on_cluster(client, spec, combos, tasks, parts, total, progress)
             else:
                 _evaluate(spec, combos, tasks, parts, total, workers, progress)
-            result = _finalize(spec, out, parts, tasks, total, time.perf_counter() - started, skipped, csv, top,
-                               run.record)
+            finalize = _finalize_dataset if dataset else _finalize
+            result = finalize(spec, out, parts, tasks, total, time.perf_counter() - started, skipped, csv, top,
+                              run.record)
             run.set_stage("merged")  # every final file is in place: the parts are no longer needed
-            shutil.rmtree(parts)
-        run.kept = tuple(run.manifest.files)  # a failure from here on keeps the results
+            if not dataset:
+                shutil.rmtree(parts)
+        run.kept = (*run.manifest.files, *run.manifest.dirs)  # a failure from here on keeps the results
         if then is not None:
             result.files += then(result, run.record)
     except KeyboardInterrupt:
@@ -336,7 +350,7 @@ def _run_claimed(spec: SweepSpec, out_dir: str | Path, combos: list[dict[str, An
 
 
 #: What a sweep writes (to recognise a folder an older version wrote without a manifest).
-_KNOWN_OUTPUTS = ("results.parquet", "results.csv", "pareto.parquet", "summary.json", f"{PARTS}/",
+_KNOWN_OUTPUTS = ("results.parquet", "results.csv", "pareto.parquet", "summary.json", f"{PARTS}/", f"{DATASET_DIR}/",
                   "plots/pareto.html", "plots/pareto.png", "plots/perf_per_cost_vs_l2.html",
                   "plots/perf_per_cost_vs_l2.png")
 
@@ -389,7 +403,7 @@ def _run_on_cluster(client: Any, spec: SweepSpec, combos: list[dict[str, Any]], 
     shared = (spec, scenarios, portable_cost(cost_parameters(spec)))
     for written, (task, table) in enumerate(run_on_cluster(client, _chunk_table, shared, todo), 1):
         with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, **parquet_options(table.schema))
         done += task.stop - task.start
         kill_point("part", written)
         if progress:
@@ -450,7 +464,6 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
     final = [out / "results.parquet"] + ([out / "results.csv"] if write_csv else [])
     record(*final, out / "pareto.parquet", out / "summary.json")
     direction, metric = spec.objective
-    pareto_metrics = [m for _, m in spec.pareto]
     best = _TopK(top, metric, _better(direction))
     front_rows: list[pa.Table] = []
     feasible = 0
@@ -459,7 +472,7 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
     try:
         for table in _read_parts(part_files):
             if writer is None:
-                writer = pq.ParquetWriter(tmp_path(final[0]), table.schema)
+                writer = pq.ParquetWriter(tmp_path(final[0]), table.schema, **parquet_options(table.schema))
                 if write_csv:
                     csv_writer = pacsv.CSVWriter(tmp_path(final[1]), table.schema)
             writer.write_table(table)
@@ -480,11 +493,40 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
     files = list(final)
     pareto = pa.concat_tables(front_rows) if front_rows else None
     pareto = _front(pareto, spec) if pareto is not None and pareto.num_rows else pareto
+    return _write_summary(spec, out, total, feasible, seconds, skipped, best.rows(), pareto, files)
+
+
+def _finalize_dataset(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total: int, seconds: float,
+                      skipped: list[str], csv: bool | None, top: int, record: Callable[..., None]) -> SweepResult:
+    """The summary of a dataset sweep: its parts stay as they are (they are the results); the
+    feasible count, best rows and front come from streaming their metric columns."""
+    part_files = [parts / t.part_name for t in tasks]
+    missing = [p.name for p in part_files if not p.exists()]
+    if missing:
+        raise RooflineError(f"{parts}: part file {missing[0]} is missing; run the sweep again with --resume")
+    record(out / "pareto.parquet", out / "summary.json")
+    direction, metric = spec.objective
+    feasible, best, pareto = scan_parts(part_files, metric=metric, maximize=_better(direction),
+                                        pareto=[(m, _better(d)) for d, m in spec.pareto], top=top)
+    rows = [] if best is None else best.to_pylist()
+    return _write_summary(spec, out, total, feasible, seconds, skipped, rows, pareto, [parts])
+
+
+def _write_summary(spec: SweepSpec, out: Path, total: int, feasible: int, seconds: float, skipped: list[str],
+                   best: list[dict[str, Any]], pareto: Any, files: list[Path]) -> SweepResult:
+    """Write ``pareto.parquet`` and ``summary.json`` (temporary names, then renamed with the other
+    final files in ``files`` that are still under theirs; summary.json last)."""
+    import pyarrow.parquet as pq
+
+    pareto_metrics = [m for _, m in spec.pareto]
+    direction, metric = spec.objective
     pareto_list = pareto.sort_by(pareto_metrics[0]).to_pylist() if pareto is not None else []
+    renamed = [f for f in files if tmp_path(f).exists()]
     if pareto is not None:
         pq.write_table(pareto, tmp_path(out / "pareto.parquet"))
         files.append(out / "pareto.parquet")
-    result = SweepResult(out, total, feasible, seconds, files, skipped, best.rows(), pareto_list)
+        renamed.append(out / "pareto.parquet")
+    result = SweepResult(out, total, feasible, seconds, files, skipped, best, pareto_list)
     summary = {
         "sweep": spec.name, "file": spec.path, "rows": total, "feasible": feasible,
         "seconds": round(seconds, 3), "configs_per_second": round(result.configs_per_second),
@@ -497,7 +539,7 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
     }
     tmp_path(out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files.append(out / "summary.json")
-    for f in files:  # summary.json last: its presence says the others are complete
+    for f in [*renamed, out / "summary.json"]:  # summary.json last: its presence says the others are complete
         os.replace(tmp_path(f), f)
     if pareto is None:  # an earlier front of this run's own must not outlive it
         with contextlib.suppress(FileNotFoundError):
@@ -512,7 +554,7 @@ def _load_result(spec: SweepSpec, out: Path) -> SweepResult:
     except (OSError, ValueError):
         raise RooflineError(f"{out}: summary.json of the finished merge is missing or unreadable; "
                             f"pass --force to run the sweep again") from None
-    files = [out / n for n in ("results.parquet", "results.csv", "pareto.parquet", "summary.json")
+    files = [out / n for n in ("results.parquet", "results.csv", DATASET_DIR, "pareto.parquet", "summary.json")
              if (out / n).exists()]
     return SweepResult(out, int(summary["rows"]), int(summary["feasible"]), float(summary["seconds"]), files,
                        list(summary["skipped_combinations"]), list(summary["best"]), list(summary["pareto_front"]))

@@ -126,3 +126,25 @@ def test_table_sorts_and_compares_two_configurations(page) -> None:
     page.wait_for_selector("#compare-table")
     assert page.locator("#compare-table tr.diff").count() >= 1  # they differ in some parameter
     assert page.locator("#compare-breakdown .barlayer .bars path").count() >= 2
+
+
+def test_serve_report_shows_the_frontier_and_every_load(browser, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "1,4,16", "--report"])
+    assert e.value.code in (0, None)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    page.goto((tmp_path / "report.html").as_uri())
+    page.wait_for_selector("#frontier .scatterlayer .points path")
+    assert page.locator("#frontier .scatterlayer .points path").count() == 3  # one point per concurrency
+    assert page.locator("#rows tbody tr").count() == 3
+    assert page.locator("#assumptions li").count() >= 5
+    shot = tmp_path / "serve-report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+    assert not problems, problems
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roofline.exceptions import SpecError
 from roofline.sweep import measure_budget, run_sweep
 from roofline.sweepfile import SweepBudget, sweep_budget, sweep_from_dict
 
@@ -121,3 +122,137 @@ def test_bad_scheduler_address_is_one_line_and_leaves_nothing(cli, tmp_path: Pat
         assert not (tmp_path / "out").exists()
     one_line_error(cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--workers", "2",
                        "--scheduler", "tcp://127.0.0.1:1"), "--workers does not apply with --scheduler")
+
+
+# ---- Parquet dataset -------------------------------------------------------------------------
+def test_dataset_sweep_holds_the_rows_best_and_front_of_a_merged_one(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    spec = sweep_from_dict({**SMALL_SWEEP, "hardware": ["h100-sxm", "a100-sxm-80gb"]}, "s.yaml")
+    merged = run_sweep(spec, tmp_path / "merged", workers=1, chunk_size=5)
+    dataset = run_sweep(spec, tmp_path / "dataset", workers=1, chunk_size=5, output="parquet-dataset")
+    folder = tmp_path / "dataset" / "results"
+    assert sorted(p.name for p in folder.iterdir())[:2] == ["part-0000-000000000000.parquet",
+                                                           "part-0000-000000000005.parquet"]
+    assert len(list(folder.iterdir())) == 2 * 5  # 24 rows in chunks of 5, for each of 2 devices
+    assert pq.read_table(folder).equals(pq.read_table(tmp_path / "merged" / "results.parquet"))
+    _tables_equal(tmp_path / "merged" / "pareto.parquet", tmp_path / "dataset" / "pareto.parquet")
+    assert (dataset.rows, dataset.feasible, dataset.best, dataset.pareto) == \
+        (merged.rows, merged.feasible, merged.best, merged.pareto)
+    assert dataset.files[0] == folder and not (tmp_path / "dataset" / "results.parquet").exists()
+    summary = json.loads((tmp_path / "dataset" / "summary.json").read_text())
+    assert summary["rows"] == 48 and summary["best"] == merged.best
+
+
+def test_scan_of_parts_ranks_ties_and_nan_as_a_stable_sort_of_the_merged_table(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from roofline._dataset import scan_parts
+    from roofline.pareto import pareto_mask
+
+    rng = np.random.default_rng(7)
+    files, tables = [], []
+    for part in range(6):
+        n = 40
+        cost = rng.integers(1, 6, n).astype(float)  # few distinct values: many ties
+        speed = rng.integers(1, 6, n).astype(float)
+        speed[rng.random(n) < 0.1] = np.nan
+        table = pa.table({"id": np.arange(n) + 100 * part, "cost": cost, "speed": speed,
+                          "feasible": rng.random(n) < 0.7})
+        files.append(tmp_path / f"part-{part}.parquet")
+        pq.write_table(table, files[-1])
+        tables.append(table)
+    feasible, best, front = scan_parts(files, metric="speed", maximize=True,
+                                       pareto=[("cost", False), ("speed", True)], top=7)
+    whole = pa.concat_tables(tables)
+    good = whole.filter(whole.column("feasible"))
+    assert feasible == good.num_rows
+    assert best.column("id").to_pylist() == good.sort_by([("speed", "descending")]).slice(0, 7).column("id").to_pylist()
+    values = np.column_stack([np.asarray(good.column("cost")), np.asarray(good.column("speed"))])
+    expected = good.filter(pa.array(pareto_mask(values, [False, True])))
+    assert front.column("id").to_pylist() == expected.column("id").to_pylist()
+
+
+def test_dataset_sweep_resumes_and_force_removes_its_folder(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    spec = sweep_from_dict(SMALL_SWEEP, "s.yaml")
+    out = tmp_path / "out"
+
+    def interrupt(done: int, total: int) -> None:
+        if done == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, workers=1, chunk_size=5, output="parquet-dataset", progress=interrupt)
+    assert len(list((out / "results").glob("part-*.parquet"))) == 2 and not (out / "summary.json").exists()
+    with pytest.raises(SpecError, match=r"output format differs \(parquet-dataset in the earlier run, parquet now\)"):
+        run_sweep(spec, out, workers=1, chunk_size=5, resume=True)
+    seen: list[int] = []
+    run_sweep(spec, out, workers=1, chunk_size=5, output="parquet-dataset", resume=True,
+              progress=lambda done, total: seen.append(done))
+    assert seen[0] == 10 and pq.read_table(out / "results").num_rows == 24
+    run_sweep(spec, out, workers=1, chunk_size=5, force=True)  # a merged sweep replaces it
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+        ["pareto.parquet", "results.csv", "results.parquet", "summary.json"]
+
+
+def test_dataset_format_options_on_the_command_line(cli, tmp_path: Path) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(SMALL_SWEEP))
+    out = tmp_path / "out"
+    one_line_error(cli("sweep", str(sweep), "--out", str(out), "--format", "parquet-dataset", "--csv"),
+                   "--csv does not apply to --format parquet-dataset")
+    code, _, err = cli("sweep", str(sweep), "--out", str(out), "--format", "feather")
+    assert code == 2 and "feather" in err and not out.exists()
+    code, stdout, err = cli("sweep", str(sweep), "--out", str(out), "--format", "parquet-dataset", "--workers", "1",
+                            "--chunk-size", "10", "--no-plots")  # plots read a sample of results/ (checked by hand)
+    assert code == 0, err
+    assert f"wrote {out / 'results'}, {out / 'pareto.parquet'}, {out / 'summary.json'}" in stdout
+
+
+def test_sample_rows_of_a_dataset_is_bounded_and_uniform(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from roofline._dataset import sample_rows
+
+    for part in range(4):
+        pq.write_table(pa.table({"x": np.arange(part * 50_000, (part + 1) * 50_000)}), tmp_path / f"p{part}.parquet")
+    assert sample_rows(tmp_path, 10**6).num_rows == 200_000  # all of them
+    sample = np.asarray(sample_rows(tmp_path, 20_000).column("x"))
+    # binomial(200,000, 0.1): mean 20,000, sd 134; each quarter gets a quarter of it (sd 67)
+    assert abs(len(sample) - 20_000) < 700
+    assert all(abs(np.sum((sample >= q * 50_000) & (sample < (q + 1) * 50_000)) - 5_000) < 350 for q in range(4))
+
+
+def test_report_of_a_dataset_sweep_embeds_what_a_merged_one_does(tmp_path: Path) -> None:
+    from roofline.report import write_report
+
+    spec = sweep_from_dict(SMALL_SWEEP, "s.yaml")
+    run_sweep(spec, tmp_path / "merged", workers=1, chunk_size=5)
+    run_sweep(spec, tmp_path / "dataset", workers=1, chunk_size=5, output="parquet-dataset")
+    merged = write_report(tmp_path / "merged", details=4)
+    dataset = write_report(tmp_path / "dataset", details=4)
+    assert (dataset.total_rows, dataset.embedded_rows, dataset.counts) == \
+        (merged.total_rows, merged.embedded_rows, merged.counts) == (24, 24, merged.counts)
+
+
+# ---- serve --report --------------------------------------------------------------------------
+def test_serve_report_is_written_next_to_the_plot_and_never_overwritten(cli, tmp_path: Path, monkeypatch) -> None:
+    args = ["serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "1,8", "--report"]
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(*args)
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text()
+    assert "llama-3-8b on 1x h100-sxm (vllm)" in page and page.count("<tr>") == 1 + 2  # header, 2 loads
+    assert "plotly" in page and 'id="frontier"' in page and "<h2>Assumptions</h2>" in page
+    one_line_error(cli(*args), "report.html exists; pass --force")
+    assert cli(*args, "--force")[0] == 0
+    (tmp_path / "plots").mkdir()
+    code, _, err = cli(*args, "--plot", str(tmp_path / "plots" / "frontier"))
+    assert code == 0, err
+    assert (tmp_path / "plots" / "report.html").exists()

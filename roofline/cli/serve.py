@@ -97,7 +97,10 @@ def serve(
     json_out: Annotated[bool, typer.Option("--json", help="Print {definitions, summary, rows} as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write tokens/s per device against tokens/s per user (HTML and PNG) with this stem.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot files.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot and --report files.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="Also write report.html (frontier, rows, assumptions) "
+                                                          "next to --plot's files, else in the current folder.")]
+    = False,
     cost_basis: Annotated[CostBasis, typer.Option(
         help="Dollars as manufacturing cost or as price (sourced device prices, fitted margin).")] = "manufacturing",
 ) -> None:
@@ -110,6 +113,9 @@ def serve(
         raise fail("give exactly one of --concurrency, --rate and --trace")
     if plot is not None:
         check_output(plot.with_suffix(".html"), force)
+    report_path = (plot.parent if plot is not None else Path()) / "report.html"
+    if report:
+        check_output(report_path, force)
     result = run(model, hardware, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp, dtype=dtype,
                  kv_dtype=kv_dtype, input_len=_length(input_len, "--input"),
                  output_len=_length(output_len, "--output"), concurrency=loads_c, rate_rps=loads_r,
@@ -127,6 +133,13 @@ def serve(
             title = f"{s['model']} on {s['devices']}x {s['hardware']} ({s['framework']})"
             for path in writer.write(plots.plot_serving_frontier(result.rows, title), plot):
                 typer.echo(f"wrote {path}", err=True)
+    if report:
+        from roofline.report import write_serving_report
+
+        s = result.summary
+        write_serving_report(result.rows, s, result.definitions, report_path, columns=[*COLUMNS, *COST_COLUMNS],
+                             title=f"{s['model']} on {s['devices']}x {s['hardware']} ({s['framework']})")
+        typer.echo(f"wrote {report_path}", err=True)
     if json_out:
         typer.echo(result.to_json(indent=2))
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -11,6 +11,9 @@ from roofline.cli._common import check_output, echo_err, fail, print_table, user
 from roofline.cli._progress import LazyProgress
 
 app = typer.Typer()
+
+#: ``--format`` values (``roofline.sweep.OUTPUT_FORMATS``; a Literal keeps the CLI's import light).
+OutputFormat = Literal["parquet", "parquet-dataset"]
 
 SHOW = ["model", "hardware", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
         "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "decode_bound"]
@@ -41,6 +44,9 @@ def sweep_command(
     yes: Annotated[bool, typer.Option("--yes", help="Run a sweep above 50M configurations or 5 GB of results.")] = False,
     scheduler: Annotated[str | None, typer.Option(
         help="Run the chunks on a Dask cluster: its scheduler's address, e.g. tcp://HOST:8786.")] = None,
+    output_format: Annotated[OutputFormat, typer.Option(
+        "--format", help="parquet: one results.parquet; parquet-dataset: results/ with one file per chunk, "
+                         "never merged (for sweeps of many millions of rows; no CSV).")] = "parquet",
 ) -> None:
     """Evaluate every configuration of a sweep file; write Parquet/CSV, a ranked table and plots.
 
@@ -52,6 +58,9 @@ def sweep_command(
         if workers is not None:
             raise fail("--workers does not apply with --scheduler: the cluster's workers run the chunks")
         check_address(scheduler)
+    if output_format == "parquet-dataset" and csv:
+        raise fail("--csv does not apply to --format parquet-dataset (a CSV of that size helps nobody); "
+                   "read results/ with pandas.read_parquet or DuckDB")
     from roofline._paths import check_writable
     from roofline.sweep import check_out_dir, measure_budget, run_sweep
     from roofline.sweepfile import check_budget, load_sweep
@@ -67,7 +76,8 @@ def sweep_command(
                        preamble=f"sweep {spec.name}: {budget.summary()}")
     try:
         result = run_sweep(spec, out, force=force, resume=resume, workers=workers, chunk_size=chunk_size,
-                           csv=csv, top=top, progress=bar, then=then, scheduler=scheduler)
+                           csv=csv, top=top, progress=bar, then=then, scheduler=scheduler,
+                           output=output_format)
     finally:
         bar.close()
     for reason in result.skipped:
@@ -92,17 +102,17 @@ def _sweep_plots(spec, result, record) -> list[Path]:
     """The Pareto front and performance per cost against L2 size, into OUT/plots; ``record``
     lists each file in the folder's manifest before it is written."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
     from roofline import plots
+    from roofline._dataset import DATASET_DIR, sample_rows
     from roofline._testhooks import kill_point
 
     out = result.out_dir / "plots"
     written: list[Path] = []
     pareto = pd.DataFrame(result.pareto)
     (dx, x), (dy, y) = spec.pareto[0], spec.pareto[1]
-    sample = pq.read_table(result.out_dir / "results.parquet").to_pandas() if result.rows <= 200_000 else \
-        _sample(result.out_dir / "results.parquet", 200_000)
+    results = next(p for p in (result.out_dir / "results.parquet", result.out_dir / DATASET_DIR) if p.exists())
+    sample = sample_rows(results, 200_000).to_pandas()  # all rows up to 200,000
     sample = sample[sample["feasible"]]
     with plots.FigureWriter() as writer:
         fig = plots.plot_pareto_front(
@@ -120,16 +130,6 @@ def _sweep_plots(spec, result, record) -> list[Path]:
             record(*writer.targets(out / "perf_per_cost_vs_l2"))
             written += writer.write(fig, out / "perf_per_cost_vs_l2")
     return written
-
-
-def _sample(path: Path, n: int):
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    import numpy as np
-
-    idx = np.random.default_rng(0).choice(table.num_rows, size=n, replace=False)
-    return table.take(idx).to_pandas()
 
 
 @app.command("pareto")

@@ -11,11 +11,13 @@ latency breakdown and memory footprint of a clicked point, and the assumptions b
 
 Modules: ``_run`` (what a run folder holds), ``_select`` (which rows to embed, in batches),
 ``_details`` (breakdowns and memory with ``roofline.predict``), ``_assumptions`` and ``_build``
-(the page: ``report.html``, ``report.css`` and ``report.js`` beside this file).
+(the page: ``report.html``, ``report.css`` and ``report.js`` beside this file). ``_serving``
+writes the simpler report of a ``roofline serve`` run (frontier, rows, assumptions).
 """
 
 from __future__ import annotations
 
 from roofline.report._build import MAX_REPORT_BYTES, ReportResult, write_report
+from roofline.report._serving import write_serving_report
 
-__all__ = ["MAX_REPORT_BYTES", "ReportResult", "write_report"]
+__all__ = ["MAX_REPORT_BYTES", "ReportResult", "write_report", "write_serving_report"]

@@ -115,11 +115,10 @@ def _list_in_run(folder: Path, report: Path) -> None:
 
 
 def _metric_columns(run: RunFolder, columns: list[str]) -> list[str]:
-    import pyarrow.parquet as pq
-
+    from roofline._dataset import read_schema
     from roofline.metrics import metric_names
 
-    schema = pq.read_schema(run.table_path)
+    schema = read_schema(run.table_path)
     numeric = {f.name for f in schema if str(f.type).startswith(("double", "float", "int"))}
     wanted = [m for m in metric_names("engine", "economics") if m in columns]
     for _, m in (run.objective, *run.pareto):
@@ -132,11 +131,10 @@ def _metric_columns(run: RunFolder, columns: list[str]) -> list[str]:
 
 def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
              ) -> tuple[dict[str, Any], dict[str, int], list[str]]:
-    import pyarrow.parquet as pq
-
+    from roofline._dataset import read_schema
     from roofline.plots import axis_label
 
-    columns = pq.read_schema(run.table_path).names
+    columns = read_schema(run.table_path).names
     metrics = _metric_columns(run, columns)
     parameters = parameter_columns(columns, set(metrics))
     for needed in ("feasible", "model", "hardware"):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from roofline._dataset import DATASET_DIR
 from roofline.exceptions import SpecError
 
 __all__ = ["RunFolder", "read_run_folder"]
@@ -24,7 +25,7 @@ class RunFolder:
 
     path: Path
     kind: str  # "sweep" or "search"
-    table_path: Path  # results.parquet or trials.parquet
+    table_path: Path  # results.parquet (or a sweep's results/ dataset folder) or trials.parquet
     summary: dict[str, Any]  # summary.json or search.json
     name: str
     objective: tuple[str, str]  # (direction, metric)
@@ -39,7 +40,9 @@ def read_run_folder(path: str | Path) -> RunFolder:
         raise SpecError(f"{folder}: not a folder; give the --out folder of `roofline sweep` or "
                         f"`roofline optimize`")
     if (folder / "results.parquet").exists():
-        return _sweep_folder(folder)
+        return _sweep_folder(folder, folder / "results.parquet")
+    if (folder / DATASET_DIR).is_dir() and (folder / "summary.json").exists():  # --format parquet-dataset
+        return _sweep_folder(folder, folder / DATASET_DIR)
     if (folder / "trials.parquet").exists():
         return _search_folder(folder)
     raise SpecError(f"{folder}: neither results.parquet (a sweep) nor trials.parquet (a search) is there")
@@ -69,12 +72,12 @@ def _pair(entry: Any, path: Path, field: str) -> tuple[str, str]:
 _DEFAULT_FRONT = (("minimize", "system_cost_usd"), ("maximize", "throughput_tok_s"))
 
 
-def _sweep_folder(folder: Path) -> RunFolder:
+def _sweep_folder(folder: Path, table: Path) -> RunFolder:
     path = folder / "summary.json"
     summary = _read_json(path)
     objective = _pair(summary.get("objective"), path, "objective")
     pairs = [_pair(p, path, "pareto") for p in summary.get("pareto") or []]
-    return RunFolder(folder, "sweep", folder / "results.parquet", summary, str(summary.get("sweep", folder.name)),
+    return RunFolder(folder, "sweep", table, summary, str(summary.get("sweep", folder.name)),
                      objective, _front_axes(pairs), summary.get("file"))
 
 

@@ -72,11 +72,10 @@ class Selection:
 
 
 def _batches(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
+    from roofline._dataset import iter_batches  # a results.parquet or a sweep's results/ dataset
 
-    with pq.ParquetFile(path) as f:
-        for batch in f.iter_batches(batch_size=_BATCH_ROWS, columns=columns, use_threads=False):
-            yield _plain(batch.to_pandas())
+    for batch in iter_batches(path, columns, _BATCH_ROWS):
+        yield _plain(batch.to_pandas())
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:

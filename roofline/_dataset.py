@@ -1,0 +1,158 @@
+"""Sweep results as a partitioned Parquet dataset: one file per chunk, never merged.
+
+A sweep written with ``--format parquet-dataset`` keeps its part files as the result: the folder
+``results/`` holds ``part-<combination>-<first row>.parquet``, one per chunk, each written once
+by the worker that computed it. Readers take the folder as one table (``pyarrow.dataset``,
+``pandas.read_parquet``, DuckDB, Spark). What the summary needs (feasible count, the best rows,
+the Pareto front) is found by streaming the parts' metric columns only, and the few winning rows
+are read in full at the end, so memory stays bounded whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from roofline.pareto import pareto_mask
+
+__all__ = ["DATASET_DIR", "iter_batches", "parquet_options", "read_schema", "sample_rows", "scan_parts"]
+
+#: The dataset's folder inside a sweep's output folder.
+DATASET_DIR = "results"
+
+
+def parquet_options(schema: Any) -> dict[str, Any]:
+    """How result tables are written: snappy, dictionary encoding only for the columns that
+    repeat (text, integers, flags). Float metrics rarely repeat, so a dictionary only costs time:
+    without it a chunk is written about 3x faster and 15% smaller (measured on a 39-column chunk
+    of 16,384 rows: 0.6M -> 1.7-2.2M rows per CPU second, 148 -> 125 bytes per row)."""
+    import pyarrow as pa
+
+    repeating = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    return {"compression": "snappy", "use_dictionary": repeating}
+
+
+class _Best:
+    """The ``k`` best (value, part, row) seen so far; ties go to the earlier row, as a stable sort
+    of the merged table would order them."""
+
+    def __init__(self, k: int, maximize: bool) -> None:
+        self.k, self.maximize = k, maximize
+        self.keys = np.empty((0, 3))  # value, part, row
+
+    def add(self, values: np.ndarray, part: int, rows: np.ndarray) -> None:
+        keys = np.column_stack([values, np.full(len(rows), part), rows])
+        merged = np.concatenate([self.keys, keys])
+        primary = -merged[:, 0] if self.maximize else merged[:, 0]
+        order = np.lexsort((merged[:, 2], merged[:, 1], primary))  # NaN sorts last
+        self.keys = merged[order[: self.k]]
+
+
+class _Front:
+    """The non-dominated (values, part, row) seen so far."""
+
+    def __init__(self, maximize: Sequence[bool]) -> None:
+        self.maximize = list(maximize)
+        self.values = np.empty((0, len(self.maximize)))
+        self.where = np.empty((0, 2), dtype=np.int64)  # part, row
+
+    def add(self, values: np.ndarray, part: int, rows: np.ndarray) -> None:
+        own = pareto_mask(values, self.maximize)  # the part's own front first: few rows to merge
+        merged = np.concatenate([self.values, values[own]])
+        where = np.concatenate([self.where, np.column_stack([np.full(int(own.sum()), part), rows[own]])])
+        keep = pareto_mask(merged, self.maximize)
+        self.values, self.where = merged[keep], where[keep]
+
+
+def scan_parts(files: Sequence[Path], *, metric: str, maximize: bool, pareto: Sequence[tuple[str, bool]],
+               top: int) -> tuple[int, Any, Any]:
+    """Feasible rows, the ``top`` best feasible rows by ``metric`` and the Pareto front of the
+    feasible rows (``pareto``: (metric, maximize) pairs), over the parts in order.
+
+    Returns:
+        (feasible count, best rows as an Arrow table in rank order or None, front rows as an
+        Arrow table in the parts' order or None).
+    """
+    import pyarrow.parquet as pq
+
+    pareto_names = [m for m, _ in pareto]
+    best, front = _Best(top, maximize), _Front([mx for _, mx in pareto])
+    feasible = 0
+    for part, path in enumerate(files):
+        with pq.ParquetFile(path) as f:  # lighter than read_table, which builds a dataset per file
+            table = f.read(columns=list(dict.fromkeys(["feasible", metric, *pareto_names])), use_threads=False)
+        ok = np.flatnonzero(table.column("feasible").to_numpy())  # (np.asarray would import pandas)
+        if not len(ok):
+            continue
+        feasible += len(ok)
+        best.add(table.column(metric).to_numpy().astype(float)[ok], part, ok)
+        values = np.column_stack([table.column(m).to_numpy().astype(float)[ok] for m in pareto_names])
+        front.add(values, part, ok)
+    best_rows = _fetch(files, best.keys[:, 1:].astype(np.int64))
+    order = np.lexsort((front.where[:, 1], front.where[:, 0]))  # the parts' order, as a merge gives
+    front_rows = _fetch(files, front.where[order])
+    return feasible, best_rows, front_rows
+
+
+def _fetch(files: Sequence[Path], where: np.ndarray) -> Any:
+    """Full rows at (part, row) positions, in the order given (each part read once)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not len(where):
+        return None
+    pieces, positions = [], []
+    for part in np.unique(where[:, 0]):
+        picked = np.flatnonzero(where[:, 0] == part)
+        with pq.ParquetFile(files[int(part)]) as f:
+            table = f.read(use_threads=False)
+        pieces.append(table.take(pa.array(where[picked, 1])))
+        positions.append(picked)
+    merged = pa.concat_tables(pieces)
+    return merged.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
+
+
+def sample_rows(path: Path, n: int, *, columns: Iterable[str] | None = None, seed: int = 0) -> Any:
+    """About ``n`` rows drawn uniformly from a Parquet file or dataset folder, reading one batch at
+    a time (memory bounded by the sample, not the table); all rows when there are at most ``n``."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet")
+    total = dataset.count_rows()
+    cols = list(columns) if columns is not None else None
+    if total <= n:
+        return dataset.to_table(columns=cols)
+    rng = np.random.default_rng(seed)
+    share = n / total
+    kept = [batch.filter(pa.array(rng.random(batch.num_rows) < share))
+            for batch in dataset.to_batches(columns=cols, batch_size=65536)]
+    return pa.Table.from_batches(kept)
+
+
+def _files(path: Path) -> list[Path]:
+    """A Parquet file, or a dataset folder's part files in name order (the order of the rows)."""
+    path = Path(path)
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def read_schema(path: Path) -> Any:
+    """The schema of a Parquet file or of a dataset folder (its first file's)."""
+    import pyarrow.parquet as pq
+
+    files = _files(path)
+    if not files:
+        raise FileNotFoundError(f"{path}: no Parquet file")
+    return pq.read_schema(files[0])
+
+
+def iter_batches(path: Path, columns: list[str], batch_size: int) -> Iterator[Any]:
+    """Record batches of a Parquet file or dataset folder, in row order, one file open at a time."""
+    import pyarrow.parquet as pq
+
+    for file in _files(path):
+        with pq.ParquetFile(file) as f:
+            yield from f.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
