@@ -178,19 +178,28 @@ def _plan(spec: SweepSpec, chunk_size: int) -> tuple[list[dict[str, Any]], list[
     return combos, tasks, skipped
 
 
+#: Axis values (summed over the hardware axes) above which ``measure_budget`` does not sample
+#: (it would materialise the axes: 8 bytes a value)
+MAX_AXIS_VALUES_TO_MEASURE = 1_000_000
+
+
 def measure_budget(spec: SweepSpec, *, workers: int | None = None, chunk_size: int = 16384,
                    sample: int = 4096) -> SweepBudget:
     """The sweep's budget from figures measured on this machine, on the sweep itself: the set-up
     of the first feasible combination (its first evaluation, operator tables included), the rate
     of one process on its first ``sample`` points (or fewer when the sweep has fewer), and the
     Parquet bytes per row of those points. Falls back to the planning figures when no
-    combination can run (the sweep then stops with its own error)."""
+    combination can run (the sweep then stops with its own error), or when the hardware axes
+    hold more than ``MAX_AXIS_VALUES_TO_MEASURE`` values (they are counted, never materialised,
+    before the user confirms such a sweep)."""
     import io
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     budget = sweep_budget(spec)  # counts, and checks the grid can be counted
+    if sum(p.count() for p in spec.hardware_parameters) > MAX_AXIS_VALUES_TO_MEASURE:
+        return budget  # the axes would be materialised to sample them: a grid too large to run anyway
     combo = next((c for c in spec.structural_combinations() if _runs(c)), None)
     if combo is None:
         return budget

@@ -256,3 +256,16 @@ def test_serve_report_is_written_next_to_the_plot_and_never_overwritten(cli, tmp
     code, _, err = cli(*args, "--plot", str(tmp_path / "plots" / "frontier"))
     assert code == 0, err
     assert (tmp_path / "plots" / "report.html").exists()
+
+
+def test_budget_of_a_billion_point_axis_is_counted_not_materialised() -> None:
+    import tracemalloc
+
+    spec = sweep_from_dict({**SMALL_SWEEP, "sweep": {"l2_capacity_MiB": {"low": 0, "high": 1e7, "step": 0.01}}},
+                           "s.yaml")
+    tracemalloc.start()
+    budget = measure_budget(spec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert budget.points == 1_000_000_001 and budget.basis == "planning figures, not measured"
+    assert peak < 50 * 2**20  # bytes: not the 8 GB of the axis
