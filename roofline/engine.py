@@ -58,8 +58,23 @@ def _default_cost_parameters() -> CostParameters:
     return load_cost_parameters()
 
 
+#: Energy rates by (params, device) identity: they depend only on the scenario and the cost file,
+#: and a single prediction would otherwise spend a tenth of its time re-deriving them.
+_RATES: dict[tuple[int, int], tuple[CostParameters, HardwareSpec, EnergyRates]] = {}
+
+
 def _rates(scenario: Scenario, params: CostParameters) -> EnergyRates | None:
-    return None if scenario.hardware.die is None else energy_rates(params, scenario.hardware)
+    spec = scenario.hardware
+    if spec.die is None:
+        return None
+    hit = _RATES.get((id(params), id(spec)))
+    if hit is not None and hit[0] is params and hit[1] is spec:  # ids are reused once freed
+        return hit[2]
+    if len(_RATES) > 256:
+        _RATES.clear()
+    rates = energy_rates(params, spec)
+    _RATES[(id(params), id(spec))] = (params, spec, rates)
+    return rates
 
 
 @dataclass(frozen=True)
