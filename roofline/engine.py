@@ -125,16 +125,16 @@ def scenario_arrays(scenario: Scenario, n: int = 1, *, prefetch: ArrayLike | Non
 
 
 def evaluate(scenario: Scenario, arrays: HardwareArrays, cost_params: CostParameters | None = None, *,
-             compiled: bool = True) -> Evaluation:
+             compiled: bool | None = None) -> Evaluation:
     """Every metric of the ``arrays.n`` configurations ``arrays`` of ``scenario``.
 
     Args:
         scenario: model, workload, parallelism, base device, pins and prefetch settings.
         arrays: the configurations, blocks placed (:func:`scenario_arrays`).
         cost_params: cost model parameters (default: cost_specs/default.yaml).
-        compiled: use the compiled kernel of the static phases where it covers the configurations
-            (:mod:`roofline.static_kernel`, equal to the numpy path to 1e-12); ``predict`` passes
-            False so that one prediction never waits for a compilation.
+        compiled: the compiled kernel of the static phases (:mod:`roofline.static_kernel`, equal to
+            the numpy path to 1e-12): None from its size threshold on, True wherever it covers the
+            configurations, False never (``predict``: one prediction never waits for a compilation).
 
     Returns:
         An :class:`Evaluation`; ``.columns`` are (n,) arrays, see :data:`METRICS`.
