@@ -58,8 +58,23 @@ def _default_cost_parameters() -> CostParameters:
     return load_cost_parameters()
 
 
+#: Energy rates by (params, device) identity: they depend only on the scenario and the cost file,
+#: and a single prediction would otherwise spend a tenth of its time re-deriving them.
+_RATES: dict[tuple[int, int], tuple[CostParameters, HardwareSpec, EnergyRates]] = {}
+
+
 def _rates(scenario: Scenario, params: CostParameters) -> EnergyRates | None:
-    return None if scenario.hardware.die is None else energy_rates(params, scenario.hardware)
+    spec = scenario.hardware
+    if spec.die is None:
+        return None
+    hit = _RATES.get((id(params), id(spec)))
+    if hit is not None and hit[0] is params and hit[1] is spec:  # ids are reused once freed
+        return hit[2]
+    if len(_RATES) > 256:
+        _RATES.clear()
+    rates = energy_rates(params, spec)
+    _RATES[(id(params), id(spec))] = (params, spec, rates)
+    return rates
 
 
 @dataclass(frozen=True)
@@ -110,16 +125,16 @@ def scenario_arrays(scenario: Scenario, n: int = 1, *, prefetch: ArrayLike | Non
 
 
 def evaluate(scenario: Scenario, arrays: HardwareArrays, cost_params: CostParameters | None = None, *,
-             compiled: bool = True) -> Evaluation:
+             compiled: bool | None = None) -> Evaluation:
     """Every metric of the ``arrays.n`` configurations ``arrays`` of ``scenario``.
 
     Args:
         scenario: model, workload, parallelism, base device, pins and prefetch settings.
         arrays: the configurations, blocks placed (:func:`scenario_arrays`).
         cost_params: cost model parameters (default: cost_specs/default.yaml).
-        compiled: use the compiled kernel of the static phases where it covers the configurations
-            (:mod:`roofline.static_kernel`, equal to the numpy path to 1e-12); ``predict`` passes
-            False so that one prediction never waits for a compilation.
+        compiled: the compiled kernel of the static phases (:mod:`roofline.static_kernel`, equal to
+            the numpy path to 1e-12): None from its size threshold on, True wherever it covers the
+            configurations, False never (``predict``: one prediction never waits for a compilation).
 
     Returns:
         An :class:`Evaluation`; ``.columns`` are (n,) arrays, see :data:`METRICS`.

@@ -27,7 +27,6 @@ STAGE_OF = {
     "roofline.pareto": "specs",
     "roofline.graph": "graph",
     "roofline.timing": "timing", "roofline.collectives": "timing", "roofline.placement": "timing",
-    "roofline.memory": "timing",
     "roofline.prefetch": "prefetch",
     "roofline.evaluate": "evaluate", "roofline.power": "evaluate", "roofline.cost": "evaluate",
     "roofline.economics": "evaluate", "roofline.engine": "evaluate", "roofline.predict": "evaluate",
@@ -35,6 +34,7 @@ STAGE_OF = {
     "roofline.serving": "serving",
     "roofline.sweep": "explore", "roofline.sweepfile": "explore", "roofline.search": "explore",
     "roofline.validation": "explore", "roofline._fingerprint": "explore", "roofline._cluster": "explore",
+    "roofline._dataset": "explore",
     # the public API re-exports the stages up to validation
     "roofline": "explore",
     "roofline.plots": "plots", "roofline.report": "plots", "roofline.reproduce": "plots",
