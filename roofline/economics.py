@@ -11,6 +11,7 @@ from roofline.cost.tco import HOURS_PER_YEAR, tco_usd_per_device_hour
 from roofline.hardware import HardwareSpec
 from roofline.metrics import descriptions
 from roofline.power import energy_rates
+from roofline.registry import cost_inputs
 from roofline.timing import HardwareArrays
 
 __all__ = ["ECONOMIC_METRICS", "SERVING_ECONOMIC_METRICS", "economic_columns", "serving_economic_columns",
@@ -58,20 +59,19 @@ _SCALAR_COST: dict[tuple, tuple[CostParameters, HardwareSpec, float]] = {}
 
 def _device_usd(params: CostParameters, spec: HardwareSpec, hw: HardwareArrays, *,
                 spans_nodes: bool) -> np.ndarray:
+    inputs = cost_inputs(hw)  # L2 and HBM in the cost model's units (roofline.registry)
+    inputs["link_bandwidth_GBps"] = hw.link_Bps * hw.links / 1e9  # over all links of the device
     tiers = {name: hw.tier_capacity_bytes[:, i] / 2**30 for i, name in enumerate(hw.tier_names)}
-    inputs = (hw.l2_bytes / 2**20, hw.hbm_capacity_bytes / 2**30, hw.hbm_Bps / 1e9, hw.link_Bps * hw.links / 1e9,
-              *tiers.values())
     key = None
     if hw.n == 1:
-        key = (id(params), id(spec), spans_nodes, *(float(np.asarray(x).reshape(-1)[0]) for x in inputs))
+        key = (id(params), id(spec), spans_nodes,
+               *(float(np.asarray(x).reshape(-1)[0]) for x in (*inputs.values(), *tiers.values())))
         hit = _SCALAR_COST.get(key)
         if hit is not None and hit[0] is params and hit[1] is spec:  # ids are reused once freed
             return np.full(1, hit[2])
     # a die larger than fits on a wafer has no finite cost: it is unknown (NaN, null in JSON), not inf
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        breakdown = hardware_cost(params, spec, l2_MiB=inputs[0], hbm_capacity_GiB=inputs[1],
-                                  hbm_bandwidth_GBps=inputs[2], link_bandwidth_GBps=inputs[3],
-                                  spans_nodes=spans_nodes, tier_capacity_GiB=tiers)
+        breakdown = hardware_cost(params, spec, **inputs, spans_nodes=spans_nodes, tier_capacity_GiB=tiers)
         usd = np.asarray(basis_total_usd(params, spec, breakdown), dtype=float)
     usd = np.broadcast_to(np.where(np.isfinite(usd), usd, np.nan), (hw.n,))
     if key is not None:

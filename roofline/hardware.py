@@ -22,6 +22,15 @@ from roofline._specfile import (
 )
 from roofline.dtypes import PEAK_UNITS, peak_unit_for
 from roofline.exceptions import SpecDeprecationWarning, SpecError
+from roofline.registry import (
+    PARAMETERS,
+    SPEC_FIELDS,
+    TIER_NAMES,
+    block_fields,
+    block_keys,
+    read_block,
+    with_values,
+)
 
 __all__ = [
     "ComputeSpec",
@@ -50,80 +59,19 @@ MiB = 1024**2
 #: block is accepted with a deprecation warning and ignored; 2: no ``prefetch:`` block.
 SCHEMA_VERSION = 2
 
-#: Names a memory tier beyond HBM may take (each gets sweepable ``{name}_capacity_GiB``,
-#: ``{name}_bandwidth_GBps`` and ``{name}_efficiency`` in :data:`roofline.timing.SWEEPABLE`).
-TIER_NAMES = ("lpddr", "cxl", "host")
-
-
-def _fields(*decls: Field) -> dict[str, Field]:
-    return {d.key: d for d in decls}
-
-
-# Bounds of every numeric hardware field, one table per spec block (key with its unit, bounds,
-# type). The upper bounds are ~1000x beyond today's largest devices: they catch typos and
-# overflow (1e308, .inf), not ambitious designs. Sweeps and CLI overrides check against the
+# Bounds of every numeric hardware field, one table per spec block, derived from the one
+# declaration of each parameter in roofline.registry; sweeps and CLI overrides check against the
 # same declarations (:data:`HARDWARE_FIELDS`).
-PEAK_FIELD = Field("peak_tflops", "TFLOP/s", 0.0, 1e7, strict=True)
-COMPUTE_FIELDS = _fields(
-    Field("vector_tflops", "TFLOP/s", 0.0, 1e7, strict=True),
-    Field("gemm_efficiency", "", 0.0, 1.0, strict=True),
-    Field("launch_overhead_us", "us", 0.0, 1e6, default=0.0),
-)
-MEMORY_FIELDS = _fields(
-    Field("hbm_capacity_GiB", "GiB", 0.0, 1e7, strict=True),
-    Field("hbm_bandwidth_GBps", "GB/s", 0.0, 1e8, strict=True),
-    Field("hbm_efficiency", "", 0.0, 1.0, strict=True),
-    Field("l2_capacity_MiB", "MiB", 0.0, 1e7),
-    Field("l2_bandwidth_GBps", "GB/s", 0.0, 1e9, strict=True),
-    Field("activation_l2_hit", "", 0.0, 1.0, default=0.0),
-    Field("l2_capacity_per_slice_MiB", "MiB", 0.0, 1e7, default=0.0),
-    Field("l2_bandwidth_per_slice_GBps", "GB/s", 0.0, 1e9, default=0.0),
-)
+COMPUTE_FIELDS = block_fields("compute")
+PEAK_FIELDS = block_fields("compute.peak_tflops")
+MEMORY_FIELDS = block_fields("memory")
 #: A memory tier beyond HBM (``memory.tiers[i]``); sweeps name them ``{tier}_capacity_GiB`` and so on
-TIER_FIELDS = _fields(
-    Field("capacity_GiB", "GiB", 0.0, 1e8, strict=True),
-    Field("bandwidth_GBps", "GB/s", 0.0, 1e8, strict=True),
-    Field("link_bandwidth_GBps", "GB/s", 0.0, 1e8, strict=True),
-    Field("efficiency", "", 0.0, 1.0, strict=True),
-    Field("latency_us", "us", 0.0, 1e6, default=0.0),
-    Field("cost_usd_per_GiB", "USD/GiB", 0.0, 1e6),
-    Field("energy_pj_per_byte", "pJ/B", 0.0, 1e6),
-)
-INTRA_NODE_FIELDS = _fields(
-    Field("devices_per_node", "", 1, 1_000_000, kind="integer"),
-    Field("link_bandwidth_GBps", "GB/s", 0.0, 1e7, strict=True),
-    Field("links_per_device", "", 1, 10_000, kind="integer"),
-    Field("latency_us", "us", 0.0, 1e6),
-    Field("efficiency", "", 0.0, 1.0, strict=True),
-    Field("custom_latency_us", "us", 0.0, 1e6),
-)
-INTER_NODE_FIELDS = _fields(
-    Field("bandwidth_GBps", "GB/s", 0.0, 1e7, strict=True),
-    Field("latency_us", "us", 0.0, 1e6),
-    Field("efficiency", "", 0.0, 1.0, strict=True),
-)
-DIE_FIELDS = _fields(
-    Field("die_area_mm2", "mm2", 0.0, 1e6, strict=True),
-    Field("logic_area_mm2", "mm2", 0.0, 1e6, strict=True),
-    Field("hbm_stacks", "", 1, 1_000, kind="integer"),
-    Field("tdp_w", "W", 0.0, 1e7, default=0.0),
-    Field("num_dies", "", 1, 1_000, kind="integer", default=1),
-)
+TIER_FIELDS = block_fields("memory.tiers")
+INTRA_NODE_FIELDS = block_fields("interconnect.intra_node")
+INTER_NODE_FIELDS = block_fields("interconnect.inter_node")
+DIE_FIELDS = block_fields("die")
 #: The user-facing hardware parameters of sweeps and CLI overrides, by name
-HARDWARE_FIELDS = {
-    **MEMORY_FIELDS, **{k: v for k, v in COMPUTE_FIELDS.items()},
-    "link_bandwidth_GBps": INTRA_NODE_FIELDS["link_bandwidth_GBps"],
-    "links_per_device": INTRA_NODE_FIELDS["links_per_device"],
-    "link_latency_us": Field("link_latency_us", "us", 0.0, 1e6),
-    "link_efficiency": Field("link_efficiency", "", 0.0, 1.0, strict=True),
-    "prefetch_threshold_fraction": Field("prefetch_threshold_fraction", "", 0.0, 1.0),
-    "inter_node_bandwidth_GBps": Field("inter_node_bandwidth_GBps", "GB/s", 0.0, 1e7, strict=True),
-    "inter_node_latency_us": Field("inter_node_latency_us", "us", 0.0, 1e6),
-    "peak_scale": Field("peak_scale", "", 0.0, 1e6, strict=True),
-    **{f"peak_tflops_{d}": Field(f"peak_tflops_{d}", "TFLOP/s", 0.0, 1e7, strict=True) for d in DTYPES},
-    **{f"{t}_{k}": replace(TIER_FIELDS[k], key=f"{t}_{k}") for t in TIER_NAMES
-       for k in ("capacity_GiB", "bandwidth_GBps", "efficiency")},
-}
+HARDWARE_FIELDS = {name: p.field for name, p in PARAMETERS.items()}
 
 
 @dataclass(frozen=True)
@@ -140,22 +88,16 @@ class ComputeSpec:
 
     @classmethod
     def from_block(cls, b: Block) -> ComputeSpec:
-        b.check_keys(["peak_tflops", "gemm_efficiency"],
-                     ["vector_tflops", "launch_overhead_us", "efficiency_curve_m"])
+        required, optional = block_keys("compute")
+        b.check_keys(["peak_tflops", *required], [*optional, "efficiency_curve_m"])
         peaks = b.block("peak_tflops")
         peaks.check_keys([], DTYPES)
         if not peaks.data:
             raise peaks.error("bf16", "at least one data type is required")
-        peak = {d: peaks.number(d, strict=True, maximum=PEAK_FIELD.high) * 1e12 for d in DTYPES if peaks.has(d)}
-        default_vector = max(peak.values()) / 16e12
-        f = COMPUTE_FIELDS
-        return cls(
-            peak_flops=peak,
-            vector_flops=(b.field(f["vector_tflops"]) if b.has("vector_tflops") else default_vector) * 1e12,
-            gemm_efficiency=b.field(f["gemm_efficiency"]),
-            launch_overhead_s=b.field(f["launch_overhead_us"]) * 1e-6,
-            efficiency_curve_m=_curve(b, "efficiency_curve_m"),
-        )
+        peak = read_block(peaks, "compute.peak_tflops")
+        declared = read_block(b, "compute")
+        declared.setdefault("vector_flops", max(peak.values()) / 16e12 * 1e12)  # no vector_tflops: 1/16 of peak
+        return cls(peak_flops=peak, **declared, efficiency_curve_m=_curve(b, "efficiency_curve_m"))
 
     def peak_for(self, unit: str, *, where: str = "") -> float:
         """Dense peak of matrix unit ``unit`` (bf16 and fp16 stand in for each other)."""
@@ -209,20 +151,13 @@ class MemoryTier:
 
     @classmethod
     def from_block(cls, b: Block) -> MemoryTier:
-        b.check_keys(["name", "capacity_GiB", "bandwidth_GBps", "efficiency"],
-                     ["link_bandwidth_GBps", "latency_us", "cost_usd_per_GiB", "energy_pj_per_byte"])
-        f = TIER_FIELDS
-        memory_Bps = b.field(f["bandwidth_GBps"]) * 1e9
-        link_Bps = b.field(f["link_bandwidth_GBps"]) * 1e9 if b.has("link_bandwidth_GBps") else memory_Bps
-        return cls(
-            name=b.string("name", choices=TIER_NAMES),
-            capacity_bytes=b.field(f["capacity_GiB"]) * GiB,
-            bandwidth_Bps=min(memory_Bps, link_Bps),
-            efficiency=b.field(f["efficiency"]),
-            latency_s=b.field(f["latency_us"]) * 1e-6,
-            cost_usd_per_GiB=b.field(f["cost_usd_per_GiB"]) if b.has("cost_usd_per_GiB") else None,
-            energy_pj_per_byte=b.field(f["energy_pj_per_byte"]) if b.has("energy_pj_per_byte") else None,
-        )
+        required, optional = block_keys("memory.tiers")
+        b.check_keys(["name", *required], optional)
+        declared = read_block(b, "memory.tiers")
+        if b.has("link_bandwidth_GBps"):  # memory behind a chip-to-chip link: read at the smaller rate
+            link_Bps = b.field(TIER_FIELDS["link_bandwidth_GBps"]) * SPEC_FIELDS["memory.tiers", "link_bandwidth_GBps"].scale
+            declared["bandwidth_Bps"] = min(declared["bandwidth_Bps"], link_Bps)
+        return cls(name=b.string("name", choices=TIER_NAMES), **declared)
 
 
 @dataclass(frozen=True)
@@ -266,23 +201,9 @@ class MemorySpec:
 
     @classmethod
     def from_block(cls, b: Block) -> MemorySpec:
-        b.check_keys(["hbm_capacity_GiB", "hbm_bandwidth_GBps", "hbm_efficiency",
-                      "l2_capacity_MiB", "l2_bandwidth_GBps"],
-                     ["activation_l2_hit", "l2_capacity_per_slice_MiB", "l2_bandwidth_per_slice_GBps", "l2_gemm_reuse",
-                      "tiers"])
-        f = MEMORY_FIELDS
-        return cls(
-            hbm_capacity_bytes=b.field(f["hbm_capacity_GiB"]) * GiB,
-            hbm_bandwidth_Bps=b.field(f["hbm_bandwidth_GBps"]) * 1e9,
-            hbm_efficiency=b.field(f["hbm_efficiency"]),
-            l2_capacity_bytes=b.field(f["l2_capacity_MiB"]) * MiB,
-            l2_bandwidth_Bps=b.field(f["l2_bandwidth_GBps"]) * 1e9,
-            activation_l2_hit=b.field(f["activation_l2_hit"]),
-            l2_slice_bytes=b.field(f["l2_capacity_per_slice_MiB"]) * MiB,
-            l2_slice_bandwidth_Bps=b.field(f["l2_bandwidth_per_slice_GBps"]) * 1e9,
-            l2_gemm_reuse=b.number("l2_gemm_reuse", maximum=1.0, default=1.0),
-            extra_tiers=_extra_tiers(b),
-        )
+        required, optional = block_keys("memory")
+        b.check_keys(required, [*optional, "tiers"])
+        return cls(**read_block(b, "memory"), extra_tiers=_extra_tiers(b))
 
 
 def _extra_tiers(b: Block) -> tuple[MemoryTier, ...]:
@@ -323,34 +244,19 @@ class LinkTier:
 
     @classmethod
     def intra_from_block(cls, b: Block) -> tuple[LinkTier, int]:
-        b.check_keys(["topology", "devices_per_node", "link_bandwidth_GBps", "links_per_device",
-                      "latency_us", "efficiency"],
-                     ["custom_latency_us", "nvls_efficiency", "torus_dims", "custom_allreduce"])
+        required, optional = block_keys("interconnect.intra_node")
+        b.check_keys(["topology", *required], [*optional, "torus_dims", "custom_allreduce"])
         topology = b.string("topology", choices=TOPOLOGIES)
-        f = INTRA_NODE_FIELDS
-        tier = cls(
-            topology=topology,
-            link_bandwidth_Bps=b.field(f["link_bandwidth_GBps"]) * 1e9,
-            links_per_device=int(b.field(f["links_per_device"])),
-            latency_s=b.field(f["latency_us"]) * 1e-6,
-            efficiency=b.field(f["efficiency"]),
-            custom_latency_s=b.field(f["custom_latency_us"]) * 1e-6 if b.has("custom_latency_us") else None,
-            nvls_efficiency=b.number("nvls_efficiency", default=0.0, maximum=1.0),
-            torus_dims=_torus_dims(b, topology),
-            custom_allreduce=b.boolean("custom_allreduce", default=True),
-        )
-        return tier, int(b.field(f["devices_per_node"]))
+        declared = read_block(b, "interconnect.intra_node")
+        per_node = declared.pop("devices_per_node")  # the node's, not the link tier's
+        tier = cls(topology=topology, **declared, torus_dims=_torus_dims(b, topology),
+                   custom_allreduce=b.boolean("custom_allreduce", default=True))
+        return tier, per_node
 
     @classmethod
     def inter_from_block(cls, b: Block) -> LinkTier:
-        b.check_keys(["bandwidth_GBps", "latency_us", "efficiency"])
-        return cls(
-            topology="network",
-            link_bandwidth_Bps=b.field(INTER_NODE_FIELDS["bandwidth_GBps"]) * 1e9,
-            links_per_device=1,
-            latency_s=b.field(INTER_NODE_FIELDS["latency_us"]) * 1e-6,
-            efficiency=b.field(INTER_NODE_FIELDS["efficiency"]),
-        )
+        b.check_keys(*block_keys("interconnect.inter_node"))
+        return cls(topology="network", links_per_device=1, **read_block(b, "interconnect.inter_node"))
 
 
 def _torus_dims(b: Block, topology: str) -> tuple[int, int] | None:
@@ -391,19 +297,15 @@ class DieSpec:
 
     @classmethod
     def from_block(cls, b: Block) -> DieSpec:
-        b.check_keys(["process_node", "hbm_stacks"],
-                     ["logic_area_mm2", "die_area_mm2", "tdp_w", "num_dies", "hbm_generation", "l2_sram"])
+        required, optional = block_keys("die")
+        b.check_keys(["process_node", *required], [*optional, "hbm_generation", "l2_sram"])
         if b.has("logic_area_mm2") == b.has("die_area_mm2"):
             raise b.error("logic_area_mm2", "give exactly one of logic_area_mm2 (area that is neither L2 "
                           "nor link PHYs) and die_area_mm2 (legacy: the published die area)")
         return cls(
             process_node=b.string("process_node"),
-            die_area_mm2=b.field(DIE_FIELDS["die_area_mm2"]) if b.has("die_area_mm2") else 0.0,
-            logic_area_mm2=b.field(DIE_FIELDS["logic_area_mm2"]) if b.has("logic_area_mm2") else 0.0,
-            hbm_stacks=int(b.field(DIE_FIELDS["hbm_stacks"])),
-            tdp_w=b.field(DIE_FIELDS["tdp_w"]),
+            **{"die_area_mm2": 0.0, "logic_area_mm2": 0.0, **read_block(b, "die")},  # the area not given: 0
             hbm_generation=b.string("hbm_generation", default="HBM3"),
-            num_dies=int(b.field(DIE_FIELDS["num_dies"])),
             l2_sram=b.string("l2_sram", choices=("gpu_l2", "macro"), default="gpu_l2"),
         )
 
@@ -456,23 +358,10 @@ class HardwareSpec:
             schema_version=version,
         )
 
-    def with_overrides(self, **changes: float | bool | None) -> HardwareSpec:
-        """A copy with SI-unit overrides, e.g. ``l2_capacity_bytes=64 * 2**20``."""
-        groups = {
-            "memory": self.memory, "compute": self.compute, "intra_node": self.intra_node,
-        }
-        updated: dict[str, Any] = {}
-        for key, value in changes.items():
-            if value is None:
-                continue
-            for group_name, group in groups.items():
-                if hasattr(group, key):
-                    current = updated.get(group_name, group)
-                    updated[group_name] = replace(current, **{key: value})
-                    break
-            else:
-                raise SpecError(f"unknown hardware override {key!r}")
-        return replace(self, **updated)
+    def with_values(self, **values: float | None) -> HardwareSpec:
+        """A copy with parameters in user units (the names of :data:`roofline.registry.PARAMETERS`,
+        e.g. ``l2_capacity_MiB=64``) written into its blocks."""
+        return with_values(self, **{k: v for k, v in values.items() if v is not None})
 
 
 def load_hardware(name_or_path: str | Path) -> HardwareSpec:

@@ -42,7 +42,13 @@ from roofline.model import load_model
 from roofline.pareto import pareto_mask
 from roofline.predict import DEFINITIONS
 from roofline.serving.columns import SERVING_METRICS, serving_columns
-from roofline.sweepfile import SweepBudget, SweepSpec, structural_count, sweep_budget
+from roofline.sweepfile import (
+    SCENARIO_CHOICES,
+    SweepBudget,
+    SweepSpec,
+    structural_count,
+    sweep_budget,
+)
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, PrefetchSettings, Workload
 
@@ -65,7 +71,9 @@ def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = Non
     model = load_model(values["model"])
     workload = Workload.for_model(model, values.get("dtype"), batch=int(values["batch"]),
                                   input_len=int(values["input_len"]), output_len=int(values["output_len"]),
-                                  kv_dtype=values.get("kv_dtype"), op_dtypes=values.get("op_dtypes"))
+                                  kv_dtype=values.get("kv_dtype"), op_dtypes=values.get("op_dtypes"),
+                                  collective_library=values.get("collective_library") or "custom",
+                                  async_tp=values.get("async_tp") or False)  # None: not set in the file
     par = Parallelism(tp=int(values["tp"]), pp=int(values["pp"]), dp=int(values["dp"]), ep=int(values["ep"]))
     par.check(model)
     return Scenario(model, workload, par, load_hardware(values["hardware"]), prefetch=prefetch or PrefetchSettings())
@@ -113,6 +121,9 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any] | None, params: dict[st
         "dp": np.full(n, scenario.parallelism.dp), "ep": np.full(n, scenario.parallelism.ep),
         "devices": np.full(n, scenario.devices),
     }
+    for name in SCENARIO_CHOICES:  # scenario settings the file fixes or sweeps
+        if spec.fixed.get(name) is not None or any(p.name == name for p in spec.parameters):
+            columns[name] = np.full(n, getattr(scenario.workload, name))
     for name, values in params.items():
         columns[name] = np.broadcast_to(values, (n,))
     if "prefetch" not in params:

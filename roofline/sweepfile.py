@@ -17,7 +17,8 @@ parameters, constraints, the objective and the cost-model overrides::
     objective: {maximize: tok_s_per_kusd}
     pareto: {minimize: [system_cost_usd], maximize: [throughput_tok_s]}
     cost: {overrides: {"hbm.usd_per_GB.HBM3": 12.0}}
-    scenario: {prefetch: {threshold_fraction: 0.75, launch_gap_fraction: 0.0}}   # prefetching's settings
+    scenario: {prefetch: {threshold_fraction: 0.75, launch_gap_fraction: 0.0},   # prefetching's settings
+               collective_library: nccl, async_tp: true}   # or sweep them: async_tp: [false, true]
 
 Prefetching is a runtime technique, not a property of the device: off unless the file sweeps
 ``prefetch`` or sets ``scenario: {prefetch: {enabled: true}}``.
@@ -39,18 +40,24 @@ from roofline.hardware import HARDWARE_FIELDS, load_hardware
 from roofline.metrics import CONSTRAINTS as METRIC_CONSTRAINTS
 from roofline.metrics import METRICS, metric_names
 from roofline.model import load_model
+from roofline.registry import sweepable
 from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
-from roofline.timing import SWEEPABLE
-from roofline.workload import PrefetchSettings, parse_op_dtypes
+from roofline.workload import COLLECTIVE_LIBRARIES, PrefetchSettings, parse_op_dtypes
 
-__all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "METRIC_NAMES",
+__all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "BOOLEAN_PARAMETERS",
+           "SCENARIO_CHOICES", "METRIC_NAMES",
            "SweepBudget", "sweep_budget", "check_budget", "structural_count"]
 
-#: Parameters that change the operator tables: evaluated one combination at a time.
+#: Runtime settings of the scenario (the serving framework's collectives, asynchronous TP): fixed
+#: under ``scenario:`` or swept, one combination at a time; name -> allowed values
+SCENARIO_CHOICES: dict[str, tuple[Any, ...]] = {"collective_library": COLLECTIVE_LIBRARIES, "async_tp": (False, True)}
+#: Parameters that change the operator tables or the scenario: evaluated one combination at a time.
 STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes",
-              "tp", "pp", "dp", "ep")
-#: Parameters evaluated as arrays by the vectorized engine.
-HARDWARE_PARAMETERS = tuple(SWEEPABLE) + ("prefetch",)
+              "tp", "pp", "dp", "ep", *SCENARIO_CHOICES)
+#: Parameters evaluated as arrays by the vectorized engine: the registry's, and prefetching on/off.
+HARDWARE_PARAMETERS = sweepable() + ("prefetch",)
+#: Parameters that take true or false
+BOOLEAN_PARAMETERS = ("prefetch", "async_tp")
 #: Metrics an objective, a Pareto front or a constraint may name: the numeric ones of the engine,
 #: the economics and the serving block (roofline.metrics)
 METRIC_NAMES = tuple(m for m in metric_names("engine", "economics", "serving") if METRICS[m].kind == "number")
@@ -170,7 +177,8 @@ def _parameter(name: str, raw: Any, file: str) -> Parameter:
     if name not in HARDWARE_PARAMETERS and name not in STRUCTURAL:
         allowed = sorted(HARDWARE_PARAMETERS) + list(STRUCTURAL)
         raise SpecError(f"{where}: unknown parameter{closest(name, allowed)} (allowed: {', '.join(allowed)})")
-    integer = name in ("batch", "input_len", "output_len", "tp", "pp", "dp", "ep", "links_per_device")
+    decl = _declaration(name)
+    integer = decl is not None and decl.kind == "integer"
     if isinstance(raw, list):
         if not raw:
             raise SpecError(f"{where}: empty list of values")
@@ -184,7 +192,6 @@ def _parameter(name: str, raw: Any, file: str) -> Parameter:
         if not isinstance(values, list) or not values:
             raise b.error("values", "expected a non-empty list")
         return Parameter(name, values=_check_values(name, values, file), integer=integer)
-    decl = _declaration(name)
     if decl is None:
         raise SpecError(f"{where}: {name} takes a list of values, not a range")
     if not (b.has("low") and b.has("high")):
@@ -214,15 +221,26 @@ def _declaration(name: str) -> Field | None:
     return HARDWARE_FIELDS.get(name) or STRUCTURAL_FIELDS.get(name)
 
 
+def _check_choice(name: str, value: Any, where: str) -> Any:
+    """A scenario setting's value, or a one-line error naming the allowed ones."""
+    allowed = SCENARIO_CHOICES[name]
+    if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+        shown = ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)
+        raise SpecError(f"{where}: {printable(repr(value))[:60]} is not allowed; choose one of {shown}")
+    return value
+
+
 def _check_values(name: str, values: list[Any], file: str) -> tuple[Any, ...]:
     """Each listed value checked as the spec or workload would check it, before the sweep starts."""
     decl, where = _declaration(name), f"{file}: sweep.{name}"
     for value in values:
         if decl is not None:
             decl.check(value, f"{file}: sweep.")
-        elif name == "prefetch" and not isinstance(value, bool):
+        elif name in BOOLEAN_PARAMETERS and not isinstance(value, bool):
             raise SpecError(f"{where}: expected true or false, got {printable(repr(value))[:60]}")
-        elif name != "prefetch" and not isinstance(value, str):
+        elif name in SCENARIO_CHOICES:
+            _check_choice(name, value, where)
+        elif name not in BOOLEAN_PARAMETERS and not isinstance(value, str):
             raise SpecError(f"{where}: expected a name, got {printable(repr(value))[:60]}")
     return tuple(values)
 
@@ -346,9 +364,12 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     prefetch = PrefetchSettings()
     if b.has("scenario"):
         scenario = b.block("scenario")
-        scenario.check_keys([], ["prefetch"])
+        scenario.check_keys([], ["prefetch", *SCENARIO_CHOICES])
         if scenario.has("prefetch"):
             prefetch = PrefetchSettings.from_mapping(scenario.block("prefetch").data, f"{file}: scenario.prefetch")
+        for key in SCENARIO_CHOICES:
+            if scenario.has(key):
+                fixed[key] = _check_choice(key, scenario.raw(key), f"{file}: scenario.{key}")
     models, devices = _names(b, "model"), _names(b, "hardware")
     _check_specs(file, "model", models, load_model)
     _check_specs(file, "hardware", devices, load_hardware)

@@ -17,7 +17,8 @@ from roofline.collectives import TierArrays, collective_hbm_bytes, collective_ti
 from roofline.dtypes import peak_unit_for
 from roofline.exceptions import SpecError
 from roofline.graph import OpTable
-from roofline.hardware import DTYPES, TIER_NAMES, GiB, HardwareSpec, MiB
+from roofline.hardware import HardwareSpec
+from roofline.registry import PARAMETERS, fractions, si_reader
 from roofline.workload import PrefetchSettings
 
 __all__ = ["HardwareArrays", "OpTimes", "op_times", "comm_times", "gemm_reuse_bytes", "l2_bandwidth_Bps",
@@ -130,31 +131,20 @@ class HardwareArrays:
         ``overrides`` use the user-facing names of :data:`SWEEPABLE` (units in the name), each
         a scalar or an array of shape (n,).
         """
-        c, mem, link, net = spec.compute, spec.memory, spec.intra_node, spec.inter_node
+        link, tiers = spec.intra_node, spec.memory.extra_tiers
         pf_settings = prefetch_settings or PrefetchSettings()
         ones = np.ones(n)
-        values: dict[str, np.ndarray] = {
-            "vector_flops": c.vector_flops * ones, "gemm_efficiency": c.gemm_efficiency * ones,
-            "launch_s": c.launch_overhead_s * ones, "hbm_Bps": mem.hbm_bandwidth_Bps * ones,
-            "hbm_efficiency": mem.hbm_efficiency * ones,
-            "hbm_capacity_bytes": mem.hbm_capacity_bytes * ones,
-            "l2_bytes": mem.l2_capacity_bytes * ones, "l2_Bps": mem.l2_bandwidth_Bps * ones,
-            "activation_l2_hit": mem.activation_l2_hit * ones,
-            "link_Bps": link.link_bandwidth_Bps * ones, "links": link.links_per_device * ones,
-            "link_latency_s": link.latency_s * ones, "link_efficiency": link.efficiency * ones,
-            "net_Bps": net.link_bandwidth_Bps * ones, "net_latency_s": net.latency_s * ones,
-            "net_efficiency": net.efficiency * ones,
-            "prefetch_threshold_fraction": pf_settings.threshold_fraction * ones,
-            "prefetch_launch_gap_fraction": pf_settings.launch_gap_fraction * ones,
-            "custom_latency_s": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * ones,
-            "nvls_efficiency": link.nvls_efficiency * ones,
-            "l2_slice_bytes": mem.l2_slice_bytes * ones, "l2_slice_Bps": mem.l2_slice_bandwidth_Bps * ones,
-            "l2_gemm_reuse": mem.l2_gemm_reuse * ones,
-        }
-        peaks = {d: v * ones for d, v in c.peak_flops.items()}
-        tiers = mem.extra_tiers
-        tier_cols = {f"{t.name}_{part}": getattr(t, attr) * ones
-                     for t in tiers for part, attr in _TIER_PARTS.items()}
+        # every registry parameter at the spec's (or the scenario's) value, in SI; a device's peaks
+        # and tiers (peak:DTYPE, tier:NAME_PART) only where it has them
+        values: dict[str, np.ndarray] = {}
+        peaks: dict[str, np.ndarray] = {}
+        tier_cols: dict[str, np.ndarray] = {}
+        targets = {"": values, "peak": peaks, "tier": tier_cols}
+        read = [(where, key, si) for get, where, key in _SPEC_READS if (si := get(spec, pf_settings)) is not None]
+        rows = np.multiply.outer(np.array([si for *_, si in read], dtype=float), ones)  # one (k, n) block
+        for (where, key, _), row in zip(read, rows):
+            targets[where][key] = row
+        peaks = {d: peaks[d] for d in spec.compute.peak_flops}  # the spec's order
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -191,7 +181,7 @@ class HardwareArrays:
             prefetch=np.broadcast_to(np.asarray(pf, dtype=bool), (n,)).copy(),
             full_mesh=link.topology == "full_mesh", devices_per_node=spec.devices_per_node,
             prefetch_weights=pf_settings.weights, prefetch_kv=pf_settings.kv_cache,
-            efficiency_curve_m=c.efficiency_curve_m, torus_dims=link.torus_dims,
+            efficiency_curve_m=spec.compute.efficiency_curve_m, torus_dims=link.torus_dims,
             collective_library=collective_library, async_tp=async_tp,
             custom_allreduce=link.custom_allreduce,
             tier_names=tuple(t.name for t in tiers), tier_capacity_bytes=tier_matrix("capacity"),
@@ -218,11 +208,7 @@ def l2_bandwidth_Bps(l2_bytes: ArrayLike, fixed_Bps: ArrayLike, slice_bytes: Arr
     return np.where(sliced, slices * slice_Bps, np.asarray(fixed_Bps, dtype=float))
 
 
-#: Parts of a memory tier a sweep may vary: column suffix -> MemoryTier attribute (SI).
-_TIER_PARTS = {"capacity": "capacity_bytes", "bandwidth": "bandwidth_Bps", "efficiency": "efficiency"}
-
-_FRACTIONS = (*(f"{t}_efficiency" for t in TIER_NAMES), "gemm_efficiency", "hbm_efficiency", "link_efficiency", "prefetch_threshold_fraction",
-              "activation_l2_hit", "nvls_efficiency", "prefetch_launch_gap_fraction", "l2_gemm_reuse")
+_FRACTIONS = fractions()
 
 
 def _worst(arr: np.ndarray) -> str:
@@ -234,38 +220,21 @@ def _scale(factor: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda a: a * factor
 
 
+def _read_target(array: str) -> tuple[str, str]:
+    """(group, key) of a HardwareArrays field name: ``peak:bf16`` -> ("peak", "bf16"), a plain field -> ("", it)."""
+    group, sep, key = array.partition(":")
+    return (group, key) if sep else ("", array)
+
+
+#: The registry parameters every configuration starts from (the spec's or the scenario's value):
+#: (reader, group, key), read once per HardwareArrays.from_spec
+_SPEC_READS = tuple((si_reader(name), *_read_target(p.array)) for name, p in PARAMETERS.items()
+                    if p.array is not None and p.array != "peak_scale")
+
 #: Hardware parameters a sweep or override may set: user-facing name (units in the name) ->
-#: (field of HardwareArrays, conversion to SI).
+#: (field of HardwareArrays, conversion to SI), from the registry (roofline.registry.PARAMETERS).
 SWEEPABLE: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
-    "peak_scale": ("peak_scale", _scale(1.0)),
-    **{f"peak_tflops_{d}": (f"peak:{d}", _scale(1e12)) for d in DTYPES},
-    "vector_tflops": ("vector_flops", _scale(1e12)),
-    "gemm_efficiency": ("gemm_efficiency", _scale(1.0)),
-    "launch_overhead_us": ("launch_s", _scale(1e-6)),
-    "hbm_bandwidth_GBps": ("hbm_Bps", _scale(1e9)),
-    "hbm_efficiency": ("hbm_efficiency", _scale(1.0)),
-    "hbm_capacity_GiB": ("hbm_capacity_bytes", _scale(GiB)),
-    "l2_capacity_MiB": ("l2_bytes", _scale(MiB)),
-    "l2_bandwidth_GBps": ("l2_Bps", _scale(1e9)),
-    "activation_l2_hit": ("activation_l2_hit", _scale(1.0)),
-    "l2_capacity_per_slice_MiB": ("l2_slice_bytes", _scale(MiB)),
-    "l2_bandwidth_per_slice_GBps": ("l2_slice_Bps", _scale(1e9)),
-    "l2_gemm_reuse": ("l2_gemm_reuse", _scale(1.0)),
-    "link_bandwidth_GBps": ("link_Bps", _scale(1e9)),
-    "links_per_device": ("links", _scale(1.0)),
-    "link_latency_us": ("link_latency_s", _scale(1e-6)),
-    "link_efficiency": ("link_efficiency", _scale(1.0)),
-    "custom_latency_us": ("custom_latency_s", _scale(1e-6)),
-    "nvls_efficiency": ("nvls_efficiency", _scale(1.0)),
-    "inter_node_bandwidth_GBps": ("net_Bps", _scale(1e9)),
-    "inter_node_latency_us": ("net_latency_s", _scale(1e-6)),
-    "prefetch_threshold_fraction": ("prefetch_threshold_fraction", _scale(1.0)),
-    "prefetch_launch_gap_fraction": ("prefetch_launch_gap_fraction", _scale(1.0)),
-    # memory tiers beyond HBM, by name (hardware.TIER_NAMES); only on a device that has the tier
-    **{f"{t}_capacity_GiB": (f"tier:{t}_capacity", _scale(GiB)) for t in TIER_NAMES},
-    **{f"{t}_bandwidth_GBps": (f"tier:{t}_bandwidth", _scale(1e9)) for t in TIER_NAMES},
-    **{f"{t}_efficiency": (f"tier:{t}_efficiency", _scale(1.0)) for t in TIER_NAMES},
-}
+    name: (p.array or name, _scale(p.scale)) for name, p in PARAMETERS.items()}
 
 
 class Recorder:

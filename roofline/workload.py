@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from roofline.dtypes import attention_unit, bytes_per_element, gemm_unit
 from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.model import ModelSpec
+from roofline.registry import MOE_SKEW
 
 __all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
            "COLLECTIVE_LIBRARIES",
@@ -193,9 +194,9 @@ class Workload:
         _check_choice("collective_library", self.collective_library, COLLECTIVE_LIBRARIES)
         if not isinstance(self.async_tp, bool):
             raise SpecError(f"workload: async_tp: must be true or false, got {self.async_tp!r}")
-        skew = self.moe_skew
-        if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 <= skew < float("inf"):
-            raise SpecError(f"workload: moe_skew: must be a finite number >= 0, got {skew!r}")
+        problem = MOE_SKEW.problem(self.moe_skew)  # the bound the CLI applies (roofline.registry)
+        if problem:
+            raise SpecError(f"workload: moe_skew: {problem}")
 
     @classmethod
     def with_dtype(cls, dtype: str, **kwargs: object) -> Workload:

@@ -1,5 +1,5 @@
 """What the reliability tests (tests/test_reliability_*.py) share: small sweep and search files,
-the CLI runner, the one-line error check and a throw-away PostgreSQL server."""
+and a throw-away PostgreSQL server (the ``cli`` fixture and ``one_line_error`` are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from roofline.cli.main import main
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -34,32 +32,6 @@ TINY_SEARCH = {
     "objective": {"maximize": "tok_s_per_kusd"},
     "search": {"trials": 16, "seed": 0, "batch_size": 8, "heartbeat_interval": 1, "grace_period": 2},
 }
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run the real entry point in this process; return (exit code, stdout, stderr)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        return int(exit_info.value.code or 0), out.out, out.err
-
-    return invoke
-
-
-def one_line_error(result: tuple[int, str, str], *patterns: str) -> str:
-    """Check exit code 2 and a single ``error:`` line on stderr holding every pattern."""
-    code, _out, err = result
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), lines[0]
-    for p in patterns:
-        assert p in lines[0], lines[0]
-    return lines[0]
 
 
 @contextlib.contextmanager

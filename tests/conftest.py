@@ -22,6 +22,33 @@ needs_data = pytest.mark.skipif(
            f"set ROOFLINE_VALIDATION_DATA to its location")
 
 
+@pytest.fixture
+def cli(capsys):
+    """Run the real entry point in this process; return (exit code, stdout, stderr)."""
+    from roofline.cli.main import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out = capsys.readouterr()
+        return int(exit_info.value.code or 0), out.out, out.err
+
+    return invoke
+
+
+def one_line_error(result: tuple[int, str, str], *patterns: str) -> str:
+    """Check exit code 2 and a single ``error:`` line on stderr holding every pattern."""
+    code, _out, err = result
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), lines[0]
+    for p in patterns:
+        assert p in lines[0], lines[0]
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def h100() -> roofline.HardwareSpec:
     return roofline.load_hardware("h100-sxm")

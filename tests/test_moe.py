@@ -253,8 +253,12 @@ def test_ep_needs_a_moe_model() -> None:
 def test_moe_fields_are_checked() -> None:
     with pytest.raises(SpecError, match="moe_prefetch: 'all' is not allowed"):
         Workload(moe_prefetch="all")
-    with pytest.raises(SpecError, match="moe_skew: must be a finite number >= 0"):
-        Workload(moe_skew=-1.0)
+    # the Python API bounds the skew as the CLI does (0 to 10: beyond, one expert takes every token)
+    for skew in (-1.0, 1e308, float("nan"), "1"):
+        with pytest.raises(SpecError, match=r"moe_skew: (must be|expected) a number >= 0 and <= 10"):
+            Workload(moe_skew=skew)
+    with pytest.raises(SpecError, match="moe_skew: must be a number >= 0 and <= 10, got 11"):
+        roofline.predict("mixtral-8x7b", "h100-sxm", moe_skew=11.0, check_memory=False)
 
 
 # ---- prefetch for MoE -----------------------------------------------------------------------

@@ -26,9 +26,7 @@ import yaml
 
 from roofline._runlock import LOCK_FILE
 
-from ._reliability import PROJECT, SMALL_SWEEP, TINY_SEARCH, cli, postgres, psycopg2_url
-
-__all__ = ["cli"]  # a fixture
+from ._reliability import PROJECT, SMALL_SWEEP, TINY_SEARCH, postgres, psycopg2_url
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="the orphan check reads /proc")
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ._reliability import PROJECT, TINY_SEARCH, cli, one_line_error, postgres, psycopg2_url
-
-__all__ = ["cli"]  # a fixture
+from ._reliability import PROJECT, TINY_SEARCH, postgres, psycopg2_url
+from .conftest import one_line_error
 
 TINY = TINY_SEARCH
 

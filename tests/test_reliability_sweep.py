@@ -17,9 +17,8 @@ from roofline.exceptions import RooflineError, SpecError
 from roofline.sweep import run_sweep
 from roofline.sweepfile import load_sweep, sweep_from_dict
 
-from ._reliability import SMALL_SWEEP, cli, one_line_error
-
-__all__ = ["cli"]  # a fixture
+from ._reliability import SMALL_SWEEP
+from .conftest import one_line_error
 
 SMALL = SMALL_SWEEP
 

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import yaml
 
-from roofline.cli.main import main
 from roofline.exceptions import SpecError
 from roofline.sweep import evaluate_rows
 from roofline.sweepfile import load_sweep, sweep_from_dict
+
+from .conftest import one_line_error
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -47,28 +48,6 @@ def write_sweep(tmp_path: Path, name: str = "tiny", **changes) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run the real entry point; return (exit code, stdout, stderr)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        return int(exit_info.value.code or 0), out.out, out.err
-
-    return invoke
-
-
-def one_line_error(result: tuple[int, str, str], pattern: str) -> None:
-    code, _out, err = result
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and pattern in lines[0], lines[0]
 
 
 def load_trials(out: Path):

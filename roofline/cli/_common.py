@@ -13,6 +13,7 @@ import typer
 
 from roofline.exceptions import RooflineError
 from roofline.metrics import METRICS, metric_labels
+from roofline.registry import parameter_short_labels
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,13 +48,9 @@ def check_output(path: Path, force: bool) -> None:
         raise fail(f"{path} exists; pass --force to overwrite it")
 
 
-#: Short headers of the configuration parameters (the files keep the full names with units).
-_PARAMETER_LABELS = {
-    "l2_capacity_MiB": "L2 MiB", "hbm_bandwidth_GBps": "HBM GB/s", "link_bandwidth_GBps": "link GB/s",
-    "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB",
-}
-#: Short headers for result columns: parameters, then the metrics' (roofline.metrics).
-LABELS = {**_PARAMETER_LABELS, **metric_labels("short")}
+#: Short headers for result columns (the files keep the full names with units): the hardware
+#: parameters' (roofline.registry), then the metrics' (roofline.metrics).
+LABELS = {**parameter_short_labels(), **metric_labels("short")}
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,

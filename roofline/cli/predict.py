@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Callable
 from enum import Enum
@@ -13,10 +15,11 @@ import typer
 from roofline._paths import check_writable
 from roofline._specfile import Field
 from roofline.cli._common import check_output, print_table, user_errors
+from roofline.dtypes import peak_unit_for
 from roofline.exceptions import SpecError
-from roofline.hardware import HARDWARE_FIELDS
 from roofline.model import load_model
 from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, Prediction, predict
+from roofline.registry import MOE_SKEW, cli_overrides, parse_set
 from roofline.workload import KV_DTYPES, OP_CLASSES, WEIGHT_DTYPES
 
 app = typer.Typer(no_args_is_help=True)
@@ -67,32 +70,38 @@ def within(decl: Field) -> Callable[[float | None], float | None]:
     return check
 
 
-#: Zipf exponent of expert popularity: beyond ~10 the first expert takes every token already
-MOE_SKEW = Field("moe_skew", "", 0.0, 10.0)
-
-L2 = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["l2_capacity_MiB"]),
-                                          help="Override the L2 capacity (MiB).")]
-L2BW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["l2_bandwidth_GBps"]),
-                                            help="Override the L2 bandwidth (GB/s).")]
-HBMBW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["hbm_bandwidth_GBps"]),
-                                             help="Override the HBM bandwidth (GB/s).")]
-Threshold = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["prefetch_threshold_fraction"]),
-                                                 help="Prefetch threshold, fraction of L2 (0 to 1).")]
 PrefetchWeights = Annotated[bool | None, typer.Option("--prefetch-weights/--no-prefetch-weights",
                                                       help="With --prefetch: prefetch weights (default: on).")]
 PrefetchKV = Annotated[bool | None, typer.Option("--prefetch-kv/--no-prefetch-kv",
                                                  help="With --prefetch: prefetch the KV cache (default: on).")]
-LinkBW = Annotated[float | None, typer.Option(callback=within(HARDWARE_FIELDS["link_bandwidth_GBps"]),
-                                              help="Override the per-link bandwidth (GB/s per direction).")]
 Pins = Annotated[list[str] | None, typer.Option(
     "--pin", help="Pin a block to a memory tier, BLOCK=TIER (repeat); blocks: weights, kv_cache; tiers: hbm and "
                   "the device's further tiers (e.g. lpddr on gh200). Default: HBM first, the rest spilled in tier order.")]
 
 
-def _overrides(l2_mib: float | None, l2_bw: float | None, hbm_bw: float | None, threshold: float | None,
-               link_bw: float | None) -> dict[str, float | None]:
-    return {"l2_capacity_MiB": l2_mib, "l2_bandwidth_GBps": l2_bw, "hbm_bandwidth_GBps": hbm_bw,
-            "prefetch_threshold_fraction": threshold, "link_bandwidth_GBps": link_bw}
+def hardware_overrides(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command one option per hardware parameter that has a flag in the registry
+    (``--hbm-bandwidth``, ...) and ``--set NAME=VALUE`` for any other; the command receives them
+    as one ``overrides`` mapping of the parameters given (user units, checked against their
+    declarations: a flag by its typer callback, ``--set`` by :func:`roofline.registry.parse_set`)."""
+    flagged = cli_overrides()
+    signature = inspect.signature(func, eval_str=True)
+    options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        float | None, typer.Option(p.flag, callback=within(p.field), help=p.help)]) for name, p in flagged.items()]
+    options.append(inspect.Parameter("set_values", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        list[str] | None, typer.Option("--set", help="Set any hardware parameter, NAME=VALUE in the unit of its "
+                                                     "name (repeat), e.g. --set gemm_efficiency=0.7; names: the "
+                                                     "sweepable parameters of docs/contributing.md.")]))
+    kept = [q for q in signature.parameters.values() if q.name != "overrides"]
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        given = parse_set(kwargs.pop("set_values", None) or [])
+        given.update({name: v for name in flagged if (v := kwargs.pop(name, None)) is not None})
+        return func(*args, overrides=given, **kwargs)
+
+    command.__signature__ = signature.replace(parameters=kept + options)  # type: ignore[attr-defined]
+    return command
 
 
 class CostBasis(str, Enum):
@@ -142,6 +151,7 @@ def _headline(p: Prediction) -> list[list[Any]]:
 
 @app.command("predict")
 @user_errors
+@hardware_overrides
 def predict_command(
     model: Model,
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="Bundled device name or a YAML path.")],
@@ -164,13 +174,8 @@ def predict_command(
     async_tp: Annotated[bool, typer.Option(
         "--async-tp", help="Overlap prefill TP all-reduces with the next GEMM (asynchronous TP).")] = False,
     prefetch: Prefetch = None,
-    l2_mib: L2 = None,
-    l2_bandwidth: L2BW = None,
-    hbm_bandwidth: HBMBW = None,
-    prefetch_threshold: Threshold = None,
     prefetch_weights: PrefetchWeights = None,
     prefetch_kv: PrefetchKV = None,
-    link_bandwidth: LinkBW = None,
     pin: Pins = None,
     calibrated: Annotated[bool, typer.Option(
         "--calibrated", help="Use the device's calibrated profile (hardware_specs/calibrated/).")] = False,
@@ -182,6 +187,7 @@ def predict_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing --plot files.")] = False,
     cost_basis: Annotated[CostBasis, typer.Option(
         help="Dollars as manufacturing cost or as price (sourced device prices, fitted margin).")] = "manufacturing",
+    overrides: dict[str, float] | None = None,
 ) -> None:
     """Predict TTFT, TPOT, end-to-end latency and throughput of one configuration.
 
@@ -204,10 +210,9 @@ def predict_command(
                 collective_library=str(getattr(collective_library, "value", collective_library)),
                 async_tp=async_tp, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 pins=_pins(pin),
-                cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))),
-                **_overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold, link_bandwidth))
+                cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))), **(overrides or {}))
     if plot is not None:
-        for path in _write_plots(p, hardware, plot):
+        for path in _write_plots(p, hardware, overrides or {}, plot):
             typer.echo(f"wrote {path}", err=True)
     if as_json:
         d = p.to_dict()
@@ -262,12 +267,15 @@ def _pins(pins: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _write_plots(p: Prediction, hardware: Any, stem: Path) -> list[Path]:
+def _write_plots(p: Prediction, hardware: Any, overrides: dict[str, float], stem: Path) -> list[Path]:
     from roofline import plots
     from roofline.hardware import load_hardware
+    from roofline.timing import HardwareArrays
 
-    hw = load_hardware(hardware)
-    peak = hw.compute.peak_for(p.workload.compute_dtype) * hw.compute.gemm_efficiency
+    # the device as predicted: the spec with the overrides, in the arrays the model times with
+    hw = HardwareArrays.from_spec(load_hardware(hardware), 1, **overrides)
+    peak = float(hw.peak_flops[peak_unit_for(p.workload.compute_dtype, hw.peak_flops)][0])
+    hbm_Bps = float(hw.hbm_Bps[0])
     stem.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     scenario = plots.scenario_label(p)
@@ -275,17 +283,18 @@ def _write_plots(p: Prediction, hardware: Any, stem: Path) -> list[Path]:
         written += writer.write(plots.plot_latency_breakdown(p, title="Where the time goes"),
                                 stem.with_name(stem.name + "_breakdown"))
         for phase in ("prefill", "decode"):
-            # ceilings derated by the spec's efficiencies: what the model lets an operator reach
+            # ceilings derated by the device's efficiencies: what the model lets an operator reach
             fig = plots.plot_roofline(
-                p.breakdown[phase], peak_flops=peak, hbm_Bps=hw.memory.hbm_bandwidth_Bps * hw.memory.hbm_efficiency,
-                l2_Bps=hw.memory.l2_bandwidth_Bps, ceiling="achievable",
-                title=f"{phase.capitalize()} roofline: {scenario}")
+                p.breakdown[phase], peak_flops=peak * float(hw.gemm_efficiency[0]),
+                hbm_Bps=hbm_Bps * float(hw.hbm_efficiency[0]), l2_Bps=float(hw.l2_Bps[0]), ceiling="achievable",
+                datasheet=(peak, hbm_Bps), title=f"{phase.capitalize()} roofline: {scenario}")
             written += writer.write(fig, stem.with_name(f"{stem.name}_roofline_{phase}"))
     return written
 
 
 @app.command("compare")
 @user_errors
+@hardware_overrides
 def compare_command(
     model: Model,
     hardware: Annotated[list[str], typer.Option("--hardware", "-H", help="Devices to compare (repeat).")],
@@ -298,14 +307,10 @@ def compare_command(
     op_dtype: OpDTypes = None,
     pp: PP = 1,
     prefetch: Prefetch = None,
-    l2_mib: L2 = None,
-    l2_bandwidth: L2BW = None,
-    hbm_bandwidth: HBMBW = None,
-    prefetch_threshold: Threshold = None,
     prefetch_weights: PrefetchWeights = None,
     prefetch_kv: PrefetchKV = None,
-    link_bandwidth: LinkBW = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    overrides: dict[str, float] | None = None,
 ) -> None:
     """Several devices and/or TP degrees side by side, with cost and performance per cost.
 
@@ -317,8 +322,7 @@ def compare_command(
     from roofline.cost import load_cost_parameters
     from roofline.economics import basis_text
 
-    overrides = {k: v for k, v in _overrides(l2_mib, l2_bandwidth, hbm_bandwidth, prefetch_threshold,
-                                             link_bandwidth).items() if v is not None}
+    overrides = dict(overrides or {})
     rows = []
     for hw in hardware:
         for t in tp or [1]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roofline.metrics import METRICS, metric_labels
+from roofline.registry import parameter_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,22 +38,9 @@ BOUND_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "comm": "#d62728"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 
-#: Axis titles with units of the configuration parameters sweeps vary.
-_PARAMETER_LABELS = {
-    "l2_capacity_MiB": "L2 capacity (MiB)",
-    "hbm_bandwidth_GBps": "HBM bandwidth (GB/s)",
-    "hbm_capacity_GiB": "HBM capacity (GiB)",
-    "l2_bandwidth_GBps": "L2 bandwidth (GB/s)",
-    "link_bandwidth_GBps": "link bandwidth (GB/s per link, one direction)",
-    "inter_node_bandwidth_GBps": "inter-node bandwidth (GB/s)",
-    "vector_tflops": "vector peak (TFLOP/s)",
-    "launch_overhead_us": "launch overhead (us)",
-    "link_latency_us": "link latency (us)",
-    "inter_node_latency_us": "inter-node latency (us)",
-}
-#: Axis titles with units for the columns sweeps produce: parameters, then the metrics'
-#: (roofline.metrics); other names fall back to their unit suffix.
-LABELS = {**_PARAMETER_LABELS, **metric_labels("axis")}
+#: Axis titles with units for the columns sweeps produce: the hardware parameters'
+#: (roofline.registry), then the metrics' (roofline.metrics); other names fall back to their unit suffix.
+LABELS = {**parameter_labels(), **metric_labels("axis")}
 _UNIT_SUFFIXES = (
     ("_tok_s_per_kusd", "tokens/s per 1000 USD"), ("_tok_s", "tokens/s"), ("_ms", "ms"),
     ("_us", "us"), ("_s", "s"), ("_MiB", "MiB"), ("_GiB", "GiB"), ("_MB", "MB"), ("_GB", "GB"),
@@ -71,8 +59,6 @@ def axis_label(column: str) -> str:
     """Axis title with its unit for a results column, e.g. ``"l2_capacity_MiB"`` -> ``"L2 capacity (MiB)"``."""
     if column in LABELS:
         return LABELS[column]
-    if column.startswith("peak_tflops_"):
-        return f"peak {column.removeprefix('peak_tflops_')} (TFLOP/s)"
     for suffix, unit in _UNIT_SUFFIXES:
         if column.endswith(suffix) and len(column) > len(suffix):
             return f"{column[: -len(suffix)].replace('_', ' ')} ({unit})"

@@ -159,7 +159,7 @@ def _wrap(text: str, width: int = 130) -> str:
 
 def plot_roofline(breakdown_rows: Any, *, peak_flops: float, hbm_Bps: float,
                   l2_Bps: float | None = None, title: str | None = None,
-                  ceiling: str = "peak") -> go.Figure:
+                  ceiling: str = "peak", datasheet: tuple[float, float] | None = None) -> go.Figure:
     """Roofline chart: arithmetic intensity against attainable FLOP/s, operators placed on it.
 
     Args:
@@ -172,6 +172,8 @@ def plot_roofline(breakdown_rows: Any, *, peak_flops: float, hbm_Bps: float,
         title: figure title.
         ceiling: what the ceilings are: ``"peak"`` (datasheet) or ``"achievable"`` (derated by
             the efficiencies); it names the roofs and the compute ceiling.
+        datasheet: with ``ceiling="achievable"``, the (peak FLOP/s, peak HBM bytes/s) of the
+            device before derating: drawn as a dotted "HBM roof (peak)" above the achievable one.
 
     Returns:
         A plotly Figure: the "HBM roof" (and "L2 roof") line, then one marker trace per bound
@@ -192,6 +194,12 @@ def plot_roofline(breakdown_rows: Any, *, peak_flops: float, hbm_Bps: float,
         x=info.ai_grid, y=info.hbm_ceiling / T, mode="lines", name="HBM roof" + suffix,
         line={"color": "black", "width": 2},
         hovertemplate="HBM roof<br>%{x:.4g} FLOP/byte: %{y:.4g} TFLOP/s<extra></extra>"))
+    if datasheet is not None and ceiling == "achievable":
+        peak_roof = np.minimum(datasheet[0], info.ai_grid * datasheet[1])
+        fig.add_trace(go.Scatter(
+            x=info.ai_grid, y=peak_roof / T, mode="lines", name="HBM roof (peak)",
+            line={"color": "black", "width": 1, "dash": "dot"},
+            hovertemplate="HBM roof (peak)<br>%{x:.4g} FLOP/byte: %{y:.4g} TFLOP/s<extra></extra>"))
     if info.l2_ceiling is not None:
         fig.add_trace(go.Scatter(
             x=info.ai_grid, y=info.l2_ceiling / T, mode="lines", name="L2 roof",

@@ -14,6 +14,7 @@ import numpy as np
 
 from roofline.exceptions import SpecError
 from roofline.metrics import metric_labels
+from roofline.registry import parameter_short_labels
 from roofline.report._assumptions import assumptions
 from roofline.report._details import (
     KIND_LABELS,
@@ -38,9 +39,7 @@ __all__ = ["ReportResult", "write_report", "MAX_REPORT_BYTES"]
 
 #: Table headers short enough for a dozen columns on a laptop screen (the full label is the tooltip).
 TABLE_HEADERS = {
-    "l2_capacity_MiB": "L2 MiB", "hbm_bandwidth_GBps": "HBM GB/s", "link_bandwidth_GBps": "link GB/s",
-    "l2_bandwidth_GBps": "L2 GB/s", "hbm_capacity_GiB": "HBM GiB", "inter_node_bandwidth_GBps": "network GB/s",
-    "prefetch_threshold_fraction": "threshold",
+    **parameter_short_labels(),  # the hardware parameters that have one (roofline.registry)
     **metric_labels("short"),  # roofline.metrics
 }
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from roofline.exceptions import RooflineError
 from roofline.plots import KIND_LABELS as PLOT_KIND_LABELS
 from roofline.predict import predict
+from roofline.registry import override_arguments
 from roofline.timing import SWEEPABLE
 
 if TYPE_CHECKING:
@@ -30,12 +29,6 @@ STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", 
 #: in the plots).
 KIND_LABELS = {"gemm": "GEMM", "attention": "attention", "vector": "vector ops", "embedding": "embedding",
                "collective": "collectives", "p2p": "pipeline send/recv", "prefetch": PLOT_KIND_LABELS["prefetch"]}
-
-#: predict's CLI flag for each hardware override it takes.
-_CLI_FLAGS = {"l2_capacity_MiB": "--l2-mib", "l2_bandwidth_GBps": "--l2-bandwidth",
-              "hbm_bandwidth_GBps": "--hbm-bandwidth", "prefetch_threshold_fraction": "--prefetch-threshold",
-              "link_bandwidth_GBps": "--link-bandwidth"}
-
 
 def structure_key(row: Mapping[str, Any]) -> str:
     """One string per scenario, the key of the memory table (the same in Python and in the page)."""
@@ -108,12 +101,9 @@ def point_details(rows: pd.DataFrame, budget: int) -> tuple[dict[int, dict[str, 
 
 
 def predict_command(row: Mapping[str, Any]) -> str:
-    """The ``roofline predict`` command line that gives this point's breakdown (the Python call
-    when a swept parameter has no CLI flag, e.g. ``peak_scale``)."""
+    """The ``roofline predict`` command line that gives this point's breakdown (a parameter without
+    a flag of its own is set with ``--set NAME=VALUE``)."""
     kw = _predict_kwargs(row)
-    if any(c in kw and c not in _CLI_FLAGS for c in SWEEPABLE):
-        args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-        return f"roofline.predict({str(row['model'])!r}, {str(row['hardware'])!r}, {args})"
     parts = ["roofline predict", f"-m {row['model']}", f"-H {row['hardware']}"]
     for key, flag in (("batch", "--batch"), ("input_len", "--input"), ("output_len", "--output"),
                       ("dtype", "--dtype"), ("kv_dtype", "--kv-dtype"), ("tp", "--tp"), ("pp", "--pp"),
@@ -125,6 +115,6 @@ def predict_command(row: Mapping[str, Any]) -> str:
             parts.append(f"--op-dtype {spec}")
     if "prefetch" in kw:
         parts.append("--prefetch" if kw["prefetch"] else "--no-prefetch")
-    parts += [f"{flag} {np.format_float_positional(kw[c], trim='-')}" for c, flag in _CLI_FLAGS.items() if c in kw]
+    parts += override_arguments({c: kw[c] for c in SWEEPABLE if c in kw})
     parts.append("--breakdown")
     return " ".join(parts)

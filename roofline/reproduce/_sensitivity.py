@@ -13,12 +13,12 @@ import pandas as pd
 
 from roofline.exceptions import SpecError
 from roofline.hardware import load_hardware
+from roofline.registry import spec_values
 from roofline.reproduce._grid import Run, _frame_of, _model_label, expand_sequences, plan_runs
 from roofline.reproduce._paper import MAIN_BATCH, MAIN_SEQUENCE, SENSITIVITY
 from roofline.reproduce._ratio import _row_ratio
 from roofline.sweepfile import Parameter, SweepSpec
 from roofline.timing import SWEEPABLE
-from roofline.workload import PrefetchSettings
 
 __all__ = ["sensitivity_pivot", "sensitivity_table"]
 
@@ -64,21 +64,9 @@ def sensitivity_table(spec: SweepSpec, parameters: Mapping[str, Sequence[float]]
 
 
 def _spec_values(hw: Any) -> dict[str, float]:
-    """The device spec's value of each sensitivity parameter, in the parameter's unit."""
-    c, m, link = hw.compute, hw.memory, hw.intra_node
-    values = {
-        "l2_bandwidth_GBps": m.l2_bandwidth_Bps / 1e9, "hbm_bandwidth_GBps": m.hbm_bandwidth_Bps / 1e9,
-        "l2_capacity_MiB": m.l2_capacity_bytes / 2**20, "hbm_efficiency": m.hbm_efficiency,
-        "link_bandwidth_GBps": link.link_bandwidth_Bps / 1e9, "link_latency_us": link.latency_s * 1e6,
-        "link_efficiency": link.efficiency, "links_per_device": link.links_per_device,
-        "prefetch_threshold_fraction": PrefetchSettings().threshold_fraction,
-        "launch_overhead_us": c.launch_overhead_s * 1e6, "gemm_efficiency": c.gemm_efficiency,
-        "activation_l2_hit": m.activation_l2_hit,
-        "custom_latency_us": (link.latency_s if link.custom_latency_s is None else link.custom_latency_s) * 1e6,
-        "prefetch_launch_gap_fraction": PrefetchSettings().launch_gap_fraction,
-    }
-    values |= {f"peak_tflops_{d}": v / 1e12 for d, v in c.peak_flops.items()}
-    return {k: round(float(v), 6) for k, v in values.items()}
+    """The device spec's value of each parameter, in the parameter's unit (prefetch settings at
+    their defaults)."""
+    return {k: round(float(v), 6) for k, v in spec_values(hw).items()}
 
 
 def sensitivity_pivot(sens: pd.DataFrame) -> pd.DataFrame:

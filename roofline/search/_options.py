@@ -34,7 +34,13 @@ from optuna.distributions import (
 
 from roofline._specfile import Block
 from roofline.exceptions import SpecError
-from roofline.sweepfile import HARDWARE_PARAMETERS, STRUCTURAL, SweepSpec
+from roofline.sweepfile import (
+    BOOLEAN_PARAMETERS,
+    HARDWARE_PARAMETERS,
+    SCENARIO_CHOICES,
+    STRUCTURAL,
+    SweepSpec,
+)
 
 __all__ = ["SAMPLERS", "SEARCH_KEYS", "Objectives", "SearchOptions", "SearchSpace", "objectives",
            "search_options", "search_space"]
@@ -146,12 +152,12 @@ def _distribution(spec: SweepSpec, p: Any) -> BaseDistribution | Any:
         for v in values:
             if not (v is None or isinstance(v, (bool, int, float, str))):
                 raise SpecError(f"{where}: values must be numbers, names or booleans, got {v!r}")
-        if p.name == "prefetch" and not all(isinstance(v, bool) for v in values):
+        if p.name in BOOLEAN_PARAMETERS and not all(isinstance(v, bool) for v in values):
             raise SpecError(f"{where}: values must be true or false, got {list(values)}")
         if len(values) == 1:
             return values[0]
         return CategoricalDistribution(values)
-    if p.name == "prefetch" or p.name in ("model", "hardware", "dtype", "kv_dtype"):
+    if p.name in (*BOOLEAN_PARAMETERS, *SCENARIO_CHOICES, "model", "hardware", "dtype", "kv_dtype"):
         raise SpecError(f"{where}: give a list of values (a range makes no sense here)")
     low, high = float(p.low), float(p.high)
     if low == high:

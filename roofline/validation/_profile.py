@@ -20,6 +20,7 @@ import yaml
 from roofline._specfile import PROJECT_ROOT, read_yaml
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec, load_hardware
+from roofline.registry import with_values
 from roofline.timing import SWEEPABLE, HardwareArrays
 
 __all__ = ["PROFILE_DIR", "profile_path", "load_profile", "calibrated_overrides", "calibrated_hardware",
@@ -88,29 +89,16 @@ def apply_overrides(spec: HardwareSpec, overrides: Mapping[str, float],
                     curve: Sequence[Sequence[float]] | None = None) -> HardwareSpec:
     """``spec`` with SWEEPABLE-named ``overrides`` (and an efficiency curve) written into its blocks.
 
-    The values go through :meth:`HardwareArrays.from_spec`, the conversion ``predict`` applies to
-    overrides, and back into the spec's compute, memory and link blocks, so that
-    ``predict(model, apply_overrides(spec, o))`` equals ``predict(model, spec, **o)``.
+    Every device parameter of the registry is written where the spec keeps it
+    (:func:`roofline.registry.with_values`), so that ``predict(model, apply_overrides(spec, o))``
+    equals ``predict(model, spec, **o)``; prefetch settings belong to the scenario and are refused.
     """
-    a = HardwareArrays.from_spec(spec, 1, **dict(overrides))
-    v = {f: float(getattr(a, f)[0]) for f in ("vector_flops", "gemm_efficiency", "launch_s", "hbm_Bps",
-                                              "hbm_efficiency", "hbm_capacity_bytes", "l2_bytes", "l2_Bps",
-                                              "link_Bps", "links", "link_latency_s", "link_efficiency",
-                                              "net_Bps", "net_latency_s", "net_efficiency",
-                                              "activation_l2_hit")}
-    compute = replace(spec.compute, peak_flops={d: float(x[0]) for d, x in a.peak_flops.items()},
-                      vector_flops=v["vector_flops"], gemm_efficiency=v["gemm_efficiency"],
-                      launch_overhead_s=v["launch_s"],
-                      efficiency_curve_m=tuple((float(m), float(e)) for m, e in curve)
-                      if curve else spec.compute.efficiency_curve_m)
-    memory = replace(spec.memory, hbm_bandwidth_Bps=v["hbm_Bps"], hbm_efficiency=v["hbm_efficiency"],
-                     hbm_capacity_bytes=v["hbm_capacity_bytes"], l2_capacity_bytes=v["l2_bytes"],
-                     l2_bandwidth_Bps=v["l2_Bps"], activation_l2_hit=v["activation_l2_hit"])
-    intra = replace(spec.intra_node, link_bandwidth_Bps=v["link_Bps"], links_per_device=int(round(v["links"])),
-                    latency_s=v["link_latency_s"], efficiency=v["link_efficiency"])
-    inter = replace(spec.inter_node, link_bandwidth_Bps=v["net_Bps"], latency_s=v["net_latency_s"],
-                    efficiency=v["net_efficiency"])
-    return replace(spec, compute=compute, memory=memory, intra_node=intra, inter_node=inter)
+    HardwareArrays.from_spec(spec, 1, **dict(overrides))  # the checks predict applies to overrides
+    spec = with_values(spec, **dict(overrides))
+    if curve:
+        spec = replace(spec, compute=replace(spec.compute, efficiency_curve_m=tuple(
+            (float(m), float(e)) for m, e in curve)))
+    return spec
 
 
 def calibrated_hardware(device: str | Path) -> HardwareSpec:
