@@ -74,6 +74,15 @@ NCCL_PROTOCOLS: dict[str, tuple[float, float, float]] = {
     "LL128": (14.0e-6, 1.9 / 0.6, 0.92),
     "Simple": (8.4e-6, 3.4 / 0.6, 1.0),
 }
+#: NCCL sends a point-to-point message of at most this many bytes per peer with the LL protocol and
+#: larger ones with Simple (NVIDIA/nccl src/enqueue.cc: ``NCCL_PARAM(P2pLLThreshold,
+#: "P2P_LL_THRESHOLD", 16384)``).
+P2P_LL_THRESHOLD_BYTES = 16384
+#: LL's share of the bus bandwidth for a ring all-gather or reduce-scatter inside one node: 1/3
+#: (no reduction to interleave); all-reduce, and every collective spanning nodes, keep 1/4
+#: (NCCL tuning.cc: ``busBw * ((nNodes > 1 || coll == ncclFuncAllReduce || coll == ncclFuncReduce)
+#: ? 1.0/4.0 : 1.0/3.0)``).
+LL_GATHER_SHARE_ONE_NODE = 1.0 / 3.0
 #: NVLS latency: NCCL tuning.cc hwLat NVLink NVLS Simple = 25 us (baseLat 0).
 NVLS_LATENCY_S = 25e-6
 
@@ -117,18 +126,43 @@ class TierArrays:
         return self.latency_s if self.custom_latency_s is None else self.custom_latency_s
 
 
-def _nccl_s(steps: ArrayLike, wire_bytes: ArrayLike, bandwidth_Bps: ArrayLike, tier: TierArrays) -> np.ndarray:
-    """NCCL's model: the fastest protocol's base + steps x step latency + bytes / bandwidth.
-    NCCL's base latency includes launching the kernel, which the caller charges (``launch_s``):
-    only the rest is added here.
-    Over the network tier: steps x alpha + bytes / bandwidth (its alpha is measured end to end)."""
+def _protocol_s(protocol: str, steps: ArrayLike, wire_bytes: ArrayLike, bandwidth_Bps: ArrayLike,
+                tier: TierArrays, ll_share: float | None = None) -> np.ndarray:
+    """One NCCL protocol: base + steps x step latency + bytes / (bandwidth x its share; LL's share
+    is ``ll_share`` when given). NCCL's base latency includes launching the kernel, which the
+    caller charges (``launch_s``): only the rest is added here."""
+    base, step, share = NCCL_PROTOCOLS[protocol]
+    if protocol == "LL" and ll_share is not None:
+        share = ll_share
+    return (np.maximum(base - np.asarray(tier.launch_s), 0.0) + np.asarray(steps) * step * np.asarray(tier.latency_s)
+            + np.asarray(wire_bytes) / (np.asarray(bandwidth_Bps) * share))
+
+
+def _network_s(steps: ArrayLike, wire_bytes: ArrayLike, bandwidth_Bps: ArrayLike, tier: TierArrays) -> np.ndarray:
+    """Over the network tier: steps x alpha + bytes / bandwidth (its alpha is measured end to end)."""
+    return np.asarray(steps) * np.asarray(tier.latency_s) + np.asarray(wire_bytes) / np.asarray(bandwidth_Bps)
+
+
+def _nccl_s(steps: ArrayLike, wire_bytes: ArrayLike, bandwidth_Bps: ArrayLike, tier: TierArrays,
+            ll_share: float | None = None) -> np.ndarray:
+    """NCCL's model for a collective: the fastest protocol (NCCL's tuner picks it per call)."""
     if tier.network:
-        return np.asarray(steps) * np.asarray(tier.latency_s) + np.asarray(wire_bytes) / np.asarray(bandwidth_Bps)
-    launch = np.asarray(tier.launch_s)
-    times = [np.maximum(base - launch, 0.0) + np.asarray(steps) * step * np.asarray(tier.latency_s)
-             + np.asarray(wire_bytes) / (np.asarray(bandwidth_Bps) * share)
-             for base, step, share in NCCL_PROTOCOLS.values()]
-    return np.minimum.reduce(times)
+        return _network_s(steps, wire_bytes, bandwidth_Bps, tier)
+    return np.minimum.reduce([_protocol_s(p, steps, wire_bytes, bandwidth_Bps, tier, ll_share)
+                              for p in NCCL_PROTOCOLS])
+
+
+def _p2p_s(size_bytes: ArrayLike, n: ArrayLike, bandwidth_Bps: ArrayLike, tier: TierArrays) -> np.ndarray:
+    """NCCL's point-to-point path for S/n bytes to each of n-1 peers at once (all-to-all is a send
+    and a receive per peer): no tuner; up to :data:`P2P_LL_THRESHOLD_BYTES` per peer go with LL,
+    more with Simple, one step of that protocol. As in NCCL, on links slow enough that Simple
+    beats LL at the threshold, a message just above it is faster than one at it."""
+    size, n = np.asarray(size_bytes, dtype=float), np.asarray(n, dtype=float)
+    wire = (n - 1) / n * size
+    if tier.network:
+        return _network_s(1.0, wire, bandwidth_Bps, tier)
+    return np.where(size / n <= P2P_LL_THRESHOLD_BYTES, _protocol_s("LL", 1.0, wire, bandwidth_Bps, tier),
+                    _protocol_s("Simple", 1.0, wire, bandwidth_Bps, tier))
 
 
 def ring_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
@@ -171,10 +205,13 @@ def two_shot_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) 
     return 2 * np.asarray(tier.shot_latency_s) + 2 * (n - 1) / n * np.asarray(size_bytes) / tier.device_Bps(n)
 
 
-def ring_allgather_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
-    """NCCL ring: n-1 steps moving (n-1)/n S, per protocol. Reduce-scatter costs the same."""
+def ring_allgather_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays, *, one_node: bool = True) -> np.ndarray:
+    """NCCL ring: n-1 steps moving (n-1)/n S, per protocol. Reduce-scatter costs the same. LL
+    reaches 1/3 of the bandwidth when the whole collective stays in one node, else 1/4
+    (:data:`LL_GATHER_SHARE_ONE_NODE`)."""
     n = np.asarray(n, dtype=float)
-    return _nccl_s(n - 1, (n - 1) / n * np.asarray(size_bytes), tier.ring_Bps(n), tier)
+    share = LL_GATHER_SHARE_ONE_NODE if one_node else None
+    return _nccl_s(n - 1, (n - 1) / n * np.asarray(size_bytes), tier.ring_Bps(n), tier, share)
 
 
 def direct_allgather_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
@@ -184,10 +221,10 @@ def direct_allgather_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) ->
 
 
 def alltoall_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
-    """NCCL's all-to-all: a send and a receive with every peer at once, one step of NCCL's
-    protocol model moving (n-1)/n S over the device's links (the fastest protocol)."""
-    n = np.asarray(n, dtype=float)
-    return _nccl_s(1.0, (n - 1) / n * np.asarray(size_bytes), tier.device_Bps(n), tier)
+    """NCCL's all-to-all: a send and a receive of S/n with every peer at once, one step of NCCL's
+    protocol model moving (n-1)/n S over the device's links; the protocol is NCCL's point-to-point
+    rule (LL up to 16 KiB per peer, Simple above: :func:`_p2p_s`), not the fastest one."""
+    return _p2p_s(size_bytes, n, tier.device_Bps(n), tier)
 
 
 def sendrecv_s(size_bytes: ArrayLike, tier: TierArrays) -> np.ndarray:
@@ -199,7 +236,7 @@ def hierarchical_allreduce_s(size_bytes: ArrayLike, n_local: ArrayLike, n_nodes:
                              intra: TierArrays, inter: TierArrays) -> np.ndarray:
     """Reduce-scatter in the node, ring all-reduce of S/n_local across nodes, all-gather in the node."""
     size = np.asarray(size_bytes, dtype=float)
-    local = _allgather_in_node(size, n_local, intra)
+    local = _allgather_in_node(size, n_local, intra, one_node=False)
     shard = size / np.asarray(n_local)
     across = np.minimum(ring_allreduce_s(shard, n_nodes, inter), tree_allreduce_s(shard, n_nodes, inter))
     return 2 * local + across
@@ -270,8 +307,8 @@ def torus_alltoall_s(size_bytes: ArrayLike, n: int, tier: TierArrays) -> np.ndar
 
 # -- choosing the algorithm ----------------------------------------------------------------------
 
-def _allgather_in_node(size: np.ndarray, n: ArrayLike, tier: TierArrays) -> np.ndarray:
-    ring = ring_allgather_s(size, n, tier)
+def _allgather_in_node(size: np.ndarray, n: ArrayLike, tier: TierArrays, *, one_node: bool = True) -> np.ndarray:
+    ring = ring_allgather_s(size, n, tier, one_node=one_node)
     return np.minimum(ring, direct_allgather_s(size, n, tier)) if tier.full_mesh else ring
 
 
@@ -356,7 +393,8 @@ def collective_time_s(kind: str, size_bytes: ArrayLike, n: int, intra: TierArray
         return np.minimum(hierarchical_allreduce_s(size, n_local, n_nodes, intra, inter),
                           ring_allreduce_s(size, n, inter))
     if kind in ("allgather", "reducescatter"):
-        return _allgather_in_node(size / n_nodes, n_local, intra) + ring_allgather_s(size, n_nodes, inter)
+        return (_allgather_in_node(size / n_nodes, n_local, intra, one_node=False)
+                + ring_allgather_s(size, n_nodes, inter, one_node=False))
     if kind == "alltoall":
         # the share that leaves the node crosses the network; the rest stays on the node links
         remote = (n - n_local) / n

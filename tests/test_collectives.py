@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from roofline import collectives as c
 
@@ -104,6 +106,47 @@ def test_multi_node_is_slower_than_one_node() -> None:
     one_node = c.collective_time_s("allreduce", size, 8, SWITCH, NET, 8)
     two_nodes = c.collective_time_s("allreduce", size, 16, SWITCH, NET, 8)
     assert two_nodes > one_node
+
+
+def test_alltoall_follows_nccls_p2p_protocol_rule() -> None:
+    # 8 devices, switched 18 x 25 GB/s x 0.82 = 369 GB/s, LL step 1.5 us. NCCL runs all-to-all as
+    # a send/recv per peer with LL up to 16 KiB per peer, Simple above (src/enqueue.cc).
+    # 64 KiB: 8 KiB per peer -> LL: 6.6 + 1.5 us + 7/8 x 65536 B / (369 GB/s / 4) = 8.7216 us
+    small = 6.6e-6 + 1.5e-6 + 57344 / 92.25e9
+    assert c.alltoall_s(64 * 1024, 8, SWITCH) == pytest.approx(small, rel=1e-12)
+    assert small == pytest.approx(8.7216e-6, rel=1e-4)
+    # 1 MiB: 128 KiB per peer -> Simple: 8.4 + 1.5 x 3.4/0.6 = 16.9 us + 917504 B / 369 GB/s = 19.386 us
+    # (the fastest protocol would have been LL at 16.1 us: NCCL does not pick it here)
+    big = 8.4e-6 + 8.5e-6 + 917504 / 369e9
+    assert c.alltoall_s(2**20, 8, SWITCH) == pytest.approx(big, rel=1e-12)
+    assert big == pytest.approx(19.386e-6, rel=1e-4)
+    # the switch sits at exactly 16 KiB per peer (128 KiB on 8 devices)
+    at, above = c.alltoall_s(np.array([128 * 1024, 128 * 1024 + 8]), 8, SWITCH)
+    assert at == pytest.approx(6.6e-6 + 1.5e-6 + 7 * 16384 / 92.25e9)
+    assert above == pytest.approx(16.9e-6 + 7 * (16384 + 1) / 369e9)
+
+
+@given(link_GBps=st.floats(1.0, 1000.0), links=st.integers(1, 18), latency_us=st.floats(0.0, 5.0),
+       n=st.sampled_from([2, 4, 8]), mesh=st.booleans(), peer_kib=st.floats(0.1, 1000.0))
+def test_alltoall_protocol_is_set_by_the_bytes_per_peer(link_GBps, links, latency_us, n, mesh, peer_kib) -> None:
+    # LL up to 16 KiB per peer, Simple above, whichever is faster (NCCL has no tuner for p2p)
+    tier = c.TierArrays(link_GBps * 1e9, links, latency_us * 1e-6, 0.8, mesh)
+    size = n * peer_kib * 1024
+    wire, bw, lat = (n - 1) * peer_kib * 1024, tier.device_Bps(n), latency_us * 1e-6
+    ll, simple = 6.6e-6 + lat + wire / (bw * 0.25), 8.4e-6 + lat * 3.4 / 0.6 + wire / bw
+    expected = ll if peer_kib * 1024 <= 16384 else simple
+    assert c.alltoall_s(size, n, tier) == pytest.approx(expected, rel=1e-9)
+
+
+def test_allgather_ll_share_is_a_third_inside_one_node() -> None:
+    # NCCL tuning.cc: ring LL reaches busBw/3 for all-gather and reduce-scatter in one node, busBw/4
+    # for all-reduce and across nodes. 64 KiB on 8 devices, LL wins (LL128 47.25 us, Simple 67.9 us
+    # of latency alone): 6.6 + 7 x 1.5 = 17.1 us + 57344 B / (369 GB/s / 3) = 17.566 us
+    one_node = 17.1e-6 + 57344 / 123e9
+    assert c.ring_allgather_s(64 * 1024, 8, SWITCH) == pytest.approx(one_node, rel=1e-12)
+    assert one_node == pytest.approx(17.566e-6, rel=1e-4)
+    spanning = 17.1e-6 + 57344 / 92.25e9
+    assert c.ring_allgather_s(64 * 1024, 8, SWITCH, one_node=False) == pytest.approx(spanning, rel=1e-12)
 
 
 def test_sendrecv_by_hand() -> None:
@@ -204,6 +247,11 @@ class TestTwoShot(CollectiveContract):
 class TestAllGather(CollectiveContract):
     def time(self, size, n, tier):
         return c.ring_allgather_s(size, n, tier)
+
+
+class TestAllGatherAcrossNodes(CollectiveContract):
+    def time(self, size, n, tier):
+        return c.ring_allgather_s(size, n, tier, one_node=False)
 
 
 class TestAllToAll(CollectiveContract):

@@ -48,6 +48,11 @@ from roofline.validation._profile import (
 from roofline.validation._report import get_report_info, write_report
 from roofline.validation._serving_fit import fit_serving, serve_fitted, serving_report
 from roofline.validation._split import HELD_OUT_MODELS, SPLITS, assign_split, describe_split
+from roofline.validation._transfer import (
+    leave_one_dataset_out,
+    leave_one_device_out,
+    transfer_collectives,
+)
 from roofline.validation._validate import TARGETS, ValidationResult, run_validation
 
 __all__ = [
@@ -75,6 +80,8 @@ __all__ = [
     "error_summary",
     "fit_serving",
     "get_report_info",
+    "leave_one_dataset_out",
+    "leave_one_device_out",
     "list_profiles",
     "load_cases",
     "load_peak_busbw",
@@ -86,6 +93,7 @@ __all__ = [
     "serve_fitted",
     "serving_report",
     "signed_pct_error",
+    "transfer_collectives",
     "write_profile",
     "write_report",
 ]
