@@ -311,3 +311,65 @@ def test_open_loop_analytic_matches_simulator(setup70b, cost70b, load):
     assert a["tpot_s"][0] * 1e3 == pytest.approx(m["tpot_ms"], rel=0.05)
     assert a["ttft_s"][0] * 1e3 == pytest.approx(m["ttft_ms"], rel=0.10)
     assert a["mean_batch"][0] == pytest.approx(m["mean_batch"], rel=0.05)
+
+
+def test_kv_bytes_per_token_of_windowed_and_linear_layers_by_hand():
+    from roofline.serving.capacity import kv_bytes_per_token
+
+    fp8 = roofline.Workload.with_dtype("fp8")
+    # gpt-oss-120b: 18 of its 36 layers are full attention (the others keep a 128-token window):
+    # per token 18 layers x (K + V) x 8 KV heads x 64 x 1 byte = 18,432 B at TP 1
+    oss = roofline.load_model("gpt-oss-120b")
+    assert kv_bytes_per_token(oss, fp8, roofline.Parallelism(tp=1)) == pytest.approx(18 * 2 * 8 * 64)
+    # qwen3.5-397b-a17b: 15 of 60 layers are full attention (Gated DeltaNet's state does not grow),
+    # 2 KV heads of 256: at TP 8 each device keeps one head, 15 x 2 x 1 x 256 x 1 byte = 7,680 B
+    qwen = roofline.load_model("qwen3.5-397b-a17b")
+    assert kv_bytes_per_token(qwen, fp8, roofline.Parallelism(tp=8)) == pytest.approx(15 * 2 * 1 * 256)
+    # a dense model is unchanged: Llama-3.1-70B, 80 x 2 x 8 x 128 x 1 byte / TP 8 = 20,480 B
+    llama = roofline.load_model("llama-3.1-70b")
+    assert kv_bytes_per_token(llama, fp8, roofline.Parallelism(tp=8)) == pytest.approx(80 * 2 * 8 * 128 / 8)
+
+
+def test_decode_attention_slope_counts_only_growing_layers():
+    """gpt-oss-120b at TP 1, fp8 KV cache: one more cached token of a decoding sequence reads
+    18,432 more bytes (the full-attention layers only: the sliding-window layers stop at 128)."""
+    from roofline.timing import HardwareArrays
+
+    hw = roofline.load_hardware("h200-sxm")
+    w = roofline.Workload(weight_dtype="bf16", activation_dtype="bf16", kv_dtype="fp8",
+                          op_dtypes="experts=mxfp4:bf16")
+    setup = ServingSetup(roofline.load_model("gpt-oss-120b"), hw, w, roofline.Parallelism(tp=1),
+                         engine_defaults("vllm"))
+    cost = setup.step_cost()
+    arrays = HardwareArrays.from_spec(hw, 1)
+    bytes_per_s = float(arrays.hbm_Bps[0] * arrays.hbm_efficiency[0])
+    assert cost.dec_memory_per_kv_s[0] * bytes_per_s == pytest.approx(18 * 2 * 8 * 64, rel=1e-6)
+    # the 18 windowed layers read their 128 tokens per sequence whatever the context
+    assert cost.dec_memory_per_seq_s[0] * bytes_per_s >= 18 * 2 * 8 * 64 * 128 * 0.999
+
+
+def test_moe_prefill_scale_applies_to_moe_models_only():
+    from roofline.serving import Overheads
+
+    o = Overheads(prefill_scale=0.9, moe_prefill_scale=2.5)
+    assert o.for_model(roofline.load_model("llama-3.1-70b")) is o
+    moe = o.for_model(roofline.load_model("deepseek-v3"))
+    assert moe.prefill_scale == pytest.approx(0.9 * 2.5) and moe.moe_prefill_scale == 1.0
+    for fw in ("any", "vllm", "sglang", "trtllm"):
+        assert load_overheads(fw).moe_prefill_scale > 0
+
+
+@needs_data
+def test_serving_rows_include_the_newer_models():
+    from roofline.validation._serving_fit import load_serving_rows
+
+    rows = load_serving_rows()
+    x = rows[rows["dataset"] == "inferencex"].groupby("model").size()
+    # ../shared/validation/inferencex/README.md: 107 gpt-oss-120b, 41 MiniMax-M2.5, 15 GLM-5, 4 Qwen3.5 rows
+    assert dict(x[["gpt-oss-120b", "minimax-m2.5", "glm-5", "qwen3.5-397b-a17b"]]) == {
+        "gpt-oss-120b": 107, "minimax-m2.5": 41, "glm-5": 15, "qwen3.5-397b-a17b": 4}
+    oss = rows[rows["model"] == "gpt-oss-120b"]
+    assert set(oss["op_dtypes"]) == {"experts=mxfp4:bf16"}
+    # the vLLM logs of MiniMax-M2.5 at TP 4 record a token budget of 32,768
+    mm = rows[(rows["model"] == "minimax-m2.5") & (rows["tp"] == 4) & (rows["osl"] == 1024)]
+    assert set(mm["max_num_batched_tokens"]) == {32768}

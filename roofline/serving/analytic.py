@@ -47,7 +47,8 @@ def _step_s(cost: StepCost, hw: np.ndarray, tokens: np.ndarray, sampled: np.ndar
             seqs: np.ndarray, pairs: np.ndarray, ctx: np.ndarray, chunk: np.ndarray) -> np.ndarray:
     body = _interp(cost.tokens, cost.body_s[hw], tokens)
     head = _interp(cost.tokens, cost.head_s[hw], sampled)
-    compute = cost.dec_compute_per_kv_s[hw] * kv + cost.pre_compute_per_pair_s[hw] * pairs
+    compute = (cost.dec_compute_per_kv_s[hw] * kv + cost.dec_compute_per_seq_s[hw] * seqs
+               + cost.pre_compute_per_pair_s[hw] * pairs)
     memory = (cost.dec_memory_per_kv_s[hw] * (kv + ctx) + cost.dec_memory_per_seq_s[hw] * seqs
               + cost.pre_memory_per_token_s[hw] * chunk)
     return body + head + np.maximum(compute, memory)

@@ -21,11 +21,30 @@ from roofline.workload import Parallelism, Workload
 __all__ = ["kv_capacity_tokens", "kv_bytes_per_token"]
 
 
+#: Context lengths between which the cache bytes per token are read (typical serving contexts,
+#: beyond short sliding windows; as the step cost's decode attention slope).
+_REF_CONTEXT = (2048, 4096)
+
+
 def kv_bytes_per_token(model: ModelSpec, workload: Workload, par: Parallelism, attention_dp: int = 1) -> float:
-    """KV-cache bytes one token takes on one device of its attention rank."""
+    """KV-cache bytes one more token of context takes on one device of its attention rank.
+
+    Read as the slope between contexts of 2,048 and 4,096 tokens: layers with a bounded cache
+    (short sliding windows, Gated DeltaNet's constant state) add nothing per token there; when
+    every layer is bounded there (nothing grows), the bytes of a one-token context are used. Their fixed bytes per sequence
+    are not counted against the capacity: small for a 128-token window (gpt-oss), but not for
+    Gated DeltaNet (Qwen3.5-397B-A17B at TP 8: 12 MB of state per sequence and device, as much
+    as 1,590 tokens of its full-attention cache), whose capacity in sequences is overestimated.
+    """
     attn = replace(par, tp=max(par.tp // attention_dp, 1), ep=1)
-    one = memory_per_device(model, replace(workload, batch=1, input_len=1, output_len=1), attn, 0.0)
-    return one.kv_cache_bytes / 2.0
+
+    def cache_bytes(tokens: int) -> float:  # input_len + output_len = tokens of context
+        one = replace(workload, batch=1, input_len=max(tokens - 1, 1), output_len=1)
+        return float(memory_per_device(model, one, attn, 0.0).kv_cache_bytes)
+
+    lo, hi = _REF_CONTEXT
+    slope = (cache_bytes(hi) - cache_bytes(lo)) / (hi - lo)
+    return slope if slope > 0 else cache_bytes(2) / 2.0
 
 
 def kv_capacity_tokens(model: ModelSpec, workload: Workload, par: Parallelism, hbm_capacity_bytes: np.ndarray,

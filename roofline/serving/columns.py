@@ -118,7 +118,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                    block: ServingBlock) -> ServingPoints:
     """Steady-state serving metrics of the ``hw.n`` configurations at both operating points."""
     s = block.settings
-    o = load_overheads(s.framework)
+    o = load_overheads(s.framework).for_model(model)
     grid = token_grid(s.max_num_batched_tokens + min(s.max_num_seqs, int(SLO_CONCURRENCIES[-1])), ratio=1.25)
     cost = build_step_cost(model, workload, par, hw, grid, s.attention_dp)
     cap = kv_capacity_tokens(model, workload, par, hw.hbm_capacity_bytes, gpu_memory_utilization=s.gpu_memory_utilization,

@@ -5,14 +5,17 @@ every engine step), ``seq_overhead_us`` (per running sequence per step: per-requ
 sampling and detokenisation work on the CPU), ``request_overhead_ms`` (API server and tokenisation: a request becomes
 schedulable that long after it arrives), ``decode_scale`` (measured over modelled time of a step
 without prefill chunks) and ``prefill_scale`` (the same for what prefill chunks add to a step:
-kernels below their roofline, chunked-prefill attention, MoE prefill). They are fitted by
+kernels below their roofline, chunked-prefill attention) and ``moe_prefill_scale`` (a further
+factor on the prefill part of mixture-of-experts models: their grouped expert GEMMs in prefill run
+about 3x below the dense-GEMM efficiency at the same rows per expert, consistently in every
+framework's data; :meth:`Overheads.for_model` applies it). They are fitted by
 ``roofline.validation.fit_serving`` on ``../shared/validation`` only and shipped in
 ``serving_specs/fitted_overheads.yaml``; ``datasheet=True`` (``--datasheet``) uses none of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,11 +23,13 @@ from typing import Any
 import yaml
 
 from roofline.exceptions import SpecError
+from roofline.model import ModelSpec
 
 __all__ = ["Overheads", "OVERHEADS_FILE", "load_overheads", "DATASHEET", "overheads_provenance"]
 
 OVERHEADS_FILE = Path(__file__).resolve().parents[2] / "serving_specs" / "fitted_overheads.yaml"
-_FIELDS = ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms", "decode_scale", "prefill_scale")
+_FIELDS = ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms", "decode_scale", "prefill_scale",
+           "moe_prefill_scale")
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,15 @@ class Overheads:
     request_overhead_ms: float = 0.0
     decode_scale: float = 1.0
     prefill_scale: float = 1.0
+    moe_prefill_scale: float = 1.0
     source: str = "datasheet: no software overheads"
+
+    def for_model(self, model: ModelSpec) -> Overheads:
+        """These overheads as they apply to ``model``: a mixture-of-experts model's prefill scale
+        is ``prefill_scale x moe_prefill_scale`` (then ``moe_prefill_scale`` is 1)."""
+        if model.moe is None or self.moe_prefill_scale == 1.0:
+            return self
+        return replace(self, prefill_scale=self.prefill_scale * self.moe_prefill_scale, moe_prefill_scale=1.0)
 
     @property
     def step_overhead_s(self) -> float:

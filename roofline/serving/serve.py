@@ -262,7 +262,7 @@ def serve(
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
     w = Workload.for_model(m, dtype, kv_dtype=kv_dtype)
     par = Parallelism(tp=tp, pp=pp, ep=ep)
-    over = DATASHEET if datasheet else load_overheads(framework)
+    over = DATASHEET if datasheet else load_overheads(framework).for_model(m)
     setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())))
     cost = setup.step_cost()
     cap = setup.kv_capacity_tokens()

@@ -151,7 +151,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             k = max(k, 1)
             j = np.arange(k, dtype=float)
             kv_j = kv_dec + j * n_dec * tps
-            unit = cost.fixed_s(n_dec * verify, n_dec) + np.maximum(cost.c_kv * kv_j, cost.m_kv * kv_j + cost.m_seq * n_dec)
+            unit = cost.fixed_s(n_dec * verify, n_dec) + np.maximum(cost.c_kv * kv_j + cost.c_seq * n_dec, cost.m_kv * kv_j + cost.m_seq * n_dec)
             times = decode_scale * unit + step_overhead_s + seq_overhead_s * len(running)
             if nxt < n and not np.isnan(ready[nxt]):
                 ends = t + np.cumsum(times)

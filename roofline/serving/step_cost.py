@@ -14,12 +14,17 @@ chunks of the admitted prompts, ``T`` tokens in all. From the same operator grap
 - the **head**: final norm, LM head, logits all-gather and sampling for the ``S`` sequences that
   emit a token, on the same grid;
 - **attention**, one kernel over the whole batch (varlen flash attention):
-  ``max(compute, memory)`` with compute = ``c_kv * K + c_pair * pairs`` and memory =
+  ``max(compute, memory)`` with compute = ``c_kv * K + c_seq * B + c_pair * pairs`` and memory =
   ``m_kv * (K + ctx) + m_seq * B + m_tok * P``, where ``K`` is the sum over decode sequences
   of the tokens each attends (its KV length + 1), ``pairs`` the causal query-key pairs of the
   prefill chunks, ``ctx`` the cached tokens the chunks attend to and ``P`` the chunk tokens.
   The coefficients are read from the graph's attention operators (decode: the per-KV-token
-  FLOPs and bytes; prefill: FLOPs per pair at a 2048-token prompt).
+  FLOPs and bytes; prefill: FLOPs per pair at a 2048-token prompt). The decode slope is read
+  between contexts of 2,048 and 4,096 tokens, where serving runs, and the rest goes to the
+  per-sequence terms, so that layers whose cost stops growing at a short window (gpt-oss's
+  128-token sliding window, Gated DeltaNet's constant state, DeepSeek sparse attention's top-2048)
+  are affine beyond it instead of growing from a KV length of 0; windows longer than 4,096 tokens
+  (Mistral's 4,096, Llama-4's chunks of 8,192) count as full attention.
 
 With attention data parallelism (``attention_dp`` = d, MoE serving) each of the d ranks keeps
 and reads the KV cache of its own sequences, so the attention memory terms are divided by d;
@@ -45,6 +50,9 @@ __all__ = ["StepCost", "build_step_cost", "token_grid", "HEAD_OPS"]
 HEAD_OPS = ("final_norm", "lm_head", "logits_allgather", "sampling")
 #: Prompt length at which the prefill attention FLOPs per pair are read (sets the m-curve point).
 _PREFILL_REF_TOKENS = 2048
+#: Context lengths between which the decode attention slope per KV token is read (typical serving
+#: contexts: beyond short sliding windows and DeepSeek sparse attention's 2048 selected tokens).
+_DECODE_REF_KV = (2048.0, 4096.0)
 _WORK_FIELDS = ("flops", "flops_per_kv", "weight_bytes", "kv_read_bytes", "kv_read_per_kv", "kv_write_bytes",
                 "act_bytes", "prefetch_weight_bytes")
 
@@ -85,6 +93,7 @@ class StepCost:
     dec_compute_per_kv_s: np.ndarray
     dec_memory_per_kv_s: np.ndarray
     dec_memory_per_seq_s: np.ndarray
+    dec_compute_per_seq_s: np.ndarray
     pre_compute_per_pair_s: np.ndarray
     pre_memory_per_token_s: np.ndarray
 
@@ -97,7 +106,8 @@ class StepCost:
         return ScalarStepCost(
             list(map(float, self.tokens)), list(map(float, self.body_s[row])), list(map(float, self.head_s[row])),
             float(self.dec_compute_per_kv_s[row]), float(self.dec_memory_per_kv_s[row]),
-            float(self.dec_memory_per_seq_s[row]), float(self.pre_compute_per_pair_s[row]),
+            float(self.dec_memory_per_seq_s[row]), float(self.dec_compute_per_seq_s[row]),
+            float(self.pre_compute_per_pair_s[row]),
             float(self.pre_memory_per_token_s[row]))
 
 
@@ -111,6 +121,7 @@ class ScalarStepCost:
     c_kv: float
     m_kv: float
     m_seq: float
+    c_seq: float
     c_pair: float
     m_tok: float
 
@@ -124,7 +135,7 @@ class ScalarStepCost:
     def step_s(self, tokens: float, sampled: float, kv_tokens: float, decode_seqs: float, pairs: float = 0.0,
                context_tokens: float = 0.0, chunk_tokens: float = 0.0) -> float:
         """Time of one step: body(tokens) + head(sampled) + attention."""
-        compute = self.c_kv * kv_tokens + self.c_pair * pairs
+        compute = self.c_kv * kv_tokens + self.c_seq * decode_seqs + self.c_pair * pairs
         memory = self.m_kv * (kv_tokens + context_tokens) + self.m_seq * decode_seqs + self.m_tok * chunk_tokens
         return self._interp(self.body, tokens) + self._interp(self.head, sampled) + max(compute, memory)
 
@@ -160,8 +171,11 @@ def build_step_cost(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
         head[:, j] = (table.count * is_head) @ work
     one = _phase(model, workload, par, "decode", 1)
     att = np.array([k == "attention" for k in one.kinds]) * one.count
-    at0 = op_times(one, hw, np.zeros(hw.n))
-    at1 = op_times(one, hw, np.ones(hw.n))
+    lo, hi = _DECODE_REF_KV
+    at_lo = op_times(one, hw, np.full(hw.n, lo))
+    at_hi = op_times(one, hw, np.full(hw.n, hi))
+    compute_per_kv = att @ (at_hi.compute_s - at_lo.compute_s) / (hi - lo)
+    memory_per_kv = att @ (at_hi.memory_s - at_lo.memory_s) / (hi - lo)
     pre = _phase(model, workload, par, "prefill", _PREFILL_REF_TOKENS)
     pre_att = np.array([k == "attention" for k in pre.kinds]) * pre.count
     ot = op_times(pre, hw)
@@ -169,9 +183,10 @@ def build_step_cost(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
     d = float(attention_dp)
     return StepCost(
         tokens=grid, body_s=body, head_s=head,
-        dec_compute_per_kv_s=att @ (at1.compute_s - at0.compute_s),
-        dec_memory_per_kv_s=att @ (at1.memory_s - at0.memory_s) / d,
-        dec_memory_per_seq_s=att @ at0.memory_s / d,
+        dec_compute_per_kv_s=compute_per_kv,
+        dec_memory_per_kv_s=memory_per_kv / d,
+        dec_memory_per_seq_s=np.maximum(att @ at_lo.memory_s - memory_per_kv * lo, 0.0) / d,
+        dec_compute_per_seq_s=np.maximum(att @ at_lo.compute_s - compute_per_kv * lo, 0.0),
         pre_compute_per_pair_s=pre_att @ ot.compute_s / (s * (s + 1) / 2),
         pre_memory_per_token_s=pre_att @ ot.memory_s / s / d,
     )

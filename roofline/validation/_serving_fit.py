@@ -1,15 +1,17 @@
 """Serving rows of ``../shared/validation`` and the fit of the per-framework software overheads.
 
-Rows: the InferenceX closed-loop sweeps (``inferencex/serving_h100_h200.csv``) and the end-to-end
-rows of AIConfigurator (``aiconfigurator/e2e_silicon_dense_models.csv``), for the models the
-project reads (Llama-3.1-70B/8B, Qwen3-32B, DeepSeek-V3). Each row is predicted by the public
-serving stage (:mod:`roofline.serving`): the analytic closed-loop model of a benchmark that sends
-``10 x concurrency`` requests of identical lengths, the first ``concurrency`` at once (lock-step).
+Rows: the InferenceX closed-loop sweeps (``inferencex/serving_h100_h200.csv``: Llama-3.1-70B,
+DeepSeek-V3, gpt-oss-120b, MiniMax-M2.5, GLM-5, Qwen3.5-397B-A17B) and the end-to-end rows of
+AIConfigurator (``aiconfigurator/e2e_silicon_dense_models.csv``: Llama-3.1-70B/8B, Qwen3-32B).
+Each row is predicted by the public serving stage (:mod:`roofline.serving`): the event simulator
+of the benchmark that produced it (closed loop, ``10 x concurrency`` requests with lengths uniform
+in [0.8 x, x], the first ``concurrency`` at once), with the token budget the vLLM logs record.
 
-With the step scale ``k``, step overhead ``s`` and request overhead ``r`` the prediction is linear:
-TPOT = ``k A + s B`` and TTFT = ``k C + s D + r`` (the schedule of a closed loop does not depend on
-the step times), so two evaluations per row give ``A..D`` and the fit is a bounded linear least
-squares on relative error (``scipy.optimize.lsq_linear``), on unsaturated rows only.
+With decode scale ``k_d``, prefill scale ``k_p`` (times ``moe_prefill_scale`` for mixture-of-experts
+models), step overhead ``s``, per-sequence overhead ``s_seq`` and request overhead ``r`` the
+prediction is linear in them (the schedule of a closed loop does not depend on the step times), so
+one simulation per row gives the features and the fit is a bounded linear least squares on the
+relative errors (``scipy.optimize.lsq_linear``), on unsaturated rows only.
 """
 
 from __future__ import annotations
@@ -42,14 +44,18 @@ __all__ = ["load_serving_rows", "serving_features", "fit_overheads", "predict_ro
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware", "serve_fitted",
            "error_table", "BUCKETS"]
 
-_MODELS = {"llama-3.1-70b-instruct": "llama-3.1-70b", "deepseek-v3": "deepseek-v3",
+_MODELS = {"llama-3.1-70b-instruct": "llama-3.1-70b", "deepseek-v3": "deepseek-v3", "gpt-oss-120b": "gpt-oss-120b",
+           "minimax-m2.5": "minimax-m2.5", "glm-5": "glm-5", "qwen3.5-397b-a17b": "qwen3.5-397b-a17b",
            "Qwen/Qwen3-32B": "qwen3-32b", "meta-llama/Llama-3.1-70B": "llama-3.1-70b",
            "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b", "nvidia/Llama-3.1-8B-Instruct-FP8": "llama-3.1-8b"}
 _DEVICES = {"h100": "h100-sxm", "h200": "h200-sxm", "h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm",
             "b200_sxm": "b200"}
 BUCKETS = ((1, 8, "1-8"), (16, 64, "16-64"), (128, 1 << 30, "128+"))
-#: Bounds of (decode_scale, prefill_scale, step_overhead_ms, seq_overhead_us, request_overhead_ms).
-BOUNDS = ((0.5, 0.5, 0.0, 0.0, 0.0), (3.0, 5.0, 50.0, 200.0, 2000.0))
+#: Bounds of (decode_scale, prefill_scale, step_overhead_ms, seq_overhead_us, request_overhead_ms,
+#: prefill_scale x moe_prefill_scale).
+BOUNDS = ((0.5, 0.5, 0.0, 0.0, 0.0, 0.5), (3.0, 5.0, 50.0, 200.0, 2000.0, 15.0))
+_PARAMS = ("decode_scale", "prefill_scale", "step_overhead_ms", "seq_overhead_us", "request_overhead_ms",
+           "moe_prefill_scale")
 
 
 def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
@@ -57,12 +63,18 @@ def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
     root = resolve_data_dir(data_dir)
     x = pd.read_csv(root / "inferencex" / "serving_h100_h200.csv")
     x = x[x["model"].isin(_MODELS)]
+    # gpt-oss-120b ships MXFP4 experts, dequantized for bf16 GEMMs on Hopper (the `weight_dtype`
+    # column: "fp4 (mxfp4 experts)"); attention, router and head stay bf16; the others are fp8
+    mxfp4 = x["weight_dtype"].astype(str).str.contains("mxfp4")
     ix = pd.DataFrame({
         "dataset": "inferencex", "model": x["model"].map(_MODELS), "device": x["gpu"].map(_DEVICES),
-        "framework": x["framework"].replace({"trt": "trtllm"}), "dtype": "fp8", "weight_dtype": "fp8",
+        "framework": x["framework"].replace({"trt": "trtllm"}), "dtype": np.where(mxfp4, "bf16", "fp8"),
+        "weight_dtype": np.where(mxfp4, "bf16", "fp8"), "op_dtypes": np.where(mxfp4, "experts=mxfp4:bf16", ""),
         "kv_dtype": "fp8", "tp": x["tp"].astype(int), "ep": x["moe_ep"].fillna(1).astype(int),
         "attention_dp": x["attention_dp"].fillna(1).astype(int), "isl": x["isl"], "osl": x["osl"],
         "concurrency": x["concurrency"].astype(int), "ttft_ms": x["ttft_ms"], "tpot_ms": x["tpot_ms"],
+        # the token budget the vLLM logs record (blank or "(not passed)": the framework default)
+        "max_num_batched_tokens": pd.to_numeric(x["max_num_batched_tokens"], errors="coerce"),
         "saturated": x["flags"].fillna("").str.contains("ttft_jump")})
     e = pd.read_csv(root / "aiconfigurator" / "e2e_silicon_dense_models.csv")
     e = e[e["model_path"].isin(_MODELS) & (e["pp_size"] == 1)]
@@ -71,12 +83,12 @@ def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
     ae = pd.DataFrame({
         "dataset": "aiconfigurator", "model": e["model_path"].map(_MODELS), "device": e["system"].map(_DEVICES),
         "framework": backend, "dtype": prec.replace({"fp4": "fp8"}),
-        "weight_dtype": prec.replace({"fp4": "int4"}),
+        "weight_dtype": prec.replace({"fp4": "int4"}), "op_dtypes": "",
         # the KV cache is fp8 in TensorRT-LLM's fp8 recipes, else the model's bf16 (an assumption)
         "kv_dtype": np.where((backend == "trtllm") & (prec != "bf16"), "fp8", "bf16"),
         "tp": e["tp_size"].astype(int), "ep": 1, "attention_dp": 1, "isl": e["isl"], "osl": e["osl"],
         "concurrency": e["batch_size"].astype(int), "ttft_ms": e["silicon_ttft_ms"], "tpot_ms": e["silicon_tpot_ms"],
-        "saturated": False})
+        "max_num_batched_tokens": np.nan, "saturated": False})
     rows = pd.concat([ix, ae], ignore_index=True)
     rows["isl_osl"] = rows["isl"].astype(int).astype(str) + "/" + rows["osl"].astype(int).astype(str)
     rows["bucket"] = pd.cut(rows["concurrency"], [0, 8, 64, 1 << 30], labels=[b[2] for b in BUCKETS])
@@ -101,16 +113,18 @@ def serving_hardware(device: str, datasheet: bool = False) -> HardwareSpec:
 
 
 @lru_cache(maxsize=256)
-def _setup(model: str, device: str, framework: str, weight_dtype: str, act_dtype: str, kv_dtype: str, tp: int,
-           ep: int, attention_dp: int, datasheet: bool) -> tuple[Any, float, ServingSetup]:
-    w = Workload(weight_dtype=weight_dtype, activation_dtype=act_dtype, kv_dtype=kv_dtype)
+def _setup(model: str, device: str, framework: str, weight_dtype: str, act_dtype: str, kv_dtype: str,
+           op_dtypes: str, tp: int, ep: int, attention_dp: int, datasheet: bool) -> tuple[Any, float, ServingSetup]:
+    w = Workload(weight_dtype=weight_dtype, activation_dtype=act_dtype, kv_dtype=kv_dtype,
+                 op_dtypes=op_dtypes or ())  # type: ignore[arg-type]
     settings = engine_defaults(framework).with_overrides(attention_dp=attention_dp if attention_dp > 1 else None)
     setup = ServingSetup(load_model(model), serving_hardware(device, datasheet), w, Parallelism(tp=tp, ep=ep),
                          settings)
     return setup.step_cost().scalar(), setup.kv_capacity_tokens(), setup
 
 
-_KEYS = ["model", "device", "framework", "weight_dtype", "dtype", "kv_dtype", "tp", "ep", "attention_dp"]
+_KEYS = ["model", "device", "framework", "weight_dtype", "dtype", "kv_dtype", "op_dtypes", "tp", "ep",
+         "attention_dp"]
 _FEATURES = ["ttft_decode", "ttft_prefill", "ttft_step", "ttft_seq", "tpot_decode", "tpot_prefill", "tpot_step",
              "tpot_seq"]
 
@@ -137,47 +151,63 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
             isl, osl = int(r["isl"]), int(r["osl"])
             w = ServingWorkload(Lengths(max(int(isl * ratio), 1), isl), Lengths(max(int(osl * ratio), 1), osl),
                                 concurrency=c, num_requests=max(int(round(per_c * c)), 1))
-            settings = setup.settings.with_overrides(max_num_seqs=min(c, setup.settings.max_num_seqs))
+            budget = r.get("max_num_batched_tokens")
+            settings = setup.settings.with_overrides(
+                max_num_seqs=min(c, setup.settings.max_num_seqs),
+                max_num_batched_tokens=int(budget) if budget == budget and budget else None)
             tr = simulate(make_requests(w), scalar, settings, cap, concurrency=c)
             multi = tr.output > 1
             ttft = (tr.clock_first - tr.clock_arrival).mean(axis=0)
             tpot = ((tr.clock_finish - tr.clock_first)[multi] / (tr.output[multi, None] - 1)).mean(axis=0)
             batch = tr.mean_running
             # ms, ms, steps (x s in ms), sequence-steps (x s_seq in us -> 1e-3 ms)
-            out.loc[i, _FEATURES] = [ttft[0] * 1e3, ttft[1] * 1e3, ttft[2], ttft[3] * 1e-3,
-                                     tpot[0] * 1e3, tpot[1] * 1e3, tpot[2], tpot[3] * 1e-3]
+            scale = np.array([1e3, 1e3, 1.0, 1e-3])
+            out.loc[i, _FEATURES] = np.concatenate([ttft * scale, tpot * scale])
             out.loc[i, "saturated_model"] = float(batch < 0.9 * c)
     return out
 
 
-def _design(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the linear model in (k_d, k_p, s_ms, s_seq_us, r_ms): TPOT and TTFT rows, in ms."""
+def _is_moe(rows: pd.DataFrame) -> np.ndarray:
+    return np.array([load_model(m).moe is not None for m in rows["model"]], dtype=float)
+
+
+def _design(f: pd.DataFrame, moe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the linear model in (k_d, k_p, s_ms, s_seq_us, r_ms, k_p k_moe): TPOT and TTFT rows,
+    in ms. The prefill features of mixture-of-experts rows (``moe`` = 1) go to the last column."""
     n = len(f)
-    tpot = np.stack([f["tpot_decode"], f["tpot_prefill"], f["tpot_step"], f["tpot_seq"], np.zeros(n)],
-                    axis=1).astype(float)
-    ttft = np.stack([f["ttft_decode"], f["ttft_prefill"], f["ttft_step"], f["ttft_seq"], np.ones(n)],
-                    axis=1).astype(float)
+    dense = 1.0 - moe
+    tpot = np.stack([f["tpot_decode"], f["tpot_prefill"] * dense, f["tpot_step"], f["tpot_seq"], np.zeros(n),
+                     f["tpot_prefill"] * moe], axis=1).astype(float)
+    ttft = np.stack([f["ttft_decode"], f["ttft_prefill"] * dense, f["ttft_step"], f["ttft_seq"], np.ones(n),
+                     f["ttft_prefill"] * moe], axis=1).astype(float)
     return tpot, ttft
 
 
-def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame) -> Overheads:
-    """(k_d, k_p, s, r) minimising the relative error of TPOT and of TTFT, each set weighted
-    equally (bounded linear least squares), on unsaturated rows."""
+def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 1.0) -> Overheads:
+    """(k_d, k_p, s, s_seq, r, k_moe) minimising the relative error of TPOT and of TTFT, each set
+    weighted equally (bounded linear least squares), on unsaturated rows. Without a
+    mixture-of-experts row the MoE prefill scale is ``moe_default``."""
     from scipy.optimize import lsq_linear
 
     ok = ~rows["saturated"].to_numpy()
-    tpot, ttft = _design(feats[ok])
+    moe = _is_moe(rows[ok])
+    tpot, ttft = _design(feats[ok], moe)
     y1, y2 = rows.loc[ok, "tpot_ms"].to_numpy(float), rows.loc[ok, "ttft_ms"].to_numpy(float)
     a = np.concatenate([tpot / y1[:, None], ttft / y2[:, None]])
-    k_d, k_p, s, s_seq, r = lsq_linear(a, np.ones(len(a)), bounds=BOUNDS).x
+    lo, hi = map(np.array, BOUNDS)
+    if not moe.any():  # nothing to fit the MoE column on: pin it
+        a[:, 5] = 0.0
+    k_d, k_p, s, s_seq, r, k_pm = lsq_linear(a, np.ones(len(a)), bounds=(lo, hi)).x
     return Overheads(step_overhead_ms=float(s), seq_overhead_us=float(s_seq), request_overhead_ms=float(r),
-                     decode_scale=float(k_d), prefill_scale=float(k_p), source="fitted")
+                     decode_scale=float(k_d), prefill_scale=float(k_p),
+                     moe_prefill_scale=float(k_pm / k_p) if moe.any() else moe_default, source="fitted")
 
 
-def predict_rows(feats: pd.DataFrame, o: Overheads) -> tuple[np.ndarray, np.ndarray]:
-    """(TTFT ms, TPOT ms) of every row with overheads ``o``."""
-    tpot, ttft = _design(feats)
-    x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms])
+def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows)."""
+    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe)
+    x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms,
+                  o.prefill_scale * o.moe_prefill_scale])
     return ttft @ x, tpot @ x
 
 
@@ -186,7 +216,7 @@ def fit_by_framework(rows: pd.DataFrame, feats: pd.DataFrame, min_rows: int = 8)
     fits = {"any": fit_overheads(rows, feats)}
     for fw, g in rows.groupby("framework"):
         if (~g["saturated"]).sum() >= min_rows:
-            fits[str(fw)] = fit_overheads(g, feats.loc[g.index])
+            fits[str(fw)] = fit_overheads(g, feats.loc[g.index], moe_default=fits["any"].moe_prefill_scale)
     return fits
 
 
@@ -194,7 +224,7 @@ def _predict_with(rows: pd.DataFrame, feats: pd.DataFrame, fits: dict[str, Overh
     out = pd.DataFrame(index=rows.index, columns=["pred_ttft_ms", "pred_tpot_ms"], dtype=float)
     for fw, g in rows.groupby("framework"):
         o = fits.get(str(fw), fits["any"])
-        t, p = predict_rows(feats.loc[g.index], o)
+        t, p = predict_rows(feats.loc[g.index], o, _is_moe(g))
         out.loc[g.index, "pred_ttft_ms"], out.loc[g.index, "pred_tpot_ms"] = t, p
     return out
 
@@ -263,13 +293,13 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
             "rows": int(ok.sum()),
             "method": "scipy.optimize.lsq_linear on the relative error of TPOT and TTFT; bounds "
                       + ", ".join(f"{n} {lo}-{hi}" for n, lo, hi in zip(
-                          ("decode_scale", "prefill_scale", "step_overhead_ms", "seq_overhead_us",
-                           "request_overhead_ms"), *BOUNDS)),
+                          _PARAMS[:5] + ("prefill_scale x moe_prefill_scale",), *BOUNDS)),
         },
         "frameworks": {fw: {"decode_scale": round(o.decode_scale, 4), "prefill_scale": round(o.prefill_scale, 4),
                             "step_overhead_ms": round(o.step_overhead_ms, 4),
                             "seq_overhead_us": round(o.seq_overhead_us, 3),
                             "request_overhead_ms": round(o.request_overhead_ms, 3),
+                            "moe_prefill_scale": round(o.moe_prefill_scale, 4),
                             "train_rows": int((ok & ((rows["framework"] == fw) | (fw == "any"))).sum())}
                        for fw, o in fits.items()},
     }
