@@ -162,6 +162,15 @@ _DECLARED = (
     Metric("serving_kv_utilization", "fraction", "min", "serving KV-cache utilization (fraction)", "",
            "share of the KV capacity in use", "serving"),
     Metric("serving_mean_batch", "requests", "max", "serving running requests (requests)", "", "running requests", "serving"),
+    # disaggregated prefill and decode (roofline.serving.disagg_columns; 0 in the aggregated mode)
+    Metric("prefill_instances", "instances", "min", "prefill instances", "P",
+           "prefill instances of a disaggregated deployment (x of xPyD; 0: aggregated)", "serving"),
+    Metric("decode_instances", "instances", "min", "decode instances", "D",
+           "decode instances of a disaggregated deployment (y of xPyD; 0: aggregated)", "serving"),
+    Metric("kv_transfer_ms", "ms", "min", "KV transfer (ms)", "KV xfer ms",
+           "mean time from the end of a prompt's prefill to its KV cache on the decode instance (KV bytes of the "
+           "prompt / link bandwidth + latency; overlapped: what the prefill pass does not hide); part of TTFT; 0 "
+           "aggregated", "serving", limit="max"),
     # roofline serve (serving simulation); its ttft/tpot/e2e/throughput/goodput reuse the names above
     Metric("itl_ms", "ms", "min", "inter-token latency (ms)", "ITL ms",
            "inter-token latency: time between two consecutive token deliveries of a request", "serve"),

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from roofline.cli._common import check_output, fail, print_table, user_errors
+from roofline.cli._serve_disagg import DisaggOptions, run_fixed, run_search
 from roofline.cli.predict import CostBasis, DTypeOpt, KVDType, _cost_parameters
 
 app = typer.Typer(no_args_is_help=True)
@@ -18,6 +19,17 @@ class Framework(str, Enum):
     vllm = "vllm"
     sglang = "sglang"
     trtllm = "trtllm"
+
+
+class KVPath(str, Enum):
+    auto = "auto"
+    intra = "intra"
+    inter = "inter"
+
+
+class DisaggObjective(str, Enum):
+    per_device = "per-device"
+    per_kusd = "per-kusd"
 
 
 def _numbers(text: str | None, option: str, kind: type) -> list | None:
@@ -103,16 +115,63 @@ def serve(
     = False,
     cost_basis: Annotated[CostBasis, typer.Option(
         help="Dollars as manufacturing cost or as price (sourced device prices, fitted margin).")] = "manufacturing",
+    disagg: Annotated[bool, typer.Option("--disagg", help="Disaggregated prefill/decode: search x:y, per-pool tp "
+                                                          "and devices for the SLO; best agg and disagg side by side.")]
+    = False,
+    prefill: Annotated[str | None, typer.Option(help="Fixed prefill pool, e.g. \"tp=4,count=2\" (with --decode).")]
+    = None,
+    decode: Annotated[str | None, typer.Option(help="Fixed decode pool, e.g. \"tp=8,count=1\" (with --prefill).")]
+    = None,
+    prefill_hardware: Annotated[str | None, typer.Option(
+        help="Device of the prefill pool (default -H); with --disagg a comma-separated list to search.")] = None,
+    decode_hardware: Annotated[str | None, typer.Option(
+        help="Device of the decode pool (default: the prefill device); with --disagg a list.")] = None,
+    kv_bandwidth: Annotated[float | None, typer.Option(
+        "--kv-bandwidth", help="KV transfer link, GB/s per device per direction (default: the device spec's).")]
+    = None,
+    kv_path: Annotated[KVPath, typer.Option("--kv-path", help="KV transfer over the intra-node or inter-node "
+                                                              "links (auto: intra when the pools fit one node).")]
+    = KVPath.auto,
+    kv_overlap: Annotated[bool, typer.Option("--kv-overlap", help="KV transfer overlaps the prefill layer by "
+                                                                  "layer.")] = False,
+    max_devices: Annotated[int, typer.Option(help="--disagg: devices of a deployment at most.")] = 16,
+    objective: Annotated[DisaggObjective, typer.Option(help="--disagg: goodput per device or per 1000 USD "
+                                                            "(on --cost-basis).")] = DisaggObjective.per_device,
 ) -> None:
     """Serving metrics: continuous batching, chunked prefill, KV capacity, queueing, SLO goodput."""
     from roofline.validation import serve_fitted as run
 
+    opts = DisaggOptions(disagg, prefill, decode, prefill_hardware, decode_hardware, kv_bandwidth, kv_path.value,
+                         kv_overlap, max_devices, objective.value, str(getattr(cost_basis, "value", cost_basis)))
+    opts.check(attention_dp=attention_dp, simulate=simulate, plot=plot is not None, report=report)
+    if opts.disagg:
+        from roofline.serving import SpeculativeDecoding, engine_defaults
+
+        settings = engine_defaults(framework.value).with_overrides(
+            max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+            gpu_memory_utilization=gpu_memory_utilization,
+            speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
+        run_search(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
+                   input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),
+                   framework=framework.value, settings=settings, datasheet=datasheet, slo_ttft_ms=slo_ttft_ms,
+                   slo_tpot_ms=slo_tpot_ms)
+        return
     loads_c = _numbers(concurrency, "--concurrency", int)
     loads_r = _numbers(rate, "--rate", float)
     if sum(x is not None for x in (loads_c, loads_r, trace)) != 1:
         raise fail("give exactly one of --concurrency, --rate and --trace")
     if plot is not None:
         check_output(plot.with_suffix(".html"), force)
+    if opts.fixed:
+        run_fixed(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
+                  input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),
+                  concurrency=loads_c, rate_rps=loads_r, trace=str(trace) if trace else None,
+                  num_requests=num_requests, prefix_hit=prefix_hit, framework=framework.value,
+                  max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                  gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
+                  slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
+                  prefetch=prefetch, seed=seed)
+        return
     report_path = (plot.parent if plot is not None else Path()) / "report.html"
     if report:
         check_output(report_path, force)

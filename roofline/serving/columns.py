@@ -19,6 +19,8 @@ A ``serving:`` block::
       gpu_memory_utilization: 0.9
       attention_dp: 1
       prefix_hit: 0.0
+      disagg: {prefill: "tp=2,count=2", decode: "tp=4"}   # optional: disaggregated pools
+                                                          # (roofline.serving.disagg_columns)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
 from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.disagg_columns import DisaggBlock, disagg_columns, parse_disagg_block
 from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import load_overheads
 from roofline.serving.serve import benchmark_requests
@@ -51,7 +54,7 @@ SERVING_METRICS = descriptions("serving")
 #: Concurrencies tried for ``slo_max_concurrency``: 1, 2, 3, 4, 6, 8, 12, ... 4096.
 SLO_CONCURRENCIES = np.unique(np.concatenate([2 ** np.arange(13), 3 * 2 ** np.arange(11)])).astype(float)
 _KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
-         "gpu_memory_utilization", "attention_dp", "prefix_hit")
+         "gpu_memory_utilization", "attention_dp", "prefix_hit", "disagg")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class ServingBlock:
     slo_ttft_ms: float | None = None
     slo_tpot_ms: float | None = None
     prefix_hit: float = 0.0
+    disagg: DisaggBlock | None = None  # disaggregated prefill and decode pools
 
 
 def parse_serving_block(data: Any, file: str) -> ServingBlock:
@@ -94,8 +98,11 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
     hit = data.get("prefix_hit", 0.0)
     if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
         raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")
+    disagg = parse_disagg_block(data["disagg"], where) if "disagg" in data else None
+    if disagg is not None and settings.attention_dp != 1:
+        raise SpecError(f"{where}.attention_dp: not modelled with disaggregated pools (serving.disagg); leave it at 1")
     return ServingBlock(settings, number("concurrency", True) or 64, number("slo_ttft_ms"), number("slo_tpot_ms"),
-                        float(hit))
+                        float(hit), disagg)
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,13 @@ def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
                     block: ServingBlock, hardware: HardwareSpec, cost_params: CostParameters) -> dict[str, np.ndarray]:
     """:data:`SERVING_METRICS` columns for the ``hw.n`` configurations of ``hardware`` (no NaN: 0
     where undefined, and where a device without a ``die`` block has no cost or energy)."""
+    if block.disagg is not None:  # x prefill and y decode instances (roofline.serving.disagg_columns)
+        s = block.settings
+        columns = disagg_columns(model, workload, hw, block.disagg, s, load_overheads(s.framework),
+                                 concurrency=block.concurrency, concurrencies=SLO_CONCURRENCIES,
+                                 slo_ttft_ms=block.slo_ttft_ms, slo_tpot_ms=block.slo_tpot_ms,
+                                 prefix_hit=block.prefix_hit, hardware=hardware, cost_params=cost_params)
+        return {k: columns[k] for k in SERVING_METRICS}
     points = serving_points(model, workload, par, hw, block)
     r = points.at_block
     columns = {
@@ -191,6 +205,7 @@ def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
         "serving_kv_utilization": r["kv_utilization"], "serving_mean_batch": r["mean_batch"],
     }
     columns |= serving_cost_columns(points, model, workload, par, hw, block, hardware, cost_params)
+    columns |= {"prefill_instances": np.zeros(hw.n), "decode_instances": np.zeros(hw.n), "kv_transfer_ms": np.zeros(hw.n)}
     return {k: columns[k] for k in SERVING_METRICS}
 
 

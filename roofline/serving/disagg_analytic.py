@@ -1,0 +1,173 @@
+"""Steady-state model of disaggregated serving, vectorized over configurations: means only.
+
+Configuration i has ``x`` prefill and ``y`` decode instances (rows ``prefill_row`` and
+``decode_row`` of two :class:`~roofline.serving.step_cost.StepCost` objects, so candidates of
+different devices and parallelism evaluate together), a prompt of ``p`` tokens (``q`` of them to
+prefill), ``O`` output tokens and a KV transfer of ``t_x`` seconds.
+
+- **Prefill pool**: each instance is a single server of deterministic service ``S``, the
+  prefill of one prompt alone (:func:`prefill_alone_s`, chunk by chunk as the simulator, with
+  the per-step overheads), fed ``X / x`` requests per second: the M/D/1 queue,
+  ``rho = X S / x`` and mean wait ``W_p = rho S / (2 (1 - rho))``; saturated when ``rho >= 1``.
+- **Decode pool**: ``b`` running sequences per instance take ``d = ceil((O - 1) / tps)`` steps of
+  ``step(b) = decode_scale (body(b v) + head(b) + attention(K)) + overheads``, with the summed KV
+  ``K = b (p + 1 + (d - 1) tps / 2)`` (the mean over a request's life), so an instance finishes
+  ``b / (d step(b))`` requests per second. ``b`` is at most ``max_num_seqs`` and the sequences
+  whose prompt + output fit in the KV capacity (the simulator reserves both at admission).
+- **TTFT** = request overhead + ``W_p`` + ``S`` + ``t_x``; **TPOT** = (decode admission wait +
+  ``d step(b)``) / (O - 1).
+- **Closed loop** at concurrency ``C``: throughput ``X(b) = y b / (d step(b))`` and Little's law
+  ``C(b) = X(b) (TTFT + d step(b))`` rise with ``b``; ``b`` solves ``C(b) = C`` (bisection). When
+  even a full decode pool holds fewer, the rest wait for a decode slot: ``(C - C(b_max)) / X``.
+- **Open loop** at rate ``R``: ``b`` solves ``b = (R / y) d step(b)``; saturated (TTFT null) when
+  either pool cannot sustain ``R``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from roofline.serving.step_cost import StepCost
+
+__all__ = ["disagg_steady_state", "prefill_alone_s", "decode_step_s", "DISAGG_ANALYTIC_NOTE"]
+
+DISAGG_ANALYTIC_NOTE = ("analytic steady-state model of disaggregated serving (M/D/1 prefill pools, decode pools "
+                        "at their steady batch): means only; percentiles need the event simulator (--simulate)")
+_BISECTIONS = 60
+
+
+def _interp(grid: np.ndarray, table: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    i = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+    lo, hi = table[rows, i], table[rows, i + 1]
+    return np.where(x <= 0, 0.0, lo + (x - grid[i]) / (grid[i + 1] - grid[i]) * (hi - lo))
+
+
+def prefill_alone_s(cost: StepCost, rows: np.ndarray, prompt: np.ndarray, prefill: np.ndarray,
+                    budget: np.ndarray) -> np.ndarray:
+    """Seconds of the chunked-prefill steps of one prompt alone on an instance (model time, no
+    scales or overheads): chunk k has ``c_k = min(M, left)`` tokens after ``done_k`` cached ones,
+    ``body(c_k) + attention(c_k done_k + c_k (c_k + 1) / 2 pairs)``, and the last one samples.
+    Loops over the chunks of the longest prompt (a handful), not over configurations."""
+    rows = np.asarray(rows, dtype=int)
+    prompt, prefill, budget = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(prompt, prefill, budget))
+    total = np.zeros(np.broadcast(rows, prompt).shape)
+    done = prompt - prefill
+    left = prefill.copy()
+    for _ in range(int(np.max(np.ceil(prefill / budget)))):
+        c = np.minimum(left, budget)
+        active = c > 0
+        pairs = c * done + c * (c + 1) / 2
+        compute = cost.pre_compute_per_pair_s[rows] * pairs
+        memory = cost.dec_memory_per_kv_s[rows] * done + cost.pre_memory_per_token_s[rows] * c
+        last = (left <= budget).astype(float)
+        step = (_interp(cost.tokens, cost.body_s, rows, c) + _interp(cost.tokens, cost.head_s, rows, last)
+                + np.maximum(compute, memory))
+        total = total + np.where(active, step, 0.0)
+        done, left = done + c, left - c
+    return total
+
+
+def decode_step_s(cost: StepCost, rows: np.ndarray, b: np.ndarray, kv_per_seq: np.ndarray, verify: np.ndarray,
+                  scale: np.ndarray | float, step_overhead_s: np.ndarray | float,
+                  seq_overhead_s: np.ndarray | float) -> np.ndarray:
+    """Seconds of a decode-only step of ``b`` sequences of ``kv_per_seq`` KV tokens each (with
+    the one they add), ``verify`` tokens each: ``scale x (body + head + attention) + overheads``."""
+    k = b * kv_per_seq
+    attention = np.maximum(cost.dec_compute_per_kv_s[rows] * k,
+                           cost.dec_memory_per_kv_s[rows] * k + cost.dec_memory_per_seq_s[rows] * b)
+    unit = _interp(cost.tokens, cost.body_s, rows, b * verify) + _interp(cost.tokens, cost.head_s, rows, b) + attention
+    return scale * unit + step_overhead_s + seq_overhead_s * b
+
+
+def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefill_row: np.ndarray,
+                        decode_row: np.ndarray, prompt: np.ndarray, output: np.ndarray, prefill: np.ndarray,
+                        prefill_count: np.ndarray, decode_count: np.ndarray, transfer_s: np.ndarray,
+                        decode_kv_capacity_tokens: np.ndarray, prefill_budget: np.ndarray,
+                        decode_max_num_seqs: np.ndarray, block_tokens: np.ndarray,
+                        concurrency: np.ndarray | None = None, rate_rps: np.ndarray | None = None,
+                        verify_tokens: np.ndarray | float = 1.0, tokens_per_step: np.ndarray | float = 1.0,
+                        prefill_scale: np.ndarray | float = 1.0, decode_scale: np.ndarray | float = 1.0,
+                        prefill_step_overhead_s: np.ndarray | float = 0.0,
+                        decode_step_overhead_s: np.ndarray | float = 0.0,
+                        prefill_seq_overhead_s: np.ndarray | float = 0.0,
+                        decode_seq_overhead_s: np.ndarray | float = 0.0,
+                        request_overhead_s: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+    """Mean metrics of n disaggregated configurations (every argument broadcasts to (n,)).
+
+    Give ``concurrency`` (closed loop, over the whole deployment) or ``rate_rps`` (open loop).
+    Returns seconds and per-second arrays: ``ttft_s``, ``tpot_s``, ``itl_s``, ``e2e_s``,
+    ``throughput_rps``, ``throughput_tok_s``, ``kv_utilization`` (decode pool), ``mean_batch``
+    (running requests over both pools), ``decode_batch`` (per decode instance),
+    ``prefill_utilization`` (rho), ``saturated``, ``transfer_s``.
+    """
+    load = concurrency if concurrency is not None else rate_rps
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (
+        load, prompt, output, prefill, prefill_count, decode_count, transfer_s, decode_kv_capacity_tokens,
+        prefill_budget, decode_max_num_seqs, block_tokens, verify_tokens, tokens_per_step, prefill_scale,
+        decode_scale, prefill_step_overhead_s, decode_step_overhead_s, prefill_seq_overhead_s,
+        decode_seq_overhead_s, request_overhead_s, prefill_row, decode_row)))
+    (load, prompt, output, prefill, x, y, t_x, cap, budget, max_seqs, block, verify, tps, k_p, k_d, s_p, s_d,
+     q_p, q_d, s_req, p_row, d_row) = (np.atleast_1d(a) for a in arrays)
+    p_row, d_row = p_row.astype(int), d_row.astype(int)
+    n_p = np.ceil(prefill / budget - 1e-9)
+    service = k_p * prefill_alone_s(prefill_cost, p_row, prompt, prefill, budget) + n_p * (s_p + q_p)
+    d = np.ceil(np.maximum(output - 1, 0) / tps - 1e-9)
+    kv_per_seq = prompt + 1 + np.maximum(d - 1, 0) * tps / 2
+    per_seq_blocks = np.ceil((prompt + output) / block) * block
+    b_max = np.maximum(np.minimum(max_seqs, np.floor(cap / per_seq_blocks)), 1.0)
+
+    def decode_rate(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(requests/s of the decode pool, decode time of a request) with b per instance."""
+        step = decode_step_s(decode_cost, d_row, b, kv_per_seq, verify, k_d, s_d, q_d)
+        life = np.maximum(d * step, 1e-30)
+        return np.where(d > 0, y * b / life, np.inf), d * step
+
+    def prefill_wait(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rho = rate * service / x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wait = np.where(rho < 1, rho * service / (2 * np.maximum(1 - rho, 1e-300)), np.inf)
+        return rho, wait
+
+    lo, hi = np.zeros_like(load), b_max.copy()
+    wait_d = np.zeros_like(load)
+    if concurrency is not None:
+        def in_system(b: np.ndarray) -> np.ndarray:
+            rate, dec = decode_rate(b)
+            _, wait = prefill_wait(rate)
+            return np.where(np.isfinite(wait), rate * (s_req + wait + service + t_x + dec), np.inf)
+
+        full = in_system(hi)
+        for _ in range(_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            above = in_system(mid) >= load
+            hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+        decode_full = full < load
+        b = np.where(decode_full, b_max, lo)
+        rate, dec = decode_rate(b)
+        wait_d = np.where(decode_full, (load - np.where(decode_full, full, 0.0)) / rate, 0.0)
+        saturated = np.zeros(load.shape, dtype=bool)
+    else:
+        rate = load
+        for _ in range(_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            r_mid, _ = decode_rate(mid)
+            above = r_mid >= rate
+            hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+        r_max, _ = decode_rate(b_max)
+        rho_top = rate * service / x
+        saturated = (r_max < rate) | (rho_top >= 1)
+        b = np.where(r_max < rate, b_max, hi)
+        _, dec = decode_rate(b)
+        rate = np.where(saturated, np.minimum(r_max, x / service), rate)
+    rho, wait_p = prefill_wait(rate)
+    ttft = s_req + np.where(np.isfinite(wait_p), wait_p, 0.0) + service + t_x
+    tpot = np.where(output > 1, (wait_d + dec) / np.maximum(output - 1, 1), 0.0)
+    step = np.where(d > 0, dec / np.maximum(d, 1), 0.0)
+    return {
+        "ttft_s": ttft, "tpot_s": tpot, "itl_s": step, "e2e_s": ttft + (output - 1) * tpot,
+        "throughput_rps": rate, "throughput_tok_s": rate * output,
+        "kv_utilization": np.minimum(b * kv_per_seq / cap, 1.0),
+        "mean_batch": rate * service + y * b,
+        "decode_batch": b, "prefill_utilization": np.minimum(rho, 1.0), "saturated": saturated,
+        "transfer_s": t_x,
+    }

@@ -1,0 +1,167 @@
+"""Sweep and search columns of a disaggregated deployment: ``serving: {disagg: {...}}``.
+
+With a ``disagg:`` entry in a sweep file's ``serving:`` block, the serving metrics of every
+hardware configuration are those of ``x`` prefill and ``y`` decode instances of that
+configuration (both pools on the swept device), from the vectorized model of
+:mod:`roofline.serving.disagg_analytic` at the block's concurrency, and the SLO search over
+:data:`~roofline.serving.columns.SLO_CONCURRENCIES` as in the aggregated mode::
+
+    serving:
+      concurrency: 64
+      slo_ttft_ms: 2000
+      slo_tpot_ms: 30
+      disagg: {prefill: "tp=2,count=2", decode: "tp=4", kv_bandwidth_GBps: 50, kv_path: inter, kv_overlap: true}
+
+``kv_bandwidth_GBps`` (per device per direction) and ``kv_path`` (``auto``, ``intra``,
+``inter``) are optional: by default the KV link is the swept device's own (its
+``link_bandwidth_GBps``/``inter_node_bandwidth_GBps`` and their efficiencies), so sweeping
+those fields sweeps the KV link too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from roofline.cost import CostParameters
+from roofline.economics import serving_economic_columns
+from roofline.exceptions import SpecError
+from roofline.hardware import HardwareSpec
+from roofline.model import ModelSpec
+from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.disagg import PoolSpec
+from roofline.serving.disagg_analytic import disagg_steady_state, prefill_alone_s
+from roofline.serving.kv_transfer import KV_PATHS, kv_link_arrays, kv_transfer_bytes, kv_transfer_s
+from roofline.serving.metrics import meets_slo
+from roofline.serving.overheads import Overheads
+from roofline.serving.settings import EngineSettings
+from roofline.serving.step_cost import StepCost, build_step_cost, token_grid
+from roofline.timing import HardwareArrays
+from roofline.workload import Parallelism, Workload
+
+__all__ = ["DisaggBlock", "parse_disagg_block", "disagg_columns", "NOT_MODELLED"]
+
+#: Serving columns with no disaggregated model yet: power, energy and TCO need the step energy of
+#: both pools (roofline.serving.economics models one replica); they are 0, as for a device without
+#: a die block.
+NOT_MODELLED = ("serving_power_w", "serving_energy_j_per_token", "serving_tco_usd_per_mtok",
+                "goodput_tok_s_per_tco_kusd", "slo_max_goodput_tok_s_per_tco_kusd")
+_KEYS = ("prefill", "decode", "kv_bandwidth_GBps", "kv_path", "kv_overlap")
+
+
+@dataclass(frozen=True)
+class DisaggBlock:
+    """The parsed ``serving.disagg`` entry of a sweep file."""
+
+    prefill: PoolSpec
+    decode: PoolSpec
+    kv_bandwidth_GBps: float | None = None
+    kv_path: str = "auto"
+    kv_overlap: bool = False
+
+    @property
+    def devices(self) -> int:
+        return self.prefill.devices + self.decode.devices
+
+
+def parse_disagg_block(data: Any, where: str) -> DisaggBlock:
+    """Check ``serving.disagg``; errors name the file and the key (``where`` is "FILE: serving")."""
+    where = f"{where}.disagg"
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping of {', '.join(_KEYS)}")
+    unknown = [k for k in data if k not in _KEYS]
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(_KEYS)})")
+    pools = []
+    for key in ("prefill", "decode"):
+        if key not in data:
+            raise SpecError(f"{where}.{key}: missing; a pool such as \"tp=4,count=2\"")
+        pools.append(PoolSpec.parse(str(data[key]), f"{where}.{key}"))
+    bw = data.get("kv_bandwidth_GBps")
+    if bw is not None and (isinstance(bw, bool) or not isinstance(bw, (int, float)) or not 0 < bw < float("inf")):
+        raise SpecError(f"{where}.kv_bandwidth_GBps: must be a positive number of GB/s, got {bw!r}")
+    path = data.get("kv_path", "auto")
+    if path not in KV_PATHS:
+        raise SpecError(f"{where}.kv_path: {path!r} is not allowed; choose one of {', '.join(KV_PATHS)}")
+    overlap = data.get("kv_overlap", False)
+    if not isinstance(overlap, bool):
+        raise SpecError(f"{where}.kv_overlap: must be true or false, got {overlap!r}")
+    return DisaggBlock(pools[0], pools[1], None if bw is None else float(bw), path, overlap)
+
+
+def _pool_cost(model: ModelSpec, workload: Workload, pool: PoolSpec, hw: HardwareArrays, settings: EngineSettings,
+               grid: np.ndarray) -> tuple[StepCost, np.ndarray]:
+    par = Parallelism(tp=pool.tp, pp=pool.pp, ep=pool.ep)
+    cap = kv_capacity_tokens(model, workload, par, hw.hbm_capacity_bytes,
+                             gpu_memory_utilization=settings.gpu_memory_utilization,
+                             max_num_batched_tokens=settings.max_num_batched_tokens,
+                             block_tokens=settings.block_tokens, name=model.name)
+    return build_step_cost(model, workload, par, hw, grid), cap
+
+
+def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, block: DisaggBlock,
+                   settings: EngineSettings, overheads: Overheads, *, concurrency: int, concurrencies: np.ndarray,
+                   slo_ttft_ms: float | None, slo_tpot_ms: float | None, prefix_hit: float,
+                   hardware: HardwareSpec, cost_params: CostParameters) -> dict[str, np.ndarray]:
+    """The serving columns (``roofline.serving.columns.SERVING_METRICS``) of the disaggregated
+    deployment on the ``hw.n`` configurations of ``hardware`` (both pools): goodput per 1000 USD
+    of all its devices; :data:`NOT_MODELLED` columns are 0."""
+    n = hw.n
+    grid = token_grid(settings.max_num_batched_tokens + min(settings.max_num_seqs, int(concurrencies[-1])),
+                      ratio=1.25)
+    p_cost, _ = _pool_cost(model, workload, block.prefill, hw, settings, grid)
+    d_cost, d_cap = _pool_cost(model, workload, block.decode, hw, settings, grid)
+    prompt, output = float(workload.input_len), float(workload.output_len)
+    prefill = max(prompt - np.floor(prompt * prefix_hit), 1.0)
+    rows = np.arange(n)
+    alone = overheads.prefill_scale * prefill_alone_s(p_cost, rows, prompt, prefill,
+                                                      float(settings.max_num_batched_tokens))
+    link = kv_link_arrays(hw, block.prefill.instance_devices, block.decode.instance_devices,
+                          total_devices=block.devices, path=block.kv_path, bandwidth_GBps=block.kv_bandwidth_GBps)
+    t_x = kv_transfer_s(kv_transfer_bytes(model, workload, prompt)[0], link, prefill_s=alone,
+                        layers=model.num_layers, overlap=block.kv_overlap)
+    o, s = overheads, settings
+
+    def evaluate(load: np.ndarray, r: np.ndarray) -> dict[str, np.ndarray]:
+        return disagg_steady_state(
+            p_cost, d_cost, prefill_row=r, decode_row=r, prompt=prompt, output=output, prefill=prefill,
+            prefill_count=block.prefill.count, decode_count=block.decode.count, transfer_s=t_x[r],
+            decode_kv_capacity_tokens=d_cap[r], prefill_budget=s.max_num_batched_tokens,
+            decode_max_num_seqs=s.max_num_seqs, block_tokens=s.block_tokens, concurrency=load,
+            verify_tokens=s.speculative.verify_tokens, tokens_per_step=s.speculative.tokens_per_step,
+            prefill_scale=o.prefill_scale, decode_scale=o.decode_scale, prefill_step_overhead_s=o.step_overhead_s,
+            decode_step_overhead_s=o.step_overhead_s, prefill_seq_overhead_s=o.seq_overhead_s,
+            decode_seq_overhead_s=o.seq_overhead_s, request_overhead_s=o.request_overhead_s)
+
+    def meets(r: dict[str, np.ndarray]) -> np.ndarray:
+        return ~r["saturated"] & meets_slo(r["ttft_s"], r["tpot_s"], slo_ttft_ms, slo_tpot_ms)
+
+    r = evaluate(np.full(n, float(concurrency)), rows)
+    goodput = np.where(meets(r), r["throughput_tok_s"], 0.0)
+    k = len(concurrencies)
+    grid = evaluate(np.tile(concurrencies, n), np.repeat(rows, k))
+    grid_ok = meets(grid).reshape(n, k)
+    met = grid_ok.any(axis=1)
+    best_i = k - 1 - np.argmax(grid_ok[:, ::-1], axis=1)
+    best = np.where(met, concurrencies[best_i], 0.0)
+    slo_max_goodput = np.where(met, grid["throughput_tok_s"].reshape(n, k)[rows, best_i], 0.0)
+
+    def per_kusd(good: np.ndarray) -> np.ndarray:
+        # the cost columns only: the zero power leaves them unchanged (energy and TCO: NOT_MODELLED)
+        cols = serving_economic_columns(cost_params, hardware, hw, devices=block.devices, throughput_tok_s=good,
+                                        goodput_tok_s=good, power_w=np.zeros(n), sustained_scale=np.ones(n))
+        return np.nan_to_num(cols["goodput_tok_s_per_kusd"])
+
+    return dict.fromkeys(NOT_MODELLED, np.zeros(n)) | {
+        "serving_ttft_ms": r["ttft_s"] * 1e3, "serving_tpot_ms": r["tpot_s"] * 1e3,
+        "serving_throughput_tok_s": r["throughput_tok_s"],
+        "serving_tok_s_per_device": r["throughput_tok_s"] / block.devices,
+        "goodput_tok_s": goodput, "goodput_tok_s_per_kusd": per_kusd(goodput),
+        "slo_max_concurrency": best, "slo_max_goodput_tok_s": slo_max_goodput,
+        "slo_max_goodput_tok_s_per_kusd": per_kusd(slo_max_goodput), "serving_kv_utilization": r["kv_utilization"],
+        "serving_mean_batch": r["mean_batch"],
+        "prefill_instances": np.full(n, float(block.prefill.count)),
+        "decode_instances": np.full(n, float(block.decode.count)), "kv_transfer_ms": t_x * 1e3,
+    }
