@@ -224,3 +224,23 @@ def test_memory_tiers_and_the_grace_share_by_hand(params) -> None:
     own = dataclasses.replace(gh200.memory.extra_tiers[0], cost_usd_per_GiB=2.0)
     spec = dataclasses.replace(gh200, memory=dataclasses.replace(gh200.memory, extra_tiers=(own,)))
     assert memory_tiers_usd(params, spec) == pytest.approx(480 * 2.0 + 700)
+
+
+def test_a_cost_file_written_before_the_tiers_section_still_loads_with_a_notice(tmp_path) -> None:
+    """Users' cost files from before memory tiers were priced lack ``tiers:``; they load with the
+    bundled section and one notice naming the file, and give the same costs as the default."""
+    import yaml
+
+    from roofline.cost.parameters import DEFAULT_COST_SPEC
+    from roofline.exceptions import SpecDeprecationWarning
+
+    doc = yaml.safe_load(DEFAULT_COST_SPEC.read_text())
+    del doc["tiers"]
+    old = tmp_path / "my_costs.yaml"
+    old.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.warns(SpecDeprecationWarning, match=r"my_costs.yaml: no tiers section"):
+        params = load_cost_parameters(old)
+    default = load_cost_parameters()
+    assert params.table("tiers.usd_per_GB") == default.table("tiers.usd_per_GB")
+    spec = load_hardware("h100-sxm")
+    assert float(hardware_cost(params, spec).total_usd) == float(hardware_cost(default, spec).total_usd)

@@ -262,6 +262,7 @@ class CostParameters:
             doc = read_yaml(Path(path))
         except SpecError as exc:
             raise SpecError(f"{exc} (a cost YAML such as {DEFAULT_COST_SPEC})") from None
+        doc = _with_later_sections(doc, Path(path))
         values, provenance, aliases = _parse_document(doc, origin)
         return cls(MappingProxyType(values), MappingProxyType(provenance), MappingProxyType(aliases), origin)
 
@@ -357,6 +358,29 @@ class CostParameters:
     def plausible_range(self, key: str) -> tuple[float, float] | None:
         """The ``range`` the file gives for a parameter, or None."""
         return self.provenance.get(key, {}).get("range")
+
+
+#: Sections added after users first wrote their own cost files: a file without one takes it
+#: from the bundled default (with a notice) instead of failing to load.
+LATER_SECTIONS = ("tiers",)
+
+
+def _with_later_sections(doc: Any, path: Path) -> Any:
+    """``doc`` completed with the bundled default's later sections it lacks (one notice per file)."""
+    if not isinstance(doc, Mapping) or path.resolve() == Path(DEFAULT_COST_SPEC).resolve():
+        return doc
+    missing = [name for name in LATER_SECTIONS if name not in doc]
+    if not missing:
+        return doc
+    import warnings
+
+    from roofline.exceptions import SpecDeprecationWarning
+
+    default = read_yaml(Path(DEFAULT_COST_SPEC))
+    warnings.warn(SpecDeprecationWarning(
+        f"{path}: no {', '.join(missing)} section; using the bundled {Path(DEFAULT_COST_SPEC).name}'s "
+        f"(copy it into the file to change it)"), stacklevel=4)
+    return {**doc, **{name: default[name] for name in missing}}
 
 
 def load_cost_parameters(path: str | Path | None = None,
