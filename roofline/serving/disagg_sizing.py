@@ -24,7 +24,7 @@ once and bisects the rate of each: the test that the search finds its optimum.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -151,10 +151,9 @@ def build_candidates(p: SizingProblem) -> Candidates:
     if not items:
         raise SpecError(f"{p.model.name}: no candidate instance fits (tp in {', '.join(map(str, p.tps))}); "
                         "allow a larger tp or a smaller dtype")
-    stacked = StepCost(costs[0].tokens, *(np.concatenate([getattr(c, f) for c in costs])
-                                          for f in ("body_s", "head_s", "dec_compute_per_kv_s", "dec_memory_per_kv_s",
-                                                    "dec_memory_per_seq_s", "pre_compute_per_pair_s",
-                                                    "pre_memory_per_token_s")))
+    # every per-configuration coefficient, whatever fields the step cost has (one token grid)
+    stacked = StepCost(costs[0].tokens, **{f.name: np.concatenate([getattr(c, f.name) for c in costs])
+                                           for f in fields(StepCost) if f.name != "tokens"})
     return Candidates(tuple(items), stacked, np.array(caps))
 
 
