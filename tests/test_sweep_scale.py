@@ -15,9 +15,8 @@ from roofline.exceptions import SpecError
 from roofline.sweep import measure_budget, run_sweep
 from roofline.sweepfile import SweepBudget, sweep_budget, sweep_from_dict
 
-from ._reliability import SMALL_SWEEP, cli, one_line_error
-
-__all__ = ["cli"]  # a fixture
+from ._reliability import SMALL_SWEEP
+from .conftest import one_line_error
 
 
 def test_budget_of_a_tiny_sweep_says_under_a_second_and_a_megabyte() -> None:
