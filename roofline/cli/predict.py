@@ -115,17 +115,15 @@ def _cost_parameters(basis: str) -> Any:
     return load_cost_parameters(overrides={"basis.cost": basis})
 
 
-_ECONOMIC_ROWS = (("device_cost_usd", "device cost (USD)"), ("system_cost_usd", "system cost (USD)"),
-                  ("tok_s_per_kusd", "tok/s per kUSD"), ("power_w", "average power per device (W)"),
-                  ("energy_j_per_token", "energy per token (J)"),
-                  ("sustained_throughput_tok_s", "sustained throughput, TDP-capped (tok/s)"),
-                  ("tco_usd_per_mtok", "TCO per million tokens (USD)"),
-                  ("tok_s_per_tco_kusd", "tok/s per kUSD of lifetime TCO"))
+#: The cost, power and TCO rows of ``predict``, labelled by the metric registry (roofline.metrics).
+_ECONOMIC_ROWS = ("device_cost_usd", "system_cost_usd", "tok_s_per_kusd", "power_w", "energy_j_per_token",
+                  "sustained_throughput_tok_s", "tco_usd_per_mtok", "tok_s_per_tco_kusd")
 
 
 def _print_economics(p: Prediction) -> None:
     """The cost, power and TCO table (with prefetching as predicted), or a note without a die block."""
     from roofline.economics import ECONOMIC_METRICS, basis_text
+    from roofline.metrics import METRICS
 
     if all(v != v for v in p.economics.values()):
         typer.echo(f"note: {p.hardware} has no die: block, so cost, power and TCO are unknown", err=True)
@@ -133,10 +131,10 @@ def _print_economics(p: Prediction) -> None:
     if p.economics["device_cost_usd"] != p.economics["device_cost_usd"]:
         typer.echo("note: the die is too large to be made from one wafer, so its cost (and TCO) is unknown; "
                    "power and energy are shown", err=True)
-    rows = [[label, p.economics[key]] for key, label in _ECONOMIC_ROWS]
+    rows = [[METRICS[key].label, p.economics[key]] for key in _ECONOMIC_ROWS]
     print_table("cost, power and TCO", ["metric", "value"], rows,
                 caption=basis_text(p.cost_basis) + "\n" + "\n".join(
-                    f"{key}: {ECONOMIC_METRICS[key]}" for key, _ in _ECONOMIC_ROWS[3:]))
+                    f"{key}: {ECONOMIC_METRICS[key]}" for key in _ECONOMIC_ROWS[3:]))
 
 
 def _headline(p: Prediction) -> list[list[Any]]:
