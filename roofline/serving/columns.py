@@ -161,13 +161,13 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
 def serving_cost_columns(points: ServingPoints, model: ModelSpec, workload: Workload, par: Parallelism,
                          hw: HardwareArrays, block: ServingBlock, hardware: HardwareSpec,
                          cost_params: CostParameters) -> dict[str, np.ndarray]:
-    """The cost, power and TCO columns of :data:`SERVING_METRICS` at both operating points (0 where
-    unknown: a device without a ``die`` block)."""
+    """The cost, power and TCO columns of :data:`SERVING_METRICS` at both operating points (NaN where
+    unknown, e.g. a device without a ``die`` block: null in JSON, '-' in tables, never ranked best)."""
     s = block.settings
     energy = None if hardware.die is None else step_energy_of(cost_params, model, workload, par, hardware, hw, s)
     econ = {}
     for name, point in (("block", points.at_block), ("slo_max", points.at_slo_max)):
-        econ[name] = {k: np.nan_to_num(v) for k, v in operating_point_economics(
+        econ[name] = {k: np.asarray(v, dtype=float) for k, v in operating_point_economics(
             cost_params, model, workload, par, hardware, hw, s, throughput_rps=point["throughput_rps"],
             throughput_tok_s=point["throughput_tok_s"], goodput_tok_s=point["goodput_tok_s"],
             mean_step_s=point["itl_s"], mean_running=point["mean_batch"], step_energy=energy,
@@ -185,8 +185,9 @@ def serving_cost_columns(points: ServingPoints, model: ModelSpec, workload: Work
 
 def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
                     block: ServingBlock, hardware: HardwareSpec, cost_params: CostParameters) -> dict[str, np.ndarray]:
-    """:data:`SERVING_METRICS` columns for the ``hw.n`` configurations of ``hardware`` (no NaN: 0
-    where undefined, and where a device without a ``die`` block has no cost or energy)."""
+    """:data:`SERVING_METRICS` columns for the ``hw.n`` configurations of ``hardware`` (0 where a
+    count is empty, e.g. no goodput; NaN where a value is unknown: the cost, energy and TCO of a
+    device without a ``die`` block, or of disaggregated pools' power)."""
     if block.disagg is not None:  # x prefill and y decode instances (roofline.serving.disagg_columns)
         s = block.settings
         columns = disagg_columns(model, workload, hw, block.disagg, s, load_overheads(s.framework),

@@ -107,7 +107,8 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
                    hardware: HardwareSpec, cost_params: CostParameters) -> dict[str, np.ndarray]:
     """The serving columns (``roofline.serving.columns.SERVING_METRICS``) of the disaggregated
     deployment on the ``hw.n`` configurations of ``hardware`` (both pools): goodput per 1000 USD
-    of all its devices; :data:`NOT_MODELLED` columns are 0."""
+    of all its devices; :data:`NOT_MODELLED` columns are NaN (unknown: null in JSON, '-' in tables,
+    never ranked as best)."""
     n = hw.n
     grid = token_grid(settings.max_num_batched_tokens + min(settings.max_num_seqs, int(concurrencies[-1])),
                       ratio=1.25)
@@ -152,9 +153,9 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
         # the cost columns only: the zero power leaves them unchanged (energy and TCO: NOT_MODELLED)
         cols = serving_economic_columns(cost_params, hardware, hw, devices=block.devices, throughput_tok_s=good,
                                         goodput_tok_s=good, power_w=np.zeros(n), sustained_scale=np.ones(n))
-        return np.nan_to_num(cols["goodput_tok_s_per_kusd"])
+        return cols["goodput_tok_s_per_kusd"]
 
-    return dict.fromkeys(NOT_MODELLED, np.zeros(n)) | {
+    return dict.fromkeys(NOT_MODELLED, np.full(n, np.nan)) | {
         "serving_ttft_ms": r["ttft_s"] * 1e3, "serving_tpot_ms": r["tpot_s"] * 1e3,
         "serving_throughput_tok_s": r["throughput_tok_s"],
         "serving_tok_s_per_device": r["throughput_tok_s"] / block.devices,
