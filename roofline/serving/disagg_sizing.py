@@ -153,7 +153,8 @@ def build_candidates(p: SizingProblem) -> Candidates:
                         "allow a larger tp or a smaller dtype")
     stacked = StepCost(costs[0].tokens, *(np.concatenate([getattr(c, f) for c in costs])
                                           for f in ("body_s", "head_s", "dec_compute_per_kv_s", "dec_memory_per_kv_s",
-                                                    "dec_memory_per_seq_s", "pre_compute_per_pair_s",
+                                                    "dec_memory_per_seq_s", "dec_compute_per_seq_s",
+                                                    "pre_compute_per_pair_s",
                                                     "pre_memory_per_token_s")))
     return Candidates(tuple(items), stacked, np.array(caps))
 
