@@ -73,7 +73,7 @@ def decode_step_s(cost: StepCost, rows: np.ndarray, b: np.ndarray, kv_per_seq: n
     """Seconds of a decode-only step of ``b`` sequences of ``kv_per_seq`` KV tokens each (with
     the one they add), ``verify`` tokens each: ``scale x (body + head + attention) + overheads``."""
     k = b * kv_per_seq
-    attention = np.maximum(cost.dec_compute_per_kv_s[rows] * k,
+    attention = np.maximum(cost.dec_compute_per_kv_s[rows] * k + cost.dec_compute_per_seq_s[rows] * b,
                            cost.dec_memory_per_kv_s[rows] * k + cost.dec_memory_per_seq_s[rows] * b)
     unit = _interp(cost.tokens, cost.body_s, rows, b * verify) + _interp(cost.tokens, cost.head_s, rows, b) + attention
     return scale * unit + step_overhead_s + seq_overhead_s * b

@@ -175,7 +175,7 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
         kv0 = float(kv[idx].sum()) + b
         kv_j = kv0 + np.arange(k, dtype=float) * b * tps
         c = decode.cost
-        unit = c.fixed_s(b * verify, b) + np.maximum(c.c_kv * kv_j, c.m_kv * kv_j + c.m_seq * b)
+        unit = c.fixed_s(b * verify, b) + np.maximum(c.c_kv * kv_j + c.c_seq * b, c.m_kv * kv_j + c.m_seq * b)
         times = do.decode_scale * unit + do.step_overhead_s + do.seq_overhead_s * b
         stop = next_wake()
         cut = k if stop is None else int(np.searchsorted(now + np.cumsum(times), stop, side="left")) + 1
