@@ -131,9 +131,12 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any] | None, params: dict[st
     columns.update({k: v for k, v in m.items() if k != "decode_bound"})
     columns["decode_bound"] = np.asarray(BOUNDS)[m["decode_bound"]]
     if spec.serving is not None:  # serving metrics of the same configurations (roofline.serving)
-        hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=params.get("prefetch"), **hw_params)
+        w = scenario.workload  # the scenario's settings, as the static columns use them
+        hw = HardwareArrays.from_spec(scenario.hardware, n, prefetch=params.get("prefetch"),
+                                      collective_library=w.collective_library, async_tp=w.async_tp,
+                                      prefetch_settings=scenario.prefetch, **hw_params)
         m = m | serving_columns(scenario.model, scenario.workload, scenario.parallelism, hw, spec.serving,
-                                scenario.hardware, cost_parameters(spec))
+                                scenario.hardware, cost_params or cost_parameters(spec))
         columns.update({k: m[k] for k in SERVING_METRICS})
     columns["feasible"] = feasible_mask(spec, m)
     return columns

@@ -281,3 +281,13 @@ def test_a_required_key_given_as_null_is_missing() -> None:
     data["interconnect"]["intra_node"]["efficiency"] = None
     with pytest.raises(SpecError, match=r"^x.yaml: interconnect.intra_node.efficiency: missing required key$"):
         HardwareSpec.from_dict(data, "x.yaml")
+
+
+def test_the_serving_block_uses_the_sweep_files_collective_library() -> None:
+    """The serving columns of a sweep time their steps with the scenario's collective library, as
+    the static columns do (they used the default library whatever the file said)."""
+    serving = {"serving": {"concurrency": 8}}
+    custom, = _rows({**SCENARIO_SWEEP, **serving, "scenario": {"collective_library": "custom"}})
+    nccl, = _rows({**SCENARIO_SWEEP, **serving, "scenario": {"collective_library": "nccl"}})
+    assert nccl["tpot_ms"] > custom["tpot_ms"]  # the static columns differ ...
+    assert nccl["serving_tpot_ms"] > custom["serving_tpot_ms"]  # ... and so do the serving ones
