@@ -226,3 +226,22 @@ def test_serve_cli_cost_basis(capsys) -> None:
         main([*args, "--cost-basis", "retail"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--cost-basis" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_serving_sweeps_table_shows_the_serving_operating_point(tmp_path, cli) -> None:
+    """A sweep ranked by a serving objective prints the serving TTFT/TPOT and goodput it ranked
+    by, not the static batch's columns (which sat next to the goodput and read as its latency)."""
+    import yaml
+
+    sweep = {"name": "s", "hardware": "h100-sxm", "model": "llama-3.1-8b",
+             "workload": {"batch": 8, "input_len": 512, "output_len": 128, "dtype": "fp8"},
+             "sweep": {"hbm_bandwidth_GBps": [2000, 3350]},
+             "serving": {"concurrency": 16, "slo_ttft_ms": 2000, "slo_tpot_ms": 50},
+             "objective": {"maximize": "goodput_tok_s_per_kusd"}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    code, out, err = cli("sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "1", "--no-plots")
+    assert code == 0, err
+    header = out[out.index("best 2 of"):out.index("wrote")]
+    assert "serving TTFT" in header and "goodput" in header and "SLO max" in header
+    assert "batch" not in header and "P " not in header  # no static batch, no empty disagg pools

@@ -17,12 +17,19 @@ OutputFormat = Literal["parquet", "parquet-dataset"]
 
 SHOW = ["model", "hardware", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
         "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "decode_bound"]
+#: A sweep with a serving: block ranks at the serving operating point: show that, not the static batch.
+SERVING_SHOW = ["model", "hardware", "tp", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
+                "prefill_instances", "decode_instances", "serving_ttft_ms", "serving_tpot_ms", "goodput_tok_s",
+                "system_cost_usd", "goodput_tok_s_per_kusd", "slo_max_concurrency"]
 
 
-def _columns(rows: list[dict[str, Any]], extra: list[str]) -> list[str]:
+def _columns(rows: list[dict[str, Any]], extra: list[str], *, serving: bool = False) -> list[str]:
     if not rows:
         return []
-    cols = [c for c in SHOW + extra if c in rows[0]]
+    cols = [c for c in (SERVING_SHOW if serving else SHOW) + extra if c in rows[0]]
+    pools = ("prefill_instances", "decode_instances")  # only a disaggregated sweep has them non-zero
+    if not any(r.get(c) for r in rows for c in pools):
+        cols = [c for c in cols if c not in pools]
     return list(dict.fromkeys(cols))
 
 
@@ -88,7 +95,7 @@ def sweep_command(
                  f"(add die: process_node, logic_area_mm2, hbm_stacks to the spec)")
     direction, metric = spec.objective
     rows = result.best
-    cols = _columns(rows, [metric])
+    cols = _columns(rows, [metric], serving=spec.serving is not None)
     shown = list({tuple(map(str, row)): row for row in ([r[c] for c in cols] for r in rows)}.values())  # no repeats
     print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "
                 f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})", cols, shown)
