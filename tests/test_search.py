@@ -4,7 +4,6 @@ study. Tests that run an Optuna search are marked slow (CI runs them)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -343,16 +342,12 @@ def test_surviving_worker_replaces_a_killed_workers_trials(tmp_path: Path) -> No
 def test_three_workers_share_a_postgresql_study(tmp_path: Path, monkeypatch) -> None:
     """A real PostgreSQL server (pgserver) and 3 worker processes on one study: exactly the
     requested number of complete trials, no duplicate trial numbers."""
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    pgserver = pytest.importorskip("pgserver", reason="the pgserver package is not installed")
     from roofline.search import run_search, search_options
 
-    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    try:
-        url = server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    from ._reliability import postgres, psycopg2_url
+
+    with postgres(tmp_path, monkeypatch) as server:
+        url = psycopg2_url(server)
         spec = load_sweep(write_sweep(tmp_path))
         options = search_options(spec, trials=45, batch_size=4)
         result = run_search(spec, tmp_path / "out", options=options, storage=url, workers=3)
@@ -369,20 +364,6 @@ def test_three_workers_share_a_postgresql_study(tmp_path: Path, monkeypatch) -> 
             dup = con.execute(sa.text("SELECT number FROM trials GROUP BY study_id, number HAVING count(*) > 1"))
             assert dup.fetchall() == []
         engine.dispose()
-    finally:
-        _stop_server(server)
-
-
-def _stop_server(server) -> None:
-    """pgserver's cleanup, then pg_ctl stop if a postmaster is still up (its pid file remains)."""
-    try:
-        server.cleanup()
-    finally:
-        if (Path(server.pgdata) / "postmaster.pid").exists():
-            from pgserver import pg_ctl
-
-            with contextlib.suppress(subprocess.CalledProcessError):
-                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
 
 
 @pytest.mark.parametrize("name, prefetch", [("preserve_search.yaml", True), ("preserve_search_no_prefetch.yaml", False)])
