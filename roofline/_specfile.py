@@ -7,7 +7,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,17 @@ def _max_bracket_depth(text: str) -> int:
 def _mapping(data: Any, path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a {what} mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def keyed_mapping(data: Any, where: str, keys: Sequence[str]) -> dict[str, Any]:
+    """``data`` as a mapping whose keys are all among ``keys`` (a sweep file's sub-block, such as
+    ``serving:``); errors name ``where`` and list what is allowed."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping of {', '.join(keys)}")
+    unknown = [k for k in data if k not in keys]
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(keys)})")
     return data
 
 

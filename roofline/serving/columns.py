@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from roofline._specfile import keyed_mapping
 from roofline.cost import CostParameters
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec
@@ -72,11 +73,7 @@ class ServingBlock:
 def parse_serving_block(data: Any, file: str) -> ServingBlock:
     """Check a ``serving:`` block; errors name the file and the key."""
     where = f"{file}: serving"
-    if not isinstance(data, dict):
-        raise SpecError(f"{where}: expected a mapping of {', '.join(_KEYS)}")
-    unknown = [k for k in data if k not in _KEYS]
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(_KEYS)})")
+    data = keyed_mapping(data, where, _KEYS)
     fw = data.get("framework", "vllm")
     if fw not in FRAMEWORKS:
         raise SpecError(f"{where}.framework: {fw!r} is not allowed; choose one of {', '.join(FRAMEWORKS)}")

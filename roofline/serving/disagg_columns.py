@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from roofline._specfile import keyed_mapping
 from roofline.cost import CostParameters
 from roofline.economics import serving_economic_columns
 from roofline.exceptions import SpecError
@@ -69,11 +70,7 @@ class DisaggBlock:
 def parse_disagg_block(data: Any, where: str) -> DisaggBlock:
     """Check ``serving.disagg``; errors name the file and the key (``where`` is "FILE: serving")."""
     where = f"{where}.disagg"
-    if not isinstance(data, dict):
-        raise SpecError(f"{where}: expected a mapping of {', '.join(_KEYS)}")
-    unknown = [k for k in data if k not in _KEYS]
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(_KEYS)})")
+    data = keyed_mapping(data, where, _KEYS)
     pools = []
     for key in ("prefill", "decode"):
         if key not in data:
