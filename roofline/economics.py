@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from roofline.cost import CostParameters, basis_total_usd, hardware_cost
+from roofline.cost import CostParameters, basis_total_usd, hardware_cost_totals
 from roofline.cost.tco import HOURS_PER_YEAR, tco_usd_per_device_hour
 from roofline.hardware import HardwareSpec
 from roofline.metrics import descriptions
@@ -71,8 +71,8 @@ def _device_usd(params: CostParameters, spec: HardwareSpec, hw: HardwareArrays, 
             return np.full(1, hit[2])
     # a die larger than fits on a wafer has no finite cost: it is unknown (NaN, null in JSON), not inf
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        breakdown = hardware_cost(params, spec, **inputs, spans_nodes=spans_nodes, tier_capacity_GiB=tiers)
-        usd = np.asarray(basis_total_usd(params, spec, breakdown), dtype=float)
+        totals = hardware_cost_totals(params, spec, **inputs, spans_nodes=spans_nodes, tier_capacity_GiB=tiers)
+        usd = np.asarray(basis_total_usd(params, spec, totals), dtype=float)
     usd = np.broadcast_to(np.where(np.isfinite(usd), usd, np.nan), (hw.n,))
     if key is not None:
         if len(_SCALAR_COST) > 256:

@@ -15,6 +15,7 @@ from roofline.cost import (
     basis_total_usd,
     fit_margin,
     hardware_cost,
+    hardware_cost_totals,
     load_cost_parameters,
     stack_usd,
 )
@@ -44,6 +45,28 @@ def test_link_and_memory_cost_monotone_in_bandwidth(params, name: str) -> None:
     by_link = hardware_cost(params, spec, link_bandwidth_GBps=np.linspace(0, 2000, 100))
     assert np.all(np.diff(by_link.interconnect_usd) > 0)  # full meshes too: board and PHYs
     assert np.all(np.diff(by_link.total_usd) > 0)
+
+
+@pytest.mark.parametrize("name", PRICED)
+def test_the_totals_path_equals_the_breakdown(params, name: str) -> None:
+    """A sweep prices with hardware_cost_totals (no breakdown lines): the same total to the bit and
+    the module (summed in another order after a generation upgrade) to 1e-13, on every device, with stack upgrades (bandwidth past the stock stacks), more dies' worth of
+    L2, scale-out links and swept memory tiers."""
+    spec = load_hardware(name)
+    rng = np.random.default_rng(7)
+    n = 300
+    swept = dict(l2_MiB=rng.uniform(0, 512, n), hbm_capacity_GiB=rng.uniform(8, 400, n),
+                 hbm_bandwidth_GBps=rng.uniform(100, 20000, n), link_bandwidth_GBps=rng.uniform(0, 2000, n),
+                 tier_capacity_GiB={t.name: rng.uniform(0, 900, n) for t in spec.memory.extra_tiers})
+    for spans_nodes in (False, True):
+        full = hardware_cost(params, spec, spans_nodes=spans_nodes, **swept)
+        totals = hardware_cost_totals(params, spec, spans_nodes=spans_nodes, **swept)
+        np.testing.assert_array_equal(totals.total_usd, full.total_usd)
+        np.testing.assert_allclose(totals.module_usd, full.module_usd, rtol=1e-13)
+        price = params.with_overrides({"basis.cost": "price"})
+        np.testing.assert_allclose(basis_total_usd(price, spec, totals), basis_total_usd(price, spec, full), rtol=1e-13)
+    one = hardware_cost_totals(params, spec)
+    assert np.ndim(one.total_usd) == 0 and float(one.total_usd) == float(hardware_cost(params, spec).total_usd)
 
 
 def test_every_bundled_device_has_a_cost_including_a100_40gb_and_l40s(params) -> None:

@@ -14,9 +14,11 @@ bundled devices' prices) and :mod:`roofline.cost.tco` (total cost of ownership).
 
 from roofline.cost.device import (
     CostBreakdown,
+    CostTotals,
     device_cost,
     die_of,
     hardware_cost,
+    hardware_cost_totals,
     spec_logic_area_mm2,
     system_cost,
 )
@@ -46,7 +48,7 @@ from roofline.exceptions import SpecError
 
 __all__ = [
     "COST_BASES", "DEFAULT_COST_SPEC", "TOPOLOGIES", "CostParameters", "load_cost_parameters",
-    "CostBreakdown", "device_cost", "die_of", "hardware_cost", "spec_logic_area_mm2", "system_cost",
+    "CostBreakdown", "CostTotals", "device_cost", "die_of", "hardware_cost", "hardware_cost_totals", "spec_logic_area_mm2", "system_cost",
     "MarginFit", "basis_total_usd", "fit_margin", "module_price_usd",
     "dies_per_wafer", "die_cost_usd", "die_yield", "hbm_stack_count", "interposer_area_mm2",
     "logic_area_from_total", "murphy_yield", "negative_binomial_yield", "poisson_yield",

@@ -42,7 +42,7 @@ from roofline.cost.silicon import (
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec
 
-__all__ = ["CostBreakdown", "device_cost", "system_cost", "spec_logic_area_mm2", "hardware_cost", "die_of",
+__all__ = ["CostBreakdown", "CostTotals", "device_cost", "hardware_cost_totals", "system_cost", "spec_logic_area_mm2", "hardware_cost", "die_of",
            "memory_tiers_usd"]
 
 
@@ -104,8 +104,9 @@ def _memory_options(params: CostParameters, generation: str, upgrade: bool) -> l
 
 
 def _package(params: CostParameters, option: str, stacks: np.ndarray, stack_GiB: float | None,
-             die_area: np.ndarray, dies: np.ndarray, die_usd: np.ndarray) -> dict[str, np.ndarray]:
-    """Memory, interposer, test and assembly losses of a module with ``stacks`` of ``option``."""
+             die_area: np.ndarray, dies: np.ndarray, die_usd: np.ndarray, lines: bool = True) -> dict[str, np.ndarray]:
+    """Memory, interposer, test and assembly losses of a module with ``stacks`` of ``option``
+    (``lines`` False: only ``module_usd``, what a total needs)."""
     on_interposer = params.value(f"hbm.on_interposer.{option}")
     hbm_usd = stacks * stack_usd(params, option, stack_GiB)
     interposer = on_interposer * params.value("packaging.interposer_area_factor") * (
@@ -117,20 +118,22 @@ def _package(params: CostParameters, option: str, stacks: np.ndarray, stack_GiB:
     else:  # organic flip-chip package: only the dies are bonded, GDDR sits on the board
         assembly_yield = bond**dies * np.ones_like(stacks, dtype=float)
     at_risk = die_usd + on_interposer * (hbm_usd + interposer_usd)
-    lines = {
+    packaging_usd = interposer_usd + params.value("packaging.test_assembly_usd")
+    assembly_loss_usd = at_risk * (1.0 / assembly_yield - 1.0)
+    module_usd = die_usd + hbm_usd + packaging_usd + assembly_loss_usd
+    if not lines:
+        return {"module_usd": module_usd}
+    return {
         "hbm_generation": np.full(stacks.shape, params.hbm_generations.index(option)),
         "hbm_stacks": stacks.astype(np.int64), "interposer_area_mm2": interposer,
-        "assembly_yield": assembly_yield, "hbm_usd": hbm_usd,
-        "packaging_usd": interposer_usd + params.value("packaging.test_assembly_usd"),
-        "assembly_loss_usd": at_risk * (1.0 / assembly_yield - 1.0),
+        "assembly_yield": assembly_yield, "hbm_usd": hbm_usd, "packaging_usd": packaging_usd,
+        "assembly_loss_usd": assembly_loss_usd, "module_usd": module_usd,
     }
-    lines["module_usd"] = die_usd + lines["hbm_usd"] + lines["packaging_usd"] + lines["assembly_loss_usd"]
-    return lines
 
 
 def _memory_package(params: CostParameters, generation: str, capacity: np.ndarray, bandwidth: np.ndarray,
                     stack_GiB: float | None, stock_stacks: int | None, die_area: np.ndarray,
-                    dies: np.ndarray, die_usd: np.ndarray) -> dict[str, np.ndarray]:
+                    dies: np.ndarray, die_usd: np.ndarray, lines: bool = True) -> dict[str, np.ndarray]:
     """The cheapest module that delivers the capacity and bandwidth.
 
     The device's own generation, except where it would need more than ``stock_stacks`` stacks:
@@ -139,21 +142,22 @@ def _memory_package(params: CostParameters, generation: str, capacity: np.ndarra
     charged to the memory line).
     """
     own_stacks = np.asarray(hbm_stack_count(params, generation, capacity, bandwidth, stack_GiB))
-    best = _package(params, generation, own_stacks, stack_GiB, die_area, dies, die_usd)
+    best = _package(params, generation, own_stacks, stack_GiB, die_area, dies, die_usd, lines)
     options = _memory_options(params, generation, stock_stacks is not None)
     if len(options) == 1:
         return best
     outgrown = own_stacks > stock_stacks
     floor = _package(params, generation, np.minimum(own_stacks, stock_stacks), stack_GiB, die_area, dies,
-                     die_usd)["module_usd"]
+                     die_usd, lines=False)["module_usd"]
     for option in options[1:]:  # a few generations, not configurations
         stacks = np.asarray(hbm_stack_count(params, option, capacity, bandwidth))
-        lines = _package(params, option, stacks, None, die_area, dies, die_usd)
-        lift = np.maximum(floor - lines["module_usd"], 0.0)
-        lines["hbm_usd"] = lines["hbm_usd"] + lift
-        lines["module_usd"] = lines["module_usd"] + lift
-        better = outgrown & (lines["module_usd"] < best["module_usd"])
-        best = {k: np.where(better, lines[k], best[k]) for k in best}
+        upgrade = _package(params, option, stacks, None, die_area, dies, die_usd, lines)
+        lift = np.maximum(floor - upgrade["module_usd"], 0.0)
+        if lines:
+            upgrade["hbm_usd"] = upgrade["hbm_usd"] + lift
+        upgrade["module_usd"] = upgrade["module_usd"] + lift
+        better = outgrown & (upgrade["module_usd"] < best["module_usd"])
+        best = {k: np.where(better, upgrade[k], best[k]) for k in best}
     return best
 
 
@@ -196,6 +200,26 @@ def device_cost(
     Raises:
         SpecError: Unknown node, generation or topology; negative arguments; a die of no area.
     """
+    return _device_cost(params, process_node, logic_area_mm2, l2_MiB, hbm_capacity_GiB, hbm_bandwidth_GBps,
+                        hbm_generation, link_bandwidth_GBps, num_dies, link_topology, sram_structure,
+                        stack_capacity_GiB, scale_out_GBps, stock_stacks, lines=True)
+
+
+@dataclass(frozen=True)
+class CostTotals:
+    """The two lines of a :class:`CostBreakdown` a metric column needs (a sweep prices every
+    configuration; the other lines would cost it twice as much)."""
+
+    total_usd: Any
+    module_usd: Any
+
+
+def _device_cost(params: CostParameters, process_node: str, logic_area_mm2: ArrayLike, l2_MiB: ArrayLike,
+                 hbm_capacity_GiB: ArrayLike, hbm_bandwidth_GBps: ArrayLike, hbm_generation: str,
+                 link_bandwidth_GBps: ArrayLike, num_dies: ArrayLike, link_topology: str, sram_structure: str,
+                 stack_capacity_GiB: float | None, scale_out_GBps: ArrayLike, stock_stacks: int | None, *,
+                 lines: bool) -> CostBreakdown | CostTotals:
+    """:func:`device_cost`; ``lines`` False: only its total and module lines (same arithmetic)."""
     node = params.node(process_node)
     generation = params.generation(hbm_generation)
     if link_topology not in TOPOLOGIES:
@@ -213,17 +237,21 @@ def device_cost(
     die_area = logic + sram + serdes
     if np.any(die_area <= 0):
         raise SpecError("cost argument logic_area_mm2: the die has no area; allowed: logic_area_mm2 > 0")
-    per_die = die_area / dies
 
     die_usd = np.asarray(die_cost_usd(params, node, die_area, dies))
     module = _memory_package(params, generation, capacity, bandwidth, stack_capacity_GiB, stock_stacks,
-                             die_area, dies, die_usd)
+                             die_area, dies, die_usd, lines)
     interconnect_usd = (link * (params.value(f"interconnect.switch_usd_per_GBps.{link_topology}")
                                 + params.value("interconnect.board_usd_per_GBps"))
                         + scale_out * params.value("interconnect.scale_out_usd_per_GBps"))
-    board_system = np.full(die_area.shape, params.value("system.host_share_usd"))
+    host_usd = params.value("system.host_share_usd")
+    if not lines:
+        module_usd = module["module_usd"]
+        return CostTotals(scalar_or_array(module_usd + interconnect_usd + host_usd), scalar_or_array(module_usd))
+    per_die = die_area / dies
+    board_system = np.full(die_area.shape, host_usd)
     total = module.pop("module_usd") + interconnect_usd + board_system
-    lines = {
+    lines_usd = {
         "logic_area_mm2": logic, "sram_area_mm2": sram, "serdes_area_mm2": serdes,
         "die_area_mm2": die_area, "per_die_area_mm2": per_die, "num_dies": dies.astype(np.int64),
         "exceeds_reticle": per_die > params.value("die.reticle_limit_mm2"),
@@ -232,7 +260,7 @@ def device_cost(
         "board_system_usd": board_system, "total_usd": total,
         "memory_tiers_usd": np.zeros(die_area.shape),  # hardware_cost adds a spec's tiers
     }
-    return CostBreakdown(**{name: scalar_or_array(value) for name, value in lines.items()})
+    return CostBreakdown(**{name: scalar_or_array(value) for name, value in lines_usd.items()})
 
 
 def system_cost(breakdown: CostBreakdown, num_devices: ArrayLike) -> Any:
@@ -277,17 +305,34 @@ def hardware_cost(
     its stock stack count is the one in its spec (MI300X: 8 x 24 GiB, not 12 x 16). Memory tiers
     beyond HBM add :func:`memory_tiers_usd` (``tier_capacity_GiB``: swept capacities by tier name).
     """
-    die = die_of(spec)
-    memory = spec.memory
-    stack_GiB = memory.hbm_capacity_bytes / 2**30 / die.hbm_stacks
-    device_link_GBps = spec.intra_node.device_bandwidth_Bps / 1e9
-    breakdown = _spec_device_cost(params, spec, die, stack_GiB, device_link_GBps, l2_MiB, hbm_capacity_GiB,
-                                  hbm_bandwidth_GBps, link_bandwidth_GBps, spans_nodes)
-    if not memory.extra_tiers:
+    breakdown = _spec_device_cost(params, spec, l2_MiB, hbm_capacity_GiB, hbm_bandwidth_GBps, link_bandwidth_GBps,
+                                  spans_nodes, lines=True)
+    if not spec.memory.extra_tiers:
         return breakdown
     tiers = memory_tiers_usd(params, spec, tier_capacity_GiB)
     return replace(breakdown, memory_tiers_usd=scalar_or_array(tiers),
                    total_usd=scalar_or_array(np.asarray(breakdown.total_usd) + tiers))
+
+
+def hardware_cost_totals(
+    params: CostParameters,
+    spec: HardwareSpec,
+    *,
+    l2_MiB: ArrayLike | None = None,
+    hbm_capacity_GiB: ArrayLike | None = None,
+    hbm_bandwidth_GBps: ArrayLike | None = None,
+    link_bandwidth_GBps: ArrayLike | None = None,
+    spans_nodes: bool = False,
+    tier_capacity_GiB: Mapping[str, ArrayLike] | None = None,
+) -> CostTotals:
+    """The ``total_usd`` and ``module_usd`` of :func:`hardware_cost` (equal to them), without
+    building the other lines: what a sweep's cost columns need."""
+    totals = _spec_device_cost(params, spec, l2_MiB, hbm_capacity_GiB, hbm_bandwidth_GBps, link_bandwidth_GBps,
+                               spans_nodes, lines=False)
+    if not spec.memory.extra_tiers:
+        return totals
+    tiers = memory_tiers_usd(params, spec, tier_capacity_GiB)
+    return replace(totals, total_usd=scalar_or_array(np.asarray(totals.total_usd) + tiers))
 
 
 def memory_tiers_usd(params: CostParameters, spec: HardwareSpec,
@@ -307,18 +352,19 @@ def memory_tiers_usd(params: CostParameters, spec: HardwareSpec,
     return total
 
 
-def _spec_device_cost(params: CostParameters, spec: HardwareSpec, die: Any, stack_GiB: float,
-                      device_link_GBps: float, l2_MiB: ArrayLike | None, hbm_capacity_GiB: ArrayLike | None,
-                      hbm_bandwidth_GBps: ArrayLike | None, link_bandwidth_GBps: ArrayLike | None,
-                      spans_nodes: bool) -> CostBreakdown:
+def _spec_device_cost(params: CostParameters, spec: HardwareSpec, l2_MiB: ArrayLike | None,
+                      hbm_capacity_GiB: ArrayLike | None, hbm_bandwidth_GBps: ArrayLike | None,
+                      link_bandwidth_GBps: ArrayLike | None, spans_nodes: bool, *,
+                      lines: bool) -> CostBreakdown | CostTotals:
+    die = die_of(spec)
     memory = spec.memory
-    return device_cost(
-        params, process_node=die.process_node, logic_area_mm2=spec_logic_area_mm2(params, spec),
-        l2_MiB=memory.l2_capacity_bytes / 2**20 if l2_MiB is None else l2_MiB,
-        hbm_capacity_GiB=memory.hbm_capacity_bytes / 2**30 if hbm_capacity_GiB is None else hbm_capacity_GiB,
-        hbm_bandwidth_GBps=memory.hbm_bandwidth_Bps / 1e9 if hbm_bandwidth_GBps is None else hbm_bandwidth_GBps,
-        hbm_generation=die.hbm_generation,
-        link_bandwidth_GBps=device_link_GBps if link_bandwidth_GBps is None else link_bandwidth_GBps,
-        num_dies=die.num_dies, link_topology=spec.intra_node.topology, sram_structure=die.l2_sram,
-        stack_capacity_GiB=stack_GiB, stock_stacks=die.hbm_stacks,
-        scale_out_GBps=spec.inter_node.link_bandwidth_Bps / 1e9 if spans_nodes else 0.0)
+    return _device_cost(
+        params, die.process_node, spec_logic_area_mm2(params, spec),
+        memory.l2_capacity_bytes / 2**20 if l2_MiB is None else l2_MiB,
+        memory.hbm_capacity_bytes / 2**30 if hbm_capacity_GiB is None else hbm_capacity_GiB,
+        memory.hbm_bandwidth_Bps / 1e9 if hbm_bandwidth_GBps is None else hbm_bandwidth_GBps,
+        die.hbm_generation,
+        spec.intra_node.device_bandwidth_Bps / 1e9 if link_bandwidth_GBps is None else link_bandwidth_GBps,
+        die.num_dies, spec.intra_node.topology, die.l2_sram,
+        memory.hbm_capacity_bytes / 2**30 / die.hbm_stacks,  # the device's own stack capacity
+        spec.inter_node.link_bandwidth_Bps / 1e9 if spans_nodes else 0.0, die.hbm_stacks, lines=lines)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from roofline.cost.device import CostBreakdown, hardware_cost
+from roofline.cost.device import CostBreakdown, CostTotals, hardware_cost
 from roofline.cost.parameters import CostParameters
 from roofline.hardware import HardwareSpec, load_hardware
 
@@ -85,7 +85,7 @@ def module_price_usd(params: CostParameters, spec: HardwareSpec, module_usd: Any
     return np.maximum(fit.price_usd[i] + fit.margin * (module - fit.module_usd[i]), module)
 
 
-def basis_total_usd(params: CostParameters, spec: HardwareSpec, breakdown: CostBreakdown) -> Any:
+def basis_total_usd(params: CostParameters, spec: HardwareSpec, breakdown: CostBreakdown | CostTotals) -> Any:
     """A device's total on the basis of ``params`` (``basis.cost``): manufacturing, or the module
     at its price plus the other lines at cost."""
     total = np.asarray(breakdown.total_usd, dtype=float)
