@@ -7,11 +7,17 @@ The public API (everything else is internal)::
     p.tpot_s, p.speedup, p.to_frame()
 """
 
+import sys
+import types
+from typing import TYPE_CHECKING
+
 from roofline.exceptions import InfeasibleConfigError, RooflineError, SpecError
-from roofline.hardware import HardwareSpec, list_hardware, load_hardware
-from roofline.model import ModelSpec, list_models, load_model
-from roofline.predict import DEFINITIONS, Prediction, predict
-from roofline.workload import Parallelism, PrefetchSettings, Workload
+
+if TYPE_CHECKING:
+    from roofline.hardware import HardwareSpec, list_hardware, load_hardware
+    from roofline.model import ModelSpec, list_models, load_model
+    from roofline.predict import DEFINITIONS, Prediction, predict
+    from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 __version__ = "0.1.0"
 
@@ -35,10 +41,45 @@ __all__ = [
 ]
 
 
+#: public name -> the module that defines it: loaded on first use, so that ``roofline --help`` (whose
+#: command modules import ``roofline.<module>``, and so this package) does not load the engine
+_LAZY = {
+    **dict.fromkeys(("HardwareSpec", "list_hardware", "load_hardware"), "roofline.hardware"),
+    **dict.fromkeys(("ModelSpec", "list_models", "load_model"), "roofline.model"),
+    **dict.fromkeys(("DEFINITIONS", "Prediction", "predict"), "roofline.predict"),
+    **dict.fromkeys(("Parallelism", "PrefetchSettings", "Workload"), "roofline.workload"),
+}
+
+
 def __getattr__(name: str) -> object:
-    """``roofline.serve`` (the serving stage, with the fitted model as default) loads on first use."""
+    """The public API loads on first use; ``roofline.serve`` (the serving stage, with the fitted
+    model as default) too."""
     if name == "serve":
         from roofline.validation import serve_fitted
 
         return serve_fitted
-    raise AttributeError(f"module 'roofline' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'roofline' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule ``roofline.predict`` binds it as this package's ``predict``; the
+    public name is the function (as when this package imported it eagerly)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "predict" and isinstance(value, types.ModuleType):
+            value = value.predict
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

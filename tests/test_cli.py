@@ -120,8 +120,10 @@ def test_debug_shows_the_traceback() -> None:
 
 
 def test_cli_start_does_not_import_heavy_libraries() -> None:
+    # nor numpy and the engine: `roofline --help` loads only typer, yaml and the command modules
     code = ("import sys, roofline.cli.main; "
-            "heavy = [m for m in ('optuna', 'plotly', 'pandas', 'scipy', 'pyarrow') if m in sys.modules]; "
+            "heavy = [m for m in ('optuna', 'plotly', 'pandas', 'scipy', 'pyarrow', 'numba', 'numpy', "
+            "'roofline.engine', 'roofline.predict') if m in sys.modules]; "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

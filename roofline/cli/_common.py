@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import typer
 
 from roofline.exceptions import RooflineError
@@ -77,13 +77,15 @@ def _fmt(value: Any, column: str = "") -> str:
     """A table cell by unit: whole numbers without decimals (an L2 of 48 MiB is "48"), dollars to
     the dollar with separators, other numbers to four significant digits, never in e-notation
     unless they are tiny."""
+    import numpy as np  # here, not at the top: ``roofline --help`` never loads numpy
+
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
         value = float(value)
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             return "-"
         if column in METRICS and METRICS[column].fmt:
             return format(value, METRICS[column].fmt)
@@ -93,7 +95,7 @@ def _fmt(value: Any, column: str = "") -> str:
             return f"{int(value):,}"
         if 0 < abs(value) < 1e-3:
             return f"{value:.3g}"
-        decimals = max(0, 3 - int(np.floor(np.log10(abs(value))))) if value else 0
+        decimals = max(0, 3 - math.floor(math.log10(abs(value)))) if value else 0
         return f"{value:,.{decimals}f}"
     return str(value)
 

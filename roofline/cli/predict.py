@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,9 +18,11 @@ from roofline.cli._common import check_output, print_table, user_errors
 from roofline.dtypes import peak_unit_for
 from roofline.exceptions import SpecError
 from roofline.model import load_model
-from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, Prediction, predict
 from roofline.registry import MOE_SKEW, cli_overrides, parse_set
 from roofline.workload import KV_DTYPES, OP_CLASSES, WEIGHT_DTYPES
+
+if TYPE_CHECKING:  # the engine loads when a command runs, not for ``roofline --help``
+    from roofline.predict import Prediction
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -191,6 +193,8 @@ def predict_command(
 
     Example: roofline predict -m llama-3.1-70b -H h100-sxm --tp 2 --input 5000 --output 500 --dtype fp8
     """
+    from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, predict
+
     if plot is not None:
         from roofline.plots import figure_targets
 
@@ -319,6 +323,7 @@ def compare_command(
     """
     from roofline.cost import load_cost_parameters
     from roofline.economics import basis_text
+    from roofline.predict import predict
 
     overrides = dict(overrides or {})
     rows = []
