@@ -45,6 +45,7 @@ __all__ = [
     "list_hardware",
     "with_network",
     "list_networks",
+    "network_values",
     "NCCL_PROTOCOL_NAMES",
     "SourcedValue",
     "hardware_sources",
@@ -418,6 +419,15 @@ def with_network(spec: HardwareSpec, name_or_path: str | Path) -> HardwareSpec:
 def list_networks() -> list[str]:
     """Names of the bundled scale-out networks."""
     return bundled_names(NETWORKS_FOLDER)
+
+
+def network_values(name_or_path: str | Path) -> dict[str, Any]:
+    """A network file's description and the values it gives (without their sources)."""
+    path = resolve_spec(name_or_path, NETWORKS_FOLDER, "network")
+    data = read_yaml(path)
+    block = data.get("inter_node") or {}
+    values = {k: v.get("value") if isinstance(v, dict) else v for k, v in block.items()}
+    return {"name": path.stem, **values, "description": str(data.get("description", ""))}
 
 
 def load_hardware(name_or_path: str | Path) -> HardwareSpec:

@@ -14,7 +14,7 @@ from roofline import collectives as c
 from roofline.exceptions import SpecError
 from roofline.hardware import NCCL_PROTOCOL_NAMES, list_networks, load_hardware, with_network
 from roofline.timing import HardwareArrays
-from tests.conftest import PROJECT, needs_data
+from tests.conftest import PROJECT, needs_data, one_line_error
 
 H100_NVLINK = c.TierArrays(link_Bps=25e9, links=18, latency_s=0.6e-6, efficiency=0.82, full_mesh=False)
 NET = c.TierArrays(link_Bps=25e9, links=1, latency_s=12e-6, efficiency=0.85, full_mesh=False, network=True)
@@ -127,3 +127,36 @@ def test_the_a3_mega_rows_use_their_clusters_network() -> None:
     assert np.all(with_net > without)
     error = np.mean(np.abs(with_net / cases["measured_s"].to_numpy()[batch.index] - 1))
     assert error < np.mean(np.abs(without / cases["measured_s"].to_numpy()[batch.index] - 1))
+
+
+def test_predict_network_option(cli) -> None:
+    import json
+
+    args = ("predict", "-m", "llama-3-70b", "-H", "h100-sxm", "--tp", "16", "--json")
+    code, out, err = cli(*args)
+    assert code == 0, err
+    code, out_a3, err = cli(*args, "--network", "gcp-a3-mega")
+    assert code == 0, err
+    # 16-way TP spans two nodes: half the spec's NIC rate and Simple only make every step slower
+    assert json.loads(out_a3)["tpot_ms"] > json.loads(out)["tpot_ms"]
+    # inside one node the network plays no part
+    one_node = ("predict", "-m", "llama-3-70b", "-H", "h100-sxm", "--tp", "8", "--json")
+    assert json.loads(cli(*one_node)[1]) == json.loads(cli(*one_node, "--network", "gcp-a3-mega")[1])
+
+
+def test_bad_network_option_is_one_line_exit_2(cli, tmp_path) -> None:
+    one_line_error(cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--network", "gcp-a3"),
+                   "unknown network 'gcp-a3'; did you mean gcp-a3-mega")
+    path = tmp_path / "net.yaml"
+    path.write_text("name: net\ninter_node: {efficiency: 1.5}\n")
+    one_line_error(cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--network", str(path)),
+                   "net.yaml: inter_node: hardware parameter inter_node_efficiency")
+
+
+def test_list_networks(cli) -> None:
+    import json
+
+    code, out, err = cli("list", "networks", "--json")
+    assert code == 0, err
+    [a3] = json.loads(out)
+    assert a3["name"] == "gcp-a3-mega" and a3["bandwidth_GBps"] == 25 and a3["nccl_protocols"] == "Simple"
