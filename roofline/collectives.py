@@ -29,7 +29,7 @@ along each dimension; see :func:`torus_allreduce_s`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -102,6 +102,7 @@ class TierArrays:
     network: bool = False  # the scale-out network: one alpha-beta term, no NVLink protocols
     custom_allreduce: bool = True  # the frameworks' custom kernels exist here (NVLink-class links)
     launch_s: ArrayLike = 0.0  # kernel launch the caller charges on top (NCCL's base latency holds it)
+    protocols: tuple[str, ...] = ("LL", "LL128", "Simple")  # the NCCL protocols allowed (NCCL_PROTO)
 
     def device_Bps(self, n: ArrayLike) -> np.ndarray:
         """Bandwidth a device can drive towards n-1 peers at once."""
@@ -149,19 +150,21 @@ def _nccl_s(steps: ArrayLike, wire_bytes: ArrayLike, bandwidth_Bps: ArrayLike, t
     if tier.network:
         return _network_s(steps, wire_bytes, bandwidth_Bps, tier)
     return np.minimum.reduce([_protocol_s(p, steps, wire_bytes, bandwidth_Bps, tier, ll_share)
-                              for p in NCCL_PROTOCOLS])
+                              for p in tier.protocols])
 
 
 def _p2p_s(size_bytes: ArrayLike, n: ArrayLike, bandwidth_Bps: ArrayLike, tier: TierArrays) -> np.ndarray:
     """NCCL's point-to-point path for S/n bytes to each of n-1 peers at once (all-to-all is a send
     and a receive per peer): no tuner; up to :data:`P2P_LL_THRESHOLD_BYTES` per peer go with LL,
-    more with Simple, one step of that protocol. As in NCCL, on links slow enough that Simple
-    beats LL at the threshold, a message just above it is faster than one at it."""
+    more with Simple, one step of that protocol (Simple throughout when LL is not allowed). As in
+    NCCL, on links slow enough that Simple beats LL at the threshold, a message just above it is
+    faster than one at it."""
     size, n = np.asarray(size_bytes, dtype=float), np.asarray(n, dtype=float)
     wire = (n - 1) / n * size
     if tier.network:
         return _network_s(1.0, wire, bandwidth_Bps, tier)
-    return np.where(size / n <= P2P_LL_THRESHOLD_BYTES, _protocol_s("LL", 1.0, wire, bandwidth_Bps, tier),
+    ll_limit = P2P_LL_THRESHOLD_BYTES if "LL" in tier.protocols else -1.0
+    return np.where(size / n <= ll_limit, _protocol_s("LL", 1.0, wire, bandwidth_Bps, tier),
                     _protocol_s("Simple", 1.0, wire, bandwidth_Bps, tier))
 
 
@@ -365,7 +368,10 @@ def collective_time_s(kind: str, size_bytes: ArrayLike, n: int, intra: TierArray
     """Time of the fastest algorithm of ``library`` for collective ``kind`` over ``n`` devices.
 
     Groups that fit in one node (or one torus) use the intra-node tier; larger groups use the
-    hierarchical algorithm (or a flat ring over the network, whichever is faster).
+    hierarchical algorithm (or a flat ring over the network, whichever is faster). NCCL's protocol
+    choice is per communicator, so a group that spans nodes uses inside its nodes only the
+    protocols the network allows (``inter.protocols``: a cluster that sets ``NCCL_PROTO=Simple``
+    runs Simple over NVLink too).
     """
     if library not in LIBRARIES:
         raise ValueError(f"unknown collective library {library!r}; choose one of {', '.join(LIBRARIES)}")
@@ -389,6 +395,7 @@ def collective_time_s(kind: str, size_bytes: ArrayLike, n: int, intra: TierArray
             return alltoall_s(size, n, intra)
         raise ValueError(f"unknown collective {kind!r}")
     n_local, n_nodes = devices_per_node, -(-n // devices_per_node)
+    intra = replace(intra, protocols=tuple(p for p in intra.protocols if p in inter.protocols))
     if kind == "allreduce":
         return np.minimum(hierarchical_allreduce_s(size, n_local, n_nodes, intra, inter),
                           ring_allreduce_s(size, n, inter))

@@ -1,7 +1,8 @@
 """Edge-of-range warnings: the best value of a swept or searched parameter at a bound of its range.
 
 An optimum at the edge of the explored range is not known to be an optimum: the range may cut it
-off. Sweeps (``summary.json``) and searches (``search.json``) list such parameters.
+off. Sweeps (``summary.json``) and searches (``search.json``) list such parameters, and the
+``sweep`` and ``optimize`` commands print them as notes.
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "load_hardware",
     "list_hardware",
+    "with_network",
+    "list_networks",
+    "network_values",
+    "NCCL_PROTOCOL_NAMES",
     "SourcedValue",
     "hardware_sources",
     "DTYPES",
@@ -53,6 +57,10 @@ __all__ = [
 #: and MXFP4, fp6 MXFP6; see :mod:`roofline.dtypes`).
 DTYPES = PEAK_UNITS
 TOPOLOGIES = ("switched", "full_mesh", "torus_2d")
+#: NCCL's protocols (roofline.collectives.NCCL_PROTOCOLS holds their cost model)
+NCCL_PROTOCOL_NAMES = ("LL", "LL128", "Simple")
+#: bundled scale-out networks of measured clusters (:func:`with_network`)
+NETWORKS_FOLDER = "hardware_specs/networks"
 GiB = 1024**3
 MiB = 1024**2
 #: Version of the hardware spec layout. 1 (no ``schema_version`` key): legacy, a ``prefetch:``
@@ -236,6 +244,9 @@ class LinkTier:
     # the serving frameworks' custom all-reduce runs only over full NVLink/xGMI-class links, or on
     # 2 devices (vLLM custom_all_reduce.py); false for PCIe-only devices
     custom_allreduce: bool = True
+    # the network: the NCCL protocols its clusters allow (NCCL_PROTO); a group spanning nodes uses
+    # only these, inside its nodes too
+    protocols: tuple[str, ...] = NCCL_PROTOCOL_NAMES
 
     @property
     def device_bandwidth_Bps(self) -> float:
@@ -255,8 +266,22 @@ class LinkTier:
 
     @classmethod
     def inter_from_block(cls, b: Block) -> LinkTier:
-        b.check_keys(*block_keys("interconnect.inter_node"))
-        return cls(topology="network", links_per_device=1, **read_block(b, "interconnect.inter_node"))
+        required, optional = block_keys("interconnect.inter_node")
+        b.check_keys(required, [*optional, "nccl_protocols"])
+        return cls(topology="network", links_per_device=1, **read_block(b, "interconnect.inter_node"),
+                   protocols=_nccl_protocols(b))
+
+
+def _nccl_protocols(b: Block) -> tuple[str, ...]:
+    """``nccl_protocols``: a non-empty list of NCCL protocols, plain or as {value, source}."""
+    raw = b.raw("nccl_protocols", list(NCCL_PROTOCOL_NAMES))
+    if isinstance(raw, dict):
+        raw = raw.get("value")
+    if (not isinstance(raw, list) or not raw
+            or not all(isinstance(p, str) and p in NCCL_PROTOCOL_NAMES for p in raw)):
+        raise b.error("nccl_protocols", f"expected a non-empty list of {', '.join(NCCL_PROTOCOL_NAMES)}, "
+                                        f"got {printable(repr(raw))[:60]}")
+    return tuple(p for p in NCCL_PROTOCOL_NAMES if p in raw)
 
 
 def _torus_dims(b: Block, topology: str) -> tuple[int, int] | None:
@@ -362,6 +387,47 @@ class HardwareSpec:
         """A copy with parameters in user units (the names of :data:`roofline.registry.PARAMETERS`,
         e.g. ``l2_capacity_MiB=64``) written into its blocks."""
         return with_values(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def with_network(spec: HardwareSpec, name_or_path: str | Path) -> HardwareSpec:
+    """``spec`` in a cluster whose scale-out network is the bundled network ``name_or_path``
+    (``hardware_specs/networks/<name>.yaml``) or a YAML file. Its ``inter_node`` block replaces
+    the keys it gives of the device's network (a device spec's network is a reference design; a
+    measured cluster's may differ, see docs/validation.md); the keys are those of a device's
+    ``interconnect.inter_node`` block.
+
+    Raises:
+        SpecError: unknown network (with the closest names), an unknown key or a bad value.
+    """
+    path = resolve_spec(name_or_path, NETWORKS_FOLDER, "network")
+    top = Block(read_yaml(path), path)
+    top.check_keys(["name", "inter_node"], ["description", "notes"])
+    block = top.block("inter_node")
+    required, optional = block_keys("interconnect.inter_node")
+    block.check_keys([], [*required, *optional, "nccl_protocols"])
+    # through the registry: each value is checked against its declaration, in the key's unit
+    values = {f"inter_node_{key}": block.number(key) for key in (*required, *optional) if block.has(key)}
+    try:
+        out = spec.with_values(**values)
+    except SpecError as e:
+        raise SpecError(f"{path}: inter_node: {e}") from None
+    if block.has("nccl_protocols"):
+        out = replace(out, inter_node=replace(out.inter_node, protocols=_nccl_protocols(block)))
+    return out
+
+
+def list_networks() -> list[str]:
+    """Names of the bundled scale-out networks."""
+    return bundled_names(NETWORKS_FOLDER)
+
+
+def network_values(name_or_path: str | Path) -> dict[str, Any]:
+    """A network file's description and the values it gives (without their sources)."""
+    path = resolve_spec(name_or_path, NETWORKS_FOLDER, "network")
+    data = read_yaml(path)
+    block = data.get("inter_node") or {}
+    values = {k: v.get("value") if isinstance(v, dict) else v for k, v in block.items()}
+    return {"name": path.stem, **values, "description": str(data.get("description", ""))}
 
 
 def load_hardware(name_or_path: str | Path) -> HardwareSpec:

@@ -63,6 +63,7 @@ class HardwareArrays:
     l2_gemm_reuse: np.ndarray | float = 1.0  # 1: tiled GEMMs re-read operands that outgrow L2
     async_tp: bool = False  # prefill TP all-reduces overlap the next GEMM (Workload.async_tp)
     custom_allreduce: bool = True  # the links carry the frameworks' custom all-reduce
+    net_protocols: tuple[str, ...] = ("LL", "LL128", "Simple")  # NCCL protocols the network allows
     # memory tiers beyond HBM (MemorySpec.extra_tiers), shape (n, k), one column per tier; the
     # placement (roofline.placement) says what fraction of the weights and of the KV cache each
     # holds (the rest is in HBM); all (n, 0) on a device with only HBM
@@ -116,7 +117,7 @@ class HardwareArrays:
 
     def inter(self) -> TierArrays:
         return TierArrays(self.net_Bps, 1.0, self.net_latency_s, self.net_efficiency, False, network=True,
-                          launch_s=self.launch_s)
+                          launch_s=self.launch_s, protocols=self.net_protocols)
 
     @classmethod
     def from_spec(cls, spec: HardwareSpec, n: int = 1, *, prefetch: ArrayLike | None = None,
@@ -183,7 +184,7 @@ class HardwareArrays:
             prefetch_weights=pf_settings.weights, prefetch_kv=pf_settings.kv_cache,
             efficiency_curve_m=spec.compute.efficiency_curve_m, torus_dims=link.torus_dims,
             collective_library=collective_library, async_tp=async_tp,
-            custom_allreduce=link.custom_allreduce,
+            custom_allreduce=link.custom_allreduce, net_protocols=spec.inter_node.protocols,
             tier_names=tuple(t.name for t in tiers), tier_capacity_bytes=tier_matrix("capacity"),
             tier_Bps=tier_matrix("bandwidth"), tier_efficiency=tier_matrix("efficiency"),
             weight_tier_fraction=np.zeros((n, len(tiers))), kv_tier_fraction=np.zeros((n, len(tiers))),

@@ -1,4 +1,4 @@
-"""`roofline list hardware|models`: the bundled specs."""
+"""`roofline list hardware|models|networks`: the bundled specs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from roofline.cli._common import print_table, user_errors
-from roofline.hardware import hardware_sources, list_hardware, load_hardware
+from roofline.hardware import (
+    hardware_sources,
+    list_hardware,
+    list_networks,
+    load_hardware,
+    network_values,
+)
 from roofline.model import list_models, load_model
 
 app = typer.Typer()
@@ -18,17 +24,18 @@ app = typer.Typer()
 class Kind(str, Enum):
     hardware = "hardware"
     models = "models"
+    networks = "networks"
 
 
 @app.command("list")
 @user_errors
 def list_command(
-    kind: Annotated[Kind, typer.Argument(help="hardware or models")],
+    kind: Annotated[Kind, typer.Argument(help="hardware, models or networks (measured clusters' scale-out networks)")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     sources: Annotated[bool, typer.Option(
         "--sources", help="Hardware: every number of each device with its source or estimate.")] = False,
 ) -> None:
-    """List the bundled devices or models with their key numbers.
+    """List the bundled devices, models or scale-out networks with their key numbers.
 
     Peaks are dense (no 2:4 sparsity); link bandwidth is per device and direction.
 
@@ -53,6 +60,13 @@ def list_command(
                          "description": h.description})
             if sources:
                 rows[-1]["numbers"] = [{"key": c.key, "value": c.value, c.kind: c.text} for c in cited]
+    elif kind is Kind.networks:
+        keys = ("bandwidth_GBps", "latency_us", "efficiency", "nccl_protocols")
+        rows = [{"name": r["name"], **{k: r.get(k) for k in keys}, "description": r["description"]}
+                for r in map(network_values, list_networks())]
+        for r in rows:
+            if isinstance(r["nccl_protocols"], list):
+                r["nccl_protocols"] = ",".join(r["nccl_protocols"])
     else:
         rows = []
         for name in list_models():

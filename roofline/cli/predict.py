@@ -179,6 +179,9 @@ def predict_command(
     pin: Pins = None,
     calibrated: Annotated[bool, typer.Option(
         "--calibrated", help="Use the device's calibrated profile (hardware_specs/calibrated/).")] = False,
+    network: Annotated[str | None, typer.Option(
+        "--network", help="The cluster's scale-out network: a bundled one (hardware_specs/networks/, e.g. "
+                          "gcp-a3-mega) or a YAML path; replaces what it gives of the device's inter_node block.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (times in ms, unit in the key).")] = False,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator table for each phase.")] = False,
     segments: Annotated[bool, typer.Option("--segments", help="Per-segment prefetch table.")] = False,
@@ -206,6 +209,10 @@ def predict_command(
         from roofline.validation import calibrated_hardware
 
         hardware = calibrated_hardware(hardware)
+    if network is not None:
+        from roofline.hardware import load_hardware, with_network
+
+        hardware = with_network(load_hardware(hardware), network)
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
                 dtype=dtype, kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=tp, pp=pp, dp=dp,
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),

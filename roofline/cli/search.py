@@ -10,6 +10,7 @@ import typer
 from roofline._paths import check_writable
 from roofline.cli._common import echo_err, print_table, user_errors
 from roofline.cli._progress import LazyProgress
+from roofline.edge import edge_warnings
 
 if TYPE_CHECKING:
     from roofline.search import SearchOptions, SearchResult
@@ -86,6 +87,8 @@ def optimize_command(
         bar.close()
     for note in result.notes:
         echo_err(f"note: {note}")
+    for warning in edge_warnings(spec.parameters, result.best):
+        echo_err(f"note: {warning}")  # widen the range: the optimum may lie outside it
     _print_ranking(spec, options, result, top)
     for reason in skipped:
         echo_err(f"plot skipped: {reason}")

@@ -9,6 +9,7 @@ import typer
 
 from roofline.cli._common import check_output, echo_err, fail, print_table, user_errors
 from roofline.cli._progress import LazyProgress
+from roofline.edge import edge_warnings
 
 app = typer.Typer()
 
@@ -89,6 +90,8 @@ def sweep_command(
         bar.close()
     for reason in result.skipped:
         echo_err(f"skipped: {reason}")
+    for warning in edge_warnings(spec.parameters, result.best[0] if result.best else None):
+        echo_err(f"note: {warning}")  # widen the range: the optimum may lie outside it
     no_cost = sorted({r["hardware"] for r in result.best if r["system_cost_usd"] != r["system_cost_usd"]})
     if no_cost:
         echo_err(f"note: {', '.join(no_cost)} has no die: block, so cost and performance per cost are unknown "

@@ -53,6 +53,9 @@ COLUMNS = [
     # the library and harness: nccl (nccl-tests), torch_nccl (torch.distributed, kineto kernel
     # times), trtllm_custom (TensorRT-LLM AllReduce, AUTO strategy)
     "size_bytes", "n_gpus", "devices_per_node", "algo",
+    # the measured cluster's scale-out network where it is documented and differs from the
+    # device spec's (a bundled network, roofline.hardware.with_network); empty: the spec's
+    "network",
     # end to end
     "model", "backend", "backend_version", "precision", "isl", "osl", "concurrency", "tp", "pp",
     "measured_s",
@@ -153,6 +156,7 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     df["family"] = df["kind"].map(FAMILIES)
     df["device"] = df["source_device"].map(lambda d: DEVICE_MAP.get(d))
     df["count"] = df["count"].fillna(1.0)
+    df["network"] = df["network"].fillna("")
     df["batch"] = df["batch"].fillna(1.0)
     idx = df.groupby(["dataset", "file", "kind"], sort=False).cumcount()
     df["case_id"] = df["dataset"] + ":" + df["file"] + ":" + df["kind"] + ":" + idx.astype(str)
@@ -362,7 +366,7 @@ def load_nccl_tests(root: Path) -> list[pd.DataFrame]:
     return [_frame("nccl_tests/allreduce_2node", "allreduce_h100_2node16gpu_gcp_a3mega.csv", "allreduce",
                    "h100_gcp_a3mega", "kernel", t["oop_time_us"] * 1e-6,
                    size_bytes=t["size_bytes"].astype(float), n_gpus=16, devices_per_node=8,
-                   algo="nccl", dtype="fp32")]
+                   algo="nccl", dtype="fp32", network="gcp-a3-mega")]
 
 
 def load_peak_busbw(data_dir: str | Path | None = None) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import pandas as pd
 from roofline.collectives import collective_time_s
 from roofline.dtypes import bytes_per_element
 from roofline.graph import COLLECTIVE_KINDS, OpTable, attention_work
-from roofline.hardware import HardwareSpec
+from roofline.hardware import HardwareSpec, with_network
 from roofline.timing import HardwareArrays, op_times
 
 __all__ = ["CaseBatch", "build_batches", "predict_batch", "hardware_arrays", "kind_key", "offset_key",
@@ -79,6 +79,7 @@ class CaseBatch:
     raw: Mapping[str, np.ndarray] | None = None  # attention: inputs, the table depends on params
     size_bytes: np.ndarray | None = None  # collectives
     groups: tuple[tuple[int, int, np.ndarray], ...] = ()  # collectives: (n, per node, rows)
+    network: str = ""  # the measured cluster's scale-out network (with_network); "": the spec's
 
     @property
     def n(self) -> int:
@@ -170,11 +171,13 @@ def build_batches(cases: pd.DataFrame) -> list[CaseBatch]:
     ok = cases["device"].notna() & cases["kind"].isin(COMPUTE_KINDS + COLLECTIVE_KINDS)
     ok &= ~cases["op"].astype(str).str.startswith("unknown:")
     out = []
-    for (device, kind, key), rows in cases[ok].groupby([cases["device"], cases["kind"], keys]).groups.items():
+    network = cases["network"].fillna("") if "network" in cases else pd.Series("", index=cases.index)
+    by = [cases["device"], cases["kind"], keys, network]
+    for (device, kind, key, net), rows in cases[ok].groupby(by).groups.items():
         idx = np.asarray(rows)
         c = cases.iloc[idx]
         common = dict(device=device, kind=kind, key=key, index=idx, sources=offset_key(c).to_numpy(),
-                      count=_f(c, "count"))
+                      count=_f(c, "count"), network=net)
         if kind in ("gemm", "linear"):
             out.append(CaseBatch(**common, table=_gemm_table(c)))
         elif kind in ("attention_prefill", "attention_decode"):
@@ -209,6 +212,18 @@ def hardware_arrays(spec: HardwareSpec, params: Mapping[str, Any] | None,
     return hw
 
 
+_NETWORK_SPECS: dict[tuple[int, str], tuple[HardwareSpec, HardwareSpec]] = {}
+
+
+def _with_network(spec: HardwareSpec, network: str) -> HardwareSpec:
+    """``with_network``, read once per spec object (fits call predict_batch many times)."""
+    key = (id(spec), network)
+    cached = _NETWORK_SPECS.get(key)
+    if cached is None or cached[0] is not spec:  # the spec object may be gone and its id reused
+        cached = _NETWORK_SPECS[key] = (spec, with_network(spec, network))
+    return cached[1]
+
+
 def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any] | None,
                   extra: Mapping[str, float] | None = None) -> np.ndarray:
     """Predicted seconds of every case of ``batch`` (shape ``(batch.n,)``).
@@ -231,6 +246,8 @@ def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any
     else:
         t = np.empty(batch.n)
         per_kind = params.get("per_kind") or {}
+        if batch.network:  # the measured cluster's network, under the profile's values
+            spec = _with_network(spec, batch.network)
         for n, per_node, rows in batch.groups:
             keys = (batch.key, f"{batch.key}:n{n}")
             threshold = (per_kind.get(keys[1]) or {}).get("_large_from_bytes")
