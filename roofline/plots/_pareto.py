@@ -12,7 +12,6 @@ import numpy as np
 from roofline.metrics import METRICS
 from roofline.pareto import pareto_mask
 from roofline.plots._common import (
-    PALETTE,
     TEMPLATE,
     _default_hover,
     _frame,
@@ -22,6 +21,7 @@ from roofline.plots._common import (
     _require,
     _with_subtitle,
     axis_label,
+    series_colors,
 )
 
 if TYPE_CHECKING:
@@ -155,11 +155,13 @@ def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = Non
                                    hovertemplate=tmpl))
     else:
         values = info.color
-        for i, v in enumerate(dict.fromkeys(values.tolist())):
+        names = {v: f"{color}={v}" for v in dict.fromkeys(values.tolist())}
+        colors = series_colors(names.values())
+        for v, name in names.items():
             sel = values == v
             fig.add_trace(go.Scattergl(
-                x=info.x[sel], y=info.y[sel], mode="markers", name=f"{color}={v}",
-                marker={"size": 6, "opacity": 0.45, "color": PALETTE[i % len(PALETTE)]},
+                x=info.x[sel], y=info.y[sel], mode="markers", name=name,
+                marker={"size": 6, "opacity": 0.45, "color": colors[name]},
                 customdata=info.customdata[sel], hovertemplate=tmpl))
     f = info.front_order
     fig.add_trace(go.Scatter(

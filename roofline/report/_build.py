@@ -169,6 +169,7 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "details": {str(k): v for k, v in computed.items()},
         "memory": memory,
         "kind_colors": _kind_colors(),
+        "prefetch_colors": _prefetch_colors(),
         "structural": list(STRUCTURAL),
         "assumptions": [[h, t] for h, t in assumptions(run, {k: v for k, v in values.items() if v})],
         "notes": notes,
@@ -195,6 +196,14 @@ def _kind_colors() -> dict[str, str]:
     from roofline.plots import KIND_COLORS
 
     return {label: KIND_COLORS.get(kind, "#7f7f7f") for kind, label in KIND_LABELS.items()}
+
+
+def _prefetch_colors() -> dict[str, str]:
+    """Prefetching on and off in the colours of every figure (roofline.plots.PREFETCH_COLORS), keyed as
+    the page writes the column's values."""
+    from roofline.plots import PREFETCH_COLORS
+
+    return {str(on).lower(): color for on, color in PREFETCH_COLORS.items()}
 
 
 def _number(v: float) -> float | None:
