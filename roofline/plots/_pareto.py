@@ -23,6 +23,7 @@ from roofline.plots._common import (
     axis_label,
     series_colors,
 )
+from roofline.registry import headline_parameters
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,8 +101,7 @@ def _get_pareto_front_info(df: pd.DataFrame, x: str, y: str, *, front_mask: Any 
 
 #: Configuration columns the points are coloured by when ``color="auto"``: the first that varies
 #: (a search over continuous parameters only gets a colour scale of L2 size, HBM or link bandwidth).
-AUTO_COLOR = ("prefetch", "hardware", "model", "dtype", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps",
-              "link_bandwidth_GBps")
+AUTO_COLOR = ("prefetch", "hardware", "model", "dtype", "tp", "batch", *headline_parameters())
 
 
 def _auto_color(df: pd.DataFrame, color: str | None) -> str | None:
