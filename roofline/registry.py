@@ -28,7 +28,8 @@ from roofline.exceptions import SpecError
 __all__ = ["HardwareParameter", "DECLARATIONS", "PARAMETERS", "SPEC_FIELDS", "TIER_NAMES", "MOE_SKEW", "SCENARIO_PARAMETERS",
            "block_fields", "block_keys", "read_block", "sweepable", "fractions", "parameter_labels", "parameter_short_labels",
            "cli_overrides", "override_arguments", "parse_set", "spec_si", "si_reader", "spec_value", "spec_values", "with_values",
-           "cost_inputs", "swept_columns"]
+           "cost_inputs", "swept_columns", "ScenarioParameter", "SCENARIO", "COLLECTIVE_LIBRARIES", "scenario_names",
+           "headline_parameters", "headline_columns", "is_parameter", "NOT_SWEEPABLE"]
 
 GiB = 1024**3
 MiB = 1024**2
@@ -67,6 +68,7 @@ class HardwareParameter:
     default: float | None = None  # value of an optional YAML key that is absent
     optional: bool = False  # the YAML key may be absent without a default (the spec says what then)
     sweepable: bool = True  # swept, searched, and a predict/engine keyword
+    headline: int = 0  # a design-space knob's rank (0: none): ranked tables show them, the DSE varies them
     label: str = ""  # axis title with its unit, for plots
     short: str | None = None  # short table header for terminal tables (None: the name)
     flag: str | None = None  # predict/compare option, e.g. "--hbm-bandwidth"
@@ -139,12 +141,12 @@ DECLARATIONS: tuple[HardwareParameter, ...] = (
        array="hbm_capacity_bytes", strict=True, label="HBM capacity (GiB)", short="HBM GiB",
        cost_input="hbm_capacity_GiB", help="HBM capacity per device (GiB)."),
     _p("hbm_bandwidth_GBps", "GB/s", 0.0, 1e8, scale=1e9, block="memory", spec="memory.hbm_bandwidth_Bps",
-       array="hbm_Bps", strict=True, label="HBM bandwidth (GB/s)", short="HBM GB/s", flag="--hbm-bandwidth",
+       array="hbm_Bps", strict=True, headline=2, label="HBM bandwidth (GB/s)", short="HBM GB/s", flag="--hbm-bandwidth",
        cost_input="hbm_bandwidth_GBps", help="Override the HBM bandwidth (GB/s)."),
     _p("hbm_efficiency", "", 0.0, 1.0, block="memory", spec="memory.hbm_efficiency", array="hbm_efficiency",
        strict=True, label="HBM efficiency (fraction)", help="Achievable fraction of the HBM bandwidth."),
     _p("l2_capacity_MiB", "MiB", 0.0, 1e7, scale=MiB, block="memory", spec="memory.l2_capacity_bytes",
-       array="l2_bytes", label="L2 capacity (MiB)", short="L2 MiB", flag="--l2-mib", cost_input="l2_MiB",
+       array="l2_bytes", headline=1, label="L2 capacity (MiB)", short="L2 MiB", flag="--l2-mib", cost_input="l2_MiB",
        help="Override the L2 capacity (MiB)."),
     _p("l2_bandwidth_GBps", "GB/s", 0.0, 1e9, scale=1e9, block="memory", spec="memory.l2_bandwidth_Bps",
        array="l2_Bps", strict=True, label="L2 bandwidth (GB/s)", short="L2 GB/s", flag="--l2-bandwidth",
@@ -172,10 +174,11 @@ DECLARATIONS: tuple[HardwareParameter, ...] = (
     _p("energy_pj_per_byte", "pJ/B", 0.0, 1e6, block="memory.tiers",
        spec="memory.extra_tiers.*.energy_pj_per_byte", optional=True, sweepable=False),
     # interconnect inside a node
+    # devices_per_node and topology: not sweepable (NOT_SWEEPABLE says why)
     _p("devices_per_node", "", 1, 1_000_000, block="interconnect.intra_node", spec="devices_per_node",
        integer=True, sweepable=False),
     _p("link_bandwidth_GBps", "GB/s", 0.0, 1e7, scale=1e9, block="interconnect.intra_node",
-       spec="intra_node.link_bandwidth_Bps", array="link_Bps", strict=True,
+       spec="intra_node.link_bandwidth_Bps", array="link_Bps", strict=True, headline=3,
        label="link bandwidth (GB/s per link, one direction)", short="link GB/s", flag="--link-bandwidth",
        help="Override the per-link bandwidth (GB/s per direction)."),
     _p("links_per_device", "", 1, 10_000, block="interconnect.intra_node", spec="intra_node.links_per_device",
@@ -221,6 +224,16 @@ DECLARATIONS: tuple[HardwareParameter, ...] = (
        help="Share of kernel-launch gaps in which prefetching may use HBM."),
 )
 
+#: Why the structural spec fields of the interconnect are not sweepable: roofline.collectives picks each
+#: collective's algorithm set (in one node, on a torus, or hierarchical across nodes, and the split of
+#: a hierarchical one) once per call with Python branches on them, and the one-configuration path caches
+#: on them. Varying them per configuration would take a loop over configurations or every branch
+#: evaluated for every row; a sweep varies them as devices instead.
+_ONE_PER_DEVICE = ("the collective algorithms are chosen once per device from it (roofline.collectives), not per "
+                   "configuration; sweep it as devices: a `hardware:` list of spec files that differ in it")
+#: Spec fields a sweep cannot vary, and why (a sweep file naming one is told this).
+NOT_SWEEPABLE = {"devices_per_node": _ONE_PER_DEVICE, "topology": _ONE_PER_DEVICE}
+
 #: The parameters a sweep, a search, an override or a profile may set, by user-facing name
 PARAMETERS: dict[str, HardwareParameter] = {p.name: p for p in DECLARATIONS if p.sweepable}
 #: The numeric fields of spec files, by (block, YAML key); spec-only fields (a tier's
@@ -228,6 +241,106 @@ PARAMETERS: dict[str, HardwareParameter] = {p.name: p for p in DECLARATIONS if p
 SPEC_FIELDS: dict[tuple[str, str], HardwareParameter] = {
     (p.block, p.key or p.name): p for p in DECLARATIONS if p.block is not None}
 SCENARIO_PARAMETERS = tuple(p.name for p in PARAMETERS.values() if p.scenario)
+
+#: Collective libraries a serving framework may use (roofline.collectives): its custom all-reduce
+#: kernels for small messages, or NCCL only.
+COLLECTIVE_LIBRARIES = ("nccl", "custom")
+
+
+@dataclass(frozen=True)
+class ScenarioParameter:
+    """One parameter of a configuration that is not a hardware number: the model and device, the
+    workload, the parallelism and the runtime settings. Declared once, like the hardware parameters:
+    the sweep file's vocabulary (structural axes, booleans, choices and integer bounds), the search
+    space's categorical parameters, the ``roofline predict`` command that reproduces a row and the
+    columns ranked tables show all come from :data:`SCENARIO`.
+
+    ``group``: ``"spec"`` (model, device), ``"workload"``, ``"parallelism"`` or ``"setting"`` (a
+    runtime setting of the scenario, fixed under a sweep file's ``scenario:`` or swept). ``kind``:
+    ``"name"`` (of a spec), ``"text"``, ``"integer"`` (``low``..``high``), ``"flag"`` (true/false)
+    or ``"choice"`` (one of ``choices``). ``vectorized``: the engine evaluates it as an array
+    (prefetching on/off); the others change the operator tables or the scenario and are evaluated
+    one combination at a time. ``flag``: the ``predict`` option (a flag kind: the option that
+    turns it on; ``negation``: the one that turns it off, when there is one). ``static``: a setting
+    of the static batch that a serving operating point does not use.
+    """
+
+    name: str
+    group: str
+    kind: str
+    label: str
+    flag: str
+    unit: str = ""
+    low: int = 1
+    high: int = 1_000_000
+    choices: tuple[Any, ...] = ()
+    vectorized: bool = False
+    negation: str | None = None
+    headline: bool = False  # ranked tables show it (with the headline hardware parameters)
+    static: bool = False
+
+    @property
+    def categorical(self) -> bool:
+        """Only a list of values makes sense (a search range does not)."""
+        return self.kind in ("name", "text", "flag", "choice")
+
+    @property
+    def field(self) -> Field:
+        """Bounds of an integer parameter (sweep files check fixed and swept values with it)."""
+        return Field(self.name, self.unit, self.low, self.high, kind="integer")
+
+
+def _s(name: str, group: str, kind: str, label: str, flag: str, **kw: Any) -> ScenarioParameter:
+    return ScenarioParameter(name, group, kind, label, flag, **kw)
+
+
+#: Every scenario parameter, in the order of a results table's configuration columns.
+SCENARIO: dict[str, ScenarioParameter] = {p.name: p for p in (
+    _s("model", "spec", "name", "model", "-m", headline=True),
+    _s("hardware", "spec", "name", "device", "-H", headline=True),
+    _s("batch", "workload", "integer", "batch (sequences)", "--batch", headline=True, static=True),
+    _s("input_len", "workload", "integer", "prompt length (tokens)", "--input", unit="tokens", high=1_000_000_000),
+    _s("output_len", "workload", "integer", "output length (tokens)", "--output", unit="tokens", high=1_000_000_000),
+    _s("dtype", "workload", "text", "data type (weights[:activations])", "--dtype"),
+    _s("kv_dtype", "workload", "text", "KV-cache data type", "--kv-dtype"),
+    _s("op_dtypes", "workload", "text", "data types per operator class", "--op-dtype"),
+    _s("tp", "parallelism", "integer", "tensor parallelism", "--tp", headline=True),
+    _s("pp", "parallelism", "integer", "pipeline parallelism", "--pp"),
+    _s("dp", "parallelism", "integer", "data-parallel replicas", "--dp"),
+    _s("ep", "parallelism", "integer", "expert parallelism", "--ep"),
+    _s("collective_library", "setting", "choice", "collective library", "--collective-library",
+       choices=COLLECTIVE_LIBRARIES),
+    _s("async_tp", "setting", "flag", "asynchronous TP", "--async-tp", choices=(False, True)),
+    _s("prefetch", "setting", "flag", "prefetching (PRESERVE)", "--prefetch", choices=(False, True), vectorized=True,
+       negation="--no-prefetch", headline=True),
+)}
+
+
+def scenario_names(*groups: str, vectorized: bool | None = None) -> tuple[str, ...]:
+    """Names of the scenario parameters of ``groups`` (all when none is given), in declaration
+    order; ``vectorized``: only those the engine evaluates as arrays (True) or not (False)."""
+    return tuple(n for n, p in SCENARIO.items() if (not groups or p.group in groups)
+                 and (vectorized is None or p.vectorized == vectorized))
+
+
+def headline_parameters() -> tuple[str, ...]:
+    """The design-space knobs (L2 size, HBM bandwidth, link speed), in the order of their rank."""
+    return tuple(sorted((n for n, p in PARAMETERS.items() if p.headline), key=lambda n: PARAMETERS[n].headline))
+
+
+def headline_columns(*, serving: bool = False) -> list[str]:
+    """The configuration columns a ranked table shows: the headline scenario parameters (model,
+    device, parallelism and batch), the headline hardware parameters, then the headline runtime
+    settings (prefetch). ``serving``: a serving operating point (no static batch)."""
+    shown = [p for p in SCENARIO.values() if p.headline and not (serving and p.static)]
+    return ([p.name for p in shown if p.group != "setting"] + list(headline_parameters())
+            + [p.name for p in shown if p.group == "setting"])
+
+
+def is_parameter(name: str) -> bool:
+    """Whether a results column configures a row: a hardware or a scenario parameter."""
+    return name in PARAMETERS or name in SCENARIO
+
 
 #: Zipf exponent of MoE expert popularity: beyond ~10 the first expert takes every token already
 MOE_SKEW = Field("moe_skew", "", 0.0, 10.0)

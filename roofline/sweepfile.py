@@ -40,36 +40,32 @@ from roofline.hardware import HARDWARE_FIELDS, load_hardware
 from roofline.metrics import CONSTRAINTS as METRIC_CONSTRAINTS
 from roofline.metrics import METRICS, metric_names
 from roofline.model import load_model
-from roofline.registry import sweepable
+from roofline.registry import NOT_SWEEPABLE, SCENARIO, scenario_names, sweepable
 from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
-from roofline.workload import COLLECTIVE_LIBRARIES, PrefetchSettings, parse_op_dtypes
+from roofline.workload import PrefetchSettings, parse_op_dtypes
 
 __all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "BOOLEAN_PARAMETERS",
            "SCENARIO_CHOICES", "METRIC_NAMES",
            "SweepBudget", "sweep_budget", "check_budget", "structural_count"]
 
 #: Runtime settings of the scenario (the serving framework's collectives, asynchronous TP): fixed
-#: under ``scenario:`` or swept, one combination at a time; name -> allowed values
-SCENARIO_CHOICES: dict[str, tuple[Any, ...]] = {"collective_library": COLLECTIVE_LIBRARIES, "async_tp": (False, True)}
+#: under ``scenario:`` or swept, one combination at a time; name -> allowed values (roofline.registry.SCENARIO)
+SCENARIO_CHOICES: dict[str, tuple[Any, ...]] = {n: SCENARIO[n].choices for n in scenario_names("setting", vectorized=False)}
 #: Parameters that change the operator tables or the scenario: evaluated one combination at a time.
-STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes",
-              "tp", "pp", "dp", "ep", *SCENARIO_CHOICES)
+STRUCTURAL = scenario_names(vectorized=False)
 #: Parameters evaluated as arrays by the vectorized engine: the registry's, and prefetching on/off.
-HARDWARE_PARAMETERS = sweepable() + ("prefetch",)
+HARDWARE_PARAMETERS = sweepable() + scenario_names(vectorized=True)
 #: Parameters that take true or false
-BOOLEAN_PARAMETERS = ("prefetch", "async_tp")
+BOOLEAN_PARAMETERS = tuple(n for n, p in SCENARIO.items() if p.kind == "flag")
 #: Metrics an objective, a Pareto front or a constraint may name: the numeric ones of the engine,
 #: the economics and the serving block (roofline.metrics)
 METRIC_NAMES = tuple(m for m in metric_names("engine", "economics", "serving") if METRICS[m].kind == "number")
 #: Constraint key -> what it means (roofline.metrics.CONSTRAINTS)
 CONSTRAINTS = {name: c.description for name, c in METRIC_CONSTRAINTS.items()}
-WORKLOAD_KEYS = ("batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes")
-PARALLEL_KEYS = ("tp", "pp", "dp", "ep")
+WORKLOAD_KEYS = scenario_names("workload")
+PARALLEL_KEYS = scenario_names("parallelism")
 #: Bounds of the integer workload and parallelism values, fixed or swept
-STRUCTURAL_FIELDS = {
-    **{k: Field(k, "", 1, 1_000_000, kind="integer") for k in ("batch", "tp", "pp", "dp", "ep")},
-    **{k: Field(k, "tokens", 1, 1_000_000_000, kind="integer") for k in ("input_len", "output_len")},
-}
+STRUCTURAL_FIELDS = {n: p.field for n, p in SCENARIO.items() if p.kind == "integer"}
 #: An axis longer than this is refused when the file is read (1e-300 steps, 1e30 points)
 MAX_AXIS_POINTS = 10**10
 
@@ -174,6 +170,8 @@ class SweepSpec:
 
 def _parameter(name: str, raw: Any, file: str) -> Parameter:
     where = f"{file}: sweep.{printable(name)}"
+    if name in NOT_SWEEPABLE:
+        raise SpecError(f"{where}: not sweepable: {NOT_SWEEPABLE[name]}")
     if name not in HARDWARE_PARAMETERS and name not in STRUCTURAL:
         allowed = sorted(HARDWARE_PARAMETERS) + list(STRUCTURAL)
         raise SpecError(f"{where}: unknown parameter{closest(name, allowed)} (allowed: {', '.join(allowed)})")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from roofline.dtypes import attention_unit, bytes_per_element, gemm_unit
 from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.model import ModelSpec
-from roofline.registry import MOE_SKEW
+from roofline.registry import COLLECTIVE_LIBRARIES, MOE_SKEW
 
 __all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
            "COLLECTIVE_LIBRARIES",
@@ -31,9 +31,8 @@ _KV_DEFAULT = {"mxfp8": "fp8", "mxfp6": "fp8", "nvfp4": "fp8", "mxfp4": "fp8"}
 OP_CLASSES = ("attention", "mlp", "experts", "shared_experts", "router", "embedding", "lm_head")
 #: What prefetching may bring into L2 for MoE layers (see docs/moe.md).
 MOE_PREFETCH = ("none", "shared", "predicted")
-#: Collective libraries (roofline.collectives): NCCL alone, or the custom one-shot/two-shot
-#: all-reduce kernels that vLLM, SGLang and TensorRT-LLM use for small messages (their default).
-COLLECTIVE_LIBRARIES = ("nccl", "custom")
+#: COLLECTIVE_LIBRARIES (roofline.collectives, declared in roofline.registry): NCCL alone, or the custom
+#: one-shot/two-shot all-reduce kernels that vLLM, SGLang and TensorRT-LLM use for small messages (their default).
 
 _MLP_OPS = ("gate_up_proj", "up_proj", "down_proj")
 

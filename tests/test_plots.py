@@ -150,6 +150,29 @@ def test_pareto_points_are_coloured_by_configuration(sweep):
     assert fig.data[0].marker.showscale and "L2" in fig.data[0].marker.colorbar.title.text
 
 
+def test_prefetch_on_and_off_keep_one_colour_in_every_figure(sweep):
+    # the order of the traces is the table's; only the colour follows the label: prefetch on is
+    # orange and off blue in the Pareto front (in either row order), in the perf-per-cost curves
+    # ("with prefetch" first) and in the report's page (its payload carries the same mapping)
+    on, off = plots.PREFETCH_COLORS[True], plots.PREFETCH_COLORS[False]
+    assert (on, off) == ("#ff7f0e", "#1f77b4")
+    for first in (True, False):
+        both = pd.concat([sweep.assign(prefetch=first), sweep.assign(prefetch=not first)], ignore_index=True)
+        fig = plots.plot_pareto_front(both, "system_cost_usd", "throughput_tok_s")
+        assert [t.name for t in fig.data] == [f"prefetch={first}", f"prefetch={not first}", "Pareto front"]
+        assert {t.name: t.marker.color for t in fig.data[:2]} == {"prefetch=True": on, "prefetch=False": off}
+    fig = plots.plot_metric_vs_parameter(sweep, "l2_capacity_MiB", "tok_s_per_kusd", group="model")
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["with prefetch", "without prefetch"] * 2
+    assert [t.line.color for t in lines] == [on, off] * 2
+    from roofline.report._build import _prefetch_colors
+
+    assert _prefetch_colors() == {"true": on, "false": off}
+    # other labels take the palette in order, never a colour a fixed label of the figure holds
+    assert plots.series_colors(["a", "with prefetch", "b"]) == {"a": off, "with prefetch": on, "b": "#2ca02c"}
+    assert plots.series_colors(["small", "large"]) == {"small": off, "large": on}
+
+
 def test_titles_state_the_scenario():
     table = pd.DataFrame({"model": ["llama-3-70b"] * 2, "hardware": ["h100-sxm"] * 2, "devices": [8, 8],
                           "batch": [8, 8], "input_len": [2048, 2048], "output_len": [512, 512], "dtype": ["fp8"] * 2,

@@ -291,3 +291,45 @@ def test_the_serving_block_uses_the_sweep_files_collective_library() -> None:
     nccl, = _rows({**SCENARIO_SWEEP, **serving, "scenario": {"collective_library": "nccl"}})
     assert nccl["tpot_ms"] > custom["tpot_ms"]  # the static columns differ ...
     assert nccl["serving_tpot_ms"] > custom["serving_tpot_ms"]  # ... and so do the serving ones
+
+
+# ---- scenario parameters and the lists derived from the registry ---------------------------------
+
+def test_name_lists_are_derived_from_the_registry() -> None:
+    import roofline.sweepfile as sweepfile
+    from roofline.cli.sweep import SERVING_SHOW, SHOW
+    from roofline.registry import SCENARIO, headline_columns, headline_parameters, scenario_names
+    from roofline.report._details import STRUCTURAL as REPORT_STRUCTURAL
+    from roofline.reproduce._dse import _KNOBS
+    from roofline.reproduce._report import _KNOB_HEADERS
+
+    knobs = ("l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps")
+    assert _KNOBS == headline_parameters() == knobs and tuple(_KNOB_HEADERS) == knobs
+    assert SHOW[:8] == headline_columns() == ["model", "hardware", "batch", "tp", *knobs, "prefetch"]
+    assert SERVING_SHOW[:7] == headline_columns(serving=True) and "batch" not in SERVING_SHOW
+    # the report's scenario key is every scenario parameter but the runtime settings
+    assert REPORT_STRUCTURAL + scenario_names("setting") == tuple(SCENARIO)
+    assert tuple(n for n in SCENARIO if n != "prefetch") == sweepfile.STRUCTURAL
+    assert (*PARAMETERS, "prefetch") == sweepfile.HARDWARE_PARAMETERS
+    assert sweepfile.SCENARIO_CHOICES == {"collective_library": ("nccl", "custom"), "async_tp": (False, True)}
+    assert sweepfile.BOOLEAN_PARAMETERS == ("async_tp", "prefetch")
+    assert set(sweepfile.STRUCTURAL_FIELDS) == {"batch", "input_len", "output_len", "tp", "pp", "dp", "ep"}
+
+
+def test_every_scenario_parameter_has_its_predict_option() -> None:
+    from typer.main import get_command
+
+    from roofline.cli.main import app
+    from roofline.registry import SCENARIO
+
+    predict = get_command(app).commands["predict"]
+    options = {o for p in predict.params for o in (*p.opts, *p.secondary_opts)}
+    for p in SCENARIO.values():
+        assert p.flag in options and (p.negation is None or p.negation in options), p.name
+        assert p.label and p.group in ("spec", "workload", "parallelism", "setting")
+
+
+@pytest.mark.parametrize("name", ["devices_per_node", "topology"])
+def test_interconnect_structure_is_not_sweepable_and_says_why(name: str) -> None:
+    with pytest.raises(SpecError, match=f"sweep.{name}: not sweepable: .*hardware:"):
+        sweep_from_dict({"hardware": "h100-sxm", "model": "llama-3-8b", "sweep": {name: [4, 8]}}, "s.yaml")

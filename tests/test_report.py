@@ -163,6 +163,37 @@ def test_the_reproduce_command_gives_the_same_point(tmp_path: Path, capsys) -> N
     assert json.loads(out)["tpot_ms"] == pytest.approx(row["tpot_ms"], rel=1e-9)
 
 
+def test_the_reproduce_command_gives_the_exact_row_with_the_runs_settings(tmp_path: Path, capsys) -> None:
+    # a sweep with every setting that is not a column of its own: the collective library and async TP
+    # fixed under scenario:, prefetch settings (threshold, launch-gap share, KV only) and the price basis
+    from roofline.report._details import PointSettings
+    from roofline.sweepfile import load_sweep
+
+    f = tmp_path / "settings.yaml"
+    f.write_text(yaml.safe_dump({
+        **SMALL, "hardware": "h100-sxm", "sweep": {"l2_capacity_MiB": [0, 64], "prefetch": [False, True]},
+        "scenario": {"collective_library": "nccl", "async_tp": True,
+                     "prefetch": {"threshold_fraction": 0.5, "launch_gap_fraction": 0.25, "weights": False}},
+        "cost": {"overrides": {"basis.cost": "price"}}}))
+    code, _, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1")
+    assert code == 0, err
+    settings = PointSettings.of(load_sweep(f))
+    assert settings.cost_exact and settings.cost_basis == "price"
+    df = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    for _, row in df[df["l2_capacity_MiB"] == 64].iterrows():
+        command = predict_command(row.to_dict(), settings)
+        assert "--collective-library nccl" in command and "--async-tp" in command
+        assert ("--prefetch-threshold 0.5" in command and "--no-prefetch-weights" in command) == row["prefetch"]
+        code, out, err = run_cli(capsys, *shlex.split(command)[1:], "--json")
+        assert code == 0, err
+        got = json.loads(out)
+        got |= got.pop("economics")
+        compared = [k for k in got if k in row and isinstance(got[k], float)]
+        assert {"ttft_ms", "tpot_ms", "baseline_tpot_ms", "system_cost_usd", "tok_s_per_kusd"} <= set(compared)
+        for k in compared:
+            assert got[k] == pytest.approx(row[k], rel=1e-9), k
+
+
 # ---- the file ------------------------------------------------------------------------------
 
 def test_report_file_is_self_contained(tmp_path: Path, capsys) -> None:

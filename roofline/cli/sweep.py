@@ -10,18 +10,19 @@ import typer
 from roofline.cli._common import check_output, echo_err, fail, print_table, user_errors
 from roofline.cli._progress import LazyProgress
 from roofline.edge import edge_warnings
+from roofline.registry import headline_columns
 
 app = typer.Typer()
 
 #: ``--format`` values (``roofline.sweep.OUTPUT_FORMATS``; a Literal keeps the CLI's import light).
 OutputFormat = Literal["parquet", "parquet-dataset"]
 
-SHOW = ["model", "hardware", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
-        "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "decode_bound"]
+#: Columns of the ranked table: the headline parameters (roofline.registry), then the static batch's metrics.
+SHOW = [*headline_columns(), "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd",
+        "decode_bound"]
 #: A sweep with a serving: block ranks at the serving operating point: show that, not the static batch.
-SERVING_SHOW = ["model", "hardware", "tp", "l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps", "prefetch",
-                "prefill_instances", "decode_instances", "serving_ttft_ms", "serving_tpot_ms", "goodput_tok_s",
-                "system_cost_usd", "goodput_tok_s_per_kusd", "slo_max_concurrency"]
+SERVING_SHOW = [*headline_columns(serving=True), "prefill_instances", "decode_instances", "serving_ttft_ms",
+                "serving_tpot_ms", "goodput_tok_s", "system_cost_usd", "goodput_tok_s_per_kusd", "slo_max_concurrency"]
 
 
 def _columns(rows: list[dict[str, Any]], extra: list[str], *, serving: bool = False) -> list[str]:

@@ -21,7 +21,8 @@ says which); when none is found, or the export fails, the HTML is still written 
 One private module per figure (import everything from ``roofline.plots``): ``_writer`` (HTML and
 image files, kaleido), ``_pareto``, ``_metric`` (a metric against a swept parameter),
 ``_breakdown`` (latency breakdowns), ``_roofline``, ``_speedup`` (prefetch speedup against the
-collective / prefetch ratio), and ``_common`` (colors, axis labels, helpers of the info functions).
+collective / prefetch ratio), and ``_common`` (colors, one colour per series label for every figure and the report, axis labels,
+helpers of the info functions).
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ from roofline.plots._common import (
     KIND_ORDER,
     LABELS,
     PALETTE,
+    PREFETCH_COLORS,
+    SERIES_COLORS,
     TEMPLATE,
     axis_label,
     scenario_label,
+    series_colors,
 )
 from roofline.plots._metric import (
     MetricCurve,
@@ -101,6 +105,7 @@ __all__ = [
     "pareto_mask_2d",
     "axis_label",
     "scenario_label",
+    "series_colors",
     # constants and the info tuples of the plot_* functions
     "BOUND_COLORS",
     "DEBIAN_HEADLESS_SHELL",
@@ -112,6 +117,8 @@ __all__ = [
     "KIND_ORDER",
     "LABELS",
     "PALETTE",
+    "PREFETCH_COLORS",
+    "SERIES_COLORS",
     "TEMPLATE",
     "BreakdownInfo",
     "MetricCurve",

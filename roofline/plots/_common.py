@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["BOUND_COLORS", "EXTRA_METRICS", "KIND_COLORS", "KIND_LABELS", "KIND_ORDER", "LABELS", "PALETTE",
-           "TEMPLATE", "axis_label", "scenario_label"]
+           "PREFETCH_COLORS", "SERIES_COLORS", "TEMPLATE", "axis_label", "scenario_label", "series_colors"]
 
 
 TEMPLATE = "plotly_white"
@@ -37,6 +37,16 @@ KIND_LABELS = {"prefetch": "HBM stall (prefetch spill)"}
 BOUND_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "comm": "#d62728"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
+#: Prefetching on and off keep one colour in every figure and in the report (orange: on, blue: off),
+#: whatever order the series come in.
+PREFETCH_COLORS = {True: PALETTE[1], False: PALETTE[0]}
+#: Series labels with a fixed colour: every name a figure or the report gives prefetching on or off
+#: (a metric-against-parameter legend, a Pareto trace coloured by the ``prefetch`` column, the report's
+#: legend). Other labels take the palette in order (:func:`series_colors`).
+SERIES_COLORS = {
+    **{label: PREFETCH_COLORS[True] for label in ("with prefetch", "prefetch=True", "prefetch on")},
+    **{label: PREFETCH_COLORS[False] for label in ("without prefetch", "prefetch=False", "prefetch off")},
+}
 
 #: Axis titles with units for the columns sweeps produce: the hardware parameters'
 #: (roofline.registry), then the metrics' (roofline.metrics); other names fall back to their unit suffix.
@@ -47,6 +57,19 @@ _UNIT_SUFFIXES = (
     ("_GBps", "GB/s"), ("_TBps", "TB/s"), ("_usd", "USD"), ("_tflops", "TFLOP/s"),
     ("_fraction", "fraction"),
 )
+
+
+def series_colors(labels: Iterable[Any]) -> dict[Any, str]:
+    """The colour of each series label, the one mapping every figure uses: the fixed colour of a
+    label in :data:`SERIES_COLORS`, the palette in order for the others (skipping the fixed colours
+    the same figure already uses, so that no two of its series share one). Order is kept."""
+    labels = list(dict.fromkeys(labels))
+    fixed = {lab: SERIES_COLORS[str(lab)] for lab in labels if str(lab) in SERIES_COLORS}
+    free = iter([c for c in PALETTE if c not in fixed.values()] or PALETTE)
+    out = {}
+    for i, lab in enumerate(labels):
+        out[lab] = fixed.get(lab) or next(free, PALETTE[i % len(PALETTE)])
+    return out
 
 
 def _unit(column: str) -> str:

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from roofline.plots._common import (
-    PALETTE,
     TEMPLATE,
     _frame,
     _require,
     _unit,
     _with_subtitle,
     axis_label,
+    series_colors,
 )
 
 if TYPE_CHECKING:
@@ -116,8 +116,7 @@ def plot_metric_vs_parameter(df: pd.DataFrame, x: str = "l2_capacity_MiB",
 
     info = _get_metric_vs_parameter_info(df, x, y, series=series, group=group, reduce=reduce,
                                          better=better)
-    labels = list(dict.fromkeys(c.label for c in info.curves))
-    colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(labels)}
+    colors = series_colors(c.label for c in info.curves)
     n = len(info.groups)
     cols = min(n, 3)
     rows = -(-n // cols)

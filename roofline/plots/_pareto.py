@@ -12,7 +12,6 @@ import numpy as np
 from roofline.metrics import METRICS
 from roofline.pareto import pareto_mask
 from roofline.plots._common import (
-    PALETTE,
     TEMPLATE,
     _default_hover,
     _frame,
@@ -22,7 +21,9 @@ from roofline.plots._common import (
     _require,
     _with_subtitle,
     axis_label,
+    series_colors,
 )
+from roofline.registry import headline_parameters
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,8 +101,7 @@ def _get_pareto_front_info(df: pd.DataFrame, x: str, y: str, *, front_mask: Any 
 
 #: Configuration columns the points are coloured by when ``color="auto"``: the first that varies
 #: (a search over continuous parameters only gets a colour scale of L2 size, HBM or link bandwidth).
-AUTO_COLOR = ("prefetch", "hardware", "model", "dtype", "tp", "batch", "l2_capacity_MiB", "hbm_bandwidth_GBps",
-              "link_bandwidth_GBps")
+AUTO_COLOR = ("prefetch", "hardware", "model", "dtype", "tp", "batch", *headline_parameters())
 
 
 def _auto_color(df: pd.DataFrame, color: str | None) -> str | None:
@@ -155,11 +155,13 @@ def plot_pareto_front(df: pd.DataFrame, x: str, y: str, *, front_mask: Any = Non
                                    hovertemplate=tmpl))
     else:
         values = info.color
-        for i, v in enumerate(dict.fromkeys(values.tolist())):
+        names = {v: f"{color}={v}" for v in dict.fromkeys(values.tolist())}
+        colors = series_colors(names.values())
+        for v, name in names.items():
             sel = values == v
             fig.add_trace(go.Scattergl(
-                x=info.x[sel], y=info.y[sel], mode="markers", name=f"{color}={v}",
-                marker={"size": 6, "opacity": 0.45, "color": PALETTE[i % len(PALETTE)]},
+                x=info.x[sel], y=info.y[sel], mode="markers", name=name,
+                marker={"size": 6, "opacity": 0.45, "color": colors[name]},
                 customdata=info.customdata[sel], hovertemplate=tmpl))
     f = info.front_order
     fig.add_trace(go.Scatter(

@@ -19,6 +19,7 @@ from roofline.plots._common import (
     _is_continuous,
     _require,
     axis_label,
+    series_colors,
 )
 
 if TYPE_CHECKING:
@@ -93,11 +94,12 @@ def plot_speedup_vs_ratio(df: pd.DataFrame, ratio: str = "collective_to_prefetch
                                  name="configurations", marker=marker,
                                  customdata=info.customdata, hovertemplate=tmpl))
     else:
-        for i, v in enumerate(dict.fromkeys(info.color.tolist())):
+        colors = series_colors(str(v) for v in info.color.tolist())
+        for v in dict.fromkeys(info.color.tolist()):
             sel = info.color == v
             fig.add_trace(go.Scatter(
                 x=info.ratio[sel], y=info.speedup[sel], mode="markers", name=str(v),
-                marker={"size": 8, "opacity": 0.8, "color": PALETTE[i % len(PALETTE)]},
+                marker={"size": 8, "opacity": 0.8, "color": colors[str(v)]},
                 customdata=info.customdata[sel], hovertemplate=tmpl))
     fig.add_hline(y=1.0, line={"color": "#7f7f7f", "dash": "dot"})
     fig.add_vline(x=1.0, line={"color": "#7f7f7f", "dash": "dot"})  # shapes: data coordinates

@@ -10,7 +10,7 @@ from typing import Any
 from roofline.exceptions import RooflineError
 from roofline.workload import PrefetchSettings
 
-__all__ = ["assumptions"]
+__all__ = ["assumptions", "sweep_file"]
 
 def code_version() -> str:
     """``roofline X.Y.Z`` and the git commit of the source tree when there is one."""
@@ -29,7 +29,8 @@ def code_version() -> str:
     return f"{text} (git {commit})" if commit else text
 
 
-def _sweep_file(path: str | None) -> Any:
+def sweep_file(path: str | None) -> Any:
+    """The parsed sweep file a run recorded (None: none recorded, or it no longer loads)."""
     if not path:
         return None
     from roofline.sweepfile import load_sweep
@@ -75,7 +76,7 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
     from roofline.metrics import descriptions
     from roofline.predict import DEFINITIONS, TIME_DEFINITIONS
 
-    spec = _sweep_file(run.sweep_file)
+    spec = sweep_file(run.sweep_file)
     overrides = getattr(spec, "cost_overrides", {}) or {}
     cost_file = getattr(spec, "cost_file", None)
     try:

@@ -15,10 +15,11 @@ import numpy as np
 from roofline.exceptions import SpecError
 from roofline.metrics import metric_labels
 from roofline.registry import parameter_short_labels
-from roofline.report._assumptions import assumptions
+from roofline.report._assumptions import assumptions, sweep_file
 from roofline.report._details import (
     KIND_LABELS,
     STRUCTURAL,
+    PointSettings,
     point_details,
     predict_command,
     structure_key,
@@ -142,13 +143,15 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
     selection = select_rows(run.table_path, parameters, metrics, objective=run.objective, front=run.pareto,
                             top=top, sample=sample, seed=seed)
     rows = _detail_order(selection.rows)
-    computed, memory, errors = point_details(rows, details)
+    spec = sweep_file(run.sweep_file)
+    settings = PointSettings.of(spec)
+    computed, memory, errors = point_details(rows, details, settings)
     swept = [i for i in selection.parameters if i.swept]
     values = {i.name: i.values for i in selection.parameters}
     counts = selection.counts | {"total_rows": selection.total_rows, "feasible_rows": selection.feasible_rows,
                                  "embedded": len(rows), "details": len(computed), "strata": selection.strata}
-    notes = [f"could not predict again: {e}" for e in errors[:5]]
-    rows = rows.assign(_command=[predict_command(r) for r in rows.to_dict(orient="records")],
+    notes = [f"could not predict again: {e}" for e in errors[:5]] + _command_notes(spec, settings)
+    rows = rows.assign(_command=[predict_command(r, settings) for r in rows.to_dict(orient="records")],
                        _structure=[structure_key(r) for r in rows.to_dict(orient="records")])
     direction, metric = run.objective
     shown = [c for c in parameters + metrics if c in rows.columns]
@@ -169,11 +172,24 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "details": {str(k): v for k, v in computed.items()},
         "memory": memory,
         "kind_colors": _kind_colors(),
+        "prefetch_colors": _prefetch_colors(),
         "structural": list(STRUCTURAL),
         "assumptions": [[h, t] for h, t in assumptions(run, {k: v for k, v in values.items() if v})],
         "notes": notes,
     }
     return payload, counts, notes
+
+
+def _command_notes(spec: Any, settings: PointSettings) -> list[str]:
+    """What a row's reproduce command cannot give again."""
+    notes = []
+    if not settings.cost_exact:
+        notes.append("the reproduce commands give every time and metric of a row, but its cost columns used the "
+                     "sweep file's cost file or overrides, which roofline predict takes only as --cost-basis")
+    if getattr(spec, "serving", None) is not None:
+        notes.append("the reproduce commands give a row's static-batch columns; its serving columns come from the "
+                     "sweep file's serving: block (roofline serve takes no hardware overrides)")
+    return notes
 
 
 def _detail_order(rows: pd.DataFrame) -> pd.DataFrame:
@@ -195,6 +211,14 @@ def _kind_colors() -> dict[str, str]:
     from roofline.plots import KIND_COLORS
 
     return {label: KIND_COLORS.get(kind, "#7f7f7f") for kind, label in KIND_LABELS.items()}
+
+
+def _prefetch_colors() -> dict[str, str]:
+    """Prefetching on and off in the colours of every figure (roofline.plots.PREFETCH_COLORS), keyed as
+    the page writes the column's values."""
+    from roofline.plots import PREFETCH_COLORS
+
+    return {str(on).lower(): color for on, color in PREFETCH_COLORS.items()}
 
 
 def _number(v: float) -> float | None:

@@ -7,22 +7,24 @@ command that reproduces any point.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from roofline.exceptions import RooflineError
 from roofline.plots import KIND_LABELS as PLOT_KIND_LABELS
 from roofline.predict import predict
-from roofline.registry import override_arguments
+from roofline.registry import SCENARIO, override_arguments, scenario_names
 from roofline.timing import SWEEPABLE
+from roofline.workload import PrefetchSettings
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STRUCTURAL", "point_details", "predict_command", "structure_key"]
+__all__ = ["STRUCTURAL", "PointSettings", "point_details", "predict_command", "structure_key"]
 
-#: The columns that fix a scenario (model, workload, parallelism); the rest are hardware points.
-STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", "kv_dtype", "op_dtypes",
-              "tp", "pp", "dp", "ep")
+#: The columns that fix a scenario's memory footprint (model, device, workload, parallelism;
+#: roofline.registry.SCENARIO); the rest are hardware points and runtime settings.
+STRUCTURAL = scenario_names("spec", "workload", "parallelism")
 
 #: Legend names of the operator kinds. The spill wait is HBM busy with prefetch traffic that did
 #: not finish under its collective: a memory stall, not a price paid for prefetching (named as
@@ -30,21 +32,55 @@ STRUCTURAL = ("model", "hardware", "batch", "input_len", "output_len", "dtype", 
 KIND_LABELS = {"gemm": "GEMM", "attention": "attention", "vector": "vector ops", "embedding": "embedding",
                "collective": "collectives", "p2p": "pipeline send/recv", "prefetch": PLOT_KIND_LABELS["prefetch"]}
 
+@dataclass(frozen=True)
+class PointSettings:
+    """What a run applied to every row besides its columns: the sweep file's prefetch settings
+    (``scenario: {prefetch: ...}``; a row's ``prefetch`` column says whether it was on) and its cost
+    parameters. ``cost_exact``: the cost file and overrides are the defaults but for the basis, so
+    ``--cost-basis`` reproduces the cost columns too."""
+
+    prefetch: PrefetchSettings = PrefetchSettings()
+    cost_basis: str = "manufacturing"
+    cost_exact: bool = True
+
+    @classmethod
+    def of(cls, spec: Any) -> PointSettings:
+        """The settings of a parsed sweep file (None: the defaults, as a run without a file)."""
+        if spec is None:
+            return cls()
+        overrides = dict(getattr(spec, "cost_overrides", {}) or {})
+        basis = str(overrides.pop("basis.cost", "manufacturing"))
+        return cls(spec.prefetch, basis, not overrides and getattr(spec, "cost_file", None) is None)
+
+
 def structure_key(row: Mapping[str, Any]) -> str:
     """One string per scenario, the key of the memory table (the same in Python and in the page)."""
     return "|".join(str(row.get(c, "")) for c in STRUCTURAL)
 
 
-def _predict_kwargs(row: Mapping[str, Any]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {c: row[c] for c in ("batch", "input_len", "output_len", "tp", "pp", "dp", "ep")
-                              if c in row}
-    kwargs = {k: int(v) for k, v in kwargs.items()}
-    for c in ("dtype", "kv_dtype", "op_dtypes"):
-        if row.get(c):
-            kwargs[c] = str(row[c])
-    if "prefetch" in row:
-        kwargs["prefetch"] = bool(row["prefetch"])
-    kwargs.update({c: float(row[c]) for c in SWEEPABLE if c in row and row[c] == row[c]})
+def _given(value: Any) -> bool:
+    return value is not None and value == value and value != ""  # NaN and "" stand for "not set"
+
+
+def _predict_kwargs(row: Mapping[str, Any], settings: PointSettings = PointSettings()) -> dict[str, Any]:
+    """The ``roofline.predict`` keywords of a row: its scenario parameters (roofline.registry.SCENARIO)
+    and hardware parameters, and the run's prefetch settings where the row has no column of its own."""
+    kwargs: dict[str, Any] = {}
+    for name, p in SCENARIO.items():
+        if p.group == "spec" or not _given(row.get(name)):
+            continue
+        value = row[name]
+        kwargs[name] = int(value) if p.kind == "integer" else bool(value) if p.kind == "flag" else str(value)
+    # a sweep that neither fixes nor sweeps a setting ran it at the sweep's default (roofline.sweep.scenario_for)
+    kwargs.setdefault("collective_library", "custom")
+    kwargs.setdefault("async_tp", False)
+    kwargs.setdefault("prefetch", settings.prefetch.enabled)
+    kwargs.update({c: float(row[c]) for c in SWEEPABLE if c in row and _given(row[c])})
+    if kwargs["prefetch"]:
+        pf = settings.prefetch
+        kwargs.setdefault("prefetch_threshold_fraction", pf.threshold_fraction)
+        kwargs.setdefault("prefetch_launch_gap_fraction", pf.launch_gap_fraction)
+        kwargs |= {"prefetch_weights": pf.weights, "prefetch_kv": pf.kv_cache}
     return kwargs
 
 
@@ -63,7 +99,7 @@ def _memory(p: Any) -> dict[str, float]:
             "activations_GiB": m.activation_bytes / gib, "capacity_GiB": m.capacity_bytes / gib}
 
 
-def point_details(rows: pd.DataFrame, budget: int) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, float]],
+def point_details(rows: pd.DataFrame, budget: int, settings: PointSettings = PointSettings()) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, float]],
                                                            list[str]]:
     """Breakdowns of the first ``budget`` rows (by ``_row``), memory per scenario of every row.
 
@@ -83,7 +119,7 @@ def point_details(rows: pd.DataFrame, budget: int) -> tuple[dict[int, dict[str, 
             continue
         try:
             p = predict(str(record["model"]), str(record["hardware"]), check_memory=False,
-                        **{k: v for k, v in _predict_kwargs(record).items() if k not in SWEEPABLE})
+                        **{k: v for k, v in _predict_kwargs(record, settings).items() if k not in SWEEPABLE})
         except RooflineError as e:
             errors.append(f"{key}: {e}")
             continue
@@ -91,7 +127,7 @@ def point_details(rows: pd.DataFrame, budget: int) -> tuple[dict[int, dict[str, 
     for record in records[:budget]:
         try:
             p = predict(str(record["model"]), str(record["hardware"]), check_memory=False,
-                        **_predict_kwargs(record))
+                        **_predict_kwargs(record, settings))
         except RooflineError as e:
             errors.append(f"row {record['_row']}: {e}")
             continue
@@ -100,21 +136,26 @@ def point_details(rows: pd.DataFrame, budget: int) -> tuple[dict[int, dict[str, 
     return details, memory, errors
 
 
-def predict_command(row: Mapping[str, Any]) -> str:
-    """The ``roofline predict`` command line that gives this point's breakdown (a parameter without
-    a flag of its own is set with ``--set NAME=VALUE``)."""
-    kw = _predict_kwargs(row)
-    parts = ["roofline predict", f"-m {row['model']}", f"-H {row['hardware']}"]
-    for key, flag in (("batch", "--batch"), ("input_len", "--input"), ("output_len", "--output"),
-                      ("dtype", "--dtype"), ("kv_dtype", "--kv-dtype"), ("tp", "--tp"), ("pp", "--pp"),
-                      ("dp", "--dp"), ("ep", "--ep")):
-        if key in kw:
-            parts.append(f"{flag} {kw[key]}")
-    for spec in (kw.get("op_dtypes") or "").split(","):
-        if spec:
-            parts.append(f"--op-dtype {spec}")
-    if "prefetch" in kw:
-        parts.append("--prefetch" if kw["prefetch"] else "--no-prefetch")
+def predict_command(row: Mapping[str, Any], settings: PointSettings = PointSettings()) -> str:
+    """The ``roofline predict`` command line that gives this row again, its breakdown included:
+    every scenario parameter by its option (roofline.registry.SCENARIO), the run's prefetch and
+    cost-basis settings, and each hardware parameter by its flag or ``--set NAME=VALUE``."""
+    kw = _predict_kwargs(row, settings)
+    parts = ["roofline predict", f"{SCENARIO['model'].flag} {row['model']}", f"{SCENARIO['hardware'].flag} {row['hardware']}"]
+    for name, p in SCENARIO.items():
+        if name not in kw:
+            continue
+        if p.kind == "flag":
+            parts += [p.flag] if kw[name] else [p.negation] if p.negation else []
+        elif name == "op_dtypes":  # one option per operator class
+            parts += [f"{p.flag} {spec}" for spec in kw[name].split(",") if spec]
+        else:
+            parts.append(f"{p.flag} {kw[name]}")
+    if kw["prefetch"]:
+        parts += [] if kw["prefetch_weights"] else ["--no-prefetch-weights"]
+        parts += [] if kw["prefetch_kv"] else ["--no-prefetch-kv"]
+    if settings.cost_basis != "manufacturing":
+        parts.append(f"--cost-basis {settings.cost_basis}")
     parts += override_arguments({c: kw[c] for c in SWEEPABLE if c in kw})
     parts.append("--breakdown")
     return " ".join(parts)

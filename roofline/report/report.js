@@ -5,7 +5,7 @@
   const R = REPORT;
   const N = R.columns._row.length;
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
-  const PREFETCH_COLORS = { "true": "#ff7f0e", "false": "#1f77b4" };
+  const PREFETCH_COLORS = R.prefetch_colors;  // the colours of every figure (roofline.plots.PREFETCH_COLORS)
   const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon", "pentagon", "triangle-down"];
   const TABLE_ROWS = Math.max(10, Math.min(R.counts.top || 100, 200));
   const objective = R.objective.metric;

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from roofline.exceptions import InfeasibleConfigError, SpecError
+from roofline.registry import headline_parameters, parameter_short_labels
 from roofline.reproduce._grid import _frame_of, _model_label, plan_runs, with_hardware
 from roofline.reproduce._paper import DSE_COST_VARIANTS, DSE_MODEL_VARIANTS
 from roofline.sweepfile import SweepSpec
@@ -172,11 +173,12 @@ DSE_POINTS = ("static batch", "serving")
 #: token (2 s for 2K prompts), vLLM engine defaults and fitted overheads.
 DSE_SLO_TPOT_MS = 50.0
 DSE_SLO_TTFT_MS_PER_PROMPT_TOKEN = 1.0
-#: The knobs whose optima are reported, as multiples of the stock value (L2 in MiB).
+#: The knobs whose optima are reported (the registry's headline parameters: L2 size, HBM bandwidth,
+#: link speed), as multiples of the stock value (L2 in MiB).
 DSE_L2_MiB = np.arange(0.0, 257.0, 16.0)
 DSE_HBM_SCALE = np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
 DSE_LINK_SCALE = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0])
-_KNOBS = ("l2_capacity_MiB", "hbm_bandwidth_GBps", "link_bandwidth_GBps")
+_KNOBS = headline_parameters()
 
 
 def _scenario(setup: Mapping[str, Any]) -> Any:
@@ -196,8 +198,9 @@ def _grid(scenario: Any) -> dict[str, np.ndarray]:
     spec = scenario.hardware
     hbm = spec.memory.hbm_bandwidth_Bps / 1e9 * DSE_HBM_SCALE
     link = spec.intra_node.link_bandwidth_Bps / 1e9 * DSE_LINK_SCALE
-    l2, h, k = np.meshgrid(DSE_L2_MiB, hbm, link, indexing="ij")
-    return {"l2_capacity_MiB": l2.ravel(), "hbm_bandwidth_GBps": h.ravel(), "link_bandwidth_GBps": k.ravel()}
+    axes = {"l2_capacity_MiB": DSE_L2_MiB, "hbm_bandwidth_GBps": hbm, "link_bandwidth_GBps": link}
+    mesh = np.meshgrid(*(axes[k] for k in _KNOBS), indexing="ij")
+    return {k: m.ravel() for k, m in zip(_KNOBS, mesh)}
 
 
 def serving_block_for(setup: Mapping[str, Any]) -> Any:
@@ -342,7 +345,7 @@ def tornado_figure(optima: pd.DataFrame, tornado: pd.DataFrame, setup: str, poin
     t_all = tornado[tornado["setup"] == setup]
     params = list(dict.fromkeys(t_all["parameter"]))
     objectives = list(DSE_OBJECTIVES)
-    titles = {"l2_capacity_MiB": "L2 (MiB)", "hbm_bandwidth_GBps": "HBM (GB/s)", "link_bandwidth_GBps": "link (GB/s)"}
+    titles = parameter_short_labels()
     fig = make_subplots(rows=len(objectives), cols=3, shared_yaxes=True, horizontal_spacing=0.02,
                         vertical_spacing=0.06,
                         subplot_titles=[f"{o}: {titles[k]}" for o in objectives for k in _KNOBS])

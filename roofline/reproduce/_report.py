@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from roofline.registry import headline_parameters, parameter_short_labels
 from roofline.reproduce._paper import MAIN_BATCH, MAIN_SEQUENCE
 
 __all__ = ["markdown_table"]
@@ -106,8 +107,8 @@ def _dse_report(optima: pd.DataFrame, curve: pd.DataFrame, overall: Mapping[str,
     return "".join(parts)
 
 
-_KNOB_HEADERS = {"l2_capacity_MiB": "L2 (MiB)", "hbm_bandwidth_GBps": "HBM (GB/s)",
-                 "link_bandwidth_GBps": "link (GB/s per link)"}
+#: The design-space knobs and their table headers (roofline.registry)
+_KNOB_HEADERS = {k: parameter_short_labels()[k] for k in headline_parameters()}
 
 
 def _objectives_report(optima: pd.DataFrame, tornado: pd.DataFrame, fit: Any) -> str:

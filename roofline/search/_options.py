@@ -34,10 +34,10 @@ from optuna.distributions import (
 
 from roofline._specfile import Block
 from roofline.exceptions import SpecError
+from roofline.registry import SCENARIO
 from roofline.sweepfile import (
     BOOLEAN_PARAMETERS,
     HARDWARE_PARAMETERS,
-    SCENARIO_CHOICES,
     STRUCTURAL,
     SweepSpec,
 )
@@ -157,7 +157,7 @@ def _distribution(spec: SweepSpec, p: Any) -> BaseDistribution | Any:
         if len(values) == 1:
             return values[0]
         return CategoricalDistribution(values)
-    if p.name in (*BOOLEAN_PARAMETERS, *SCENARIO_CHOICES, "model", "hardware", "dtype", "kv_dtype"):
+    if p.name in SCENARIO and SCENARIO[p.name].categorical:  # names, data types, switches, choices
         raise SpecError(f"{where}: give a list of values (a range makes no sense here)")
     low, high = float(p.low), float(p.high)
     if low == high:
