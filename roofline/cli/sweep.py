@@ -117,6 +117,7 @@ def _sweep_plots(spec, result, record) -> list[Path]:
     from roofline import plots
     from roofline._dataset import DATASET_DIR, sample_rows
     from roofline._testhooks import kill_point
+    from roofline.plots import axis_label
 
     out = result.out_dir / "plots"
     written: list[Path] = []
@@ -125,6 +126,8 @@ def _sweep_plots(spec, result, record) -> list[Path]:
     results = next(p for p in (result.out_dir / "results.parquet", result.out_dir / DATASET_DIR) if p.exists())
     sample = sample_rows(results, 200_000).to_pandas()  # all rows up to 200,000
     sample = sample[sample["feasible"]]
+    if spec.serving is not None:  # the static batch is not what a serving sweep ranks: keep it off the subtitles
+        sample, pareto = sample.drop(columns="batch"), pareto.drop(columns="batch", errors="ignore")
     with plots.FigureWriter() as writer:
         fig = plots.plot_pareto_front(
             pd.concat([sample, pareto], ignore_index=True) if len(pareto) else sample, x, y,
@@ -133,14 +136,37 @@ def _sweep_plots(spec, result, record) -> list[Path]:
         written += writer.write(fig, out / "pareto")
         kill_point("plot")
         if "l2_capacity_MiB" in sample.columns and sample["l2_capacity_MiB"].nunique() > 1:
+            table, metric, better, series = _per_cost_series(spec, sample)
             fig = plots.plot_metric_vs_parameter(
-                sample, "l2_capacity_MiB", "tok_s_per_kusd",
-                series={"with prefetch": "tok_s_per_kusd", "without prefetch": "baseline_tok_s_per_kusd"},
+                table, "l2_capacity_MiB", metric, series=series, reduce=better, better=better,
                 group="model" if sample["model"].nunique() > 1 else None,
-                title=f"{spec.name}: performance per cost against L2 size (best over the other parameters)")
+                title=f"{spec.name}: {axis_label(metric).split(' (')[0]} against L2 size "
+                      "(best over the other parameters)")
             record(*writer.targets(out / "perf_per_cost_vs_l2"))
             written += writer.write(fig, out / "perf_per_cost_vs_l2")
     return written
+
+
+def _per_cost_series(spec, sample):  # -> (table, metric, "max" or "min", {label: column})
+    """What the L2 plot draws: static performance per cost with and without prefetching, or, for a
+    sweep with a serving: block, its objective when that is a serving cost metric (else goodput per
+    kUSD), split by the swept ``prefetch`` column (its rows without prefetching are the
+    baseline of the rows with it). Returns the table to plot, the metric, its better direction and
+    the series."""
+    from roofline.metrics import METRICS
+
+    objective = spec.objective[1]
+    if spec.serving is None:
+        return sample, "tok_s_per_kusd", "max", {"with prefetch": "tok_s_per_kusd", "without prefetch": "baseline_tok_s_per_kusd"}
+    per_cost = METRICS[objective].stage == "serving" and "usd" in objective
+    metric = objective if per_cost else "goodput_tok_s_per_kusd"
+    better = METRICS[metric].direction
+    if "prefetch" not in sample.columns or sample["prefetch"].nunique() < 2:
+        return sample, metric, better, {METRICS[metric].label: metric}
+    on = sample["prefetch"].astype(bool)
+    table = sample.assign(**{"baseline_" + metric: sample[metric].where(~on),  # NaN rows are skipped
+                             metric: sample[metric].where(on)})
+    return table, metric, better, {"with prefetch": metric, "without prefetch": "baseline_" + metric}
 
 
 @app.command("pareto")

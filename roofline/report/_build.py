@@ -120,7 +120,7 @@ def _metric_columns(run: RunFolder, columns: list[str]) -> list[str]:
 
     schema = read_schema(run.table_path)
     numeric = {f.name for f in schema if str(f.type).startswith(("double", "float", "int"))}
-    wanted = [m for m in metric_names("engine", "economics") if m in columns]
+    wanted = [m for m in metric_names("engine", "economics", "serving") if m in columns]  # never filters or x-axes
     for _, m in (run.objective, *run.pareto):
         if m not in columns:
             raise SpecError(f"{run.table_path}: no column {m!r} (the run's objective or Pareto metric)")

@@ -10,8 +10,10 @@
   const TABLE_ROWS = Math.max(10, Math.min(R.counts.top || 100, 200));
   const objective = R.objective.metric;
   const maximize = R.objective.direction === "maximize";
-  // performance per cost dollar, and per TCO dollar where the run has it; the objective otherwise
-  const perCostMetrics = ["tok_s_per_kusd", "tok_s_per_tco_kusd"].filter((m) => R.metric_names.includes(m));
+  // per cost dollar and per TCO dollar where the run has them: the objective first when it is one, a
+  // serving run's goodput before its static batch; the objective otherwise
+  const perCostMetrics = [objective, "goodput_tok_s_per_kusd", "goodput_tok_s_per_tco_kusd", "tok_s_per_kusd", "tok_s_per_tco_kusd"]
+    .filter((m, k, a) => /_kusd$/.test(m) && a.indexOf(m) === k && R.metric_names.includes(m));
   if (!perCostMetrics.length) perCostMetrics.push(objective);
   let perCost = perCostMetrics[0];
 
@@ -249,8 +251,12 @@
   }
 
   // ---- the table ----
+  // a serving run ranks at its operating point: its serving columns, not the static batch's
+  const metricCols = has("serving_ttft_ms")
+    ? ["serving_ttft_ms", "serving_tpot_ms", "goodput_tok_s", "slo_max_concurrency", "system_cost_usd", "serving_power_w", "memory_GiB"]
+    : ["ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "prefetch_speedup", "memory_GiB", "decode_bound"];
   const tableCols = ["hardware", ...swept.filter((n) => n !== "hardware"),
-    ...[objective, xm, ym, "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd", "prefetch_speedup", "memory_GiB", "decode_bound"]
+    ...[objective, xm, ym, ...metricCols]
       .filter((m, k, a) => has(m) && a.indexOf(m) === k && !swept.includes(m))];
   let sortBy = objective, sortAsc = !maximize;
   // a first click sorts best first: times, costs and memory ascending, the rest descending
