@@ -10,7 +10,8 @@ are read in full at the end, so memory stays bounded whatever the number of rows
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import numpy as np
 
 from roofline.pareto import pareto_mask
 
-__all__ = ["DATASET_DIR", "iter_batches", "parquet_options", "read_schema", "sample_rows", "scan_parts"]
+__all__ = ["DATASET_DIR", "PartSummary", "iter_batches", "parquet_options", "read_schema", "sample_rows", "scan_parts",
+           "summarize_part"]
 
 #: The dataset's folder inside a sweep's output folder.
 DATASET_DIR = "results"
@@ -60,17 +62,50 @@ class _Front:
         self.where = np.empty((0, 2), dtype=np.int64)  # part, row
 
     def add(self, values: np.ndarray, part: int, rows: np.ndarray) -> None:
-        own = pareto_mask(values, self.maximize)  # the part's own front first: few rows to merge
-        merged = np.concatenate([self.values, values[own]])
-        where = np.concatenate([self.where, np.column_stack([np.full(int(own.sum()), part), rows[own]])])
+        """A part's own front (:func:`summarize_part`) merged into the front so far."""
+        merged = np.concatenate([self.values, values])
+        where = np.concatenate([self.where, np.column_stack([np.full(len(rows), part), rows])])
         keep = pareto_mask(merged, self.maximize)
         self.values, self.where = merged[keep], where[keep]
 
 
+@dataclass(frozen=True)
+class PartSummary:
+    """What one part adds to a sweep's summary: its feasible rows, its ``top`` best feasible rows
+    and its own Pareto front (values and row numbers in the part). The best rows and the front of
+    the whole dataset are among the parts' own, so the summary merges these and never reads the
+    parts again: a sweep's workers compute them from the columns they have just written."""
+
+    feasible: int
+    best_values: np.ndarray  # (<= top,)
+    best_rows: np.ndarray
+    front_values: np.ndarray  # (f, pareto metrics)
+    front_rows: np.ndarray
+
+
+def summarize_part(columns: Mapping[str, Any], *, metric: str, maximize: bool,
+                   pareto: Sequence[tuple[str, bool]], top: int) -> PartSummary:
+    """The :class:`PartSummary` of one part's columns (numpy arrays or Arrow columns)."""
+    ok = np.flatnonzero(_numpy(columns["feasible"]))
+    values = _numpy(columns[metric]).astype(float)[ok]
+    best = _Best(top, maximize)
+    best.add(values, 0, ok)
+    front_values = np.column_stack([_numpy(columns[m]).astype(float)[ok] for m, _ in pareto])
+    own = pareto_mask(front_values, [mx for _, mx in pareto]) if len(ok) else np.zeros(0, dtype=bool)
+    return PartSummary(len(ok), best.keys[:, 0], best.keys[:, 2].astype(np.int64), front_values[own], ok[own])
+
+
+def _numpy(column: Any) -> np.ndarray:
+    """A column as numpy: an Arrow column through ``to_numpy`` (np.asarray would import pandas)."""
+    return column if isinstance(column, np.ndarray) else column.to_numpy()
+
+
 def scan_parts(files: Sequence[Path], *, metric: str, maximize: bool, pareto: Sequence[tuple[str, bool]],
-               top: int) -> tuple[int, Any, Any]:
+               top: int, summaries: Mapping[Path, PartSummary] | None = None) -> tuple[int, Any, Any]:
     """Feasible rows, the ``top`` best feasible rows by ``metric`` and the Pareto front of the
     feasible rows (``pareto``: (metric, maximize) pairs), over the parts in order.
+
+    ``summaries``: the parts' :class:`PartSummary` computed already, by file (the others are read).
 
     Returns:
         (feasible count, best rows as an Arrow table in rank order or None, front rows as an
@@ -82,15 +117,17 @@ def scan_parts(files: Sequence[Path], *, metric: str, maximize: bool, pareto: Se
     best, front = _Best(top, maximize), _Front([mx for _, mx in pareto])
     feasible = 0
     for part, path in enumerate(files):
-        with pq.ParquetFile(path) as f:  # lighter than read_table, which builds a dataset per file
-            table = f.read(columns=list(dict.fromkeys(["feasible", metric, *pareto_names])), use_threads=False)
-        ok = np.flatnonzero(table.column("feasible").to_numpy())  # (np.asarray would import pandas)
-        if not len(ok):
+        summary = (summaries or {}).get(path)
+        if summary is None:
+            with pq.ParquetFile(path) as f:  # lighter than read_table, which builds a dataset per file
+                table = f.read(columns=list(dict.fromkeys(["feasible", metric, *pareto_names])), use_threads=False)
+            summary = summarize_part({name: table.column(name) for name in table.column_names}, metric=metric,
+                                     maximize=maximize, pareto=pareto, top=top)
+        if not summary.feasible:
             continue
-        feasible += len(ok)
-        best.add(table.column(metric).to_numpy().astype(float)[ok], part, ok)
-        values = np.column_stack([table.column(m).to_numpy().astype(float)[ok] for m in pareto_names])
-        front.add(values, part, ok)
+        feasible += summary.feasible
+        best.add(summary.best_values, part, summary.best_rows)
+        front.add(summary.front_values, part, summary.front_rows)
     best_rows = _fetch(files, best.keys[:, 1:].astype(np.int64))
     order = np.lexsort((front.where[:, 1], front.where[:, 0]))  # the parts' order, as a merge gives
     front_rows = _fetch(files, front.where[order])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from roofline._dataset import DATASET_DIR, parquet_options, scan_parts
+from roofline._dataset import DATASET_DIR, PartSummary, parquet_options, scan_parts, summarize_part
 from roofline._fingerprint import sweep_inputs
 from roofline._json import json_default
 from roofline._lifeline import die_with_parent
@@ -170,10 +170,12 @@ def _grid_chunk(grid: dict[str, np.ndarray], start: int, stop: int) -> dict[str,
 _WORKER_SCENARIOS: dict[int, Scenario] = {}
 
 
-def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts: Path,
-              scenarios: dict[int, Scenario] | None = None) -> int:
-    """One chunk to its part file; ``scenarios``: those built already, by combination index
-    (default: this pool worker's)."""
+def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts: Path, top: int | None = None,
+              scenarios: dict[int, Scenario] | None = None) -> tuple[int, PartSummary | None]:
+    """One chunk to its part file: its rows, and with ``top`` (a dataset sweep) its summary
+    (:func:`roofline._dataset.summarize_part`: computed here, in parallel, from the columns in
+    memory). ``scenarios``: those built already, by combination index (default: this pool
+    worker's)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -186,7 +188,14 @@ def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts:
     table = pa.table(columns)
     with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
         pq.write_table(table, tmp, **parquet_options(table.schema))
-    return task.stop - task.start
+    summary = None if top is None else _summarize(spec, columns, top)
+    return task.stop - task.start, summary
+
+
+def _summarize(spec: SweepSpec, columns: dict[str, Any], top: int) -> PartSummary:
+    direction, metric = spec.objective
+    return summarize_part(columns, metric=metric, maximize=_better(direction),
+                          pareto=[(m, _better(d)) for d, m in spec.pareto], top=top)
 
 
 def _plan(spec: SweepSpec, chunk_size: int) -> tuple[list[dict[str, Any]], list[_Task], list[str]]:
@@ -362,13 +371,17 @@ def _run_claimed(spec: SweepSpec, out_dir: str | Path, combos: list[dict[str, An
             run.record(parts, directory=True)
             parts.mkdir(exist_ok=True)
             started = time.perf_counter()
+            summaries: dict[Path, PartSummary] = {}
             if client is not None:
                 _run_on_cluster(client, spec, combos, tasks, parts, total, progress)
             else:
-                _evaluate(spec, combos, tasks, parts, total, workers, progress)
-            finalize = _finalize_dataset if dataset else _finalize
-            result = finalize(spec, out, parts, tasks, total, time.perf_counter() - started, skipped, csv, top,
-                              run.record)
+                summaries = _evaluate(spec, combos, tasks, parts, total, workers, progress, top if dataset else None)
+            seconds = time.perf_counter() - started
+            if dataset:
+                result = _finalize_dataset(spec, out, parts, tasks, total, seconds, skipped, top, run.record,
+                                           summaries)
+            else:
+                result = _finalize(spec, out, parts, tasks, total, seconds, skipped, csv, top, run.record)
             run.set_stage("merged")  # every final file is in place: the parts are no longer needed
             if not dataset:
                 shutil.rmtree(parts)
@@ -392,21 +405,28 @@ _KNOWN_OUTPUTS = ("results.parquet", "results.csv", "pareto.parquet", "summary.j
 
 
 def _evaluate(spec: SweepSpec, combos: list[dict[str, Any]], tasks: list[_Task], parts: Path, total: int,
-              workers: int | None, progress: Callable[[int, int], None] | None) -> None:
+              workers: int | None, progress: Callable[[int, int], None] | None,
+              top: int | None) -> dict[Path, PartSummary]:
+    """The parts still to write; with ``top``, the summaries of those it wrote, by part file."""
     todo, done = _todo(tasks, parts, total)
     if progress:
         progress(done, total)
     workers = workers or os.cpu_count() or 1
     tune_malloc()  # forked workers inherit it
+    summaries: dict[Path, PartSummary] = {}
     if workers == 1 or len(todo) == 1:
         scenarios: dict[int, Scenario] = {}
         for k, t in enumerate(todo, 1):
-            done += _run_task(spec, combos, t, parts, scenarios)
+            rows, summary = _run_task(spec, combos, t, parts, top, scenarios)
+            done += rows
+            if summary is not None:
+                summaries[parts / t.part_name] = summary
             kill_point("part", k)
             if progress:
                 progress(done, total)
     else:
-        _run_parallel(spec, combos, todo, parts, workers, done, total, progress)
+        _run_parallel(spec, combos, todo, parts, workers, done, total, progress, top, summaries)
+    return summaries
 
 
 def _todo(tasks: list[_Task], parts: Path, total: int) -> tuple[list[_Task], int]:
@@ -455,30 +475,35 @@ def _init_worker(parent_pid: int) -> None:
 
 
 def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Task], parts: Path, workers: int,
-                  done: int, total: int, progress: Callable[[int, int], None] | None) -> int:
+                  done: int, total: int, progress: Callable[[int, int], None] | None, top: int | None,
+                  summaries: dict[Path, PartSummary]) -> int:
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     written = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(os.getpid(),)) as pool:
-        pending = set()
+        pending: dict[Any, _Task] = {}
         queue: Iterator[_Task] = iter(todo)
         for t in queue:  # keep at most 2 tasks per worker in flight: memory stays bounded
-            pending.add(pool.submit(_run_task, spec, combos, t, parts))
+            pending[pool.submit(_run_task, spec, combos, t, parts, top)] = t
             if len(pending) >= 2 * workers:
                 break
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                done += f.result()
+                task = pending.pop(f)
+                rows, summary = f.result()
+                done += rows
+                if summary is not None:
+                    summaries[parts / task.part_name] = summary
                 written += 1
                 kill_point("part", written)
                 if progress:
                     progress(done, total)
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(_run_task, spec, combos, nxt, parts))
+                    pending[pool.submit(_run_task, spec, combos, nxt, parts, top)] = nxt
     return done
 
 
@@ -535,9 +560,11 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
 
 
 def _finalize_dataset(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total: int, seconds: float,
-                      skipped: list[str], csv: bool | None, top: int, record: Callable[..., None]) -> SweepResult:
+                      skipped: list[str], top: int, record: Callable[..., None],
+                      summaries: dict[Path, PartSummary]) -> SweepResult:
     """The summary of a dataset sweep: its parts stay as they are (they are the results); the
-    feasible count, best rows and front come from streaming their metric columns."""
+    feasible count, best rows and front merge the parts' summaries (``summaries``: those the
+    workers computed; the metric columns of the others, from an earlier run, are streamed)."""
     part_files = [parts / t.part_name for t in tasks]
     missing = [p.name for p in part_files if not p.exists()]
     if missing:
@@ -545,7 +572,8 @@ def _finalize_dataset(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task
     record(out / "pareto.parquet", out / "summary.json")
     direction, metric = spec.objective
     feasible, best, pareto = scan_parts(part_files, metric=metric, maximize=_better(direction),
-                                        pareto=[(m, _better(d)) for d, m in spec.pareto], top=top)
+                                        pareto=[(m, _better(d)) for d, m in spec.pareto], top=top,
+                                        summaries=summaries)
     rows = [] if best is None else best.to_pylist()
     return _write_summary(spec, out, total, feasible, seconds, skipped, rows, pareto, [parts])
 

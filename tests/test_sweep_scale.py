@@ -124,12 +124,13 @@ def test_bad_scheduler_address_is_one_line_and_leaves_nothing(cli, tmp_path: Pat
 
 
 # ---- Parquet dataset -------------------------------------------------------------------------
-def test_dataset_sweep_holds_the_rows_best_and_front_of_a_merged_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])  # the workers summarize their parts (2: in other processes)
+def test_dataset_sweep_holds_the_rows_best_and_front_of_a_merged_one(tmp_path: Path, workers: int) -> None:
     import pyarrow.parquet as pq
 
     spec = sweep_from_dict({**SMALL_SWEEP, "hardware": ["h100-sxm", "a100-sxm-80gb"]}, "s.yaml")
     merged = run_sweep(spec, tmp_path / "merged", workers=1, chunk_size=5)
-    dataset = run_sweep(spec, tmp_path / "dataset", workers=1, chunk_size=5, output="parquet-dataset")
+    dataset = run_sweep(spec, tmp_path / "dataset", workers=workers, chunk_size=5, output="parquet-dataset")
     folder = tmp_path / "dataset" / "results"
     assert sorted(p.name for p in folder.iterdir())[:2] == ["part-0000-000000000000.parquet",
                                                            "part-0000-000000000005.parquet"]
@@ -190,9 +191,12 @@ def test_dataset_sweep_resumes_and_force_removes_its_folder(tmp_path: Path) -> N
     with pytest.raises(SpecError, match=r"output format differs \(parquet-dataset in the earlier run, parquet now\)"):
         run_sweep(spec, out, workers=1, chunk_size=5, resume=True)
     seen: list[int] = []
-    run_sweep(spec, out, workers=1, chunk_size=5, output="parquet-dataset", resume=True,
-              progress=lambda done, total: seen.append(done))
+    resumed = run_sweep(spec, out, workers=1, chunk_size=5, output="parquet-dataset", resume=True,
+                        progress=lambda done, total: seen.append(done))
     assert seen[0] == 10 and pq.read_table(out / "results").num_rows == 24
+    # the summary merges the earlier run's parts (read back) with this run's (summarized as written)
+    whole = run_sweep(spec, tmp_path / "whole", workers=1, chunk_size=5, output="parquet-dataset")
+    assert (resumed.feasible, resumed.best, resumed.pareto) == (whole.feasible, whole.best, whole.pareto)
     run_sweep(spec, out, workers=1, chunk_size=5, force=True)  # a merged sweep replaces it
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
         ["pareto.parquet", "results.csv", "results.parquet", "summary.json"]
