@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roofline._dataset import parquet_options
+from roofline._dataset import arrow_table, parquet_options
 from roofline.sweep import evaluate_rows, run_sweep, scenario_for
 from roofline.sweepfile import sweep_from_dict
 
@@ -49,7 +49,6 @@ def chunk_breakdown(spec, repeats: int = 3) -> dict[str, float]:
     the decode run ten times as often as elsewhere), its scenario built once as a worker does."""
     import io
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     combo = next(spec.structural_combinations())
@@ -65,7 +64,7 @@ def chunk_breakdown(spec, repeats: int = 3) -> dict[str, float]:
         t0 = time.process_time()
         columns = evaluate_rows(spec, combo, params, scenario=scenario)
         t1 = time.process_time()
-        table = pa.table(columns)
+        table = arrow_table(columns)
         t2 = time.process_time()
         pq.write_table(table, io.BytesIO(), **parquet_options(table.schema))
         t3 = time.process_time()

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from roofline._dataset import DATASET_DIR, PartSummary, parquet_options, scan_parts, summarize_part
+from roofline._dataset import (
+    DATASET_DIR,
+    PartSummary,
+    arrow_table,
+    parquet_options,
+    scan_parts,
+    summarize_part,
+)
 from roofline._fingerprint import sweep_inputs
 from roofline._json import json_default
 from roofline._lifeline import die_with_parent
@@ -176,7 +183,6 @@ def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts:
     (:func:`roofline._dataset.summarize_part`: computed here, in parallel, from the columns in
     memory). ``scenarios``: those built already, by combination index (default: this pool
     worker's)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     scenarios = _WORKER_SCENARIOS if scenarios is None else scenarios
@@ -185,7 +191,7 @@ def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts:
     if scenario is None:
         scenario = scenarios[task.combo_index] = scenario_for(combo, spec.prefetch)
     columns = evaluate_rows(spec, combo, _grid_chunk(spec.hardware_grid(), task.start, task.stop), scenario=scenario)
-    table = pa.table(columns)
+    table = arrow_table(columns)
     with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
         pq.write_table(table, tmp, **parquet_options(table.schema))
     summary = None if top is None else _summarize(spec, columns, top)
@@ -437,13 +443,12 @@ def _todo(tasks: list[_Task], parts: Path, total: int) -> tuple[list[_Task], int
 
 def _chunk_table(spec: SweepSpec, scenarios: list[Scenario], cost: tuple[Any, ...], task: _Task) -> Any:
     """One chunk's rows as an Arrow table, on a cluster's worker (from what the client sent)."""
-    import pyarrow as pa
 
     from roofline._cluster import restore_cost
 
     params = _grid_chunk(spec.hardware_grid(), task.start, task.stop)
-    return pa.table(evaluate_rows(spec, None, params, scenario=scenarios[task.combo_index],
-                                  cost_params=restore_cost(cost)))
+    return arrow_table(evaluate_rows(spec, None, params, scenario=scenarios[task.combo_index],
+                                     cost_params=restore_cost(cost)))
 
 
 def _run_on_cluster(client: Any, spec: SweepSpec, combos: list[dict[str, Any]], tasks: list[_Task], parts: Path,

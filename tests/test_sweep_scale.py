@@ -144,6 +144,21 @@ def test_dataset_sweep_holds_the_rows_best_and_front_of_a_merged_one(tmp_path: P
     assert summary["rows"] == 48 and summary["best"] == merged.best
 
 
+def test_arrow_table_builds_one_valued_text_columns_as_pyarrow_does() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from roofline._dataset import arrow_table
+
+    columns = {"model": np.full(5, "llama-3-70b"), "bound": np.array(["memory", "comm", "memory", "x", "é"]),
+               "empty": np.full(5, ""), "speed": np.arange(5.0), "ok": np.ones(5, bool),
+               "none": np.array([], dtype="<U3")}
+    for name, values in columns.items():
+        table = arrow_table({name: values})
+        assert table.equals(pa.table({name: values})), name
+        assert table.schema.field(name).type == pa.table({name: values}).schema.field(name).type
+
+
 def test_scan_of_parts_ranks_ties_and_nan_as_a_stable_sort_of_the_merged_table(tmp_path: Path) -> None:
     import numpy as np
     import pyarrow as pa
