@@ -98,18 +98,30 @@ class PartSummary:
     best_rows: np.ndarray
     front_values: np.ndarray  # (f, pareto metrics)
     front_rows: np.ndarray
+    #: the full rows of ``kept_rows`` (the best and front rows, ascending), when the part's table
+    #: was at hand: the summary's rows are taken from them instead of reading the part again
+    kept: Any = None
+    kept_rows: np.ndarray | None = None
 
 
 def summarize_part(columns: Mapping[str, Any], *, metric: str, maximize: bool,
-                   pareto: Sequence[tuple[str, bool]], top: int) -> PartSummary:
-    """The :class:`PartSummary` of one part's columns (numpy arrays or Arrow columns)."""
+                   pareto: Sequence[tuple[str, bool]], top: int, table: Any = None) -> PartSummary:
+    """The :class:`PartSummary` of one part's columns (numpy arrays or Arrow columns); with its
+    Arrow ``table``, the summary keeps the full rows it may need."""
     ok = np.flatnonzero(_numpy(columns["feasible"]))
     values = _numpy(columns[metric]).astype(float)[ok]
     best = _Best(top, maximize)
     best.add(values, 0, ok)
     front_values = np.column_stack([_numpy(columns[m]).astype(float)[ok] for m, _ in pareto])
     own = pareto_mask(front_values, [mx for _, mx in pareto]) if len(ok) else np.zeros(0, dtype=bool)
-    return PartSummary(len(ok), best.keys[:, 0], best.keys[:, 2].astype(np.int64), front_values[own], ok[own])
+    best_rows = best.keys[:, 2].astype(np.int64)
+    kept = kept_rows = None
+    if table is not None:
+        import pyarrow as pa
+
+        kept_rows = np.union1d(best_rows, ok[own])
+        kept = table.take(pa.array(kept_rows))
+    return PartSummary(len(ok), best.keys[:, 0], best_rows, front_values[own], ok[own], kept, kept_rows)
 
 
 def _numpy(column: Any) -> np.ndarray:
@@ -145,14 +157,15 @@ def scan_parts(files: Sequence[Path], *, metric: str, maximize: bool, pareto: Se
         feasible += summary.feasible
         best.add(summary.best_values, part, summary.best_rows)
         front.add(summary.front_values, part, summary.front_rows)
-    best_rows = _fetch(files, best.keys[:, 1:].astype(np.int64))
+    best_rows = _fetch(files, best.keys[:, 1:].astype(np.int64), summaries)
     order = np.lexsort((front.where[:, 1], front.where[:, 0]))  # the parts' order, as a merge gives
-    front_rows = _fetch(files, front.where[order])
+    front_rows = _fetch(files, front.where[order], summaries)
     return feasible, best_rows, front_rows
 
 
-def _fetch(files: Sequence[Path], where: np.ndarray) -> Any:
-    """Full rows at (part, row) positions, in the order given (each part read once)."""
+def _fetch(files: Sequence[Path], where: np.ndarray, summaries: Mapping[Path, PartSummary] | None) -> Any:
+    """Full rows at (part, row) positions, in the order given: from a part's summary where it
+    kept them, else from the part (each read once)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -161,9 +174,14 @@ def _fetch(files: Sequence[Path], where: np.ndarray) -> Any:
     pieces, positions = [], []
     for part in np.unique(where[:, 0]):
         picked = np.flatnonzero(where[:, 0] == part)
-        with pq.ParquetFile(files[int(part)]) as f:
-            table = f.read(use_threads=False)
-        pieces.append(table.take(pa.array(where[picked, 1])))
+        rows = where[picked, 1]
+        summary = (summaries or {}).get(files[int(part)])
+        if summary is not None and summary.kept is not None:
+            pieces.append(summary.kept.take(pa.array(np.searchsorted(summary.kept_rows, rows))))
+        else:
+            with pq.ParquetFile(files[int(part)]) as f:
+                table = f.read(use_threads=False)
+            pieces.append(table.take(pa.array(rows)))
         positions.append(picked)
     merged = pa.concat_tables(pieces)
     return merged.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))

@@ -194,14 +194,14 @@ def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts:
     table = arrow_table(columns)
     with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
         pq.write_table(table, tmp, **parquet_options(table.schema))
-    summary = None if top is None else _summarize(spec, columns, top)
+    summary = None if top is None else _summarize(spec, columns, table, top)
     return task.stop - task.start, summary
 
 
-def _summarize(spec: SweepSpec, columns: dict[str, Any], top: int) -> PartSummary:
+def _summarize(spec: SweepSpec, columns: dict[str, Any], table: Any, top: int) -> PartSummary:
     direction, metric = spec.objective
     return summarize_part(columns, metric=metric, maximize=_better(direction),
-                          pareto=[(m, _better(d)) for d, m in spec.pareto], top=top)
+                          pareto=[(m, _better(d)) for d, m in spec.pareto], top=top, table=table)
 
 
 def _plan(spec: SweepSpec, chunk_size: int) -> tuple[list[dict[str, Any]], list[_Task], list[str]]:
