@@ -8,7 +8,7 @@ an :class:`~roofline.graph.OpTable`; results are arrays of shape (n_configs, n_o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -476,16 +476,59 @@ def comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
 
 _SCALAR_COMM: dict[tuple, np.ndarray] = {}
 
+#: Fewest configurations whose link settings are checked for repeats (a check costs a few passes).
+_DISTINCT_MIN_CONFIGS = 256
+_SAMPLE = 1024  # link values sampled to tell a grid's repeats from random values
+#: the last configurations' distinct link settings: (arrays, result); both phases of an evaluation share it
+_LAST_LINKS: list[tuple[HardwareArrays, tuple]] = []
+
+
+def _distinct_links(hw: HardwareArrays) -> tuple[TierArrays, TierArrays, np.ndarray | None]:
+    """The link tiers of the configurations' distinct link settings, and the index of each
+    configuration's among them (None: the tiers as given). A grid sweep's chunk repeats a few
+    link bandwidths over every L2 and HBM value, so the collectives are timed a few hundred times,
+    not once per configuration; the times are the same numbers (elementwise formulas)."""
+    if _LAST_LINKS and _LAST_LINKS[0][0] is hw:
+        return _LAST_LINKS[0][1]
+    intra, inter, n = hw.intra(), hw.inter(), hw.n
+    result: tuple[TierArrays, TierArrays, np.ndarray | None] = (intra, inter, None)
+    if n >= _DISTINCT_MIN_CONFIGS:
+        swept = [(t, f.name, v) for t in (intra, inter) for f in fields(t)
+                 if isinstance(v := getattr(t, f.name), np.ndarray) and v.shape == (n,)]
+        varying = [v for _, _, v in swept if v.min() != v.max()]
+        # one varying setting (more: rare, time them all) that repeats (a sample is not all distinct)
+        if not varying or (len(varying) == 1 and
+                           len(np.unique(varying[0][:: max(n // _SAMPLE, 1)])) < 0.9 * min(n, _SAMPLE)):
+            if varying:
+                _, first, where = np.unique(varying[0], return_index=True, return_inverse=True)
+            else:
+                first, where = np.zeros(1, dtype=np.intp), np.zeros(n, dtype=np.intp)
+            taken: dict[int, dict[str, np.ndarray]] = {id(intra): {}, id(inter): {}}
+            for t, name, v in swept:
+                taken[id(t)][name] = v[first]
+            result = replace(intra, **taken[id(intra)]), replace(inter, **taken[id(inter)]), where
+    _LAST_LINKS[:] = [(hw, result)]
+    return result
+
+
+def _spread(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Times of the distinct link settings, back to every configuration."""
+    return np.asarray(values)[where] if np.ndim(values) else np.full(len(where), float(values))
+
 
 def _comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
     out = np.zeros((table.n_ops, hw.n))
-    intra, inter = hw.intra(), hw.inter()
+    comm = np.flatnonzero(table.is_comm)
+    if not len(comm):
+        out.flags.writeable = False
+        return out
+    intra, inter, where = _distinct_links(hw)
     done: dict[tuple[str, float, int], np.ndarray] = {}
-    for i in np.flatnonzero(table.is_comm):  # a handful of collectives per table, not configs
+    for i in comm:  # a handful of collectives per table, not configs
         key = (table.collectives[i], float(table.comm_bytes[i]), int(table.group[i]))
         if key not in done:
             done[key] = collective_time_s(*key, intra, inter, hw.devices_per_node, hw.collective_library)
-        out[i] = done[key]
+        out[i] = done[key] if where is None else _spread(done[key], where)
     out.flags.writeable = False  # shared by the callers of comm_times (cached for one configuration)
     return out
 

@@ -132,3 +132,33 @@ def test_kernel_block_constant_matches_timing() -> None:
     from roofline import _static_numba
 
     assert _static_numba.MIN_GEMM_BLOCK == MIN_GEMM_BLOCK
+
+
+@pytest.mark.parametrize(("tp", "swept"), [
+    (8, {"link_bandwidth_GBps": [50.0, 100.0, 450.0]}),  # one tier, link bandwidth repeated
+    (16, {"link_bandwidth_GBps": [50.0, 450.0], "inter_node_bandwidth_GBps": [25.0, 50.0]}),  # two vary
+    (16, {"link_latency_us": [1.0, 3.0]}),
+    (8, {}),  # nothing varies: one setting
+])
+def test_collectives_timed_once_per_distinct_link_setting_are_the_same_numbers(
+        monkeypatch: pytest.MonkeyPatch, tp: int, swept: dict[str, list[float]]) -> None:
+    """A grid chunk repeats a few link settings: comm_times times each once and spreads the
+    times back; they must equal timing every configuration (the formulas are elementwise)."""
+    from roofline import timing
+
+    model, spec = roofline.load_model("llama-3-70b"), roofline.load_hardware("h100-sxm")
+    w = Workload.for_model(model, batch=4, input_len=1024, output_len=64)
+    n = 1000
+    rng = np.random.default_rng(3)
+    params = {k: np.asarray(v)[rng.integers(0, len(v), n)] for k, v in swept.items()}
+    hw = HardwareArrays.from_spec(spec, n, l2_capacity_MiB=rng.uniform(0, 256, n), **params)
+    where = timing._distinct_links(hw)[2]
+    assert (where is None) == (len(swept) > 1)  # two varying settings: timed per configuration
+    for phase in ("prefill", "decode"):
+        table = build_phase(model, w, Parallelism(tp=tp), phase)
+        once = timing.comm_times(table, hw)
+        monkeypatch.setattr(timing, "_DISTINCT_MIN_CONFIGS", 10**9)
+        monkeypatch.setattr(timing, "_LAST_LINKS", [])
+        every = timing.comm_times(table, hw)
+        monkeypatch.undo()
+        assert np.array_equal(once, every) and np.all(once[table.is_comm] > 0)
