@@ -464,7 +464,7 @@ def comm_times(table: OpTable, hw: HardwareArrays) -> np.ndarray:
                float(hw.link_efficiency[0]), float(hw.launch_s[0]), float(hw.net_Bps[0]), float(hw.net_latency_s[0]),
                float(hw.net_efficiency[0]), float(np.asarray(hw.custom_latency_s).flat[0]),
                float(np.asarray(hw.nvls_efficiency).flat[0]), hw.torus_dims, hw.collective_library,
-               hw.custom_allreduce)
+               hw.custom_allreduce, hw.net_protocols)
         cached = _SCALAR_COMM.get(key)
         if cached is None:
             if len(_SCALAR_COMM) > 4096:

@@ -63,6 +63,20 @@ def test_the_networks_protocols_hold_inside_the_nodes_of_a_spanning_group() -> N
                 <= c.collective_time_s("allreduce", size, 16, H100_NVLINK, simple_net, 8, "nccl") * (1 + 1e-12))
 
 
+def test_protocols_alone_change_a_prediction(tmp_path) -> None:
+    # the per-configuration cache of collective times must tell networks apart by their protocols
+    import roofline
+
+    path = tmp_path / "simple.yaml"
+    path.write_text("name: simple\ninter_node: {nccl_protocols: [Simple]}\n")
+    h100 = load_hardware("h100-sxm")
+    kw = dict(tp=16, batch=1, input_len=128, output_len=4)
+    plain = roofline.predict("llama-3-70b", h100, **kw).tpot_s
+    simple = roofline.predict("llama-3-70b", with_network(h100, path), **kw).tpot_s
+    assert simple > plain
+    assert roofline.predict("llama-3-70b", h100, **kw).tpot_s == plain
+
+
 def test_gcp_a3_mega_network() -> None:
     assert "gcp-a3-mega" in list_networks()
     h100 = load_hardware("h100-sxm")

@@ -17,6 +17,7 @@ from roofline.timing import (
     l2_bandwidth_Bps,
     op_times,
 )
+from tests.conftest import needs_data
 
 MiB = 2**20
 
@@ -95,3 +96,23 @@ def test_prefill_gains_from_l2_without_prefetch() -> None:
     none = roofline.predict("llama-3-70b", "ascend-910b", l2_capacity_MiB=0, **kw)
     stock = roofline.predict("llama-3-70b", "ascend-910b", **kw)
     assert none.ttft_s > 1.5 * stock.ttft_s
+
+
+@needs_data
+def test_gemm_reuse_does_not_worsen_the_measured_gemm_error() -> None:
+    # issue 16: the reuse term must not worsen the error on the shared GEMM data (their stock L2;
+    # no shared data varies L2 size). Datasheet MAPE over every GEMM / linear row, term off and on.
+    from roofline.validation import load_cases
+    from roofline.validation._predict import build_batches, predict_batch
+
+    cases = load_cases()
+    cases = cases[cases["kind"].isin(["gemm", "linear"]) & cases["device"].notna()].reset_index(drop=True)
+    measured = cases["measured_s"].to_numpy()
+    mape = {}
+    for reuse in (0.0, 1.0):
+        predicted = np.full(len(cases), np.nan)
+        for b in build_batches(cases):
+            predicted[b.index] = predict_batch(b, roofline.load_hardware(b.device), {}, extra={"l2_gemm_reuse": reuse})
+        mape[reuse] = float(np.mean(np.abs(predicted / measured - 1)))
+    assert len(cases) > 10_000
+    assert mape[1.0] <= mape[0.0] + 1e-4, mape

@@ -280,3 +280,14 @@ def test_design_space_answer_writes_both_operating_points(tmp_path):
     for point in DSE_POINTS:
         fig = tornado_figure(optima, tornado, "h100-sxm", point)
         assert point in fig.layout.title.text and len(fig.data) == 3 * 3 * 2
+
+
+def test_sensitivity_covers_issue_16s_unmeasured_numbers():
+    # issue 16: the launch-gap switch (both settings), the 910B launch overhead and its HCCS
+    # latencies (ring step, one-shot) rest on unmeasured numbers, so each has a row range
+    assert rp.SENSITIVITY["prefetch_launch_gap_fraction"] == (0.0, 1.0)
+    for key in ("launch_overhead_us", "link_latency_us", "custom_latency_us"):
+        assert len(rp.SENSITIVITY[key]) >= 3, key
+    sens = rp.sensitivity_table(_small_spec(), {"prefetch_launch_gap_fraction": (0.0, 1.0)})
+    off, on = sens["prefetch_speedup"]
+    assert 1.0 <= off <= on  # gaps the prefetch may use never lose
