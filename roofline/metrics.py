@@ -231,7 +231,7 @@ _DECLARED = (
     Metric("saturated", "", "min", "saturated", "",
            "open loop: the rate exceeds what the replica sustains (queue grows without bound: TTFT null)", "serve",
            kind="flag"),
-    Metric("concurrency", "requests", "max", "concurrency (requests in flight)", "conc.",
+    Metric("concurrency", "requests", "max", "concurrency (requests in flight)", "",
            "closed loop: requests in flight, the load a row is run at", "serve"),
     # percentiles over requests (ITL: over deliveries), event simulator only
     *(Metric(f"{base}_p{q}_ms", unit, "min", f"{what} p{q} ({unit})", f"{what} p{q}" if q == 90 and base in ("ttft", "tpot") else "",

@@ -192,6 +192,13 @@ def test_the_reproduce_command_gives_the_exact_row_with_the_runs_settings(tmp_pa
         assert {"ttft_ms", "tpot_ms", "baseline_tpot_ms", "system_cost_usd", "tok_s_per_kusd"} <= set(compared)
         for k in compared:
             assert got[k] == pytest.approx(row[k], rel=1e-9), k
+    # the breakdown the page shows is of the same point: its kinds add up to the row's times
+    rows = df[df["l2_capacity_MiB"] == 64].assign(_row=lambda d: d.index)
+    details, _, errors = point_details(rows, len(rows), settings)
+    assert not errors
+    for i, row in rows.iterrows():
+        assert sum(details[i]["prefill"].values()) == pytest.approx(row["ttft_ms"], rel=1e-4)
+        assert sum(details[i]["decode"].values()) == pytest.approx(row["tpot_ms"], rel=1e-4)
 
 
 # ---- the file ------------------------------------------------------------------------------
