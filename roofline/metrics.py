@@ -12,6 +12,8 @@ read this registry; no other module lists metrics. A metric belongs to the stage
   (``roofline.serving.columns.serving_columns``);
 - ``serve``: what ``roofline serve`` reports from a serving simulation
   (``roofline.serving.metrics.trace_metrics``) beyond the engine's names;
+- ``load``: the load a ``roofline serve`` row is run at (closed loop, open loop or a trace; the
+  sizing search reports the largest ``rate_rps`` that meets the SLO);
 - ``sizing``: the rows of the disaggregation sizing search (``roofline serve --disagg``,
   ``roofline.serving.disagg_sizing``) beyond the names above;
 - ``segment``: columns of the per-collective prefetch rows (``Prediction.segments``).
@@ -32,7 +34,7 @@ __all__ = ["Metric", "Constraint", "METRICS", "CONSTRAINTS", "STAGES", "CONTEXTS
            "descriptions", "definition", "definitions", "metric_labels", "is_maximized", "PERCENTILES",
            "PERCENTILE_NOTE"]
 
-STAGES = ("engine", "economics", "serving", "serve", "sizing", "segment")
+STAGES = ("engine", "economics", "serving", "serve", "load", "sizing", "segment")
 #: Outputs where a metric may mean something more specific than its description.
 CONTEXTS = ("serve", "sizing")
 #: Percentiles ``roofline serve`` reports from a simulation (``ttft_p90_ms``, ...).
@@ -231,8 +233,15 @@ _DECLARED = (
     Metric("saturated", "", "min", "saturated", "",
            "open loop: the rate exceeds what the replica sustains (queue grows without bound: TTFT null)", "serve",
            kind="flag"),
+    # the load a serving row is run at (one of them per row)
     Metric("concurrency", "requests", "max", "concurrency (requests in flight)", "",
-           "closed loop: requests in flight, the load a row is run at", "serve"),
+           "closed loop: requests in flight, the load a row is run at", "load"),
+    Metric("rate_rps", "requests/s", "max", "request rate (requests/s)", "rate req/s",
+           "open loop: Poisson arrival rate of the requests, the load a row is run at", "load",
+           contexts=(("sizing", "largest Poisson request rate whose mean TTFT and TPOT meet the SLO (analytic "
+                                "model)"),)),
+    Metric("trace", "", "", "trace", "", "the trace file a row replays (arrival_s, prompt_tokens, output_tokens)",
+           "load", kind="category"),
     # percentiles over requests (ITL: over deliveries), event simulator only
     *(Metric(f"{base}_p{q}_ms", unit, "min", f"{what} p{q} ({unit})", f"{what} p{q}" if q == 90 and base in ("ttft", "tpot") else "",
              f"{q}th percentile of {what} over {'deliveries' if base == 'itl' else 'requests'}", "serve")
@@ -256,9 +265,6 @@ _DECLARED = (
            kind="category"),
     Metric("devices", "devices", "min", "devices", "devices",
            "devices of the deployment (every instance of both pools; agg: the replica's tp)", "sizing"),
-    Metric("rate_rps", "requests/s", "max", "request rate (requests/s)", "rate req/s",
-           "largest Poisson request rate whose mean TTFT and TPOT meet the SLO (analytic model)", "sizing",
-           contexts=(("serve", "open loop: Poisson arrival rate of the requests, the load a row is run at"),)),
     Metric("goodput_tok_s_per_device", "tokens/s", "max", "goodput per device (tokens/s)", "goodput/dev",
            "goodput_tok_s divided by the devices of the deployment", "sizing"),
     Metric("objective", "tokens/s per device or per 1000 USD", "max",

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from roofline._runfiles import atomic_write
+from roofline.metrics import metric_names
 
 __all__ = ["write_serving_report"]
 
-#: The load column of a row: closed loop, open loop or a trace.
-LOAD_KEYS = ("concurrency", "rate_rps", "trace")
+#: The load column of a row: closed loop, open loop or a trace (roofline.metrics, stage "load").
+LOAD_KEYS = metric_names("load")
 
 
 def _cell(value: Any) -> str:
