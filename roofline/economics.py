@@ -9,7 +9,7 @@ import numpy as np
 from roofline.cost import CostParameters, basis_total_usd, hardware_cost_totals
 from roofline.cost.tco import HOURS_PER_YEAR, tco_usd_per_device_hour
 from roofline.hardware import HardwareSpec
-from roofline.metrics import descriptions
+from roofline.metrics import definition, descriptions
 from roofline.power import energy_rates
 from roofline.registry import cost_inputs
 from roofline.timing import HardwareArrays
@@ -34,18 +34,9 @@ ECONOMIC_METRICS = descriptions("economics")
 #: Columns :func:`serving_economic_columns` returns: the same quantities at a serving operating point
 #: (continuous batching at a concurrency or rate, roofline.serving), where performance per cost
 #: uses goodput (the tokens of requests that meet the SLO).
-SERVING_ECONOMIC_METRICS = {
-    "device_cost_usd": ECONOMIC_METRICS["device_cost_usd"],
-    "system_cost_usd": "devices of the replica * device cost",
-    "goodput_tok_s_per_kusd": "goodput per 1000 USD of system cost (performance per cost)",
-    "power_w": "average power of one device while serving (static + dynamic energy of the engine steps per second)",
-    "energy_j_per_token": "accelerator energy per generated token while serving (host and PUE excluded), joules",
-    "sustained_throughput_tok_s": "serving throughput slowed to fit the TDP where the steps would need more power",
-    "tco_usd_per_mtok": "TCO per million generated tokens at the sustained serving throughput: capex amortised "
-                        "+ energy x PUE + hosting",
-    "tok_s_per_tco_kusd": "sustained serving throughput per 1000 USD of lifetime TCO of the replica",
-    "goodput_tok_s_per_tco_kusd": "sustained goodput per 1000 USD of lifetime TCO of the replica",
-}
+SERVING_ECONOMIC_METRICS = {name: definition(name, "serve") for name in (
+    "device_cost_usd", "system_cost_usd", "goodput_tok_s_per_kusd", "power_w", "energy_j_per_token",
+    "sustained_throughput_tok_s", "tco_usd_per_mtok", "tok_s_per_tco_kusd", "goodput_tok_s_per_tco_kusd")}
 
 
 def _nan_columns(n: int, names: dict[str, str] = ECONOMIC_METRICS) -> dict[str, np.ndarray]:

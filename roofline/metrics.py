@@ -12,7 +12,16 @@ read this registry; no other module lists metrics. A metric belongs to the stage
   (``roofline.serving.columns.serving_columns``);
 - ``serve``: what ``roofline serve`` reports from a serving simulation
   (``roofline.serving.metrics.trace_metrics``) beyond the engine's names;
+- ``load``: the load a ``roofline serve`` row is run at (closed loop, open loop or a trace; the
+  sizing search reports the largest ``rate_rps`` that meets the SLO);
+- ``sizing``: the rows of the disaggregation sizing search (``roofline serve --disagg``,
+  ``roofline.serving.disagg_sizing``) beyond the names above;
 - ``segment``: columns of the per-collective prefetch rows (``Prediction.segments``).
+
+A metric whose meaning differs in another output says so per context (:data:`CONTEXTS`): ``serve``
+(``roofline serve``'s rows: per request over a benchmark, mean over requests) and ``sizing`` (the
+sizing search: the largest request rate that meets the SLO). :func:`definitions` gives each
+output's ``definitions`` from these texts; nothing else holds a metric's meaning.
 
 Only the standard library is imported here: every stage may import it.
 """
@@ -21,10 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Metric", "Constraint", "METRICS", "CONSTRAINTS", "STAGES", "metric", "metric_names",
-           "descriptions", "metric_labels", "is_maximized", "PERCENTILES"]
+__all__ = ["Metric", "Constraint", "METRICS", "CONSTRAINTS", "STAGES", "CONTEXTS", "metric", "metric_names",
+           "descriptions", "definition", "definitions", "metric_labels", "is_maximized", "PERCENTILES",
+           "PERCENTILE_NOTE"]
 
-STAGES = ("engine", "economics", "serving", "serve", "segment")
+STAGES = ("engine", "economics", "serving", "serve", "load", "sizing", "segment")
+#: Outputs where a metric may mean something more specific than its description.
+CONTEXTS = ("serve", "sizing")
 #: Percentiles ``roofline serve`` reports from a simulation (``ttft_p90_ms``, ...).
 PERCENTILES = (50, 90, 99)
 
@@ -45,6 +57,8 @@ class Metric:
         limit: ``"max"`` or ``"min"``: a sweep file may bound it with the constraint
             ``max_<name>`` / ``min_<name>``; ``""``: no constraint.
         kind: ``"number"``, ``"flag"`` (bool) or ``"category"`` (text).
+        contexts: ``(context, meaning)`` pairs where the meaning in that output (:data:`CONTEXTS`)
+            differs from ``description``.
     """
 
     name: str
@@ -57,6 +71,11 @@ class Metric:
     fmt: str = ""
     limit: str = ""
     kind: str = "number"
+    contexts: tuple[tuple[str, str], ...] = ()
+
+    def meaning(self, context: str = "") -> str:
+        """What it means in ``context`` (its description where the context says nothing else)."""
+        return dict(self.contexts).get(context, self.description)
 
 
 @dataclass(frozen=True)
@@ -74,13 +93,21 @@ _USD = ",.0f"  # dollars to the dollar, with separators
 _DECLARED = (
     # engine: the headline numbers (definitions also in the README)
     Metric("ttft_ms", "ms", "min", "TTFT (ms)", "TTFT ms",
-           "time to first token (prefill of the prompt batch)", "engine", limit="max"),
+           "time to first token (prefill of the prompt batch)", "engine", limit="max",
+           contexts=(("serve", "time to first token of a request: from its arrival (the client sends it) to the end of the "
+                               "step that finishes its prompt, including queueing and the per-request overhead; mean "
+                               "over requests"),)),
     Metric("tpot_ms", "ms per token", "min", "TPOT (ms per token)", "TPOT ms",
-           "mean decode-step time over the generated tokens", "engine", limit="max"),
+           "mean decode-step time over the generated tokens", "engine", limit="max",
+           contexts=(("serve", "time per output token as benchmark clients compute it: per request (e2e - TTFT) / "
+                               "(output tokens - 1), then the mean over requests"),)),
     Metric("e2e_ms", "ms", "min", "end-to-end latency (ms)", "e2e ms",
-           "TTFT + (output_len - 1) * TPOT", "engine", limit="max"),
+           "TTFT + (output_len - 1) * TPOT", "engine", limit="max",
+           contexts=(("serve", "end-to-end latency of a request: arrival to its last token; mean over requests"),)),
     Metric("throughput_tok_s", "tokens/s", "max", "throughput (tokens/s)", "tok/s",
-           "batch * output_len / e2e, times DP replicas", "engine", limit="min"),
+           "batch * output_len / e2e, times DP replicas", "engine", limit="min",
+           contexts=(("serve", "generated tokens per second of one replica: output tokens / duration (benchmark start "
+                               "to the last finish)"),)),
     Metric("baseline_ttft_ms", "ms", "min", "TTFT without prefetch (ms)", "",
            "TTFT without prefetching", "engine"),
     Metric("baseline_tpot_ms", "ms per token", "min", "TPOT without prefetch (ms per token)", "",
@@ -103,7 +130,9 @@ _DECLARED = (
            "cost of one device and its share of the server, on the cost basis (docs/cost_model.md)",
            "economics", fmt=_USD),
     Metric("system_cost_usd", "USD", "min", "system cost (USD)", "system USD",
-           "devices * device cost", "economics", fmt=_USD, limit="max"),
+           "devices * device cost", "economics", fmt=_USD, limit="max",
+           contexts=(("serve", "devices of the replica * device cost"),
+                     ("sizing", "devices of the deployment * device cost, on the cost basis"))),
     Metric("tok_s_per_kusd", "tokens/s per 1000 USD", "max", "performance per cost (tokens/s per 1000 USD)",
            "tok/s per kUSD", "throughput per 1000 USD of system cost (performance per cost)", "economics"),
     Metric("baseline_tok_s_per_kusd", "tokens/s per 1000 USD", "max",
@@ -111,17 +140,23 @@ _DECLARED = (
            "the same without prefetching", "economics"),
     Metric("power_w", "W", "min", "average power per device (W)", "W",
            "average power of one device over a request, at the sustained (TDP-capped) rate", "economics",
-           limit="max"),
+           limit="max", contexts=(("serve", "average power of one device while serving (static + dynamic energy of "
+                                            "the engine steps per second)"),)),
     Metric("energy_j_per_token", "J", "min", "energy per token (J)", "J/tok",
-           "accelerator energy per generated token (host and PUE excluded), joules", "economics", limit="max"),
+           "accelerator energy per generated token (host and PUE excluded), joules", "economics", limit="max",
+           contexts=(("serve", "accelerator energy per generated token while serving (host and PUE excluded), "
+                               "joules"),)),
     Metric("sustained_throughput_tok_s", "tokens/s", "max", "sustained throughput, TDP-capped (tokens/s)",
-           "capped tok/s", "throughput with every phase slowed to fit the TDP where it binds", "economics"),
+           "capped tok/s", "throughput with every phase slowed to fit the TDP where it binds", "economics",
+           contexts=(("serve", "serving throughput slowed to fit the TDP where the steps would need more power"),)),
     Metric("tco_usd_per_mtok", "USD", "min", "TCO per million tokens (USD)", "TCO USD/Mtok",
            "TCO per million generated tokens: capex amortised + energy x PUE + hosting", "economics",
-           limit="max"),
+           limit="max", contexts=(("serve", "TCO per million generated tokens at the sustained serving throughput: "
+                                            "capex amortised + energy x PUE + hosting"),)),
     Metric("tok_s_per_tco_kusd", "tokens/s per 1000 USD", "max",
            "performance per TCO (tokens/s per 1000 USD of lifetime TCO)", "tok/s per TCO kUSD",
-           "sustained throughput per 1000 USD of lifetime TCO of the system", "economics"),
+           "sustained throughput per 1000 USD of lifetime TCO of the system", "economics",
+           contexts=(("serve", "sustained serving throughput per 1000 USD of lifetime TCO of the replica"),)),
     # serving columns of a sweep file's serving: block
     Metric("serving_ttft_ms", "ms", "min", "serving TTFT (ms)", "serving TTFT ms",
            "serving TTFT (analytic steady state at the block's concurrency)", "serving"),
@@ -132,10 +167,15 @@ _DECLARED = (
     Metric("serving_tok_s_per_device", "tokens/s", "max", "serving throughput per device (tokens/s)", "",
            "serving throughput per device", "serving"),
     Metric("goodput_tok_s", "tokens/s", "max", "goodput (tokens/s)", "goodput tok/s",
-           "serving throughput when the mean TTFT and TPOT meet the SLO, else 0", "serving", limit="min"),
+           "serving throughput when the mean TTFT and TPOT meet the SLO, else 0", "serving", limit="min",
+           contexts=(("serve", "tokens per second of the requests that meet the SLO (TTFT <= slo_ttft_ms and TPOT <= "
+                               "slo_tpot_ms; every request when no SLO is given). Analytic model: the throughput when "
+                               "the mean TTFT and TPOT meet the SLO, else 0"),
+                     ("sizing", "rate_rps x output tokens: the goodput of the deployment at its SLO-max rate"))),
     Metric("goodput_tok_s_per_kusd", "tokens/s per 1000 USD", "max", "goodput per cost (tokens/s per 1000 USD)",
            "goodput per kUSD", "goodput per 1000 USD of the replica's system cost (tp x pp devices; the cost basis of "
-           "the cost parameters)", "serving", limit="min"),
+           "the cost parameters)", "serving", limit="min",
+           contexts=(("serve", "goodput per 1000 USD of system cost (performance per cost)"),)),
     Metric("serving_power_w", "W", "min", "serving power per device (W)", "serving W",
            "average power per device at the serving operating point (docs/cost_model.md, Power while serving)",
            "serving"),
@@ -146,7 +186,8 @@ _DECLARED = (
            "serving", limit="max"),
     Metric("goodput_tok_s_per_tco_kusd", "tokens/s per 1000 USD", "max",
            "goodput per TCO (tokens/s per 1000 USD of lifetime TCO)", "goodput per TCO kUSD",
-           "sustained goodput per 1000 USD of lifetime TCO of the replica", "serving"),
+           "sustained goodput per 1000 USD of lifetime TCO of the replica", "serving",
+           contexts=(("serve", "sustained goodput per 1000 USD of lifetime TCO of the replica"),)),
     Metric("slo_max_concurrency", "requests", "max", "largest concurrency meeting the SLO (requests)", "SLO max conc.",
            "largest concurrency (powers of 2 and their midpoints up to 4096) meeting the SLO; 0 if none",
            "serving"),
@@ -170,10 +211,14 @@ _DECLARED = (
     Metric("kv_transfer_ms", "ms", "min", "KV transfer (ms)", "KV xfer ms",
            "mean time from the end of a prompt's prefill to its KV cache on the decode instance (KV bytes of the "
            "prompt / link bandwidth + latency; overlapped: what the prefill pass does not hide); part of TTFT; 0 "
-           "aggregated", "serving", limit="max"),
+           "aggregated", "serving", limit="max",
+           contexts=(("serve", "mean time from the end of a prompt's prefill to its KV cache on the decode instance "
+                               "(KV bytes of the prompt / link bandwidth + latency; with --kv-overlap only what the "
+                               "prefill pass does not hide); part of TTFT. 0 for agg"),)),
     # roofline serve (serving simulation); its ttft/tpot/e2e/throughput/goodput reuse the names above
     Metric("itl_ms", "ms", "min", "inter-token latency (ms)", "ITL ms",
-           "inter-token latency: time between two consecutive token deliveries of a request", "serve"),
+           "inter-token latency: time between two consecutive token deliveries of a request (one engine step); mean "
+           "over every delivery", "serve"),
     Metric("throughput_rps", "requests/s", "max", "throughput (requests/s)", "req/s", "finished requests per second", "serve"),
     Metric("throughput_tok_s_per_device", "tokens/s", "max", "throughput per device (tokens/s)", "tok/s/dev",
            "throughput_tok_s divided by the devices of the replica (tp x pp)", "serve"),
@@ -183,16 +228,49 @@ _DECLARED = (
            "time-averaged share of the KV-cache capacity holding tokens", "serve"),
     Metric("mean_batch", "requests", "max", "running requests (requests)", "batch",
            "time-averaged number of running requests (prefilling or decoding)", "serve"),
-    Metric("slo_attainment", "fraction", "max", "SLO attainment (fraction)", "SLO met", "share of requests that meet the SLO",
-           "serve"),
+    Metric("slo_attainment", "fraction", "max", "SLO attainment (fraction)", "SLO met",
+           "share of requests that meet the SLO (analytic model: 1 or 0 from the means)", "serve"),
     Metric("saturated", "", "min", "saturated", "",
-           "open loop: the rate exceeds what the replica sustains (queue grows without bound)", "serve", kind="flag"),
+           "open loop: the rate exceeds what the replica sustains (queue grows without bound: TTFT null)", "serve",
+           kind="flag"),
+    # the load a serving row is run at (one of them per row)
+    Metric("concurrency", "requests", "max", "concurrency (requests in flight)", "",
+           "closed loop: requests in flight, the load a row is run at", "load"),
+    Metric("rate_rps", "requests/s", "max", "request rate (requests/s)", "rate req/s",
+           "open loop: Poisson arrival rate of the requests, the load a row is run at", "load",
+           contexts=(("sizing", "largest Poisson request rate whose mean TTFT and TPOT meet the SLO (analytic "
+                                "model)"),)),
+    Metric("trace", "", "", "trace", "", "the trace file a row replays (arrival_s, prompt_tokens, output_tokens)",
+           "load", kind="category"),
     # percentiles over requests (ITL: over deliveries), event simulator only
     *(Metric(f"{base}_p{q}_ms", unit, "min", f"{what} p{q} ({unit})", f"{what} p{q}" if q == 90 and base in ("ttft", "tpot") else "",
              f"{q}th percentile of {what} over {'deliveries' if base == 'itl' else 'requests'}", "serve")
       for base, what, unit in (("ttft", "TTFT", "ms"), ("tpot", "TPOT", "ms per token"), ("e2e", "e2e", "ms"),
                                ("itl", "ITL", "ms"))
       for q in PERCENTILES),
+    # the disaggregation sizing search (roofline serve --disagg): a row per best configuration
+    Metric("mode", "", "", "mode", "mode",
+           "agg (prefill and decode on the same instances) or disagg (separate prefill and decode pools)", "sizing",
+           kind="category"),
+    Metric("configuration", "", "", "configuration", "configuration",
+           "the deployment in words: tp and device per replica (agg), or x prefill and y decode instances with "
+           "their tp and devices (disagg)", "sizing", kind="category"),
+    Metric("prefill_hardware", "", "", "prefill device", "prefill device", "device of the prefill pool", "sizing",
+           kind="category"),
+    Metric("decode_hardware", "", "", "decode device", "decode device", "device of the decode pool", "sizing",
+           kind="category"),
+    Metric("prefill_tp", "", "", "prefill TP", "prefill tp", "tensor parallelism of a prefill instance", "sizing",
+           kind="category"),
+    Metric("decode_tp", "", "", "decode TP", "decode tp", "tensor parallelism of a decode instance", "sizing",
+           kind="category"),
+    Metric("devices", "devices", "min", "devices", "devices",
+           "devices of the deployment (every instance of both pools; agg: the replica's tp)", "sizing"),
+    Metric("goodput_tok_s_per_device", "tokens/s", "max", "goodput per device (tokens/s)", "goodput/dev",
+           "goodput_tok_s divided by the devices of the deployment", "sizing"),
+    Metric("objective", "tokens/s per device or per 1000 USD", "max",
+           "objective (tokens/s per device or per 1000 USD)", "objective",
+           "the value the search ranks by: goodput tokens/s per device, or per 1000 USD on the cost basis "
+           "(summary.objective names which)", "sizing"),
     # per-collective prefetch rows
     Metric("collective_to_prefetch_ratio", "ratio", "", "collective time / prefetch time (ratio)", "",
            "collective time over the time to prefetch the segment's data (about 1: prefetching gains most)",
@@ -229,6 +307,23 @@ def metric_names(*stages: str) -> tuple[str, ...]:
 def descriptions(*stages: str) -> dict[str, str]:
     """Name -> description of the metrics of ``stages``: the ``definitions`` of JSON outputs."""
     return {m.name: m.description for m in _DECLARED if not stages or m.stage in stages}
+
+
+#: The percentile columns of a simulation, in one line (``ttft_p90_ms``, ...).
+PERCENTILE_NOTE = "_p50/_p90/_p99: percentiles over requests (ITL: over deliveries); event simulator only"
+
+
+def definition(name: str, context: str = "") -> str:
+    """What metric ``name`` means in ``context`` (one of :data:`CONTEXTS`, "" for its description)."""
+    return metric(name).meaning(context)
+
+
+def definitions(context: str, *stages: str) -> dict[str, str]:
+    """The ``definitions`` of an output: name -> meaning in ``context`` of every metric that has a text
+    of its own there, and of every metric of ``stages`` (in declaration order)."""
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    return {m.name: m.meaning(context) for m in _DECLARED if m.stage in stages or context in dict(m.contexts)}
 
 
 def metric_labels(style: str = "axis") -> dict[str, str]:

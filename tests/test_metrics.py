@@ -109,3 +109,53 @@ def test_serve_outputs_are_registered() -> None:
     assert set(metric_names("serve")) <= set(row)
     # every number of the row but the load it was run at is a registered metric
     assert {k for k in row if k not in ("concurrency", "rate_rps")} <= set(metric_names())
+
+
+def _cli_json(capsys, *args: str) -> dict:
+    import json
+
+    from roofline.cli.main import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out = capsys.readouterr()
+    assert e.value.code in (0, None), out.err
+    return json.loads(out.out)
+
+
+def test_every_printed_and_json_column_has_a_registry_entry(capsys) -> None:
+    """Tables and JSON name a metric (roofline.metrics) or a parameter (roofline.registry), and their
+    headers and definitions come from there: the sizing table printed raw goodput_tok_s_per_device."""
+    from roofline.cli._common import LABELS as TABLE_LABELS
+    from roofline.cli._serve_disagg import SIZING_COLUMNS
+    from roofline.cli.serve import COLUMNS, COST_COLUMNS
+    from roofline.cli.sweep import SERVING_SHOW, SHOW
+    from roofline.economics import SERVING_ECONOMIC_METRICS
+    from roofline.metrics import definition
+    from roofline.registry import is_parameter
+    from roofline.serving import DEFINITIONS as SERVE_DEFINITIONS
+    from roofline.serving.disagg import DISAGG_DEFINITIONS
+
+    for column in (*SHOW, *SERVING_SHOW, *COLUMNS, *COST_COLUMNS, *SIZING_COLUMNS, "kv_transfer_ms"):
+        assert column in METRICS or is_parameter(column), column
+        assert column in TABLE_LABELS or METRICS.get(column, None) is None or METRICS[column].short == "", column
+    assert TABLE_LABELS["goodput_tok_s_per_device"] == "goodput/dev" and TABLE_LABELS["rate_rps"] == "rate req/s"
+    # the serve-side texts are the registry's meanings in roofline serve's rows
+    for texts in (SERVE_DEFINITIONS, DISAGG_DEFINITIONS, SERVING_ECONOMIC_METRICS):
+        for name, text in texts.items():
+            assert name == "percentiles" or text == definition(name, "serve"), name
+    assert definition("tpot_ms", "serve") != definition("tpot_ms")  # per request, not per decode step
+    # the sizing search: every key of its JSON rows is registered and defined, every sizing metric produced
+    data = _cli_json(capsys, "serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--disagg", "--isl", "2048",
+                     "--osl", "256", "--max-devices", "4", "--json")
+    keys = {k for r in data["rows"] for k in r}
+    assert {"hardware", "tp"} <= keys and all(k in METRICS or is_parameter(k) for k in keys)
+    assert {k for k in keys if k in METRICS} == set(data["definitions"])
+    assert data["definitions"]["rate_rps"] == definition("rate_rps", "sizing")
+    assert set(metric_names("sizing")) <= keys | {"configuration"}  # the table's description of a row
+    # roofline serve: every definition names a registered metric, or says how to read the others
+    data = _cli_json(capsys, "serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--isl", "512", "--osl", "32",
+                     "--concurrency", "4", "--json")
+    assert set(data["definitions"]) - set(METRICS) == {"percentiles", "evaluator", "cost_basis"}
+    assert all(k in METRICS for r in data["rows"] for k in r)

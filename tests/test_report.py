@@ -135,6 +135,17 @@ def test_large_table_stays_under_the_size_limit(tmp_path: Path) -> None:
     assert payload["counts"]["total_rows"] == 150_000 and len(payload["details"]) == 5
 
 
+def test_configuration_columns_are_the_registered_parameters() -> None:
+    # a serving sweep's goodput and a search's bookkeeping are not filters of the page
+    from roofline.report._run import parameter_columns
+
+    columns = ["number", "model", "hardware", "tp", "l2_capacity_MiB", "goodput_tok_s", "slo_max_concurrency",
+               "worker", "surplus", "value_tok_s_per_kusd", "constraint_max_tpot_ms", "devices", "prefetch",
+               "collective_library", "ttft_ms"]
+    assert parameter_columns(columns, {"ttft_ms"}) == ["model", "hardware", "tp", "l2_capacity_MiB", "prefetch",
+                                                       "collective_library"]
+
+
 # ---- what a clicked point shows ------------------------------------------------------------
 
 def test_breakdown_of_a_point_adds_up_to_its_times(tmp_path: Path, capsys) -> None:
@@ -192,6 +203,13 @@ def test_the_reproduce_command_gives_the_exact_row_with_the_runs_settings(tmp_pa
         assert {"ttft_ms", "tpot_ms", "baseline_tpot_ms", "system_cost_usd", "tok_s_per_kusd"} <= set(compared)
         for k in compared:
             assert got[k] == pytest.approx(row[k], rel=1e-9), k
+    # the breakdown the page shows is of the same point: its kinds add up to the row's times
+    rows = df[df["l2_capacity_MiB"] == 64].assign(_row=lambda d: d.index)
+    details, _, errors = point_details(rows, len(rows), settings)
+    assert not errors
+    for i, row in rows.iterrows():
+        assert sum(details[i]["prefill"].values()) == pytest.approx(row["ttft_ms"], rel=1e-4)
+        assert sum(details[i]["decode"].values()) == pytest.approx(row["tpot_ms"], rel=1e-4)
 
 
 # ---- the file ------------------------------------------------------------------------------

@@ -142,6 +142,10 @@ def test_serve_report_shows_the_frontier_and_every_load(browser, tmp_path: Path,
     page.wait_for_selector("#frontier .scatterlayer .points path")
     assert page.locator("#frontier .scatterlayer .points path").count() == 3  # one point per concurrency
     assert page.locator("#rows tbody tr").count() == 3
+    # headers are the metric registry's short labels, the full label with its unit as the tooltip
+    headers = page.locator("#rows thead th")
+    assert headers.nth(1).inner_text() == "TTFT ms" and headers.nth(1).get_attribute("title") == "TTFT (ms)"
+    assert "goodput_tok_s_per_kusd" not in page.locator("#rows thead").inner_text()
     assert page.locator("#assumptions li").count() >= 5
     shot = tmp_path / "serve-report.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -152,11 +152,10 @@ def run_search(opts: DisaggOptions, hardware: str, json_out: bool, *, model: str
                "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms, "max_devices": opts.max_devices,
                "objective": objective, "top_disagg": result.disagg_rows[:10], "top_agg": result.agg_rows[:10]}
     if json_out:
-        from roofline.serving.disagg import DISAGG_DEFINITIONS
+        from roofline.metrics import METRICS, definition
 
-        definitions = dict(DISAGG_DEFINITIONS) | {
-            "rate_rps": "largest Poisson request rate whose mean TTFT and TPOT meet the SLO (analytic model)",
-            "objective": objective, "goodput_tok_s": "rate_rps x output tokens"}
+        # every metric of the rows, as the metric registry defines it for the sizing search
+        definitions = {k: definition(k, "sizing") for r in result.rows() for k in r if k in METRICS}
         typer.echo(json.dumps({"definitions": definitions, "summary": summary, "rows": result.rows()},
                               indent=2, allow_nan=False))
         return

@@ -11,13 +11,9 @@ from typing import Any
 
 from roofline._dataset import DATASET_DIR
 from roofline.exceptions import SpecError
+from roofline.registry import is_parameter
 
 __all__ = ["RunFolder", "read_run_folder"]
-
-#: Columns of a results table that configure a row (everything else is a metric or bookkeeping).
-_NOT_PARAMETERS = frozenset({"devices", "number", "state", "value", "error", "datetime_start", "datetime_complete", "duration_s", "feasible",
-                             "worker", "surplus"})
-
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -100,6 +96,6 @@ def _front_axes(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], tuple[st
 
 
 def parameter_columns(columns: list[str], metrics: set[str]) -> list[str]:
-    """The columns that configure a row, in table order."""
-    return [c for c in columns if c not in metrics and c not in _NOT_PARAMETERS
-            and not c.startswith(("constraint_", "value_"))]  # a search's constraints and objective values
+    """The columns that configure a row, in table order: the registered hardware and scenario
+    parameters (roofline.registry); metrics, a search's bookkeeping and serving columns are not."""
+    return [c for c in columns if is_parameter(c) and c not in metrics]

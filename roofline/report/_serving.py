@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from roofline._runfiles import atomic_write
+from roofline.metrics import metric_names
 
 __all__ = ["write_serving_report"]
 
-#: The load column of a row: closed loop, open loop or a trace.
-LOAD_KEYS = ("concurrency", "rate_rps", "trace")
+#: The load column of a row: closed loop, open loop or a trace (roofline.metrics, stage "load").
+LOAD_KEYS = metric_names("load")
 
 
 def _cell(value: Any) -> str:
@@ -31,7 +32,11 @@ def _cell(value: Any) -> str:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    """Every row under the registry's short headers (roofline.metrics), the full label as the tooltip."""
+    from roofline.metrics import metric_labels
+
+    short, full = metric_labels("short"), metric_labels("axis")
+    head = "".join(f'<th title="{html.escape(full.get(c, c))}">{html.escape(short.get(c, c))}</th>' for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return (f'<div style="overflow-x:auto"><table id="rows"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")

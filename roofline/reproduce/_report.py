@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roofline.registry import headline_parameters, parameter_short_labels
+from roofline.registry import headline_parameters, parameter_labels
 from roofline.reproduce._paper import MAIN_BATCH, MAIN_SEQUENCE
 
 __all__ = ["markdown_table"]
@@ -107,8 +107,8 @@ def _dse_report(optima: pd.DataFrame, curve: pd.DataFrame, overall: Mapping[str,
     return "".join(parts)
 
 
-#: The design-space knobs and their table headers (roofline.registry)
-_KNOB_HEADERS = {k: parameter_short_labels()[k] for k in headline_parameters()}
+#: The design-space knobs and their table headers: the registry's labels with units (the link's per link)
+_KNOB_HEADERS = {k: parameter_labels()[k] for k in headline_parameters()}
 
 
 def _objectives_report(optima: pd.DataFrame, tornado: pd.DataFrame, fit: Any) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec, load_hardware
+from roofline.metrics import definition
 from roofline.model import ModelSpec, load_model
 from roofline.serving.disagg_analytic import (
     DISAGG_ANALYTIC_NOTE,
@@ -37,15 +38,9 @@ from roofline.workload import Parallelism, Workload
 __all__ = ["PoolSpec", "DisaggSetup", "serve_disagg", "DISAGG_DEFINITIONS", "disagg_setup", "analytic_disagg",
            "pool_engines"]
 
-DISAGG_DEFINITIONS = {
-    "mode": "agg (prefill and decode on the same instances) or disagg (separate prefill and decode pools)",
-    "prefill_instances": "prefill instances of a disaggregated deployment (x of xPyD)",
-    "decode_instances": "decode instances of a disaggregated deployment (y of xPyD)",
-    "kv_transfer_ms": "mean time from the end of a prompt's prefill to its KV cache on the decode instance "
-                      "(KV bytes of the prompt / link bandwidth + latency; with --kv-overlap only what the prefill "
-                      "pass does not hide); part of TTFT. 0 for agg",
-    "devices": "devices of the deployment (every instance of both pools)",
-}
+#: The columns a disaggregated deployment adds, with their meaning (roofline.metrics, context "serve").
+DISAGG_DEFINITIONS = {name: definition(name, "serve") for name in (
+    "mode", "prefill_instances", "decode_instances", "kv_transfer_ms", "devices")}
 _POOL_KEYS = ("tp", "pp", "ep", "count")
 
 

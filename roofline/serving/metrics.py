@@ -7,34 +7,19 @@ from typing import Any
 
 import numpy as np
 
+from roofline.metrics import PERCENTILE_NOTE, definition
 from roofline.serving.simulator import SimulationTrace
 
 __all__ = ["DEFINITIONS", "PERCENTILES", "trace_metrics", "weighted_percentile", "meets_slo"]
 
 PERCENTILES = (50, 90, 99)
 
-DEFINITIONS = {
-    "ttft_ms": "time to first token of a request: from its arrival (the client sends it) to the end of the step "
-               "that finishes its prompt, including queueing and the per-request overhead; mean over requests",
-    "tpot_ms": "time per output token as benchmark clients compute it: per request (e2e - TTFT) / (output "
-               "tokens - 1), then the mean over requests",
-    "itl_ms": "inter-token latency: time between two consecutive token deliveries of a request (one engine step); "
-              "mean over every delivery",
-    "e2e_ms": "end-to-end latency of a request: arrival to its last token; mean over requests",
-    "throughput_tok_s": "generated tokens per second of one replica: output tokens / duration (benchmark start to "
-                        "the last finish)",
-    "throughput_rps": "finished requests per second",
-    "throughput_tok_s_per_device": "throughput_tok_s divided by the devices of the replica (tp x pp)",
-    "tok_s_per_user": "tokens per second a user sees while its answer streams: 1000 / tpot_ms",
-    "goodput_tok_s": "tokens per second of the requests that meet the SLO (TTFT <= slo_ttft_ms and TPOT <= "
-                     "slo_tpot_ms; every request when no SLO is given). Analytic model: the throughput when the mean "
-                     "TTFT and TPOT meet the SLO, else 0",
-    "slo_attainment": "share of requests that meet the SLO (analytic model: 1 or 0 from the means)",
-    "kv_utilization": "time-averaged share of the KV-cache capacity holding tokens",
-    "mean_batch": "time-averaged number of running requests (prefilling or decoding)",
-    "saturated": "open loop: the rate exceeds what the replica sustains (queue grows without bound: TTFT null)",
-    "percentiles": "_p50/_p90/_p99: percentiles over requests (ITL: over deliveries); event simulator only",
-}
+#: What each column of a serving row means: the metric registry's texts for ``roofline serve``
+#: (roofline.metrics, context "serve"); the percentile columns in one note.
+DEFINITIONS = {name: definition(name, "serve") for name in (
+    "ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "throughput_tok_s", "throughput_rps", "throughput_tok_s_per_device",
+    "tok_s_per_user", "goodput_tok_s", "slo_attainment", "kv_utilization", "mean_batch", "saturated")} | {
+    "percentiles": PERCENTILE_NOTE}
 
 
 def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
