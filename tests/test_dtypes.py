@@ -268,7 +268,7 @@ def test_nvfp4_predicts_the_measured_fp4_over_fp8_tpot_ratio_on_b200() -> None:
 
     rows = tpot_rows()
     nvfp4, old = (ratio_rows(rows, reading)["error_pct"].abs().mean() for reading in ("nvfp4", "int4/fp8"))
-    # 132 matched pairs: NVFP4 with its scales on the FP4 peak 12.0%, 4-bit weights on FP8 GEMMs 14.3%
+    # 132 matched pairs: NVFP4 with its scales on the FP4 peak 12.1%, 4-bit weights on FP8 GEMMs 14.4%
     assert nvfp4 < old
     assert nvfp4 < 13.0
 
@@ -278,6 +278,7 @@ def test_gpt_oss_mxfp4_experts_on_hopper_beat_reading_the_weights_as_bf16() -> N
     from benchmarks.check_gpt_oss_mxfp4 import tpot_rows
 
     mape = tpot_rows().groupby("precision")["error_pct"].apply(lambda e: e.abs().mean())
-    # 107 inferencex points: 30.2% with the checkpoint's MXFP4 experts, 55.3% all in bf16
+    # 107 inferencex points on the bundled gpt-oss-120b (sliding-window layers, sinks): 32.9% with
+    # the checkpoint's MXFP4 experts, 53.2% all in bf16 (a static batch misses the serving overheads)
     assert mape["mxfp4 experts"] < mape["bf16"]
-    assert mape["mxfp4 experts"] < 33.0
+    assert mape["mxfp4 experts"] < 34.0
