@@ -251,6 +251,25 @@ def test_cli_dtype_options_and_their_bad_input(cli) -> None:  # noqa: F811
         assert message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_serve_takes_op_dtypes_and_refuses_them_where_it_cannot_apply_them(cli) -> None:  # noqa: F811
+    args = ("serve", "-m", "mixtral-8x7b", "-H", "b200", "--input", "256", "--output", "16", "--concurrency", "4",
+            "--json")
+    base = json.loads(cli(*args).stdout)
+    mixed = cli(*args, "--op-dtype", "experts=nvfp4", "--op-dtype", "attention=fp8")
+    assert mixed.exit_code == 0, mixed.stderr
+    out = json.loads(mixed.stdout)
+    assert out["summary"]["op_dtypes"] == [["attention", "fp8", "fp8"], ["experts", "nvfp4", "nvfp4"]]
+    assert base["summary"]["op_dtypes"] == []
+    # experts at 4.5 bits instead of 16 free HBM for KV cache and read fewer bytes per decode step
+    assert out["summary"]["kv_capacity_tokens"] > base["summary"]["kv_capacity_tokens"]
+    assert out["rows"][0]["tpot_ms"] < base["rows"][0]["tpot_ms"]
+    for extra, message in ((("--op-dtype", "moe=nvfp4"), "op_dtypes class: 'moe'"),
+                           (("--op-dtype", "experts=nvfp4", "--disagg"), "--op-dtype: not supported")):
+        bad = cli(*args, *extra)
+        assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert message in bad.stderr
+
+
 def test_sweep_file_op_dtypes() -> None:
     base = {"hardware": "b200", "model": "mixtral-8x7b"}
     spec = sweep_from_dict({**base, "workload": {"op_dtypes": {"experts": "nvfp4"}}}, "s.yaml")
