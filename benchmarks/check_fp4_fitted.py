@@ -29,6 +29,7 @@ import pandas as pd
 
 from roofline.model import load_model
 from roofline.serving.overheads import load_overheads
+from roofline.validation._serving_fit import error_table as serving_error_table
 from roofline.validation._serving_fit import (
     fit_by_framework,
     load_serving_rows,
@@ -89,16 +90,11 @@ def predictions() -> pd.DataFrame:
 
 
 def error_table(pred: pd.DataFrame) -> pd.DataFrame:
-    """MAPE and bias (%) per test set, model, precision and framework, unsaturated rows only."""
+    """MAPE and bias (%) per test set, model, precision, device and framework, unsaturated rows."""
     ok = pred[~pred["saturated"].astype(bool)]
-    g = ok.groupby(["test_set", "fitted_model", "precision", "device", "framework"])
-    return pd.DataFrame({
-        "rows": g.size(),
-        "tpot_mape": g["tpot_err_pct"].apply(lambda e: e.abs().mean()),
-        "tpot_bias": g["tpot_err_pct"].mean(),
-        "ttft_mape": g["ttft_err_pct"].apply(lambda e: e.abs().mean()),
-        "ttft_bias": g["ttft_err_pct"].mean(),
-    }).round(1)
+    cols = ["pred_ttft_ms", "pred_tpot_ms"]
+    return serving_error_table(ok.drop(columns=cols), ok[cols],
+                               ["test_set", "fitted_model", "precision", "device", "framework"])
 
 
 def fp4_over_fp8_ratio(pred: pd.DataFrame, fitted_model: str) -> pd.DataFrame:
