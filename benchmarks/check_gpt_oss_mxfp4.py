@@ -9,11 +9,9 @@ precisions:
   dequantised for bf16 GEMMs; attention, router, embedding and head in bf16);
 - ``bf16``: every weight in bf16 (what the tool predicted before it read FP4).
 
-gpt-oss is not a bundled model yet: the spec below is its ``config.json`` shape (hidden 2880,
-36 layers, 64 query and 8 KV heads of 64, 128 experts of width 2880, top-4, vocabulary 201,088,
-QKV bias) with every layer attending over the full context. The real model alternates full and
-128-token sliding-window layers, so this reads about twice the KV cache it should in decode:
-the errors below are biased towards slow predictions at long contexts and high concurrency.
+The model is the bundled ``gpt-oss-120b`` (``model_specs/gpt-oss-120b.yaml``, from its
+``config.json``): 18 sliding-window (128 tokens) and 18 full-attention layers, attention sinks,
+and the checkpoint's ``quantization_config``.
 
 Run: ``python benchmarks/check_gpt_oss_mxfp4.py`` (a few seconds).
 """
@@ -26,18 +24,10 @@ import numpy as np
 import pandas as pd
 
 import roofline
-from roofline.model import ModelSpec
+from roofline.model import load_model
 from roofline.validation import default_data_dir
 from roofline.workload import Parallelism, Workload
 
-GPT_OSS_120B = {
-    "name": "gpt-oss-120b-approx", "hidden_size": 2880, "num_layers": 36, "num_attention_heads": 64,
-    "num_kv_heads": 8, "head_dim": 64, "intermediate_size": 2880, "vocab_size": 201088, "qkv_bias": True,
-    "moe": {"num_experts": 128, "experts_per_token": 4, "expert_intermediate_size": 2880},
-    "source": "huggingface.co/openai/gpt-oss-120b config.json (sliding-window layers not modelled)",
-    "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": [
-        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]},
-}
 DEVICES = {"h100": "h100-sxm", "h200": "h200-sxm"}
 
 
@@ -46,7 +36,7 @@ def tpot_rows(data_dir: Path | None = None) -> pd.DataFrame:
     path = Path(data_dir or default_data_dir()) / "inferencex" / "serving_h100_h200.csv"
     cases = pd.read_csv(path)
     cases = cases[cases["model"].str.contains("gpt-oss-120b")]
-    model = ModelSpec.from_dict(GPT_OSS_120B)
+    model = load_model("gpt-oss-120b")
     rows = []
     for c in cases.itertuples():
         par = Parallelism(tp=int(c.tp), pp=int(c.pp) if c.pp == c.pp else 1)

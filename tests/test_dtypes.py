@@ -251,6 +251,25 @@ def test_cli_dtype_options_and_their_bad_input(cli) -> None:  # noqa: F811
         assert message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_serve_takes_op_dtypes_and_refuses_them_where_it_cannot_apply_them(cli) -> None:  # noqa: F811
+    args = ("serve", "-m", "mixtral-8x7b", "-H", "b200", "--input", "256", "--output", "16", "--concurrency", "4",
+            "--json")
+    base = json.loads(cli(*args).stdout)
+    mixed = cli(*args, "--op-dtype", "experts=nvfp4", "--op-dtype", "attention=fp8")
+    assert mixed.exit_code == 0, mixed.stderr
+    out = json.loads(mixed.stdout)
+    assert out["summary"]["op_dtypes"] == [["attention", "fp8", "fp8"], ["experts", "nvfp4", "nvfp4"]]
+    assert base["summary"]["op_dtypes"] == []
+    # experts at 4.5 bits instead of 16 free HBM for KV cache and read fewer bytes per decode step
+    assert out["summary"]["kv_capacity_tokens"] > base["summary"]["kv_capacity_tokens"]
+    assert out["rows"][0]["tpot_ms"] < base["rows"][0]["tpot_ms"]
+    for extra, message in ((("--op-dtype", "moe=nvfp4"), "op_dtypes class: 'moe'"),
+                           (("--op-dtype", "experts=nvfp4", "--disagg"), "--op-dtype: not supported")):
+        bad = cli(*args, *extra)
+        assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert message in bad.stderr
+
+
 def test_sweep_file_op_dtypes() -> None:
     base = {"hardware": "b200", "model": "mixtral-8x7b"}
     spec = sweep_from_dict({**base, "workload": {"op_dtypes": {"experts": "nvfp4"}}}, "s.yaml")
@@ -268,7 +287,7 @@ def test_nvfp4_predicts_the_measured_fp4_over_fp8_tpot_ratio_on_b200() -> None:
 
     rows = tpot_rows()
     nvfp4, old = (ratio_rows(rows, reading)["error_pct"].abs().mean() for reading in ("nvfp4", "int4/fp8"))
-    # 132 matched pairs: NVFP4 with its scales on the FP4 peak 12.0%, 4-bit weights on FP8 GEMMs 14.3%
+    # 132 matched pairs: NVFP4 with its scales on the FP4 peak 12.1%, 4-bit weights on FP8 GEMMs 14.4%
     assert nvfp4 < old
     assert nvfp4 < 13.0
 
@@ -278,6 +297,7 @@ def test_gpt_oss_mxfp4_experts_on_hopper_beat_reading_the_weights_as_bf16() -> N
     from benchmarks.check_gpt_oss_mxfp4 import tpot_rows
 
     mape = tpot_rows().groupby("precision")["error_pct"].apply(lambda e: e.abs().mean())
-    # 107 inferencex points: 30.2% with the checkpoint's MXFP4 experts, 55.3% all in bf16
+    # 107 inferencex points on the bundled gpt-oss-120b (sliding-window layers, sinks): 32.9% with
+    # the checkpoint's MXFP4 experts, 53.2% all in bf16 (a static batch misses the serving overheads)
     assert mape["mxfp4 experts"] < mape["bf16"]
-    assert mape["mxfp4 experts"] < 33.0
+    assert mape["mxfp4 experts"] < 34.0

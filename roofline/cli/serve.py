@@ -10,7 +10,7 @@ import typer
 
 from roofline.cli._common import check_output, fail, print_table, user_errors
 from roofline.cli._serve_disagg import DisaggOptions, run_fixed, run_search
-from roofline.cli.predict import CostBasis, DTypeOpt, KVDType, _cost_parameters
+from roofline.cli.predict import CostBasis, DTypeOpt, KVDType, OpDTypes, _cost_parameters
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -80,6 +80,7 @@ def serve(
                                               help="Attention data-parallel ranks in the TP group (MoE).")] = 1,
     dtype: DTypeOpt = None,
     kv_dtype: KVDType = None,
+    op_dtype: OpDTypes = None,
     input_len: Annotated[str, typer.Option("--input", "--isl", help="Prompt tokens: N or a uniform range LOW-HIGH.")]
     = "1024",
     output_len: Annotated[str, typer.Option("--output", "--osl", help="Output tokens: N or LOW-HIGH.")] = "1024",
@@ -144,6 +145,9 @@ def serve(
     opts = DisaggOptions(disagg, prefill, decode, prefill_hardware, decode_hardware, kv_bandwidth, kv_path.value,
                          kv_overlap, max_devices, objective.value, str(getattr(cost_basis, "value", cost_basis)))
     opts.check(attention_dp=attention_dp, simulate=simulate, plot=plot is not None, report=report)
+    if op_dtype and (opts.disagg or opts.fixed):
+        raise fail("--op-dtype: not supported with disaggregated pools (--disagg, --prefill/--decode); "
+                   "use --dtype")
     if opts.disagg:
         from roofline.serving import SpeculativeDecoding, engine_defaults
 
@@ -176,7 +180,7 @@ def serve(
     if report:
         check_output(report_path, force)
     result = run(model, hardware, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp, dtype=dtype,
-                 kv_dtype=kv_dtype, input_len=_length(input_len, "--input"),
+                 kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []) or None, input_len=_length(input_len, "--input"),
                  output_len=_length(output_len, "--output"), concurrency=loads_c, rate_rps=loads_r,
                  trace=str(trace) if trace else None, num_requests=num_requests, prefix_hit=prefix_hit,
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,

@@ -197,6 +197,7 @@ def serve(
     ep: int = 1,
     dtype: str | None = None,
     kv_dtype: str | None = None,
+    op_dtypes: str | None = None,
     input_len: int | tuple[int, int] = 1024,
     output_len: int | tuple[int, int] = 1024,
     concurrency: int | list[int] | None = None,
@@ -228,6 +229,8 @@ def serve(
             Poisson arrivals; ``trace``: a CSV of arrival_s, prompt_tokens, output_tokens (simulated).
         framework: engine defaults and fitted overheads (``vllm``, ``sglang``, ``trtllm``);
             ``max_num_batched_tokens``, ``max_num_seqs``, ``gpu_memory_utilization`` override them.
+        dtype, kv_dtype, op_dtypes: precision (default: the checkpoint's quantization_config, else
+            bf16); ``op_dtypes`` sets operator classes apart, e.g. ``"experts=nvfp4,attention=fp8"``.
         attention_dp: attention data-parallel ranks inside the TP group (MoE serving).
         draft_tokens, acceptance: speculative decoding (tokens per step, see SpeculativeDecoding).
         slo_ttft_ms, slo_tpot_ms: the SLO for goodput and the largest concurrency / rate meeting it.
@@ -260,7 +263,7 @@ def serve(
     for name, v in (("--slo-ttft-ms", slo_ttft_ms), ("--slo-tpot-ms", slo_tpot_ms)):
         if v is not None and (not np.isfinite(v) or v <= 0):
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
-    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype)
+    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes)
     par = Parallelism(tp=tp, pp=pp, ep=ep)
     over = DATASHEET if datasheet else load_overheads(framework).for_model(m)
     setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())))
@@ -307,7 +310,7 @@ def serve(
     summary: dict[str, Any] = {
         "model": m.name, "hardware": hw.name, "devices": setup.devices, "tp": tp, "pp": pp, "ep": ep,
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
-        "kv_dtype": w.kv, "framework": framework,
+        "kv_dtype": w.kv, "op_dtypes": [list(c) for c in w.op_dtypes], "framework": framework,
         "engine": {"max_num_batched_tokens": settings.max_num_batched_tokens, "max_num_seqs": settings.max_num_seqs,
                    "gpu_memory_utilization": settings.gpu_memory_utilization, "block_tokens": settings.block_tokens,
                    "attention_dp": settings.attention_dp,
