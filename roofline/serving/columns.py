@@ -134,7 +134,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
                   tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
-                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s)
+                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first)
     n = hw.n
     conc = np.full(n, float(block.concurrency))
     r = steady_state(cost, kv_capacity_tokens=cap, concurrency=conc, burst_requests=benchmark_requests(conc), **common)

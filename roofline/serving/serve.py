@@ -120,7 +120,7 @@ def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWo
         rate_rps=None if closed else np.array(loads, dtype=float), verify_tokens=s.speculative.verify_tokens,
         tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
         request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale, prefill_scale=o.prefill_scale,
-        seq_overhead_s=o.seq_overhead_s,
+        seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
         # a closed loop is a benchmark of N requests whose first c arrive at once (as simulated)
         burst_requests=benchmark_requests(load, w.num_requests) if closed else None)
     ok = meets_slo(res["ttft_s"], res["tpot_s"], *slo) & ~res["saturated"]
