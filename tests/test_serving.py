@@ -99,9 +99,10 @@ def test_open_loop_obeys_littles_law(setup70b, cost70b):
 @pytest.mark.parametrize("model, hw, tp", [("llama-3.1-70b", "h200-sxm", 8), ("llama-3.1-8b", "h100-sxm", 1),
                                            ("qwen3-32b", "h100-sxm", 2)])
 @pytest.mark.parametrize("c, isl, osl", [(4, 1024, 512), (32, 2048, 256), (96, 512, 512)])
-def test_analytic_means_match_simulator(model, hw, tp, c, isl, osl):
+@pytest.mark.parametrize("framework", ["vllm", "sglang"])  # mixed steps; prefill-first steps
+def test_analytic_means_match_simulator(model, hw, tp, c, isl, osl, framework):
     setup = ServingSetup(roofline.load_model(model), roofline.load_hardware(hw), roofline.Workload.with_dtype("fp8"),
-                         roofline.Parallelism(tp=tp), engine_defaults("vllm"))
+                         roofline.Parallelism(tp=tp), engine_defaults(framework))
     cost, cap = setup.step_cost(), setup.kv_capacity_tokens()
     # lengths vary +-10 %: requests are staggered (steady state); the middle half is measured
     tr = _sim(setup, cost, cap, c=c, prompt=Lengths(int(isl * 0.9), int(isl * 1.1)),
@@ -109,8 +110,10 @@ def test_analytic_means_match_simulator(model, hw, tp, c, isl, osl):
     mid = np.argsort(tr.finish_s)[len(tr.finish_s) // 4: 3 * len(tr.finish_s) // 4]
     ttft = np.mean((tr.first_token_s - tr.arrival_s)[mid])
     tpot = np.mean(((tr.finish_s - tr.first_token_s) / (tr.output - 1))[mid])
+    s = setup.settings
     a = steady_state(cost, prompt=isl, output=osl, prefill=isl, kv_capacity_tokens=cap,
-                     max_num_batched_tokens=8192, max_num_seqs=1024, block_tokens=16, concurrency=c)
+                     max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
+                     block_tokens=s.block_tokens, concurrency=c, prefill_first=s.prefill_first)
     assert a["tpot_s"][0] == pytest.approx(tpot, rel=0.05)
     assert a["ttft_s"][0] == pytest.approx(ttft, rel=0.15)  # prefill collisions are approximated
 
@@ -397,23 +400,3 @@ def test_prefill_first_scheduling_by_hand(framework, r1_tpot_ms):
     assert tr.first_token_s[1] == pytest.approx(1.2e-3)
     assert (tr.finish_s[1] - tr.first_token_s[1]) / 4 * 1e3 == pytest.approx(r1_tpot_ms)
     assert engine_defaults(framework).prefill_first is (framework == "sglang")
-
-
-@pytest.mark.parametrize("model, hw, tp", [("llama-3.1-8b", "h100-sxm", 1), ("qwen3-32b", "h100-sxm", 2)])
-@pytest.mark.parametrize("c, isl, osl", [(4, 1024, 512), (32, 2048, 256), (96, 512, 512)])
-def test_prefill_first_analytic_means_match_simulator(model, hw, tp, c, isl, osl):
-    # SGLang's prefill-first scheduler: decode steps wait while prompts are prefilled
-    setup = ServingSetup(roofline.load_model(model), roofline.load_hardware(hw), roofline.Workload.with_dtype("fp8"),
-                         roofline.Parallelism(tp=tp), engine_defaults("sglang"))
-    cost, cap = setup.step_cost(), setup.kv_capacity_tokens()
-    tr = _sim(setup, cost, cap, c=c, prompt=Lengths(int(isl * 0.9), int(isl * 1.1)),
-              output=Lengths(int(osl * 0.9), int(osl * 1.1)), n=max(20 * c, 300))
-    mid = np.argsort(tr.finish_s)[len(tr.finish_s) // 4: 3 * len(tr.finish_s) // 4]
-    ttft = np.mean((tr.first_token_s - tr.arrival_s)[mid])
-    tpot = np.mean(((tr.finish_s - tr.first_token_s) / (tr.output - 1))[mid])
-    s = setup.settings
-    a = steady_state(cost, prompt=isl, output=osl, prefill=isl, kv_capacity_tokens=cap,
-                     max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
-                     block_tokens=s.block_tokens, concurrency=c, prefill_first=True)
-    assert a["tpot_s"][0] == pytest.approx(tpot, rel=0.05)
-    assert a["ttft_s"][0] == pytest.approx(ttft, rel=0.15)
