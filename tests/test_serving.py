@@ -115,6 +115,10 @@ def test_analytic_means_match_simulator(model, hw, tp, c, isl, osl, framework):
                      max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                      block_tokens=s.block_tokens, concurrency=c, prefill_first=s.prefill_first)
     assert a["tpot_s"][0] == pytest.approx(tpot, rel=0.05)
+    # ITL (a decoding sequence's gap between tokens, across the prefill steps it waits through with
+    # a prefill-first engine) and the mean engine step (for power) agree too
+    assert a["itl_s"][0] == pytest.approx(trace_metrics(tr)["itl_ms"] / 1e3, rel=0.05)
+    assert a["mean_step_s"][0] == pytest.approx(tr.stepping_s / tr.steps, rel=0.05)
     assert a["ttft_s"][0] == pytest.approx(ttft, rel=0.15)  # prefill collisions are approximated
 
 

@@ -108,8 +108,10 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     step0 = decode_scale * base + step_overhead_s + seq_overhead_s * c
     step1 = step0 - (1.0 - mixed) * decode_scale * base + prefill_scale * (with_prefill - mixed * base)
     mean_step = (1 - f) * step0 + f * step1
+    # a decoding sequence's gap between tokens: one step, plus the prefill steps it waits through
+    gap = mean_step / (1.0 - (1.0 - mixed) * f)
     return {"decode_steps": d_eff, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
-            "prefill_step_s": step1, "lifetime_s": n_p * step1 + d_eff * mean_step}
+            "token_gap_s": gap, "prefill_step_s": step1, "lifetime_s": n_p * step1 + d_eff * mean_step}
 
 
 def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
@@ -199,7 +201,7 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     e2e = ttft + (output - 1) * tpot
     kv_tokens = run["decode_batch"] * (prompt + output / 2) + (c_run - run["decode_batch"]) * prompt
     return {
-        "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["mean_step_s"], "e2e_s": e2e,
+        "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["token_gap_s"], "mean_step_s": run["mean_step_s"], "e2e_s": e2e,
         "throughput_rps": rps, "throughput_tok_s": rps * output,
         "kv_utilization": np.minimum(kv_tokens / cap, 1.0), "mean_batch": c_run,
         "max_running": c_max, "saturated": saturated,

@@ -62,6 +62,8 @@ class SimulationTrace:
     mean_kv_tokens: float
     kv_capacity_tokens: float
     steps: int
+    #: time spent in steps (the busy time without idle gaps waiting for arrivals), seconds
+    stepping_s: float = 0.0
 
 
 def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings, kv_capacity_tokens: float, *,
@@ -113,6 +115,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     nxt = 0  # next request not yet in the waiting queue (requests arrive in index order)
     done = 0
     t = 0.0
+    stepping = 0.0
     steps = 0
     itl_s: list[np.ndarray] = []
     itl_w: list[np.ndarray] = []
@@ -168,6 +171,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             area_waiting += len(waiting) * span
             area_kv += float(times @ (kv_j - n_dec))
             t += span
+            stepping += span
             steps += k
             gaps = times.copy()
             gaps[0] += stall  # the interval since the last token spans the prefill steps in between
@@ -193,6 +197,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             area_waiting += len(waiting) * dt
             area_kv += dt * float(kv[idx].sum())
             t += dt
+            stepping += dt
             steps += 1
             if prefill_first and decoding.any():
                 stall += dt
@@ -230,4 +235,5 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         itl_weight=np.concatenate(itl_w) if itl_w else np.zeros(0),
         clock_arrival=clock_arrival, clock_first=clock_first, clock_finish=clock_finish,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
-        mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps)
+        mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps,
+        stepping_s=stepping)
