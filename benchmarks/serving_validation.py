@@ -34,6 +34,7 @@ SCENARIOS = (
     ("inferencex", "glm-5", "h200-sxm", "sglang", 8, 1024, 1024),
     ("aiconfigurator", "qwen3-32b", "h100-sxm", "trtllm", 2, 4096, 512),
     ("aiconfigurator", "llama-3.1-70b", "b200", "vllm", 4, 1024, 1024),
+    ("aiconfigurator", "qwen3-32b", "h100-sxm", "sglang", 4, 2048, 256),
 )
 
 
@@ -62,7 +63,7 @@ def figure(pred, path: Path) -> list[Path]:  # noqa: ANN001
     from roofline.plots import FigureWriter
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("mean TTFT (ms)", "mean TPOT (ms)"))
-    colors = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+    colors = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
     for color, (dataset, model, device, fw, tp, isl, osl) in zip(colors, SCENARIOS):
         g = pred[(pred["dataset"] == dataset) & (pred["model"] == model) & (pred["device"] == device)
                  & (pred["framework"] == fw) & (pred["tp"] == tp) & (pred["isl"] == isl) & (pred["osl"] == osl)

@@ -99,9 +99,10 @@ def test_open_loop_obeys_littles_law(setup70b, cost70b):
 @pytest.mark.parametrize("model, hw, tp", [("llama-3.1-70b", "h200-sxm", 8), ("llama-3.1-8b", "h100-sxm", 1),
                                            ("qwen3-32b", "h100-sxm", 2)])
 @pytest.mark.parametrize("c, isl, osl", [(4, 1024, 512), (32, 2048, 256), (96, 512, 512)])
-def test_analytic_means_match_simulator(model, hw, tp, c, isl, osl):
+@pytest.mark.parametrize("framework", ["vllm", "sglang"])  # mixed steps; prefill-first steps
+def test_analytic_means_match_simulator(model, hw, tp, c, isl, osl, framework):
     setup = ServingSetup(roofline.load_model(model), roofline.load_hardware(hw), roofline.Workload.with_dtype("fp8"),
-                         roofline.Parallelism(tp=tp), engine_defaults("vllm"))
+                         roofline.Parallelism(tp=tp), engine_defaults(framework))
     cost, cap = setup.step_cost(), setup.kv_capacity_tokens()
     # lengths vary +-10 %: requests are staggered (steady state); the middle half is measured
     tr = _sim(setup, cost, cap, c=c, prompt=Lengths(int(isl * 0.9), int(isl * 1.1)),
@@ -109,9 +110,15 @@ def test_analytic_means_match_simulator(model, hw, tp, c, isl, osl):
     mid = np.argsort(tr.finish_s)[len(tr.finish_s) // 4: 3 * len(tr.finish_s) // 4]
     ttft = np.mean((tr.first_token_s - tr.arrival_s)[mid])
     tpot = np.mean(((tr.finish_s - tr.first_token_s) / (tr.output - 1))[mid])
+    s = setup.settings
     a = steady_state(cost, prompt=isl, output=osl, prefill=isl, kv_capacity_tokens=cap,
-                     max_num_batched_tokens=8192, max_num_seqs=1024, block_tokens=16, concurrency=c)
+                     max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
+                     block_tokens=s.block_tokens, concurrency=c, prefill_first=s.prefill_first)
     assert a["tpot_s"][0] == pytest.approx(tpot, rel=0.05)
+    # ITL (a decoding sequence's gap between tokens, across the prefill steps it waits through with
+    # a prefill-first engine) and the mean engine step (for power) agree too
+    assert a["itl_s"][0] == pytest.approx(trace_metrics(tr)["itl_ms"] / 1e3, rel=0.05)
+    assert a["mean_step_s"][0] == pytest.approx(tr.stepping_s / tr.steps, rel=0.05)
     assert a["ttft_s"][0] == pytest.approx(ttft, rel=0.15)  # prefill collisions are approximated
 
 
@@ -373,3 +380,27 @@ def test_serving_rows_include_the_newer_models():
     # the vLLM logs of MiniMax-M2.5 at TP 4 record a token budget of 32,768
     mm = rows[(rows["model"] == "minimax-m2.5") & (rows["tp"] == 4) & (rows["osl"] == 1024)]
     assert set(mm["max_num_batched_tokens"]) == {32768}
+
+
+def _linear_cost():
+    """A step costs 1 ms + 1 us per token (body only: no head, no attention), for hand calculations."""
+    from roofline.serving.step_cost import ScalarStepCost
+
+    return ScalarStepCost([1.0, 10_000.0], [1e-3 + 1e-6, 1e-3 + 1e-2], [0.0, 0.0], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("framework, r1_tpot_ms", [("vllm", 1.0265), ("sglang", 1.2765)])
+def test_prefill_first_scheduling_by_hand(framework, r1_tpot_ms):
+    # closed loop c = 2, prompts of 100 tokens, outputs 2, 5, 2; step = 1 ms + 1 us/token.
+    # t=0: r0, r1 prefill together (200 tokens, 1.2 ms); one decode step (2 tokens, 1.002 ms):
+    # r0 ends at 2.202 ms and r2 arrives. vLLM: r1's decode token rides with r2's prompt (101
+    # tokens, 1.101 ms), then r1 + r2 decode (1.002 ms, r2 ends), r1 alone (1.001 ms): r1 ends at
+    # 5.306 ms, TPOT (5.306 - 1.2) / 4 = 1.0265 ms. SGLang runs r2's prompt alone (1.1 ms) while r1
+    # waits, then r1 + r2 (1.002 ms), r1 alone twice (2.002 ms): r1 ends at 6.306 ms, TPOT 1.2765 ms.
+    from roofline.serving.workload import Requests
+
+    req = Requests(np.full(3, np.nan), np.full(3, 100), np.array([2, 5, 2]), np.full(3, 100))
+    tr = simulate(req, _linear_cost(), engine_defaults(framework), 1e6, concurrency=2)
+    assert tr.first_token_s[1] == pytest.approx(1.2e-3)
+    assert (tr.finish_s[1] - tr.first_token_s[1]) / 4 * 1e3 == pytest.approx(r1_tpot_ms)
+    assert engine_defaults(framework).prefill_first is (framework == "sglang")

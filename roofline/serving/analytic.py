@@ -57,27 +57,45 @@ def _step_s(cost: StepCost, hw: np.ndarray, tokens: np.ndarray, sampled: np.ndar
 def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, output: np.ndarray,
              prefill: np.ndarray, budget: np.ndarray, verify: np.ndarray, tps: np.ndarray,
              step_overhead_s: np.ndarray, lockstep: bool = False, decode_scale: np.ndarray | float = 1.0,
-             prefill_scale: np.ndarray | float = 1.0, seq_overhead_s: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
-    """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,))."""
+             prefill_scale: np.ndarray | float = 1.0, seq_overhead_s: np.ndarray | float = 0.0,
+             prefill_first: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+    """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,)).
+
+    ``prefill_first`` (1 for SGLang-style engines): steps carrying prefill chunks carry no decode
+    tokens, so a request's ``d`` decode steps take ``d / (1 - f)`` steps (``f`` the share of
+    prefill steps)."""
     d = np.ceil(np.maximum(output - 1, 0) / tps - 1e-9)
+    mixed = 1.0 - np.asarray(prefill_first, dtype=float)  # 1: decode tokens share the prefill steps
     n_p = np.ones_like(c)
-    for _ in range(3):  # B depends on n_p and n_p on B: a few rounds settle it
-        b = c * d / (n_p + d)
-        n_p = np.maximum(1.0, np.ceil(prefill / np.maximum(budget - b * verify, 1.0) - 1e-9))
-    b = c * d / (n_p + d)
-    lam = c / (n_p + d)
-    # prompts admitted together: one at a time when lengths vary; with identical lengths a closed
-    # loop stays in lock-step and a whole budget of prompts is prefilled in one step
-    # (or, for prompts longer than the budget, every prefill step is a full budget of chunks)
-    if lockstep:
-        avail = np.maximum(budget - b * verify, 1.0)
-        group = np.clip(np.floor(avail / prefill), 1.0, np.maximum(c, 1.0))
-        per_step = np.where(prefill <= avail, group * prefill, avail)
-    else:
-        # staggered arrivals: a prefill step also carries the chunks of the lambda other
-        # requests expected in the same step (arrivals independent of each other)
-        per_step = np.minimum(prefill / n_p * (1.0 + lam), np.maximum(budget - b * verify, 1.0))
-    f = np.clip(lam * prefill / per_step, 1e-12, 1.0)
+    f = np.zeros_like(c)
+
+    def schedule(n_p: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, ...]:
+        d_eff = d / (1.0 - (1.0 - mixed) * f)
+        b = c * d_eff / (n_p + d_eff)
+        return d_eff, b, c / (n_p + d_eff), np.maximum(budget - mixed * b * verify, 1.0)
+
+    def prefill_share(n_p: np.ndarray, lam: np.ndarray, avail: np.ndarray) -> np.ndarray:
+        # prompts admitted together: one at a time when lengths vary; with identical lengths a
+        # closed loop stays in lock-step and a whole budget of prompts is prefilled in one step
+        # (or, for prompts longer than the budget, every prefill step is a full budget of chunks)
+        if lockstep:
+            group = np.clip(np.floor(avail / prefill), 1.0, np.maximum(c, 1.0))
+            per_step = np.where(prefill <= avail, group * prefill, avail)
+        else:
+            # staggered arrivals: a prefill step also carries the chunks of the lambda other
+            # requests expected in the same step (arrivals independent of each other)
+            per_step = np.minimum(prefill / n_p * (1.0 + lam), avail)
+        return np.clip(lam * prefill / per_step, 1e-12, np.where(mixed > 0, 1.0, 0.99))
+
+    # B, n_p (and with prefill-first steps f) depend on each other: a few rounds settle them
+    waits = bool(np.any(mixed < 1.0))
+    for _ in range(4 if waits else 3):
+        d_eff, b, lam, avail = schedule(n_p, f)
+        n_p = np.maximum(1.0, np.ceil(prefill / avail - 1e-9))
+        if waits:
+            f = prefill_share(n_p, *schedule(n_p, f)[2:])
+    d_eff, b, lam, avail = schedule(n_p, f)
+    f = prefill_share(n_p, lam, avail)
     kv = b * (prompt + output / 2.0)
     cached = prompt - prefill
     pairs = prefill * cached + prefill * (prefill + 1) / 2
@@ -85,13 +103,15 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     zero = np.zeros_like(c)
     t0 = b * verify
     base = _step_s(cost, hw, t0, b, kv, b, zero, zero, zero)
-    with_prefill = _step_s(cost, hw, t0 + lam * prefill / f, b + lam / f, kv, b, lam * pairs / f, lam * ctx / f,
-                           lam * prefill / f)
+    with_prefill = _step_s(cost, hw, mixed * t0 + lam * prefill / f, mixed * b + lam / f, mixed * kv, mixed * b,
+                           lam * pairs / f, lam * ctx / f, lam * prefill / f)
     step0 = decode_scale * base + step_overhead_s + seq_overhead_s * c
-    step1 = step0 + prefill_scale * (with_prefill - base)
+    step1 = step0 - (1.0 - mixed) * decode_scale * base + prefill_scale * (with_prefill - mixed * base)
     mean_step = (1 - f) * step0 + f * step1
-    return {"decode_steps": d, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
-            "prefill_step_s": step1, "lifetime_s": n_p * step1 + d * mean_step}
+    # a decoding sequence's gap between tokens: one step, plus the prefill steps it waits through
+    gap = mean_step / (1.0 - (1.0 - mixed) * f)
+    return {"decode_steps": d_eff, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
+            "token_gap_s": gap, "prefill_step_s": step1, "lifetime_s": n_p * step1 + d_eff * mean_step}
 
 
 def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
@@ -119,7 +139,8 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                  hw_row: np.ndarray | None = None, lockstep: bool = False,
                  burst_requests: np.ndarray | float | None = None, decode_scale: np.ndarray | float = 1.0,
                  prefill_scale: np.ndarray | float = 1.0,
-                 seq_overhead_s: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+                 seq_overhead_s: np.ndarray | float = 0.0,
+                 prefill_first: np.ndarray | bool = False) -> dict[str, np.ndarray]:
     """Mean serving metrics of n configurations at once (every argument broadcasts to (n,)).
 
     ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
@@ -127,7 +148,8 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     ``rate_rps`` (open loop). ``seq_overhead_s`` is added to a step per running sequence. ``lockstep``: a closed loop of identical lengths, whose requests
     start, prefill and finish in groups (see the module doc). ``decode_scale`` multiplies a step's
     cost without prefill chunks, ``prefill_scale`` what the chunks add (fitted, see
-    :mod:`roofline.serving.overheads`). ``burst_requests``: a benchmark
+    :mod:`roofline.serving.overheads`). ``prefill_first``: the engine runs prefill chunks in steps
+    of their own, the decoding sequences waiting (SGLang's scheduler). ``burst_requests``: a benchmark
     of that many requests whose first ``concurrency`` arrive at once (see :func:`_burst_wait_s`).
     Times in seconds.
     """
@@ -140,8 +162,8 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                                  np.asarray(verify_tokens, dtype=float), np.asarray(tokens_per_step, dtype=float),
                                  np.asarray(step_overhead_s, dtype=float), np.asarray(request_overhead_s, dtype=float),
                                  np.asarray(decode_scale, dtype=float), np.asarray(prefill_scale, dtype=float),
-                                 np.asarray(seq_overhead_s, dtype=float))
-    load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq = \
+                                 np.asarray(seq_overhead_s, dtype=float), np.asarray(prefill_first, dtype=float))
+    load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq, pf = \
         (np.atleast_1d(a) for a in arrays)
     n = len(load)
     if hw_row is None:
@@ -156,7 +178,7 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     saturated = np.zeros(n, dtype=bool)
     if concurrency is not None:
         c_run = np.minimum(load, c_max)
-        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, lockstep, k_d, k_p, s_seq)
+        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, lockstep, k_d, k_p, s_seq, pf)
         rps = c_run / run["lifetime_s"]
         wait = (load - c_run) / rps
         ttft = s_req + wait + run["prefill_steps"] * run["prefill_step_s"]
@@ -164,22 +186,22 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
             ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests, k_p)
         rps = load / (ttft + run["decode_steps"] * run["mean_step_s"])  # Little's law over the whole loop
     else:
-        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, False, k_d, k_p, s_seq)
+        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, False, k_d, k_p, s_seq, pf)
         saturated = load * full["lifetime_s"] > c_max
         c_run = np.minimum(load * full["lifetime_s"], c_max)
         for _ in range(40):  # c = R * lifetime(c): a contraction for stable loads
             run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                           False, k_d, k_p, s_seq)
+                           False, k_d, k_p, s_seq, pf)
             c_run = np.minimum(0.5 * c_run + 0.5 * load * run["lifetime_s"], c_max)
         run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                           False, k_d, k_p, s_seq)
+                           False, k_d, k_p, s_seq, pf)
         ttft = s_req + 0.5 * run["mean_step_s"] + run["prefill_steps"] * run["prefill_step_s"]
         rps = np.where(saturated, c_max / full["lifetime_s"], load)
     tpot = np.where(output > 1, run["decode_steps"] * run["mean_step_s"] / np.maximum(output - 1, 1), 0.0)
     e2e = ttft + (output - 1) * tpot
     kv_tokens = run["decode_batch"] * (prompt + output / 2) + (c_run - run["decode_batch"]) * prompt
     return {
-        "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["mean_step_s"], "e2e_s": e2e,
+        "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["token_gap_s"], "mean_step_s": run["mean_step_s"], "e2e_s": e2e,
         "throughput_rps": rps, "throughput_tok_s": rps * output,
         "kv_utilization": np.minimum(kv_tokens / cap, 1.0), "mean_batch": c_run,
         "max_running": c_max, "saturated": saturated,

@@ -108,7 +108,7 @@ class ServingPoints:
 
     ``at_block``: the steady state at the block's concurrency; ``at_slo_max``: at the largest
     concurrency of :data:`SLO_CONCURRENCIES` meeting the SLO (``slo_max_concurrency``, 0 if none).
-    Each is a dict of (n,) arrays with ``throughput_rps``, ``throughput_tok_s``, ``itl_s``,
+    Each is a dict of (n,) arrays with ``throughput_rps``, ``throughput_tok_s``, ``mean_step_s``,
     ``mean_batch`` and ``goodput_tok_s``; ``lengths`` are a request's prompt, computed prompt and output.
     """
 
@@ -134,7 +134,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
                   tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
-                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s)
+                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first)
     n = hw.n
     conc = np.full(n, float(block.concurrency))
     r = steady_state(cost, kv_capacity_tokens=cap, concurrency=conc, burst_requests=benchmark_requests(conc), **common)
@@ -149,7 +149,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     met = meets.any(axis=1)
     best_i = k - 1 - np.argmax(meets[:, ::-1], axis=1)
     at = {key: grid_r[key].reshape(n, k)[np.arange(n), best_i]
-          for key in ("throughput_rps", "throughput_tok_s", "itl_s", "mean_batch")}
+          for key in ("throughput_rps", "throughput_tok_s", "mean_step_s", "mean_batch")}
     at["goodput_tok_s"] = np.where(met, at["throughput_tok_s"], 0.0)
     return ServingPoints(r, at, np.where(met, SLO_CONCURRENCIES[best_i], 0.0),
                          {"prompt": prompt, "prefill": common["prefill"], "output": output})
@@ -167,7 +167,7 @@ def serving_cost_columns(points: ServingPoints, model: ModelSpec, workload: Work
         econ[name] = {k: np.asarray(v, dtype=float) for k, v in operating_point_economics(
             cost_params, model, workload, par, hardware, hw, s, throughput_rps=point["throughput_rps"],
             throughput_tok_s=point["throughput_tok_s"], goodput_tok_s=point["goodput_tok_s"],
-            mean_step_s=point["itl_s"], mean_running=point["mean_batch"], step_energy=energy,
+            mean_step_s=point["mean_step_s"], mean_running=point["mean_batch"], step_energy=energy,
             **points.lengths).items()}
     return {
         "goodput_tok_s_per_kusd": econ["block"]["goodput_tok_s_per_kusd"],

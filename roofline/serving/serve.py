@@ -109,7 +109,9 @@ def benchmark_requests(concurrency: np.ndarray, num_requests: int | None = None)
 
 
 def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWorkload,
-                   loads: list[float], closed: bool, slo: tuple[float | None, float | None]) -> list[dict[str, Any]]:
+                   loads: list[float], closed: bool, slo: tuple[float | None, float | None],
+                   mean_steps: list[float] | None = None) -> list[dict[str, Any]]:
+    """One row per load; ``mean_steps`` (if given) receives each row's mean engine step, seconds."""
     s, o = setup.settings, setup.overheads
     prompt = w.prompt.mean
     load = np.array(loads, dtype=float)
@@ -120,10 +122,12 @@ def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWo
         rate_rps=None if closed else np.array(loads, dtype=float), verify_tokens=s.speculative.verify_tokens,
         tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
         request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale, prefill_scale=o.prefill_scale,
-        seq_overhead_s=o.seq_overhead_s,
+        seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
         # a closed loop is a benchmark of N requests whose first c arrive at once (as simulated)
         burst_requests=benchmark_requests(load, w.num_requests) if closed else None)
     ok = meets_slo(res["ttft_s"], res["tpot_s"], *slo) & ~res["saturated"]
+    if mean_steps is not None:
+        mean_steps.extend(map(float, res["mean_step_s"]))
     rows = []
     for i, load in enumerate(loads):
         sat = bool(res["saturated"][i])
@@ -170,8 +174,10 @@ def _mean_lengths(requests: Requests) -> tuple[float, float, float]:
 
 
 def _attach_economics(rows: list[dict[str, Any]], lengths: list[tuple[float, float, float]], setup: ServingSetup,
-                      params: CostParameters) -> None:
-    """Add the cost, power and TCO columns to every row (null where unknown: no ``die`` block)."""
+                      params: CostParameters, mean_steps: list[float]) -> None:
+    """Add the cost, power and TCO columns to every row (null where unknown: no ``die`` block);
+    ``mean_steps``: each row's mean engine step (s; not its ITL, which with a prefill-first engine
+    spans the prefill steps a decoding sequence waits through)."""
     if not rows:
         return
     prompt, prefill, output = (np.array(x) for x in zip(*lengths))
@@ -180,7 +186,7 @@ def _attach_economics(rows: list[dict[str, Any]], lengths: list[tuple[float, flo
         throughput_rps=np.array([r["throughput_rps"] for r in rows]),
         throughput_tok_s=np.array([r["throughput_tok_s"] for r in rows]),
         goodput_tok_s=np.array([r["goodput_tok_s"] for r in rows]),
-        mean_step_s=np.array([r["itl_ms"] / 1e3 for r in rows]),
+        mean_step_s=np.array(mean_steps),
         mean_running=np.array([r["mean_batch"] for r in rows]), prompt=prompt, prefill=prefill, output=output)
     for i, row in enumerate(rows):
         for key, values in econ.items():
@@ -273,6 +279,7 @@ def serve(
     base = ServingWorkload(prompt, output, concurrency=1, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed)
     rows: list[dict[str, Any]] = []
     lengths: list[tuple[float, float, float]] = []  # per row: mean prompt, computed prompt, output
+    mean_steps: list[float] = []  # per row: mean engine step, seconds (power)
     if simulate_events or trace is not None:
         scalar = cost.scalar()
         runs: list[tuple[str, Any, ServingWorkload]] = []
@@ -294,17 +301,18 @@ def serve(
                           step_overhead_s=over.step_overhead_s, request_overhead_s=over.request_overhead_s,
                           decode_scale=over.decode_scale, prefill_scale=over.prefill_scale,
                           seq_overhead_s=over.seq_overhead_s)
+            mean_steps.append(tr.stepping_s / max(tr.steps, 1))
             rows.append(_finish_row({key: load} | trace_metrics(tr, slo_ttft_ms=slo_ttft_ms,
                                                                  slo_tpot_ms=slo_tpot_ms), setup))
         evaluator = "event simulator"
     else:
         closed = loads_c is not None
         rows = _analytic_rows(setup, cost, cap, base, [float(x) if not closed else int(x)
-                                                       for x in (loads_c or loads_r)], closed, slo)
+                                                       for x in (loads_c or loads_r)], closed, slo, mean_steps)
         evaluator = ANALYTIC_NOTE
         lengths = [(prompt.mean, max(prompt.mean - np.floor(prompt.mean * prefix_hit), 1.0), output.mean)] * len(rows)
     params = cost_params or load_cost_parameters()
-    _attach_economics(rows, lengths, setup, params)
+    _attach_economics(rows, lengths, setup, params, mean_steps)
     definitions = dict(DEFINITIONS) | {"evaluator": evaluator} | dict(SERVING_ECONOMIC_METRICS) | {
         "cost_basis": basis_text(params.basis)}
     summary: dict[str, Any] = {

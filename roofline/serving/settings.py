@@ -52,7 +52,10 @@ class EngineSettings:
     - ``gpu_memory_utilization``: share of HBM for weights, activations and KV cache;
     - ``block_tokens``: tokens per KV-cache block (paged attention);
     - ``attention_dp``: attention data-parallel ranks inside the TP group (MoE serving: each rank
-      keeps the KV cache of its own sequences; the experts use the whole group).
+      keeps the KV cache of its own sequences; the experts use the whole group);
+    - ``prefill_first``: while prompts wait or are being prefilled, a step runs prefill chunks only
+      and the decoding sequences wait (SGLang's default scheduler); otherwise every step carries
+      all decode tokens and prefill chunks fill the rest of the budget (vLLM, TensorRT-LLM).
     """
 
     framework: str = "vllm"
@@ -61,6 +64,7 @@ class EngineSettings:
     gpu_memory_utilization: float = 0.9
     block_tokens: int = 16
     attention_dp: int = 1
+    prefill_first: bool = False
     speculative: SpeculativeDecoding = SpeculativeDecoding()
     sources: tuple[tuple[str, str], ...] = ()
 
@@ -72,6 +76,8 @@ class EngineSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"engine: {name}: must be a positive integer, got {value!r}")
+        if not isinstance(self.prefill_first, bool):
+            raise SpecError(f"engine: prefill_first: must be true or false, got {self.prefill_first!r}")
         u = self.gpu_memory_utilization
         if isinstance(u, bool) or not isinstance(u, (int, float)) or not 0.0 < u <= 1.0:
             raise SpecError(f"engine: gpu_memory_utilization: must be in (0, 1], got {u!r}")
@@ -96,6 +102,7 @@ _VLLM = EngineSettings(
     ))
 _SGLANG = EngineSettings(
     framework="sglang", max_num_batched_tokens=8192, max_num_seqs=4096, gpu_memory_utilization=0.88, block_tokens=1,
+    prefill_first=True,
     sources=(
         ("max_num_batched_tokens", "source: sglang/srt/server_args.py chunked_prefill_size (8192 on 80-160 GB "
                                    "GPUs)"),
@@ -104,6 +111,9 @@ _SGLANG = EngineSettings(
         ("gpu_memory_utilization", "estimate: sglang mem_fraction_static is chosen from GPU memory and TP "
                                    "(0.79-0.88 for 80-141 GB at TP 1-8); 0.88"),
         ("block_tokens", "source: sglang/srt/server_args.py page_size (default 1: token-granular radix cache)"),
+        ("prefill_first", "source: sglang/srt/managers/scheduler.py get_next_batch_to_run (a new prefill batch "
+                          "runs before the running decode batch whenever prompts wait) with enable_mixed_chunk "
+                          "off by default (sglang/srt/server_args.py)"),
     ))
 _TRTLLM = EngineSettings(
     framework="trtllm", max_num_batched_tokens=8192, max_num_seqs=2048, gpu_memory_utilization=0.9,

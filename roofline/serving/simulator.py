@@ -7,7 +7,8 @@ Each step the scheduler (vLLM / SGLang / TensorRT-LLM style continuous batching)
    admission, as TensorRT-LLM's guaranteed-no-evict policy: no preemption);
 2. gives every decoding sequence its verify tokens (1, or ``k + 1`` with speculative decoding),
    then fills the rest of the ``max_num_batched_tokens`` budget with prefill chunks, in admission
-   order (chunked prefill);
+   order (chunked prefill); a ``prefill_first`` engine (SGLang) instead runs a step of prefill
+   chunks alone, the decoding sequences waiting, as long as any admitted prompt is unfinished;
 3. takes the step time from the scenario's :class:`~roofline.serving.step_cost.ScalarStepCost`
    plus the per-step software overhead.
 
@@ -61,6 +62,8 @@ class SimulationTrace:
     mean_kv_tokens: float
     kv_capacity_tokens: float
     steps: int
+    #: time spent in steps (the busy time without idle gaps waiting for arrivals), seconds
+    stepping_s: float = 0.0
 
 
 def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings, kv_capacity_tokens: float, *,
@@ -103,6 +106,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     spec = settings.speculative
     verify, tps = spec.verify_tokens, spec.tokens_per_step
     budget0 = settings.max_num_batched_tokens
+    prefill_first = settings.prefill_first
     max_seqs = settings.max_num_seqs
     free_blocks = total_blocks
 
@@ -111,11 +115,13 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     nxt = 0  # next request not yet in the waiting queue (requests arrive in index order)
     done = 0
     t = 0.0
+    stepping = 0.0
     steps = 0
     itl_s: list[np.ndarray] = []
     itl_w: list[np.ndarray] = []
     area_running = area_waiting = area_kv = 0.0
     clock = np.zeros(4)  # decode-part s, prefill-part s, steps, running sequences x steps
+    stall = 0.0  # prefill-only steps the decoding sequences of a prefill-first engine waited through
     clock_arrival, clock_first, clock_finish = np.zeros((n, 4)), np.zeros((n, 4)), np.zeros((n, 4))
 
     while done < n:
@@ -133,7 +139,8 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             raise RuntimeError("simulator: nothing runs and nothing arrives")  # cannot happen
         idx = np.array(running)
         decoding = pre_left[idx] <= 0
-        dec = idx[decoding]
+        # prefill-first engines (SGLang) run a step of prefill chunks alone while prompts remain
+        dec = idx[decoding] if not (prefill_first and not decoding.all()) else idx[:0]
         n_dec = len(dec)
         budget = budget0 - n_dec * verify
         chunks: list[tuple[int, float]] = []
@@ -164,8 +171,12 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             area_waiting += len(waiting) * span
             area_kv += float(times @ (kv_j - n_dec))
             t += span
+            stepping += span
             steps += k
-            itl_s.append(times)
+            gaps = times.copy()
+            gaps[0] += stall  # the interval since the last token spans the prefill steps in between
+            stall = 0.0
+            itl_s.append(gaps)
             itl_w.append(np.full(k, float(n_dec)))
             out_left[dec] -= k * tps
             kv[dec] += k * tps
@@ -186,7 +197,10 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             area_waiting += len(waiting) * dt
             area_kv += dt * float(kv[idx].sum())
             t += dt
+            stepping += dt
             steps += 1
+            if prefill_first and decoding.any():
+                stall += dt
             if n_dec:
                 itl_s.append(np.array([dt]))
                 itl_w.append(np.array([float(n_dec)]))
@@ -221,4 +235,5 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         itl_weight=np.concatenate(itl_w) if itl_w else np.zeros(0),
         clock_arrival=clock_arrival, clock_first=clock_first, clock_finish=clock_finish,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
-        mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps)
+        mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps,
+        stepping_s=stepping)
