@@ -262,12 +262,14 @@ class FittedModel:
 def describe(provenance: Mapping[str, Any]) -> str:
     """One line saying which model a :meth:`FittedModel.provenance` names."""
     name = provenance.get("hardware")
+    serving = provenance.get("serving_overheads_framework")  # a sweep's serving: block
+    extra = f"; serving columns: the fitted overheads of {serving}" if serving else ""
     if provenance.get("model") != "fitted":
-        return f"model: datasheet roofline ({name} spec as written, no fitted overheads)"
+        return f"model: datasheet roofline ({name} spec as written, no fitted overheads{extra})"
     profile = provenance.get("device_profile")
     device = f"calibrated profile {profile}" if profile else f"datasheet spec (no calibrated profile for {name})"
     return (f"model: fitted ({device}; overheads {provenance.get('overheads_file')}, framework "
-            f"{provenance.get('framework')}); --datasheet for the raw roofline")
+            f"{provenance.get('framework')}{extra}); --datasheet for the raw roofline")
 
 
 def fitted_model(hardware: HardwareSpec | str | Path, choice: ModelChoice = DEFAULT_CHOICE,

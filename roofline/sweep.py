@@ -93,7 +93,11 @@ def _cost_params(file: str | None, overrides: tuple[tuple[str, Any], ...]) -> Co
 def model_provenance(spec: SweepSpec) -> dict[str, Any]:
     """Which model predicted each device of the sweep (roofline.fitted: fitted or datasheet, the
     calibrated profile, the overheads file and framework), for summaries and reports."""
-    return {name: fitted_model(name, spec.model_choice).provenance() for name in spec.devices}
+    out = {name: fitted_model(name, spec.model_choice).provenance() for name in spec.devices}
+    if spec.serving is not None:  # its columns add the fitted overheads of its framework (roofline.serving)
+        for prov in out.values():
+            prov["serving_overheads_framework"] = spec.serving.settings.framework
+    return out
 
 
 def cost_parameters(spec: SweepSpec) -> CostParameters:

@@ -371,13 +371,16 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     serving_metrics = [name for name, m in named if m in SERVING_METRICS]
     if serving_metrics and serving is None:
         raise SpecError(f"{file}: {serving_metrics[0]} needs a serving: block (workload, engine, SLO)")
-    prefetch, model_choice = PrefetchSettings(), ModelChoice()
+    # the static columns take the overheads of the serving block's framework unless the file names one
+    prefetch = PrefetchSettings()
+    model_choice = ModelChoice(framework=serving.settings.framework) if serving is not None else ModelChoice()
     if b.has("scenario"):
         scenario = b.block("scenario")
         scenario.check_keys([], ["prefetch", "datasheet", "framework", *SCENARIO_CHOICES])
         if scenario.has("prefetch"):
             prefetch = PrefetchSettings.from_mapping(scenario.block("prefetch").data, f"{file}: scenario.prefetch")
-        model_choice = ModelChoice.from_mapping(scenario.data, f"{file}: scenario")
+        model_choice = ModelChoice.from_mapping({"framework": model_choice.framework} | scenario.data,
+                                                f"{file}: scenario")
         for key in SCENARIO_CHOICES:
             if scenario.has(key):
                 fixed[key] = _check_choice(key, scenario.raw(key), f"{file}: scenario.{key}")

@@ -238,3 +238,17 @@ def test_predict_is_the_engines_row_under_the_fitted_model() -> None:
     for key in ("ttft_ms", "tpot_ms", "e2e_ms", "throughput_tok_s", "baseline_tpot_ms", "energy_j_per_token",
                 "tok_s_per_kusd", "tco_usd_per_mtok"):
         assert out[key][0] == pytest.approx(p.metrics[key], rel=1e-12), key
+
+
+def test_a_serving_sweep_takes_its_frameworks_overheads() -> None:
+    from roofline.fitted import describe
+    from roofline.sweep import model_provenance
+
+    serving = {"serving": {"framework": "sglang", "concurrency": 8}}
+    spec = sweep_from_dict(SWEEP | serving, "t.yaml")
+    assert spec.model_choice == ModelChoice(framework="sglang")  # the static columns too
+    prov = model_provenance(spec)["h100-sxm"]
+    assert prov["framework"] == "sglang" and prov["serving_overheads_framework"] == "sglang"
+    assert "serving columns: the fitted overheads of sglang" in describe(prov)
+    named = sweep_from_dict(SWEEP | serving | {"scenario": {"framework": "vllm", "datasheet": True}}, "t.yaml")
+    assert named.model_choice == ModelChoice(datasheet=True, framework="vllm")
