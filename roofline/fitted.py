@@ -165,8 +165,18 @@ def load_software_overheads(framework: str, path: str | Path | None = None) -> S
         SpecError: the file is missing or malformed, or has no entry for ``framework``.
     """
     p = Path(path or OVERHEADS_FILE)
-    if not p.is_file():
-        raise SpecError(f"{p}: the fitted overheads file is missing; pass --datasheet for the raw roofline")
+    try:
+        st = p.stat()
+    except OSError:
+        raise SpecError(f"{p}: the fitted overheads file is missing; pass --datasheet for the raw roofline") from None
+    return _overheads(framework, str(p), (st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=16)
+def _overheads(framework: str, path: str, stamp: tuple[int, int]) -> SoftwareOverheads:
+    """The entry of ``framework`` in the file at ``path`` as modified at ``stamp`` (cached: a
+    prediction would spend a tenth of its time checking the file again)."""
+    p = Path(path)
     data = read_yaml(p)
     entry = (data.get("frameworks") or {}).get(framework) if isinstance(data, dict) else None
     if not isinstance(entry, dict):
@@ -221,6 +231,7 @@ class ModelChoice:
 DEFAULT_CHOICE = ModelChoice()
 
 
+@lru_cache(maxsize=64)
 def _relative(path: Path) -> str:
     try:
         return path.resolve().relative_to(PROJECT_ROOT).as_posix()

@@ -252,3 +252,17 @@ def test_a_serving_sweep_takes_its_frameworks_overheads() -> None:
     assert "serving columns: the fitted overheads of sglang" in describe(prov)
     named = sweep_from_dict(SWEEP | serving | {"scenario": {"framework": "vllm", "datasheet": True}}, "t.yaml")
     assert named.model_choice == ModelChoice(datasheet=True, framework="vllm")
+
+
+def test_bad_overheads_files_are_one_line_errors(tmp_path) -> None:
+    with pytest.raises(roofline.SpecError, match="fitted overheads file is missing; pass --datasheet"):
+        load_software_overheads("any", tmp_path / "nope.yaml")
+    f = tmp_path / "o.yaml"
+    f.write_text("frameworks:\n  any: {decode_scale: -1}\n")
+    with pytest.raises(roofline.SpecError, match=r"o.yaml: frameworks.any.decode_scale: expected a finite number"):
+        load_software_overheads("any", f)
+    f.write_text("frameworks:\n  any: {decode_scal: 1}\n")
+    with pytest.raises(roofline.SpecError, match=r"frameworks.any.decode_scal: unknown key"):
+        load_software_overheads("any", f)
+    with pytest.raises(roofline.SpecError, match=r"frameworks.vllm: no fitted overheads"):
+        load_software_overheads("vllm", f)
