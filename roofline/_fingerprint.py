@@ -2,7 +2,8 @@
 
 A run's inputs are the normalised sweep file (its parsed content, so that comments, key order
 and the file's location do not matter), the bytes of every model, device and cost spec it uses,
-the chunk size and number of points (which decide how rows are split into part files), the
+the fitted model's files (the calibrated profiles of its devices and the software overheads,
+unless the file asks for the datasheet roofline), the chunk size and number of points (which decide how rows are split into part files), the
 code version (the package version and a hash of its sources, since other code may give other
 numbers) and the spec schema versions (the layout this code reads, and each device file's).
 """
@@ -72,4 +73,7 @@ def sweep_inputs(spec: SweepSpec, chunk_size: int, total_points: int) -> dict[st
         inputs[f"hardware spec {name} schema_version"] = str(load_hardware(name).schema_version)
     cost = Path(spec.cost_file) if spec.cost_file else DEFAULT_COST_SPEC
     inputs[f"cost spec {cost.name}"] = file_hash(cost)
+    # the fitted model's files (calibrated profiles, overheads); the choice itself is in the sweep file's
+    for path in spec.model_choice.input_files(_spec_names(spec, "hardware", spec.hardware)):
+        inputs[f"fitted model {path.parent.name}/{path.name}"] = file_hash(path)
     return inputs

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.economics import economic_columns
+from roofline.fitted import SoftwareOverheads
 from roofline.graph import MemoryReport, OpTable, build_phase, decode_kv_range, memory_footprint
 from roofline.hardware import HardwareSpec
 from roofline.metrics import descriptions
@@ -28,7 +29,8 @@ from roofline.static_kernel import static_phases
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, PrefetchSettings, Workload
 
-__all__ = ["Scenario", "Evaluation", "evaluate", "evaluate_configs", "scenario_arrays", "METRICS", "BOUNDS"]
+__all__ = ["Scenario", "Evaluation", "evaluate", "evaluate_configs", "scenario_arrays", "with_overheads", "METRICS",
+           "BOUNDS"]
 
 BOUNDS = ("compute", "memory", "comm")
 
@@ -38,7 +40,12 @@ METRICS = descriptions("engine", "economics")
 
 @dataclass(frozen=True)
 class Scenario:
-    """What stays fixed while hardware parameters vary (prefetching: off unless the scenario says)."""
+    """What stays fixed while hardware parameters vary (prefetching: off unless the scenario says).
+
+    ``overheads``: fitted software overheads added to the roofline times (:mod:`roofline.fitted`);
+    None, the default of a Scenario built by hand, is the raw roofline. ``roofline.predict`` and
+    sweep files build theirs with the fitted model by default.
+    """
 
     model: ModelSpec
     workload: Workload
@@ -47,6 +54,7 @@ class Scenario:
     #: blocks pinned to a memory tier, e.g. (("kv_cache", "lpddr"),) (roofline.placement)
     pins: tuple[tuple[str, str], ...] = ()
     prefetch: PrefetchSettings = PrefetchSettings()
+    overheads: SoftwareOverheads | None = None
 
     @property
     def devices(self) -> int:
@@ -153,6 +161,15 @@ def evaluate(scenario: Scenario, arrays: HardwareArrays, cost_params: CostParame
     decode_steps = w.output_len - 1
     ttft, ttft_base = phases.ttft_s, phases.ttft_base_s
     tpot, tpot_base = means[:, 1], means[:, 0]
+    prefill_capped_s, decode_capped_s = phases.prefill_capped_s, means[:, 6]
+    if scenario.overheads is not None:
+        o = scenario.overheads.for_model(model)
+        (ttft_base, tpot_base), (ttft_fit, tpot_fit) = (with_overheads(o, w.batch, ttft_base, tpot_base),
+                                                        with_overheads(o, w.batch, ttft, tpot))
+        # the overhead time is idle on the device: static power only, so the TDP-capped times grow by it
+        prefill_capped_s = prefill_capped_s + (ttft_fit - ttft)
+        decode_capped_s = decode_capped_s + (tpot_fit - tpot)
+        ttft, tpot = ttft_fit, tpot_fit
     e2e = ttft + decode_steps * tpot
     e2e_base = ttft_base + decode_steps * tpot_base
     scale = w.batch * w.output_len * par.dp
@@ -162,7 +179,7 @@ def evaluate(scenario: Scenario, arrays: HardwareArrays, cost_params: CostParame
     economics = economic_columns(
         params, scenario.hardware, hw, devices=scenario.devices, tokens_per_request=scale, steps=decode_steps,
         throughput_tok_s=throughput, baseline_throughput_tok_s=throughput_base, prefill_j=phases.prefill_j,
-        prefill_capped_s=phases.prefill_capped_s, decode_j=means[:, 5], decode_capped_s=means[:, 6])
+        prefill_capped_s=prefill_capped_s, decode_j=means[:, 5], decode_capped_s=decode_capped_s)
     columns = {
         "ttft_ms": ttft * 1e3,
         "tpot_ms": tpot * 1e3,
@@ -181,6 +198,18 @@ def evaluate(scenario: Scenario, arrays: HardwareArrays, cost_params: CostParame
     seconds = {"ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e, "baseline_ttft_s": ttft_base,
                "baseline_tpot_s": tpot_base, "baseline_e2e_s": e2e_base}
     return Evaluation(scenario, hw, memory, columns, seconds, prefill, decode, (first, last), params.basis)
+
+
+def with_overheads(overheads: SoftwareOverheads, batch: int, ttft_s: np.ndarray,
+                   tpot_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TTFT and TPOT (seconds, any shape) of a static batch of ``batch`` sequences per replica with
+    the fitted software overheads, as the serving model defines them (roofline.serving.analytic):
+    the prefill pass is one engine step of the whole batch after the request overhead, every decode
+    step pays the step overhead and the per-sequence overhead of each running sequence."""
+    o = overheads
+    per_step_s = o.step_overhead_s + o.seq_overhead_s * batch
+    return (o.request_overhead_s + o.prefill_scale * ttft_s + per_step_s,
+            o.decode_scale * tpot_s + per_step_s)
 
 
 def evaluate_configs(

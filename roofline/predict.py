@@ -23,8 +23,9 @@ from roofline.economics import ECONOMIC_METRICS, basis_text
 from roofline.engine import Evaluation, Scenario, evaluate, scenario_arrays
 from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
+from roofline.fitted import DEFAULT_FRAMEWORK, ModelChoice, SoftwareOverheads, fitted_model
 from roofline.graph import MemoryReport, OpTable, decode_kv_range, memory_per_device
-from roofline.hardware import HardwareSpec, load_hardware
+from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
 from roofline.placement import tier_rows
 from roofline.prefetch import LIMITS
@@ -44,6 +45,11 @@ DEFINITIONS = {
             "first, KV cache growing one token per step",
     "e2e": "end-to-end latency: TTFT + (output_len - 1) * TPOT",
     "throughput": "generated tokens per second: batch * output_len / e2e, times DP replicas",
+    "model": "fitted by default: the device's calibrated profile where one ships (hardware_specs/calibrated/) and "
+             "the fitted software overheads (serving_specs/fitted_overheads.yaml, framework any unless named) as "
+             "the serving model applies them: TTFT = request overhead + prefill_scale x prefill pass + step "
+             "overhead + batch x sequence overhead; decode step = decode_scale x roofline step + step overhead + "
+             "batch x sequence overhead; datasheet: the raw roofline (see provenance)",
     "cost": "US dollars on the basis that cost_basis names (manufacturing cost by default, not a purchase "
             "price; or price): the die (logic + L2 SRAM + link PHY area at the process node, dies per "
             "wafer, yield, wafer price), HBM stacks, packaging, links and a host share per device "
@@ -61,7 +67,7 @@ DEFINITIONS = {
 }
 
 #: The entries of DEFINITIONS that define times (the rest state the cost basis and the L2 model).
-TIME_DEFINITIONS = ("ttft", "tpot", "e2e", "throughput")
+TIME_DEFINITIONS = ("ttft", "tpot", "e2e", "throughput", "model")
 
 
 @dataclass
@@ -86,12 +92,17 @@ class Prediction:
     cost_basis: str = "manufacturing"
     #: every metric of :data:`roofline.engine.METRICS` (the engine's row: ms, cost, perf per cost, ...)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: which model predicted it (roofline.fitted.FittedModel.provenance): fitted or datasheet, the
+    #: device profile, the overheads file and framework, the overhead values
+    provenance: dict[str, Any] = field(default_factory=dict)
     _detail: _Detail | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_evaluation(cls, ev: Evaluation, memory: MemoryReport | None = None) -> Prediction:
-        """The first configuration of ``ev`` (``memory``: its report against the device's tiers)."""
+    def from_evaluation(cls, ev: Evaluation, memory: MemoryReport | None = None,
+                        provenance: dict[str, Any] | None = None) -> Prediction:
+        """The first configuration of ``ev`` (``memory``: its report against the device's tiers;
+        ``provenance``: the model it used, :meth:`roofline.fitted.FittedModel.provenance`)."""
         sc, t = ev.scenario, {k: float(v[0]) for k, v in ev.seconds.items()}
         row = ev.row(0)
         return cls(
@@ -101,7 +112,9 @@ class Prediction:
             baseline_tpot_s=t["baseline_tpot_s"], baseline_e2e_s=t["baseline_e2e_s"],
             memory=memory or _memory_report(sc, ev.arrays),
             economics={k: row[k] for k in ECONOMIC_METRICS}, cost_basis=ev.cost_basis, metrics=row,
-            _detail=_Detail(ev.prefill, ev.decode, ev.arrays, *ev.kv_range),
+            provenance=dict(provenance or {}),
+            _detail=_Detail(ev.prefill, ev.decode, ev.arrays, *ev.kv_range,
+                            overheads=sc.overheads.for_model(sc.model) if sc.overheads is not None else None),
         )
 
     @property
@@ -154,6 +167,7 @@ class Prediction:
                 "verdict": self.memory.verdict(),
             } | ({"tiers": [_tier_gib(t) for t in self.memory.tiers]} if self.memory.tiers else {}),
             "economics": {k: (v if np.isfinite(v) else None) for k, v in self.economics.items()},
+            "provenance": self.provenance,
             "definitions": {k: DEFINITIONS[k] for k in TIME_DEFINITIONS} | ECONOMIC_METRICS
             | {"cost_basis": basis_text(self.cost_basis)},
             "breakdown": self.breakdown,
@@ -169,6 +183,7 @@ class Prediction:
 
         d = self.to_dict()
         row = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        row |= {f"provenance_{k}": v for k, v in d["provenance"].items() if not isinstance(v, dict)}
         row |= {f"speedup_{k}": v for k, v in self.speedup.items()}
         row |= {f"memory_{k}": v for k, v in d["memory"].items()}
         row |= d["economics"]
@@ -197,6 +212,8 @@ class _Detail:
     arrays: HardwareArrays
     first: int
     last: int
+    #: the fitted software overheads of the prediction (None: the raw roofline)
+    overheads: SoftwareOverheads | None = None
 
     def tables(self, p: Prediction) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
         decode, arrays, n_ops = self.decode, self.arrays, self.decode.n_ops
@@ -219,6 +236,17 @@ class _Detail:
             "prefill": _op_rows(self.prefill, pre, pre_ops, p.ttft_s, arrays, pre_stall),
             "decode": _op_rows(decode, mid, dec_ops, p.tpot_s, arrays, dec_stall),
         }
+        o = self.overheads
+        if o is not None:  # operators at the fitted scales, plus one row of the additive overheads
+            per_step_s = o.step_overhead_s + o.seq_overhead_s * p.workload.batch
+            for phase, scale, extra_s, phase_s in (("prefill", o.prefill_scale, o.request_overhead_s + per_step_s,
+                                                    p.ttft_s), ("decode", o.decode_scale, per_step_s, p.tpot_s)):
+                rows = breakdown[phase]
+                for r in rows:
+                    r["time_ms"] *= scale
+                    r["time_per_call_us"] *= scale
+                    r["share"] *= scale
+                rows.append(_overhead_row(extra_s, phase_s))
         segments = {"prefill": _segment_rows(self.prefill, pre), "decode": _segment_rows(decode, mid)}
         return breakdown, segments
 
@@ -264,6 +292,14 @@ def _op_rows(table: OpTable, res: PassResult, op_s: np.ndarray, phase_s: float, 
     return rows
 
 
+def _overhead_row(extra_s: float, phase_s: float) -> dict[str, Any]:
+    """The breakdown row of the fitted software overheads of a phase (the fitted model)."""
+    return {"op": "software_overhead", "kind": "overhead", "count": 1.0, "bound": "software",
+            "time_ms": extra_s * 1e3, "time_per_call_us": extra_s * 1e6,
+            "share": extra_s / phase_s if phase_s else 0.0, "flops": 0.0, "weight_bytes": 0.0, "kv_bytes": 0.0,
+            "activation_bytes": 0.0, "comm_bytes": 0.0, "scale_out_bytes": 0.0}
+
+
 def _tier_columns(t: OpTimes, op: int, count: float, hw: HardwareArrays) -> dict[str, Any]:
     """Bytes operator ``op`` moves in each memory tier (all its calls) and the tier whose reads
     take it the longest (``none`` when it reads nothing from memory)."""
@@ -295,10 +331,6 @@ def _segment_rows(table: OpTable, res: PassResult) -> list[dict[str, Any]]:
     return rows
 
 
-def _resolve(model: ModelSpec | str, hardware: HardwareSpec | str) -> tuple[ModelSpec, HardwareSpec]:
-    return load_model(model), load_hardware(hardware)
-
-
 def predict(
     model: ModelSpec | str,
     hardware: HardwareSpec | str,
@@ -326,6 +358,9 @@ def predict(
     check_memory: bool = True,
     pins: dict[str, str] | None = None,
     cost_params: CostParameters | None = None,
+    datasheet: bool = False,
+    framework: str = DEFAULT_FRAMEWORK,
+    network: str | None = None,
     **hardware_overrides: float,
 ) -> Prediction:
     """Predict serving latency and throughput of ``model`` on ``hardware``.
@@ -360,6 +395,15 @@ def predict(
             default: HBM first, the rest spilled in tier order).
         cost_params: cost, power and TCO parameters (default ``cost_specs/default.yaml``); their
             ``basis.cost`` names the basis of the dollar figures.
+        datasheet: the raw datasheet roofline (the device spec as written, no fitted overheads).
+            Default False: the fitted model (:mod:`roofline.fitted`): the device's calibrated
+            profile where one ships (a bundled device given by name or unmodified) and the fitted
+            software overheads of ``framework``; ``Prediction.provenance`` says which.
+        framework: whose fitted overheads (``any``, the default, fitted on every framework's
+            rows; ``vllm``, ``sglang``, ``trtllm``).
+        network: a cluster's scale-out network over the device's ``inter_node`` block (a bundled
+            one of ``hardware_specs/networks/`` or a YAML path; :func:`roofline.hardware.with_network`),
+            applied over the calibrated profile.
         **hardware_overrides: sweepable parameters with units in the name, e.g.
             ``l2_capacity_MiB=96``, ``hbm_bandwidth_GBps=4000``.
 
@@ -375,7 +419,9 @@ def predict(
         >>> round(p.tpot_s * 1e3, 1) > 0
         True
     """
-    m, hw = _resolve(model, hardware)
+    m = load_model(model)
+    fitted = fitted_model(hardware, ModelChoice(datasheet, framework), network)
+    hw = fitted.hardware
     settings = prefetch_settings or PrefetchSettings()
     if prefetch_weights is not None or prefetch_kv is not None:
         settings = replace(settings, weights=settings.weights if prefetch_weights is None else prefetch_weights,
@@ -385,12 +431,14 @@ def predict(
                                        moe_prefetch=moe_prefetch, collective_library=collective_library,
                                        async_tp=async_tp)
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
-    scenario = Scenario(m, w, par, hw, pins=tuple((pins or {}).items()), prefetch=settings)
+    scenario = Scenario(m, w, par, hw, pins=tuple((pins or {}).items()), prefetch=settings,
+                        overheads=fitted.overheads)
     arrays = scenario_arrays(scenario, 1, prefetch=prefetch, **hardware_overrides)
     memory = _memory_report(scenario, arrays)
     if check_memory and not memory.fits:
         raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")
-    return Prediction.from_evaluation(evaluate(scenario, arrays, cost_params, compiled=False), memory)
+    return Prediction.from_evaluation(evaluate(scenario, arrays, cost_params, compiled=False), memory,
+                                      fitted.provenance())
 
 
 def _memory_report(scenario: Scenario, arrays: HardwareArrays) -> MemoryReport:

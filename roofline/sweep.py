@@ -43,7 +43,7 @@ from roofline.economics import basis_text
 from roofline.edge import edge_warnings
 from roofline.engine import BOUNDS, METRICS, Scenario, evaluate_configs
 from roofline.exceptions import InfeasibleConfigError, RooflineError
-from roofline.hardware import load_hardware
+from roofline.fitted import ModelChoice, fitted_model
 from roofline.metrics import CONSTRAINTS
 from roofline.model import load_model
 from roofline.pareto import pareto_mask
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask",
+           "model_provenance",
            "measure_budget"]
 
 PARTS = ".parts"
@@ -70,10 +71,13 @@ PARTS = ".parts"
 OUTPUT_FORMATS = ("parquet", "parquet-dataset")
 
 
-def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = None) -> Scenario:
+def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = None,
+                 model_choice: ModelChoice | None = None) -> Scenario:
     """The Scenario of one structural combination (raises for an impossible parallelism).
 
-    ``prefetch``: the sweep file's ``scenario: {prefetch: ...}`` settings (default: off).
+    ``prefetch``: the sweep file's ``scenario: {prefetch: ...}`` settings (default: off);
+    ``model_choice``: its ``scenario: {datasheet: ..., framework: ...}`` (default: the fitted model,
+    :mod:`roofline.fitted`).
     """
     model = load_model(values["model"])
     workload = Workload.for_model(model, values.get("dtype"), batch=int(values["batch"]),
@@ -83,12 +87,24 @@ def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = Non
                                   async_tp=values.get("async_tp") or False)  # None: not set in the file
     par = Parallelism(tp=int(values["tp"]), pp=int(values["pp"]), dp=int(values["dp"]), ep=int(values["ep"]))
     par.check(model)
-    return Scenario(model, workload, par, load_hardware(values["hardware"]), prefetch=prefetch or PrefetchSettings())
+    fitted = fitted_model(values["hardware"], model_choice or ModelChoice())
+    return Scenario(model, workload, par, fitted.hardware, prefetch=prefetch or PrefetchSettings(),
+                    overheads=fitted.overheads)
 
 
 @lru_cache(maxsize=8)
 def _cost_params(file: str | None, overrides: tuple[tuple[str, Any], ...]) -> CostParameters:
     return load_cost_parameters(file, dict(overrides) or None)
+
+
+def model_provenance(spec: SweepSpec) -> dict[str, Any]:
+    """Which model predicted each device of the sweep (roofline.fitted: fitted or datasheet, the
+    calibrated profile, the overheads file and framework), for summaries and reports."""
+    out = {name: fitted_model(name, spec.model_choice).provenance() for name in spec.devices}
+    if spec.serving is not None:  # its columns add the fitted overheads of its framework (roofline.serving)
+        for prov in out.values():
+            prov["serving_overheads_framework"] = spec.serving.settings.framework
+    return out
 
 
 def cost_parameters(spec: SweepSpec) -> CostParameters:
@@ -113,7 +129,7 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any] | None, params: dict[st
     """Metrics and configuration columns for the hardware points ``params`` of one combination
     (or of its ``scenario`` and ``cost_params``, when built already: on a cluster's worker,
     where the spec files may not be)."""
-    scenario = scenario or scenario_for(combo or {}, spec.prefetch)
+    scenario = scenario or scenario_for(combo or {}, spec.prefetch, spec.model_choice)
     n = len(next(iter(params.values()))) if params else 1
     hw_params = {k: v for k, v in params.items() if k != "prefetch"}
     m = evaluate_configs(scenario, n, prefetch=params.get("prefetch"),
@@ -461,7 +477,7 @@ def _run_on_cluster(client: Any, spec: SweepSpec, combos: list[dict[str, Any]], 
     todo, done = _todo(tasks, parts, total)
     if progress:
         progress(done, total)
-    scenarios = [scenario_for(c, spec.prefetch) for c in combos]  # the spec files are read here only
+    scenarios = [scenario_for(c, spec.prefetch, spec.model_choice) for c in combos]  # the spec files are read here only
     shared = (spec, scenarios, portable_cost(cost_parameters(spec)))
     for written, (task, table) in enumerate(run_on_cluster(client, _chunk_table, shared, todo), 1):
         with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
@@ -607,6 +623,7 @@ def _write_summary(spec: SweepSpec, out: Path, total: int, feasible: int, second
         "metrics": METRICS | (SERVING_METRICS if spec.serving is not None else {}),
         "definitions": DEFINITIONS | {"cost_basis": basis_text(cost_parameters(spec).basis)},
         "edge_warnings": edge_warnings(spec.parameters, result.best[0] if result.best else None),
+        "provenance": model_provenance(spec),
     }
     tmp_path(out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     files.append(out / "summary.json")

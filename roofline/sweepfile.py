@@ -18,10 +18,13 @@ parameters, constraints, the objective and the cost-model overrides::
     pareto: {minimize: [system_cost_usd], maximize: [throughput_tok_s]}
     cost: {overrides: {"hbm.usd_per_GB.HBM3": 12.0}}
     scenario: {prefetch: {threshold_fraction: 0.75, launch_gap_fraction: 0.0},   # prefetching's settings
-               collective_library: nccl, async_tp: true}   # or sweep them: async_tp: [false, true]
+               collective_library: nccl, async_tp: true,   # or sweep them: async_tp: [false, true]
+               datasheet: false, framework: any}   # the model: fitted (default) or the raw roofline
 
 Prefetching is a runtime technique, not a property of the device: off unless the file sweeps
-``prefetch`` or sets ``scenario: {prefetch: {enabled: true}}``.
+``prefetch`` or sets ``scenario: {prefetch: {enabled: true}}``. Every row is predicted with the
+fitted model (roofline.fitted: calibrated profiles where they ship, the fitted software overheads of
+``framework``) unless ``scenario: {datasheet: true}`` asks for the raw roofline.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 
 from roofline._specfile import Block, Field, closest, printable, read_yaml
 from roofline.exceptions import SpecError
+from roofline.fitted import ModelChoice
 from roofline.hardware import HARDWARE_FIELDS, load_hardware
 from roofline.metrics import CONSTRAINTS as METRIC_CONSTRAINTS
 from roofline.metrics import METRICS, metric_names
@@ -135,6 +139,14 @@ class SweepSpec:
     #: ``scenario: {prefetch: {...}}``: prefetching's threshold, what it fetches and whether it is
     #: on where ``prefetch`` is not swept (default: off)
     prefetch: PrefetchSettings = PrefetchSettings()
+    #: ``scenario: {datasheet: ..., framework: ...}``: the fitted model (default) or the raw roofline
+    model_choice: ModelChoice = ModelChoice()
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Every device the sweep evaluates: the ``hardware`` list, then swept values."""
+        swept = [v for p in self.parameters if p.name == "hardware" for v in p.values or ()]
+        return tuple(dict.fromkeys([*self.hardware, *map(str, swept)]))
 
     @property
     def hardware_parameters(self) -> tuple[Parameter, ...]:
@@ -359,12 +371,16 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
     serving_metrics = [name for name, m in named if m in SERVING_METRICS]
     if serving_metrics and serving is None:
         raise SpecError(f"{file}: {serving_metrics[0]} needs a serving: block (workload, engine, SLO)")
+    # the static columns take the overheads of the serving block's framework unless the file names one
     prefetch = PrefetchSettings()
+    model_choice = ModelChoice(framework=serving.settings.framework) if serving is not None else ModelChoice()
     if b.has("scenario"):
         scenario = b.block("scenario")
-        scenario.check_keys([], ["prefetch", *SCENARIO_CHOICES])
+        scenario.check_keys([], ["prefetch", "datasheet", "framework", *SCENARIO_CHOICES])
         if scenario.has("prefetch"):
             prefetch = PrefetchSettings.from_mapping(scenario.block("prefetch").data, f"{file}: scenario.prefetch")
+        model_choice = ModelChoice.from_mapping({"framework": model_choice.framework} | scenario.data,
+                                                f"{file}: scenario")
         for key in SCENARIO_CHOICES:
             if scenario.has(key):
                 fixed[key] = _check_choice(key, scenario.raw(key), f"{file}: scenario.{key}")
@@ -376,6 +392,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
         models=models, fixed=fixed, parameters=tuple(parameters), constraints=constraints,
         objective=objective, pareto=_pareto(b), cost_file=cost_file, cost_overrides=overrides,
         search=search, description=str(b.raw("description", "")), serving=serving, prefetch=prefetch,
+        model_choice=model_choice,
     )
 
 

@@ -76,7 +76,7 @@ def test_tpot_is_the_exact_mean_across_the_breakpoints(over: dict) -> None:
     """Batch 256 makes attention dominate, so the step time bends at the window and the chunks."""
     m = _spec(**over)
     w, par = Workload(batch=256, input_len=40, output_len=200), Parallelism()
-    p = predict(m, "h100-sxm", workload=w, parallelism=par, prefetch=False)
+    p = predict(m, "h100-sxm", workload=w, parallelism=par, prefetch=False, datasheet=True)
     assert p.tpot_s == pytest.approx(_brute_tpot(m, w, par), rel=1e-12)
 
 
@@ -167,7 +167,7 @@ def test_sparse_attention_tpot_is_exact_across_top_k() -> None:
     m = _spec(num_kv_heads=8, mla=MLA, sparse_attention={**DSA, "topk": 120},
               layers=[{"count": 4, "attention": "sparse"}])
     w, par = Workload(batch=512, input_len=60, output_len=150), Parallelism()
-    p = predict(m, "h100-sxm", workload=w, parallelism=par, prefetch=False)
+    p = predict(m, "h100-sxm", workload=w, parallelism=par, prefetch=False, datasheet=True)
     assert p.tpot_s == pytest.approx(_brute_tpot(m, w, par), rel=1e-12)
 
 
@@ -193,7 +193,7 @@ def test_tpot_is_the_step_by_step_mean_for_any_window(window: int, chunk: int, i
     steps = DecodeSteps(table, HardwareArrays.from_spec(roofline.load_hardware("h100-sxm"), 1))
     lengths = np.arange(input_len + 1, input_len + output_len)
     brute = float(steps.at(np.zeros(len(lengths), dtype=int), lengths).time_s.mean())
-    p = predict(m, "h100-sxm", workload=w, parallelism=par, prefetch=False)
+    p = predict(m, "h100-sxm", workload=w, parallelism=par, prefetch=False, datasheet=True)
     assert p.tpot_s == pytest.approx(brute, rel=1e-12)
 
 

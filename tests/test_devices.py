@@ -98,8 +98,8 @@ def _scale_out(p: roofline.Prediction) -> dict[str, float]:
 
 
 def test_llama405b_tp16_in_nvl72_has_no_scale_out_traffic_tp8_pp2_on_two_nodes_does() -> None:
-    rack = roofline.predict("llama-3.1-405b", "gb200-nvl72", tp=16, **W405)
-    nodes = roofline.predict("llama-3.1-405b", "b200", tp=8, pp=2, **W405)
+    rack = roofline.predict("llama-3.1-405b", "gb200-nvl72", tp=16, **W405, datasheet=True)
+    nodes = roofline.predict("llama-3.1-405b", "b200", tp=8, pp=2, **W405, datasheet=True)
     assert _scale_out(rack) == {"prefill": 0.0, "decode": 0.0}
     assert _scale_out(nodes)["decode"] > 0 and _scale_out(nodes)["prefill"] > 0
     # the only scale-out op of TP 8 x PP 2 is the stage-to-stage send over the network:
@@ -113,7 +113,7 @@ def test_llama405b_tp16_in_nvl72_has_no_scale_out_traffic_tp8_pp2_on_two_nodes_d
     tier = TierArrays(net.link_bandwidth_Bps, 1, net.latency_s, net.efficiency, False)
     assert float(sendrecv_s(32_768, tier)) + 3.5e-6 == pytest.approx(hand)
     # TP 16 on 8-GPU nodes would put every all-reduce on the network
-    split = roofline.predict("llama-3.1-405b", "b200", tp=16, **W405)
+    split = roofline.predict("llama-3.1-405b", "b200", tp=16, **W405, datasheet=True)
     assert _scale_out(split)["decode"] > 0
     assert rack.tpot_s < split.tpot_s
 

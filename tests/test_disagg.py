@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import roofline
 from roofline.cli.main import main
 from roofline.exceptions import SpecError
+from roofline.fitted import calibrated_hardware
 from roofline.serving import (
     Lengths,
     ServingWorkload,
@@ -133,7 +134,7 @@ def test_lone_request_ttft_is_the_prefill_pass():
     # infinite link, no overheads, one request at a time: TTFT = predict's prefill pass exactly
     setup, costs = _setup(overheads=False, link=INFINITE)
     _, tr = _run(setup, costs, ServingWorkload(Lengths(2048), Lengths(64), concurrency=1, num_requests=3))
-    p = roofline.predict("llama-3.1-70b", "h200-sxm", tp=4, dtype="fp8", batch=1, input_len=2048, output_len=2)
+    p = roofline.predict("llama-3.1-70b", "h200-sxm", tp=4, dtype="fp8", batch=1, input_len=2048, output_len=2, datasheet=True)
     assert np.allclose(tr.first_token_s - tr.arrival_s, p.ttft_s, rtol=1e-9)
 
 
@@ -390,8 +391,9 @@ def test_sweep_disagg_block_matches_serve_disagg():
     assert (df.prefill_instances == 2).all() and (df.decode_instances == 1).all()
     fast, slow = df[df.hbm_bandwidth_GBps == 3350].iloc[0], df[df.hbm_bandwidth_GBps == 2000].iloc[0]
     assert fast.serving_tpot_ms < slow.serving_tpot_ms
-    # the base device's row is what serve_disagg gives (datasheet spec, fitted overheads, coarser grid)
-    r = serve_disagg("llama-3.1-8b", H100, prefill="tp=1,count=2", decode="tp=2", dtype="fp8", input_len=2048,
+    # the base device's row is what serve_disagg gives on the sweep's fitted model (calibrated profile,
+    # fitted overheads; a coarser grid)
+    r = serve_disagg("llama-3.1-8b", calibrated_hardware("h100-sxm"), prefill="tp=1,count=2", decode="tp=2", dtype="fp8", input_len=2048,
                      output_len=256, concurrency=16).rows[0]
     assert fast.serving_tpot_ms == pytest.approx(r["tpot_ms"], rel=0.02)
     assert fast.serving_ttft_ms == pytest.approx(r["ttft_ms"], rel=0.02)
@@ -412,7 +414,7 @@ def test_sweep_disagg_link_bandwidth_is_swept_with_the_device():
                                    sweep={"inter_node_bandwidth_GBps": [12.5, 50.0]}))
     slow, fast = df.sort_values("inter_node_bandwidth_GBps").kv_transfer_ms
     # 12 devices > 8 per node: the inter-node link; 4 x the bandwidth is 4 x faster on the wire
-    lat = H100.inter_node.latency_s * 1e3
+    lat = calibrated_hardware("h100-sxm").inter_node.latency_s * 1e3  # the sweep's fitted model
     assert (slow - lat) == pytest.approx(4 * (fast - lat), rel=1e-9)
 
 

@@ -35,7 +35,7 @@ def test_engine_matches_predict_on_random_configurations(model, hardware, worklo
     out = evaluate_configs(Scenario(m, workload, par, hw), n, prefetch=prefetch, **params)
     for i in range(n):
         p = roofline.predict(m, hw, workload=workload, parallelism=par, prefetch=bool(prefetch[i]),
-                             check_memory=False, **{k: float(v[i]) for k, v in params.items()})
+                             check_memory=False, **{k: float(v[i]) for k, v in params.items()}, datasheet=True)
         for key, value in (("ttft_ms", p.ttft_s * 1e3), ("tpot_ms", p.tpot_s * 1e3), ("e2e_ms", p.e2e_s * 1e3),
                            ("throughput_tok_s", p.throughput_tok_s),
                            ("baseline_tpot_ms", p.baseline_tpot_s * 1e3)):

@@ -51,7 +51,7 @@ def test_predict_is_the_engines_row(name: str, configs: list[dict]) -> None:
     out = evaluate_configs(Scenario(m, workload, par, hw), n, prefetch=columns.pop("prefetch"), **columns)
     for i, c in enumerate(configs):
         p = roofline.predict(m, hw, workload=workload, parallelism=par, check_memory=False,
-                             **{k: v for k, v in c.items()})
+                             **{k: v for k, v in c.items()}, datasheet=True)
         assert list(p.metrics) == list(metric_names("engine", "economics"))
         for key, value in p.metrics.items():
             engine = BOUNDS[out[key][i]] if key == "decode_bound" else out[key][i].item()

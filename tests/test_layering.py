@@ -27,6 +27,7 @@ STAGE_OF = {
     "roofline.pareto": "specs",
     "roofline.graph": "graph",
     "roofline.timing": "timing", "roofline.collectives": "timing", "roofline.placement": "timing",
+    "roofline.fitted": "timing",
     "roofline.prefetch": "prefetch",
     "roofline.evaluate": "evaluate", "roofline.power": "evaluate", "roofline.cost": "evaluate",
     "roofline.economics": "evaluate", "roofline.engine": "evaluate", "roofline.predict": "evaluate",

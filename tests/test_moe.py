@@ -362,7 +362,7 @@ def test_moe_tpot_is_the_exact_mean_over_every_step(model: str, par: Parallelism
     m, hw = roofline.load_model(model), roofline.load_hardware("h100-sxm")
     w = Workload.with_dtype("fp8", batch=8, input_len=1000, output_len=200)
     for prefetch in (False, True):
-        p = roofline.predict(m, hw, workload=w, parallelism=par, prefetch=prefetch, check_memory=False)
+        p = roofline.predict(m, hw, workload=w, parallelism=par, prefetch=prefetch, check_memory=False, datasheet=True)
         table = build_phase(m, w, par, "decode")
         first, last = decode_kv_range(w)
         kv = np.arange(first, last + 1, dtype=float)

@@ -115,7 +115,7 @@ def test_predict_equals_engine_on_cost_power_and_tco() -> None:
     out = evaluate_configs(Scenario(m, w, par, hw), n, prefetch=True, cost_params=price, **knobs)
     for i in range(n):
         p = roofline.predict(m, hw, workload=w, parallelism=par, prefetch=True, cost_params=price,
-                             check_memory=False, **{k: float(v[i]) for k, v in knobs.items()})
+                             check_memory=False, **{k: float(v[i]) for k, v in knobs.items()}, datasheet=True)
         assert p.cost_basis == "price"
         for key, value in p.economics.items():
             assert out[key][i] == pytest.approx(value, rel=1e-12), (key, i)

@@ -19,7 +19,7 @@ FAST = settings(max_examples=25, deadline=None)
 
 
 def test_batch1_decode_is_weight_bytes_over_bandwidth(llama8b, h100) -> None:
-    p = roofline.predict(llama8b, h100, batch=1, input_len=16, output_len=2, prefetch=False)
+    p = roofline.predict(llama8b, h100, batch=1, input_len=16, output_len=2, prefetch=False, datasheet=True)
     weights = (llama8b.total_params() - llama8b.vocab_size * llama8b.hidden_size) * 2.0
     bandwidth = h100.memory.hbm_bandwidth_Bps * h100.memory.hbm_efficiency
     t = build_phase(llama8b, p.workload, p.parallelism, "decode")
@@ -58,7 +58,7 @@ def test_tpot_is_the_exact_mean_over_every_step(model, hw, tp, batch, inp, out) 
     m, h = roofline.load_model(model), roofline.load_hardware(hw)
     for prefetch in (False, True):
         p = roofline.predict(m, h, tp=tp, batch=batch, input_len=inp, output_len=out, dtype="int8"
-                             if hw == "ascend-910b" else "bf16", prefetch=prefetch, check_memory=False)
+                             if hw == "ascend-910b" else "bf16", prefetch=prefetch, check_memory=False, datasheet=True)
         brute = _brute_force_tpot(m, h, p.workload, p.parallelism, prefetch)
         assert p.tpot_s == pytest.approx(brute, rel=1e-12)
 

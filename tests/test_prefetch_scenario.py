@@ -49,8 +49,8 @@ def test_a_plain_prediction_has_no_prefetching() -> None:
     # 5 us below the values of that move since the logits all-gather of 2 MB in one node takes
     # NCCL's LL share of 1/3, not 1/4: 7/8 x 2.05 MB at 123 instead of 92 GB/s, 14.6 vs 19.5 us)
     kw = dict(tp=8, batch=8, input_len=2048, output_len=512)
-    plain = roofline.predict("llama-3-70b", "h100-sxm", **kw)
-    on = roofline.predict("llama-3-70b", "h100-sxm", prefetch=True, **kw)
+    plain = roofline.predict("llama-3-70b", "h100-sxm", **kw, datasheet=True)
+    on = roofline.predict("llama-3-70b", "h100-sxm", prefetch=True, **kw, datasheet=True)
     assert not plain.prefetch and on.prefetch
     assert plain.tpot_s == plain.baseline_tpot_s == on.baseline_tpot_s
     assert plain.speedup == {"ttft": 1.0, "tpot": 1.0, "e2e": 1.0}
@@ -62,9 +62,9 @@ def test_a_plain_prediction_has_no_prefetching() -> None:
 def test_prefetch_settings_reach_the_prediction_and_the_engine() -> None:
     kw = dict(tp=8, batch=8, input_len=2048, output_len=512)
     half = PrefetchSettings(enabled=True, threshold_fraction=0.5, kv_cache=False)
-    p = roofline.predict("llama-3-70b", "h100-sxm", prefetch_settings=half, **kw)
+    p = roofline.predict("llama-3-70b", "h100-sxm", prefetch_settings=half, **kw, datasheet=True)
     same = roofline.predict("llama-3-70b", "h100-sxm", prefetch=True, prefetch_kv=False,
-                            prefetch_threshold_fraction=0.5, **kw)
+                            prefetch_threshold_fraction=0.5, **kw, datasheet=True)
     assert p.tpot_s == same.tpot_s
     scenario = Scenario(roofline.load_model("llama-3-70b"), p.workload, p.parallelism,
                         roofline.load_hardware("h100-sxm"), prefetch=half)
@@ -98,8 +98,8 @@ def test_a_legacy_spec_with_a_prefetch_block_loads_with_a_deprecation_warning(tm
     # the block is ignored: the legacy file predicts exactly what the bundled spec does, prefetch off
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SpecDeprecationWarning)
-        legacy = roofline.predict("llama-3-8b", hw)
-    assert legacy.tpot_s == roofline.predict("llama-3-8b", "h100-sxm").tpot_s and not legacy.prefetch
+        legacy = roofline.predict("llama-3-8b", hw, datasheet=True)
+    assert legacy.tpot_s == roofline.predict("llama-3-8b", "h100-sxm", datasheet=True).tpot_s and not legacy.prefetch
 
 
 def test_the_cli_prints_the_deprecation_once_on_one_line(tmp_path: Path, capsys) -> None:

@@ -208,7 +208,7 @@ def test_predict_plot_draws_the_overridden_hbm_ceilings(cli, tmp_path: Path, mon
     monkeypatch.setattr(plots.FigureWriter, "write",
                         lambda self, fig, stem: figures.setdefault(Path(stem).name, fig) and [])
     code, _out, err = cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--hbm-bandwidth", "1000",
-                          "--plot", str(tmp_path / "x.png"))
+                          "--plot", str(tmp_path / "x.png"), "--datasheet")  # the spec's HBM efficiency
     assert code == 0, err
     h100 = load_hardware("h100-sxm")
     for phase in ("prefill", "decode"):

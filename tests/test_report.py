@@ -17,7 +17,7 @@ from roofline.cli.main import main
 from roofline.exceptions import SpecError
 from roofline.pareto import pareto_mask
 from roofline.report import MAX_REPORT_BYTES, write_report
-from roofline.report._details import point_details, predict_command
+from roofline.report._details import PointSettings, point_details, predict_command, run_model_choice
 from roofline.report._select import (
     ROLE_BEST_PER_VALUE,
     ROLE_FRONT,
@@ -34,6 +34,9 @@ SMALL = {
     "workload": {"batch": 4, "input_len": 1024, "output_len": 64, "dtype": "fp8"}, "parallelism": {"tp": 2},
     "sweep": {"l2_capacity_MiB": [0, 32, 64, 128], "hbm_bandwidth_GBps": [2000, 3350, 4800], "prefetch": [False, True]},
     "constraints": {"memory_fit": True, "max_tpot_ms": 3.0},
+    # the raw roofline: the feasible counts below were worked out for it (the fitted default adds
+    # the software overheads; tests/test_defaults.py covers it)
+    "scenario": {"datasheet": True},
 }
 
 
@@ -152,7 +155,9 @@ def test_breakdown_of_a_point_adds_up_to_its_times(tmp_path: Path, capsys) -> No
     run = small_sweep(tmp_path, capsys)
     df = pd.read_parquet(run / "results.parquet").assign(_row=lambda d: np.arange(len(d)))
     rows = df[df["prefetch"] & (df["l2_capacity_MiB"] == 64)]
-    details, memory, errors = point_details(rows, budget=len(rows))
+    choice = run_model_choice(json.loads((run / "summary.json").read_text())["provenance"])  # the run's model
+    assert choice.datasheet
+    details, memory, errors = point_details(rows, budget=len(rows), settings=PointSettings(model=choice))
     assert not errors and len(details) == len(rows)
     for _, row in rows.iterrows():
         d = details[int(row["_row"])]
@@ -167,8 +172,9 @@ def test_breakdown_of_a_point_adds_up_to_its_times(tmp_path: Path, capsys) -> No
 def test_the_reproduce_command_gives_the_same_point(tmp_path: Path, capsys) -> None:
     run = small_sweep(tmp_path, capsys)
     row = pd.read_parquet(run / "results.parquet").iloc[17].to_dict()
-    command = predict_command(row)
-    assert command.startswith("roofline predict ")
+    choice = run_model_choice(json.loads((run / "summary.json").read_text())["provenance"])
+    command = predict_command(row, PointSettings(model=choice))
+    assert command.startswith("roofline predict ") and "--datasheet" in command
     code, out, err = run_cli(capsys, *shlex.split(command)[1:], "--json")
     assert code == 0, err
     assert json.loads(out)["tpot_ms"] == pytest.approx(row["tpot_ms"], rel=1e-9)
@@ -225,7 +231,8 @@ def test_report_file_is_self_contained(tmp_path: Path, capsys) -> None:
     p = _payload(html)
     assert p["counts"]["total_rows"] == 48 and p["counts"]["embedded"] == 48 and p["counts"]["feasible_rows"] == 32
     assert {q["name"] for q in p["parameters"]} == {"hardware", "l2_capacity_MiB", "hbm_bandwidth_GBps", "prefetch"}
-    assert [h for h, _ in p["assumptions"]][:5] == ["Run", "Cost basis", "Specs", "L2", "Workload"]
+    assert [h for h, _ in p["assumptions"]][:5] == ["Run", "Cost basis", "Model", "L2", "Workload"]
+    assert "h100-sxm: model: datasheet roofline" in dict(p["assumptions"])["Model"]
     assert dict(p["assumptions"])["Cost basis"].startswith("Manufacturing basis: what it costs to build")
     assert "NaN" not in html.split("<script>const REPORT = ")[1]
 

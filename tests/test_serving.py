@@ -10,6 +10,7 @@ import pytest
 
 import roofline
 from roofline.cli.main import main
+from roofline.fitted import calibrated_hardware
 from roofline.serving import (
     Lengths,
     ServingSetup,
@@ -41,7 +42,7 @@ def test_prefill_step_equals_predict_ttft(setup70b, cost70b):
     # one 2048-token prompt alone in a step: body(2048) + head(1) + attention(2048*2049/2 pairs)
     # is exactly predict's prefill pass (prefetch off)
     p = roofline.predict("llama-3.1-70b", "h200-sxm", tp=8, dtype="fp8", batch=1, input_len=2048, output_len=2,
-                         prefetch=False)
+                         prefetch=False, datasheet=True)
     step = cost70b[0].scalar().step_s(2048, 1, 0, 0, 2048 * 2049 / 2, 0, 2048)
     assert step == pytest.approx(p.ttft_s, rel=1e-9)
 
@@ -50,7 +51,7 @@ def test_decode_step_mean_equals_predict_tpot(cost70b):
     # a decode step is affine in the summed KV length on this stretch, so the step at the mean
     # KV (64 sequences x (1024 + 1 + (1023 - 1) / 2 + ... ) = 64 x 1536) is predict's exact TPOT
     p = roofline.predict("llama-3.1-70b", "h200-sxm", tp=8, dtype="fp8", batch=64, input_len=1024, output_len=1024,
-                         prefetch=False)
+                         prefetch=False, datasheet=True)
     first, last = 1024 + 1, 1024 + 1023
     step = cost70b[0].scalar().step_s(64, 64, 64 * (first + last) / 2, 64)
     assert step == pytest.approx(p.tpot_s, rel=1e-6)
@@ -278,9 +279,9 @@ def test_sweep_serving_columns_match_serve():
     # more HBM bandwidth: a faster decode step
     fast, slow = df[df.hbm_bandwidth_GBps == 3350].iloc[0], df[df.hbm_bandwidth_GBps == 2000].iloc[0]
     assert fast.serving_tpot_ms < slow.serving_tpot_ms
-    # the base device's row is what roofline.serving.serve gives (datasheet spec, fitted overheads)
-    r = serve("llama-3.1-8b", "h100-sxm", dtype="fp8", input_len=1024, output_len=256, concurrency=32,
-              hbm_bandwidth_GBps=3350, l2_capacity_MiB=25, prefetch=True)  # the sweep: the spec's prefetch
+    # the base device's row is what `roofline serve` gives: the fitted model (calibrated profile, fitted overheads)
+    r = serve("llama-3.1-8b", calibrated_hardware("h100-sxm"), dtype="fp8", input_len=1024, output_len=256,
+              concurrency=32, hbm_bandwidth_GBps=3350, l2_capacity_MiB=25, prefetch=True)  # the sweep: the spec's prefetch
     row = df[(df.hbm_bandwidth_GBps == 3350) & (df.l2_capacity_MiB == 25)].iloc[0]
     assert row.serving_tpot_ms == pytest.approx(r.rows[0]["tpot_ms"], rel=0.02)  # coarser token grid
     assert row.slo_max_concurrency >= 1

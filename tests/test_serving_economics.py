@@ -9,6 +9,7 @@ import pytest
 import roofline
 from roofline.cost import load_cost_parameters
 from roofline.economics import serving_economic_columns
+from roofline.fitted import calibrated_hardware
 from roofline.power import energy_rates
 from roofline.serving import serve
 from roofline.serving.energy import StepEnergy, build_step_energy, serving_power_w
@@ -159,8 +160,9 @@ def test_sweep_serving_cost_columns_match_serve_and_rank() -> None:
 
     df = sweep_frame(_sweep())
     row = df[(df.hbm_bandwidth_GBps == 3350) & (df.l2_capacity_MiB == 25)].iloc[0]
-    r = serve("llama-3.1-8b", "h100-sxm", dtype="fp8", input_len=1024, output_len=256, concurrency=32,
-              slo_ttft_ms=1000, slo_tpot_ms=30, hbm_bandwidth_GBps=3350, l2_capacity_MiB=25, prefetch=True).rows[0]
+    # the sweep's fitted model: the calibrated profile and the fitted overheads, as `roofline serve`
+    r = serve("llama-3.1-8b", calibrated_hardware("h100-sxm"), dtype="fp8", input_len=1024, output_len=256,
+              concurrency=32, slo_ttft_ms=1000, slo_tpot_ms=30, hbm_bandwidth_GBps=3350, l2_capacity_MiB=25, prefetch=True).rows[0]
     # the sweep uses a coarser token grid for the step time
     assert row.goodput_tok_s_per_kusd == pytest.approx(r["goodput_tok_s_per_kusd"], rel=0.02)
     assert row.serving_energy_j_per_token == pytest.approx(r["energy_j_per_token"], rel=0.02)
@@ -168,8 +170,8 @@ def test_sweep_serving_cost_columns_match_serve_and_rank() -> None:
     assert row.goodput_tok_s_per_tco_kusd == pytest.approx(r["goodput_tok_s_per_tco_kusd"], rel=0.02)
     # the SLO-max operating point: serve at that concurrency gives the same goodput per cost
     c = int(row.slo_max_concurrency)
-    at = serve("llama-3.1-8b", "h100-sxm", dtype="fp8", input_len=1024, output_len=256, concurrency=c,
-               slo_ttft_ms=1000, slo_tpot_ms=30, hbm_bandwidth_GBps=3350, l2_capacity_MiB=25, prefetch=True).rows[0]
+    at = serve("llama-3.1-8b", calibrated_hardware("h100-sxm"), dtype="fp8", input_len=1024, output_len=256,
+               concurrency=c, slo_ttft_ms=1000, slo_tpot_ms=30, hbm_bandwidth_GBps=3350, l2_capacity_MiB=25, prefetch=True).rows[0]
     assert c > 32 and at["goodput_tok_s"] > 0
     assert row.slo_max_goodput_tok_s == pytest.approx(at["goodput_tok_s"], rel=0.02)
     assert row.slo_max_goodput_tok_s_per_kusd == pytest.approx(at["goodput_tok_s_per_kusd"], rel=0.02)

@@ -128,7 +128,7 @@ def test_engine_rows_equal_predict_with_tiers_and_sweep_the_lpddr_bandwidth() ->
                            lpddr_bandwidth_GBps=bw, lpddr_capacity_GiB=cap)
     for i in range(3):
         p = roofline.predict(m, hw, workload=w, prefetch=i > 0, check_memory=False,
-                             lpddr_bandwidth_GBps=float(bw[i]), lpddr_capacity_GiB=float(cap[i]))
+                             lpddr_bandwidth_GBps=float(bw[i]), lpddr_capacity_GiB=float(cap[i]), datasheet=True)
         assert out["tpot_ms"][i] == pytest.approx(p.tpot_s * 1e3, rel=1e-9)
         assert out["ttft_ms"][i] == pytest.approx(p.ttft_s * 1e3, rel=1e-9)
         assert bool(out["fits"][i]) == p.memory.fits

@@ -6,14 +6,16 @@ import functools
 import math
 import sys
 from collections.abc import Callable, Sequence
+from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from roofline.exceptions import RooflineError
 from roofline.metrics import METRICS, metric_labels
 from roofline.registry import parameter_short_labels
+from roofline.workload import FRAMEWORKS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +42,47 @@ def user_errors(func: F) -> F:
             raise fail(str(e)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Which model a command predicts with (roofline.fitted): every command that predicts takes both.
+Framework = Enum("Framework", {name: name for name in FRAMEWORKS}, type=str)  # type: ignore[misc]
+DatasheetOpt = Annotated[bool, typer.Option(
+    "--datasheet", help="The raw datasheet roofline: the device spec as written, no calibrated profile, no fitted "
+                        "overheads (default: the fitted model).")]
+FrameworkOpt = Annotated[Framework, typer.Option(  # type: ignore[valid-type]
+    help="Whose fitted software overheads the default model adds (any: fitted on every framework's rows).")]
+
+
+FileFrameworkOpt = Annotated[Framework | None, typer.Option(  # type: ignore[valid-type]
+    help="Whose fitted software overheads the default model adds (any: fitted on every framework's rows); "
+         "default: the file's scenario: {framework: ...}, else any.")]
+
+
+def model_choice(datasheet: bool, framework: Any) -> Any:
+    """The --datasheet and --framework options as a roofline.fitted.ModelChoice."""
+    from roofline.fitted import ModelChoice  # the engine's stages load when a command runs
+
+    return ModelChoice(datasheet, str(getattr(framework, "value", framework)))
+
+
+def with_model_choice(spec: Any, datasheet: bool, framework: Any) -> Any:
+    """A sweep file's spec with --datasheet and --framework applied over its ``scenario:`` block
+    (the choice is part of the sweep's fingerprint: a resumed run never mixes models)."""
+    if not datasheet and framework is None:
+        return spec
+    import dataclasses
+
+    given = spec.model_choice
+    return dataclasses.replace(spec, model_choice=model_choice(
+        datasheet or given.datasheet, given.framework if framework is None else framework))
+
+
+def model_caption(spec: Any) -> str:
+    """Which model predicted the rows, one line per distinct choice (roofline.fitted)."""
+    from roofline.fitted import describe
+    from roofline.sweep import model_provenance
+
+    return "\n".join(dict.fromkeys(describe(p) for p in model_provenance(spec).values()))
 
 
 def check_output(path: Path, force: bool) -> None:

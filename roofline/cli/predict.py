@@ -14,10 +14,17 @@ import typer
 
 from roofline._paths import check_writable
 from roofline._specfile import Field
-from roofline.cli._common import check_output, print_table, user_errors
+from roofline.cli._common import (
+    DatasheetOpt,
+    Framework,
+    FrameworkOpt,
+    check_output,
+    model_choice,
+    print_table,
+    user_errors,
+)
 from roofline.dtypes import peak_unit_for
 from roofline.exceptions import SpecError
-from roofline.model import load_model
 from roofline.registry import MOE_SKEW, cli_overrides, parse_set
 from roofline.workload import KV_DTYPES, OP_CLASSES, WEIGHT_DTYPES
 
@@ -178,10 +185,13 @@ def predict_command(
     prefetch_kv: PrefetchKV = None,
     pin: Pins = None,
     calibrated: Annotated[bool, typer.Option(
-        "--calibrated", help="Use the device's calibrated profile (hardware_specs/calibrated/).")] = False,
+        "--calibrated", help="Require the device's calibrated profile (hardware_specs/calibrated/): an error when "
+                             "none ships. The default uses it wherever one ships.")] = False,
     network: Annotated[str | None, typer.Option(
         "--network", help="The cluster's scale-out network: a bundled one (hardware_specs/networks/, e.g. "
                           "gcp-a3-mega) or a YAML path; replaces what it gives of the device's inter_node block.")] = None,
+    datasheet: DatasheetOpt = False,
+    framework: FrameworkOpt = Framework.any,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (times in ms, unit in the key).")] = False,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-operator table for each phase.")] = False,
     segments: Annotated[bool, typer.Option("--segments", help="Per-segment prefetch table.")] = False,
@@ -196,6 +206,7 @@ def predict_command(
 
     Example: roofline predict -m llama-3.1-70b -H h100-sxm --tp 2 --input 5000 --output 500 --dtype fp8
     """
+    from roofline.fitted import describe, fitted_model
     from roofline.predict import DEFINITIONS, TIME_DEFINITIONS, predict
 
     if plot is not None:
@@ -205,23 +216,24 @@ def predict_command(
         for suffix in ("_breakdown", "_roofline_prefill", "_roofline_decode"):
             for target in figure_targets(plot.with_name(plot.name + suffix)):  # PNG as well as HTML
                 check_output(target, force)
+    choice = model_choice(datasheet, framework)
     if calibrated:
-        from roofline.validation import calibrated_hardware
+        if datasheet:
+            raise SpecError("--calibrated and --datasheet exclude each other")
+        from roofline.fitted import load_profile
+        from roofline.hardware import load_hardware
 
-        hardware = calibrated_hardware(hardware)
-    if network is not None:
-        from roofline.hardware import load_hardware, with_network
-
-        hardware = with_network(load_hardware(hardware), network)
+        load_profile(load_hardware(hardware).name)  # the one-line error when none ships
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
                 dtype=dtype, kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=tp, pp=pp, dp=dp,
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
                 collective_library=str(getattr(collective_library, "value", collective_library)),
                 async_tp=async_tp, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
-                pins=_pins(pin),
+                pins=_pins(pin), datasheet=choice.datasheet, framework=choice.framework, network=network,
                 cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))), **(overrides or {}))
     if plot is not None:
-        for path in _write_plots(p, hardware, overrides or {}, plot):
+        # the device as predicted: its calibrated profile under the fitted model
+        for path in _write_plots(p, fitted_model(hardware, choice, network).hardware, overrides or {}, plot):
             typer.echo(f"wrote {path}", err=True)
     if as_json:
         d = p.to_dict()
@@ -239,7 +251,7 @@ def predict_command(
              f"{w.precision_label()}, {w.kv} KV")
     print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
                 _headline(p),
-                caption=f"memory: {p.memory.verdict()}\n" + "\n".join(
+                caption=f"{describe(p.provenance)}\nmemory: {p.memory.verdict()}\n" + "\n".join(
                     f"{k.upper()}: {DEFINITIONS[k]}" for k in (*TIME_DEFINITIONS, "prefetch")))
     _print_economics(p)
     if breakdown:
@@ -318,6 +330,8 @@ def compare_command(
     prefetch: Prefetch = None,
     prefetch_weights: PrefetchWeights = None,
     prefetch_kv: PrefetchKV = None,
+    datasheet: DatasheetOpt = False,
+    framework: FrameworkOpt = Framework.any,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
     overrides: dict[str, float] | None = None,
 ) -> None:
@@ -330,40 +344,35 @@ def compare_command(
     """
     from roofline.cost import load_cost_parameters
     from roofline.economics import basis_text
+    from roofline.fitted import describe
     from roofline.predict import predict
 
     overrides = dict(overrides or {})
-    rows = []
+    choice = model_choice(datasheet, framework)
+    rows, provenance = [], []
     for hw in hardware:
         for t in tp or [1]:
             p = predict(model, hw, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                         kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=t, pp=pp, prefetch=prefetch,
-                        prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, check_memory=False, **overrides)
-            device_usd, system_usd = _cost(p, model, hw, prefetch, overrides)
+                        prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, check_memory=False,
+                        datasheet=choice.datasheet, framework=choice.framework, **overrides)
+            device_usd, system_usd = p.economics["device_cost_usd"], p.economics["system_cost_usd"]
             rows.append({"hardware": p.hardware, "tp": t, "devices": p.parallelism.devices,
                          "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "e2e_ms": p.e2e_s * 1e3,
                          "throughput_tok_s": p.throughput_tok_s, "prefetch_speedup_e2e": p.speedup["e2e"],
                          "memory_GiB": p.memory.total_bytes / 2**30, "fits": p.memory.fits,
                          "device_cost_usd": device_usd, "system_cost_usd": system_usd,
                          "tok_s_per_kusd": p.throughput_tok_s / system_usd * 1e3 if system_usd == system_usd else None})
+            provenance.append(p.provenance)
     if as_json:
         typer.echo(json.dumps([{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-                               for r in rows], indent=2))
+                               | {"provenance": prov} for r, prov in zip(rows, provenance)], indent=2))
         return
     cols = list(rows[0])
     given = ", ".join(f"{k} {v:g}" for k, v in overrides.items())
     print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {p.workload.precision_label()}"
                 + (f"; every device with {given}" if given else ""), cols, [[r[c] for c in cols] for r in rows],
                 caption=f"cost: {basis_text(load_cost_parameters().basis)}; tok/s per kUSD = throughput / system "
-                        "cost x 1000; see docs/cost_model.md")
+                        "cost x 1000; see docs/cost_model.md\n" + "\n".join(
+                            dict.fromkeys(describe(prov) for prov in provenance)))
 
-
-def _cost(p: Prediction, model: str, hardware: str, prefetch: bool | None, overrides: dict[str, float]) -> tuple[float, float]:
-    """Device and system cost (USD) of the prediction's hardware with the overrides, from the
-    same cost model sweeps use (NaN for a device without a die: block)."""
-    from roofline.engine import Scenario, evaluate_configs
-    from roofline.hardware import load_hardware
-
-    m = evaluate_configs(Scenario(load_model(model), p.workload, p.parallelism, load_hardware(hardware)), 1,
-                         prefetch=prefetch, **overrides)
-    return float(m["device_cost_usd"][0]), float(m["system_cost_usd"][0])

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from roofline._paths import check_writable
-from roofline.cli._common import echo_err, print_table, user_errors
+from roofline.cli._common import (
+    DatasheetOpt,
+    FileFrameworkOpt,
+    echo_err,
+    model_caption,
+    print_table,
+    user_errors,
+    with_model_choice,
+)
 from roofline.cli._progress import LazyProgress
 from roofline.edge import edge_warnings
 
@@ -49,6 +57,8 @@ def optimize_command(
     status: Annotated[bool, typer.Option("--status", help="Say whether the search in --out is running, "
                                                           "interrupted or done, and exit.")] = False,
     report: Annotated[bool, typer.Option("--report", help="Then write OUT/report.html (see roofline report).")] = False,
+    datasheet: DatasheetOpt = False,
+    framework: FileFrameworkOpt = None,
 ) -> None:
     """Search a sweep file's space with Optuna and rank configurations by its objective.
 
@@ -61,7 +71,7 @@ def optimize_command(
     from roofline.search import run_search, search_options
     from roofline.sweepfile import load_sweep
 
-    spec = load_sweep(file)
+    spec = with_model_choice(load_sweep(file), datasheet, framework)
     out = check_writable(out if out is not None else Path("runs/search") / spec.name, folder=True)
     if status:
         from roofline.search import search_status
@@ -123,7 +133,8 @@ def _print_ranking(spec: SweepSpec, options: SearchOptions, result: SearchResult
                f"{result.new_trials} new trials in {result.seconds:.1f} s"
                + (f" ({result.ms_per_trial:.1f} ms/trial)" if result.new_trials else "")
                + "\ninfeasible configurations (constraints: "
-               + ", ".join(f"{k}={v}" for k, v in spec.constraints.items()) + ") are never ranked")
+               + ", ".join(f"{k}={v}" for k, v in spec.constraints.items()) + ") are never ranked\n"
+               + model_caption(spec))
     print_table(title, cols, [[r.get("number") if c == "trial" else r.get(c) for c in cols] for r in rows],
                 caption=caption)
 
@@ -237,9 +248,10 @@ def _breakdown_plots(spec: SweepSpec, best: dict[str, Any], writer: Any, out: Pa
     from roofline.search import predict_kwargs
 
     kw = predict_kwargs(best, _space(spec))
+    kw |= {"datasheet": spec.model_choice.datasheet, "framework": spec.model_choice.framework}
     p_best = predict(best["model"], best["hardware"], **kw)
     base_kw = {k: v for k, v in kw.items() if k in ("batch", "input_len", "output_len", "tp", "pp", "dp", "ep",
-                                                     "dtype", "kv_dtype", "check_memory")}
+                                                     "dtype", "kv_dtype", "check_memory", "datasheet", "framework")}
     p_base = predict(best["model"], best["hardware"], **base_kw)
     base_label = f"base {best['hardware']} (prefetch {'on' if p_base.prefetch else 'off'})"
     best_label = f"best (trial {best['number']}, prefetch {'on' if p_best.prefetch else 'off'})"

@@ -7,7 +7,17 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from roofline.cli._common import check_output, echo_err, fail, print_table, user_errors
+from roofline.cli._common import (
+    DatasheetOpt,
+    FileFrameworkOpt,
+    check_output,
+    echo_err,
+    fail,
+    model_caption,
+    print_table,
+    user_errors,
+    with_model_choice,
+)
 from roofline.cli._progress import LazyProgress
 from roofline.edge import edge_warnings
 from roofline.registry import headline_columns
@@ -56,6 +66,8 @@ def sweep_command(
     output_format: Annotated[OutputFormat, typer.Option(
         "--format", help="parquet: one results.parquet; parquet-dataset: results/ with one file per chunk, "
                          "never merged (for sweeps of many millions of rows; no CSV).")] = "parquet",
+    datasheet: DatasheetOpt = False,
+    framework: FileFrameworkOpt = None,
 ) -> None:
     """Evaluate every configuration of a sweep file; write Parquet/CSV, a ranked table and plots.
 
@@ -74,7 +86,7 @@ def sweep_command(
     from roofline.sweep import check_out_dir, measure_budget, run_sweep
     from roofline.sweepfile import check_budget, load_sweep
 
-    spec = load_sweep(file)
+    spec = with_model_choice(load_sweep(file), datasheet, framework)
     check_writable(out, folder=True)
     check_out_dir(out, force=force, resume=resume)
     budget = measure_budget(spec, workers=workers, chunk_size=chunk_size)
@@ -102,7 +114,8 @@ def sweep_command(
     cols = _columns(rows, [metric], serving=spec.serving is not None)
     shown = list({tuple(map(str, row)): row for row in ([r[c] for c in cols] for r in rows)}.values())  # no repeats
     print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "
-                f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})", cols, shown)
+                f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})", cols, shown,
+                caption=model_caption(spec))
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
     if report:
         from roofline.cli.report import report_after_run

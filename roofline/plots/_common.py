@@ -25,16 +25,17 @@ TEMPLATE = "plotly_white"
 
 #: Operator kinds in the order they stack (bottom first), with a fixed color each, so that every
 #: breakdown figure of a report uses the same colors.
-KIND_ORDER = ("gemm", "attention", "vector", "embedding", "collective", "p2p", "prefetch")
+KIND_ORDER = ("gemm", "attention", "vector", "embedding", "collective", "p2p", "prefetch", "overhead")
 KIND_COLORS = {
     "gemm": "#1f77b4", "attention": "#ff7f0e", "vector": "#2ca02c", "embedding": "#9467bd",
     "collective": "#d62728", "p2p": "#8c564b", "prefetch": "#7f7f7f",  # prefetch: spill wait
+    "overhead": "#bcbd22",  # the fitted model's software overheads (roofline.fitted)
 }
 #: What a legend calls each kind. The "prefetch" kind is the time HBM stays busy with prefetch
 #: traffic that spilled past its collective: a memory stall, never a cost of prefetching
 #: (switched off, prefetching gives exactly the baseline).
-KIND_LABELS = {"prefetch": "HBM stall (prefetch spill)"}
-BOUND_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "comm": "#d62728"}
+KIND_LABELS = {"prefetch": "HBM stall (prefetch spill)", "overhead": "software overhead (fitted)"}
+BOUND_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "comm": "#d62728", "software": "#bcbd22"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 #: Prefetching on and off keep one colour in every figure and in the report (orange: on, blue: off),

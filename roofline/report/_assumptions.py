@@ -1,5 +1,5 @@
 """The assumptions panel: what a reader must know before trusting a number in the report
-(cost basis, datasheet or calibrated specs, prefetch rules, workload, code version)."""
+(cost basis, the model: fitted or datasheet, with its provenance; prefetch rules, workload, code version)."""
 
 from __future__ import annotations
 
@@ -41,19 +41,15 @@ def sweep_file(path: str | None) -> Any:
         return None
 
 
-def _device_lines(names: list[str]) -> list[str]:
-    from roofline.hardware import load_hardware
+def _device_lines(names: list[str], provenance: dict[str, Any] | None) -> list[str]:
+    """Which model predicted each device's rows (the run's recorded provenance, roofline.fitted)."""
+    from roofline.fitted import describe
 
-    lines = []
-    for name in names:
-        basis = "calibrated profile" if "calibrated" in str(name) else "datasheet spec (hardware_specs/, not calibrated)"
-        try:
-            load_hardware(name)
-        except RooflineError:
-            lines.append(f"{name}: {basis}; spec not found at report time")
-            continue
-        lines.append(f"{name}: {basis}")
-    return lines
+    if provenance is None:  # a run made before the fitted model was the default
+        return [f"{name}: datasheet spec, no fitted overheads (the run records no model provenance)"
+                for name in names]
+    return [f"{name}: {describe(provenance[name])}" if name in provenance
+            else f"{name}: model not recorded by the run" for name in names]
 
 
 def _prefetch_line(pf: Any) -> str:
@@ -100,7 +96,8 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
     return [
         ("Run", f"{run.kind} {run.name!r} from {run.sweep_file or 'an unknown file'}; folder {run.path}"),
         ("Cost basis", cost),
-        ("Specs", "; ".join(_device_lines([str(v) for v in values.get("hardware", [])])) or "-"),
+        ("Model", "; ".join(_device_lines([str(v) for v in values.get("hardware", [])],
+                                          run.summary.get("provenance"))) or "-"),
         ("L2", DEFINITIONS["l2"][0].upper() + DEFINITIONS["l2"][1:] + "."),
         ("Workload", workload),
         ("Prefetch rules", DEFINITIONS["prefetch"][0].upper() + DEFINITIONS["prefetch"][1:] + "; "

@@ -22,6 +22,7 @@ from roofline.report._details import (
     PointSettings,
     point_details,
     predict_command,
+    run_model_choice,
     structure_key,
 )
 from roofline.report._run import RunFolder, parameter_columns, read_run_folder
@@ -144,7 +145,7 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
                             top=top, sample=sample, seed=seed)
     rows = _detail_order(selection.rows)
     spec = sweep_file(run.sweep_file)
-    settings = PointSettings.of(spec)
+    settings = PointSettings.of(spec, run_model_choice(run.summary.get("provenance")))
     computed, memory, errors = point_details(rows, details, settings)
     swept = [i for i in selection.parameters if i.swept]
     values = {i.name: i.values for i in selection.parameters}

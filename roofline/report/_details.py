@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from roofline.exceptions import RooflineError
+from roofline.fitted import DEFAULT_CHOICE, DEFAULT_FRAMEWORK, ModelChoice
 from roofline.plots import KIND_LABELS as PLOT_KIND_LABELS
 from roofline.predict import predict
 from roofline.registry import SCENARIO, override_arguments, scenario_names
@@ -20,7 +21,7 @@ from roofline.workload import PrefetchSettings
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STRUCTURAL", "PointSettings", "point_details", "predict_command", "structure_key"]
+__all__ = ["STRUCTURAL", "PointSettings", "point_details", "predict_command", "structure_key", "run_model_choice"]
 
 #: The columns that fix a scenario's memory footprint (model, device, workload, parallelism;
 #: roofline.registry.SCENARIO); the rest are hardware points and runtime settings.
@@ -30,27 +31,42 @@ STRUCTURAL = scenario_names("spec", "workload", "parallelism")
 #: not finish under its collective: a memory stall, not a price paid for prefetching (named as
 #: in the plots).
 KIND_LABELS = {"gemm": "GEMM", "attention": "attention", "vector": "vector ops", "embedding": "embedding",
-               "collective": "collectives", "p2p": "pipeline send/recv", "prefetch": PLOT_KIND_LABELS["prefetch"]}
+               "collective": "collectives", "p2p": "pipeline send/recv", "prefetch": PLOT_KIND_LABELS["prefetch"],
+               "overhead": PLOT_KIND_LABELS["overhead"]}
+
+def run_model_choice(provenance: Mapping[str, Any] | None) -> ModelChoice:
+    """The model a run's rows were predicted with, from the provenance its summary records per
+    device (roofline.fitted); a run that records none predates the fitted default: datasheet."""
+    if not provenance:
+        return ModelChoice(datasheet=True)
+    first = next(iter(provenance.values()))
+    return ModelChoice(first.get("model") == "datasheet", first.get("framework") or DEFAULT_FRAMEWORK)
+
 
 @dataclass(frozen=True)
 class PointSettings:
     """What a run applied to every row besides its columns: the sweep file's prefetch settings
-    (``scenario: {prefetch: ...}``; a row's ``prefetch`` column says whether it was on) and its cost
-    parameters. ``cost_exact``: the cost file and overrides are the defaults but for the basis, so
+    (``scenario: {prefetch: ...}``; a row's ``prefetch`` column says whether it was on), its cost
+    parameters and the model it predicted with (fitted or datasheet, :func:`run_model_choice`).
+    ``cost_exact``: the cost file and overrides are the defaults but for the basis, so
     ``--cost-basis`` reproduces the cost columns too."""
 
     prefetch: PrefetchSettings = PrefetchSettings()
     cost_basis: str = "manufacturing"
     cost_exact: bool = True
+    model: ModelChoice = DEFAULT_CHOICE
 
     @classmethod
-    def of(cls, spec: Any) -> PointSettings:
-        """The settings of a parsed sweep file (None: the defaults, as a run without a file)."""
+    def of(cls, spec: Any, model: ModelChoice | None = None) -> PointSettings:
+        """The settings of a parsed sweep file (None: the defaults, as a run without a file); ``model``:
+        the run's model (:func:`run_model_choice` of its summary, which the command line may have set
+        apart from the file), else the file's ``scenario: {datasheet, framework}``."""
         if spec is None:
-            return cls()
+            return cls(model=model or DEFAULT_CHOICE)
         overrides = dict(getattr(spec, "cost_overrides", {}) or {})
         basis = str(overrides.pop("basis.cost", "manufacturing"))
-        return cls(spec.prefetch, basis, not overrides and getattr(spec, "cost_file", None) is None)
+        return cls(spec.prefetch, basis, not overrides and getattr(spec, "cost_file", None) is None,
+                   model or getattr(spec, "model_choice", DEFAULT_CHOICE))
 
 
 def structure_key(row: Mapping[str, Any]) -> str:
@@ -76,6 +92,7 @@ def _predict_kwargs(row: Mapping[str, Any], settings: PointSettings = PointSetti
     kwargs.setdefault("async_tp", False)
     kwargs.setdefault("prefetch", settings.prefetch.enabled)
     kwargs.update({c: float(row[c]) for c in SWEEPABLE if c in row and _given(row[c])})
+    kwargs |= {"datasheet": settings.model.datasheet, "framework": settings.model.framework}
     if kwargs["prefetch"]:
         pf = settings.prefetch
         kwargs.setdefault("prefetch_threshold_fraction", pf.threshold_fraction)
@@ -101,7 +118,8 @@ def _memory(p: Any) -> dict[str, float]:
 
 def point_details(rows: pd.DataFrame, budget: int, settings: PointSettings = PointSettings()) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, float]],
                                                            list[str]]:
-    """Breakdowns of the first ``budget`` rows (by ``_row``), memory per scenario of every row.
+    """Breakdowns of the first ``budget`` rows (by ``_row``), memory per scenario of every row,
+    predicted with the run's settings (its model too: fitted or datasheet).
 
     Returns:
         details: ``_row`` -> {"prefill": {kind: ms}, "decode": {kind: ms}} per detailed row;
@@ -156,6 +174,10 @@ def predict_command(row: Mapping[str, Any], settings: PointSettings = PointSetti
         parts += [] if kw["prefetch_kv"] else ["--no-prefetch-kv"]
     if settings.cost_basis != "manufacturing":
         parts.append(f"--cost-basis {settings.cost_basis}")
+    if settings.model.datasheet:
+        parts.append("--datasheet")
+    elif settings.model.framework != DEFAULT_FRAMEWORK:
+        parts.append(f"--framework {settings.model.framework}")
     parts += override_arguments({c: kw[c] for c in SWEEPABLE if c in kw})
     parts.append("--breakdown")
     return " ".join(parts)

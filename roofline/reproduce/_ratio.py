@@ -57,7 +57,8 @@ def _row_ratio(row: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, An
     p = predict(row["model"], row["hardware"], tp=int(row["tp"]), pp=int(row["pp"]), dp=int(row["dp"]),
                 ep=int(row["ep"]), batch=int(row["batch"]), input_len=int(row["input_len"]),
                 output_len=int(row["output_len"]), dtype=str(row["dtype"]), kv_dtype=str(row["kv_dtype"]),
-                prefetch=True, check_memory=False, **{k: float(row[k]) for k in overrides})
+                prefetch=True, check_memory=False, datasheet=True,  # as the reproduction's sweep files ask
+                **{k: float(row[k]) for k in overrides})
     return decode_ratio(p.segments["decode"])
 
 

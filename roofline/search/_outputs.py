@@ -30,6 +30,7 @@ from roofline.search._options import (
 )
 from roofline.search._storage import masked
 from roofline.search._worker import WorkerStats
+from roofline.sweep import model_provenance
 from roofline.sweepfile import SweepSpec
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions
         "objective": [{d: m} for d, m in zip(result.objective.directions, result.objective.metrics)],
         "constraints": {k: json_value(v) for k, v in spec.constraints.items()},
         "cost_basis": _cost_basis(spec),
+        "provenance": model_provenance(spec),
         "options": {k: getattr(options, k) for k in SEARCH_KEYS} | {"sampler": options.sampler_name},
         "space": space,
         "requested": result.requested, "counts": result.counts,

@@ -206,7 +206,9 @@ def make_sampler(options: SearchOptions, seed: int | None) -> optuna.samplers.Ba
 def _study_record(spec: SweepSpec, space: SearchSpace, objective: Objectives) -> dict[str, Any]:
     return {"objective": list(objective.metrics), "directions": list(objective.directions),
             "constraints": list(constraint_names(spec)), "space": space.to_json()["distributions"],
-            "fixed": {k: json_value(v) for k, v in space.to_json()["fixed"].items()}}
+            "fixed": {k: json_value(v) for k, v in space.to_json()["fixed"].items()},
+            # the fitted model or the datasheet roofline (roofline.fitted): a study never mixes them
+            "model": {"datasheet": spec.model_choice.datasheet, "framework": spec.model_choice.framework}}
 
 
 #: Prefix of the study system attributes where live workers record when they last beat.
@@ -258,7 +260,8 @@ def prepare_study(spec: SweepSpec, options: SearchOptions, storage: Any, study_n
     """Create the study (and its tables), or load it to resume after checking it searches the same.
 
     Raises:
-        SpecError: the study exists but was made for another objective, constraints or space.
+        SpecError: the study exists but was made for another objective, constraints, space or model
+            (fitted or datasheet, framework).
     """
     space, objective = search_space(spec), objectives(spec, options)
     record = _study_record(spec, space, objective)
@@ -278,7 +281,7 @@ def prepare_study(spec: SweepSpec, options: SearchOptions, storage: Any, study_n
                             f"choose another --study name")
         study.set_user_attr(_STUDY_ATTR, {**record, "sweep_file": spec.path, "sweep": spec.name})
     else:
-        changed = [k for k in ("objective", "directions", "constraints", "space", "fixed")
+        changed = [k for k in ("objective", "directions", "constraints", "space", "fixed", "model")
                    if previous.get(k) != json.loads(json.dumps(record[k]))]
         if changed:
             raise SpecError(f"study {study_name!r} exists with another {', '.join(changed)} "

@@ -100,8 +100,9 @@ def _phase_times(hw: HardwareSpec, hw_key: str, model_name: str, precision: str,
     key = (hw_key, model_name, precision, backend, batch, isl, osl, tp, pp)
     if key not in _PHASE_CACHE:
         w = workload_for(precision, backend, batch, isl, osl)
+        # the raw roofline of ``hw`` as given: the serving fit adds its own overheads to it
         p = predict(_model(model_name), hw, workload=w, parallelism=Parallelism(tp=tp, pp=pp),
-                    prefetch=False, check_memory=False)
+                    prefetch=False, check_memory=False, datasheet=True)
         if len(_PHASE_CACHE) > 200_000:
             _PHASE_CACHE.clear()
         _PHASE_CACHE[key] = (p.ttft_s, p.tpot_s)

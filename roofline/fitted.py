@@ -1,0 +1,303 @@
+"""Which model a prediction uses: the fitted model by default, the raw datasheet roofline on request.
+
+The **fitted model** is
+
+- the device's **calibrated profile** where one ships (``hardware_specs/calibrated/<device>.yaml``:
+  GEMM and HBM efficiency, the small-GEMM curve, launch overhead, collective latency and link
+  efficiency fitted by ``roofline calibrate`` on ``../shared/validation``; docs/validation.md), else
+  its datasheet spec;
+- the **software overheads** of a serving framework (``serving_specs/fitted_overheads.yaml``,
+  fitted by ``roofline.validation.fit_serving``; framework ``any``, fitted on every framework's
+  rows, unless one is named; docs/serving.md).
+
+A static prediction applies the overheads with the definitions of the serving model
+(:mod:`roofline.serving.analytic`), for a batch of ``B`` sequences per replica::
+
+    TTFT        = request overhead + prefill_scale x prefill pass + step overhead + B x sequence overhead
+    decode step = decode_scale x roofline decode step              + step overhead + B x sequence overhead
+
+(``prefill_scale`` times ``moe_prefill_scale`` for a mixture-of-experts model). ``datasheet=True``
+(``--datasheet``) is the raw roofline: the device spec as written and no overheads. A device spec
+that differs from the bundled one of its name (a file of your own, an edited spec, a calibrated
+spec already) is used as given, with the overheads.
+
+The calibrated profiles are read here (the validation stage writes them); the overheads file is
+the one :mod:`roofline.serving.overheads` reads for ``roofline serve``, and a test checks that
+both readers agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from roofline._specfile import PROJECT_ROOT, read_yaml
+from roofline.exceptions import SpecError
+from roofline.hardware import HardwareSpec, list_hardware, load_hardware, with_network
+from roofline.model import ModelSpec
+from roofline.registry import with_values
+from roofline.timing import SWEEPABLE, HardwareArrays
+from roofline.workload import DEFAULT_FRAMEWORK, FRAMEWORKS
+
+__all__ = ["FRAMEWORKS", "DEFAULT_FRAMEWORK", "DEFAULT_CHOICE", "OVERHEADS_FILE", "PROFILE_DIR", "SoftwareOverheads", "ModelChoice",
+           "FittedModel", "fitted_model", "describe", "load_software_overheads", "list_profiles", "profile_path", "load_profile",
+           "apply_overrides", "calibrated_hardware"]
+
+#: Where the calibrated profiles ship.
+PROFILE_DIR = PROJECT_ROOT / "hardware_specs" / "calibrated"
+#: The fitted software overheads per framework (also read by ``roofline serve``).
+OVERHEADS_FILE = PROJECT_ROOT / "serving_specs" / "fitted_overheads.yaml"
+_OVERHEAD_FIELDS = ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms", "decode_scale", "prefill_scale",
+                    "moe_prefill_scale")
+
+
+# --- calibrated profiles -------------------------------------------------------------------------
+
+def profile_path(device: str | Path) -> Path:
+    """The profile file of a bundled device name, or ``device`` itself when it is a YAML path."""
+    text = str(device)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        return Path(text).expanduser()
+    return PROFILE_DIR / f"{text.lower()}.yaml"
+
+
+def list_profiles() -> list[str]:
+    """Devices with a shipped calibrated profile."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")) if PROFILE_DIR.is_dir() else []
+
+
+def load_profile(device: str | Path) -> dict[str, Any]:
+    """The calibrated profile of ``device`` as a dict (fitted values named as
+    :data:`roofline.timing.SWEEPABLE`, ``efficiency_curve_m``, provenance and errors).
+
+    Raises:
+        SpecError: no profile for this device, or the file is malformed.
+    """
+    path = profile_path(device)
+    if not path.is_file():
+        have = ", ".join(list_profiles()) or "none"
+        raise SpecError(f"no calibrated profile for {device} ({path} not found; shipped: {have}); "
+                        f"run `roofline calibrate --hardware {device}`")
+    data = read_yaml(path)
+    for key in SWEEPABLE:
+        if key in data and not isinstance(data[key], (int, float)):
+            raise SpecError(f"{path}: {key}: expected a number, got {data[key]!r}")
+    curve = data.get("efficiency_curve_m")
+    if curve is not None and not (isinstance(curve, list) and all(
+            isinstance(p, list) and len(p) == 2 for p in curve)):
+        raise SpecError(f"{path}: efficiency_curve_m: expected a list of [m, efficiency] pairs")
+    return data
+
+
+def apply_overrides(spec: HardwareSpec, overrides: Mapping[str, float],
+                    curve: Sequence[Sequence[float]] | None = None) -> HardwareSpec:
+    """``spec`` with SWEEPABLE-named ``overrides`` (and an efficiency curve) written into its blocks.
+
+    Every device parameter of the registry is written where the spec keeps it
+    (:func:`roofline.registry.with_values`), so that ``predict(model, apply_overrides(spec, o))``
+    equals ``predict(model, spec, **o)``; prefetch settings belong to the scenario and are refused.
+    """
+    HardwareArrays.from_spec(spec, 1, **dict(overrides))  # the checks predict applies to overrides
+    spec = with_values(spec, **dict(overrides))
+    if curve:
+        spec = replace(spec, compute=replace(spec.compute, efficiency_curve_m=tuple(
+            (float(m), float(e)) for m, e in curve)))
+    return spec
+
+
+def calibrated_hardware(device: str | Path) -> HardwareSpec:
+    """The bundled spec of ``device`` with its calibrated profile applied (curve included)."""
+    data = load_profile(device)
+    spec = load_hardware(data.get("name") or str(device))
+    overrides = {k: float(data[k]) for k in SWEEPABLE if k in data}
+    return apply_overrides(spec, overrides, data.get("efficiency_curve_m"))
+
+
+@lru_cache(maxsize=32)
+def _bundled(name: str) -> HardwareSpec | None:
+    return load_hardware(name) if name in list_hardware() else None
+
+
+@lru_cache(maxsize=32)
+def _calibrated(name: str) -> HardwareSpec:
+    return calibrated_hardware(name)
+
+
+# --- software overheads --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SoftwareOverheads:
+    """Fitted software overheads of one framework (the fields of ``serving_specs/fitted_overheads.yaml``)."""
+
+    step_overhead_ms: float = 0.0  # per engine step: scheduler, sampling, launch gaps
+    seq_overhead_us: float = 0.0  # per running sequence per step
+    request_overhead_ms: float = 0.0  # per request: API server, tokenisation
+    decode_scale: float = 1.0  # measured over modelled time of a decode step
+    prefill_scale: float = 1.0  # the same for prefill work
+    moe_prefill_scale: float = 1.0  # a further factor on the prefill of mixture-of-experts models
+
+    def for_model(self, model: ModelSpec) -> SoftwareOverheads:
+        """As they apply to ``model``: an MoE model's prefill scale is ``prefill_scale x moe_prefill_scale``."""
+        if model.moe is None or self.moe_prefill_scale == 1.0:
+            return self
+        return replace(self, prefill_scale=self.prefill_scale * self.moe_prefill_scale, moe_prefill_scale=1.0)
+
+    @property
+    def step_overhead_s(self) -> float:
+        return self.step_overhead_ms * 1e-3
+
+    @property
+    def seq_overhead_s(self) -> float:
+        return self.seq_overhead_us * 1e-6
+
+    @property
+    def request_overhead_s(self) -> float:
+        return self.request_overhead_ms * 1e-3
+
+
+def load_software_overheads(framework: str, path: str | Path | None = None) -> SoftwareOverheads:
+    """The fitted overheads of ``framework`` (``any``, ``vllm``, ``sglang``, ``trtllm``).
+
+    Raises:
+        SpecError: the file is missing or malformed, or has no entry for ``framework``.
+    """
+    p = Path(path or OVERHEADS_FILE)
+    try:
+        st = p.stat()
+    except OSError:
+        raise SpecError(f"{p}: the fitted overheads file is missing; pass --datasheet for the raw roofline") from None
+    return _overheads(framework, str(p), (st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=16)
+def _overheads(framework: str, path: str, stamp: tuple[int, int]) -> SoftwareOverheads:
+    """The entry of ``framework`` in the file at ``path`` as modified at ``stamp`` (cached: a
+    prediction would spend a tenth of its time checking the file again)."""
+    p = Path(path)
+    data = read_yaml(p)
+    entry = (data.get("frameworks") or {}).get(framework) if isinstance(data, dict) else None
+    if not isinstance(entry, dict):
+        raise SpecError(f"{p}: frameworks.{framework}: no fitted overheads for this framework")
+    bad = [k for k in entry if k not in (*_OVERHEAD_FIELDS, "train_rows")]
+    if bad:
+        raise SpecError(f"{p}: frameworks.{framework}.{bad[0]}: unknown key; allowed: {', '.join(_OVERHEAD_FIELDS)}")
+    values = {}
+    for k in _OVERHEAD_FIELDS:
+        if k in entry:
+            v = entry[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+                raise SpecError(f"{p}: frameworks.{framework}.{k}: expected a finite number >= 0, got {v!r}")
+            values[k] = float(v)
+    return SoftwareOverheads(**values)
+
+
+# --- the choice and its provenance ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model to predict with: the fitted model (default) or the raw datasheet roofline."""
+
+    datasheet: bool = False
+    framework: str = DEFAULT_FRAMEWORK
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.datasheet, bool):
+            raise SpecError(f"datasheet: expected true or false, got {self.datasheet!r}")
+        if self.framework not in FRAMEWORKS:
+            raise SpecError(f"framework: {self.framework!r} is not allowed; choose one of {', '.join(FRAMEWORKS)}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str) -> ModelChoice:
+        """``datasheet`` and ``framework`` of a sweep file's ``scenario:`` block (errors name ``where``)."""
+        datasheet, framework = data.get("datasheet", False), data.get("framework", DEFAULT_FRAMEWORK)
+        if not isinstance(datasheet, bool):
+            raise SpecError(f"{where}.datasheet: expected true or false, got {datasheet!r}")
+        if framework not in FRAMEWORKS:
+            raise SpecError(f"{where}.framework: {framework!r} is not allowed; choose one of {', '.join(FRAMEWORKS)}")
+        return cls(datasheet, framework)
+
+    def input_files(self, devices: Sequence[str]) -> list[Path]:
+        """The fitted files predictions of ``devices`` read under this choice (for fingerprints)."""
+        if self.datasheet:
+            return []
+        profiles = set(list_profiles())
+        return [PROFILE_DIR / f"{d}.yaml" for d in dict.fromkeys(devices) if d in profiles] + [OVERHEADS_FILE]
+
+
+#: The default of every command and of ``roofline.predict``: the fitted model, framework ``any``.
+DEFAULT_CHOICE = ModelChoice()
+
+
+@lru_cache(maxsize=64)
+def _relative(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """The device and overheads a prediction uses, and where they come from."""
+
+    hardware: HardwareSpec
+    overheads: SoftwareOverheads | None  # None: the raw roofline
+    device_profile: str | None  # the calibrated profile file applied, or None (datasheet spec)
+    framework: str | None  # the framework of the overheads, or None
+    network: str | None = None  # the cluster's scale-out network over the device's (hardware.with_network)
+
+    @property
+    def kind(self) -> str:
+        return "datasheet" if self.overheads is None else "fitted"
+
+    def provenance(self) -> dict[str, Any]:
+        """What the prediction used, for JSON outputs and summaries."""
+        o = self.overheads
+        return {
+            "model": self.kind,
+            "hardware": self.hardware.name,
+            "device_profile": self.device_profile,
+            "overheads_file": None if o is None else _relative(OVERHEADS_FILE),
+            "framework": self.framework,
+            "overheads": None if o is None else {k: getattr(o, k) for k in _OVERHEAD_FIELDS},
+        } | ({"network": self.network} if self.network else {})
+
+    def describe(self) -> str:
+        """One line for tables and reports (:func:`describe`)."""
+        return describe(self.provenance())
+
+
+def describe(provenance: Mapping[str, Any]) -> str:
+    """One line saying which model a :meth:`FittedModel.provenance` names."""
+    name = provenance.get("hardware")
+    serving = provenance.get("serving_overheads_framework")  # a sweep's serving: block
+    extra = f"; serving columns: the fitted overheads of {serving}" if serving else ""
+    if provenance.get("model") != "fitted":
+        return f"model: datasheet roofline ({name} spec as written, no fitted overheads{extra})"
+    profile = provenance.get("device_profile")
+    device = f"calibrated profile {profile}" if profile else f"datasheet spec (no calibrated profile for {name})"
+    return (f"model: fitted ({device}; overheads {provenance.get('overheads_file')}, framework "
+            f"{provenance.get('framework')}{extra}); --datasheet for the raw roofline")
+
+
+def fitted_model(hardware: HardwareSpec | str | Path, choice: ModelChoice = DEFAULT_CHOICE,
+                 network: str | Path | None = None) -> FittedModel:
+    """The device and overheads of ``hardware`` under ``choice`` (see the module doc); ``network``:
+    a cluster's scale-out network (:func:`roofline.hardware.with_network`), applied over the profile.
+
+    Raises:
+        SpecError: unknown device or network, or a malformed profile or overheads file.
+    """
+    spec = load_hardware(hardware)
+    profile, overheads = None, None
+    if not choice.datasheet:
+        if spec.name in list_profiles() and spec == _bundled(spec.name):
+            spec, profile = _calibrated(spec.name), _relative(PROFILE_DIR / f"{spec.name}.yaml")
+        overheads = load_software_overheads(choice.framework)
+    if network is not None:
+        spec = with_network(spec, network)
+    return FittedModel(spec, overheads, profile, None if choice.datasheet else choice.framework,
+                       None if network is None else str(network))
