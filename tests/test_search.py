@@ -234,17 +234,18 @@ def test_multi_objective_reports_the_feasible_pareto_set(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_constraints_keep_infeasible_trials_out_of_the_ranking(tmp_path: Path) -> None:
     """Minimize cost under a TPOT limit: the cheapest configurations break the limit and must
-    not be ranked, though their objective is better."""
+    not be ranked, though their objective is better. (11.5 ms splits this space under the default
+    fitted model, whose per-step overhead adds ~1 ms to the datasheet's 9.5-20 ms.)"""
     from roofline.search import run_search
 
     spec = load_sweep(write_sweep(tmp_path, "cheap", objective={"minimize": "system_cost_usd"},
-                                  constraints={"memory_fit": True, "max_tpot_ms": 10.0},
+                                  constraints={"memory_fit": True, "max_tpot_ms": 11.5},
                                   search={"trials": 40, "seed": 3, "batch_size": 8}))
     result = run_search(spec, tmp_path / "out")
     df = result.trials
     infeasible = df[~df["feasible"]]
     assert len(infeasible) and len(result.ranked)
-    assert all(r["tpot_ms"] <= 10.0 and r["feasible"] for r in result.ranked)
+    assert all(r["tpot_ms"] <= 11.5 and r["feasible"] for r in result.ranked)
     assert infeasible["system_cost_usd"].min() < result.best["system_cost_usd"]
     assert result.study.best_trial.number == result.best["number"]  # Optuna agrees: feasible only
     assert (infeasible["constraint_max_tpot_ms"] > 0).all()
