@@ -488,8 +488,9 @@ def _distinct_links(hw: HardwareArrays) -> tuple[TierArrays, TierArrays, np.ndar
     configuration's among them (None: the tiers as given). A grid sweep's chunk repeats a few
     link bandwidths over every L2 and HBM value, so the collectives are timed a few hundred times,
     not once per configuration; the times are the same numbers (elementwise formulas)."""
-    if _LAST_LINKS and _LAST_LINKS[0][0] is hw:
-        return _LAST_LINKS[0][1]
+    last = next(iter(_LAST_LINKS), None)  # read once: another thread may replace it
+    if last is not None and last[0] is hw:
+        return last[1]
     intra, inter, n = hw.intra(), hw.inter(), hw.n
     result: tuple[TierArrays, TierArrays, np.ndarray | None] = (intra, inter, None)
     if n >= _DISTINCT_MIN_CONFIGS:
