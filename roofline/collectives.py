@@ -189,7 +189,7 @@ def nvls_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> n
     n = np.asarray(n, dtype=float)
     reach = np.asarray(tier.nvls_efficiency, dtype=float)
     rate = tier.device_Bps(n) * reach
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # no NVLS (rate 0): masked below
         t = NVLS_LATENCY_S + (n + 1) / n * np.asarray(size_bytes) / rate
     return np.where(reach > 0, t, np.inf)
 

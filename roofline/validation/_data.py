@@ -156,7 +156,7 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     df["family"] = df["kind"].map(FAMILIES)
     df["device"] = df["source_device"].map(lambda d: DEVICE_MAP.get(d))
     df["count"] = df["count"].fillna(1.0)
-    df["network"] = df["network"].fillna("")
+    df["network"] = df["network"].astype(object).fillna("")
     df["batch"] = df["batch"].fillna(1.0)
     idx = df.groupby(["dataset", "file", "kind"], sort=False).cumcount()
     df["case_id"] = df["dataset"] + ":" + df["file"] + ":" + df["kind"] + ":" + idx.astype(str)

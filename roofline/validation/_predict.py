@@ -171,7 +171,8 @@ def build_batches(cases: pd.DataFrame) -> list[CaseBatch]:
     ok = cases["device"].notna() & cases["kind"].isin(COMPUTE_KINDS + COLLECTIVE_KINDS)
     ok &= ~cases["op"].astype(str).str.startswith("unknown:")
     out = []
-    network = cases["network"].fillna("") if "network" in cases else pd.Series("", index=cases.index)
+    network = (cases["network"].astype(object).fillna("") if "network" in cases
+               else pd.Series("", index=cases.index))
     by = [cases["device"], cases["kind"], keys, network]
     for (device, kind, key, net), rows in cases[ok].groupby(by).groups.items():
         idx = np.asarray(rows)
