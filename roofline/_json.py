@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["json_value", "json_default"]
+__all__ = ["json_value", "json_default", "finite_json", "dumps"]
 
 
 def json_value(value: Any) -> Any:
@@ -27,3 +27,22 @@ def json_default(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (nested in dicts, lists and tuples) replaced by None
+    and numpy scalars unwrapped: the ``default=`` hook never sees a Python float, so NaN in a
+    result row would otherwise reach the file as the bare word ``NaN``."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return json_value(value)
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """:func:`json.dumps` of ``value`` for an output a user reads: NaN and infinities as null,
+    numpy scalars and dates converted, and never a non-standard ``NaN``/``Infinity`` token."""
+    import json
+
+    return json.dumps(finite_json(value), allow_nan=False, default=json_default, **kwargs)

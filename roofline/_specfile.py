@@ -21,6 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: deeper than any real spec; deeper input is refused before the parser recurses
 MAX_NESTING = 100
 MAX_FILE_BYTES = 64 * 2**20
+#: The smallest value a "> 0" field takes: a bandwidth or throughput of 1e-300 overflows the
+#: products it enters (time x bandwidth) into inf
+TINY_POSITIVE = 1e-12
 
 
 class _Loader(yaml.SafeLoader):
@@ -39,7 +42,7 @@ def printable(text: object) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
-def _read_text(path: Path, kind: str) -> str:
+def read_text(path: Path, kind: str) -> str:
     """The file as UTF-8 text; every way it can fail is a one-line SpecError."""
     if path.is_dir():
         raise SpecError(f"{path}: is a directory; expected a {kind} file")
@@ -90,13 +93,13 @@ def keyed_mapping(data: Any, where: str, keys: Sequence[str]) -> dict[str, Any]:
         raise SpecError(f"{where}: expected a mapping of {', '.join(keys)}")
     unknown = [k for k in data if k not in keys]
     if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(keys)})")
+        raise SpecError(printable(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(keys)})"))
     return data
 
 
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object (a Hugging Face config.json), with one-line errors."""
-    text = _read_text(Path(path), "JSON")
+    text = read_text(Path(path), "JSON")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -109,7 +112,7 @@ def read_json(path: Path) -> dict[str, Any]:
 def load_yaml_document(path: str | Path) -> Any:
     """Any YAML document (the cost loader validates its own structure); one-line errors."""
     path = Path(path)
-    text = _read_text(path, "YAML")
+    text = read_text(path, "YAML")
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
@@ -270,6 +273,8 @@ class Field:
         if (not math.isfinite(v) or v < self.low or (self.strict and v == self.low) or v > self.high
                 or (self.kind == "integer" and v != int(v))):
             return f"must be {self.allowed()}, got {v:g}"
+        if self.strict and self.low == 0 and v < TINY_POSITIVE:
+            return f"must be {self.allowed()}, got {v:g} (below {TINY_POSITIVE:g}: too small to compute with)"
         return None
 
     def check(self, value: Any, prefix: str) -> float:

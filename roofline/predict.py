@@ -11,12 +11,12 @@ Definitions (also in the README and in every output):
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline._json import dumps as json_dumps
 from roofline.collectives import spans_nodes
 from roofline.cost import CostParameters
 from roofline.economics import ECONOMIC_METRICS, basis_text
@@ -175,7 +175,7 @@ class Prediction:
         }
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+        return json_dumps(self.to_dict(), **kwargs)
 
     def to_frame(self) -> pd.DataFrame:
         """One row of the headline metrics (pandas is imported here, not at start-up)."""

@@ -25,7 +25,7 @@ from roofline._specfile import Field
 from roofline.dtypes import PEAK_UNITS
 from roofline.exceptions import SpecError
 
-__all__ = ["HardwareParameter", "DECLARATIONS", "PARAMETERS", "SPEC_FIELDS", "TIER_NAMES", "MOE_SKEW", "SCENARIO_PARAMETERS",
+__all__ = ["HardwareParameter", "DECLARATIONS", "PARAMETERS", "SPEC_FIELDS", "TIER_NAMES", "MOE_SKEW", "KV_BANDWIDTH", "SCENARIO_PARAMETERS",
            "block_fields", "block_keys", "read_block", "sweepable", "fractions", "parameter_labels", "parameter_short_labels",
            "cli_overrides", "override_arguments", "parse_set", "spec_si", "si_reader", "spec_value", "spec_values", "with_values",
            "cost_inputs", "swept_columns", "ScenarioParameter", "SCENARIO", "COLLECTIVE_LIBRARIES", "scenario_names",
@@ -344,6 +344,9 @@ def is_parameter(name: str) -> bool:
 
 #: Zipf exponent of MoE expert popularity: beyond ~10 the first expert takes every token already
 MOE_SKEW = Field("moe_skew", "", 0.0, 10.0)
+#: Bound of the wire rate of a disaggregated deployment's KV transfer (``--kv-bandwidth``, a sweep
+#: file's ``serving.disagg.kv_bandwidth_GBps``): as a link's bandwidth
+KV_BANDWIDTH = Field("kv_bandwidth_GBps", "GB/s", 0.0, 1e7, strict=True)
 
 
 def block_fields(block: str) -> dict[str, Field]:

@@ -32,7 +32,7 @@ from roofline._dataset import (
     summarize_part,
 )
 from roofline._fingerprint import sweep_inputs
-from roofline._json import json_default
+from roofline._json import dumps as json_dumps
 from roofline._lifeline import die_with_parent
 from roofline._malloc import prepare_worker, tune_malloc
 from roofline._outdir import check_out_dir, claim_out_dir
@@ -625,7 +625,7 @@ def _write_summary(spec: SweepSpec, out: Path, total: int, feasible: int, second
         "edge_warnings": edge_warnings(spec.parameters, result.best[0] if result.best else None),
         "provenance": model_provenance(spec),
     }
-    tmp_path(out / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
+    tmp_path(out / "summary.json").write_text(json_dumps(summary, indent=2))
     files.append(out / "summary.json")
     for f in [*renamed, out / "summary.json"]:  # summary.json last: its presence says the others are complete
         os.replace(tmp_path(f), f)

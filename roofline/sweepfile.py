@@ -46,7 +46,7 @@ from roofline.metrics import METRICS, metric_names
 from roofline.model import load_model
 from roofline.registry import NOT_SWEEPABLE, SCENARIO, scenario_names, sweepable
 from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
-from roofline.workload import PrefetchSettings, parse_op_dtypes
+from roofline.workload import PrefetchSettings, Workload, parse_op_dtypes
 
 __all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "BOOLEAN_PARAMETERS",
            "SCENARIO_CHOICES", "METRIC_NAMES",
@@ -252,7 +252,26 @@ def _check_values(name: str, values: list[Any], file: str) -> tuple[Any, ...]:
             _check_choice(name, value, where)
         elif name not in BOOLEAN_PARAMETERS and not isinstance(value, str):
             raise SpecError(f"{where}: expected a name, got {printable(repr(value))[:60]}")
+        elif name in ("dtype", "kv_dtype"):
+            _check_precision(name, value, where)
     return tuple(values)
+
+
+def _check_attention_dp(ranks: int, tp: int, parameters: list[Parameter], file: str) -> None:
+    """``serving.attention_dp`` divides every tp of the sweep (its listed values, else the fixed one)."""
+    swept = next((p for p in parameters if p.name == "tp"), None)
+    tps = [tp] if swept is None else [int(v) for v in (swept.values or ())]
+    for value in tps:
+        if ranks > value or value % ranks:
+            raise SpecError(f"{file}: serving.attention_dp: {ranks} must divide tp={value}")
+
+
+def _check_precision(name: str, value: str, where: str) -> None:
+    """A swept ``dtype`` (``W`` or ``W:A``) or ``kv_dtype`` as the workload reads it; the error names the file."""
+    try:
+        Workload.with_dtype(value) if name == "dtype" else Workload(kv_dtype=value)
+    except SpecError as e:
+        raise SpecError(f"{where}: {str(e).removeprefix('workload: ')}") from None
 
 
 def _op_dtypes(value: Any, error: Any) -> tuple[tuple[str, str, str], ...]:
@@ -340,6 +359,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
                     value = block.raw(key)
                     if key in ("dtype", "kv_dtype"):
                         fixed[key] = block.string(key)
+                        _check_precision(key, fixed[key], f"{file}: {section}.{key}")
                     elif key == "op_dtypes":
                         fixed[key] = _op_dtypes(value, block.error)
                     else:
@@ -365,6 +385,8 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
         _check_cost(file, cost_file, overrides)
     search = dict(b.block("search").data) if b.has("search") else {}
     serving = parse_serving_block(b.raw("serving"), file) if b.has("serving") else None
+    if serving is not None:
+        _check_attention_dp(serving.settings.attention_dp, fixed["tp"], parameters, file)
     # (name in the file, the metric it reads)
     named = [(objective[1], objective[1]), *((m, m) for _, m in _pareto(b)),
              *((c, METRIC_CONSTRAINTS[c].metric) for c in constraints)]

@@ -344,3 +344,186 @@ def test_spec_infinities_never_reach_the_output(capsys, tmp_path: Path, case: st
     changes, _ = HARDWARE_CASES[case]
     path = _write_yaml(tmp_path / "hw.yaml", _hardware(**changes))
     assert_clean(run_cli(capsys, *_predict_hw(path)))
+
+
+# ---- commands added since: serve --trace, serving: blocks, disaggregation, report, pareto, cost tiers ----
+TRACE_HEADER = "arrival_s,prompt_tokens,output_tokens\n"
+TRACES = {
+    "binary": b"\x00\xff\xfe\x01binary",
+    "not_utf8": "caf\xe9,prompt_tokens,output_tokens\n0,100,10\n".encode("latin-1"),
+    "short_row": (TRACE_HEADER + "0,100\n").encode(),
+    "long_row": (TRACE_HEADER + "0,100,10,7\n").encode(),
+    "arrival_huge": (TRACE_HEADER + "1e308,100,10\n").encode(),  # was a result with TTFT 0 and warnings
+    "arrival_nan": (TRACE_HEADER + "nan,100,10\n").encode(),
+    "tokens_huge": (TRACE_HEADER + "0,1000000000000,10\n").encode(),
+}
+
+
+@pytest.mark.parametrize("case", TRACES)
+def test_bad_trace_file_is_one_line(capsys, tmp_path: Path, case: str) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_bytes(TRACES[case])
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--json", "--trace", str(path))
+    assert_one_line_error(run, str(path))
+
+
+def test_trace_folder_is_one_line(capsys, tmp_path: Path) -> None:
+    (tmp_path / "trace.csv").mkdir()
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--trace", str(tmp_path / "trace.csv"))
+    assert_one_line_error(run, "is a directory")
+
+
+def _serving_sweep(tmp_path: Path, serving: dict, **extra) -> Path:
+    return _sweep(tmp_path, {"hbm_bandwidth_GBps": [2000, 4000]}, parallelism={"tp": 2},
+                  serving=serving, objective={"maximize": "goodput_tok_s_per_kusd"}, **extra)
+
+
+SERVING_CASES = {
+    "attention_dp_not_dividing_tp": ({"attention_dp": 3}, "serving.attention_dp: 3 must divide tp=2"),
+    "kv_bandwidth_tiny": ({"disagg": {"prefill": "tp=2", "decode": "tp=2", "kv_bandwidth_GBps": 1e-300}},
+                          "serving.disagg.kv_bandwidth_GBps"),
+    "pool_key_twice": ({"disagg": {"prefill": "tp=2,tp=4", "decode": "tp=2"}}, "tp is given twice"),
+    "control_characters": ({"bad\x1b[31mkey\u202e": 1}, "unknown key"),
+}
+
+
+@pytest.mark.parametrize("case", SERVING_CASES)
+def test_bad_serving_block_is_refused_before_the_sweep(capsys, tmp_path: Path, case: str) -> None:
+    serving, fragment = SERVING_CASES[case]
+    run = run_cli(capsys, *_sweep_args(_serving_sweep(tmp_path, serving), tmp_path))
+    assert_one_line_error(run, "s.yaml", fragment)
+    assert all(c.isprintable() for c in run.stderr.strip())
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("where", "value"), [("sweep", "nosuch"), ("sweep", "fp8:nosuch"), ("workload", "nosuch")])
+def test_unknown_dtype_in_a_sweep_file_names_the_file(capsys, tmp_path: Path, where: str, value: str) -> None:
+    if where == "sweep":
+        path = _sweep(tmp_path, {"dtype": ["fp8", value]})
+    else:
+        path = _sweep(tmp_path, {"l2_capacity_MiB": [32]})
+        data = yaml.safe_load(path.read_text())
+        data["workload"]["dtype"] = value
+        _write_yaml(path, data)
+    assert_one_line_error(run_cli(capsys, *_sweep_args(path, tmp_path)), f"s.yaml: {where}.dtype", "nosuch")
+
+
+def test_disaggregated_sweep_writes_strict_json_and_its_report(capsys, tmp_path: Path) -> None:
+    """Its power and TCO columns are not modelled (NaN): summary.json said ``NaN`` and
+    `roofline report` ended in a ValueError traceback."""
+    path = _serving_sweep(tmp_path, {"concurrency": 16, "disagg": {"prefill": "tp=2", "decode": "tp=2"}})
+    assert run_cli(capsys, *_sweep_args(path, tmp_path)).exit_code == 0
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in summary.json")
+
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["best"] and summary["best"][0]["serving_power_w"] is None  # unknown, not NaN
+    run = run_cli(capsys, "report", str(tmp_path / "out"), "--details", "0", "--sample", "50")
+    assert_clean(run)
+    assert run.exit_code == 0 and (tmp_path / "out" / "report.html").exists()
+
+
+def _damaged_run(tmp_path: Path, *, table: bytes = b"not parquet", summary: bytes | None = None) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.parquet").write_bytes(table)
+    (run / "summary.json").write_bytes(summary if summary is not None else json.dumps(
+        {"sweep": "t", "objective": {"maximize": "tok_s_per_kusd"}}).encode())
+    return run
+
+
+@pytest.mark.parametrize("damage", ["table", "summary_binary", "summary_deep"])
+def test_report_of_a_damaged_run_is_one_line(capsys, tmp_path: Path, damage: str) -> None:
+    summary = {"table": None, "summary_binary": b"\xff\xfe\x00", "summary_deep": b"[" * 100_000 + b"]" * 100_000}
+    run = _damaged_run(tmp_path, summary=summary[damage])
+    name = "results.parquet" if damage == "table" else "summary.json"
+    assert_one_line_error(run_cli(capsys, "report", str(run)), name)
+
+
+PARETO_INPUTS = {
+    "parquet_damaged": ("results.parquet", b"not parquet", "system_cost_usd"),
+    "csv_binary": ("results.csv", b"\x00\xff\xfe", "system_cost_usd"),
+    "csv_not_utf8": ("results.csv", "caf\xe9,x\n1,2\n".encode("latin-1"), "system_cost_usd"),
+    "text_metric": ("results.csv", b"hardware,throughput_tok_s\nh100,2\nb200,3\n", "hardware"),
+}
+
+
+@pytest.mark.parametrize("case", PARETO_INPUTS)
+def test_pareto_of_a_bad_results_file_is_one_line(capsys, tmp_path: Path, case: str) -> None:
+    name, content, metric = PARETO_INPUTS[case]
+    path = tmp_path / name
+    path.write_bytes(content)
+    run = run_cli(capsys, "pareto", str(path), "--minimize", metric, "--maximize", "throughput_tok_s")
+    assert_one_line_error(run, str(path))
+
+
+def test_pareto_of_a_folder_is_one_line(capsys, tmp_path: Path) -> None:
+    run = run_cli(capsys, "pareto", str(tmp_path), "--minimize", "system_cost_usd", "--maximize", "throughput_tok_s")
+    assert_one_line_error(run, "is a folder")
+
+
+COST_CASES = {  # each computed a cost before: inf and NaN (1e308), 1.7e305 USD (a 1e-300 divisor)
+    "tier_price_huge": (("tiers", "usd_per_GB", "lpddr"), 1.0e308, "must be <= 1e+09"),
+    "tier_memory_tiny": (("tiers", "cpu_memory_GiB", "lpddr"), 1.0e-300, "must be >= 1e-06"),
+    "wafer_price_huge": (("wafer", "usd_per_wafer", "N4"), 1.0e300, "must be <= 1e+09"),
+    "tier_entry_missing": (("tiers", "usd_per_GB", "lpddr"), None, "missing; every tier needs an entry"),
+}
+
+
+@pytest.mark.parametrize("case", COST_CASES)
+def test_bad_cost_value_is_one_line(tmp_path: Path, case: str) -> None:
+    from roofline.cost import load_cost_parameters
+    from roofline.exceptions import SpecError
+
+    (section, table, entry), value, fragment = COST_CASES[case]
+    data = _raw("cost_specs", "default")
+    if value is None:
+        del data[section][table][entry]
+    else:
+        data[section][table][entry]["value"] = value
+    path = _write_yaml(tmp_path / "cost.yaml", data)
+    with pytest.raises(SpecError) as info:
+        load_cost_parameters(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and f"{section}.{table}.{entry}" in message
+    assert fragment in message
+
+
+DISAGG_OPTIONS = {
+    "max_devices_huge": (["--disagg", "--max-devices", "100000"], "--max-devices"),  # a 1.2 TiB allocation before
+    "kv_bandwidth_tiny": (["--prefill", "tp=1", "--decode", "tp=1", "--kv-bandwidth", "1e-300"], "--kv-bandwidth"),
+    "pool_key_twice": (["--prefill", "tp=2,tp=4", "--decode", "tp=1"], "--prefill: tp is given twice"),
+}
+
+
+@pytest.mark.parametrize("case", DISAGG_OPTIONS)
+def test_disaggregated_serve_options_are_bounded(capsys, case: str) -> None:
+    args, fragment = DISAGG_OPTIONS[case]
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", *args)
+    assert_one_line_error(run, fragment)
+
+
+@pytest.mark.parametrize("option", ["--link-bandwidth", "--hbm-bandwidth", "--l2-bandwidth"])
+def test_a_bandwidth_too_small_to_compute_with_is_one_line(capsys, option: str) -> None:
+    run = run_cli(capsys, "predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--tp", "2", "--prefetch", "--json",
+                  option, "1e-300")  # --link-bandwidth overflowed the prefetch budget (RuntimeWarning)
+    assert_one_line_error(run, option, "too small")
+
+
+def test_serve_plot_under_a_file_is_one_line(capsys, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("user data")  # was a kaleido traceback after the run
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--plot",
+                  str(afile / "x"))
+    assert_one_line_error(run, "afile")
+    assert afile.read_text() == "user data"
+
+
+@pytest.mark.parametrize("command", ["sweep", "optimize"])
+def test_workers_beyond_the_machine_are_refused(capsys, tmp_path: Path, command: str) -> None:
+    """`optimize --workers 100000` spawned processes until the machine stalled."""
+    path = _sweep(tmp_path, {"l2_capacity_MiB": [32]})
+    run = run_cli(capsys, command, str(path), "--out", str(tmp_path / "out"), "--workers", "100000", "--no-plots")
+    assert_one_line_error(run, "--workers", "100000")
+    assert not (tmp_path / "out").exists()

@@ -198,14 +198,82 @@ def test_fuzz_sweep_file(tmp_path: Path, data: bytes) -> None:
             assert all(math.isfinite(float(v)) for v in values), (parameter, values)
 
 
+#: A sweep file with a serving: block (aggregated) and one with disaggregated pools, as the
+#: bundled sweeps/serving_*.yaml write them
+SERVING_SWEEP = {**SWEEP, "serving": {"framework": "vllm", "concurrency": 64, "slo_ttft_ms": 2000, "slo_tpot_ms": 40,
+                                      "max_num_batched_tokens": 8192, "max_num_seqs": 256,
+                                      "gpu_memory_utilization": 0.9, "prefix_hit": 0.25},
+                 "objective": {"maximize": "goodput_tok_s_per_kusd"},
+                 "constraints": {"memory_fit": True, "min_goodput_tok_s": 1}}
+DISAGG_SWEEP = {**SWEEP, "serving": {"concurrency": 32, "slo_ttft_ms": 2000, "slo_tpot_ms": 30,
+                                     "disagg": {"prefill": "tp=2,count=2", "decode": "tp=2", "kv_bandwidth_GBps": 50,
+                                                "kv_path": "inter", "kv_overlap": True}},
+                "objective": {"maximize": "goodput_tok_s_per_kusd"}}
+
+
+@fuzz
+@given(data=st.one_of(_file_input(SERVING_SWEEP, _dump_yaml), _file_input(DISAGG_SWEEP, _dump_yaml)))
+def test_fuzz_sweep_file_with_a_serving_block(tmp_path: Path, data: bytes) -> None:
+    planned = _load_or_one_line_error(_planned_sweep, tmp_path / "sweep.yaml", data)
+    if planned is None:
+        return
+    spec, budget = planned
+    assert math.isfinite(budget.seconds) and math.isfinite(budget.disk_bytes)
+    serving = spec.serving
+    if serving is not None:  # what the serving columns compute with: positive and finite
+        s = serving.settings
+        assert s.max_num_batched_tokens >= 1 and s.max_num_seqs >= 1 and 0 < s.gpu_memory_utilization <= 1
+        assert serving.concurrency >= 1 and 0 <= serving.prefix_hit < 1
+        bw = serving.disagg.kv_bandwidth_GBps if serving.disagg is not None else None
+        assert bw is None or 0 < bw < math.inf
+
+
 @fuzz
 @given(data=_file_input(COST, _dump_yaml))
 def test_fuzz_cost_file(tmp_path: Path, data: bytes) -> None:
-    from roofline.cost import load_cost_parameters
+    from roofline.cost import hardware_cost, load_cost_parameters
+    from roofline.hardware import load_hardware
 
     params = _load_or_one_line_error(load_cost_parameters, tmp_path / "cost.yaml", data)
-    if params is not None:
-        assert all(math.isfinite(v) for v in params.values.values() if isinstance(v, float))
+    if params is None:
+        return
+    assert all(math.isfinite(v) for v in params.values.values() if isinstance(v, float))
+    # a device with a memory tier beyond HBM (the tiers: section) and one without, priced
+    for device in ("gb200-nvl72", "h100-sxm"):
+        try:
+            total = float(hardware_cost(params, load_hardware(device)).total_usd)
+        except SpecError as e:  # a value the file may hold but this device's chain cannot use
+            assert "\n" not in str(e), str(e)
+            continue
+        assert math.isfinite(total) and total >= 0, (device, total)
+
+
+# ---- trace CSV of `roofline serve --trace` -----------------------------------------------------------
+TRACE_CELL = st.one_of(st.integers(-5, 5000).map(str), st.sampled_from(["0", "1e308", "nan", "inf", "-1", "", "x",
+                                                                     "1e8", "100000001", "0.5", " 7 ", "\x00"]),
+                       st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=4))
+
+
+@st.composite
+def trace_csv(draw: st.DrawFn) -> bytes:
+    header = draw(st.sampled_from([["arrival_s", "prompt_tokens", "output_tokens"],
+                                   ["prompt_tokens", "arrival_s", "output_tokens", "extra"],
+                                   ["arrival_s", "prompt_tokens"]]))
+    rows = draw(st.lists(st.lists(TRACE_CELL, min_size=len(header) - 1, max_size=len(header) + 1),
+                         min_size=0, max_size=6))
+    text = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+    if draw(st.booleans()):
+        return text.encode("utf-8")
+    return draw(damaged(text))
+
+
+@fuzz
+@given(data=trace_csv())
+def test_fuzz_serve_trace(capsys, tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_bytes(data)
+    assert_clean(run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--json", "--num-requests", "6",
+                         "--trace", path))
 
 
 # ---- numeric options of predict -----------------------------------------------------------------

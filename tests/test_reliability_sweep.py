@@ -240,3 +240,12 @@ def test_a_second_sweep_process_into_the_same_folder_is_refused(cli, tmp_path: P
                        "--no-plots")
     assert code == 0, err  # the dead run's lock is taken over, its chunks resumed
     assert len(pd.read_parquet(out / "results.parquet")) == 24
+
+
+def test_serve_plot_does_not_overwrite_an_existing_png(cli, tmp_path: Path) -> None:
+    """`serve --plot` checked only the HTML and replaced a user's PNG of the same stem."""
+    png = tmp_path / "frontier.png"
+    png.write_bytes(b"my figure")
+    one_line_error(cli("serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--plot",
+                       str(tmp_path / "frontier")), "frontier.png", "--force")
+    assert png.read_bytes() == b"my figure" and not (tmp_path / "frontier.html").exists()

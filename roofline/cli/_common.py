@@ -96,6 +96,16 @@ def check_output(path: Path, force: bool) -> None:
 LABELS = {**parameter_short_labels(), **metric_labels("short")}
 
 
+def check_workers(workers: int | None) -> None:
+    """``--workers`` at most four processes per CPU: each worker is a Python process of a few
+    hundred MB, and ``--workers 100000`` spawned processes until the machine stalled."""
+    import os
+
+    limit = max(8, 4 * (os.cpu_count() or 1))
+    if workers is not None and workers > limit:
+        raise fail(f"--workers: at most {limit} on this machine (4 per CPU), got {workers}")
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
                 caption: str | None = None) -> None:
     """A rich table on stdout."""

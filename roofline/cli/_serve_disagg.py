@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from roofline.cli._common import fail, print_table
+from roofline.registry import KV_BANDWIDTH
 
 #: Columns of the side-by-side table of the best aggregated and disaggregated configurations.
 SIZING_COLUMNS = ("mode", "configuration", "devices", "rate_rps", "goodput_tok_s", "goodput_tok_s_per_device",
@@ -70,10 +71,14 @@ class DisaggOptions:
                        "with --prefill/--decode")
         if plot or report:
             raise fail(f"{'--plot' if plot else '--report'}: not available with disaggregated pools")
-        if self.max_devices < 2:
-            raise fail(f"--max-devices: must be an integer >= 2, got {self.max_devices}")
-        if self.kv_bandwidth_GBps is not None and not 0 < self.kv_bandwidth_GBps < float("inf"):
-            raise fail(f"--kv-bandwidth: must be a positive number of GB/s, got {self.kv_bandwidth_GBps}")
+        # the serving stack loads on use, not for --help
+        from roofline.serving.disagg_sizing import MAX_DEVICES
+
+        if not 2 <= self.max_devices <= MAX_DEVICES:
+            raise fail(f"--max-devices: must be an integer >= 2 and <= {MAX_DEVICES}, got {self.max_devices}")
+        problem = None if self.kv_bandwidth_GBps is None else KV_BANDWIDTH.problem(self.kv_bandwidth_GBps)
+        if problem:
+            raise fail(f"--kv-bandwidth: {problem}")
         for option, value in (("--prefill-hardware", self.prefill_hardware),
                               ("--decode-hardware", self.decode_hardware)):
             if value is not None and self.fixed and "," in value:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from roofline._json import dumps as json_dumps
 from roofline._paths import check_writable
 from roofline._specfile import Field
 from roofline.cli._common import (
@@ -241,7 +242,7 @@ def predict_command(
             d.pop("breakdown")
         if not segments and not breakdown:
             d.pop("segments")
-        typer.echo(json.dumps(d, indent=2))
+        typer.echo(json_dumps(d, indent=2))  # unknown values as null, never NaN
         return
     w = p.workload
     par = p.parallelism

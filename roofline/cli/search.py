@@ -11,6 +11,7 @@ from roofline._paths import check_writable
 from roofline.cli._common import (
     DatasheetOpt,
     FileFrameworkOpt,
+    check_workers,
     echo_err,
     model_caption,
     print_table,
@@ -71,6 +72,7 @@ def optimize_command(
     from roofline.search import run_search, search_options
     from roofline.sweepfile import load_sweep
 
+    check_workers(workers)
     spec = with_model_choice(load_sweep(file), datasheet, framework)
     out = check_writable(out if out is not None else Path("runs/search") / spec.name, folder=True)
     if status:

@@ -165,7 +165,12 @@ def serve(
     if sum(x is not None for x in (loads_c, loads_r, trace)) != 1:
         raise fail("give exactly one of --concurrency, --rate and --trace")
     if plot is not None:
-        check_output(plot.with_suffix(".html"), force)
+        from roofline._paths import check_writable
+        from roofline.plots import figure_targets
+
+        for target in figure_targets(plot):  # PNG as well as HTML: a user's PNG was overwritten
+            check_writable(target)
+            check_output(target, force)
     if opts.fixed:
         run_fixed(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
                   input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),
@@ -178,6 +183,9 @@ def serve(
         return
     report_path = (plot.parent if plot is not None else Path()) / "report.html"
     if report:
+        from roofline._paths import check_writable
+
+        check_writable(report_path)
         check_output(report_path, force)
     result = run(model, hardware, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp, dtype=dtype,
                  kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []) or None, input_len=_length(input_len, "--input"),

@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from roofline._specfile import printable
 from roofline.cli._common import (
     DatasheetOpt,
     FileFrameworkOpt,
     check_output,
+    check_workers,
     echo_err,
     fail,
     model_caption,
@@ -79,6 +81,7 @@ def sweep_command(
         if workers is not None:
             raise fail("--workers does not apply with --scheduler: the cluster's workers run the chunks")
         check_address(scheduler)
+    check_workers(workers)
     if output_format == "parquet-dataset" and csv:
         raise fail("--csv does not apply to --format parquet-dataset (a CSV of that size helps nobody); "
                    "read results/ with pandas.read_parquet or DuckDB")
@@ -182,6 +185,17 @@ def _per_cost_series(spec, sample):  # -> (table, metric, "max" or "min", {label
     return table, metric, better, {"with prefetch": metric, "without prefetch": "baseline_" + metric}
 
 
+def _read_results(path: Path) -> Any:
+    """A results table (Parquet by suffix, else CSV); a file that is not one is a one-line error."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # pyarrow's and pandas' parse errors are ValueErrors
+        kind = "Parquet" if path.suffix == ".parquet" else "CSV (UTF-8)"
+        raise fail(f"{path}: not a readable {kind} results table ({printable(str(e).splitlines()[0])[:120]})") from None
+
+
 @app.command("pareto")
 @user_errors
 def pareto_command(
@@ -202,8 +216,9 @@ def pareto_command(
 
     from roofline.pareto import pareto_mask
 
-    if not results.exists():
-        raise fail(f"{results}: results file not found")
+    if not results.is_file():
+        raise fail(f"{results}: results file not found" if not results.exists() else
+                   f"{results}: is a folder; give its results.parquet or results.csv")
     from roofline._paths import check_writable
 
     if out is not None:
@@ -216,14 +231,15 @@ def pareto_command(
         for target in figure_targets(plot):  # PNG as well as HTML
             check_writable(target)
             check_output(target, force)
-    df = pd.read_parquet(results) if results.suffix == ".parquet" else pd.read_csv(results)
+    df = _read_results(results)
     pairs = [(m, False) for m in minimize or []] + [(m, True) for m in maximize or []]
     if not 2 <= len(pairs) <= 3:
         raise fail(f"give 2 or 3 metrics with --minimize/--maximize, got {len(pairs)}")
     for m, _ in pairs:
-        if m not in df.columns:
-            numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-            raise fail(f"{results}: no column {m!r}; numeric columns: {', '.join(numeric)}")
+        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+        if m not in numeric:
+            what = "not a numeric column" if m in df.columns else "no column"
+            raise fail(f"{results}: {what} {m!r}; numeric columns: {', '.join(numeric)}")
     if feasible_only and "feasible" in df.columns:
         df = df[df["feasible"].astype(bool)]
     mask = pareto_mask(np.column_stack([df[m].to_numpy(float) for m, _ in pairs]), [mx for _, mx in pairs])

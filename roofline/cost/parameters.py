@@ -117,13 +117,22 @@ def _normalize_name(name: str) -> str:
     return compact[4:] if compact.startswith("TSMC") and len(compact) > 4 else compact
 
 
+#: Bounds of every cost number: no parameter (USD, mm2, GB/s, years, pJ) comes near 1e9, and a
+#: strictly positive one divides somewhere; beyond these the cost chain overflows to inf and NaN.
+COST_VALUE_MAX = 1e9
+COST_POSITIVE_MIN = 1e-6
+
+
 def _check_value(value: Any, key: str, rule: _Rule, origin: str) -> float | str:
     """A bare value against its rule, through the spec reader's number and string checks."""
     parent, name = key.rsplit(".", 1)
     block = Block({name: value}, origin, parent)
     if rule.choices:
         return block.string(name, choices=rule.choices)
-    return block.number(name, strict=rule.strict, maximum=rule.maximum)
+    number = block.number(name, strict=rule.strict, maximum=rule.maximum or COST_VALUE_MAX)
+    if rule.strict and number < COST_POSITIVE_MIN:
+        raise _error(origin, key, f"must be >= {COST_POSITIVE_MIN:g} (it divides), got {number:g}")
+    return number
 
 
 def _parse_leaf(node: Any, key: str, rule: _Rule, origin: str) -> tuple[float | str, dict[str, Any]]:
@@ -170,10 +179,10 @@ def _parse_table(block: Any, key: str, rule: _Rule, origin: str) -> Iterator[tup
             raise _error(origin, f"{key}.{entry}", f"unknown {rule.index}; allowed: {', '.join(fixed)}")
         value, provenance = _parse_leaf(leaf, f"{key}.{entry}", rule, origin)
         yield str(entry), value, provenance
-    if rule.index == "topology":
-        for entry in TOPOLOGIES:
+    if fixed is not None:  # every topology, peak unit and tier is priced
+        for entry in fixed:
             if entry not in block:
-                raise _error(origin, f"{key}.{entry}", "missing; every topology needs an entry")
+                raise _error(origin, f"{key}.{entry}", f"missing; every {rule.index} needs an entry")
 
 
 def _check_table_indices(values: Mapping[str, Any], origin: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline._json import dumps as json_dumps
 from roofline.exceptions import SpecError
 from roofline.metrics import metric_labels
 from roofline.registry import parameter_short_labels
@@ -252,7 +252,7 @@ def _render(payload: dict[str, Any]) -> str:
 
     assets = resources.files("roofline.report")
     template = assets.joinpath("report.html").read_text(encoding="utf-8")
-    data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    data = json_dumps(payload, separators=(",", ":")).replace("</", "<\\/")
     parts = {"/*STYLE*/": assets.joinpath("report.css").read_text(encoding="utf-8"), "/*PLOTLY*/": get_plotlyjs(),
              "/*DATA*/": data, "/*APP*/": assets.joinpath("report.js").read_text(encoding="utf-8"),
              "{{TITLE}}": _escape(payload["title"])}

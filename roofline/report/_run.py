@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roofline._dataset import DATASET_DIR
+from roofline._dataset import DATASET_DIR, read_schema
+from roofline._specfile import printable
 from roofline.exceptions import SpecError
 from roofline.registry import is_parameter
 
@@ -36,21 +37,32 @@ def read_run_folder(path: str | Path) -> RunFolder:
         raise SpecError(f"{folder}: not a folder; give the --out folder of `roofline sweep` or "
                         f"`roofline optimize`")
     if (folder / "results.parquet").exists():
-        return _sweep_folder(folder, folder / "results.parquet")
+        return _readable(_sweep_folder(folder, folder / "results.parquet"))
     if (folder / DATASET_DIR).is_dir() and (folder / "summary.json").exists():  # --format parquet-dataset
-        return _sweep_folder(folder, folder / DATASET_DIR)
+        return _readable(_sweep_folder(folder, folder / DATASET_DIR))
     if (folder / "trials.parquet").exists():
-        return _search_folder(folder)
+        return _readable(_search_folder(folder))
     raise SpecError(f"{folder}: neither results.parquet (a sweep) nor trials.parquet (a search) is there")
+
+
+def _readable(run: RunFolder) -> RunFolder:
+    """``run`` once its table's schema reads: a damaged or foreign Parquet file is a one-line error."""
+    try:
+        read_schema(run.table_path)
+    except (OSError, ValueError) as e:  # pyarrow.ArrowInvalid is a ValueError
+        raise SpecError(f"{run.table_path}: not a readable Parquet table ({printable(str(e).splitlines()[0])[:120]})") from None
+    return run
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise SpecError(f"{path}: missing (the run did not finish, or the folder was edited)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise SpecError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise SpecError(f"{path}: not a JSON text (UTF-8) of a run") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data

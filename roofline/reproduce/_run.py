@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from roofline._json import json_default
+from roofline._json import dumps as json_dumps
 from roofline.economics import basis_text
 from roofline.exceptions import SpecError
 from roofline.hardware import load_hardware
@@ -128,7 +127,7 @@ def reproduce_preserve(out: str | Path, *, force: bool = False, devices: Sequenc
                         f"{sv['main_min']:.2f}x-{sv['main_max']:.2f}x.\n\n" + _main_markdown(tv) + "\n\n"
                         + markdown_table(pd.DataFrame(sv["ratio_bins"])) + "\n")
     _write(out_dir, "report.md", _preserve_report(table, summary, skipped) + sens_md, rep.files)
-    _write(out_dir, "summary.json", json.dumps(summary, indent=2, default=json_default), rep.files)
+    _write(out_dir, "summary.json", json_dumps(summary, indent=2), rep.files)
     rep.summary = summary
     if plots:
         say("plots")
@@ -176,7 +175,7 @@ def reproduce_dse_l2(out: str | Path, *, force: bool = False, plots: bool = True
         rep.tables["sensitivity"] = sens
         summary["sensitivity"] = sens.to_dict("records")
     _write(out_dir, "report.md", _dse_report(optima, curve, overall, sens, skipped), rep.files)
-    _write(out_dir, "summary.json", json.dumps(summary, indent=2, default=json_default), rep.files)
+    _write(out_dir, "summary.json", json_dumps(summary, indent=2), rep.files)
     rep.summary = summary
     if plots:
         say("plots")
@@ -208,7 +207,7 @@ def reproduce_dse_objectives(out: str | Path, *, force: bool = False, plots: boo
     _write(out_dir, "report.md", _objectives_report(optima, tornado, fit), rep.files)
     rep.summary = {"setups": dict(chosen), "optima": optima.to_dict("records"),
                    "margin": fit.margin, "margin_held_out_mean_abs_error": fit.mean_abs_held_out_error}
-    (out_dir / "summary.json").write_text(json.dumps(rep.summary, indent=2, default=json_default))
+    (out_dir / "summary.json").write_text(json_dumps(rep.summary, indent=2))
     rep.files.append(out_dir / "summary.json")
     if plots:
         say("tornado charts")

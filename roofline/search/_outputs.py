@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from roofline._json import json_default, json_value
+from roofline._json import dumps as json_dumps
+from roofline._json import json_value
 from roofline._runfiles import atomic_write, replacing
 from roofline.edge import edge_warnings
 from roofline.search._options import (
@@ -186,7 +187,7 @@ def _cost_basis(spec: Any) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, default=json_default))
+    atomic_write(path, json_dumps(data, indent=2))
 
 
 def _write_outputs(result: SearchResult, spec: SweepSpec, options: SearchOptions, out: Path) -> list[Path]:

@@ -77,6 +77,8 @@ class PoolSpec:
                 raise SpecError(f"{option}: {key}: {raw.strip()!r} must be a positive integer") from None
             if value < 1:
                 raise SpecError(f"{option}: {key}: must be a positive integer, got {value}")
+            if key in values:
+                raise SpecError(f"{option}: {key} is given twice")
             values[key] = value
         return cls(**values)
 

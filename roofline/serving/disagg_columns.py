@@ -31,6 +31,7 @@ from roofline.economics import serving_economic_columns
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
+from roofline.registry import KV_BANDWIDTH
 from roofline.serving.capacity import kv_capacity_tokens
 from roofline.serving.disagg import PoolSpec
 from roofline.serving.disagg_analytic import disagg_steady_state, prefill_alone_s
@@ -77,8 +78,8 @@ def parse_disagg_block(data: Any, where: str) -> DisaggBlock:
             raise SpecError(f"{where}.{key}: missing; a pool such as \"tp=4,count=2\"")
         pools.append(PoolSpec.parse(str(data[key]), f"{where}.{key}"))
     bw = data.get("kv_bandwidth_GBps")
-    if bw is not None and (isinstance(bw, bool) or not isinstance(bw, (int, float)) or not 0 < bw < float("inf")):
-        raise SpecError(f"{where}.kv_bandwidth_GBps: must be a positive number of GB/s, got {bw!r}")
+    if bw is not None:
+        KV_BANDWIDTH.check(bw, f"{where}.")
     path = data.get("kv_path", "auto")
     if path not in KV_PATHS:
         raise SpecError(f"{where}.kv_path: {path!r} is not allowed; choose one of {', '.join(KV_PATHS)}")

@@ -42,10 +42,13 @@ from roofline.serving.settings import EngineSettings
 from roofline.serving.step_cost import StepCost
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["Candidate", "Candidates", "SizingProblem", "SizingResult", "build_candidates", "size_disagg",
+__all__ = ["MAX_DEVICES", "Candidate", "Candidates", "SizingProblem", "SizingResult", "build_candidates", "size_disagg",
            "exhaustive_disagg", "OBJECTIVES", "device_usd"]
 
 OBJECTIVES = ("per_device", "per_kusd")
+#: Devices of a deployment at most: the search's tables grow with the square of it (1,024 takes a
+#: minute and 1.6 GB; 100,000 would need a terabyte)
+MAX_DEVICES = 512
 _BISECTIONS = 50
 
 
@@ -93,9 +96,10 @@ class SizingProblem:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise SpecError(f"--objective: {self.objective!r} is not allowed; choose one of {', '.join(OBJECTIVES)}")
-        if isinstance(self.max_devices, bool) or not isinstance(self.max_devices, int) or self.max_devices < 2:
-            raise SpecError(f"--max-devices: must be an integer >= 2 (one prefill and one decode device), "
-                            f"got {self.max_devices!r}")
+        if (isinstance(self.max_devices, bool) or not isinstance(self.max_devices, int)
+                or not 2 <= self.max_devices <= MAX_DEVICES):
+            raise SpecError(f"--max-devices: must be an integer >= 2 (one prefill and one decode device) and "
+                            f"<= {MAX_DEVICES} (the search's tables grow with its square), got {self.max_devices!r}")
 
 
 @dataclass

@@ -7,11 +7,13 @@ trace. ``prefix_hit`` is the share of each prompt already in the prefix cache (n
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from roofline._specfile import printable, read_text
 from roofline.exceptions import SpecError
 
 __all__ = ["Lengths", "ServingWorkload", "Requests", "make_requests", "read_trace"]
@@ -102,27 +104,40 @@ class Requests:
         return len(self.prompt)
 
 
+#: Bounds of a trace row: arrivals within about three years (float64 keeps microseconds there)
+#: and requests of at most 100M tokens (far beyond any context window).
+MAX_TRACE_ARRIVAL_S = 1e8
+MAX_TRACE_TOKENS = 10**8
+
+
 def read_trace(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A trace CSV with columns ``arrival_s``, ``prompt_tokens``, ``output_tokens`` (one request a row)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise SpecError(f"{p}: trace file not found")
+    text = read_text(p, "trace CSV")  # a folder, binary or non-UTF-8 content: one line
     cols = ("arrival_s", "prompt_tokens", "output_tokens")
     rows: list[tuple[float, int, int]] = []
-    with p.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in cols if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SpecError(f"{p}: missing column {missing[0]!r}; a trace needs {', '.join(cols)}")
-        for i, row in enumerate(reader, start=2):
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in cols if c not in (reader.fieldnames or [])]
+    if missing:
+        raise SpecError(f"{p}: missing column {missing[0]!r}; a trace needs {', '.join(cols)}")
+    try:
+        for row in reader:
+            i = reader.line_num
+            if None in row or None in row.values():  # more or fewer fields than the header
+                raise SpecError(f"{p}: line {i}: {len(reader.fieldnames)} fields expected, as in the header")
             try:
                 a, pr, o = float(row["arrival_s"]), int(row["prompt_tokens"]), int(row["output_tokens"])
             except ValueError:
                 raise SpecError(f"{p}: line {i}: arrival_s must be a number and prompt_tokens, output_tokens "
                                 f"integers") from None
-            if not np.isfinite(a) or a < 0 or pr < 1 or o < 1:
-                raise SpecError(f"{p}: line {i}: arrival_s must be >= 0 and token counts >= 1")
+            if not 0 <= a <= MAX_TRACE_ARRIVAL_S or not (1 <= pr <= MAX_TRACE_TOKENS and 1 <= o <= MAX_TRACE_TOKENS):
+                raise SpecError(f"{p}: line {i}: arrival_s must be in [0, {MAX_TRACE_ARRIVAL_S:g}] and token counts "
+                                f"in [1, {MAX_TRACE_TOKENS:,}]")
             rows.append((a, pr, o))
+    except csv.Error as e:
+        raise SpecError(f"{p}: line {reader.line_num}: not valid CSV ({printable(e)})") from None
     if not rows:
         raise SpecError(f"{p}: the trace has no requests")
     arr = np.array(rows)
