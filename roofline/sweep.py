@@ -205,7 +205,7 @@ def _run_task(spec: SweepSpec, combos: list[dict[str, Any]], task: _Task, parts:
     combo = combos[task.combo_index]
     scenario = scenarios.get(task.combo_index)
     if scenario is None:
-        scenario = scenarios[task.combo_index] = scenario_for(combo, spec.prefetch)
+        scenario = scenarios[task.combo_index] = scenario_for(combo, spec.prefetch, spec.model_choice)
     columns = evaluate_rows(spec, combo, _grid_chunk(spec.hardware_grid(), task.start, task.stop), scenario=scenario)
     table = arrow_table(columns)
     with replacing(parts / task.part_name) as tmp:  # a part file is either complete or absent
