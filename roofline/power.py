@@ -1,11 +1,18 @@
-"""Power model: the energy of a pass from its operator traffic, static power and the TDP cap.
+"""Power model: the energy of a pass from its operator traffic, the device's idle and busy power,
+and the TDP cap.
 
 Dynamic energy of one pass on one device is the sum over its operators of
-``FLOPs x pJ/FLOP(unit, node) + HBM bytes x pJ/B(generation) + L2 bytes x pJ/B + link bytes x pJ/B``
-(+ the bytes read from a tier beyond HBM x that tier's pJ/B, ``tiers.pj_per_byte``),
-plus ``2 x prefetched bytes x pJ/B(L2)`` (written into L2, then read). Static power is a fraction
-of the TDP. Where the average power of a phase would exceed the TDP, the phase slows down until it
-fits: ``t = max(t, E_dynamic / (TDP - P_static))`` (dynamic energy per operation is taken as fixed;
+``FLOPs x pJ/FLOP(unit, node) + HBM bytes x (pJ/B(generation) + NoC) + L2 bytes x (pJ/B(L2) + NoC)
++ link bytes x pJ/B`` (+ the bytes read from a tier beyond HBM x (that tier's pJ/B + NoC),
+``tiers.pj_per_byte``), plus ``2 x prefetched bytes x (pJ/B(L2) + NoC)`` (written into L2, then
+read). NoC is the on-chip wire energy of a byte crossing the die between the memory partitions, L2
+and the SMs (``energy.noc_pj_per_byte``). A device draws, besides, its idle power (the part as
+sold with nothing to do, ``energy.static_fraction_of_tdp`` x TDP) at all times, and its busy power
+(clocks at full speed, leakage at the operating voltage and temperature, schedulers and the
+memory and link interfaces awake: ``energy.busy_fraction_of_tdp`` x TDP) while it runs work, however
+little: ``static_w`` is their sum, the power of a working device that no operation accounts for.
+Where the average power of a phase would exceed the TDP, the phase slows down until it fits:
+``t = max(t, E_dynamic / (TDP - P_static))`` (dynamic energy per operation is taken as fixed;
 real parts also lower the voltage, so this overstates the slowdown a little). Every parameter is
 in ``cost_specs/default.yaml`` (``energy`` section, ``hbm.pj_per_byte``) with its source.
 """
@@ -32,17 +39,19 @@ PJ = 1e-12
 
 @dataclass(frozen=True)
 class EnergyRates:
-    """Energy per operation of one device (joules) and its static power and TDP (watts)."""
+    """Energy per operation of one device (joules) and its idle, busy and TDP power (watts)."""
 
     flop_j: dict[str, float]  # matrix unit -> J per FLOP
     vector_flop_j: float
-    hbm_byte_j: float
-    l2_byte_j: float
+    hbm_byte_j: float  # the DRAM access and the on-chip path to the SMs
+    l2_byte_j: float  # the SRAM access and the on-chip path to the SMs
     link_byte_j: float
-    static_w: float
+    static_w: float  # idle_w + busy_w: what a working device draws beyond its operations' energy
     tdp_w: float
-    #: J per byte read from each tier beyond HBM (``spec.memory.extra_tiers`` order)
+    #: J per byte read from each tier beyond HBM (``spec.memory.extra_tiers`` order), on-chip path included
     tier_byte_j: tuple[float, ...] = ()
+    idle_w: float = 0.0  # the part as sold with nothing to do, drawn at all times
+    busy_w: float = 0.0  # added while it runs work: clocks, leakage at the operating point, interfaces
 
 
 def energy_rates(params: CostParameters, spec: HardwareSpec) -> EnergyRates:
@@ -53,15 +62,19 @@ def energy_rates(params: CostParameters, spec: HardwareSpec) -> EnergyRates:
     """
     die = die_of(spec)
     scale = params.per_node("energy.node_scale", die.process_node)
+    noc = params.value("energy.noc_pj_per_byte")  # every byte the SMs read crosses the die
+    idle_w = params.value("energy.static_fraction_of_tdp") * die.tdp_w
+    busy_w = params.value("energy.busy_fraction_of_tdp") * die.tdp_w
     return EnergyRates(
         flop_j={unit: float(v) * scale * PJ for unit, v in params.table("energy.pj_per_flop").items()},
         vector_flop_j=params.value("energy.vector_pj_per_flop") * scale * PJ,
-        hbm_byte_j=params.per_generation("hbm.pj_per_byte", die.hbm_generation) * PJ,
-        l2_byte_j=params.value("energy.l2_pj_per_byte") * PJ,
+        hbm_byte_j=(params.per_generation("hbm.pj_per_byte", die.hbm_generation) + noc) * PJ,
+        l2_byte_j=(params.value("energy.l2_pj_per_byte") + noc) * PJ,
         link_byte_j=params.value("energy.link_pj_per_byte") * PJ,
-        static_w=params.value("energy.static_fraction_of_tdp") * die.tdp_w,
+        static_w=idle_w + busy_w,
         tdp_w=die.tdp_w,
-        tier_byte_j=tuple(tier_pj_per_byte(params, t) * PJ for t in spec.memory.extra_tiers),
+        tier_byte_j=tuple((tier_pj_per_byte(params, t) + noc) * PJ for t in spec.memory.extra_tiers),
+        idle_w=idle_w, busy_w=busy_w,
     )
 
 

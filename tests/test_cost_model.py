@@ -267,3 +267,21 @@ def test_a_cost_file_written_before_the_tiers_section_still_loads_with_a_notice(
     assert params.table("tiers.usd_per_GB") == default.table("tiers.usd_per_GB")
     spec = load_hardware("h100-sxm")
     assert float(hardware_cost(params, spec).total_usd) == float(hardware_cost(default, spec).total_usd)
+
+
+def test_a_cost_file_without_the_busy_power_and_on_chip_path_takes_the_bundled_values(tmp_path) -> None:
+    import yaml
+
+    from roofline.cost.parameters import DEFAULT_COST_SPEC
+    from roofline.exceptions import SpecDeprecationWarning
+
+    doc = yaml.safe_load(Path(DEFAULT_COST_SPEC).read_text())
+    del doc["energy"]["busy_fraction_of_tdp"], doc["energy"]["noc_pj_per_byte"]
+    doc["energy"]["static_fraction_of_tdp"]["value"] = 0.12  # the user's own value is kept
+    f = tmp_path / "older_costs.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    with pytest.warns(SpecDeprecationWarning, match=r"older_costs.yaml: no energy.busy_fraction_of_tdp, "
+                                                     r"energy.noc_pj_per_byte; using the bundled"):
+        params = load_cost_parameters(f)
+    assert params.value("energy.busy_fraction_of_tdp") == 0.25 and params.value("energy.noc_pj_per_byte") == 7.2
+    assert params.value("energy.static_fraction_of_tdp") == 0.12

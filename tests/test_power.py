@@ -47,36 +47,53 @@ def test_link_bytes_of_collectives_by_hand() -> None:
 def test_energy_of_a_decode_step_by_hand(params) -> None:
     h100 = roofline.load_hardware("h100-sxm")
     rates = energy_rates(params, h100)
-    # N4 scales N7 energies by 0.7: bf16 1.0 pJ x 0.7 = 0.7 pJ/FLOP; HBM3 24 pJ/B; links 44 pJ/B
-    assert rates.flop_j["bf16"] == pytest.approx(0.7e-12) and rates.hbm_byte_j == pytest.approx(24e-12)
-    assert rates.static_w == pytest.approx(0.1 * 700)
+    # N4 scales N7 energies by 0.7: bf16 1.0 pJ x 0.7 = 0.7 pJ/FLOP; HBM3 24 pJ/B + 7.2 pJ/B across
+    # the die to the SMs (60 fJ/bit-mm x 15 mm x 8 bits) = 31.2 pJ/B; links 44 pJ/B
+    assert rates.flop_j["bf16"] == pytest.approx(0.7e-12) and rates.hbm_byte_j == pytest.approx(31.2e-12)
+    # idle 10 % of 700 W = 70 W; busy 25 % = 175 W; a working device draws both: 245 W
+    assert (rates.idle_w, rates.busy_w, rates.static_w) == pytest.approx((70.0, 175.0, 245.0))
     table = _two_op_decode_table()
     hw = HardwareArrays.from_spec(h100, 1)
     energy = pass_energy_j(table, op_times(table, hw), None, rates)
-    # 2 x (2e9 x 0.7e-12 + 1e9 x 24e-12) = 2 x (0.0014 + 0.024) = 0.0508 J
+    # 2 x (2e9 x 0.7e-12 + 1e9 x 31.2e-12) = 2 x (0.0014 + 0.0312) = 0.0652 J
     # + 2 x 7/8 x 1e6 B x 44e-12 = 7.7e-5 J
-    assert float(energy[0]) == pytest.approx(0.0508 + 7.7e-5, rel=1e-12)
+    assert float(energy[0]) == pytest.approx(0.0652 + 7.7e-5, rel=1e-12)
+
+
+def test_on_chip_path_and_busy_power_by_hand(params) -> None:
+    h200 = roofline.load_hardware("h200-sxm")
+    rates = energy_rates(params, h200)
+    # HBM3e 20 pJ/B + 7.2 on chip; an L2 byte 1.25 + 7.2; TDP 700 W: idle 70 W, busy 175 W
+    assert rates.hbm_byte_j == pytest.approx(27.2e-12) and rates.l2_byte_j == pytest.approx(8.45e-12)
+    assert (rates.idle_w, rates.busy_w) == pytest.approx((70.0, 175.0))
+    # without the on-chip path and the busy power, the rates of the earlier model come back
+    old = energy_rates(load_cost_parameters(overrides={"energy.noc_pj_per_byte": 0.0,
+                                                       "energy.busy_fraction_of_tdp": 0.0}), h200)
+    assert old.hbm_byte_j == pytest.approx(20e-12) and old.static_w == pytest.approx(70.0)
+    # a memory-bound decode streaming 4.0 TB/s (H200 4.8 TB/s x 0.83) draws 4e12 x 27.2e-12 = 108.8 W
+    # of HBM traffic on top of the 245 W a working device draws: 353.8 W
+    assert rates.static_w + 4e12 * rates.hbm_byte_j == pytest.approx(353.8)
 
 
 def test_energy_per_token_by_hand(params) -> None:
     h100 = roofline.load_hardware("h100-sxm")
     hw = HardwareArrays.from_spec(h100, 1)
-    # one decode step of 2 ms on 8 devices for a batch of 4: 0.050877 J dynamic + 70 W x 2 ms static
-    # = 0.190877 J per device; 8 devices / 4 tokens -> 0.381754 J per token; power 95.44 W
+    # one decode step of 2 ms on 8 devices for a batch of 4: 0.050877 J dynamic + (70 W idle + 175 W
+    # busy) x 2 ms = 0.540877 J per device; 8 devices / 4 tokens -> 1.081754 J per token; power 270.44 W
     out = economic_columns(params, h100, hw, devices=8, tokens_per_request=4, steps=1,
                            throughput_tok_s=np.array([2000.0]), baseline_throughput_tok_s=np.array([2000.0]),
                            prefill_j=np.array([0.0]), prefill_capped_s=np.array([0.0]),
                            decode_j=np.array([0.050877]), decode_capped_s=np.array([0.002]))
-    assert out["energy_j_per_token"][0] == pytest.approx(8 * (0.050877 + 70 * 0.002) / 4)
-    assert out["energy_j_per_token"][0] == pytest.approx(0.381754)
-    assert out["power_w"][0] == pytest.approx(0.190877 / 0.002)
+    assert out["energy_j_per_token"][0] == pytest.approx(8 * (0.050877 + 245 * 0.002) / 4)
+    assert out["energy_j_per_token"][0] == pytest.approx(1.081754)
+    assert out["power_w"][0] == pytest.approx(0.540877 / 0.002)
     assert out["sustained_throughput_tok_s"][0] == pytest.approx(4 / 0.002)
 
 
 def test_tdp_cap_by_hand(params) -> None:
     rates = energy_rates(params, roofline.load_hardware("h100-sxm"))
-    # 630 W of headroom (700 - 70 static): 1.26 J in 1 ms would need 1,260 W -> 2 ms
-    assert tdp_capped_s(np.array([1e-3]), np.array([1.26]), rates)[0] == pytest.approx(2e-3)
+    # 455 W of headroom (700 - 70 idle - 175 busy): 0.91 J in 1 ms would need 910 W -> 2 ms
+    assert tdp_capped_s(np.array([1e-3]), np.array([0.91]), rates)[0] == pytest.approx(2e-3)
     assert tdp_capped_s(np.array([1e-3]), np.array([0.3]), rates)[0] == pytest.approx(1e-3)  # not binding
 
 

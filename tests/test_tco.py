@@ -31,14 +31,14 @@ def test_tco_of_a_known_configuration_by_hand() -> None:
     #   hosting (700 + 300 W) x $110.6 x 12 / 8,760 = $0.151507
     per_hour = tco_usd_per_device_hour(params, capex, 400.0, 700.0)
     assert per_hour == pytest.approx(0.359842 + 0.0588 + 0.151507, abs=2e-6)
-    # 8 devices serving 1,000 tok/s at 400 W each (a 1 s request: 400 J per device, 8,000 J/s x 1 s
-    # of static 70 W included): 8 x 0.570149 / 3.6e6 tokens per hour x 1e6 = $1.26700 per Mtok
+    # 8 devices serving 1,000 tok/s at 400 W each (a 1 s request: 400 J per device, the 245 W of idle
+    # and busy power included): 8 x 0.570149 / 3.6e6 tokens per hour x 1e6 = $1.26700 per Mtok
     hw = HardwareArrays.from_spec(h100, 1)
     out = economic_columns(params, h100, hw, devices=8, tokens_per_request=1000, steps=1,
                            throughput_tok_s=np.array([1000.0]), baseline_throughput_tok_s=np.array([1000.0]),
                            prefill_j=np.array([0.0]), prefill_capped_s=np.array([0.0]),
-                           decode_j=np.array([330.0]), decode_capped_s=np.array([1.0]))
-    assert out["power_w"][0] == pytest.approx(400.0)  # 330 J dynamic + 70 W static over 1 s
+                           decode_j=np.array([155.0]), decode_capped_s=np.array([1.0]))
+    assert out["power_w"][0] == pytest.approx(400.0)  # 155 J dynamic + 70 W idle + 175 W busy over 1 s
     assert out["tco_usd_per_mtok"][0] == pytest.approx(8 * per_hour / 3.6e6 * 1e6)
     assert out["tco_usd_per_mtok"][0] == pytest.approx(1.26700, abs=2e-5)
     # tokens/s per kUSD of lifetime TCO: 1,000 / (8 x 0.570149 x 35,040 h / 1,000)

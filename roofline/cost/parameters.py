@@ -91,6 +91,8 @@ _RULES: dict[str, _Rule] = {
     "energy.l2_pj_per_byte": _NONNEG,
     "energy.link_pj_per_byte": _NONNEG,
     "energy.static_fraction_of_tdp": _Rule(maximum=1.0),
+    "energy.busy_fraction_of_tdp": _Rule(maximum=1.0),
+    "energy.noc_pj_per_byte": _NONNEG,
     "tco.lifetime_years": _POS,
     "tco.interest_rate": _NONNEG,
     "tco.usd_per_kWh": _NONNEG,
@@ -372,24 +374,35 @@ class CostParameters:
 #: Sections added after users first wrote their own cost files: a file without one takes it
 #: from the bundled default (with a notice) instead of failing to load.
 LATER_SECTIONS = ("tiers",)
+#: Keys added to an existing section later (the busy power and on-chip path of the power model): a
+#: file whose section lacks one takes the bundled value, with the same notice.
+LATER_KEYS = ("energy.busy_fraction_of_tdp", "energy.noc_pj_per_byte")
 
 
 def _with_later_sections(doc: Any, path: Path) -> Any:
-    """``doc`` completed with the bundled default's later sections it lacks (one notice per file)."""
+    """``doc`` completed with the bundled default's later sections and keys it lacks (one notice
+    per file)."""
     if not isinstance(doc, Mapping) or path.resolve() == Path(DEFAULT_COST_SPEC).resolve():
         return doc
     missing = [name for name in LATER_SECTIONS if name not in doc]
-    if not missing:
+    keys = [k for k in LATER_KEYS if isinstance(doc.get(k.split(".")[0]), Mapping)
+            and k.split(".")[1] not in doc[k.split(".")[0]]]
+    if not missing and not keys:
         return doc
     import warnings
 
     from roofline.exceptions import SpecDeprecationWarning
 
     default = read_yaml(Path(DEFAULT_COST_SPEC))
+    lacks = [f"{name} section" for name in missing] + keys
     warnings.warn(SpecDeprecationWarning(
-        f"{path}: no {', '.join(missing)} section; using the bundled {Path(DEFAULT_COST_SPEC).name}'s "
+        f"{path}: no {', '.join(lacks)}; using the bundled {Path(DEFAULT_COST_SPEC).name}'s "
         f"(copy it into the file to change it)"), stacklevel=4)
-    return {**doc, **{name: default[name] for name in missing}}
+    out = {**doc, **{name: default[name] for name in missing}}
+    for key in keys:
+        section, name = key.split(".")
+        out[section] = {**out[section], name: default[section][name]}
+    return out
 
 
 def load_cost_parameters(path: str | Path | None = None,

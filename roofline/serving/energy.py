@@ -14,9 +14,11 @@ A serving operating point is a stream of steps. From its throughput (requests/s)
 time, :func:`serving_power_w` builds the *mean step* (tokens, sampled sequences, KV tokens read,
 prefill pairs per step) and charges its energy at the step rate; the engine is busy a share
 ``min(1, mean running requests)`` of the time (an open loop at a low rate idles between requests).
-Power = static + dynamic; where the dynamic power would exceed the TDP headroom the replica runs
-slower, as in ``predict`` (:func:`roofline.power.tdp_capped_s`): the sustained throughput is the
-serving throughput times ``(TDP - static) / dynamic``.
+Power = idle + busy share x busy power + dynamic (:class:`roofline.power.EnergyRates`: a device
+draws its idle power at all times and its busy power while the engine runs steps); where the
+dynamic power would exceed the TDP headroom left by idle and busy power, the replica runs slower,
+as in ``predict`` (:func:`roofline.power.tdp_capped_s`): the sustained throughput is the serving
+throughput times ``(TDP - idle - busy) / dynamic``.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def _flops_and_bytes_j(table: OpTable, hw: HardwareArrays, rates: EnergyRates,
 class ServingPower:
     """Average power of one device of a replica at a serving operating point, (n,) arrays."""
 
-    power_w: np.ndarray  # static + dynamic, at the sustained rate
+    power_w: np.ndarray  # idle + busy share x busy + dynamic, at the sustained rate
     dynamic_w: np.ndarray  # what the dynamic part would need at the modelled step times
     step_j: np.ndarray  # dynamic energy of the mean step
     sustained_scale: np.ndarray  # 1, or (TDP - static) / dynamic where the TDP binds
@@ -180,4 +182,4 @@ def serving_power_w(energy: StepEnergy, rates: EnergyRates, *, throughput_rps: n
         scale = np.where(dynamic_w > headroom_w, headroom_w / np.maximum(dynamic_w, 1e-300), 1.0)
     else:
         scale = np.ones_like(dynamic_w)
-    return ServingPower(rates.static_w + dynamic_w * scale, dynamic_w, step_j, scale)
+    return ServingPower(rates.idle_w + busy * rates.busy_w + dynamic_w * scale, dynamic_w, step_j, scale)
