@@ -4,16 +4,22 @@ numbers, non-finite floats become null (JSON has no inf/NaN), dates become ISO s
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
-
-import numpy as np
 
 __all__ = ["json_value", "json_default", "finite_json", "dumps"]
 
 
+def _numpy_scalar_types() -> type | tuple[()]:
+    """numpy's scalar base class, or nothing if numpy is not loaded (then no value can be one):
+    the CLI imports this module at start and must not pay for importing numpy."""
+    np = sys.modules.get("numpy")
+    return np.generic if np is not None else ()
+
+
 def json_value(value: Any) -> Any:
     """``value`` as a JSON-ready Python value (numpy scalars unwrapped, inf/NaN -> None)."""
-    if isinstance(value, np.generic):
+    if isinstance(value, _numpy_scalar_types()):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -22,7 +28,7 @@ def json_value(value: Any) -> Any:
 
 def json_default(value: Any) -> Any:
     """``default=`` for :func:`json.dumps`: what the encoder does not know natively."""
-    if isinstance(value, np.generic):
+    if isinstance(value, _numpy_scalar_types()):
         return json_value(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
