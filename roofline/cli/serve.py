@@ -164,6 +164,10 @@ def serve(
     loads_r = _numbers(rate, "--rate", float)
     if sum(x is not None for x in (loads_c, loads_r, trace)) != 1:
         raise fail("give exactly one of --concurrency, --rate and --trace")
+    if trace is not None:  # a bad trace is refused before the model and device are set up
+        from roofline.serving.workload import read_trace
+
+        read_trace(trace)
     if plot is not None:
         from roofline._paths import check_writable
         from roofline.plots import figure_targets
