@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from roofline._json import dumps as json_dumps
 from roofline._paths import check_writable
 from roofline._specfile import Field
 from roofline.cli._common import (
@@ -242,6 +241,8 @@ def predict_command(
             d.pop("breakdown")
         if not segments and not breakdown:
             d.pop("segments")
+        from roofline._json import dumps as json_dumps  # numpy: loaded when the command runs
+
         typer.echo(json_dumps(d, indent=2))  # unknown values as null, never NaN
         return
     w = p.workload
