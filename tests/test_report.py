@@ -319,3 +319,71 @@ def test_sweep_report_flag_and_sweeping_again(tmp_path: Path, capsys) -> None:
     code, _, err = run_cli(capsys, *args, "--force")
     assert code == 0, err
     assert not (tmp_path / "run" / "report.html").exists()
+
+
+# ---- a serving sweep: its rows' own `roofline serve` command ----------------------------------
+
+#: A serving sweep (closed loop of 32, an SLO, non-default prefetch settings): 2 x 2 x 2 = 8 rows.
+SERVING = {
+    "name": "report-serving", "hardware": "h100-sxm", "model": "llama-3-8b",
+    "workload": {"input_len": 1024, "output_len": 256, "dtype": "fp8", "kv_dtype": "fp8"}, "parallelism": {"tp": 2},
+    "sweep": {"l2_capacity_MiB": [0, 64], "hbm_bandwidth_GBps": [2000, 4000], "prefetch": [False, True]},
+    "serving": {"framework": "vllm", "concurrency": 32, "slo_ttft_ms": 1000, "slo_tpot_ms": 20, "max_num_seqs": 512},
+    "objective": {"maximize": "goodput_tok_s_per_kusd"},
+    "scenario": {"prefetch": {"threshold_fraction": 0.5, "launch_gap_fraction": 0.25}},
+}
+#: `roofline serve --json` row key -> the sweep's serving column at the block's concurrency.
+SERVE_TO_SWEEP = {"ttft_ms": "serving_ttft_ms", "tpot_ms": "serving_tpot_ms",
+                  "throughput_tok_s": "serving_throughput_tok_s",
+                  "throughput_tok_s_per_device": "serving_tok_s_per_device", "goodput_tok_s": "goodput_tok_s",
+                  "goodput_tok_s_per_kusd": "goodput_tok_s_per_kusd", "power_w": "serving_power_w",
+                  "energy_j_per_token": "serving_energy_j_per_token", "tco_usd_per_mtok": "serving_tco_usd_per_mtok",
+                  "goodput_tok_s_per_tco_kusd": "goodput_tok_s_per_tco_kusd",
+                  "kv_utilization": "serving_kv_utilization", "mean_batch": "serving_mean_batch"}
+
+
+def test_the_serve_command_gives_a_serving_rows_serving_columns(tmp_path: Path, capsys) -> None:
+    from roofline.report._details import serve_command
+    from roofline.serving.columns import SLO_CONCURRENCIES
+    from roofline.sweepfile import load_sweep
+
+    f = tmp_path / "serving.yaml"
+    f.write_text(yaml.safe_dump(SERVING))
+    code, _, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1")
+    assert code == 0, err
+    choice = run_model_choice(json.loads((tmp_path / "run" / "summary.json").read_text())["provenance"])
+    settings = PointSettings.of(load_sweep(f), choice)
+    df = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    for _, row in df[df["hbm_bandwidth_GBps"] == 2000].iterrows():
+        command = serve_command(row.to_dict(), settings)
+        assert command is not None and command.startswith("roofline serve ")
+        assert "--concurrency 32" in command and "--max-num-seqs 512" in command and "--hbm-bandwidth 2000" in command
+        assert ("--prefetch-threshold 0.5" in command) == row["prefetch"]
+        code, out, err = run_cli(capsys, *shlex.split(command)[1:], "--json")
+        assert code == 0, err
+        got = json.loads(out)
+        (served,), summary = got["rows"], got["summary"]
+        # the sweep evaluates the step cost on a coarser token grid than `roofline serve` (1.25 against
+        # 1.08 between grid points, roofline.serving.columns): the operating point agrees to 1e-5, not 1e-9
+        for key, column in SERVE_TO_SWEEP.items():
+            assert served[key] == pytest.approx(row[column], rel=1e-5), key
+        # serve searches every concurrency; the sweep its grid 1, 2, 3, 4, 6, 8, ...: the largest below
+        assert row["slo_max_concurrency"] == SLO_CONCURRENCIES[SLO_CONCURRENCIES <= summary["slo_max_concurrency"]][-1]
+    # the page carries both commands
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "run"))
+    assert code == 0, err
+    p = _payload((tmp_path / "run" / "report.html").read_text())
+    commands = p["columns"]["_serve_command"]
+    assert all(c.startswith("roofline serve ") for c in commands["values"])
+    assert not any("static-batch" in n for n in p["notes"])
+
+
+def test_a_static_sweep_has_no_serve_command(tmp_path: Path, capsys) -> None:
+    from roofline.report._details import serve_command
+
+    run = small_sweep(tmp_path, capsys)
+    row = pd.read_parquet(run / "results.parquet").iloc[0].to_dict()
+    assert serve_command(row, PointSettings()) is None
+    code, _, err = run_cli(capsys, "report", str(run))
+    assert code == 0, err
+    assert "_serve_command" not in _payload((run / "report.html").read_text())["columns"]

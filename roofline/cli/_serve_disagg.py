@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from roofline.cli._common import fail, print_table
+from roofline.metrics import metric_names
 from roofline.registry import KV_BANDWIDTH
 
 #: Columns of the side-by-side table of the best aggregated and disaggregated configurations.
@@ -117,7 +118,7 @@ def run_fixed(opts: DisaggOptions, hardware: str, json_out: bool, **serve_kwargs
     from roofline.cli.serve import COLUMNS
 
     s = result.summary
-    key = next(k for k in ("concurrency", "rate_rps", "trace") if k in result.rows[0])
+    key = next(k for k in metric_names("load") if k in result.rows[0])  # the load of the rows (roofline.metrics)
     p, d, link = s["prefill"], s["decode"], s["kv_link"]
     cols = (key, *COLUMNS, "kv_transfer_ms")
     caption = (f"{result.definitions['evaluator']}; KV {s['kv_bytes_per_request'] / 1e6:,.1f} MB per request over "

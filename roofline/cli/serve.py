@@ -10,7 +10,16 @@ import typer
 
 from roofline.cli._common import check_output, fail, print_table, user_errors
 from roofline.cli._serve_disagg import DisaggOptions, run_fixed, run_search
-from roofline.cli.predict import CostBasis, DTypeOpt, KVDType, OpDTypes, _cost_parameters
+from roofline.cli.predict import (
+    CostBasis,
+    DTypeOpt,
+    KVDType,
+    OpDTypes,
+    _cost_parameters,
+    hardware_overrides,
+)
+from roofline.metrics import metric_names
+from roofline.registry import override_arguments
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -70,6 +79,7 @@ COST_COLUMNS = ("system_cost_usd", "goodput_tok_s_per_kusd", "power_w", "energy_
 
 @app.command()
 @user_errors
+@hardware_overrides
 def serve(
     model: Annotated[str, typer.Option("--model", "-m", help="Bundled model name or a YAML / HF config.json path.")],
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="Bundled device name or a YAML path.")],
@@ -138,6 +148,7 @@ def serve(
     max_devices: Annotated[int, typer.Option(help="--disagg: devices of a deployment at most.")] = 16,
     objective: Annotated[DisaggObjective, typer.Option(help="--disagg: goodput per device or per 1000 USD "
                                                             "(on --cost-basis).")] = DisaggObjective.per_device,
+    overrides: dict[str, float] | None = None,
 ) -> None:
     """Serving metrics: continuous batching, chunked prefill, KV capacity, queueing, SLO goodput."""
     from roofline.validation import serve_fitted as run
@@ -148,6 +159,9 @@ def serve(
     if op_dtype and (opts.disagg or opts.fixed):
         raise fail("--op-dtype: not supported with disaggregated pools (--disagg, --prefill/--decode); "
                    "use --dtype")
+    if overrides and (opts.disagg or opts.fixed):
+        raise fail(f"{override_arguments(overrides)[0]}: hardware overrides are not supported with disaggregated pools "
+                   "(--disagg, --prefill/--decode); give the pools' devices as YAML files")
     if opts.disagg:
         from roofline.serving import SpeculativeDecoding, engine_defaults
 
@@ -199,7 +213,7 @@ def serve(
                  gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
                  slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
                  prefetch=prefetch, seed=seed,
-                 cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))))
+                 cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))), **(overrides or {}))
     if plot is not None:
         from roofline import plots
 
@@ -218,7 +232,7 @@ def serve(
     if json_out:
         typer.echo(result.to_json(indent=2))
         return
-    key = next(k for k in ("concurrency", "rate_rps", "trace") if k in result.rows[0])
+    key = next(k for k in metric_names("load") if k in result.rows[0])  # the load of the rows (roofline.metrics)
     s = result.summary
     caption = (f"{result.definitions['evaluator']}; KV capacity {s['kv_capacity_tokens']:,.0f} tokens; device: "
                f"{s['hardware_profile']}; overheads: {s['overheads']['source']}")

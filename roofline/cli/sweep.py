@@ -244,7 +244,9 @@ def pareto_command(
         df = df[df["feasible"].astype(bool)]
     mask = pareto_mask(np.column_stack([df[m].to_numpy(float) for m, _ in pairs]), [mx for _, mx in pairs])
     front = df[mask].sort_values(pairs[0][0])
-    cols = [c for c in SHOW if c in front.columns and c not in {m for m, _ in pairs}] + [m for m, _ in pairs]
+    # a serving sweep's results are ranked at its operating point: show the serving columns as `sweep` does
+    shown = _columns(front.head(50).to_dict(orient="records"), [], serving="goodput_tok_s" in front.columns)
+    cols = [c for c in shown if c not in {m for m, _ in pairs}] + [m for m, _ in pairs]
     print_table(f"Pareto front: {len(front)} of {len(df)} rows", cols,
                 front[cols].drop_duplicates().head(50).values.tolist())
     if out is not None:

@@ -23,6 +23,7 @@ from roofline.report._details import (
     point_details,
     predict_command,
     run_model_choice,
+    serve_command,
     structure_key,
 )
 from roofline.report._run import RunFolder, parameter_columns, read_run_folder
@@ -152,8 +153,12 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
     counts = selection.counts | {"total_rows": selection.total_rows, "feasible_rows": selection.feasible_rows,
                                  "embedded": len(rows), "details": len(computed), "strata": selection.strata}
     notes = [f"could not predict again: {e}" for e in errors[:5]] + _command_notes(spec, settings)
-    rows = rows.assign(_command=[predict_command(r, settings) for r in rows.to_dict(orient="records")],
-                       _structure=[structure_key(r) for r in rows.to_dict(orient="records")])
+    records = rows.to_dict(orient="records")
+    rows = rows.assign(_command=[predict_command(r, settings) for r in records],
+                       _structure=[structure_key(r) for r in records])
+    serve_commands = [serve_command(r, settings) for r in records]
+    if any(serve_commands):  # a serving sweep: the serving columns' own command
+        rows = rows.assign(_serve_command=serve_commands)
     direction, metric = run.objective
     shown = [c for c in parameters + metrics if c in rows.columns]
     payload = {
@@ -169,7 +174,8 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "labels": {c: axis_label(c) for c in shown},
         "headers": {c: TABLE_HEADERS.get(c, c) for c in shown},
         "metric_help": _metric_help(),
-        "columns": _encode_columns(rows, ["_row", "_role", "_command", "_structure", "feasible", *shown]),
+        "columns": _encode_columns(rows, ["_row", "_role", "_command", "_structure", "feasible", *shown]
+                                   + (["_serve_command"] if "_serve_command" in rows.columns else [])),
         "details": {str(k): v for k, v in computed.items()},
         "memory": memory,
         "kind_colors": _kind_colors(),
@@ -187,9 +193,18 @@ def _command_notes(spec: Any, settings: PointSettings) -> list[str]:
     if not settings.cost_exact:
         notes.append("the reproduce commands give every time and metric of a row, but its cost columns used the "
                      "sweep file's cost file or overrides, which roofline predict takes only as --cost-basis")
-    if getattr(spec, "serving", None) is not None:
+    block = getattr(spec, "serving", None)
+    if block is not None and block.disagg is not None:
         notes.append("the reproduce commands give a row's static-batch columns; its serving columns come from the "
-                     "sweep file's serving: block (roofline serve takes no hardware overrides)")
+                     "sweep file's disaggregated serving: block, which roofline serve computes on whole devices only")
+    elif block is not None:
+        pf = settings.prefetch
+        if settings.model.datasheet:
+            notes.append("the serving columns of this --datasheet run add the framework's fitted overheads; "
+                         "roofline serve --datasheet leaves them out")
+        if not (pf.weights and pf.kv_cache):
+            notes.append("the serving columns prefetched only the weights or only the KV cache; roofline serve "
+                         "prefetches both")
     return notes
 
 

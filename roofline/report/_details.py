@@ -21,7 +21,8 @@ from roofline.workload import PrefetchSettings
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STRUCTURAL", "PointSettings", "point_details", "predict_command", "structure_key", "run_model_choice"]
+__all__ = ["STRUCTURAL", "PointSettings", "point_details", "predict_command", "serve_command", "structure_key",
+           "run_model_choice", "SERVE_SCENARIO"]
 
 #: The columns that fix a scenario's memory footprint (model, device, workload, parallelism;
 #: roofline.registry.SCENARIO); the rest are hardware points and runtime settings.
@@ -55,6 +56,7 @@ class PointSettings:
     cost_basis: str = "manufacturing"
     cost_exact: bool = True
     model: ModelChoice = DEFAULT_CHOICE
+    serving: Any = None  # the sweep file's serving: block (roofline.serving.ServingBlock), if any
 
     @classmethod
     def of(cls, spec: Any, model: ModelChoice | None = None) -> PointSettings:
@@ -66,7 +68,7 @@ class PointSettings:
         overrides = dict(getattr(spec, "cost_overrides", {}) or {})
         basis = str(overrides.pop("basis.cost", "manufacturing"))
         return cls(spec.prefetch, basis, not overrides and getattr(spec, "cost_file", None) is None,
-                   model or getattr(spec, "model_choice", DEFAULT_CHOICE))
+                   model or getattr(spec, "model_choice", DEFAULT_CHOICE), getattr(spec, "serving", None))
 
 
 def structure_key(row: Mapping[str, Any]) -> str:
@@ -180,4 +182,46 @@ def predict_command(row: Mapping[str, Any], settings: PointSettings = PointSetti
         parts.append(f"--framework {settings.model.framework}")
     parts += override_arguments({c: kw[c] for c in SWEEPABLE if c in kw})
     parts.append("--breakdown")
+    return " ".join(parts)
+
+
+#: The scenario parameters ``roofline serve`` takes (the rest, such as the static batch, the data-parallel
+#: replicas and the collective settings, do not change a serving row: its columns are per replica).
+SERVE_SCENARIO = ("input_len", "output_len", "dtype", "kv_dtype", "op_dtypes", "tp", "pp", "ep", "prefetch")
+
+
+def serve_command(row: Mapping[str, Any], settings: PointSettings) -> str | None:
+    """The ``roofline serve`` command line that gives this row's serving columns again: its
+    scenario and hardware parameters as :func:`predict_command` writes them, and the sweep file's
+    ``serving:`` block (workload, engine settings, SLO). None without a ``serving:`` block, or with
+    disaggregated pools (whose columns ``roofline serve --prefill/--decode`` computes on whole
+    devices, without hardware overrides)."""
+    block = settings.serving
+    if block is None or block.disagg is not None:
+        return None
+    kw = _predict_kwargs(row, settings)
+    parts = ["roofline serve", f"{SCENARIO['model'].flag} {row['model']}", f"{SCENARIO['hardware'].flag} {row['hardware']}"]
+    for name in SERVE_SCENARIO:
+        if name not in kw:
+            continue
+        p = SCENARIO[name]
+        if p.kind == "flag":
+            parts += [p.flag] if kw[name] else []
+        elif name == "op_dtypes":
+            parts += [f"{p.flag} {spec}" for spec in kw[name].split(",") if spec]
+        else:
+            parts.append(f"{p.flag} {kw[name]}")
+    s = block.settings
+    parts += [f"--concurrency {block.concurrency}", f"--framework {s.framework}",
+              f"--max-num-batched-tokens {s.max_num_batched_tokens}", f"--max-num-seqs {s.max_num_seqs}",
+              f"--gpu-memory-utilization {s.gpu_memory_utilization:g}"]
+    parts += [f"--attention-dp {s.attention_dp}"] if s.attention_dp != 1 else []
+    parts += [f"--prefix-hit {block.prefix_hit:g}"] if block.prefix_hit else []
+    parts += [f"--slo-ttft-ms {v:g}" if name == "ttft" else f"--slo-tpot-ms {v:g}"
+              for name, v in (("ttft", block.slo_ttft_ms), ("tpot", block.slo_tpot_ms)) if v is not None]
+    if settings.cost_basis != "manufacturing":
+        parts.append(f"--cost-basis {settings.cost_basis}")
+    if settings.model.datasheet:
+        parts.append("--datasheet")
+    parts += override_arguments({c: kw[c] for c in SWEEPABLE if c in kw})
     return " ".join(parts)

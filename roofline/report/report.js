@@ -377,7 +377,13 @@
       }, PLOT_CONFIG);
       box.append(el("p", { class: "hint", text: `${used <= m.capacity_GiB ? "fits" : "does not fit"}: ${fmt(used)} of ${fmt(m.capacity_GiB)} GiB (weights, KV cache at its longest, one prefill chunk of activations).` }));
     }
-    box.append(el("h3", { text: "Reproduce" }), el("code", { text: col("_command")[i] }));
+    box.append(el("h3", { text: "Reproduce" }));
+    if (has("_serve_command")) {
+      box.append(el("p", { class: "hint", text: "The serving columns (goodput, TTFT, TPOT at the operating point, the SLO limit):" }),
+        el("code", { id: "serve-command", text: col("_serve_command")[i] }),
+        el("p", { class: "hint", text: "The static-batch columns and the breakdown above:" }));
+    }
+    box.append(el("code", { id: "predict-command", text: col("_command")[i] }));
     const a = el("button", { type: "button", text: "Compare as A" }), b = el("button", { type: "button", text: "Compare as B" });
     a.addEventListener("click", () => { choice.A = i; drawCompare(); drawTable(current); });
     b.addEventListener("click", () => { choice.B = i; drawCompare(); drawTable(current); });
