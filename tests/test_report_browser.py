@@ -17,7 +17,7 @@ import yaml
 
 from roofline.cli.main import main
 
-from .test_report import SMALL
+from .test_report import SERVING, SMALL
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 
@@ -152,3 +152,31 @@ def test_serve_report_shows_the_frontier_and_every_load(browser, tmp_path: Path,
     page.close()
     assert not problems, problems
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_serving_sweeps_point_says_what_its_breakdown_is_and_how_to_serve_it(browser, tmp_path: Path) -> None:
+    f = tmp_path / "serving.yaml"
+    f.write_text(yaml.safe_dump(SERVING))
+    for args in (["sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1"],
+                 ["report", str(tmp_path / "run")]):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code in (0, None)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto((tmp_path / "run" / "report.html").as_uri())
+    page.wait_for_selector("#pareto .scatterlayer .points path")
+    workload = page.locator("#assumptions dd").nth(4).inner_text()
+    assert "closed loop of 32 requests in flight" in workload and "SLO TTFT <= 1000 ms, TPOT <= 20 ms" in workload
+    assert "max_num_seqs 512" in workload and not workload.startswith("batch")  # not the static batch
+    page.locator("#pareto .scatterlayer .points path").first.click(force=True)
+    page.wait_for_selector("#breakdown .barlayer .bars path")
+    assert "static batch" in page.locator("#details h3").nth(1).inner_text()
+    assert "closed loop of 32" in page.locator("#breakdown-serving").inner_text()
+    assert page.locator("#serve-command").inner_text().startswith("roofline serve -m llama-3-8b -H h100-sxm")
+    assert page.locator("#predict-command").inner_text().startswith("roofline predict -m llama-3-8b")
+    page.screenshot(path=str(tmp_path / "serving-report.png"), full_page=True)
+    page.close()
+    assert not problems, problems

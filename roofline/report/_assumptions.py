@@ -10,7 +10,26 @@ from typing import Any
 from roofline.exceptions import RooflineError
 from roofline.workload import PrefetchSettings
 
-__all__ = ["assumptions", "sweep_file"]
+__all__ = ["assumptions", "sweep_file", "serving_workload"]
+
+
+def serving_workload(block: Any, lengths: str) -> str:
+    """The workload a serving sweep ranks at (its ``serving:`` block, roofline.serving.columns): the
+    load, the request lengths, the engine settings and the SLO."""
+    s = block.settings
+    slo = ", ".join(f"{name} <= {v:g} ms" for name, v in (("TTFT", block.slo_ttft_ms), ("TPOT", block.slo_tpot_ms))
+                    if v is not None)
+    pools = block.disagg
+    deployment = ("one replica of tp x pp devices" if pools is None else
+                  f"disaggregated: {pools.prefill.count}x prefill tp={pools.prefill.tp} + {pools.decode.count}x "
+                  f"decode tp={pools.decode.tp}")
+    return (f"serving, closed loop of {block.concurrency} requests in flight ({deployment}; the analytic "
+            f"steady-state model); {lengths} per request"
+            + (f", {block.prefix_hit:g} of each prompt from the prefix cache" if block.prefix_hit else "")
+            + f"; engine {s.framework}: max_num_batched_tokens {s.max_num_batched_tokens}, max_num_seqs "
+              f"{s.max_num_seqs}, gpu_memory_utilization {s.gpu_memory_utilization:g}"
+            + (f", attention_dp {s.attention_dp}" if s.attention_dp != 1 else "")
+            + f"; SLO {slo or 'none (goodput = throughput)'}")
 
 def code_version() -> str:
     """``roofline X.Y.Z`` and the git commit of the source tree when there is one."""
@@ -88,9 +107,11 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
     def listed(c: str) -> str:
         return ", ".join(str(v) for v in values.get(c, [])) or "-"
 
-    workload = (f"batch {listed('batch')}; input {listed('input_len')} tokens; output {listed('output_len')} "
-                f"tokens; dtype {listed('dtype')}; KV cache {listed('kv_dtype')}; "
-                f"tp {listed('tp')}, pp {listed('pp')}, dp {listed('dp')}, ep {listed('ep')}; model {listed('model')}")
+    block = getattr(spec, "serving", None)
+    lengths = f"input {listed('input_len')} tokens; output {listed('output_len')} tokens"
+    workload = (serving_workload(block, lengths) if block is not None else f"batch {listed('batch')}; {lengths}") + (
+        f"; dtype {listed('dtype')}; KV cache {listed('kv_dtype')}; tp {listed('tp')}, pp {listed('pp')}, "
+        f"dp {listed('dp')}, ep {listed('ep')}; model {listed('model')}")
     constraints = run.summary.get("constraints") or {}
     direction, metric = run.objective
     return [
@@ -105,6 +126,7 @@ def assumptions(run: Any, values: dict[str, list[Any]]) -> list[tuple[str, str]]
         ("Objective and constraints", f"{direction} {metric}; constraints {constraints or 'none'}; "
                                       f"rows that break a constraint are kept but never ranked"),
         ("Definitions", " ".join(f"{k.upper()}: {DEFINITIONS[k]}." for k in TIME_DEFINITIONS)),
-        ("Metrics", "; ".join(f"{k}: {v}" for k, v in descriptions("engine", "economics").items())),
+        ("Metrics", "; ".join(f"{k}: {v}" for k, v in descriptions(
+            "engine", "economics", *(("serving",) if block is not None else ())).items())),
         ("Code version", code_version()),
     ]

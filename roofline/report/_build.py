@@ -15,7 +15,7 @@ from roofline._json import dumps as json_dumps
 from roofline.exceptions import SpecError
 from roofline.metrics import metric_labels
 from roofline.registry import parameter_short_labels
-from roofline.report._assumptions import assumptions, sweep_file
+from roofline.report._assumptions import assumptions, serving_workload, sweep_file
 from roofline.report._details import (
     KIND_LABELS,
     STRUCTURAL,
@@ -183,8 +183,19 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "structural": list(STRUCTURAL),
         "assumptions": [[h, t] for h, t in assumptions(run, {k: v for k, v in values.items() if v})],
         "notes": notes,
+        # a serving sweep ranks at its operating point; the page says what its breakdown is instead
+        "serving": _serving_text(spec, values),
     }
     return payload, counts, notes
+
+
+def _serving_text(spec: Any, values: dict[str, list[Any]]) -> str | None:
+    """The serving workload of a sweep with a ``serving:`` block (None: a static-batch run)."""
+    block = getattr(spec, "serving", None)
+    if block is None:
+        return None
+    lengths = "/".join(", ".join(map(str, values.get(c, []))) or "-" for c in ("input_len", "output_len"))
+    return serving_workload(block, f"{lengths} tokens in/out")
 
 
 def _command_notes(spec: Any, settings: PointSettings) -> list[str]:
