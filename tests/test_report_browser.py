@@ -31,17 +31,21 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--no-first-run"]
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("report")
-    f = folder / "small.yaml"
-    f.write_text(yaml.safe_dump(SMALL))
+def sweep_report(spec: dict, folder: Path) -> Path:
+    """The report of a sweep of ``spec`` run in ``folder`` (through the CLI, as a user makes one)."""
+    f = folder / "sweep.yaml"
+    f.write_text(yaml.safe_dump(spec))
     for args in (["sweep", str(f), "--out", str(folder / "run"), "--no-plots", "--workers", "1"],
                  ["report", str(folder / "run")]):
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code in (0, None)
     return folder / "run" / "report.html"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    return sweep_report(SMALL, tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="module")
@@ -155,18 +159,12 @@ def test_serve_report_shows_the_frontier_and_every_load(browser, tmp_path: Path,
 
 
 def test_a_serving_sweeps_point_says_what_its_breakdown_is_and_how_to_serve_it(browser, tmp_path: Path) -> None:
-    f = tmp_path / "serving.yaml"
-    f.write_text(yaml.safe_dump(SERVING))
-    for args in (["sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1"],
-                 ["report", str(tmp_path / "run")]):
-        with pytest.raises(SystemExit) as e:
-            main(args)
-        assert e.value.code in (0, None)
+    report = sweep_report(SERVING, tmp_path)
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.goto((tmp_path / "run" / "report.html").as_uri())
+    page.goto(report.as_uri())
     page.wait_for_selector("#pareto .scatterlayer .points path")
     workload = page.locator("#assumptions dd").nth(4).inner_text()
     assert "closed loop of 32 requests in flight" in workload and "SLO TTFT <= 1000 ms, TPOT <= 20 ms" in workload
