@@ -291,3 +291,18 @@ def test_sensitivity_covers_issue_16s_unmeasured_numbers():
     sens = rp.sensitivity_table(_small_spec(), {"prefetch_launch_gap_fraction": (0.0, 1.0)})
     off, on = sens["prefetch_speedup"]
     assert 1.0 <= off <= on  # gaps the prefetch may use never lose
+
+
+def test_dse_l2_report_heads_the_l2_column_with_the_registry_label(tmp_path):
+    """docs/dse_l2.md pastes report.md: the swept knob is headed as sweeps and plots head it."""
+    from roofline.registry import parameter_labels
+
+    text = (SWEEPS / "dse_l2_ascend.yaml").read_text().replace(
+        "model: [llama-3-8b, llama-3-70b, qwen2-7b, qwen2-72b, phi-3-small, phi-3-medium]", "model: [llama-3-8b]")
+    sweep = tmp_path / "dse_one.yaml"
+    sweep.write_text(text)
+    rep = rp.reproduce_dse_l2(tmp_path / "o", sweep_file=sweep, plots=False, sensitivity=False)
+    curve_section = (rep.out_dir / "report.md").read_text().split("## All models against L2 size")[1]
+    header = next(line for line in curve_section.splitlines() if line.startswith("|"))
+    assert header.startswith(f"| {parameter_labels()['l2_capacity_MiB']} |")
+    assert "l2_capacity_MiB" not in curve_section

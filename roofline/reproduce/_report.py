@@ -98,7 +98,9 @@ def _dse_report(optima: pd.DataFrame, curve: pd.DataFrame, overall: Mapping[str,
              f"gain {overall['gain']:.2f}x.\n\n## Per model\n\n",
              markdown_table(optima.rename(columns={"model_label": "model"})), "\n"]
     pick = curve[curve["l2_capacity_MiB"].isin([0, 8, 16, 32, 64, 96, 104, 128, 192, 256])]
-    parts += ["\n## All models against L2 size (normalised perf/cost)\n\n", markdown_table(pick), "\n"]
+    l2_header = {"l2_capacity_MiB": parameter_labels()["l2_capacity_MiB"]}  # the registry's label, as in sweeps
+    parts += ["\n## All models against L2 size (normalised perf/cost)\n\n",
+              markdown_table(pick.rename(columns=l2_header)), "\n"]
     if sens is not None:
         parts += ["\n## Sensitivity\n\n", markdown_table(sens), "\n"]
     notes = sorted({(s["model"], s["status"]) for s in skipped})
