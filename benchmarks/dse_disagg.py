@@ -147,13 +147,12 @@ def checks() -> pd.DataFrame:
 def dynamo_recipe() -> pd.DataFrame:
     """The Dynamo Llama-3.3-70B recipe's topologies at 16 concurrency per GPU, 8k/1k, FP8: aggregated
     TP-4 (c = 64) against 2x TP-2 prefill + 1x TP-4 decode (c = 128), event simulator, our model."""
-    from roofline.serving import serve_disagg
-    from roofline.validation import serve_fitted
+    from roofline.serving import serve, serve_disagg
 
     rows = []
     for hw in ("h100-sxm", "h200-sxm"):
         common = dict(dtype="fp8", kv_dtype="fp8", input_len=8192, output_len=1024, simulate_events=True)
-        agg = serve_fitted("llama-3.1-70b", hw, tp=4, concurrency=64, **common).rows[0]
+        agg = serve("llama-3.1-70b", hw, tp=4, concurrency=64, **common).rows[0]
         dis = serve_disagg("llama-3.1-70b", device(hw), prefill="tp=2,count=2", decode="tp=4", concurrency=128,
                            **common).rows[0]
         for name, r in (("agg TP-4, c=64", agg), ("2x TP-2 P + 1x TP-4 D, c=128", dis)):

@@ -48,16 +48,13 @@ _LAZY = {
     **dict.fromkeys(("ModelSpec", "list_models", "load_model"), "roofline.model"),
     **dict.fromkeys(("DEFINITIONS", "Prediction", "predict"), "roofline.predict"),
     **dict.fromkeys(("Parallelism", "PrefetchSettings", "Workload"), "roofline.workload"),
+    "serve": "roofline.serving",
 }
 
 
 def __getattr__(name: str) -> object:
     """The public API loads on first use; ``roofline.serve`` (the serving stage, with the fitted
     model as default) too."""
-    if name == "serve":
-        from roofline.validation import serve_fitted
-
-        return serve_fitted
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'roofline' has no attribute {name!r}")

@@ -21,9 +21,8 @@ A static prediction applies the overheads with the definitions of the serving mo
 that differs from the bundled one of its name (a file of your own, an edited spec, a calibrated
 spec already) is used as given, with the overheads.
 
-The calibrated profiles are read here (the validation stage writes them); the overheads file is
-the one :mod:`roofline.serving.overheads` reads for ``roofline serve``, and a test checks that
-both readers agree.
+The calibrated profiles and the overheads file are read here (the validation stage writes them);
+:mod:`roofline.serving.overheads` and ``roofline.serve`` use this reader and :func:`fitted_model`.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def model_provenance(spec: SweepSpec) -> dict[str, Any]:
     """Which model predicted each device of the sweep (roofline.fitted: fitted or datasheet, the
     calibrated profile, the overheads file and framework), for summaries and reports."""
     out = {name: fitted_model(name, spec.model_choice).provenance() for name in spec.devices}
-    if spec.serving is not None:  # its columns add the fitted overheads of its framework (roofline.serving)
+    if spec.serving is not None and not spec.model_choice.datasheet:  # its columns add its framework's overheads
         for prov in out.values():
             prov["serving_overheads_framework"] = spec.serving.settings.framework
     return out
@@ -159,7 +159,7 @@ def evaluate_rows(spec: SweepSpec, combo: dict[str, Any] | None, params: dict[st
                                       collective_library=w.collective_library, async_tp=w.async_tp,
                                       prefetch_settings=scenario.prefetch, **hw_params)
         m = m | serving_columns(scenario.model, scenario.workload, scenario.parallelism, hw, spec.serving,
-                                scenario.hardware, cost_params or cost_parameters(spec))
+                                scenario.hardware, cost_params or cost_parameters(spec), spec.model_choice.datasheet)
         columns.update({k: m[k] for k in SERVING_METRICS})
     columns["feasible"] = feasible_mask(spec, m)
     return columns

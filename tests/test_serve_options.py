@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roofline.validation import serve_fitted
+from roofline.serving import serve
 from tests.conftest import one_line_error
 
 SERVE = ("serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--tp", "2", "--input", "1024", "--output", "128",
@@ -20,9 +20,9 @@ def test_serve_takes_the_hardware_overrides_of_predict(cli) -> None:
     code, out, err = cli(*SERVE, "--hbm-bandwidth", "2000", "--set", "gemm_efficiency=0.5", "--json")
     assert code == 0, err
     row = json.loads(out)["rows"][0]
-    want = serve_fitted("llama-3-8b", "h100-sxm", tp=2, input_len=1024, output_len=128, concurrency=8,
-                        hbm_bandwidth_GBps=2000.0, gemm_efficiency=0.5).rows[0]
-    default = serve_fitted("llama-3-8b", "h100-sxm", tp=2, input_len=1024, output_len=128, concurrency=8).rows[0]
+    want = serve("llama-3-8b", "h100-sxm", tp=2, input_len=1024, output_len=128, concurrency=8,
+                 hbm_bandwidth_GBps=2000.0, gemm_efficiency=0.5).rows[0]
+    default = serve("llama-3-8b", "h100-sxm", tp=2, input_len=1024, output_len=128, concurrency=8).rows[0]
     assert row["tpot_ms"] == pytest.approx(want["tpot_ms"], rel=1e-12)
     # 2000 GB/s of HBM instead of the H100's 3350: a decode step of mostly weight reads is slower
     assert row["tpot_ms"] > 1.2 * default["tpot_ms"]

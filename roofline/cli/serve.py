@@ -151,7 +151,7 @@ def serve(
     overrides: dict[str, float] | None = None,
 ) -> None:
     """Serving metrics: continuous batching, chunked prefill, KV capacity, queueing, SLO goodput."""
-    from roofline.validation import serve_fitted as run
+    from roofline.serving import serve as run
 
     opts = DisaggOptions(disagg, prefill, decode, prefill_hardware, decode_hardware, kv_bandwidth, kv_path.value,
                          kv_overlap, max_devices, objective.value, str(getattr(cost_basis, "value", cost_basis)))

@@ -40,7 +40,7 @@ from roofline.serving.analytic import steady_state
 from roofline.serving.capacity import kv_capacity_tokens
 from roofline.serving.disagg_columns import DisaggBlock, disagg_columns, parse_disagg_block
 from roofline.serving.economics import operating_point_economics, step_energy_of
-from roofline.serving.overheads import load_overheads
+from roofline.serving.overheads import DATASHEET, load_overheads
 from roofline.serving.serve import benchmark_requests
 from roofline.serving.settings import FRAMEWORKS, EngineSettings, engine_defaults
 from roofline.serving.step_cost import build_step_cost, token_grid
@@ -119,10 +119,11 @@ class ServingPoints:
 
 
 def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
-                   block: ServingBlock) -> ServingPoints:
-    """Steady-state serving metrics of the ``hw.n`` configurations at both operating points."""
+                   block: ServingBlock, datasheet: bool = False) -> ServingPoints:
+    """Steady-state serving metrics of the ``hw.n`` configurations at both operating points (the
+    fitted overheads of the block's framework, none if ``datasheet``: the raw roofline)."""
     s = block.settings
-    o = load_overheads(s.framework).for_model(model)
+    o = DATASHEET if datasheet else load_overheads(s.framework).for_model(model)
     grid = token_grid(s.max_num_batched_tokens + min(s.max_num_seqs, int(SLO_CONCURRENCIES[-1])), ratio=1.25)
     cost = build_step_cost(model, workload, par, hw, grid, s.attention_dp)
     cap = kv_capacity_tokens(model, workload, par, hw.hbm_capacity_bytes, gpu_memory_utilization=s.gpu_memory_utilization,
@@ -181,18 +182,21 @@ def serving_cost_columns(points: ServingPoints, model: ModelSpec, workload: Work
 
 
 def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
-                    block: ServingBlock, hardware: HardwareSpec, cost_params: CostParameters) -> dict[str, np.ndarray]:
+                    block: ServingBlock, hardware: HardwareSpec, cost_params: CostParameters,
+                    datasheet: bool = False) -> dict[str, np.ndarray]:
     """:data:`SERVING_METRICS` columns for the ``hw.n`` configurations of ``hardware`` (0 where a
     count is empty, e.g. no goodput; NaN where a value is unknown: the cost, energy and TCO of a
-    device without a ``die`` block, or of disaggregated pools' power)."""
+    device without a ``die`` block, or of disaggregated pools' power). ``datasheet``: the raw
+    roofline, no fitted overheads (a sweep's ``scenario: {datasheet: true}``)."""
     if block.disagg is not None:  # x prefill and y decode instances (roofline.serving.disagg_columns)
         s = block.settings
-        columns = disagg_columns(model, workload, hw, block.disagg, s, load_overheads(s.framework),
+        over = DATASHEET if datasheet else load_overheads(s.framework)
+        columns = disagg_columns(model, workload, hw, block.disagg, s, over,
                                  concurrency=block.concurrency, concurrencies=SLO_CONCURRENCIES,
                                  slo_ttft_ms=block.slo_ttft_ms, slo_tpot_ms=block.slo_tpot_ms,
                                  prefix_hit=block.prefix_hit, hardware=hardware, cost_params=cost_params)
         return {k: columns[k] for k in SERVING_METRICS}
-    points = serving_points(model, workload, par, hw, block)
+    points = serving_points(model, workload, par, hw, block, datasheet)
     r = points.at_block
     columns = {
         "serving_ttft_ms": r["ttft_s"] * 1e3, "serving_tpot_ms": r["tpot_s"] * 1e3,

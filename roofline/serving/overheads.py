@@ -8,14 +8,17 @@ without prefill chunks) and ``prefill_scale`` (the same for what prefill chunks 
 kernels below their roofline, chunked-prefill attention) and ``moe_prefill_scale`` (a further
 factor on the prefill part of mixture-of-experts models: their grouped expert GEMMs in prefill run
 about 3x below the dense-GEMM efficiency at the same rows per expert, consistently in every
-framework's data; :meth:`Overheads.for_model` applies it). They are fitted by
+framework's data; :meth:`~roofline.fitted.SoftwareOverheads.for_model` applies it). They are fitted by
 ``roofline.validation.fit_serving`` on ``../shared/validation`` only and shipped in
 ``serving_specs/fitted_overheads.yaml``; ``datasheet=True`` (``--datasheet``) uses none of them.
+
+:class:`Overheads` is :class:`roofline.fitted.SoftwareOverheads` (the one reader of that file and its
+checks) with the ``source`` serving summaries print.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,45 +26,16 @@ from typing import Any
 import yaml
 
 from roofline.exceptions import SpecError
-from roofline.model import ModelSpec
+from roofline.fitted import OVERHEADS_FILE, SoftwareOverheads, load_software_overheads
 
 __all__ = ["Overheads", "OVERHEADS_FILE", "load_overheads", "DATASHEET", "overheads_provenance"]
 
-OVERHEADS_FILE = Path(__file__).resolve().parents[2] / "serving_specs" / "fitted_overheads.yaml"
-_FIELDS = ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms", "decode_scale", "prefill_scale",
-           "moe_prefill_scale")
-
 
 @dataclass(frozen=True)
-class Overheads:
-    """Software overheads of one framework (see the module doc)."""
+class Overheads(SoftwareOverheads):
+    """Software overheads of one framework (see the module doc), with where they come from."""
 
-    step_overhead_ms: float = 0.0
-    seq_overhead_us: float = 0.0
-    request_overhead_ms: float = 0.0
-    decode_scale: float = 1.0
-    prefill_scale: float = 1.0
-    moe_prefill_scale: float = 1.0
     source: str = "datasheet: no software overheads"
-
-    def for_model(self, model: ModelSpec) -> Overheads:
-        """These overheads as they apply to ``model``: a mixture-of-experts model's prefill scale
-        is ``prefill_scale x moe_prefill_scale`` (then ``moe_prefill_scale`` is 1)."""
-        if model.moe is None or self.moe_prefill_scale == 1.0:
-            return self
-        return replace(self, prefill_scale=self.prefill_scale * self.moe_prefill_scale, moe_prefill_scale=1.0)
-
-    @property
-    def step_overhead_s(self) -> float:
-        return self.step_overhead_ms * 1e-3
-
-    @property
-    def seq_overhead_s(self) -> float:
-        return self.seq_overhead_us * 1e-6
-
-    @property
-    def request_overhead_s(self) -> float:
-        return self.request_overhead_ms * 1e-3
 
 
 DATASHEET = Overheads()
@@ -83,13 +57,10 @@ def overheads_provenance(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def load_overheads(framework: str, path: str | Path | None = None) -> Overheads:
-    """The fitted overheads of ``framework`` (datasheet values when the file has none for it)."""
-    p = str(path or OVERHEADS_FILE)
-    entry = (_read(p).get("frameworks") or {}).get(framework)
-    if entry is None:
+    """The fitted overheads of ``framework`` as :func:`roofline.fitted.load_software_overheads`
+    reads them (datasheet values when the file has none for it)."""
+    p = Path(path or OVERHEADS_FILE)
+    if framework not in (_read(str(p)).get("frameworks") or {}):
         return DATASHEET
-    bad = [k for k in entry if k not in _FIELDS + ("train_rows",)]
-    if bad:
-        raise SpecError(f"{p}: frameworks.{framework}.{bad[0]}: unknown key; allowed: {', '.join(_FIELDS)}")
-    values = {k: float(entry[k]) for k in _FIELDS if k in entry}
-    return Overheads(**values, source=f"fitted: {Path(p).name} ({framework})")
+    fitted = load_software_overheads(framework, p)
+    return Overheads(**asdict(fitted), source=f"fitted: {p.name} ({framework})")

@@ -11,7 +11,8 @@ import numpy as np
 from roofline.cost import CostParameters, load_cost_parameters
 from roofline.economics import basis_text
 from roofline.exceptions import SpecError
-from roofline.hardware import HardwareSpec, load_hardware
+from roofline.fitted import ModelChoice, fitted_model
+from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
 from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
 from roofline.serving.capacity import kv_capacity_tokens
@@ -241,20 +242,25 @@ def serve(
         draft_tokens, acceptance: speculative decoding (tokens per step, see SpeculativeDecoding).
         slo_ttft_ms, slo_tpot_ms: the SLO for goodput and the largest concurrency / rate meeting it.
         simulate_events: the discrete-event simulator (percentiles) instead of the analytic model.
-        datasheet: no fitted overheads (the raw roofline); prefetch: PRESERVE prefetching in steps.
+        datasheet: the raw roofline (the device spec as written, no overheads); by default the
+            fitted model of :mod:`roofline.fitted`, as ``roofline serve`` and ``roofline.predict``
+            use it: the device's calibrated profile where one ships and the fitted overheads of
+            ``framework`` (``summary["provenance"]`` says which). prefetch: PRESERVE prefetching in steps.
         cost_params: cost, power and TCO parameters of the cost columns (default
             ``cost_specs/default.yaml``, manufacturing basis).
 
     Returns:
         A :class:`ServeResult` (``.rows``, ``.summary``, ``.to_frame()``, ``.to_json()``).
     """
-    m, hw = load_model(model), load_hardware(hardware)
+    m = load_model(model)
     settings = engine_defaults(framework).with_overrides(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
         gpu_memory_utilization=gpu_memory_utilization, attention_dp=attention_dp if attention_dp != 1 else None,
         speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
     if settings.attention_dp > tp or tp % settings.attention_dp:
         raise SpecError(f"--attention-dp: {settings.attention_dp} must divide tp={tp}")
+    chosen = fitted_model(hardware, ModelChoice(datasheet, framework))  # the calibrated profile unless datasheet
+    hw = chosen.hardware
     prompt = Lengths(*input_len) if isinstance(input_len, tuple) else Lengths(input_len)
     output = Lengths(*output_len) if isinstance(output_len, tuple) else Lengths(output_len)
     loads_c, loads_r = _as_list(concurrency), _as_list(rate_rps)
@@ -329,6 +335,8 @@ def serve(
                       "decode_scale": over.decode_scale, "prefill_scale": over.prefill_scale,
                       "source": over.source,
                       "provenance": {} if datasheet else overheads_provenance()},
+        "hardware_profile": f"calibrated: {chosen.device_profile}" if chosen.device_profile else "datasheet",
+        "provenance": chosen.provenance(),
         "kv_capacity_tokens": cap, "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,
     }
     summary |= _slo_limits(setup, cost, cap, base, slo)

@@ -46,7 +46,7 @@ from roofline.validation._profile import (
     write_profile,
 )
 from roofline.validation._report import get_report_info, write_report
-from roofline.validation._serving_fit import fit_serving, serve_fitted, serving_report
+from roofline.validation._serving_fit import fit_serving, serving_report
 from roofline.validation._split import HELD_OUT_MODELS, SPLITS, assign_split, describe_split
 from roofline.validation._transfer import (
     leave_one_dataset_out,
@@ -90,7 +90,6 @@ __all__ = [
     "profile_params",
     "resolve_data_dir",
     "run_validation",
-    "serve_fitted",
     "serving_report",
     "signed_pct_error",
     "transfer_collectives",

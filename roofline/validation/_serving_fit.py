@@ -41,7 +41,7 @@ from roofline.validation._profile import calibrated_hardware, list_profiles
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
-           "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware", "serve_fitted",
+           "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
 
 _MODELS = {"llama-3.1-70b-instruct": "llama-3.1-70b", "deepseek-v3": "deepseek-v3", "gpt-oss-120b": "gpt-oss-120b",
@@ -335,19 +335,3 @@ def serving_report(data_dir: str | Path | None = None,
         tables[f"{split}:isl_osl"] = error_table(rows, pred, ["dataset", "isl_osl"])
         tables[f"{split}:predictions"] = rows.join(pred)
     return tables
-
-
-def serve_fitted(model: Any, hardware: HardwareSpec | str, *, datasheet: bool = False, **kwargs: Any) -> Any:
-    """``roofline.serving.serve`` with the fitted model as default: the device's calibrated
-    profile when one ships (``hardware_specs/calibrated/``) and the fitted overheads;
-    ``datasheet=True`` gives the raw datasheet roofline (no profile, no overheads)."""
-    from roofline.serving import serve
-
-    profile = "datasheet"
-    if isinstance(hardware, str) and not datasheet:
-        name = load_hardware(hardware).name
-        if name in list_profiles():
-            hardware, profile = calibrated_hardware(name), f"calibrated: hardware_specs/calibrated/{name}.yaml"
-    result = serve(model, hardware, datasheet=datasheet, **kwargs)
-    result.summary["hardware_profile"] = profile
-    return result
