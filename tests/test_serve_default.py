@@ -96,3 +96,20 @@ def test_serving_overheads_are_the_fitted_modules() -> None:
     o = load_overheads("vllm")
     assert {f.name: getattr(o, f.name) for f in fields(SoftwareOverheads)} == \
         {f.name: getattr(load_software_overheads("vllm"), f.name) for f in fields(SoftwareOverheads)}
+
+
+def test_serve_disagg_takes_the_same_default_as_the_cli(capsys) -> None:
+    from roofline.serving import serve_disagg
+
+    kw = dict(prefill="tp=1,count=2", decode="tp=1", dtype="fp8", input_len=1024, output_len=128, concurrency=8)
+    fitted = serve_disagg("llama-3.1-8b", "h100-sxm", **kw)
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--prefill", "tp=1,count=2", "--decode", "tp=1",
+              "--dtype", "fp8", "--isl", "1024", "--osl", "128", "--concurrency", "8", "--json"])
+    assert e.value.code in (0, None)
+    assert json.loads(capsys.readouterr().out)["rows"] == json.loads(fitted.to_json())["rows"]
+    # the calibrated spec given explicitly is used as given: the same numbers
+    calibrated = serve_disagg("llama-3.1-8b", calibrated_hardware("h100-sxm"), **kw)
+    assert calibrated.rows == fitted.rows
+    raw = serve_disagg("llama-3.1-8b", "h100-sxm", datasheet=True, **kw)
+    assert raw.rows[0]["ttft_ms"] != fitted.rows[0]["ttft_ms"]

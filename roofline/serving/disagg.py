@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from roofline.exceptions import SpecError
-from roofline.hardware import HardwareSpec, load_hardware
+from roofline.fitted import ModelChoice, fitted_model
+from roofline.hardware import HardwareSpec
 from roofline.metrics import definition
 from roofline.model import ModelSpec, load_model
 from roofline.serving.disagg_analytic import (
@@ -243,14 +244,15 @@ def serve_disagg(
     transfer). Rows gain ``mode``, ``prefill_instances``, ``decode_instances``, ``kv_transfer_ms``.
     """
     m = load_model(model)
-    hw_p = load_hardware(prefill_hardware)
-    hw_d = hw_p if decode_hardware is None else load_hardware(decode_hardware)
     pools = [PoolSpec.parse(p, opt) if isinstance(p, str) else p
              for p, opt in ((prefill, "--prefill"), (decode, "--decode"))]
     settings = engine_defaults(framework).with_overrides(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
         gpu_memory_utilization=gpu_memory_utilization,
         speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
+    choice = ModelChoice(datasheet, framework)  # as serve: the calibrated profiles unless datasheet
+    hw_p = fitted_model(prefill_hardware, choice).hardware
+    hw_d = hw_p if decode_hardware is None else fitted_model(decode_hardware, choice).hardware
     loads_c = None if concurrency is None else list(np.atleast_1d(concurrency))
     loads_r = None if rate_rps is None else list(np.atleast_1d(rate_rps))
     if sum(x is not None for x in (loads_c, loads_r, trace)) != 1:
