@@ -11,7 +11,7 @@ from roofline.model import ModelSpec
 from roofline.registry import COLLECTIVE_LIBRARIES, MOE_SKEW
 
 __all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
-           "COLLECTIVE_LIBRARIES", "FRAMEWORKS", "DEFAULT_FRAMEWORK",
+           "COLLECTIVE_LIBRARIES", "FRAMEWORKS", "ENGINE_FRAMEWORKS", "DEFAULT_FRAMEWORK",
            "Workload", "Parallelism", "PrefetchSettings", "op_class", "parse_op_dtypes"]
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "int4", "mxfp6", "nvfp4", "mxfp4")
@@ -19,9 +19,11 @@ ACTIVATION_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "mxfp6", "nvfp4", "
 KV_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
 #: Bytes per element of each data type, block scales included (see :mod:`roofline.dtypes`).
 DTYPE_BYTES = {d: bytes_per_element(d) for d in ("fp32",) + WEIGHT_DTYPES}
+#: Serving engines with their own defaults (roofline.serving.settings) and fitted overheads.
+ENGINE_FRAMEWORKS = ("vllm", "sglang", "trtllm")
 #: Serving frameworks whose fitted software overheads a prediction adds (roofline.fitted); ``any``
 #: is fitted on the rows of all of them, the default.
-FRAMEWORKS = ("any", "vllm", "sglang", "trtllm")
+FRAMEWORKS = ("any", *ENGINE_FRAMEWORKS)
 DEFAULT_FRAMEWORK = "any"
 #: Weight-only formats: ``Workload.with_dtype`` keeps bf16 activations for them.
 WEIGHT_ONLY = ("int4",)

@@ -20,14 +20,13 @@ from roofline.cli.predict import (
 )
 from roofline.metrics import metric_names
 from roofline.registry import override_arguments
+from roofline.workload import ENGINE_FRAMEWORKS
 
 app = typer.Typer(no_args_is_help=True)
 
 
-class Framework(str, Enum):
-    vllm = "vllm"
-    sglang = "sglang"
-    trtllm = "trtllm"
+# the engines (no "any": serve runs one framework's engine defaults)
+Framework = Enum("Framework", {name: name for name in ENGINE_FRAMEWORKS}, type=str)  # type: ignore[misc]
 
 
 class KVPath(str, Enum):

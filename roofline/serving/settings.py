@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from roofline.exceptions import SpecError
+from roofline.workload import ENGINE_FRAMEWORKS
 
 __all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding"]
 
-FRAMEWORKS = ("vllm", "sglang", "trtllm")
+FRAMEWORKS = ENGINE_FRAMEWORKS
 
 
 @dataclass(frozen=True)
