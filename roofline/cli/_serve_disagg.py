@@ -87,12 +87,11 @@ class DisaggOptions:
 
 
 def _device(name: str, datasheet: bool) -> Any:
-    """The device as `roofline serve` uses it: its calibrated profile where one ships."""
-    from roofline.hardware import load_hardware
-    from roofline.validation import calibrated_hardware, list_profiles
+    """The device as `roofline serve` uses it (roofline.fitted): the calibrated profile of a bundled
+    device unless ``datasheet``; a YAML file is taken as written."""
+    from roofline.fitted import ModelChoice, fitted_model
 
-    spec = load_hardware(name)
-    return spec if datasheet or spec.name not in list_profiles() else calibrated_hardware(spec.name)
+    return fitted_model(name, ModelChoice(datasheet)).hardware
 
 
 def _devices(text: str | None, default: str, option: str, datasheet: bool) -> tuple[Any, ...]:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roofline.hardware import HardwareSpec, load_hardware
+from roofline.fitted import ModelChoice, fitted_model
+from roofline.hardware import HardwareSpec
 from roofline.model import load_model
 from roofline.serving import (
     Lengths,
@@ -37,7 +38,6 @@ from roofline.serving import (
 )
 from roofline.serving.overheads import Overheads
 from roofline.validation._data import resolve_data_dir
-from roofline.validation._profile import calibrated_hardware, list_profiles
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
@@ -106,10 +106,8 @@ REQUESTS_PER_CONCURRENCY = 10
 
 def serving_hardware(device: str, datasheet: bool = False) -> HardwareSpec:
     """``device`` with its calibrated profile (fitted efficiencies) when one ships and
-    ``datasheet`` is False, else its datasheet spec."""
-    if not datasheet and device in list_profiles():
-        return calibrated_hardware(device)
-    return load_hardware(device)
+    ``datasheet`` is False, else its datasheet spec: the device choice of :mod:`roofline.fitted`."""
+    return fitted_model(device, ModelChoice(datasheet)).hardware
 
 
 @lru_cache(maxsize=256)
