@@ -15,6 +15,7 @@ from roofline.cli.predict import (
     DTypeOpt,
     KVDType,
     OpDTypes,
+    PrefetchWeights,
     _cost_parameters,
     hardware_overrides,
 )
@@ -115,6 +116,10 @@ def serve(
                                                                 "no fitted overheads.")] = False,
     prefetch: Annotated[bool, typer.Option("--prefetch/--no-prefetch", help="PRESERVE prefetching in every step.")]
     = False,
+    prefetch_weights: PrefetchWeights = None,
+    prefetch_kv: Annotated[bool | None, typer.Option(
+        "--prefetch-kv/--no-prefetch-kv", help="Not modelled by serve (refused): a step's attention reads the KV "
+                                               "cache from HBM; --prefetch fetches weights only.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of lengths and arrivals.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print {definitions, summary, rows} as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(
@@ -158,6 +163,10 @@ def serve(
     if op_dtype and (opts.disagg or opts.fixed):
         raise fail("--op-dtype: not supported with disaggregated pools (--disagg, --prefill/--decode); "
                    "use --dtype")
+    for option, value in (("--prefetch-weights", prefetch_weights), ("--prefetch-kv", prefetch_kv)):
+        if value is not None and (opts.disagg or opts.fixed):
+            raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode); "
+                       "--prefetch there prefetches the weights")
     if overrides and (opts.disagg or opts.fixed):
         raise fail(f"{override_arguments(overrides)[0]}: hardware overrides are not supported with disaggregated pools "
                    "(--disagg, --prefill/--decode); give the pools' devices as YAML files")
@@ -211,7 +220,7 @@ def serve(
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                  gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
                  slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
-                 prefetch=prefetch, seed=seed,
+                 prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, seed=seed,
                  cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))), **(overrides or {}))
     if plot is not None:
         from roofline import plots

@@ -24,7 +24,7 @@ from roofline.serving.simulator import simulate
 from roofline.serving.step_cost import StepCost, build_step_cost, token_grid
 from roofline.serving.workload import Lengths, Requests, ServingWorkload, make_requests
 from roofline.timing import HardwareArrays
-from roofline.workload import Parallelism, Workload
+from roofline.workload import Parallelism, PrefetchSettings, Workload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,13 +48,16 @@ class ServingSetup:
     overheads: Overheads = DATASHEET
     prefetch: bool = False
     hardware_overrides: tuple[tuple[str, float], ...] = ()
+    #: what prefetching fetches when ``prefetch`` is on (weights, KV cache; roofline.workload)
+    prefetch_settings: PrefetchSettings = PrefetchSettings()
 
     @property
     def devices(self) -> int:
         return self.parallelism.tp * self.parallelism.pp
 
     def arrays(self) -> HardwareArrays:
-        return HardwareArrays.from_spec(self.hardware, 1, prefetch=self.prefetch, **dict(self.hardware_overrides))
+        return HardwareArrays.from_spec(self.hardware, 1, prefetch=self.prefetch,
+                                        prefetch_settings=self.prefetch_settings, **dict(self.hardware_overrides))
 
     def step_cost(self) -> StepCost:
         s = self.settings
@@ -224,6 +227,8 @@ def serve(
     simulate_events: bool = False,
     datasheet: bool = False,
     prefetch: bool = False,
+    prefetch_weights: bool | None = None,
+    prefetch_kv: bool | None = None,
     seed: int = 0,
     cost_params: CostParameters | None = None,
     **hardware_overrides: float,
@@ -245,7 +250,12 @@ def serve(
         datasheet: the raw roofline (the device spec as written, no overheads); by default the
             fitted model of :mod:`roofline.fitted`, as ``roofline serve`` and ``roofline.predict``
             use it: the device's calibrated profile where one ships and the fitted overheads of
-            ``framework`` (``summary["provenance"]`` says which). prefetch: PRESERVE prefetching in steps.
+            ``framework`` (``summary["provenance"]`` says which).
+        prefetch: PRESERVE prefetching in every step (off by default, as ``roofline.predict``);
+            ``prefetch_weights``: whether it fetches the weights (default: yes, as ``predict``).
+            ``prefetch_kv``: only False or None: a step's attention reads the KV cache from HBM
+            (one kernel over the batch, :mod:`roofline.serving.step_cost`), so serve never
+            prefetches it (True is refused rather than ignored).
         cost_params: cost, power and TCO parameters of the cost columns (default
             ``cost_specs/default.yaml``, manufacturing basis).
 
@@ -278,7 +288,11 @@ def serve(
     w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes)
     par = Parallelism(tp=tp, pp=pp, ep=ep)
     over = DATASHEET if datasheet else load_overheads(framework).for_model(m)
-    setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())))
+    if prefetch_kv:  # False or None: what the step cost does
+        raise SpecError("--prefetch-kv: not modelled by serve: a step's attention is one kernel over the batch's KV "
+                        "cache, read from HBM (roofline.serving.step_cost); predict models KV prefetching")
+    blocks = PrefetchSettings(weights=True if prefetch_weights is None else prefetch_weights, kv_cache=False)
+    setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())), blocks)
     cost = setup.step_cost()
     cap = setup.kv_capacity_tokens()
     slo = (slo_ttft_ms, slo_tpot_ms)
@@ -338,6 +352,7 @@ def serve(
         "hardware_profile": f"calibrated: {chosen.device_profile}" if chosen.device_profile else "datasheet",
         "provenance": chosen.provenance(),
         "kv_capacity_tokens": cap, "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,
+        "prefetch": {"enabled": bool(prefetch), "weights": blocks.weights, "kv_cache": blocks.kv_cache},
     }
     summary |= _slo_limits(setup, cost, cap, base, slo)
     return ServeResult(rows, definitions, summary)
