@@ -327,7 +327,10 @@ def name_from_stem(name: str, path: Path, kind: str) -> str:
 
     stem = path.stem.lower()
     if name != stem:
+        # stacklevel 1: one location whoever loads the file, so Python's default filter (once per
+        # location and message) gives it once although a sweep loads the file several times (its
+        # check, the fitted model, the fingerprint, the summary); the message names the file
         warnings.warn(RooflineWarning(
             f"{path}: {kind} name {name!r} differs from the file stem {stem!r}; the stem is the name "
-            f"(rename the file or fix 'name:')"), stacklevel=3)
+            f"(rename the file or fix 'name:')"), stacklevel=1)
     return stem

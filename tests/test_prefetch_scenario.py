@@ -186,3 +186,21 @@ def test_a_scenario_built_without_prefetch_settings_is_off() -> None:
     assert s.prefetch == PrefetchSettings() and not s.prefetch.enabled
     out = evaluate_configs(s, 2, l2_capacity_MiB=np.array([0.0, 96.0]))
     assert np.array_equal(out["tpot_ms"], out["baseline_tpot_ms"]) and np.all(out["prefetch_speedup"] == 1.0)
+
+
+def test_a_sweep_warns_about_a_name_once(tmp_path: Path) -> None:
+    """A sweep loads its hardware file several times (the file's check, the fitted model, the
+    fingerprint, the summary): under Python's default filter the name warning comes once (the CLI
+    prints each message once whatever the filter)."""
+    from roofline.sweep import run_sweep
+    from roofline.sweepfile import load_sweep
+
+    (tmp_path / "my-chip.yaml").write_text(H100.read_text())  # name: h100-sxm
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({"name": "s", "hardware": str(tmp_path / "my-chip.yaml"), "model": "llama-3-8b",
+                                 "workload": {"batch": 1, "input_len": 128, "output_len": 8},
+                                 "sweep": {"l2_capacity_MiB": [0, 64]}}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        run_sweep(load_sweep(f), tmp_path / "run", workers=1)
+    assert [str(w.message).count("differs from the file stem") for w in caught] == [1]

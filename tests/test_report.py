@@ -377,6 +377,10 @@ def test_the_serve_command_gives_a_serving_rows_serving_columns(tmp_path: Path, 
     commands = p["columns"]["_serve_command"]
     assert all(c.startswith("roofline serve ") for c in commands["values"])
     assert not any("static-batch" in n for n in p["notes"])
+    # "Fixed in this run" shows the serving workload, not the static columns' placeholder batch
+    assert "batch" not in p["fixed"]
+    assert p["fixed"]["concurrency"] == 32 and p["fixed"]["framework"] == "vllm"
+    assert (p["fixed"]["input_len"], p["fixed"]["output_len"]) == (1024, 256)
 
 
 def test_a_static_sweep_has_no_serve_command(tmp_path: Path, capsys) -> None:

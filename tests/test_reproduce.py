@@ -306,3 +306,41 @@ def test_dse_l2_report_heads_the_l2_column_with_the_registry_label(tmp_path):
     header = next(line for line in curve_section.splitlines() if line.startswith("|"))
     assert header.startswith(f"| {parameter_labels()['l2_capacity_MiB']} |")
     assert "l2_capacity_MiB" not in curve_section
+
+
+@pytest.mark.parametrize("datasheet", [True, False])
+def test_the_design_space_answer_predicts_as_a_sweep_of_its_model_choice(datasheet):
+    """Both operating points of dse-objectives use one model choice, as a sweep file with the same
+    ``scenario: {datasheet: ...}`` and ``serving:`` block does: the stock device's static TPOT and
+    serving TTFT, TPOT and SLO-max goodput agree with the sweep's columns (the serving point once
+    added the fitted overheads to a datasheet static batch)."""
+    import numpy as np
+
+    from roofline.engine import evaluate_configs
+    from roofline.fitted import ModelChoice
+    from roofline.reproduce._dse import _Evaluator, _scenario, serving_block_for
+    from roofline.sweep import sweep_frame
+    from roofline.sweepfile import sweep_from_dict
+
+    setup = {"model": "llama-3-8b", "hardware": "h100-sxm", "dtype": "fp8", "batch": 8, "input_len": 1024,
+             "output_len": 128, "tp": 2}
+    choice = ModelChoice(datasheet=datasheet, framework="vllm")  # a serving sweep's default: its block's framework
+    scenario = _scenario(setup, choice)
+    spec = scenario.hardware
+    stock = {"l2_capacity_MiB": np.array([spec.memory.l2_capacity_bytes / 2**20]),
+             "hbm_bandwidth_GBps": np.array([spec.memory.hbm_bandwidth_Bps / 1e9]),
+             "link_bandwidth_GBps": np.array([spec.intra_node.link_bandwidth_Bps / 1e9])}
+    ev = _Evaluator(scenario, stock, serving_block_for(setup), choice)
+    row = sweep_frame(sweep_from_dict({
+        "name": "dse-check", "hardware": "h100-sxm", "model": "llama-3-8b",
+        "workload": {k: setup[k] for k in ("dtype", "batch", "input_len", "output_len")},
+        "parallelism": {"tp": 2}, "sweep": {"prefetch": [True]},
+        "serving": {"framework": "vllm", "slo_tpot_ms": 50.0, "slo_ttft_ms": 1024.0},
+        "scenario": {"datasheet": datasheet}}, "dse-check.yaml")).iloc[0]
+    optima = ev.optima({})  # one point: its objectives are the stock device's
+    tpot_ms = evaluate_configs(scenario, 1, prefetch=True, **stock)["tpot_ms"][0]
+    assert tpot_ms == pytest.approx(row["tpot_ms"], rel=1e-9)
+    assert ev.points.at_block["ttft_s"][0] * 1e3 == pytest.approx(row["serving_ttft_ms"], rel=1e-9)
+    assert ev.points.at_block["tpot_s"][0] * 1e3 == pytest.approx(row["serving_tpot_ms"], rel=1e-9)
+    assert ev.points.at_slo_max["goodput_tok_s"][0] == pytest.approx(row["slo_max_goodput_tok_s"], rel=1e-9)
+    assert optima[("serving", "perf per manufacturing cost")]["concurrency"] == row["slo_max_concurrency"]

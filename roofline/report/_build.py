@@ -168,7 +168,7 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "front": [{"direction": d, "metric": m} for d, m in run.pareto],
         "counts": counts,
         "parameters": [describe_parameter(i) for i in swept],
-        "fixed": {i.name: i.values[0] for i in selection.parameters if not i.swept and i.values},
+        "fixed": _fixed(spec, selection.parameters),
         "parameter_names": parameters,
         "metric_names": metrics,
         "labels": {c: axis_label(c) for c in shown},
@@ -187,6 +187,17 @@ def _payload(run: RunFolder, *, top: int, sample: int, details: int, seed: int
         "serving": _serving_text(spec, values),
     }
     return payload, counts, notes
+
+
+def _fixed(spec: Any, parameters: list[Any]) -> dict[str, Any]:
+    """The parameters with one value in the run. A serving sweep has no static batch (its ``batch``
+    column is the static columns' placeholder): it shows its serving workload instead."""
+    fixed = {i.name: i.values[0] for i in parameters if not i.swept and i.values}
+    block = getattr(spec, "serving", None)
+    if block is None:
+        return fixed
+    fixed.pop("batch", None)
+    return fixed | {"concurrency": block.concurrency, "framework": block.settings.framework}
 
 
 def _serving_text(spec: Any, values: dict[str, list[Any]]) -> str | None:

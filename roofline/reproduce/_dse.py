@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from roofline.exceptions import InfeasibleConfigError, SpecError
+from roofline.fitted import ModelChoice
 from roofline.registry import headline_parameters, parameter_short_labels
 from roofline.reproduce._grid import _frame_of, _model_label, plan_runs, with_hardware
 from roofline.reproduce._paper import DSE_COST_VARIANTS, DSE_MODEL_VARIANTS
 from roofline.sweepfile import SweepSpec
 
-__all__ = ["DSE_OBJECTIVES", "DSE_SERVING_OBJECTIVES", "DSE_SETUPS", "DSE_POINTS", "dse_curve", "dse_frame",
+__all__ = ["DSE_MODEL_CHOICE", "DSE_OBJECTIVES", "DSE_SERVING_OBJECTIVES", "DSE_SETUPS", "DSE_POINTS", "dse_curve", "dse_frame",
            "dse_objectives", "dse_optima", "dse_sensitivity", "serving_block_for", "tornado_figure"]
 
 
@@ -169,8 +170,12 @@ DSE_SERVING_OBJECTIVES: dict[str, tuple[str, str]] = {
 }
 #: Operating points: a static batch (the set-up's batch, prefill then decode) and serving.
 DSE_POINTS = ("static batch", "serving")
+#: The model of the design-space answer, at both operating points: the device specs as written and no
+#: software overheads (the raw roofline, ``--datasheet``), as the L2 sweep it extends
+#: (sweeps/dse_l2_ascend.yaml, ``datasheet: true``); the static batch and the serving point share it.
+DSE_MODEL_CHOICE = ModelChoice(datasheet=True)
 #: The serving SLO of every set-up: 50 ms TPOT (20 tokens/s per user) and 1 ms of TTFT per prompt
-#: token (2 s for 2K prompts), vLLM engine defaults and fitted overheads.
+#: token (2 s for 2K prompts), vLLM engine defaults.
 DSE_SLO_TPOT_MS = 50.0
 DSE_SLO_TTFT_MS_PER_PROMPT_TOKEN = 1.0
 #: The knobs whose optima are reported (the registry's headline parameters: L2 size, HBM bandwidth,
@@ -181,16 +186,17 @@ DSE_LINK_SCALE = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0])
 _KNOBS = headline_parameters()
 
 
-def _scenario(setup: Mapping[str, Any]) -> Any:
+def _scenario(setup: Mapping[str, Any], choice: ModelChoice = DSE_MODEL_CHOICE) -> Any:
     from roofline.engine import Scenario
-    from roofline.hardware import load_hardware
+    from roofline.fitted import fitted_model
     from roofline.model import load_model
     from roofline.workload import Parallelism, Workload
 
     model = load_model(setup["model"])
     workload = Workload.for_model(model, setup["dtype"], batch=setup["batch"], input_len=setup["input_len"],
                                   output_len=setup["output_len"])
-    return Scenario(model, workload, Parallelism(tp=setup["tp"]), load_hardware(setup["hardware"]))
+    fitted = fitted_model(setup["hardware"], choice)
+    return Scenario(model, workload, Parallelism(tp=setup["tp"]), fitted.hardware, overheads=fitted.overheads)
 
 
 def _grid(scenario: Any) -> dict[str, np.ndarray]:
@@ -214,14 +220,16 @@ def serving_block_for(setup: Mapping[str, Any]) -> Any:
 class _Evaluator:
     """The performance of one set-up on a grid, computed once; objectives per cost-parameter set."""
 
-    def __init__(self, scenario: Any, grid: Mapping[str, np.ndarray], block: Any) -> None:
+    def __init__(self, scenario: Any, grid: Mapping[str, np.ndarray], block: Any, choice: ModelChoice) -> None:
         from roofline.serving.columns import serving_points
         from roofline.timing import HardwareArrays
 
         self.scenario, self.grid, self.block = scenario, grid, block
         self.n = len(grid["l2_capacity_MiB"])
         self.hw = HardwareArrays.from_spec(scenario.hardware, self.n, prefetch=True, **grid)
-        self.points = serving_points(scenario.model, scenario.workload, scenario.parallelism, self.hw, block)
+        # the serving point under the scenario's own model: fitted overheads, or none on the datasheet
+        self.points = serving_points(scenario.model, scenario.workload, scenario.parallelism, self.hw, block,
+                                     datasheet=choice.datasheet)
 
     def optima(self, overrides: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
         """(operating point, objective) -> the optimal knobs and the objective there (prefetch on,
@@ -290,7 +298,8 @@ def _matrix_units(scenario: Any) -> set[str]:
 
 def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS,
                    estimates: list[str] | None = None,
-                   progress: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   progress: Any = None, model_choice: ModelChoice = DSE_MODEL_CHOICE,
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The optima of L2, HBM bandwidth and link speed per set-up, operating point and objective,
     and the tornado.
 
@@ -299,7 +308,8 @@ def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS,
         ``serving``) and objective (the default parameters) with the stock device's objective for
         comparison; ``tornado`` one row per set-up, point, objective, varied estimate and end of its
         range, with the optimum there. ``estimates`` restricts the varied parameters (default: every
-        relevant ranged estimate).
+        relevant ranged estimate). ``model_choice``: the model of both operating points (default
+        :data:`DSE_MODEL_CHOICE`, the raw roofline).
     """
     from roofline.cost import load_cost_parameters
 
@@ -308,14 +318,14 @@ def dse_objectives(setups: Mapping[str, Mapping[str, Any]] = DSE_SETUPS,
     optima_rows, tornado_rows = [], []
     for setup_name, setup in setups.items():
         say(f"{setup_name}: static batch and serving on the grid")
-        scenario = _scenario(setup)
+        scenario = _scenario(setup, model_choice)
         block = serving_block_for(setup)
-        grid_eval = _Evaluator(scenario, _grid(scenario), block)
+        grid_eval = _Evaluator(scenario, _grid(scenario), block, model_choice)
         spec = scenario.hardware
         stock = {"l2_capacity_MiB": np.array([spec.memory.l2_capacity_bytes / 2**20]),
                  "hbm_bandwidth_GBps": np.array([spec.memory.hbm_bandwidth_Bps / 1e9]),
                  "link_bandwidth_GBps": np.array([spec.intra_node.link_bandwidth_Bps / 1e9])}
-        stock_value = _Evaluator(scenario, stock, block).optima({})
+        stock_value = _Evaluator(scenario, stock, block, model_choice).optima({})
         for (point, objective), best in grid_eval.optima({}).items():
             optima_rows.append({"setup": setup_name, "point": point, "objective": objective, **best,
                                 "stock_value": stock_value[(point, objective)]["value"],
