@@ -383,6 +383,8 @@ def test_preserve_search_files_ask_the_papers_question(name: str, prefetch: bool
     assert (space.fixed["batch"], space.fixed["input_len"], space.fixed["output_len"]) == (4, 10923, 5461)
     options = search_options(spec)
     assert objectives(spec, options).metrics == ("tok_s_per_kusd",) and spec.constraints == {"memory_fit": True}
+    # a reproduction of the paper's numbers: the raw roofline, as the other reproduction files
+    assert spec.model_choice.datasheet and spec.prefetch.threshold_fraction == 0.75
 
 
 def test_a_trial_reaped_as_stale_while_its_worker_lives_is_skipped_not_fatal(tmp_path: Path, monkeypatch) -> None:

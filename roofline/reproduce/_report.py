@@ -118,8 +118,9 @@ def _objectives_report(optima: pd.DataFrame, tornado: pd.DataFrame, fit: Any) ->
     and every estimate whose range moves an optimum (the tornado as a table)."""
     lines = ["# Design-space answer: L2, HBM bandwidth and link speed under three objectives", "",
              "Prefetching on; static batch: the set-up's batch (prefill, then decode); serving: each "
-             "configuration at the busiest closed loop that meets the SLO (vLLM defaults and fitted "
-             "overheads), ranked by its goodput there.", "",
+             "configuration at the busiest closed loop that meets the SLO (vLLM defaults), ranked by its "
+             "goodput there. Model: the raw roofline at both points (the device specs as written, no "
+             "fitted overheads; DSE_MODEL_CHOICE).", "",
              f"Price basis: margin {fit.margin:.3f} fitted on {', '.join(fit.devices)}; leave-one-device-out "
              f"mean |error| {fit.mean_abs_held_out_error:.1%}.", "", "## Optima", ""]
     o = optima.copy()

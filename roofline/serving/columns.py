@@ -4,8 +4,9 @@ For every hardware configuration of a sweep chunk the analytic model gives the s
 the file's workload (a closed-loop benchmark at ``concurrency``, 10 x c requests as ``roofline
 serve``, the sweep's ``input_len``/``output_len``) and engine settings, with the framework's fitted
 overheads. The step
-cost is evaluated for all configurations at once on a coarse token grid (ratio 1.25), so a sweep
-with a ``serving:`` block pays about 40 operator-table passes per chunk.
+cost is evaluated for all configurations at once on ``roofline serve``'s token grid
+(:func:`~roofline.serving.step_cost.engine_token_grid`), so a row agrees with its ``roofline serve``
+command to rounding; a sweep with a ``serving:`` block pays about 100 operator-table passes per chunk.
 
 A ``serving:`` block::
 
@@ -43,7 +44,7 @@ from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import DATASHEET, load_overheads
 from roofline.serving.serve import benchmark_requests
 from roofline.serving.settings import FRAMEWORKS, EngineSettings, engine_defaults
-from roofline.serving.step_cost import build_step_cost, token_grid
+from roofline.serving.step_cost import build_step_cost, engine_token_grid
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
@@ -124,8 +125,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     fitted overheads of the block's framework, none if ``datasheet``: the raw roofline)."""
     s = block.settings
     o = DATASHEET if datasheet else load_overheads(s.framework).for_model(model)
-    grid = token_grid(s.max_num_batched_tokens + min(s.max_num_seqs, int(SLO_CONCURRENCIES[-1])), ratio=1.25)
-    cost = build_step_cost(model, workload, par, hw, grid, s.attention_dp)
+    cost = build_step_cost(model, workload, par, hw, engine_token_grid(s), s.attention_dp)  # serve's grid
     cap = kv_capacity_tokens(model, workload, par, hw.hbm_capacity_bytes, gpu_memory_utilization=s.gpu_memory_utilization,
                              max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
                              attention_dp=s.attention_dp, name=model.name)

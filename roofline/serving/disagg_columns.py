@@ -39,7 +39,7 @@ from roofline.serving.kv_transfer import KV_PATHS, kv_link_arrays, kv_transfer_b
 from roofline.serving.metrics import meets_slo
 from roofline.serving.overheads import Overheads
 from roofline.serving.settings import EngineSettings
-from roofline.serving.step_cost import StepCost, build_step_cost, token_grid
+from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
@@ -108,8 +108,7 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
     of all its devices; :data:`NOT_MODELLED` columns are NaN (unknown: null in JSON, '-' in tables,
     never ranked as best)."""
     n = hw.n
-    grid = token_grid(settings.max_num_batched_tokens + min(settings.max_num_seqs, int(concurrencies[-1])),
-                      ratio=1.25)
+    grid = engine_token_grid(settings)  # roofline serve's grid: the two agree to rounding
     p_cost, _ = _pool_cost(model, workload, block.prefill, hw, settings, grid)
     d_cost, d_cap = _pool_cost(model, workload, block.decode, hw, settings, grid)
     prompt, output = float(workload.input_len), float(workload.output_len)

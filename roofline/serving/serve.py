@@ -21,7 +21,7 @@ from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_
 from roofline.serving.overheads import DATASHEET, Overheads, load_overheads, overheads_provenance
 from roofline.serving.settings import EngineSettings, SpeculativeDecoding, engine_defaults
 from roofline.serving.simulator import simulate
-from roofline.serving.step_cost import StepCost, build_step_cost, token_grid
+from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid
 from roofline.serving.workload import Lengths, Requests, ServingWorkload, make_requests
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, PrefetchSettings, Workload
@@ -61,8 +61,8 @@ class ServingSetup:
 
     def step_cost(self) -> StepCost:
         s = self.settings
-        grid = token_grid(s.max_num_batched_tokens + s.max_num_seqs * s.speculative.verify_tokens)
-        return build_step_cost(self.model, self.workload, self.parallelism, self.arrays(), grid, s.attention_dp)
+        return build_step_cost(self.model, self.workload, self.parallelism, self.arrays(), engine_token_grid(s),
+                               s.attention_dp)
 
     def kv_capacity_tokens(self) -> float:
         s = self.settings

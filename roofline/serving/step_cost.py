@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,7 +45,10 @@ from roofline.model import ModelSpec
 from roofline.timing import HardwareArrays, op_times
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["StepCost", "build_step_cost", "token_grid", "HEAD_OPS"]
+if TYPE_CHECKING:
+    from roofline.serving.settings import EngineSettings
+
+__all__ = ["StepCost", "build_step_cost", "token_grid", "engine_token_grid", "HEAD_OPS"]
 
 #: Operators of the head: they run once per sequence that emits a token, not per token.
 HEAD_OPS = ("final_norm", "lm_head", "logits_allgather", "sampling")
@@ -65,6 +69,13 @@ def token_grid(max_tokens: int, ratio: float = 1.08) -> np.ndarray:
     n = int(np.ceil(np.log(max_tokens / 32) / np.log(ratio)))
     big = np.unique(np.round(32 * ratio ** np.arange(1, n + 1)).astype(int))
     return np.unique(np.concatenate([small, big[big < max_tokens], [max_tokens]])).astype(float)
+
+
+def engine_token_grid(settings: EngineSettings) -> np.ndarray:
+    """The grid of an engine's steps: up to the token budget plus one verify block per running
+    sequence. ``roofline serve`` and a sweep's serving columns both read their step costs on it, so
+    the two agree to rounding (a coarser grid for the sweep moved its TPOT by up to 0.3%)."""
+    return token_grid(settings.max_num_batched_tokens + settings.max_num_seqs * settings.speculative.verify_tokens)
 
 
 def _without(table: OpTable, ops: np.ndarray, drop_count: np.ndarray | None = None) -> OpTable:
