@@ -298,11 +298,12 @@ def _buffers(n_ops, cap, lanes):
 def prefill_pass(ops, comm, cfg, seg, member, fetch, pf, energy, pipe):
     """(7, n) values of the prefill pass of every configuration (``static_kernel.DECODE_COLUMNS``)."""
     n, n_ops = cfg.shape[1], ops.shape[1]
-    flags, work, scratch, out = _buffers(n_ops, flag_capacity(n_ops, seg.shape[0], fetch.shape[0]), BLOCK)
+    lanes = max(min(BLOCK, n), 1)  # a block's buffers are touched lane by lane: a small n gets small ones
+    flags, work, scratch, out = _buffers(n_ops, flag_capacity(n_ops, seg.shape[0], fetch.shape[0]), lanes)
     res = np.empty((7, n))
-    kv = np.zeros(BLOCK)
-    for j0 in range(0, n, BLOCK):
-        nb = min(BLOCK, n - j0)
+    kv = np.zeros(lanes)
+    for j0 in range(0, n, lanes):
+        nb = min(lanes, n - j0)
         _pass(kv, j0, nb, ops, comm, cfg, seg, member, fetch, pf, energy, pipe, False, False, flags, work, scratch,
               out)
         res[:, j0:j0 + nb] = out[:, :nb]
@@ -317,16 +318,17 @@ def decode_means(ops, comm, cfg, seg, member, fetch, pf, energy, pipe, first, la
     over the run and averages its ends; the others are halved until that holds (one lane)."""
     n, n_ops = cfg.shape[1], ops.shape[1]
     cap = flag_capacity(n_ops, seg.shape[0], fetch.shape[0])
-    flags_lo, work, scratch, lo_v = _buffers(n_ops, cap, BLOCK)
-    flags_hi, _, _, hi_v = _buffers(n_ops, cap, BLOCK)
+    lanes = max(min(BLOCK, n), 1)  # as prefill_pass
+    flags_lo, work, scratch, lo_v = _buffers(n_ops, cap, lanes)
+    flags_hi, _, _, hi_v = _buffers(n_ops, cap, lanes)
     res = np.empty((7, n))
-    kv_lo, kv_hi = np.full(BLOCK, first), np.full(BLOCK, last)
+    kv_lo, kv_hi = np.full(lanes, first), np.full(lanes, last)
     steps = last - first + 1.0
     flags_1, work_1, scratch_1, out_1 = _buffers(n_ops, cap, 1)
     stack = (np.empty(_STACK, np.int64), np.empty(_STACK, np.int64), np.empty((_STACK, 7)), np.empty((_STACK, 7)),
              np.empty((_STACK, cap)), np.empty((_STACK, cap)), flags_1, work_1, scratch_1, out_1)
-    for j0 in range(0, n, BLOCK):
-        nb = min(BLOCK, n - j0)
+    for j0 in range(0, n, lanes):
+        nb = min(lanes, n - j0)
         nf = _pass(kv_lo, j0, nb, ops, comm, cfg, seg, member, fetch, pf, energy, pipe, True, False, flags_lo, work,
                    scratch, lo_v)
         _pass(kv_hi, j0, nb, ops, comm, cfg, seg, member, fetch, pf, energy, pipe, True, True, flags_hi, work,

@@ -10,7 +10,7 @@ from roofline.cost import CostParameters, basis_total_usd, hardware_cost_totals
 from roofline.cost.tco import HOURS_PER_YEAR, tco_usd_per_device_hour
 from roofline.hardware import HardwareSpec
 from roofline.metrics import definition, descriptions
-from roofline.power import energy_rates
+from roofline.power import EnergyRates, energy_rates
 from roofline.registry import cost_inputs
 from roofline.timing import HardwareArrays
 
@@ -86,6 +86,7 @@ def economic_columns(
     prefill_capped_s: np.ndarray,
     decode_j: np.ndarray,
     decode_capped_s: np.ndarray,
+    rates: EnergyRates | None = None,
 ) -> dict[str, np.ndarray]:
     """Cost, power and TCO columns of ``hw.n`` configurations (NaN without a ``die`` block).
 
@@ -97,13 +98,14 @@ def economic_columns(
         throughput_tok_s, baseline_throughput_tok_s: roofline throughput with and without prefetch.
         prefill_j, decode_j: dynamic energy of the prefill pass and of the mean decode step, per device.
         prefill_capped_s, decode_capped_s: their TDP-capped times (``roofline.power.tdp_capped_s``).
+        rates: ``energy_rates(params, spec)`` if the caller has them already (else derived here).
     """
     n = hw.n
     if spec.die is None:
         return _nan_columns(n)
     device_usd = _device_usd(params, spec, hw, spans_nodes=devices > spec.devices_per_node)
     system_usd = device_usd * devices
-    static_w = energy_rates(params, spec).static_w
+    static_w = (rates or energy_rates(params, spec)).static_w
     e2e_s = prefill_capped_s + steps * decode_capped_s
     device_j = prefill_j + steps * decode_j + static_w * e2e_s
     power_w = device_j / e2e_s

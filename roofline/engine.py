@@ -179,7 +179,8 @@ def evaluate(scenario: Scenario, arrays: HardwareArrays, cost_params: CostParame
     economics = economic_columns(
         params, scenario.hardware, hw, devices=scenario.devices, tokens_per_request=scale, steps=decode_steps,
         throughput_tok_s=throughput, baseline_throughput_tok_s=throughput_base, prefill_j=phases.prefill_j,
-        prefill_capped_s=prefill_capped_s, decode_j=means[:, 5], decode_capped_s=decode_capped_s)
+        prefill_capped_s=prefill_capped_s, decode_j=means[:, 5], decode_capped_s=decode_capped_s,
+        rates=rates)
     columns = {
         "ttft_ms": ttft * 1e3,
         "tpot_ms": tpot * 1e3,

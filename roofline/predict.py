@@ -11,6 +11,8 @@ Definitions (also in the README and in every output):
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +25,20 @@ from roofline.economics import ECONOMIC_METRICS, basis_text
 from roofline.engine import Evaluation, Scenario, evaluate, scenario_arrays
 from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_steps
 from roofline.exceptions import InfeasibleConfigError
-from roofline.fitted import DEFAULT_FRAMEWORK, ModelChoice, SoftwareOverheads, fitted_model
+from roofline.fitted import (
+    DEFAULT_FRAMEWORK,
+    OVERHEADS_FILE,
+    FittedModel,
+    ModelChoice,
+    SoftwareOverheads,
+    fitted_model,
+)
 from roofline.graph import MemoryReport, OpTable, decode_kv_range, memory_per_device
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
 from roofline.placement import tier_rows
 from roofline.prefetch import LIMITS
+from roofline.static_kernel import KERNEL_MIN_CONFIGS, kernel_cached, kernel_loaded
 from roofline.timing import HardwareArrays, OpTimes, Recorder
 from roofline.workload import Parallelism, PrefetchSettings, Workload
 
@@ -361,6 +371,7 @@ def predict(
     datasheet: bool = False,
     framework: str = DEFAULT_FRAMEWORK,
     network: str | None = None,
+    compiled: bool | None = None,
     **hardware_overrides: float,
 ) -> Prediction:
     """Predict serving latency and throughput of ``model`` on ``hardware``.
@@ -404,6 +415,10 @@ def predict(
         network: a cluster's scale-out network over the device's ``inter_node`` block (a bundled
             one of ``hardware_specs/networks/`` or a YAML path; :func:`roofline.hardware.with_network`),
             applied over the calibrated profile.
+        compiled: run the static phases on the compiled kernel (:mod:`roofline.static_kernel`,
+            equal to the numpy path to 1e-12; compiles it on first use if numba's cache lacks it)
+            or not (False). Default None: the kernel once this process has loaded it, or from its
+            KERNEL_MIN_CONFIGS-th prediction on when numba's disk cache holds it (no compilation).
         **hardware_overrides: sweepable parameters with units in the name, e.g.
             ``l2_capacity_MiB=96``, ``hbm_bandwidth_GBps=4000``.
 
@@ -420,7 +435,7 @@ def predict(
         True
     """
     m = load_model(model)
-    fitted = fitted_model(hardware, ModelChoice(datasheet, framework), network)
+    fitted = _fitted(hardware, ModelChoice(datasheet, framework), network)
     hw = fitted.hardware
     settings = prefetch_settings or PrefetchSettings()
     if prefetch_weights is not None or prefetch_kv is not None:
@@ -433,12 +448,80 @@ def predict(
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     scenario = Scenario(m, w, par, hw, pins=tuple((pins or {}).items()), prefetch=settings,
                         overheads=fitted.overheads)
-    arrays = scenario_arrays(scenario, 1, prefetch=prefetch, **hardware_overrides)
+    arrays = _arrays(scenario, prefetch, hardware_overrides)
     memory = _memory_report(scenario, arrays)
     if check_memory and not memory.fits:
         raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")
-    return Prediction.from_evaluation(evaluate(scenario, arrays, cost_params, compiled=False), memory,
-                                      fitted.provenance())
+    ev = evaluate(scenario, arrays, cost_params, compiled=_use_kernel() if compiled is None else compiled)
+    return Prediction.from_evaluation(ev, memory, fitted.provenance())
+
+
+#: FittedModel by (device spec identity, choice, network, overheads file stamp): the calibrated
+#: profile lookup compares the spec with the bundled one, a tenth of a repeated prediction
+_FITTED: dict[tuple, tuple[HardwareSpec, FittedModel]] = {}
+
+
+def _fitted(hardware: HardwareSpec | str, choice: ModelChoice, network: str | None) -> FittedModel:
+    """:func:`roofline.fitted.fitted_model`, kept for a device spec object predicted again (a name or
+    path is read again, as fitted_model does; an edited overheads file is read again)."""
+    if not isinstance(hardware, HardwareSpec):
+        return fitted_model(hardware, choice, network)
+    try:
+        st = os.stat(OVERHEADS_FILE)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return fitted_model(hardware, choice, network)  # fitted_model says what is missing
+    key = (id(hardware), choice, None if network is None else str(network), stamp)
+    hit = _FITTED.get(key)
+    if hit is not None and hit[0] is hardware:  # ids are reused once freed
+        return hit[1]
+    if len(_FITTED) > 64:
+        _FITTED.clear()
+    fitted = fitted_model(hardware, choice, network)
+    _FITTED[key] = (hardware, fitted)
+    return fitted
+
+
+#: HardwareArrays of one configuration by (scenario, prefetch, overrides), the device and model
+#: specs held for their identity: a prediction repeated with another workload but the same device rebuilds them
+_ARRAYS: dict[tuple, tuple[HardwareSpec, ModelSpec, HardwareArrays]] = {}
+
+
+def _arrays(scenario: Scenario, prefetch: bool | None, overrides: dict[str, float]) -> HardwareArrays:
+    """:func:`roofline.engine.scenario_arrays` of one configuration, kept for a scenario predicted
+    again (the evaluation only reads them)."""
+    key = (id(scenario.hardware), id(scenario.model), scenario.workload, scenario.parallelism, scenario.pins,
+           scenario.prefetch, prefetch, tuple(sorted(overrides.items())))
+    try:
+        hit = _ARRAYS.get(key)
+    except TypeError:  # an unhashable override (an array): not kept
+        return scenario_arrays(scenario, 1, prefetch=prefetch, **overrides)
+    if hit is not None and hit[0] is scenario.hardware and hit[1] is scenario.model:  # ids are reused once freed
+        return hit[2]
+    if len(_ARRAYS) > 256:
+        _ARRAYS.clear()
+    arrays = scenario_arrays(scenario, 1, prefetch=prefetch, **overrides)
+    _ARRAYS[key] = (scenario.hardware, scenario.model, arrays)
+    return arrays
+
+
+#: Predictions made by this process; from KERNEL_MIN_CONFIGS on (the configurations that pay for
+#: numba's import, as in a sweep) they use the compiled kernel if numba's disk cache holds it.
+_PREDICTIONS = itertools.count(1)
+_KERNEL_CHECKED: list[bool] = []
+
+
+def _use_kernel() -> bool:
+    """Whether this prediction's static phases run on the compiled kernel (equal to the numpy path
+    to 1e-12): yes once the process has loaded it; else from the KERNEL_MIN_CONFIGS-th prediction
+    on, if loading it costs no compilation. A single ``roofline predict`` never imports numba."""
+    if kernel_loaded():
+        return True
+    if next(_PREDICTIONS) < KERNEL_MIN_CONFIGS:
+        return False
+    if not _KERNEL_CHECKED:  # checked once: the disk lookup is slower than a prediction
+        _KERNEL_CHECKED.append(kernel_cached())
+    return _KERNEL_CHECKED[0]
 
 
 def _memory_report(scenario: Scenario, arrays: HardwareArrays) -> MemoryReport:

@@ -33,7 +33,8 @@ from roofline.timing import (
     gemm_reuse_unit_bytes,
 )
 
-__all__ = ["StaticPhases", "covers", "static_phases", "reference_phases", "DECODE_COLUMNS", "KERNEL_MIN_CONFIGS"]
+__all__ = ["StaticPhases", "covers", "static_phases", "reference_phases", "kernel_loaded", "kernel_cached",
+           "DECODE_COLUMNS", "KERNEL_MIN_CONFIGS"]
 
 #: Columns of the mean decode step (the engine's step values, in this order).
 DECODE_COLUMNS = ("base_s", "time_s", "compute_s", "memory_s", "comm_s", "energy_j", "capped_s")
@@ -64,7 +65,25 @@ def covers(hw: HardwareArrays) -> bool:
 
 
 def _op_matrix(table: OpTable, hw: HardwareArrays, units: list[str], rates: EnergyRates | None) -> np.ndarray | None:
-    """(rows, n_ops) constants of every operator; None when an operator's unit has no peak."""
+    """(rows, n_ops) constants of every operator; None when an operator's unit has no peak.
+
+    They depend on the table and on what of the device does not vary per configuration (the peak
+    units, the efficiency curve, the energy rates), so they are kept beside the (immutable, cached)
+    table: a repeated prediction does not rebuild them. Callers only read the matrix."""
+    key = (tuple(units), hw.efficiency_curve_m, id(rates))
+    cache = table.__dict__.setdefault("_kernel_ops", {})
+    hit = cache.get(key)
+    if hit is not None and hit[0] is rates:  # ids are reused once freed
+        return hit[1]
+    if len(cache) > 16:
+        cache.clear()
+    out = _make_op_matrix(table, hw, units, rates)
+    cache[key] = (rates, out)
+    return out
+
+
+def _make_op_matrix(table: OpTable, hw: HardwareArrays, units: list[str],
+                    rates: EnergyRates | None) -> np.ndarray | None:
     n_ops = table.n_ops
     out = np.zeros((_N_OP_ROWS, n_ops))
     out[_COUNT], out[_STAGE] = table.count, table.stage_count
@@ -115,7 +134,15 @@ def _cfg_matrix(hw: HardwareArrays, units: list[str]) -> np.ndarray:
 def _segments(table: OpTable, hw: HardwareArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Segment constants: (s, 6) [collective op, count, stage count, working set, collective HBM
     bytes, operators], (s, n_ops) membership, and (f, 3) [operator, segment, position in segment
-    order] of the operators that read prefetchable bytes."""
+    order] of the operators that read prefetchable bytes (kept beside the table, as the op matrix)."""
+    key = (hw.prefetch_weights, hw.prefetch_kv)
+    cache = table.__dict__.setdefault("_kernel_segments", {})
+    if key not in cache:
+        cache[key] = _make_segments(table, hw)
+    return cache[key]
+
+
+def _make_segments(table: OpTable, hw: HardwareArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not table.segments:
         return np.zeros((0, 6)), np.zeros((0, table.n_ops)), np.zeros((0, 2))
     lay = segment_layout(table, hw.prefetch_weights, hw.prefetch_kv)
@@ -139,6 +166,34 @@ def _compiled() -> tuple | None:
 #: Fewest configurations the compiled kernel is used for by default: below it the numpy path is as
 #: fast, and a short-lived process (a search worker, ``roofline predict``) never imports numba.
 KERNEL_MIN_CONFIGS = 512
+
+_ENTRY_POINTS = ("prefill_pass", "decode_means")
+
+
+def kernel_loaded() -> bool:
+    """Whether this process has loaded the compiled kernel already (a sweep or a prediction did)."""
+    return _compiled.cache_info().currsize > 0
+
+
+def kernel_cached() -> bool:
+    """Whether loading the kernel costs only numba's import (about 0.4 CPU-s), not a compilation
+    (about 20 CPU-s): numba's on-disk cache (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside the
+    source) holds an index of both entry points written after the source last changed. numba
+    itself is not imported here."""
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    source = Path(__file__).with_name("_static_numba.py")
+    if importlib.util.find_spec("numba") is None or not source.is_file():
+        return False
+    changed = source.stat().st_mtime
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}"
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    dirs = [p for p in Path(user_dir).glob("roofline_*")] if user_dir else [source.parent / "__pycache__"]
+    return any(all(any(f.stat().st_mtime >= changed for f in d.glob(f"_static_numba.{name}-*.{tag}.nbi"))
+                   for name in _ENTRY_POINTS) for d in dirs)
 
 
 def static_phases(prefill: OpTable, decode: OpTable, hw: HardwareArrays, rates: EnergyRates | None,
