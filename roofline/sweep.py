@@ -26,9 +26,9 @@ import numpy as np
 from roofline._dataset import (
     DATASET_DIR,
     PartSummary,
+    SummaryMerge,
     arrow_table,
     parquet_options,
-    scan_parts,
     summarize_part,
 )
 from roofline._fingerprint import sweep_inputs
@@ -393,15 +393,17 @@ def _run_claimed(spec: SweepSpec, out_dir: str | Path, combos: list[dict[str, An
             run.record(parts, directory=True)
             parts.mkdir(exist_ok=True)
             started = time.perf_counter()
-            summaries: dict[Path, PartSummary] = {}
+            direction, metric = spec.objective
+            # a dataset's summary is merged as the parts are written (the parts' summaries are not kept)
+            merge = SummaryMerge([parts / t.part_name for t in tasks], metric=metric, maximize=_better(direction),
+                                 pareto=[(m, _better(d)) for d, m in spec.pareto], top=top) if dataset else None
             if client is not None:
                 _run_on_cluster(client, spec, combos, tasks, parts, total, progress)
             else:
-                summaries = _evaluate(spec, combos, tasks, parts, total, workers, progress, top if dataset else None)
+                _evaluate(spec, combos, tasks, parts, total, workers, progress, merge)
             seconds = time.perf_counter() - started
             if dataset:
-                result = _finalize_dataset(spec, out, parts, tasks, total, seconds, skipped, top, run.record,
-                                           summaries)
+                result = _finalize_dataset(spec, out, parts, total, seconds, skipped, run.record, merge)
             else:
                 result = _finalize(spec, out, parts, tasks, total, seconds, skipped, csv, top, run.record)
             run.set_stage("merged")  # every final file is in place: the parts are no longer needed
@@ -428,27 +430,27 @@ _KNOWN_OUTPUTS = ("results.parquet", "results.csv", "pareto.parquet", "summary.j
 
 def _evaluate(spec: SweepSpec, combos: list[dict[str, Any]], tasks: list[_Task], parts: Path, total: int,
               workers: int | None, progress: Callable[[int, int], None] | None,
-              top: int | None) -> dict[Path, PartSummary]:
-    """The parts still to write; with ``top``, the summaries of those it wrote, by part file."""
+              merge: SummaryMerge | None) -> None:
+    """The parts still to write; with ``merge`` (a dataset sweep), the summary of each part
+    written is folded into it."""
     todo, done = _todo(tasks, parts, total)
     if progress:
         progress(done, total)
     workers = workers or os.cpu_count() or 1
     tune_malloc()  # forked workers inherit it
-    summaries: dict[Path, PartSummary] = {}
+    top = None if merge is None else merge.top
     if workers == 1 or len(todo) == 1:
         scenarios: dict[int, Scenario] = {}
         for k, t in enumerate(todo, 1):
             rows, summary = _run_task(spec, combos, t, parts, top, scenarios)
             done += rows
             if summary is not None:
-                summaries[parts / t.part_name] = summary
+                merge.add(parts / t.part_name, summary)
             kill_point("part", k)
             if progress:
                 progress(done, total)
     else:
-        _run_parallel(spec, combos, todo, parts, workers, done, total, progress, top, summaries)
-    return summaries
+        _run_parallel(spec, combos, todo, parts, workers, done, total, progress, merge)
 
 
 def _todo(tasks: list[_Task], parts: Path, total: int) -> tuple[list[_Task], int]:
@@ -496,10 +498,11 @@ def _init_worker(parent_pid: int) -> None:
 
 
 def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Task], parts: Path, workers: int,
-                  done: int, total: int, progress: Callable[[int, int], None] | None, top: int | None,
-                  summaries: dict[Path, PartSummary]) -> int:
+                  done: int, total: int, progress: Callable[[int, int], None] | None,
+                  merge: SummaryMerge | None) -> int:
     import multiprocessing
 
+    top = None if merge is None else merge.top
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     written = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
@@ -517,7 +520,7 @@ def _run_parallel(spec: SweepSpec, combos: list[dict[str, Any]], todo: list[_Tas
                 rows, summary = f.result()
                 done += rows
                 if summary is not None:
-                    summaries[parts / task.part_name] = summary
+                    merge.add(parts / task.part_name, summary)
                 written += 1
                 kill_point("part", written)
                 if progress:
@@ -580,21 +583,16 @@ def _finalize(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total
     return _write_summary(spec, out, total, feasible, seconds, skipped, best.rows(), pareto, files)
 
 
-def _finalize_dataset(spec: SweepSpec, out: Path, parts: Path, tasks: list[_Task], total: int, seconds: float,
-                      skipped: list[str], top: int, record: Callable[..., None],
-                      summaries: dict[Path, PartSummary]) -> SweepResult:
+def _finalize_dataset(spec: SweepSpec, out: Path, parts: Path, total: int, seconds: float,
+                      skipped: list[str], record: Callable[..., None], merge: SummaryMerge) -> SweepResult:
     """The summary of a dataset sweep: its parts stay as they are (they are the results); the
-    feasible count, best rows and front merge the parts' summaries (``summaries``: those the
-    workers computed; the metric columns of the others, from an earlier run, are streamed)."""
-    part_files = [parts / t.part_name for t in tasks]
-    missing = [p.name for p in part_files if not p.exists()]
+    feasible count, best rows and front are ``merge``'s (the summaries the workers computed, folded
+    in as they came; the metric columns of the other parts, from an earlier run, are streamed)."""
+    missing = [p.name for p in merge.files if not p.exists()]
     if missing:
         raise RooflineError(f"{parts}: part file {missing[0]} is missing; run the sweep again with --resume")
     record(out / "pareto.parquet", out / "summary.json")
-    direction, metric = spec.objective
-    feasible, best, pareto = scan_parts(part_files, metric=metric, maximize=_better(direction),
-                                        pareto=[(m, _better(d)) for d, m in spec.pareto], top=top,
-                                        summaries=summaries)
+    feasible, best, pareto = merge.finish()
     rows = [] if best is None else best.to_pylist()
     return _write_summary(spec, out, total, feasible, seconds, skipped, rows, pareto, [parts])
 

@@ -190,6 +190,40 @@ def test_scan_of_parts_ranks_ties_and_nan_as_a_stable_sort_of_the_merged_table(t
     assert front.column("id").to_pylist() == expected.column("id").to_pylist()
 
 
+def test_summaries_merged_as_they_arrive_equal_the_scan_and_keep_only_the_winning_parts(tmp_path: Path) -> None:
+    """Workers finish parts out of order: folding their summaries (with the full rows they kept) in
+    any order gives the in-order scan's result, and the merge holds the kept rows of only the
+    parts that still have a best or front row (the main process of a 100M sweep stays small)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from roofline._dataset import SummaryMerge, scan_parts, summarize_part
+
+    rng = np.random.default_rng(11)
+    files, summaries = [], {}
+    pareto = [("cost", False), ("speed", True)]
+    for part in range(30):
+        n = 50
+        table = pa.table({"id": np.arange(n) + 100 * part, "cost": rng.integers(1, 40, n).astype(float),
+                          "speed": rng.integers(1, 40, n).astype(float), "feasible": rng.random(n) < 0.8})
+        files.append(tmp_path / f"part-{part:02d}.parquet")
+        pq.write_table(table, files[-1])
+        columns = {name: table.column(name).to_numpy() for name in table.column_names}
+        summaries[files[-1]] = summarize_part(columns, metric="speed", maximize=True, pareto=pareto, top=5, table=table)
+    expected = scan_parts(files, metric="speed", maximize=True, pareto=pareto, top=5)
+    for seed in range(3):
+        merge = SummaryMerge(files, metric="speed", maximize=True, pareto=pareto, top=5)
+        order = np.random.default_rng(seed).permutation(len(files))
+        for i in order[:-4]:  # the last four come from an earlier run: read back from their files
+            merge.add(files[i], summaries[files[i]])
+        winners = {int(p) for p in (*merge._best.keys[:, 1], *merge._front.where[:, 0])}
+        assert {files.index(p) for p in merge._kept} <= winners
+        feasible, best, front = merge.finish()
+        assert feasible == expected[0]
+        assert best.equals(expected[1]) and front.equals(expected[2])
+
+
 def test_dataset_sweep_resumes_and_force_removes_its_folder(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
