@@ -10,8 +10,9 @@ others are decode-only. The step cost is not linear in the tokens (flat while me
 the two kinds of step are costed apart and averaged with weights ``1 - f`` and ``f``:
 
 - TPOT (per request, as benchmark clients measure it) = ``d * mean step / (osl - 1)``;
-- TTFT = request overhead + queueing wait + ``n_p`` prefill steps (open loop: plus half a step,
-  the wait for the running step to end);
+- TTFT = request overhead + queueing wait + ``n_p`` prefill steps, plus half a step (the wait for
+  the running step to end) in open loop, and in closed loop when other requests run and the request
+  overhead puts its arrival inside a step;
 - a closed loop whose requests all have the same lengths stays in lock-step (they start
   together, and finish together): then a whole budget of prompts, ``g = floor((M - B v) / p)``
   (at most ``c``), is prefilled in one step (prompts longer than the budget: every prefill step
@@ -181,7 +182,10 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
         run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, lockstep, k_d, k_p, s_seq, pf)
         rps = c_run / run["lifetime_s"]
         wait = (load - c_run) / rps
-        ttft = s_req + wait + run["prefill_steps"] * run["prefill_step_s"]
+        # a request schedulable s_req after it arrives finds the others' step running and waits
+        # for its end, half a step on average (as the event simulator; alone, the engine is idle)
+        step_end = np.where((s_req > 0) & (c_run > 1), 0.5 * run["mean_step_s"], 0.0)
+        ttft = s_req + step_end + wait + run["prefill_steps"] * run["prefill_step_s"]
         if burst_requests is not None:
             ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests, k_p)
         rps = load / (ttft + run["decode_steps"] * run["mean_step_s"])  # Little's law over the whole loop

@@ -11,7 +11,9 @@ With decode scale ``k_d``, prefill scale ``k_p`` (times ``moe_prefill_scale`` fo
 models), step overhead ``s``, per-sequence overhead ``s_seq`` and request overhead ``r`` the
 prediction is linear in them (the schedule of a closed loop does not depend on the step times), so
 one simulation per row gives the features and the fit is a bounded linear least squares on the
-relative errors (``scipy.optimize.lsq_linear``), on unsaturated rows only.
+relative errors (``scipy.optimize.lsq_linear``), on unsaturated rows only. The request overhead is
+additive, plus the wait for the running step to end (half a mean step) when other requests run,
+as the simulator and the analytic model count it.
 """
 
 from __future__ import annotations
@@ -82,8 +84,10 @@ def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
     backend = e["backend"].astype(str)
     ae = pd.DataFrame({
         "dataset": "aiconfigurator", "model": e["model_path"].map(_MODELS), "device": e["system"].map(_DEVICES),
-        "framework": backend, "dtype": prec.replace({"fp4": "fp8"}),
-        "weight_dtype": prec.replace({"fp4": "int4"}), "op_dtypes": "",
+        # B200 "fp4": NVFP4 weights and activations, the GEMMs on Blackwell's FP4 unit (W4A4, as
+        # TensorRT-LLM's and vLLM's NVFP4 checkpoints of Llama-3.1-70B run)
+        "framework": backend, "dtype": prec.replace({"fp4": "nvfp4"}),
+        "weight_dtype": prec.replace({"fp4": "nvfp4"}), "op_dtypes": "",
         # the KV cache is fp8 in TensorRT-LLM's fp8 recipes, else the model's bf16 (an assumption)
         "kv_dtype": np.where((backend == "trtllm") & (prec != "bf16"), "fp8", "bf16"),
         "tp": e["tp_size"].astype(int), "ep": 1, "attention_dp": 1, "isl": e["isl"], "osl": e["osl"],
@@ -124,7 +128,7 @@ def _setup(model: str, device: str, framework: str, weight_dtype: str, act_dtype
 _KEYS = ["model", "device", "framework", "weight_dtype", "dtype", "kv_dtype", "op_dtypes", "tp", "ep",
          "attention_dp"]
 _FEATURES = ["ttft_decode", "ttft_prefill", "ttft_step", "ttft_seq", "tpot_decode", "tpot_prefill", "tpot_step",
-             "tpot_seq"]
+             "tpot_seq", "wait_decode", "wait_prefill", "wait_step", "wait_seq"]
 
 
 def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
@@ -132,7 +136,9 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
                      range_ratio: dict[str, float] | None = None) -> pd.DataFrame:
     """Per row, the linear features of the simulated benchmark, in ms: with decode scale ``k_d``,
     prefill scale ``k_p``, step overhead ``s`` (ms) and request overhead ``r`` (ms),
-    TTFT = ``k_d ttft_decode + k_p ttft_prefill + s ttft_step + r`` and TPOT likewise (no r).
+    TTFT = ``k_d ttft_decode + k_p ttft_prefill + s ttft_step + r`` plus the same of the half
+    mean step ``wait_*`` a request waits for the running step to end (none at concurrency 1), and
+    TPOT likewise (no r, no wait).
 
     A closed loop's schedule depends on token counts only, not on step times, so the engine
     clocks of one run (:attr:`SimulationTrace.clock_first` ...) give the features exactly; the
@@ -158,9 +164,14 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
             ttft = (tr.clock_first - tr.clock_arrival).mean(axis=0)
             tpot = ((tr.clock_finish - tr.clock_first)[multi] / (tr.output[multi, None] - 1)).mean(axis=0)
             batch = tr.mean_running
+            # a request that becomes schedulable (r after it arrives) while the others' steps run
+            # waits for the running step to end: half a mean step on average (the engine clock at
+            # the end over its steps); alone (c = 1) it finds the engine idle
+            end = tr.clock_finish.max(axis=0)
+            wait = 0.5 * end / max(end[2], 1.0) * (c > 1)
             # ms, ms, steps (x s in ms), sequence-steps (x s_seq in us -> 1e-3 ms)
             scale = np.array([1e3, 1e3, 1.0, 1e-3])
-            out.loc[i, _FEATURES] = np.concatenate([ttft * scale, tpot * scale])
+            out.loc[i, _FEATURES] = np.concatenate([ttft * scale, tpot * scale, wait * scale])
             out.loc[i, "saturated_model"] = float(batch < 0.9 * c)
     return out
 
@@ -171,13 +182,15 @@ def _is_moe(rows: pd.DataFrame) -> np.ndarray:
 
 def _design(f: pd.DataFrame, moe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the linear model in (k_d, k_p, s_ms, s_seq_us, r_ms, k_p k_moe): TPOT and TTFT rows,
-    in ms. The prefill features of mixture-of-experts rows (``moe`` = 1) go to the last column."""
+    in ms. The prefill features of mixture-of-experts rows (``moe`` = 1) go to the last column;
+    TTFT includes the wait for the running step to end (``wait_*``)."""
     n = len(f)
     dense = 1.0 - moe
     tpot = np.stack([f["tpot_decode"], f["tpot_prefill"] * dense, f["tpot_step"], f["tpot_seq"], np.zeros(n),
                      f["tpot_prefill"] * moe], axis=1).astype(float)
-    ttft = np.stack([f["ttft_decode"], f["ttft_prefill"] * dense, f["ttft_step"], f["ttft_seq"], np.ones(n),
-                     f["ttft_prefill"] * moe], axis=1).astype(float)
+    pre = f["ttft_prefill"] + f["wait_prefill"]
+    ttft = np.stack([f["ttft_decode"] + f["wait_decode"], pre * dense, f["ttft_step"] + f["wait_step"],
+                     f["ttft_seq"] + f["wait_seq"], np.ones(n), pre * moe], axis=1).astype(float)
     return tpot, ttft
 
 
@@ -282,7 +295,8 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
             "created": _dt.date.today().isoformat(),
             "tool": "roofline.validation._serving_fit.fit_serving: the event simulator of each measured benchmark "
                     f"(closed loop, {REQUESTS_PER_CONCURRENCY} x c requests, lengths uniform in "
-                    f"[{RANGE_RATIO} x, x]) on calibrated device profiles (hardware_specs/calibrated)",
+                    f"[{RANGE_RATIO} x, x]; a request waits half a mean step for the running step to end) "
+                    "on calibrated device profiles (hardware_specs/calibrated); B200 fp4 rows as NVFP4",
             "data": ["../shared/validation/inferencex/serving_h100_h200.csv",
                      "../shared/validation/aiconfigurator/e2e_silicon_dense_models.csv"],
             "models": sorted(rows["model"].unique()), "devices": sorted(rows["device"].unique()),
