@@ -188,6 +188,9 @@ def test_titles_state_the_scenario():
     assert plots.scenario_label(table) == "llama-3-70b on 4 device types, 8 each · batch 8 · 2048 in / 512 out · bf16 (KV fp8)"
     table = table.assign(hardware="ascend-910b", devices=[8, 4] * 4)
     assert plots.scenario_label(table).startswith("llama-3-70b on ascend-910b (4, 8 devices) · batch 8")
+    # a serving sweep's table (`roofline pareto` on it included): no static batch to state
+    serving = table.assign(serving_ttft_ms=100.0)
+    assert plots.scenario_label(serving) == "llama-3-70b on ascend-910b (4, 8 devices) · 2048 in / 512 out · bf16 (KV fp8)"
 
 
 # ------------------------------------------------------------------------ metric vs parameter

@@ -142,8 +142,6 @@ def _sweep_plots(spec, result, record) -> list[Path]:
     results = next(p for p in (result.out_dir / "results.parquet", result.out_dir / DATASET_DIR) if p.exists())
     sample = sample_rows(results, 200_000).to_pandas()  # all rows up to 200,000
     sample = sample[sample["feasible"]]
-    if spec.serving is not None:  # the static batch is not what a serving sweep ranks: keep it off the subtitles
-        sample, pareto = sample.drop(columns="batch"), pareto.drop(columns="batch", errors="ignore")
     with plots.FigureWriter() as writer:
         fig = plots.plot_pareto_front(
             pd.concat([sample, pareto], ignore_index=True) if len(pareto) else sample, x, y,

@@ -96,7 +96,8 @@ def _listed(values: list[Any], plural: str) -> str:
 
 def scenario_label(data: Any) -> str:
     """The scenario of a results table in one line: model, devices, batch and sequence lengths,
-    dtype, e.g. ``"llama-3-70b on 8x h100-sxm · batch 8 · 2048 in / 512 out · fp8"``. Columns with
+    dtype, e.g. ``"llama-3-70b on 8x h100-sxm · batch 8 · 2048 in / 512 out · fp8"`` (no batch for a
+    serving sweep's table, which has no static batch). Columns with
     several values are listed (or counted past three); missing columns are left out. Parts are
     separated by " · " (a list inside a part uses commas). A :class:`roofline.Prediction` gives
     its own scenario."""
@@ -121,7 +122,8 @@ def scenario_label(data: Any) -> str:
     head = " ".join(p for p in (_listed(models, "models"), where) if p)
     if head:
         parts.append(head)
-    if distinct("batch"):
+    # a serving table ranks at its operating point: its batch column is the static columns' placeholder
+    if distinct("batch") and "serving_ttft_ms" not in df.columns:
         parts.append(f"batch {_listed(distinct('batch'), 'sizes')}")
     if distinct("input_len") and distinct("output_len"):
         parts.append(f"{_listed(distinct('input_len'), 'lengths')} in / {_listed(distinct('output_len'), 'lengths')} out")
