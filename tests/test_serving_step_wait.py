@@ -75,3 +75,19 @@ def test_fit_design_puts_the_step_wait_in_ttft_only():
     assert (ttft @ x)[0] == pytest.approx(94.53)
     # TPOT = 1.1 x 8 + 0.9 x 1 + 0.7 x 1 + 10 x 0.016 = 8.8 + 0.9 + 0.7 + 0.16 = 10.56 ms (no wait, no r)
     assert (tpot @ x)[0] == pytest.approx(10.56)
+
+
+def test_predictions_without_request_overhead_have_no_step_wait():
+    from roofline.serving import Overheads
+    from roofline.validation._serving_fit import predict_rows
+
+    f = pd.DataFrame([{"ttft_decode": 10.0, "ttft_prefill": 40.0, "ttft_step": 5.0, "ttft_seq": 0.05,
+                       "tpot_decode": 8.0, "tpot_prefill": 1.0, "tpot_step": 1.0, "tpot_seq": 0.016,
+                       "wait_decode": 2.0, "wait_prefill": 1.0, "wait_step": 0.5, "wait_seq": 0.008}])
+    # datasheet model (unit scales, no overheads): the request arrives at a step boundary, as in the
+    # simulator: TTFT = 10 + 40 = 50 ms
+    ttft, tpot = predict_rows(f, Overheads())
+    assert ttft[0] == pytest.approx(50.0) and tpot[0] == pytest.approx(9.0)
+    # 20 ms of request overhead: + 20 + the half step's 2 + 1 ms (no step or sequence overhead)
+    ttft, _ = predict_rows(f, Overheads(request_overhead_ms=20.0))
+    assert ttft[0] == pytest.approx(73.0)

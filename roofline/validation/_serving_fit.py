@@ -180,17 +180,19 @@ def _is_moe(rows: pd.DataFrame) -> np.ndarray:
     return np.array([load_model(m).moe is not None for m in rows["model"]], dtype=float)
 
 
-def _design(f: pd.DataFrame, moe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _design(f: pd.DataFrame, moe: np.ndarray, step_wait: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the linear model in (k_d, k_p, s_ms, s_seq_us, r_ms, k_p k_moe): TPOT and TTFT rows,
     in ms. The prefill features of mixture-of-experts rows (``moe`` = 1) go to the last column;
-    TTFT includes the wait for the running step to end (``wait_*``)."""
+    with ``step_wait`` TTFT includes the wait for the running step to end (``wait_*``: a request
+    without request overhead arrives at a step boundary, as the event simulator has it)."""
     n = len(f)
     dense = 1.0 - moe
+    w = float(step_wait)
     tpot = np.stack([f["tpot_decode"], f["tpot_prefill"] * dense, f["tpot_step"], f["tpot_seq"], np.zeros(n),
                      f["tpot_prefill"] * moe], axis=1).astype(float)
-    pre = f["ttft_prefill"] + f["wait_prefill"]
-    ttft = np.stack([f["ttft_decode"] + f["wait_decode"], pre * dense, f["ttft_step"] + f["wait_step"],
-                     f["ttft_seq"] + f["wait_seq"], np.ones(n), pre * moe], axis=1).astype(float)
+    pre = f["ttft_prefill"] + w * f["wait_prefill"]
+    ttft = np.stack([f["ttft_decode"] + w * f["wait_decode"], pre * dense, f["ttft_step"] + w * f["wait_step"],
+                     f["ttft_seq"] + w * f["wait_seq"], np.ones(n), pre * moe], axis=1).astype(float)
     return tpot, ttft
 
 
@@ -215,8 +217,9 @@ def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 
 
 
 def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows)."""
-    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe)
+    """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows);
+    without a request overhead (the datasheet model) no wait for the running step."""
+    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, o.request_overhead_ms > 0)
     x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms,
                   o.prefill_scale * o.moe_prefill_scale])
     return ttft @ x, tpot @ x
