@@ -200,6 +200,10 @@ _DECLARED = (
     Metric("slo_max_goodput_tok_s_per_tco_kusd", "tokens/s per 1000 USD", "max",
            "goodput per TCO at the SLO-max concurrency (tokens/s per 1000 USD of lifetime TCO)", "",
            "sustained slo_max_goodput_tok_s per 1000 USD of the replica's lifetime TCO", "serving"),
+    Metric("serving_fits", "", "max", "request fits the KV cache", "",
+           "the longest request (input_len + output_len tokens) fits the replica's KV cache (the decode instance's "
+           "when disaggregated); false: an engine refuses it (vLLM: max_model_len above the KV capacity), so the row "
+           "is infeasible and its goodput 0", "serving", kind="flag"),
     Metric("serving_kv_utilization", "fraction", "min", "serving KV-cache utilization (fraction)", "",
            "share of the KV capacity in use", "serving"),
     Metric("serving_mean_batch", "requests", "max", "serving running requests (requests)", "", "running requests", "serving"),

@@ -37,11 +37,14 @@ def check_pins(pins: Mapping[str, str], hw: HardwareArrays, device: str = "the d
                             f"its tiers are {', '.join(tiers)} (l2 is a cache)")
 
 
-def place_blocks(hw: HardwareArrays, weights_bytes: float, kv_cache_bytes: float, activation_bytes: float,
-                 pins: Mapping[str, str] | None = None, device: str = "the device") -> HardwareArrays:
+def place_blocks(hw: HardwareArrays, weights_bytes: float | np.ndarray, kv_cache_bytes: float | np.ndarray,
+                 activation_bytes: float, pins: Mapping[str, str] | None = None,
+                 device: str = "the device") -> HardwareArrays:
     """``hw`` with the fraction of the weights and of the KV cache each extra tier holds.
 
-    What does not fit anywhere stays counted in HBM (the memory-fit check reports it).
+    What does not fit anywhere stays counted in HBM (the memory-fit check reports it). The block
+    sizes are bytes, one for all configurations or one per configuration ((n,): a serving KV
+    pool that depends on each configuration's HBM).
 
     Example: 96 GiB of HBM, 10 GiB of weights, 100 GiB of KV cache, 2 GiB of activations: HBM
     keeps the weights and 84 GiB of KV cache; LPDDR holds the other 16 GiB, a KV fraction of 0.16.
@@ -54,18 +57,20 @@ def place_blocks(hw: HardwareArrays, weights_bytes: float, kv_cache_bytes: float
     free = np.concatenate([np.maximum(hw.hbm_capacity_bytes - activation_bytes, 0.0)[:, None],
                            hw.tier_capacity_bytes], axis=1)  # (n, 1 + k): HBM, then the extra tiers
     tiers = ("hbm", *hw.tier_names)
-    sizes = {"weights": float(weights_bytes), "kv_cache": float(kv_cache_bytes)}
+    sizes = {"weights": np.broadcast_to(np.asarray(weights_bytes, dtype=float), (n,)),
+             "kv_cache": np.broadcast_to(np.asarray(kv_cache_bytes, dtype=float), (n,))}
     placed = {block: np.zeros((n, k)) for block in PLACED_BLOCKS}
     order = [b for b in PLACED_BLOCKS if b in pins] + [b for b in PLACED_BLOCKS if b not in pins]
     for block in order:
-        left = np.full(n, sizes[block])
+        left = sizes[block].copy()
         for j in range(tiers.index(pins.get(block, "hbm")), 1 + k):
             put = np.minimum(left, free[:, j])
             free[:, j] -= put
             left -= put
             if j:
                 placed[block][:, j - 1] = put
-    fractions = {b: placed[b] / sizes[b] if sizes[b] > 0 else placed[b] for b in PLACED_BLOCKS}
+    fractions = {b: np.divide(placed[b], sizes[b][:, None], out=np.zeros_like(placed[b]),
+                              where=sizes[b][:, None] > 0) for b in PLACED_BLOCKS}
     return hw.with_placement(fractions["weights"], fractions["kv_cache"])
 
 

@@ -117,6 +117,8 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
     c = spec.constraints
     if c.get("memory_fit", True):
         ok &= m["fits"]
+    if "serving_fits" in m:  # a serving: block's longest request must fit the KV cache
+        ok &= m["serving_fits"]
     for key, limit in CONSTRAINTS.items():
         if key in c and key != "memory_fit":
             value = m[limit.metric]

@@ -185,7 +185,8 @@ def test_predict_runs_where_the_model_fits_and_refuses_cleanly_elsewhere(cli, mo
 
 # `roofline serve` shares predict's graph, timing and memory check, but reserves memory as a serving
 # engine does: the weights plus the activations of one full token budget must leave room for a KV
-# cache inside gpu_memory_utilization x HBM. Each model is served on one device, and each device
+# cache inside gpu_memory_utilization x HBM plus the further tiers (Grace LPDDR5X), which hold
+# what HBM does not, as in predict (roofline.serving.capacity.serving_placement). Each model is served on one device, and each device
 # serves a small model (runs everywhere) and Llama-3.1-405B at TP 8 (812 GB of bf16 weights:
 # refused on the 80 GB parts, served on the large ones), so both paths run on every device (69
 # cases, not the 608 of the cross product, whose per-scenario step-cost tables would take many
@@ -195,14 +196,16 @@ SERVE_CASES = sorted({(m, "h200-sxm") for m in MODELS} | {("llama-3.1-8b", d) fo
 
 
 def _serve_fits(model_name: str, device: str, tp: int) -> bool:
-    """Weights + activations of one token budget within the engine's share of HBM (vLLM defaults,
-    the CLI's default framework): the condition for a KV cache of at least one block."""
+    """Weights + activations of one token budget within the engine's share of HBM plus the
+    further memory tiers (vLLM defaults, the CLI's default framework): the condition for a KV
+    cache of at least one block."""
     from roofline.serving import engine_defaults
 
     m, s = load_model(model_name), engine_defaults("vllm")
     w = Workload.for_model(m, batch=1, input_len=s.max_num_batched_tokens, output_len=1)
     mem = memory_per_device(m, w, Parallelism(tp=tp), 0.0)
-    free = s.gpu_memory_utilization * load_hardware(device).memory.hbm_capacity_bytes
+    memory = load_hardware(device).memory
+    free = s.gpu_memory_utilization * memory.hbm_capacity_bytes + sum(t.capacity_bytes for t in memory.extra_tiers)
     return mem.weights_bytes + mem.activation_bytes < free
 
 

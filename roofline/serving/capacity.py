@@ -5,6 +5,21 @@ KV bytes one token takes on a device, rounded down to whole blocks. Activations 
 step of ``max_num_batched_tokens`` tokens (``roofline.predict.memory_per_device``). With
 attention data parallelism (``attention_dp`` = d) the attention is split ``tp / d`` ways and
 each of the d ranks holds its own sequences, so the capacity is d times that of one rank.
+
+A request needs the KV cache of its prompt and output, ``ceil((prompt + output) / block)`` blocks,
+before it can finish; one that needs more than the whole replica holds never runs. vLLM refuses
+it at start-up (its ``max_model_len`` may not exceed the KV capacity: "The model's max seq len
+(X) is larger than the maximum number of tokens that can be stored in KV cache (Y)", added
+because the engine hung on such a sequence: vllm-project/vllm PR 2163) and then every request
+whose prompt + ``max_tokens`` exceeds ``max_model_len``: :func:`request_fits`.
+
+Devices with memory tiers beyond HBM (Grace LPDDR5X on ``gh200``, ``gb200-nvl72``...) place the
+weights and the KV cache as ``roofline.predict`` does (:mod:`roofline.placement`):
+:func:`serving_placement`. The engine's share of HBM (``gpu_memory_utilization``) less the
+activations holds the weights first, the rest spills in tier order; the KV cache takes what HBM
+leaves, then extends into the tiers only as far as the load needs (``kv_demand_tokens``: the
+predict rule, the KV cache placed at its largest, HBM first). Its pages spread evenly over the
+pool, so every step reads the tiers' share of it from them (the timing stays affine).
 """
 
 from __future__ import annotations
@@ -15,10 +30,12 @@ import numpy as np
 
 from roofline.exceptions import InfeasibleConfigError
 from roofline.model import ModelSpec
+from roofline.placement import place_blocks
 from roofline.predict import memory_per_device
+from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["kv_capacity_tokens", "kv_bytes_per_token"]
+__all__ = ["kv_capacity_tokens", "kv_bytes_per_token", "request_fits", "check_request_fits", "serving_placement"]
 
 
 #: Context lengths between which the cache bytes per token are read (typical serving contexts,
@@ -59,10 +76,77 @@ def kv_capacity_tokens(model: ModelSpec, workload: Workload, par: Parallelism, h
     per_token = kv_bytes_per_token(model, workload, par, attention_dp)
     tokens = np.floor(np.maximum(free, 0.0) / per_token / block_tokens) * block_tokens * attention_dp
     if not np.any(tokens > 0):
-        gib = 2**30
-        raise InfeasibleConfigError(
-            f"{name or model.name}: no room for a KV cache: weights {step.weights_bytes / gib:.1f} GiB + activations "
-            f"{step.activation_bytes / gib:.1f} GiB per device exceed {gpu_memory_utilization:g} of "
-            f"{float(np.max(hbm_capacity_bytes)) / gib:.1f} GiB; raise tp or gpu_memory_utilization, or use a "
-            f"smaller dtype")
+        _no_room(name or model.name, step.weights_bytes, step.activation_bytes, gpu_memory_utilization,
+                 float(np.max(hbm_capacity_bytes)))
     return tokens
+
+
+def _no_room(name: str, weights_bytes: float, activation_bytes: float, utilization: float, hbm_bytes: float,
+             tier_bytes: float = 0.0) -> None:
+    gib = 2**30
+    tiers = f" + {tier_bytes / gib:.1f} GiB of further tiers" if tier_bytes else ""
+    raise InfeasibleConfigError(
+        f"{name}: no room for a KV cache: weights {weights_bytes / gib:.1f} GiB + activations "
+        f"{activation_bytes / gib:.1f} GiB per device exceed {utilization:g} of {hbm_bytes / gib:.1f} GiB{tiers}; "
+        "raise tp or gpu_memory_utilization, or use a smaller dtype")
+
+
+def serving_placement(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays, *,
+                      gpu_memory_utilization: float, max_num_batched_tokens: int, block_tokens: int,
+                      attention_dp: int = 1, kv_demand_tokens: float = 0.0,
+                      name: str = "") -> tuple[HardwareArrays, np.ndarray]:
+    """The ``hw.n`` configurations with the weights and KV cache placed in the device's memory
+    tiers, and their (n,) KV capacities in tokens (see the module doc).
+
+    Without tiers beyond HBM: ``hw`` unchanged and :func:`kv_capacity_tokens`. Otherwise the
+    KV pool is the HBM share left after activations and weights, extended into the tiers' free
+    bytes up to ``kv_demand_tokens`` (tokens of KV cache the load holds at most).
+
+    Example (hand check in the tests): 96 GiB HBM at 0.9 = 86.4 GiB, 0.5 GiB of activations,
+    158 GiB of weights: 85.9 GiB of weights in HBM, 72 GiB in LPDDR; the KV pool is the demand,
+    up to the 480 - 72 GiB LPDDR leaves, all of it in LPDDR.
+    """
+    if not hw.tier_names:
+        return hw, kv_capacity_tokens(
+            model, workload, par, hw.hbm_capacity_bytes, gpu_memory_utilization=gpu_memory_utilization,
+            max_num_batched_tokens=max_num_batched_tokens, block_tokens=block_tokens, attention_dp=attention_dp,
+            name=name)
+    step = memory_per_device(model, replace(workload, batch=1, input_len=max_num_batched_tokens, output_len=1),
+                             par, 0.0)
+    weights, act = step.weights_bytes, step.activation_bytes
+    share = gpu_memory_utilization * np.asarray(hw.hbm_capacity_bytes, dtype=float)
+    tiers = hw.tier_capacity_bytes.sum(axis=1)
+    hbm_free = np.maximum(share - act, 0.0)
+    kv_hbm = np.maximum(hbm_free - weights, 0.0)  # HBM the weights leave to the KV cache
+    tier_free = np.maximum(tiers - np.maximum(weights - hbm_free, 0.0), 0.0)  # what the spilled weights leave
+    per_token = kv_bytes_per_token(model, workload, par, attention_dp)  # on each attention rank's devices
+    demand = kv_demand_tokens / attention_dp * per_token
+    pool = np.minimum(np.maximum(demand, kv_hbm), kv_hbm + tier_free)
+    tokens = np.floor(pool / per_token / block_tokens) * block_tokens * attention_dp
+    if not np.any(tokens > 0):
+        _no_room(name or model.name, weights, act, gpu_memory_utilization, float(np.max(hw.hbm_capacity_bytes)),
+                 float(np.max(tiers)))
+    engine = replace(hw, hbm_capacity_bytes=share)  # the engine places within its share of HBM
+    placed = place_blocks(engine, weights, pool, act, device=name or model.name)
+    return replace(placed, hbm_capacity_bytes=hw.hbm_capacity_bytes), tokens
+
+
+def request_fits(prompt_tokens: np.ndarray | float, output_tokens: np.ndarray | float,
+                 kv_capacity_tokens: np.ndarray | float, block_tokens: np.ndarray | float) -> np.ndarray:
+    """True where a request of ``prompt_tokens + output_tokens`` fits the replica's KV cache in
+    whole blocks (the event simulator's admission rule; see the module doc). Broadcasts."""
+    need = np.ceil((np.asarray(prompt_tokens, dtype=float) + np.asarray(output_tokens, dtype=float))
+                   / np.asarray(block_tokens, dtype=float)) * block_tokens
+    return np.asarray(need <= np.asarray(kv_capacity_tokens, dtype=float))
+
+
+def check_request_fits(prompt_tokens: int, output_tokens: int, kv_capacity_tokens: float, block_tokens: int,
+                       option: str = "--input/--output") -> None:
+    """Raise InfeasibleConfigError, naming ``option`` and the limit, when the longest request
+    (``prompt_tokens + output_tokens``) does not fit the replica's KV cache."""
+    if bool(request_fits(prompt_tokens, output_tokens, kv_capacity_tokens, block_tokens)):
+        return
+    raise InfeasibleConfigError(
+        f"{option}: a request of {prompt_tokens:,} prompt + {output_tokens:,} output tokens needs more KV cache than "
+        f"the replica holds ({int(kv_capacity_tokens):,} tokens in {block_tokens}-token blocks; an engine refuses it); "
+        "shorten the request, or raise tp or gpu_memory_utilization")

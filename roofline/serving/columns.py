@@ -38,7 +38,7 @@ from roofline.hardware import HardwareSpec
 from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
-from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.capacity import request_fits, serving_placement
 from roofline.serving.disagg_columns import DisaggBlock, disagg_columns, parse_disagg_block
 from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import DATASHEET, load_overheads
@@ -111,12 +111,14 @@ class ServingPoints:
     concurrency of :data:`SLO_CONCURRENCIES` meeting the SLO (``slo_max_concurrency``, 0 if none).
     Each is a dict of (n,) arrays with ``throughput_rps``, ``throughput_tok_s``, ``mean_step_s``,
     ``mean_batch`` and ``goodput_tok_s``; ``lengths`` are a request's prompt, computed prompt and output.
+    ``fits``: the request fits the KV cache (else no goodput at either point: an engine refuses it).
     """
 
     at_block: dict[str, np.ndarray]
     at_slo_max: dict[str, np.ndarray]
     slo_max_concurrency: np.ndarray
     lengths: dict[str, float]
+    fits: np.ndarray
 
 
 def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
@@ -125,11 +127,13 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     fitted overheads of the block's framework, none if ``datasheet``: the raw roofline)."""
     s = block.settings
     o = DATASHEET if datasheet else load_overheads(s.framework).for_model(model)
-    cost = build_step_cost(model, workload, par, hw, engine_token_grid(s), s.attention_dp)  # serve's grid
-    cap = kv_capacity_tokens(model, workload, par, hw.hbm_capacity_bytes, gpu_memory_utilization=s.gpu_memory_utilization,
-                             max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
-                             attention_dp=s.attention_dp, name=model.name)
     prompt, output = float(workload.input_len), float(workload.output_len)
+    # weights and KV cache placed as roofline.serve places them (tiers beyond HBM: the block's load)
+    hw, cap = serving_placement(model, workload, par, hw, gpu_memory_utilization=s.gpu_memory_utilization,
+                                max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
+                                attention_dp=s.attention_dp, name=model.name,
+                                kv_demand_tokens=min(block.concurrency, s.max_num_seqs) * (prompt + output))
+    cost = build_step_cost(model, workload, par, hw, engine_token_grid(s), s.attention_dp)  # serve's grid
     common = dict(prompt=prompt, output=output, prefill=max(prompt - np.floor(prompt * block.prefix_hit), 1.0),
                   max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
@@ -137,23 +141,24 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
                   prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first)
     n = hw.n
+    fits = request_fits(prompt, output, cap, s.block_tokens)  # else an engine refuses the request
     conc = np.full(n, float(block.concurrency))
     r = steady_state(cost, kv_capacity_tokens=cap, concurrency=conc, burst_requests=benchmark_requests(conc), **common)
-    r["goodput_tok_s"] = np.where(_meets(r, block), r["throughput_tok_s"], 0.0)
+    r["goodput_tok_s"] = np.where(_meets(r, block) & fits, r["throughput_tok_s"], 0.0)
     # the SLO search: every configuration at every concurrency of SLO_CONCURRENCIES at once
     k = len(SLO_CONCURRENCIES)
     rows = np.repeat(np.arange(n), k)
     grid_c = np.tile(SLO_CONCURRENCIES, n)
     grid_r = steady_state(cost, kv_capacity_tokens=cap[rows], concurrency=grid_c, hw_row=rows,
                           burst_requests=benchmark_requests(grid_c), **common)
-    meets = _meets(grid_r, block).reshape(n, k)
+    meets = _meets(grid_r, block).reshape(n, k) & fits[:, None]
     met = meets.any(axis=1)
     best_i = k - 1 - np.argmax(meets[:, ::-1], axis=1)
     at = {key: grid_r[key].reshape(n, k)[np.arange(n), best_i]
           for key in ("throughput_rps", "throughput_tok_s", "mean_step_s", "mean_batch")}
     at["goodput_tok_s"] = np.where(met, at["throughput_tok_s"], 0.0)
     return ServingPoints(r, at, np.where(met, SLO_CONCURRENCIES[best_i], 0.0),
-                         {"prompt": prompt, "prefill": common["prefill"], "output": output})
+                         {"prompt": prompt, "prefill": common["prefill"], "output": output}, fits)
 
 
 def serving_cost_columns(points: ServingPoints, model: ModelSpec, workload: Workload, par: Parallelism,
@@ -205,6 +210,7 @@ def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
         "goodput_tok_s": r["goodput_tok_s"],
         "slo_max_concurrency": points.slo_max_concurrency, "slo_max_goodput_tok_s": points.at_slo_max["goodput_tok_s"],
         "serving_kv_utilization": r["kv_utilization"], "serving_mean_batch": r["mean_batch"],
+        "serving_fits": points.fits,
     }
     columns |= serving_cost_columns(points, model, workload, par, hw, block, hardware, cost_params)
     columns |= {"prefill_instances": np.zeros(hw.n), "decode_instances": np.zeros(hw.n), "kv_transfer_ms": np.zeros(hw.n)}

@@ -21,6 +21,7 @@ from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.metrics import definition
 from roofline.model import ModelSpec, load_model
+from roofline.serving.capacity import check_request_fits
 from roofline.serving.disagg_analytic import (
     DISAGG_ANALYTIC_NOTE,
     disagg_steady_state,
@@ -272,6 +273,10 @@ def serve_disagg(
     setup = disagg_setup(m, hw_p, hw_d, pools[0], pools[1], w, settings, datasheet=datasheet, prefetch=prefetch,
                          kv_path=kv_path, kv_bandwidth_GBps=kv_bandwidth_GBps, kv_overlap=kv_overlap)
     costs = setup.costs()
+    if trace is None:  # the longest request must fit (an engine refuses it): its prompt on a prefill
+        # instance, prompt and output on a decode instance (a trace's: the simulator refuses them)
+        check_request_fits(prompt.max, 0, costs[2], settings.block_tokens, "--input (prefill instance)")
+        check_request_fits(prompt.max, output.max, costs[3], settings.block_tokens, "--input/--output (decode instance)")
     slo = (slo_ttft_ms, slo_tpot_ms)
     base = ServingWorkload(prompt, output, concurrency=1, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed)
     rows: list[dict[str, Any]] = []

@@ -32,7 +32,7 @@ from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
 from roofline.registry import KV_BANDWIDTH
-from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.capacity import kv_capacity_tokens, request_fits
 from roofline.serving.disagg import PoolSpec
 from roofline.serving.disagg_analytic import disagg_steady_state, prefill_alone_s
 from roofline.serving.kv_transfer import KV_PATHS, kv_link_arrays, kv_transfer_bytes, kv_transfer_s
@@ -109,7 +109,7 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
     never ranked as best)."""
     n = hw.n
     grid = engine_token_grid(settings)  # roofline serve's grid: the two agree to rounding
-    p_cost, _ = _pool_cost(model, workload, block.prefill, hw, settings, grid)
+    p_cost, p_cap = _pool_cost(model, workload, block.prefill, hw, settings, grid)
     d_cost, d_cap = _pool_cost(model, workload, block.decode, hw, settings, grid)
     prompt, output = float(workload.input_len), float(workload.output_len)
     prefill = max(prompt - np.floor(prompt * prefix_hit), 1.0)
@@ -136,11 +136,13 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
     def meets(r: dict[str, np.ndarray]) -> np.ndarray:
         return ~r["saturated"] & meets_slo(r["ttft_s"], r["tpot_s"], slo_ttft_ms, slo_tpot_ms)
 
+    # the prefill instance holds the prompt, the decode instance the whole request
+    fits = request_fits(prompt, 0.0, p_cap, s.block_tokens) & request_fits(prompt, output, d_cap, s.block_tokens)
     r = evaluate(np.full(n, float(concurrency)), rows)
-    goodput = np.where(meets(r), r["throughput_tok_s"], 0.0)
+    goodput = np.where(meets(r) & fits, r["throughput_tok_s"], 0.0)
     k = len(concurrencies)
     grid = evaluate(np.tile(concurrencies, n), np.repeat(rows, k))
-    grid_ok = meets(grid).reshape(n, k)
+    grid_ok = meets(grid).reshape(n, k) & fits[:, None]
     met = grid_ok.any(axis=1)
     best_i = k - 1 - np.argmax(grid_ok[:, ::-1], axis=1)
     best = np.where(met, concurrencies[best_i], 0.0)
@@ -159,7 +161,7 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
         "goodput_tok_s": goodput, "goodput_tok_s_per_kusd": per_kusd(goodput),
         "slo_max_concurrency": best, "slo_max_goodput_tok_s": slo_max_goodput,
         "slo_max_goodput_tok_s_per_kusd": per_kusd(slo_max_goodput), "serving_kv_utilization": r["kv_utilization"],
-        "serving_mean_batch": r["mean_batch"],
+        "serving_mean_batch": r["mean_batch"], "serving_fits": fits,
         "prefill_instances": np.full(n, float(block.prefill.count)),
         "decode_instances": np.full(n, float(block.decode.count)), "kv_transfer_ms": t_x * 1e3,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
 from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
-from roofline.serving.capacity import kv_capacity_tokens
+from roofline.serving.capacity import check_request_fits, serving_placement
 from roofline.serving.economics import SERVING_ECONOMIC_METRICS, operating_point_economics
 from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_metrics
 from roofline.serving.overheads import DATASHEET, Overheads, load_overheads, overheads_provenance
@@ -50,14 +51,27 @@ class ServingSetup:
     hardware_overrides: tuple[tuple[str, float], ...] = ()
     #: what prefetching fetches when ``prefetch`` is on (weights, KV cache; roofline.workload)
     prefetch_settings: PrefetchSettings = PrefetchSettings()
+    #: tokens of KV cache the load holds at most: how far the KV cache may extend into memory
+    #: tiers beyond HBM (capacity.serving_placement; no effect on devices without them)
+    kv_demand_tokens: float = 0.0
 
     @property
     def devices(self) -> int:
         return self.parallelism.tp * self.parallelism.pp
 
+    @cached_property
+    def _placement(self) -> tuple[HardwareArrays, np.ndarray]:
+        s = self.settings
+        arrays = HardwareArrays.from_spec(self.hardware, 1, prefetch=self.prefetch,
+                                          prefetch_settings=self.prefetch_settings, **dict(self.hardware_overrides))
+        return serving_placement(
+            self.model, self.workload, self.parallelism, arrays, gpu_memory_utilization=s.gpu_memory_utilization,
+            max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
+            attention_dp=s.attention_dp, kv_demand_tokens=self.kv_demand_tokens, name=self.model.name)
+
     def arrays(self) -> HardwareArrays:
-        return HardwareArrays.from_spec(self.hardware, 1, prefetch=self.prefetch,
-                                        prefetch_settings=self.prefetch_settings, **dict(self.hardware_overrides))
+        """The device's arrays, weights and KV cache placed in its memory tiers."""
+        return self._placement[0]
 
     def step_cost(self) -> StepCost:
         s = self.settings
@@ -65,11 +79,7 @@ class ServingSetup:
                                s.attention_dp)
 
     def kv_capacity_tokens(self) -> float:
-        s = self.settings
-        return float(kv_capacity_tokens(
-            self.model, self.workload, self.parallelism, self.arrays().hbm_capacity_bytes,
-            gpu_memory_utilization=s.gpu_memory_utilization, max_num_batched_tokens=s.max_num_batched_tokens,
-            block_tokens=s.block_tokens, attention_dp=s.attention_dp, name=self.model.name)[0])
+        return float(self._placement[1][0])
 
 
 @dataclass
@@ -292,9 +302,19 @@ def serve(
         raise SpecError("--prefetch-kv: not modelled by serve: a step's attention is one kernel over the batch's KV "
                         "cache, read from HBM (roofline.serving.step_cost); predict models KV prefetching")
     blocks = PrefetchSettings(weights=True if prefetch_weights is None else prefetch_weights, kv_cache=False)
-    setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())), blocks)
-    cost = setup.step_cost()
+    if trace is not None:
+        traced = make_requests(ServingWorkload(trace=trace, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed))
+        i = int(np.argmax(traced.prompt + traced.output))
+        longest, option = (int(traced.prompt[i]), int(traced.output[i])), f"--trace {trace}"
+    else:
+        longest, option = (prompt.max, output.max), "--input/--output"
+    # the KV cache the load holds at most: how far it may extend into memory tiers beyond HBM
+    running = min(max(loads_c), settings.max_num_seqs) if loads_c else settings.max_num_seqs
+    setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())), blocks,
+                         kv_demand_tokens=float(running * sum(longest)))
     cap = setup.kv_capacity_tokens()
+    check_request_fits(*longest, cap, settings.block_tokens, option)  # else an engine refuses the request
+    cost = setup.step_cost()
     slo = (slo_ttft_ms, slo_tpot_ms)
     base = ServingWorkload(prompt, output, concurrency=1, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed)
     rows: list[dict[str, Any]] = []
@@ -315,7 +335,7 @@ def serve(
                                                                 num_requests=num_requests, prefix_hit=prefix_hit,
                                                                 seed=seed)))
         for key, load, sw in runs:
-            requests = make_requests(sw)
+            requests = traced if key == "trace" else make_requests(sw)
             lengths.append(_mean_lengths(requests))
             tr = simulate(requests, scalar, settings, cap, concurrency=sw.concurrency,
                           step_overhead_s=over.step_overhead_s, request_overhead_s=over.request_overhead_s,
