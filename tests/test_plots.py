@@ -515,3 +515,12 @@ def test_import_does_not_load_plotly():
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, f"import roofline.plots loaded {res.stdout.strip()} {res.stderr}"
+
+
+def test_the_serving_frontier_labels_its_loads_with_units_and_unclipped():
+    rows = [{"rate_rps": 2.0, "tok_s_per_user": 110.0, "throughput_tok_s_per_device": 1000.0},
+            {"rate_rps": 8.0, "tok_s_per_user": 73.0, "throughput_tok_s_per_device": 4000.0}]
+    fig = plots.plot_serving_frontier(rows)
+    assert list(fig.data[0].text) == ["2.0 req/s", "8.0 req/s"] and fig.data[0].cliponaxis is False
+    fig = plots.plot_serving_frontier([{"concurrency": 4, "tok_s_per_user": 1.0, "throughput_tok_s_per_device": 2.0}])
+    assert list(fig.data[0].text) == ["c4"]

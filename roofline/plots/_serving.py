@@ -26,7 +26,7 @@ def _get_serving_frontier_info(rows: list[dict[str, Any]]) -> ServingFrontierInf
     key = "concurrency" if keep and "concurrency" in keep[0] else "rate_rps"
     return ServingFrontierInfo(np.array([r["tok_s_per_user"] for r in keep], dtype=float),
                                np.array([r["throughput_tok_s_per_device"] for r in keep], dtype=float),
-                               [f"{'c' if key == 'concurrency' else 'rate '}{r.get(key, '')}" for r in keep])
+                               [f"c{r.get(key, '')}" if key == "concurrency" else f"{r.get(key, '')} req/s" for r in keep])
 
 
 def plot_serving_frontier(rows: list[dict[str, Any]], title: str = "") -> go.Figure:
@@ -34,7 +34,8 @@ def plot_serving_frontier(rows: list[dict[str, Any]], title: str = "") -> go.Fig
 
     info = _get_serving_frontier_info(rows)
     fig = go.Figure(go.Scatter(x=info.per_user, y=info.per_device, mode="lines+markers+text", text=info.labels,
-                               textposition="top right", line={"color": PALETTE[0]}))
+                               textposition="top right", line={"color": PALETTE[0]},
+                               cliponaxis=False))  # the rightmost point's label reaches into the margin
     fig.update_layout(template=TEMPLATE, title=title or "Serving frontier over concurrency",
                       xaxis_title="tokens/s per user (1000 / TPOT ms)", yaxis_title="tokens/s per device")
     return fig
