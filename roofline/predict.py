@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from roofline import fitted as fitted_specs
 from roofline._json import dumps as json_dumps
 from roofline.collectives import spans_nodes
 from roofline.cost import CostParameters
@@ -27,7 +28,6 @@ from roofline.evaluate import DecodeSteps, PassResult, evaluate_pass, mean_over_
 from roofline.exceptions import InfeasibleConfigError
 from roofline.fitted import (
     DEFAULT_FRAMEWORK,
-    OVERHEADS_FILE,
     FittedModel,
     ModelChoice,
     SoftwareOverheads,
@@ -456,22 +456,22 @@ def predict(
     return Prediction.from_evaluation(ev, memory, fitted.provenance())
 
 
-#: FittedModel by (device spec identity, choice, network, overheads file stamp): the calibrated
+#: FittedModel by (device spec identity, choice, overheads file stamp): the calibrated
 #: profile lookup compares the spec with the bundled one, a tenth of a repeated prediction
 _FITTED: dict[tuple, tuple[HardwareSpec, FittedModel]] = {}
 
 
 def _fitted(hardware: HardwareSpec | str, choice: ModelChoice, network: str | None) -> FittedModel:
     """:func:`roofline.fitted.fitted_model`, kept for a device spec object predicted again (a name or
-    path is read again, as fitted_model does; an edited overheads file is read again)."""
-    if not isinstance(hardware, HardwareSpec):
+    path is read again, as fitted_model does, and so are a network file and an edited overheads file)."""
+    if not isinstance(hardware, HardwareSpec) or network is not None:
         return fitted_model(hardware, choice, network)
     try:
-        st = os.stat(OVERHEADS_FILE)
+        st = os.stat(fitted_specs.OVERHEADS_FILE)  # read when called, as fitted_model does
         stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         return fitted_model(hardware, choice, network)  # fitted_model says what is missing
-    key = (id(hardware), choice, None if network is None else str(network), stamp)
+    key = (id(hardware), choice, stamp)
     hit = _FITTED.get(key)
     if hit is not None and hit[0] is hardware:  # ids are reused once freed
         return hit[1]
