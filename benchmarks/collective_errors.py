@@ -37,6 +37,14 @@ def _in_window(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _issue_scope(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows issue 16 names: aiconfigurator's nccl_collectives.csv and
+    trtllm_custom_allreduce.csv, vidur's all_reduce_*.csv (2 KB-256 MB, every GPU count)."""
+    aiconfigurator = frame["dataset"].isin(("aiconfigurator/nccl", "aiconfigurator/custom_allreduce"))
+    vidur = (frame["dataset"] == "vidur/network") & (frame["kind"] == "allreduce")
+    return frame[aiconfigurator | vidur]
+
+
 def _ape(frame: pd.DataFrame, column: str) -> pd.Series:
     return (frame[column] / frame["measured_s"] - 1).abs() * 100
 
@@ -65,10 +73,12 @@ def main() -> None:
 
     print(table(["family_name", "device"]).to_string())
     print(table(["family_name"]).to_string())
-    for name, nodes in (("one node", False), ("all", None)):
-        def pick(frame: pd.DataFrame, nodes: bool | None = nodes) -> pd.DataFrame:
-            return frame if nodes is None else frame[frame["family_name"].str.endswith("(nodes)") == nodes]
-
+    scopes = {
+        "one node": lambda frame: frame[~frame["family_name"].str.endswith("(nodes)")],
+        "issue 16 scope (aiconfigurator nccl + custom, vidur all-reduce)": _issue_scope,
+        "all": lambda frame: frame,
+    }
+    for name, pick in scopes.items():
         print(f"{name}: {len(pick(shipped))} rows, datasheet {pick(shipped)['ape_datasheet'].mean():.1f}%, "
               f"size split {pick(held)['ape_size_split'].mean():.1f}% ({len(pick(held))} rows), "
               f"one dataset out {pick(dataset_out)['ape_transfer'].mean():.1f}%, "

@@ -39,6 +39,7 @@ __all__ = [
     "LIBRARIES",
     "NCCL_PROTOCOLS",
     "NVLS_LATENCY_S",
+    "NVLS_MIN_GPUS",
     "ring_allreduce_s",
     "tree_allreduce_s",
     "nvls_allreduce_s",
@@ -85,6 +86,9 @@ P2P_LL_THRESHOLD_BYTES = 16384
 LL_GATHER_SHARE_ONE_NODE = 1.0 / 3.0
 #: NVLS latency: NCCL tuning.cc hwLat NVLink NVLS Simple = 25 us (baseLat 0).
 NVLS_LATENCY_S = 25e-6
+#: NCCL enables NVLink SHARP only for more GPUs in the node than this (src/transport/nvls.cc,
+#: ``ncclNvlsInit``: ``if (!ncclParamNvlsEnable() || gpuCount <= 2) return ncclSuccess;``).
+NVLS_MIN_GPUS = 3
 
 
 @dataclass(frozen=True)
@@ -185,13 +189,14 @@ def tree_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> n
 def nvls_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:
     """NVLink SHARP: the switch reduces and multicasts. Each device sends its S/n shard to be
     reduced by every peer's load-reduce (S out) and receives the multicast result (S in), plus
-    its own shard each way: ``25 us + (n+1)/n S / (B_device e_nvls)``. ``inf`` without NVLS."""
+    its own shard each way: ``25 us + (n+1)/n S / (B_device e_nvls)``. ``inf`` without NVLS, and
+    for groups of fewer than :data:`NVLS_MIN_GPUS` (NCCL does not set NVLS up for 2 GPUs)."""
     n = np.asarray(n, dtype=float)
     reach = np.asarray(tier.nvls_efficiency, dtype=float)
     rate = tier.device_Bps(n) * reach
     with np.errstate(divide="ignore", invalid="ignore"):  # no NVLS (rate 0): masked below
         t = NVLS_LATENCY_S + (n + 1) / n * np.asarray(size_bytes) / rate
-    return np.where(reach > 0, t, np.inf)
+    return np.where((reach > 0) & (n >= NVLS_MIN_GPUS), t, np.inf)
 
 
 def one_shot_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> np.ndarray:

@@ -71,6 +71,17 @@ def test_nvls_by_hand() -> None:
     assert c.collective_time_s("allreduce", size, 8, nvls, NET, 8, "nccl") == pytest.approx(expected)
 
 
+def test_no_nvls_on_two_gpus() -> None:
+    # NCCL sets NVLS up only for more than 2 GPUs in the node (src/transport/nvls.cc). On 3 GPUs,
+    # 64 MiB: 25 us + 4/3 S / (450 GB/s x 0.82 x 0.85) = 25 + 285.3 = 310.3 us.
+    size = 64 * 2**20
+    nvls = c.TierArrays(25e9, 18, 0.6e-6, 0.82, False, nvls_efficiency=0.85)
+    assert np.isinf(c.nvls_allreduce_s(size, 2, nvls))
+    assert c.nvls_allreduce_s(size, 3, nvls) == pytest.approx(310.3e-6, rel=1e-4)
+    assert c.collective_time_s("allreduce", size, 2, nvls, NET, 8, "nccl") == pytest.approx(
+        c.ring_allreduce_s(size, 2, nvls), rel=1e-12)
+
+
 def test_library_choice() -> None:
     h100 = c.TierArrays(25e9, 18, 0.6e-6, 0.82, False, custom_latency_s=0.5e-6, nvls_efficiency=0.85)
     tiny = 2048.0

@@ -37,6 +37,11 @@ def test_datasheet_collective_errors_hold() -> None:
     for kind in ("allreduce", "allgather", "reducescatter", "alltoall"):
         assert by[("aiconfigurator/nccl", kind)] <= 25.0, kind  # 20.1 / 22.1 / 21.7 / 24.4
     assert by[("aiconfigurator/custom_allreduce", "allreduce")] <= 22.0  # 20.8
+    # the rows the issue names (aiconfigurator nccl + custom, vidur all_reduce_*.csv): 27.4,
+    # missed by the vidur A100 2-node rows (their cluster's documented network is the spec's)
+    scope = errors["dataset"].isin(("aiconfigurator/nccl", "aiconfigurator/custom_allreduce")) | (
+        (errors["dataset"] == "vidur/network") & (errors["kind"] == "allreduce"))
+    assert scope.sum() == 2434 and errors.loc[scope, "ape"].mean() <= 28.5
     # the 2-node A3 Mega rows on their cluster's documented network: 45.5 (63.7 on the spec's)
     a3 = errors[errors["dataset"] == "nccl_tests/allreduce_2node"]
     assert len(a3) == 18 and a3["ape"].mean() == pytest.approx(45.5, abs=2.0)
