@@ -524,3 +524,16 @@ def test_the_serving_frontier_labels_its_loads_with_units_and_unclipped():
     assert list(fig.data[0].text) == ["2.0 req/s", "8.0 req/s"] and fig.data[0].cliponaxis is False
     fig = plots.plot_serving_frontier([{"concurrency": 4, "tok_s_per_user": 1.0, "throughput_tok_s_per_device": 2.0}])
     assert list(fig.data[0].text) == ["c4"]
+
+
+def test_metric_vs_parameter_panels_keep_their_best_labels_readable():
+    """A grid of panels: one y title (row titles ran into each other), best labels drawn beyond
+    the axes and room above the highest point for them (they covered the panel titles)."""
+    rows = [{"model": m, "l2_capacity_MiB": l2, "tok_s_per_kusd": 20.0 - l2 / 100 + (l2 > 0)}
+            for m in ("a", "b", "c", "d") for l2 in (0.0, 16.0, 128.0, 256.0)]
+    fig = plots.plot_metric_vs_parameter(pd.DataFrame(rows), y="tok_s_per_kusd", group="model")
+    titled = [k for k in fig.layout if k.startswith("yaxis") and fig.layout[k].title.text]
+    assert titled == ["yaxis"]
+    best = [t for t in fig.data if t.name.startswith("best")]
+    assert best and all(t.cliponaxis is False for t in best)
+    assert fig.layout.yaxis.range[1] == pytest.approx(20.84 * 1.15)

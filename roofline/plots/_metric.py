@@ -128,7 +128,8 @@ def plot_metric_vs_parameter(df: pd.DataFrame, x: str = "l2_capacity_MiB",
                         vertical_spacing=0.12 if rows > 1 else 0.1)
     for gi, g in enumerate(info.groups):
         r, c = gi // cols + 1, gi % cols + 1
-        for curve in (cv for cv in info.curves if cv.group == g):
+        panel = [cv for cv in info.curves if cv.group == g]
+        for curve in panel:
             color = colors[curve.label]
             fig.add_trace(go.Scatter(
                 x=curve.x, y=curve.y, mode="lines+markers", name=curve.label,
@@ -144,14 +145,20 @@ def plot_metric_vs_parameter(df: pd.DataFrame, x: str = "l2_capacity_MiB",
                     marker={"size": 14, "color": color, "symbol": "star",
                             "line": {"color": "black", "width": 1}},
                     text=[f"best {curve.best_x:.4g} {_unit(x)}".rstrip()],
-                    textposition="top center",
+                    textposition="top right", cliponaxis=False,  # a best at the left edge keeps its label
                     textfont={"color": color},
                     hovertemplate=f"best, {curve.label}<br>{xt}: %{{x:.5~g}}<br>"
                                   f"{axis_label(curve.column)}: %{{y:.5~g}}<extra></extra>"),
                     row=r, col=c)
         fig.update_xaxes(title_text=xt if gi // cols == rows - 1 else None, row=r, col=c)
-        fig.update_yaxes(title_text=yt if c == 1 else None, rangemode="tozero", row=r, col=c)
+        # one y title for a grid (row titles would run into each other); headroom above the
+        # highest point for its "best" label, below the panel's title
+        fig.update_yaxes(title_text=yt if c == 1 and r == 1 else None, rangemode="tozero", row=r, col=c)
+        tops = [float(np.nanmax(cv.y)) for cv in panel if len(cv.y) and np.isfinite(cv.y).any()]
+        lows = [float(np.nanmin(cv.y)) for cv in panel if len(cv.y) and np.isfinite(cv.y).any()]
+        if mark_best and tops and min(lows) >= 0 and max(tops) > 0:
+            fig.update_yaxes(range=[0, max(tops) * 1.15], row=r, col=c)
     # a single panel states its scenario below the title; panels name what varies themselves
     fig.update_layout(template=TEMPLATE, title=_with_subtitle(title or f"{yt} against {xt}", df if group is None else None),
-                      legend={"orientation": "h", "y": -0.15 if rows == 1 else -0.08})
+                      legend={"orientation": "h", "y": -0.15 if rows == 1 else -0.12})
     return fig
