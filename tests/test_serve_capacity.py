@@ -140,9 +140,9 @@ def test_kimi_k2_is_served_on_gb200_as_predict_runs_it(cli) -> None:
 
 def test_a_sweeps_serving_columns_place_the_kv_cache_as_serve_does() -> None:
     """The serving: block at concurrency 64 of 8,192 + 1,024 tokens on one gh200: the KV cache
-    extends into LPDDR in both (589,824 tokens), and the sweep's columns agree with serve to
-    the interpolation accuracy of its coarser step-cost grid (before, the sweep counted HBM only:
-    about 15 requests running, the rest queued)."""
+    extends into LPDDR in both (589,824 tokens), and the sweep's columns agree with serve (the
+    same step-cost grid; before, the sweep counted HBM only: about 15 requests running, the rest
+    queued)."""
     data = {"name": "t", "hardware": "gh200", "model": "llama-3.1-70b",
             "workload": {"input_len": 8192, "output_len": 1024, "dtype": "fp8", "kv_dtype": "fp8"},
             "parallelism": {"tp": 1}, "serving": {"concurrency": 64}}
