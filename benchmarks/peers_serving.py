@@ -11,7 +11,8 @@ on the rows that ``roofline.validation._serving_fit.load_serving_rows()`` export
 - NVIDIA AIConfigurator (PyPI ``aiconfigurator``) estimates aggregated serving from measured kernel
   databases. It writes ``aic_ttft_ms``, ``aic_tpot_ms`` (empty where it has no data or fails) per
   row. Rows: ``agg`` mode, batch size = concurrency, the row's TP, its framework and quantization
-  (fp8 GEMMs and KV cache for fp8 rows), default database (SILICON).
+  (fp8 GEMMs and KV cache for fp8 rows, NVFP4 GEMMs for B200's nvfp4 rows), default database
+  (SILICON).
 - llm-analysis (PyPI ``llm-analysis`` 0.2.2) is an analytical model of a static batch. It writes
   ``la_ttft_ms`` (the prefill latency of ``concurrency`` prompts) and ``la_tpot_ms`` (the decode
   latency per step) for the dense models (it has no MLA, sliding-window or linear attention, so the
@@ -55,7 +56,7 @@ def main(src: str, dst: str) -> None:
     cache: dict[tuple, tuple[str, str]] = {}
     t0, done = time.perf_counter(), 0
     for r in rows:
-        fp8 = r["dtype"] == "fp8"
+        fp8, nvfp4 = r["dtype"] == "fp8", r["dtype"] == "nvfp4"
         key = (r["model"], r["device"], r["framework"], r["dtype"], r["kv_dtype"], r["tp"], r["ep"], r["isl"],
                r["osl"], r["concurrency"])
         if key not in cache:
@@ -63,7 +64,7 @@ def main(src: str, dst: str) -> None:
                 res = cli_estimate(MODELS[r["model"]], SYSTEMS[r["device"]], mode="agg", backend_name=r["framework"],
                                    isl=int(float(r["isl"])), osl=int(float(r["osl"])),
                                    batch_size=int(r["concurrency"]), tp_size=int(r["tp"]),
-                                   gemm_quant_mode="fp8" if fp8 else "bfloat16",
+                                   gemm_quant_mode="nvfp4" if nvfp4 else "fp8" if fp8 else "bfloat16",
                                    kvcache_quant_mode="fp8" if r["kv_dtype"] == "fp8" else "bfloat16",
                                    **_moe(r, fp8))
                 cache[key] = (f"{res.ttft:.4f}", f"{res.tpot:.4f}")
