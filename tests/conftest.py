@@ -6,10 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import roofline
 from roofline.validation import load_cases, run_validation
 from roofline.validation._data import default_data_dir
+
+# Property tests check laws, not speed: no per-example deadline and no "input generation is slow"
+# health check, both of which fail on a loaded machine (a 2-core CI box running other jobs).
+# A test's own @settings still overrides what it names.
+settings.register_profile("roofline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("roofline")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = Path(__file__).resolve().parent.parent
