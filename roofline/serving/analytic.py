@@ -9,7 +9,10 @@ and ``lambda = c / (n_p + d)`` requests finish (and are admitted) per step. A sh
 others are decode-only. The step cost is not linear in the tokens (flat while memory-bound), so
 the two kinds of step are costed apart and averaged with weights ``1 - f`` and ``f``:
 
-- TPOT (per request, as benchmark clients measure it) = ``d * mean step / (osl - 1)``;
+- TPOT (per request, as benchmark clients measure it) = ``d * decode step / (osl - 1)``, the mean
+  of the steps a decoding request sees: its own prefill steps come before them, so a share
+  ``f (c - 1) / c`` carry (the other requests') chunks, with ``1 + B (c - 1) / c`` sequences
+  decoding (open loop: ``f`` and ``1 + B``, Poisson arrivals seeing the mean);
 - TTFT = request overhead + queueing wait + ``n_p`` prefill steps, plus half a step (the wait for
   the running step to end) in open loop, and in closed loop when other requests run and the request
   overhead puts its arrival inside a step;
@@ -59,19 +62,24 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
              prefill: np.ndarray, budget: np.ndarray, verify: np.ndarray, tps: np.ndarray,
              step_overhead_s: np.ndarray, lockstep: bool = False, decode_scale: np.ndarray | float = 1.0,
              prefill_scale: np.ndarray | float = 1.0, seq_overhead_s: np.ndarray | float = 0.0,
-             prefill_first: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+             prefill_first: np.ndarray | float = 0.0, closed: bool = True) -> dict[str, np.ndarray]:
     """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,)).
 
     ``prefill_first`` (1 for SGLang-style engines): steps carrying prefill chunks carry no decode
-    tokens, so a request's ``d`` decode steps take ``d / (1 - f)`` steps (``f`` the share of
-    prefill steps)."""
+    tokens, so a request's ``d`` decode steps take ``d / (1 - f')`` steps, ``f'`` the share of steps
+    carrying the other requests' prefill chunks. ``closed``: a closed loop of ``c`` requests (a
+    request sees ``c - 1`` others), else Poisson arrivals (it sees ``c`` others on average)."""
     d = np.ceil(np.maximum(output - 1, 0) / tps - 1e-9)
     mixed = 1.0 - np.asarray(prefill_first, dtype=float)  # 1: decode tokens share the prefill steps
     n_p = np.ones_like(c)
     f = np.zeros_like(c)
+    # a request waits through, or decodes alongside, the other running requests' prefill chunks
+    # only (its own precede its decode steps): c - 1 others of c in closed loop; with Poisson
+    # arrivals (open loop) a request sees on average the c others of the mean (PASTA)
+    others = np.maximum(c - 1.0, 0.0) / np.maximum(c, 1.0) if closed else np.ones_like(c)
 
     def schedule(n_p: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, ...]:
-        d_eff = d / (1.0 - (1.0 - mixed) * f)
+        d_eff = d / (1.0 - (1.0 - mixed) * f * others)
         b = c * d_eff / (n_p + d_eff)
         return d_eff, b, c / (n_p + d_eff), np.maximum(budget - mixed * b * verify, 1.0)
 
@@ -83,9 +91,10 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
             group = np.clip(np.floor(avail / prefill), 1.0, np.maximum(c, 1.0))
             per_step = np.where(prefill <= avail, group * prefill, avail)
         else:
-            # staggered arrivals: a prefill step also carries the chunks of the lambda other
-            # requests expected in the same step (arrivals independent of each other)
-            per_step = np.minimum(prefill / n_p * (1.0 + lam), avail)
+            # staggered arrivals: a prefill step also carries the chunks of the other requests
+            # expected in the same step, lambda (c - 1) / c (arrivals independent of each other;
+            # none at c = 1, where counting lambda made DeepSeek-V3's mean step 8% short on 2 GH200)
+            per_step = np.minimum(prefill / n_p * (1.0 + lam * others), avail)
         return np.clip(lam * prefill / per_step, 1e-12, np.where(mixed > 0, 1.0, 0.99))
 
     # B, n_p (and with prefill-first steps f) depend on each other: a few rounds settle them
@@ -97,22 +106,33 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
             f = prefill_share(n_p, *schedule(n_p, f)[2:])
     d_eff, b, lam, avail = schedule(n_p, f)
     f = prefill_share(n_p, lam, avail)
-    kv = b * (prompt + output / 2.0)
     cached = prompt - prefill
     pairs = prefill * cached + prefill * (prefill + 1) / 2
     ctx = n_p * cached + (n_p - 1) * prefill / 2
     zero = np.zeros_like(c)
-    t0 = b * verify
-    base = _step_s(cost, hw, t0, b, kv, b, zero, zero, zero)
-    with_prefill = _step_s(cost, hw, mixed * t0 + lam * prefill / f, mixed * b + lam / f, mixed * kv, mixed * b,
-                           lam * pairs / f, lam * ctx / f, lam * prefill / f)
-    step0 = decode_scale * base + step_overhead_s + seq_overhead_s * c
-    step1 = step0 - (1.0 - mixed) * decode_scale * base + prefill_scale * (with_prefill - mixed * base)
-    mean_step = (1 - f) * step0 + f * step1
+
+    def steps_s(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # a decode-only step and a step with prefill chunks, ``b`` sequences decoding
+        kv, t0 = b * (prompt + output / 2.0), b * verify
+        base = _step_s(cost, hw, t0, b, kv, b, zero, zero, zero)
+        with_prefill = _step_s(cost, hw, mixed * t0 + lam * prefill / f, mixed * b + lam / f, mixed * kv, mixed * b,
+                               lam * pairs / f, lam * ctx / f, lam * prefill / f)
+        step0 = decode_scale * base + step_overhead_s + seq_overhead_s * c
+        return step0, step0 - (1.0 - mixed) * decode_scale * base + prefill_scale * (with_prefill - mixed * base)
+
+    step0, step1 = steps_s(b)
+    mean_step = (1 - f) * step0 + f * step1  # the engine's mean step (power, the wait for a running step)
+    # a request's decode steps see the others' prefill chunks only and decode with itself plus the
+    # others decoding (at c = 1 no decode step carries a chunk: counting them made DeepSeek-V3's
+    # TPOT 85% high on 2 GH200, whose chunks read every expert from LPDDR)
+    f_dec = f * others
+    dec0, dec1 = steps_s(1.0 + others * b)
+    dec_step = (1 - f_dec) * dec0 + f_dec * dec1
     # a decoding sequence's gap between tokens: one step, plus the prefill steps it waits through
-    gap = mean_step / (1.0 - (1.0 - mixed) * f)
+    gap = dec_step / (1.0 - (1.0 - mixed) * f_dec)
     return {"decode_steps": d_eff, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
-            "token_gap_s": gap, "prefill_step_s": step1, "lifetime_s": n_p * step1 + d_eff * mean_step}
+            "decode_step_s": dec_step, "token_gap_s": gap, "prefill_step_s": step1,
+            "lifetime_s": n_p * step1 + d_eff * dec_step}
 
 
 def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
@@ -188,20 +208,21 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
         ttft = s_req + step_end + wait + run["prefill_steps"] * run["prefill_step_s"]
         if burst_requests is not None:
             ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests, k_p)
-        rps = load / (ttft + run["decode_steps"] * run["mean_step_s"])  # Little's law over the whole loop
+        rps = load / (ttft + run["decode_steps"] * run["decode_step_s"])  # Little's law over the whole loop
     else:
-        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, False, k_d, k_p, s_seq, pf)
+        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, False, k_d, k_p, s_seq,
+                        pf, False)
         saturated = load * full["lifetime_s"] > c_max
         c_run = np.minimum(load * full["lifetime_s"], c_max)
         for _ in range(40):  # c = R * lifetime(c): a contraction for stable loads
             run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                           False, k_d, k_p, s_seq, pf)
+                           False, k_d, k_p, s_seq, pf, False)
             c_run = np.minimum(0.5 * c_run + 0.5 * load * run["lifetime_s"], c_max)
         run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                           False, k_d, k_p, s_seq, pf)
+                           False, k_d, k_p, s_seq, pf, False)
         ttft = s_req + 0.5 * run["mean_step_s"] + run["prefill_steps"] * run["prefill_step_s"]
         rps = np.where(saturated, c_max / full["lifetime_s"], load)
-    tpot = np.where(output > 1, run["decode_steps"] * run["mean_step_s"] / np.maximum(output - 1, 1), 0.0)
+    tpot = np.where(output > 1, run["decode_steps"] * run["decode_step_s"] / np.maximum(output - 1, 1), 0.0)
     e2e = ttft + (output - 1) * tpot
     kv_tokens = run["decode_batch"] * (prompt + output / 2) + (c_run - run["decode_batch"]) * prompt
     return {
