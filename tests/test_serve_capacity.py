@@ -11,7 +11,7 @@ import pytest
 
 from roofline.exceptions import InfeasibleConfigError
 from roofline.serving import serve
-from roofline.serving.capacity import request_fits
+from roofline.serving.capacity import load_kv_demand_tokens, request_fits
 from roofline.sweep import evaluate_rows
 from roofline.sweepfile import sweep_from_dict
 from tests.conftest import one_line_error
@@ -111,6 +111,18 @@ def test_weights_that_do_not_fit_hbm_spill_to_lpddr_and_the_kv_cache_follows() -
     assert s.kv_capacity_tokens() == 1088
     r = serve("deepseek-v3", "gh200", tp=8, input_len=256, output_len=16, concurrency=4)
     assert r.summary["kv_capacity_tokens"] == 1088 and r.rows[0]["tpot_ms"] > 0
+
+
+def test_the_kv_demand_on_tiers_counts_whole_blocks_per_request() -> None:
+    """A request of 281 + 17 = 298 tokens takes ceil(298 / 16) = 19 blocks = 304 tokens; 3 of them
+    912. The bare tokens (298) sized a pool floored to 288 on gh200, one block short: serve refused
+    --input 230-281 --output 14-17 at concurrency 1 ('needs more KV cache than the replica holds')."""
+    assert load_kv_demand_tokens(1, 281, 17, 16) == 304
+    assert load_kv_demand_tokens(3, 281, 17, 16) == 912
+    assert load_kv_demand_tokens(2, 256, 16, 16) == 544  # a multiple of the block: unchanged
+    r = serve("deepseek-v3", "gh200", tp=2, dtype="fp8", input_len=(230, 281), output_len=(14, 17), concurrency=1,
+              datasheet=True)
+    assert r.summary["kv_capacity_tokens"] == 304
 
 
 def test_the_kv_cache_extends_into_lpddr_only_as_far_as_the_load_needs() -> None:

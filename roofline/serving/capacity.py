@@ -35,7 +35,8 @@ from roofline.predict import memory_per_device
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["kv_capacity_tokens", "kv_bytes_per_token", "request_fits", "check_request_fits", "serving_placement"]
+__all__ = ["kv_capacity_tokens", "kv_bytes_per_token", "request_fits", "check_request_fits", "serving_placement",
+           "load_kv_demand_tokens"]
 
 
 #: Context lengths between which the cache bytes per token are read (typical serving contexts,
@@ -129,6 +130,14 @@ def serving_placement(model: ModelSpec, workload: Workload, par: Parallelism, hw
     engine = replace(hw, hbm_capacity_bytes=share)  # the engine places within its share of HBM
     placed = place_blocks(engine, weights, pool, act, device=name or model.name)
     return replace(placed, hbm_capacity_bytes=hw.hbm_capacity_bytes), tokens
+
+
+def load_kv_demand_tokens(running: float, prompt_tokens: float, output_tokens: float, block_tokens: int) -> float:
+    """Tokens of KV cache ``running`` requests of ``prompt_tokens + output_tokens`` hold at most,
+    each in whole blocks as :func:`request_fits` counts it (a demand of the bare tokens, floored to
+    whole blocks by :func:`serving_placement`, left a pool one block short of a request whose
+    length is not a multiple of the block: 281 + 17 tokens needed 304, the pool held 288)."""
+    return float(running * np.ceil((prompt_tokens + output_tokens) / block_tokens) * block_tokens)
 
 
 def request_fits(prompt_tokens: np.ndarray | float, output_tokens: np.ndarray | float,

@@ -38,7 +38,7 @@ from roofline.hardware import HardwareSpec
 from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
-from roofline.serving.capacity import request_fits, serving_placement
+from roofline.serving.capacity import load_kv_demand_tokens, request_fits, serving_placement
 from roofline.serving.disagg_columns import DisaggBlock, disagg_columns, parse_disagg_block
 from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import DATASHEET, load_overheads
@@ -132,7 +132,8 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     hw, cap = serving_placement(model, workload, par, hw, gpu_memory_utilization=s.gpu_memory_utilization,
                                 max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
                                 attention_dp=s.attention_dp, name=model.name,
-                                kv_demand_tokens=min(block.concurrency, s.max_num_seqs) * (prompt + output))
+                                kv_demand_tokens=load_kv_demand_tokens(min(block.concurrency, s.max_num_seqs), prompt,
+                                                                       output, s.block_tokens))
     cost = build_step_cost(model, workload, par, hw, engine_token_grid(s), s.attention_dp)  # serve's grid
     common = dict(prompt=prompt, output=output, prefill=max(prompt - np.floor(prompt * block.prefix_hit), 1.0),
                   max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,

@@ -16,7 +16,7 @@ from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
 from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
-from roofline.serving.capacity import check_request_fits, serving_placement
+from roofline.serving.capacity import check_request_fits, load_kv_demand_tokens, serving_placement
 from roofline.serving.economics import SERVING_ECONOMIC_METRICS, operating_point_economics
 from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_metrics
 from roofline.serving.overheads import DATASHEET, Overheads, load_overheads, overheads_provenance
@@ -311,7 +311,7 @@ def serve(
     # the KV cache the load holds at most: how far it may extend into memory tiers beyond HBM
     running = min(max(loads_c), settings.max_num_seqs) if loads_c else settings.max_num_seqs
     setup = ServingSetup(m, hw, w, par, settings, over, prefetch, tuple(sorted(hardware_overrides.items())), blocks,
-                         kv_demand_tokens=float(running * sum(longest)))
+                         kv_demand_tokens=load_kv_demand_tokens(running, *longest, settings.block_tokens))
     cap = setup.kv_capacity_tokens()
     check_request_fits(*longest, cap, settings.block_tokens, option)  # else an engine refuses the request
     cost = setup.step_cost()
