@@ -35,6 +35,7 @@ from roofline.workload import Parallelism, Workload
 CHUNK = 16384
 PEER_PYTHON = Path(__file__).resolve().parent / ".venv-peers" / "bin" / "python"
 PEER_CALLS = 300
+ROUNDS = 3  # both sides: the best of 3 timed rounds
 
 # llm-analysis in its own interpreter: time PEER_CALLS calls of infer (best of 3 rounds)
 PEER_SCRIPT = f"""
@@ -71,17 +72,22 @@ def _numpy_phases(*args: object, **kwargs: object) -> object:
 
 
 def engine_rate(chunks: int, compiled: bool) -> tuple[float, float]:
-    """(CPU, wall) configurations per second of ``evaluate_configs`` in this process."""
+    """(CPU, wall) configurations per second of ``evaluate_configs`` in this process, the best of
+    ``ROUNDS`` rounds over the same chunks (the peer's time per call is the best of as many rounds)."""
     engine.static_phases = static_phases if compiled else _numpy_phases
     scenario = _scenario()
     params = [_params(seed) for seed in range(chunks)]
     engine.evaluate_configs(scenario, CHUNK, prefetch=True, **params[0])  # compile or load the kernel
-    cpu, wall = time.process_time(), time.perf_counter()
-    for p in params:
-        engine.evaluate_configs(scenario, CHUNK, prefetch=True, **p)
+    best_cpu = best_wall = float("inf")
+    for _ in range(ROUNDS):  # best of ROUNDS, as the peer is timed
+        cpu, wall = time.process_time(), time.perf_counter()
+        for p in params:
+            engine.evaluate_configs(scenario, CHUNK, prefetch=True, **p)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        best_wall = min(best_wall, time.perf_counter() - wall)
     done = chunks * CHUNK
     engine.static_phases = static_phases
-    return done / (time.process_time() - cpu), done / (time.perf_counter() - wall)
+    return done / best_cpu, done / best_wall
 
 
 def peer_seconds_per_call() -> float | None:
