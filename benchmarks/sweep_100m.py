@@ -17,6 +17,8 @@ import argparse
 import os
 import resource
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,6 +88,8 @@ def main() -> None:
     spec = grid_spec(args.points)
     temporary = args.out is None
     out = Path(tempfile.mkdtemp(prefix="sweep-100m-")) / "out" if temporary else args.out
+    # a kill (SIGTERM) unwinds through the finally below, so the 13 GB temporary dataset goes too
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         start = time.perf_counter()
         result = run_sweep(spec, out, workers=args.workers, chunk_size=CHUNK, output="parquet-dataset", force=True)
