@@ -20,6 +20,7 @@ import numpy as np
 
 from roofline import fitted as fitted_specs
 from roofline._json import dumps as json_dumps
+from roofline._memo import IdentityMemo
 from roofline.collectives import spans_nodes
 from roofline.cost import CostParameters
 from roofline.economics import ECONOMIC_METRICS, basis_text
@@ -458,7 +459,7 @@ def predict(
 
 #: FittedModel by (device spec identity, choice, overheads file stamp): the calibrated
 #: profile lookup compares the spec with the bundled one, a tenth of a repeated prediction
-_FITTED: dict[tuple, tuple[HardwareSpec, FittedModel]] = {}
+_FITTED = IdentityMemo(64)
 
 
 def _fitted(hardware: HardwareSpec | str, choice: ModelChoice, network: str | None) -> FittedModel:
@@ -471,38 +472,25 @@ def _fitted(hardware: HardwareSpec | str, choice: ModelChoice, network: str | No
         stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         return fitted_model(hardware, choice, network)  # fitted_model says what is missing
-    key = (id(hardware), choice, stamp)
-    hit = _FITTED.get(key)
-    if hit is not None and hit[0] is hardware:  # ids are reused once freed
-        return hit[1]
-    if len(_FITTED) > 64:
-        _FITTED.clear()
-    fitted = fitted_model(hardware, choice, network)
-    _FITTED[key] = (hardware, fitted)
-    return fitted
+    return _FITTED.get((hardware,), (choice, stamp), lambda: fitted_model(hardware, choice, network))
 
 
-#: HardwareArrays of one configuration by (scenario, prefetch, overrides), the device and model
-#: specs held for their identity: a prediction repeated with another workload but the same device rebuilds them
-_ARRAYS: dict[tuple, tuple[HardwareSpec, ModelSpec, HardwareArrays]] = {}
+#: HardwareArrays of one configuration by (device and model spec identities, the rest of the
+#: scenario, prefetch, overrides): a prediction repeated with another workload but the same device rebuilds them
+_ARRAYS = IdentityMemo(256)
 
 
 def _arrays(scenario: Scenario, prefetch: bool | None, overrides: dict[str, float]) -> HardwareArrays:
     """:func:`roofline.engine.scenario_arrays` of one configuration, kept for a scenario predicted
     again (the evaluation only reads them)."""
-    key = (id(scenario.hardware), id(scenario.model), scenario.workload, scenario.parallelism, scenario.pins,
-           scenario.prefetch, prefetch, tuple(sorted(overrides.items())))
+    key = (scenario.workload, scenario.parallelism, scenario.pins, scenario.prefetch, prefetch,
+           tuple(sorted(overrides.items())))
     try:
-        hit = _ARRAYS.get(key)
+        hash(key)
     except TypeError:  # an unhashable override (an array): not kept
         return scenario_arrays(scenario, 1, prefetch=prefetch, **overrides)
-    if hit is not None and hit[0] is scenario.hardware and hit[1] is scenario.model:  # ids are reused once freed
-        return hit[2]
-    if len(_ARRAYS) > 256:
-        _ARRAYS.clear()
-    arrays = scenario_arrays(scenario, 1, prefetch=prefetch, **overrides)
-    _ARRAYS[key] = (scenario.hardware, scenario.model, arrays)
-    return arrays
+    return _ARRAYS.get((scenario.hardware, scenario.model), key,
+                       lambda: scenario_arrays(scenario, 1, prefetch=prefetch, **overrides))
 
 
 #: Predictions made by this process; from KERNEL_MIN_CONFIGS on (the configurations that pay for

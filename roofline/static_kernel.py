@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from roofline._memo import IdentityMemo
 from roofline.dtypes import peak_unit_for
 from roofline.evaluate import DecodeSteps, evaluate_pass, mean_over_steps
 from roofline.graph import OpTable
@@ -70,16 +71,9 @@ def _op_matrix(table: OpTable, hw: HardwareArrays, units: list[str], rates: Ener
     They depend on the table and on what of the device does not vary per configuration (the peak
     units, the efficiency curve, the energy rates), so they are kept beside the (immutable, cached)
     table: a repeated prediction does not rebuild them. Callers only read the matrix."""
-    key = (tuple(units), hw.efficiency_curve_m, id(rates))
-    cache = table.__dict__.setdefault("_kernel_ops", {})
-    hit = cache.get(key)
-    if hit is not None and hit[0] is rates:  # ids are reused once freed
-        return hit[1]
-    if len(cache) > 16:
-        cache.clear()
-    out = _make_op_matrix(table, hw, units, rates)
-    cache[key] = (rates, out)
-    return out
+    memo = table.__dict__.setdefault("_kernel_ops", IdentityMemo(16))
+    return memo.get((rates,), (tuple(units), hw.efficiency_curve_m),
+                    lambda: _make_op_matrix(table, hw, units, rates))
 
 
 def _make_op_matrix(table: OpTable, hw: HardwareArrays, units: list[str],
