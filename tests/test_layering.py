@@ -24,7 +24,7 @@ STAGE_OF = {
     "roofline.metrics": "specs", "roofline.registry": "specs", "roofline.edge": "specs",
     "roofline._runfiles": "specs", "roofline._runlock": "specs", "roofline._outdir": "specs",
     "roofline._lifeline": "specs", "roofline._malloc": "specs", "roofline._testhooks": "specs",
-    "roofline.pareto": "specs",
+    "roofline.pareto": "specs", "roofline._memo": "specs",
     "roofline.graph": "graph",
     "roofline.timing": "timing", "roofline.collectives": "timing", "roofline.placement": "timing",
     "roofline.fitted": "timing",
