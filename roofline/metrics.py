@@ -138,7 +138,7 @@ _DECLARED = (
     Metric("baseline_tok_s_per_kusd", "tokens/s per 1000 USD", "max",
            "performance per cost without prefetch (tokens/s per 1000 USD)", "base tok/s per kUSD",
            "the same without prefetching", "economics"),
-    Metric("power_w", "W", "min", "average power per device (W)", "W",
+    Metric("power_w", "W", "min", "average power per device (W)", "W/dev",
            "average power of one device over a request, at the sustained (TDP-capped) rate", "economics",
            limit="max", contexts=(("serve", "average power of one device while serving (static + dynamic energy of "
                                             "the engine steps per second)"),)),
@@ -176,7 +176,7 @@ _DECLARED = (
            "goodput per kUSD", "goodput per 1000 USD of the replica's system cost (tp x pp devices; the cost basis of "
            "the cost parameters)", "serving", limit="min",
            contexts=(("serve", "goodput per 1000 USD of system cost (performance per cost)"),)),
-    Metric("serving_power_w", "W", "min", "serving power per device (W)", "serving W",
+    Metric("serving_power_w", "W", "min", "serving power per device (W)", "serving W/dev",
            "average power per device at the serving operating point (docs/cost_model.md, Power while serving)",
            "serving"),
     Metric("serving_energy_j_per_token", "J", "min", "serving energy per token (J)", "serving J/tok",
