@@ -139,7 +139,9 @@ def test_the_kv_cache_extends_into_lpddr_only_as_far_as_the_load_needs() -> None
     assert big.arrays().kv_tier_fraction[0, 0] == pytest.approx(0.7777, abs=2e-4)
     kw = {"dtype": "fp8", "kv_dtype": "fp8", "input_len": 8192, "output_len": 1024}
     r = serve("llama-3.1-70b", "gh200", concurrency=64, **kw)
-    assert r.rows[0]["mean_batch"] == pytest.approx(64)
+    # all 64 run (the time average: with identical lengths each waits its request overhead, 0.05 s
+    # of a period of over 30 s, before it runs, as in the event simulator)
+    assert r.rows[0]["mean_batch"] == pytest.approx(64, rel=2e-3)
     # reading 78 % of the KV cache over NVLink-C2C makes a step slower than 8 requests in HBM
     assert r.rows[0]["tpot_ms"] > serve("llama-3.1-70b", "gh200", concurrency=8, **kw).rows[0]["tpot_ms"]
 
@@ -162,7 +164,8 @@ def test_a_sweeps_serving_columns_place_the_kv_cache_as_serve_does() -> None:
     rows = evaluate_rows(spec, next(iter(spec.structural_combinations())), spec.hardware_grid())
     ref = serve("llama-3.1-70b", "gh200", dtype="fp8", kv_dtype="fp8", input_len=8192, output_len=1024,
                 concurrency=64).rows[0]
-    assert float(rows["serving_mean_batch"][0]) == pytest.approx(64)
+    assert float(rows["serving_mean_batch"][0]) == pytest.approx(ref["mean_batch"], rel=1e-9)
+    assert ref["mean_batch"] == pytest.approx(64, rel=2e-3)  # all run (less the request overhead's wait)
     assert float(rows["serving_tpot_ms"][0]) == pytest.approx(ref["tpot_ms"], rel=2e-3)
     assert float(rows["serving_ttft_ms"][0]) == pytest.approx(ref["ttft_ms"], rel=2e-3)
 

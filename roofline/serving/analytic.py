@@ -16,10 +16,9 @@ the two kinds of step are costed apart and averaged with weights ``1 - f`` and `
 - TTFT = request overhead + queueing wait + ``n_p`` prefill steps, plus half a step (the wait for
   the running step to end) in open loop, and in closed loop when other requests run and the request
   overhead puts its arrival inside a step;
-- a closed loop whose requests all have the same lengths stays in lock-step (they start
-  together, and finish together): then a whole budget of prompts, ``g = floor((M - B v) / p)``
-  (at most ``c``), is prefilled in one step (prompts longer than the budget: every prefill step
-  is a full budget), ``f = min(1, lambda p / (g p))``, and TTFT is ``n_p`` such full steps;
+- a closed loop whose requests all have the same lengths (``lockstep``) does not stagger: it
+  follows a periodic schedule in which groups of requests start, prefill and finish together,
+  modelled apart (:mod:`roofline.serving.lockstep`);
 - closed loop at concurrency ``C``: ``c = min(C, max_num_seqs, KV-capacity sequences)``; the
   ``C - c`` others wait (Little's law: wait = ``(C - c) / throughput``);
 - open loop at rate ``R``: ``c`` solves ``c = R * lifetime(c)`` (fixed point); above the rate
@@ -32,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from roofline.serving.lockstep import lockstep_state
 from roofline.serving.step_cost import StepCost
 
 __all__ = ["steady_state", "ANALYTIC_NOTE"]
@@ -40,27 +40,14 @@ ANALYTIC_NOTE = ("analytic steady-state model: means only; percentiles need the 
                  "(--simulate) and are null")
 
 
-def _interp(grid: np.ndarray, table: np.ndarray, x: np.ndarray) -> np.ndarray:
-    i = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
-    rows = np.arange(table.shape[0])
-    lo, hi = table[rows, i], table[rows, i + 1]
-    return np.where(x <= 0, 0.0, lo + (x - grid[i]) / (grid[i + 1] - grid[i]) * (hi - lo))
-
-
 def _step_s(cost: StepCost, hw: np.ndarray, tokens: np.ndarray, sampled: np.ndarray, kv: np.ndarray,
             seqs: np.ndarray, pairs: np.ndarray, ctx: np.ndarray, chunk: np.ndarray) -> np.ndarray:
-    body = _interp(cost.tokens, cost.body_s[hw], tokens)
-    head = _interp(cost.tokens, cost.head_s[hw], sampled)
-    compute = (cost.dec_compute_per_kv_s[hw] * kv + cost.dec_compute_per_seq_s[hw] * seqs
-               + cost.pre_compute_per_pair_s[hw] * pairs)
-    memory = (cost.dec_memory_per_kv_s[hw] * (kv + ctx) + cost.dec_memory_per_seq_s[hw] * seqs
-              + cost.pre_memory_per_token_s[hw] * chunk)
-    return body + head + np.maximum(compute, memory)
+    return cost.step_s(hw, tokens, sampled, kv, seqs, pairs, ctx, chunk)
 
 
 def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, output: np.ndarray,
              prefill: np.ndarray, budget: np.ndarray, verify: np.ndarray, tps: np.ndarray,
-             step_overhead_s: np.ndarray, lockstep: bool = False, decode_scale: np.ndarray | float = 1.0,
+             step_overhead_s: np.ndarray, decode_scale: np.ndarray | float = 1.0,
              prefill_scale: np.ndarray | float = 1.0, seq_overhead_s: np.ndarray | float = 0.0,
              prefill_first: np.ndarray | float = 0.0, closed: bool = True) -> dict[str, np.ndarray]:
     """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,)).
@@ -84,17 +71,10 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
         return d_eff, b, c / (n_p + d_eff), np.maximum(budget - mixed * b * verify, 1.0)
 
     def prefill_share(n_p: np.ndarray, lam: np.ndarray, avail: np.ndarray) -> np.ndarray:
-        # prompts admitted together: one at a time when lengths vary; with identical lengths a
-        # closed loop stays in lock-step and a whole budget of prompts is prefilled in one step
-        # (or, for prompts longer than the budget, every prefill step is a full budget of chunks)
-        if lockstep:
-            group = np.clip(np.floor(avail / prefill), 1.0, np.maximum(c, 1.0))
-            per_step = np.where(prefill <= avail, group * prefill, avail)
-        else:
-            # staggered arrivals: a prefill step also carries the chunks of the other requests
-            # expected in the same step, lambda (c - 1) / c (arrivals independent of each other;
-            # none at c = 1, where counting lambda made DeepSeek-V3's mean step 8% short on 2 GH200)
-            per_step = np.minimum(prefill / n_p * (1.0 + lam * others), avail)
+        # staggered arrivals: a prefill step also carries the chunks of the other requests
+        # expected in the same step, lambda (c - 1) / c (arrivals independent of each other;
+        # none at c = 1, where counting lambda made DeepSeek-V3's mean step 8% short on 2 GH200)
+        per_step = np.minimum(prefill / n_p * (1.0 + lam * others), avail)
         return np.clip(lam * prefill / per_step, 1e-12, np.where(mixed > 0, 1.0, 0.99))
 
     # B, n_p (and with prefill-first steps f) depend on each other: a few rounds settle them
@@ -152,6 +132,41 @@ def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.nda
     return np.minimum(c / np.asarray(requests, dtype=float), 1.0) * np.maximum(waves - 1, 0.0) / 2 * full
 
 
+def _lockstep(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+              prefill: np.ndarray, cap: np.ndarray, budget: np.ndarray, max_seqs: np.ndarray, block: np.ndarray,
+              verify: np.ndarray, tps: np.ndarray, s_step: np.ndarray, s_req: np.ndarray, k_d: np.ndarray,
+              k_p: np.ndarray, s_seq: np.ndarray, pf: np.ndarray,
+              burst_requests: np.ndarray | float | None) -> dict[str, np.ndarray]:
+    """The lock-step closed loop (all arrays (n,)); the staggered one where it has no lock-step."""
+    res = lockstep_state(
+        cost, hw, concurrency=load, prompt=prompt, output=output, prefill=prefill, kv_capacity_tokens=cap,
+        max_num_batched_tokens=budget, max_num_seqs=max_seqs, block_tokens=block, verify_tokens=verify,
+        tokens_per_step=tps, step_overhead_s=s_step, request_overhead_s=s_req, decode_scale=k_d, prefill_scale=k_p,
+        seq_overhead_s=s_seq, prefill_first=pf)
+    valid, first_wave = res.pop("valid"), res.pop("first_wave_extra_s")
+    if burst_requests is not None:
+        # the benchmark's first c requests arrive at once: a share c / N of the requests have the
+        # first wave's TTFT instead of the steady one
+        share = np.minimum(np.minimum(load, res["max_running"]) / burst_requests, 1.0)
+        extra = share * first_wave
+        res["ttft_s"] = res["ttft_s"] + extra
+        res["e2e_s"] = res["e2e_s"] + extra
+        res["throughput_rps"] = load / res["e2e_s"]  # Little's law over the whole loop
+        res["throughput_tok_s"] = res["throughput_rps"] * output
+    if not valid.all():  # prefill-bound: no decode-only stretch, requests overlap as if staggered
+        i = np.flatnonzero(~valid)
+        stag = steady_state(cost, prompt=prompt[i], output=output[i], prefill=prefill[i], kv_capacity_tokens=cap[i],
+                            max_num_batched_tokens=budget[i], max_num_seqs=max_seqs[i], block_tokens=block[i],
+                            concurrency=load[i], verify_tokens=verify[i], tokens_per_step=tps[i],
+                            step_overhead_s=s_step[i], request_overhead_s=s_req[i], hw_row=hw[i],
+                            burst_requests=None if burst_requests is None else np.broadcast_to(
+                                np.asarray(burst_requests, dtype=float), load.shape)[i],
+                            decode_scale=k_d[i], prefill_scale=k_p[i], seq_overhead_s=s_seq[i], prefill_first=pf[i])
+        for key, values in stag.items():
+            res[key][i] = values
+    return res
+
+
 def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, prefill: np.ndarray,
                  kv_capacity_tokens: np.ndarray, max_num_batched_tokens: np.ndarray, max_num_seqs: np.ndarray,
                  block_tokens: np.ndarray, concurrency: np.ndarray | None = None, rate_rps: np.ndarray | None = None,
@@ -166,8 +181,10 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
 
     ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
     (default: row 0, or row i when ``cost`` has n rows). Give ``concurrency`` (closed loop) or
-    ``rate_rps`` (open loop). ``seq_overhead_s`` is added to a step per running sequence. ``lockstep``: a closed loop of identical lengths, whose requests
-    start, prefill and finish in groups (see the module doc). ``decode_scale`` multiplies a step's
+    ``rate_rps`` (open loop). ``seq_overhead_s`` is added to a step per running sequence.
+    ``lockstep``: a closed loop of identical lengths, whose requests start, prefill and finish in
+    groups (:func:`roofline.serving.lockstep.lockstep_state`; where that schedule has no
+    decode-only stretch, prefill-bound, the staggered model). ``decode_scale`` multiplies a step's
     cost without prefill chunks, ``prefill_scale`` what the chunks add (fitted, see
     :mod:`roofline.serving.overheads`). ``prefill_first``: the engine runs prefill chunks in steps
     of their own, the decoding sequences waiting (SGLang's scheduler). ``burst_requests``: a benchmark
@@ -197,9 +214,12 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     c_fit = np.floor(cap / per_seq)
     c_max = np.maximum(np.minimum(max_seqs, c_fit), 1.0)
     saturated = np.zeros(n, dtype=bool)
+    if concurrency is not None and lockstep:
+        return _lockstep(cost, hw, load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step,
+                         s_req, k_d, k_p, s_seq, pf, burst_requests)
     if concurrency is not None:
         c_run = np.minimum(load, c_max)
-        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, lockstep, k_d, k_p, s_seq, pf)
+        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, k_d, k_p, s_seq, pf)
         rps = c_run / run["lifetime_s"]
         wait = (load - c_run) / rps
         # a request schedulable s_req after it arrives finds the others' step running and waits
@@ -210,16 +230,16 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
             ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests, k_p)
         rps = load / (ttft + run["decode_steps"] * run["decode_step_s"])  # Little's law over the whole loop
     else:
-        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, False, k_d, k_p, s_seq,
+        full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, k_d, k_p, s_seq,
                         pf, False)
         saturated = load * full["lifetime_s"] > c_max
         c_run = np.minimum(load * full["lifetime_s"], c_max)
         for _ in range(40):  # c = R * lifetime(c): a contraction for stable loads
             run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                           False, k_d, k_p, s_seq, pf, False)
+                           k_d, k_p, s_seq, pf, False)
             c_run = np.minimum(0.5 * c_run + 0.5 * load * run["lifetime_s"], c_max)
         run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                           False, k_d, k_p, s_seq, pf, False)
+                       k_d, k_p, s_seq, pf, False)
         ttft = s_req + 0.5 * run["mean_step_s"] + run["prefill_steps"] * run["prefill_step_s"]
         rps = np.where(saturated, c_max / full["lifetime_s"], load)
     tpot = np.where(output > 1, run["decode_steps"] * run["decode_step_s"] / np.maximum(output - 1, 1), 0.0)

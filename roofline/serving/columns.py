@@ -3,7 +3,10 @@
 For every hardware configuration of a sweep chunk the analytic model gives the serving metrics of
 the file's workload (a closed-loop benchmark at ``concurrency``, 10 x c requests as ``roofline
 serve``, the sweep's ``input_len``/``output_len``) and engine settings, with the framework's fitted
-overheads. The step
+overheads. Every request has those lengths unless ``lengths: varied`` says the client draws them
+around them: identical lengths run in lock-step (:mod:`roofline.serving.lockstep`, as ``roofline
+serve --input 1024``), varied ones staggered (as ``roofline serve --input 820-1024``; disaggregated
+pools are always staggered). The step
 cost is evaluated for all configurations at once on ``roofline serve``'s token grid
 (:func:`~roofline.serving.step_cost.engine_token_grid`), so a row agrees with its ``roofline serve``
 command to rounding; a sweep with a ``serving:`` block pays about 100 operator-table passes per chunk.
@@ -20,6 +23,9 @@ A ``serving:`` block::
       gpu_memory_utilization: 0.9
       attention_dp: 1
       prefix_hit: 0.0
+      lengths: identical          # every request input_len / output_len: the lock-step model
+                                  # (roofline.serving.lockstep); varied: the client draws lengths
+                                  # around them (e.g. InferenceMAX's), the staggered model
       disagg: {prefill: "tp=2,count=2", decode: "tp=4"}   # optional: disaggregated pools
                                                           # (roofline.serving.disagg_columns)
 """
@@ -56,7 +62,9 @@ SERVING_METRICS = descriptions("serving")
 #: Concurrencies tried for ``slo_max_concurrency``: 1, 2, 3, 4, 6, 8, 12, ... 4096.
 SLO_CONCURRENCIES = np.unique(np.concatenate([2 ** np.arange(13), 3 * 2 ** np.arange(11)])).astype(float)
 _KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
-         "gpu_memory_utilization", "attention_dp", "prefix_hit", "disagg")
+         "gpu_memory_utilization", "attention_dp", "prefix_hit", "lengths", "disagg")
+#: What a serving block's ``lengths`` may say: every request the same, or drawn around the lengths.
+LENGTHS = ("identical", "varied")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,9 @@ class ServingBlock:
     slo_tpot_ms: float | None = None
     prefix_hit: float = 0.0
     disagg: DisaggBlock | None = None  # disaggregated prefill and decode pools
+    #: "identical": every request has the workload's lengths (a closed loop in lock-step);
+    #: "varied": the client draws lengths around them (staggered arrivals)
+    lengths: str = "identical"
 
 
 def parse_serving_block(data: Any, file: str) -> ServingBlock:
@@ -96,11 +107,14 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
     hit = data.get("prefix_hit", 0.0)
     if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
         raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")
+    lengths = data.get("lengths", "identical")
+    if lengths not in LENGTHS:
+        raise SpecError(f"{where}.lengths: {lengths!r} is not allowed; choose one of {', '.join(LENGTHS)}")
     disagg = parse_disagg_block(data["disagg"], where) if "disagg" in data else None
     if disagg is not None and settings.attention_dp != 1:
         raise SpecError(f"{where}.attention_dp: not modelled with disaggregated pools (serving.disagg); leave it at 1")
     return ServingBlock(settings, number("concurrency", True) or 64, number("slo_ttft_ms"), number("slo_tpot_ms"),
-                        float(hit), disagg)
+                        float(hit), disagg, lengths)
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,8 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
                   tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
-                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first)
+                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
+                  lockstep=block.lengths == "identical")
     n = hw.n
     fits = request_fits(prompt, output, cap, s.block_tokens)  # else an engine refuses the request
     conc = np.full(n, float(block.concurrency))

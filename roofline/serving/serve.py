@@ -122,6 +122,12 @@ def benchmark_requests(concurrency: np.ndarray, num_requests: int | None = None)
     return np.full_like(c, float(num_requests)) if num_requests is not None else np.maximum(10 * c, 100.0)
 
 
+def identical_lengths(w: ServingWorkload) -> bool:
+    """Every request of ``w`` has the same prompt and output lengths (no range, no trace): a
+    closed loop of them runs in lock-step (:mod:`roofline.serving.lockstep`)."""
+    return w.trace is None and w.prompt.high is None and w.output.high is None
+
+
 def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWorkload,
                    loads: list[float], closed: bool, slo: tuple[float | None, float | None],
                    mean_steps: list[float] | None = None) -> list[dict[str, Any]]:
@@ -138,7 +144,8 @@ def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWo
         request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale, prefill_scale=o.prefill_scale,
         seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
         # a closed loop is a benchmark of N requests whose first c arrive at once (as simulated)
-        burst_requests=benchmark_requests(load, w.num_requests) if closed else None)
+        burst_requests=benchmark_requests(load, w.num_requests) if closed else None,
+        lockstep=closed and identical_lengths(w))
     ok = meets_slo(res["ttft_s"], res["tpot_s"], *slo) & ~res["saturated"]
     if mean_steps is not None:
         mean_steps.extend(map(float, res["mean_step_s"]))

@@ -89,6 +89,14 @@ def _without(table: OpTable, ops: np.ndarray, drop_count: np.ndarray | None = No
     return replace(table, **changes)
 
 
+def _interp_rows(grid: np.ndarray, table: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Row ``rows[i]`` of ``table`` (n, g) interpolated linearly on ``grid`` at ``x[i]``; 0 where
+    x <= 0 (two elements read per point: the (len(x), g) rows are never copied)."""
+    i = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+    lo, hi = table[rows, i], table[rows, i + 1]
+    return np.where(x <= 0, 0.0, lo + (x - grid[i]) / (grid[i + 1] - grid[i]) * (hi - lo))
+
+
 @dataclass(frozen=True)
 class StepCost:
     """Step-time coefficients of one scenario on ``n`` hardware configurations (times in seconds).
@@ -111,6 +119,18 @@ class StepCost:
     @property
     def n(self) -> int:
         return self.body_s.shape[0]
+
+    def step_s(self, hw: np.ndarray, tokens: np.ndarray, sampled: np.ndarray, kv_tokens: np.ndarray,
+               decode_seqs: np.ndarray, pairs: np.ndarray | float = 0.0, context_tokens: np.ndarray | float = 0.0,
+               chunk_tokens: np.ndarray | float = 0.0) -> np.ndarray:
+        """Step times (s) of configurations ``hw`` (row indices), every argument broadcast to their
+        shape: :meth:`ScalarStepCost.step_s` over arrays (body and head interpolated per row)."""
+        compute = (self.dec_compute_per_kv_s[hw] * kv_tokens + self.dec_compute_per_seq_s[hw] * decode_seqs
+                   + self.pre_compute_per_pair_s[hw] * pairs)
+        memory = (self.dec_memory_per_kv_s[hw] * (kv_tokens + context_tokens)
+                  + self.dec_memory_per_seq_s[hw] * decode_seqs + self.pre_memory_per_token_s[hw] * chunk_tokens)
+        return (_interp_rows(self.tokens, self.body_s, hw, tokens) + _interp_rows(self.tokens, self.head_s, hw, sampled)
+                + np.maximum(compute, memory))
 
     def scalar(self, row: int = 0) -> ScalarStepCost:
         """Plain-float coefficients of configuration ``row``, for the simulator's inner loop."""
