@@ -23,7 +23,7 @@ from roofline.serving import (
     steady_state,
     trace_metrics,
 )
-from roofline.serving.columns import parse_serving_block
+from roofline.serving.columns import length_range, parse_serving_block
 from roofline.serving.lockstep import lockstep_state
 from roofline.serving.overheads import DATASHEET
 from roofline.serving.step_cost import StepCost
@@ -255,3 +255,39 @@ def test_serving_block_lengths_must_be_identical_or_varied(value):
         parse_serving_block({"concurrency": 8, "lengths": value}, "f.yaml")
     assert parse_serving_block({"concurrency": 8}, "f.yaml").lengths == "identical"
     assert parse_serving_block({"concurrency": 8, "lengths": "varied"}, "f.yaml").lengths == "varied"
+
+
+def test_staggered_tpot_of_a_fractional_mean_output_is_not_rounded_up():
+    # outputs drawn from 15-18 (mean 16.5): a request decodes o - 1 steps, 15.5 on average; the
+    # ceiling (16) made TPOT 16 / 15.5 - 1 = 3.2% high. At c = 1 the decode step is affine in the
+    # KV length, so TPOT at 16.5 is the mean of those at 16 and 17.
+    _, cost, cap = _scenario("llama-3.1-8b", "h100-sxm", 1, "vllm", True)
+    tpot = steady_state(cost, prompt=1024, output=np.array([16.0, 16.5, 17.0]), prefill=1024, kv_capacity_tokens=cap,
+                        max_num_batched_tokens=8192, max_num_seqs=1024, block_tokens=16, concurrency=1)["tpot_s"]
+    assert tpot[1] == pytest.approx((tpot[0] + tpot[2]) / 2, rel=1e-3)
+
+
+@pytest.mark.parametrize("lengths, serve_lengths", [("identical", (1024, 256)), ("varied", ((922, 1126), (230, 282)))])
+def test_a_sweeps_serving_block_agrees_with_serve_for_both_kinds_of_lengths(lengths, serve_lengths):
+    # identical lengths: lock-step in both; varied: the staggered model at the same means, as
+    # `roofline serve --input 922-1126 --output 230-282` (what `roofline report` prints for the row)
+    from roofline.report._details import PointSettings, serve_command
+    from roofline.sweep import evaluate_rows
+    from roofline.sweepfile import sweep_from_dict
+
+    assert length_range(1024, lengths) == (serve_lengths[0] if lengths == "varied" else (1024, 1024))
+    data = {"name": "t", "hardware": "h100-sxm", "model": "llama-3.1-8b",
+            "workload": {"input_len": 1024, "output_len": 256}, "parallelism": {"tp": 1},
+            "serving": {"concurrency": 48, "lengths": lengths}}
+    spec = sweep_from_dict(data, "t.yaml")
+    rows = evaluate_rows(spec, next(iter(spec.structural_combinations())), spec.hardware_grid())
+    ref = serve("llama-3.1-8b", "h100-sxm", input_len=serve_lengths[0], output_len=serve_lengths[1],
+                concurrency=48).rows[0]
+    for column, key in (("serving_ttft_ms", "ttft_ms"), ("serving_tpot_ms", "tpot_ms"),
+                        ("serving_mean_batch", "mean_batch"), ("goodput_tok_s", "goodput_tok_s")):
+        assert float(rows[column][0]) == pytest.approx(ref[key], rel=1e-9), column
+    row = {k: v[0] for k, v in rows.items()} | {"model": "llama-3.1-8b", "hardware": "h100-sxm", "tp": 1,
+                                                  "input_len": 1024, "output_len": 256}
+    command = serve_command(row, PointSettings(serving=spec.serving))
+    wanted = "--input 922-1126 --output 230-282" if lengths == "varied" else "--input 1024 --output 256"
+    assert command is not None and wanted in command

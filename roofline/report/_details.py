@@ -15,6 +15,7 @@ from roofline.fitted import DEFAULT_CHOICE, DEFAULT_FRAMEWORK, ModelChoice
 from roofline.plots import KIND_LABELS as PLOT_KIND_LABELS
 from roofline.predict import predict
 from roofline.registry import SCENARIO, override_arguments, scenario_names
+from roofline.serving.columns import length_range
 from roofline.timing import SWEEPABLE
 from roofline.workload import PrefetchSettings
 
@@ -209,6 +210,8 @@ def serve_command(row: Mapping[str, Any], settings: PointSettings) -> str | None
             parts += [p.flag] if kw[name] else []
         elif name == "op_dtypes":
             parts += [f"{p.flag} {spec}" for spec in kw[name].split(",") if spec]
+        elif name in ("input_len", "output_len") and block.lengths == "varied":  # a range: staggered
+            parts.append(p.flag + " {}-{}".format(*length_range(int(kw[name]), block.lengths)))
         else:
             parts.append(f"{p.flag} {kw[name]}")
     s = block.settings

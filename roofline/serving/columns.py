@@ -4,9 +4,9 @@ For every hardware configuration of a sweep chunk the analytic model gives the s
 the file's workload (a closed-loop benchmark at ``concurrency``, 10 x c requests as ``roofline
 serve``, the sweep's ``input_len``/``output_len``) and engine settings, with the framework's fitted
 overheads. Every request has those lengths unless ``lengths: varied`` says the client draws them
-around them: identical lengths run in lock-step (:mod:`roofline.serving.lockstep`, as ``roofline
-serve --input 1024``), varied ones staggered (as ``roofline serve --input 820-1024``; disaggregated
-pools are always staggered). The step
+within +-10% of them: identical lengths run in lock-step (:mod:`roofline.serving.lockstep`, as
+``roofline serve --input 1024``), varied ones staggered (as ``roofline serve --input 922-1126``;
+disaggregated pools are always staggered). The step
 cost is evaluated for all configurations at once on ``roofline serve``'s token grid
 (:func:`~roofline.serving.step_cost.engine_token_grid`), so a row agrees with its ``roofline serve``
 command to rounding; a sweep with a ``serving:`` block pays about 100 operator-table passes per chunk.
@@ -25,7 +25,7 @@ A ``serving:`` block::
       prefix_hit: 0.0
       lengths: identical          # every request input_len / output_len: the lock-step model
                                   # (roofline.serving.lockstep); varied: the client draws lengths
-                                  # around them (e.g. InferenceMAX's), the staggered model
+                                  # within +-10% of them (staggered arrivals, as InferenceMAX's)
       disagg: {prefill: "tp=2,count=2", decode: "tp=4"}   # optional: disaggregated pools
                                                           # (roofline.serving.disagg_columns)
 """
@@ -55,7 +55,7 @@ from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["ServingBlock", "SERVING_METRICS", "parse_serving_block", "serving_columns", "SLO_CONCURRENCIES",
-           "ServingPoints", "serving_points", "serving_cost_columns"]
+           "ServingPoints", "serving_points", "serving_cost_columns", "LENGTHS", "length_range"]
 
 #: The columns :func:`serving_columns` adds, with their meaning (roofline.metrics, stage serving).
 SERVING_METRICS = descriptions("serving")
@@ -65,6 +65,16 @@ _KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batc
          "gpu_memory_utilization", "attention_dp", "prefix_hit", "lengths", "disagg")
 #: What a serving block's ``lengths`` may say: every request the same, or drawn around the lengths.
 LENGTHS = ("identical", "varied")
+#: ``lengths: varied``: each length uniform within this share of the workload's (the same mean;
+#: the longest request decides whether it fits the KV cache), as ``roofline serve --input LOW-HIGH``
+VARIED_SPREAD = 0.1
+
+
+def length_range(length: int, lengths: str) -> tuple[int, int]:
+    """The shortest and longest of a serving block's requests of mean ``length`` tokens: both
+    ``length`` when ``lengths`` is identical, else ``length`` -+ 10% (rounded: the mean stays)."""
+    spread = round(VARIED_SPREAD * length) if lengths == "varied" else 0
+    return length - spread, length + spread
 
 
 @dataclass(frozen=True)
@@ -142,12 +152,14 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     s = block.settings
     o = DATASHEET if datasheet else load_overheads(s.framework).for_model(model)
     prompt, output = float(workload.input_len), float(workload.output_len)
+    # the longest request (varied lengths: +10%) must fit, and sizes the KV cache's reach into tiers
+    longest = (length_range(workload.input_len, block.lengths)[1], length_range(workload.output_len, block.lengths)[1])
     # weights and KV cache placed as roofline.serve places them (tiers beyond HBM: the block's load)
     hw, cap = serving_placement(model, workload, par, hw, gpu_memory_utilization=s.gpu_memory_utilization,
                                 max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
                                 attention_dp=s.attention_dp, name=model.name,
-                                kv_demand_tokens=load_kv_demand_tokens(min(block.concurrency, s.max_num_seqs), prompt,
-                                                                       output, s.block_tokens))
+                                kv_demand_tokens=load_kv_demand_tokens(min(block.concurrency, s.max_num_seqs),
+                                                                       *longest, s.block_tokens))
     cost = build_step_cost(model, workload, par, hw, engine_token_grid(s), s.attention_dp)  # serve's grid
     common = dict(prompt=prompt, output=output, prefill=max(prompt - np.floor(prompt * block.prefix_hit), 1.0),
                   max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
@@ -157,7 +169,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                   prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
                   lockstep=block.lengths == "identical")
     n = hw.n
-    fits = request_fits(prompt, output, cap, s.block_tokens)  # else an engine refuses the request
+    fits = request_fits(*longest, cap, s.block_tokens)  # else an engine refuses the request
     conc = np.full(n, float(block.concurrency))
     r = steady_state(cost, kv_capacity_tokens=cap, concurrency=conc, burst_requests=benchmark_requests(conc), **common)
     r["goodput_tok_s"] = np.where(_meets(r, block) & fits, r["throughput_tok_s"], 0.0)
