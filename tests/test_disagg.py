@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -43,6 +44,7 @@ from roofline.serving.overheads import DATASHEET
 
 H100 = roofline.load_hardware("h100-sxm")
 H200 = roofline.load_hardware("h200-sxm")
+GH200, GB200 = roofline.load_hardware("gh200"), roofline.load_hardware("gb200-nvl72")
 
 
 # ---- KV bytes and the link ---------------------------------------------------------------------
@@ -112,10 +114,13 @@ def test_pool_spec_parse():
 
 # ---- the two evaluators ------------------------------------------------------------------------
 
-def _setup(model="llama-3.1-70b", hw=H200, p="tp=4", d="tp=4", overheads=True, link=None, **kw):
+def _setup(model="llama-3.1-70b", hw=H200, p="tp=4", d="tp=4", overheads=True, link=None, longest=(2048, 1024),
+           c=None, **kw):
+    # ``longest`` request and closed-loop ``c`` size each pool's KV cache on devices with memory tiers
     m = roofline.load_model(model)
     s = disagg_setup(m, hw, hw, PoolSpec.parse(p, "p"), PoolSpec.parse(d, "d"),
-                     roofline.Workload.with_dtype("fp8"), engine_defaults("vllm"), datasheet=not overheads, **kw)
+                     roofline.Workload.with_dtype("fp8"), engine_defaults("vllm"), prompt_tokens=longest[0],
+                     output_tokens=longest[1], concurrency=c, datasheet=not overheads, **kw)
     if link is not None:
         s = type(s)(s.prefill, s.decode, s.prefill_count, s.decode_count, link, s.overlap)
     return s, s.costs()
@@ -161,12 +166,20 @@ AGREEMENT = [  # (model, device, prefill pool, decode pool, concurrency or None,
     ("llama-3.1-70b", H200, "tp=4", "tp=4", None, 3.0, 1024, 512, True),
     ("llama-3.1-8b", H100, "tp=1,count=2", "tp=1", 32, None, 2048, 256, True),
     ("llama-3.1-8b", H100, "tp=1", "tp=1", 64, None, 1024, 8192, False),
+    # memory tiers beyond HBM (Grace LPDDR5X): weights and KV cache in LPDDR (DeepSeek-V3 on 2 GH200), the
+    # decode pool's KV cache extending into it (Llama-3.1-70B on one GH200: 64 x 5k tokens, 60% of them in
+    # LPDDR; DeepSeek-V3 on 4 GB200: 64 x 9.3k tokens, 48%)
+    ("deepseek-v3", GH200, "tp=2", "tp=2", 8, None, 1024, 128, True),
+    ("llama-3.1-70b", GH200, "tp=1", "tp=1", 64, None, 4096, 512, False),
+    ("deepseek-v3", GB200, "tp=4,count=2", "tp=4", 64, None, 8192, 256, True),
 ]
 
 
 @pytest.mark.parametrize("model, hw, p, d, c, rate, isl, osl, overheads", AGREEMENT)
 def test_analytic_means_match_simulator(model, hw, p, d, c, rate, isl, osl, overheads):
-    setup, costs = _setup(model, hw, p, d, overheads)
+    setup, costs = _setup(model, hw, p, d, overheads, longest=(int(isl * 1.1), int(osl * 1.1)), c=c)
+    if hw in (GH200, GB200):  # the decode pool reads part of its KV cache from LPDDR
+        assert setup.decode.arrays().kv_tier_fraction.max() > 0.4
     n = max(20 * (c or 10), 400)
     # lengths vary +-10 %: requests are staggered (steady state); the middle half is measured
     w = ServingWorkload(Lengths(int(isl * 0.9), int(isl * 1.1)), Lengths(int(osl * 0.9), int(osl * 1.1)),
@@ -280,6 +293,108 @@ def test_sizing_finds_disagg_for_long_prompts_and_agg_for_long_outputs():
                                              **common))
     assert heavy_prompt.best_disagg["objective"] > heavy_prompt.best_agg["objective"]
     assert heavy_output.best_disagg["objective"] < heavy_output.best_agg["objective"]
+
+
+# ---- each pool is placed as aggregated serve places one replica ----------------------------------
+
+def _serve_setup(monkeypatch, **kw):
+    """The ServingSetup (and its step cost) of aggregated ``serve(**kw)``, as serve builds it."""
+    from roofline.serving.serve import ServingSetup
+
+    seen, step_cost = [], ServingSetup.step_cost
+    monkeypatch.setattr(ServingSetup, "step_cost", lambda self: seen.append((self, step_cost(self))) or seen[-1][1])
+    cap = roofline.serve(**kw).summary["kv_capacity_tokens"]
+    monkeypatch.undo()
+    return seen[0][0], seen[0][1], cap
+
+
+def _same_cost(a, b):
+    from dataclasses import fields
+
+    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+
+
+@pytest.mark.parametrize("model, hw, tp, count, c, isl, osl, spill", [
+    # 2 GH200: 72.5% of the weights and the whole KV cache in LPDDR; decode: 2 instances at c = 16 hold 8 each
+    ("deepseek-v3", "gh200", 2, 2, 16, 1024, 128, True),
+    # 4 GB200: weights in HBM, the decode instance's KV cache of 64 x 8,448 tokens 42.6% in LPDDR
+    ("deepseek-v3", "gb200-nvl72", 4, 1, 64, 8192, 256, True),
+    ("llama-3.1-70b", "h200-sxm", 4, 1, 64, 8192, 256, False),  # no tiers: as before, whatever the load
+])
+def test_each_pool_equals_aggregated_serve_of_its_parallelism(monkeypatch, model, hw, tp, count, c, isl, osl,
+                                                              spill):
+    """A pool's weights and KV cache are placed as aggregated ``serve`` places a replica of the same
+    parallelism at the pool's load: the decode instance as serve at concurrency ceil(c / count)
+    (c = 16 over 2 instances: 8), the prefill instance as serve of (prompt, 1 token) requests at the
+    prompts one step of the 8,192-token budget touches, ceil(8192 / isl) + 1 (1,024: 9; 8,192: 2).
+    KV capacity exactly, step cost to the bit. Before, a pool's KV cache was HBM only (on GH200
+    DeepSeek-V3 raised 'no room for a KV cache'; on GB200 the decode pool held 310,320 tokens,
+    serve 540,672), and the sweep's disaggregated columns timed every byte at HBM speed."""
+    kw = dict(model=model, hardware=hw, tp=tp, dtype="fp8", datasheet=True)
+    setup, costs = _setup(model, roofline.load_hardware(hw), f"tp={tp}", f"tp={tp},count={count}", False,
+                          longest=(isl, osl), c=c)
+    dec_setup, dec_cost, dec_cap = _serve_setup(monkeypatch, input_len=isl, output_len=osl,
+                                                concurrency=math.ceil(c / count), **kw)
+    pre_setup, pre_cost, pre_cap = _serve_setup(monkeypatch, input_len=isl, output_len=1,
+                                                concurrency=math.ceil(8192 / isl) + 1, **kw)
+    assert (costs[3], costs[2]) == (dec_cap, pre_cap)
+    assert _same_cost(costs[1], dec_cost) and _same_cost(costs[0], pre_cost)
+    assert setup.decode.kv_demand_tokens == dec_setup.kv_demand_tokens
+    assert setup.prefill.kv_demand_tokens == pre_setup.kv_demand_tokens
+    tiers = setup.decode.arrays().kv_tier_fraction
+    assert (tiers.size > 0 and tiers.max() > 0.4) == spill
+    if not spill:  # HBM only: the capacity is the HBM formula's, the same at any load
+        from roofline.serving.capacity import kv_capacity_tokens
+
+        s = engine_defaults("vllm")
+        hbm = kv_capacity_tokens(roofline.load_model(model), roofline.Workload.with_dtype("fp8"),
+                                 roofline.Parallelism(tp=tp), roofline.load_hardware(hw).memory.hbm_capacity_bytes,
+                                 gpu_memory_utilization=s.gpu_memory_utilization,
+                                 max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens)
+        assert costs[3] == costs[2] == float(np.atleast_1d(hbm)[0])
+        assert _setup(model, roofline.load_hardware(hw), f"tp={tp}", f"tp={tp}", False, longest=(isl, osl), c=1)[1][3] \
+            == costs[3]
+
+
+def test_sizing_candidates_are_placed_as_serve_on_tiered_devices(monkeypatch):
+    """Open loop: a decode candidate (and an aggregated replica) is serve at a rate (max_num_seqs = 64
+    requests of 4,096 + 512 tokens on one GH200: 294,912 tokens, 56% in LPDDR), a prefill candidate
+    serve of (prompt, 1 token) requests at the prompts a step touches (8,192 / 4,096 + 1 = 3). The
+    search still reaches the exhaustive optimum, and candidates built for other lengths are rebuilt."""
+    m = roofline.load_model("llama-3.1-70b")
+    s = engine_defaults("vllm").with_overrides(max_num_seqs=64)
+    p = SizingProblem(m, roofline.Workload.with_dtype("fp8"), s, DATASHEET, 4096.0, 512.0,
+                      (GH200,), (GH200,), tps=(1,), max_devices=6, slo_ttft_ms=2000, slo_tpot_ms=100)
+    cands = build_candidates(p)
+    kw = dict(model="llama-3.1-70b", hardware="gh200", dtype="fp8", datasheet=True, input_len=4096, max_num_seqs=64)
+    _, dec_cost, dec_cap = _serve_setup(monkeypatch, output_len=512, rate_rps=1.0, **kw)
+    _, pre_cost, _ = _serve_setup(monkeypatch, output_len=1, concurrency=3, **kw)
+    assert cands.tiered and cands.kv_capacity_tokens[0] == dec_cap
+    assert _same_cost(cands.cost, dec_cost) and _same_cost(cands.prefill_cost, pre_cost)
+    assert not _same_cost(cands.cost, cands.prefill_cost)  # the decode KV cache is mostly in LPDDR
+    found, brute = size_disagg(p, cands).best_disagg, exhaustive_disagg(p, cands)
+    assert found["objective"] == pytest.approx(brute["objective"], rel=1e-6)
+    longer = replace(p, prompt=8192.0)
+    assert not cands.built_for(longer) and build_candidates(longer).kv_capacity_tokens[0] == 64 * 8704 != dec_cap
+    assert size_disagg(longer, cands).best_disagg == size_disagg(longer).best_disagg
+
+
+def test_sweep_disagg_columns_place_each_pool_as_serve_disagg():
+    # the sweep's analytic columns (their own placement code) on GH200 agree with serve_disagg: DeepSeek-V3's
+    # weights in LPDDR, its KV cache too; before, their KV capacity was HBM's (none: 'no room')
+    from roofline.sweep import sweep_frame
+    from roofline.sweepfile import sweep_from_dict
+
+    df = sweep_frame(sweep_from_dict({
+        "hardware": "gh200", "model": "deepseek-v3", "workload": {"input_len": 1024, "output_len": 128, "dtype": "fp8"},
+        "sweep": {"lpddr_capacity_GiB": [480]}, "scenario": {"datasheet": True},
+        "serving": {"concurrency": 16, "disagg": {"prefill": "tp=2", "decode": "tp=2,count=2"}}}, "s.yaml"))
+    r = serve_disagg("deepseek-v3", "gh200", prefill="tp=2", decode="tp=2,count=2", dtype="fp8", input_len=1024,
+                     output_len=128, concurrency=16, datasheet=True).rows[0]
+    row = df.iloc[0]
+    assert row.serving_tpot_ms == pytest.approx(r["tpot_ms"], rel=0.02)
+    assert row.serving_ttft_ms == pytest.approx(r["ttft_ms"], rel=0.02)
+    assert row.serving_kv_utilization == pytest.approx(r["kv_utilization"], rel=0.02)
 
 
 # ---- API and CLI -------------------------------------------------------------------------------

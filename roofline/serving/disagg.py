@@ -11,6 +11,7 @@ such deployment over concurrencies, rates or a trace with the event simulator
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +22,7 @@ from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.metrics import definition
 from roofline.model import ModelSpec, load_model
-from roofline.serving.capacity import check_request_fits
+from roofline.serving.capacity import check_request_fits, load_kv_demand_tokens
 from roofline.serving.disagg_analytic import (
     DISAGG_ANALYTIC_NOTE,
     disagg_steady_state,
@@ -38,7 +39,7 @@ from roofline.serving.workload import Lengths, ServingWorkload, make_requests
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["PoolSpec", "DisaggSetup", "serve_disagg", "DISAGG_DEFINITIONS", "disagg_setup", "analytic_disagg",
-           "pool_engines"]
+           "pool_engines", "prefill_kv_demand_tokens", "decode_kv_demand_tokens"]
 
 #: The columns a disaggregated deployment adds, with their meaning (roofline.metrics, context "serve").
 DISAGG_DEFINITIONS = {name: definition(name, "serve") for name in (
@@ -128,15 +129,53 @@ class DisaggSetup:
                              prefill_s=alone, layers=self.prefill.model.num_layers, overlap=self.overlap)
 
 
+def prefill_kv_demand_tokens(settings: EngineSettings, prompt_tokens: float, concurrency: float | None = None) -> float:
+    """Tokens of KV cache a prefill instance holds at most: the prompts one chunked-prefill step
+    touches, ``min(max_num_seqs, ceil(M / prompt) + 1)`` of them (a budget of ``M`` tokens starts
+    one prompt, carries whole ones, finishes another), at most the ``concurrency`` of a closed
+    loop; each as an aggregated engine holds a request of ``prompt`` + 1 token (the disaggregated
+    proxies send the prefill instance the prompt with one output token: vLLM's
+    ``max_tokens=1``). Queued prompts hold nothing; the KV of a finished prompt leaves with its
+    transfer (not counted). Sets how far the KV cache extends into memory tiers beyond HBM
+    (:func:`~roofline.serving.capacity.serving_placement`)."""
+    running = min(settings.max_num_seqs, math.ceil(settings.max_num_batched_tokens / max(prompt_tokens, 1.0)) + 1)
+    if concurrency is not None:
+        running = min(running, concurrency)
+    return load_kv_demand_tokens(running, prompt_tokens, 1, settings.block_tokens)
+
+
+def decode_kv_demand_tokens(settings: EngineSettings, prompt_tokens: float, output_tokens: float, instances: int,
+                            concurrency: float | None = None) -> float:
+    """Tokens of KV cache a decode instance holds at most: ``max_num_seqs`` requests of prompt +
+    output, or ``ceil(C / instances)`` of a closed loop of ``C`` (a request joins the instance with
+    the fewest, which then holds at most ``floor((C - 1) / y) + 1``): as aggregated ``serve``
+    sizes a replica's KV cache at that load."""
+    running = settings.max_num_seqs if concurrency is None else min(settings.max_num_seqs,
+                                                                    math.ceil(concurrency / instances))
+    return load_kv_demand_tokens(running, prompt_tokens, output_tokens, settings.block_tokens)
+
+
 def disagg_setup(model: ModelSpec, prefill_hw: HardwareSpec, decode_hw: HardwareSpec, prefill: PoolSpec,
-                 decode: PoolSpec, workload: Workload, settings: EngineSettings, *, datasheet: bool = False,
+                 decode: PoolSpec, workload: Workload, settings: EngineSettings, *, prompt_tokens: float,
+                 output_tokens: float, concurrency: float | None = None, datasheet: bool = False,
                  prefetch: bool = False, kv_path: str = "auto", kv_bandwidth_GBps: float | None = None,
                  kv_overlap: bool = False) -> DisaggSetup:
     """The :class:`DisaggSetup` of two pools of ``model`` (the framework's fitted overheads
-    unless ``datasheet``)."""
+    unless ``datasheet``).
+
+    Each pool places its weights and KV cache in the device's memory tiers as aggregated
+    ``serve`` does (:func:`~roofline.serving.capacity.serving_placement`), its KV cache sized to
+    its load: :func:`prefill_kv_demand_tokens` and :func:`decode_kv_demand_tokens` of the
+    longest request (``prompt_tokens``, ``output_tokens``) at ``concurrency`` (closed loop;
+    ``None``: open loop or a trace, up to ``max_num_seqs``). Without tiers beyond HBM the load
+    changes nothing.
+    """
     over = DATASHEET if datasheet else load_overheads(settings.framework)
-    setups = [ServingSetup(model, hw, workload, Parallelism(tp=p.tp, pp=p.pp, ep=p.ep), settings, over, prefetch)
-              for hw, p in ((prefill_hw, prefill), (decode_hw, decode))]
+    demands = (prefill_kv_demand_tokens(settings, prompt_tokens, concurrency),
+               decode_kv_demand_tokens(settings, prompt_tokens, output_tokens, decode.count, concurrency))
+    setups = [ServingSetup(model, hw, workload, Parallelism(tp=p.tp, pp=p.pp, ep=p.ep), settings, over, prefetch,
+                           kv_demand_tokens=demand)
+              for hw, p, demand in ((prefill_hw, prefill, demands[0]), (decode_hw, decode, demands[1]))]
     link = kv_link(prefill_hw, decode_hw, prefill.instance_devices, decode.instance_devices,
                    total_devices=prefill.devices + decode.devices, path=kv_path, bandwidth_GBps=kv_bandwidth_GBps)
     return DisaggSetup(setups[0], setups[1], prefill.count, decode.count, link, kv_overlap)
@@ -270,12 +309,21 @@ def serve_disagg(
     prompt = Lengths(*input_len) if isinstance(input_len, tuple) else Lengths(input_len)
     output = Lengths(*output_len) if isinstance(output_len, tuple) else Lengths(output_len)
     w = Workload.for_model(m, dtype, kv_dtype=kv_dtype)
-    setup = disagg_setup(m, hw_p, hw_d, pools[0], pools[1], w, settings, datasheet=datasheet, prefetch=prefetch,
-                         kv_path=kv_path, kv_bandwidth_GBps=kv_bandwidth_GBps, kv_overlap=kv_overlap)
+    if trace is not None:
+        traced = make_requests(ServingWorkload(trace=trace, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed))
+        longest = (float(traced.prompt.max()), float(traced.output.max()))
+    else:
+        longest = (float(prompt.max), float(output.max))
+    # each pool's KV cache extends into memory tiers beyond HBM as far as its load needs (as serve)
+    setup = disagg_setup(m, hw_p, hw_d, pools[0], pools[1], w, settings, prompt_tokens=longest[0],
+                         output_tokens=longest[1], concurrency=max(loads_c) if loads_c else None,
+                         datasheet=datasheet, prefetch=prefetch, kv_path=kv_path, kv_bandwidth_GBps=kv_bandwidth_GBps,
+                         kv_overlap=kv_overlap)
     costs = setup.costs()
-    if trace is None:  # the longest request must fit (an engine refuses it): its prompt on a prefill
-        # instance, prompt and output on a decode instance (a trace's: the simulator refuses them)
-        check_request_fits(prompt.max, 0, costs[2], settings.block_tokens, "--input (prefill instance)")
+    if trace is None:  # the longest request must fit (an engine refuses it): its prompt and first token on a
+        # prefill instance (as the simulator), prompt and output on a decode instance (a trace's: the simulator
+        # refuses them)
+        check_request_fits(prompt.max, 1, costs[2], settings.block_tokens, "--input (prefill instance)")
         check_request_fits(prompt.max, output.max, costs[3], settings.block_tokens, "--input/--output (decode instance)")
     slo = (slo_ttft_ms, slo_tpot_ms)
     base = ServingWorkload(prompt, output, concurrency=1, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed)
@@ -311,7 +359,8 @@ def serve_disagg(
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
         "kv_dtype": w.kv, "framework": framework,
         "overheads": {"source": setup.prefill.overheads.source},
-        "kv_capacity_tokens": costs[3] * setup.decode_count, "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,
+        "kv_capacity_tokens": costs[3] * setup.decode_count, "prefill_kv_capacity_tokens": costs[2] * setup.prefill_count,
+        "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,
     }
     summary |= _slo_limits(setup, costs, base, slo)
     return ServeResult(rows, dict(DEFINITIONS) | DISAGG_DEFINITIONS | {"evaluator": evaluator}, summary)

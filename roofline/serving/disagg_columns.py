@@ -32,8 +32,8 @@ from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
 from roofline.registry import KV_BANDWIDTH
-from roofline.serving.capacity import kv_capacity_tokens, request_fits
-from roofline.serving.disagg import PoolSpec
+from roofline.serving.capacity import request_fits, serving_placement
+from roofline.serving.disagg import PoolSpec, decode_kv_demand_tokens, prefill_kv_demand_tokens
 from roofline.serving.disagg_analytic import disagg_steady_state, prefill_alone_s
 from roofline.serving.kv_transfer import KV_PATHS, kv_link_arrays, kv_transfer_bytes, kv_transfer_s
 from roofline.serving.metrics import meets_slo
@@ -46,8 +46,8 @@ from roofline.workload import Parallelism, Workload
 __all__ = ["DisaggBlock", "parse_disagg_block", "disagg_columns", "NOT_MODELLED"]
 
 #: Serving columns with no disaggregated model yet: power, energy and TCO need the step energy of
-#: both pools (roofline.serving.economics models one replica); they are 0, as for a device without
-#: a die block.
+#: both pools (roofline.serving.economics models one replica); they are NaN (unknown: null in JSON), as for a
+#: device without a die block.
 NOT_MODELLED = ("serving_power_w", "serving_energy_j_per_token", "serving_tco_usd_per_mtok",
                 "goodput_tok_s_per_tco_kusd", "slo_max_goodput_tok_s_per_tco_kusd")
 _KEYS = ("prefill", "decode", "kv_bandwidth_GBps", "kv_path", "kv_overlap")
@@ -90,13 +90,15 @@ def parse_disagg_block(data: Any, where: str) -> DisaggBlock:
 
 
 def _pool_cost(model: ModelSpec, workload: Workload, pool: PoolSpec, hw: HardwareArrays, settings: EngineSettings,
-               grid: np.ndarray) -> tuple[StepCost, np.ndarray]:
+               grid: np.ndarray, kv_demand_tokens: float) -> tuple[StepCost, np.ndarray]:
+    """One pool's step cost and (n,) KV capacity per instance, its weights and KV cache placed in
+    the device's memory tiers as ``roofline serve`` places them (``kv_demand_tokens``: its load)."""
     par = Parallelism(tp=pool.tp, pp=pool.pp, ep=pool.ep)
-    cap = kv_capacity_tokens(model, workload, par, hw.hbm_capacity_bytes,
-                             gpu_memory_utilization=settings.gpu_memory_utilization,
-                             max_num_batched_tokens=settings.max_num_batched_tokens,
-                             block_tokens=settings.block_tokens, name=model.name)
-    return build_step_cost(model, workload, par, hw, grid), cap
+    placed, cap = serving_placement(model, workload, par, hw, gpu_memory_utilization=settings.gpu_memory_utilization,
+                                    max_num_batched_tokens=settings.max_num_batched_tokens,
+                                    block_tokens=settings.block_tokens, kv_demand_tokens=kv_demand_tokens,
+                                    name=model.name)
+    return build_step_cost(model, workload, par, placed, grid), cap
 
 
 def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, block: DisaggBlock,
@@ -109,9 +111,12 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
     never ranked as best)."""
     n = hw.n
     grid = engine_token_grid(settings)  # roofline serve's grid: the two agree to rounding
-    p_cost, p_cap = _pool_cost(model, workload, block.prefill, hw, settings, grid)
-    d_cost, d_cap = _pool_cost(model, workload, block.decode, hw, settings, grid)
     prompt, output = float(workload.input_len), float(workload.output_len)
+    # each pool's KV cache extends into tiers beyond HBM as far as its load at the block's concurrency needs
+    p_cost, p_cap = _pool_cost(model, workload, block.prefill, hw, settings, grid,
+                               prefill_kv_demand_tokens(settings, prompt, concurrency))
+    d_cost, d_cap = _pool_cost(model, workload, block.decode, hw, settings, grid,
+                               decode_kv_demand_tokens(settings, prompt, output, block.decode.count, concurrency))
     prefill = max(prompt - np.floor(prompt * prefix_hit), 1.0)
     rows = np.arange(n)
     alone = overheads.prefill_scale * prefill_alone_s(p_cost, rows, prompt, prefill,
@@ -136,8 +141,9 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
     def meets(r: dict[str, np.ndarray]) -> np.ndarray:
         return ~r["saturated"] & meets_slo(r["ttft_s"], r["tpot_s"], slo_ttft_ms, slo_tpot_ms)
 
-    # the prefill instance holds the prompt, the decode instance the whole request
-    fits = request_fits(prompt, 0.0, p_cap, s.block_tokens) & request_fits(prompt, output, d_cap, s.block_tokens)
+    # the prefill instance holds the prompt and its first token (as the simulator), the decode instance the
+    # whole request
+    fits = request_fits(prompt, 1.0, p_cap, s.block_tokens) & request_fits(prompt, output, d_cap, s.block_tokens)
     r = evaluate(np.full(n, float(concurrency)), rows)
     goodput = np.where(meets(r) & fits, r["throughput_tok_s"], 0.0)
     k = len(concurrencies)

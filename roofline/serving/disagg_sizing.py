@@ -24,7 +24,7 @@ once and bisects the rate of each: the test that the search finds its optimum.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from roofline.exceptions import RooflineError, SpecError
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
+from roofline.serving.disagg import decode_kv_demand_tokens, prefill_kv_demand_tokens
 from roofline.serving.disagg_analytic import decode_step_s, disagg_steady_state, prefill_alone_s
 from roofline.serving.kv_transfer import kv_link, kv_transfer_bytes, kv_transfer_s
 from roofline.serving.metrics import meets_slo
@@ -118,13 +119,26 @@ class SizingResult:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Every candidate with its step cost stacked into one :class:`StepCost` (row i): built once
-    by :func:`build_candidates` and reusable by problems that differ only in lengths, SLO,
-    objective, budget or KV link."""
+    """Every candidate with its step costs stacked into :class:`StepCost` objects (row i): built
+    once by :func:`build_candidates` and reusable by problems that differ only in SLO, objective,
+    budget or KV link, and in lengths where no device has memory tiers beyond HBM (there the
+    lengths size the KV cache, so :func:`size_disagg` rebuilds them).
+
+    ``cost`` and ``kv_capacity_tokens``: an instance serving requests to the end (a decode
+    instance, an aggregated replica), its KV cache placed for ``max_num_seqs`` of them;
+    ``prefill_cost``: a prefill instance, its KV cache placed for the prompts a step touches
+    (the same object where the placement cannot differ)."""
 
     items: tuple[Candidate, ...]
     cost: StepCost
     kv_capacity_tokens: np.ndarray
+    prefill_cost: StepCost
+    lengths: tuple[float, float] = (0.0, 0.0)
+    tiered: bool = False
+
+    def built_for(self, p: SizingProblem) -> bool:
+        """Whether these candidates are those of ``p`` (built for its lengths, or lengths do not matter)."""
+        return not self.tiered or self.lengths == (p.prompt, p.output)
 
     @property
     def devices(self) -> np.ndarray:
@@ -135,30 +149,48 @@ class Candidates:
         return np.array([c.usd for c in self.items], dtype=float)
 
 
+def _stack(costs: list[StepCost]) -> StepCost:
+    """Every per-configuration coefficient of ``costs``, whatever fields the step cost has (one token grid)."""
+    return StepCost(costs[0].tokens, **{f.name: np.concatenate([getattr(c, f.name) for c in costs])
+                                        for f in fields(StepCost) if f.name != "tokens"})
+
+
 def build_candidates(p: SizingProblem) -> Candidates:
-    """Step costs and KV capacities of every (device, tp) instance of ``p`` that fits."""
-    items, costs, caps = [], [], []
+    """Step costs and KV capacities of every (device, tp) instance of ``p`` that fits.
+
+    Weights and KV cache are placed in the device's memory tiers as ``roofline serve`` places
+    them (open loop): a decode instance or an aggregated replica for ``max_num_seqs`` requests of
+    the problem's lengths, a prefill instance for the prompts one step touches
+    (:func:`~roofline.serving.disagg.prefill_kv_demand_tokens`)."""
+    items, costs, caps, prefill_costs = [], [], [], []
     seen: set[tuple[str, int]] = set()
+    tiered = False
+    s = p.settings
     for hw in (*p.prefill_hardware, *p.decode_hardware):
         for tp in p.tps:
             if (hw.name, tp) in seen or tp > hw.devices_per_node:
                 continue
             seen.add((hw.name, tp))
-            setup = ServingSetup(p.model, hw, p.workload, Parallelism(tp=tp), p.settings, p.overheads)
+            setup = ServingSetup(p.model, hw, p.workload, Parallelism(tp=tp), s, p.overheads,
+                                 kv_demand_tokens=decode_kv_demand_tokens(s, p.prompt, p.output, 1))
             try:
                 cost, cap = setup.step_cost(), setup.kv_capacity_tokens()
+                has_tiers = bool(setup.arrays().tier_names)
+                prefill_cost = replace(setup, kv_demand_tokens=prefill_kv_demand_tokens(s, p.prompt)).step_cost() \
+                    if has_tiers else cost
             except RooflineError:  # does not fit, or tp does not divide the heads: not a candidate
                 continue
+            tiered |= has_tiers
             items.append(Candidate(hw, tp, device_usd(hw, p.cost_basis)))
             costs.append(cost)
             caps.append(cap)
+            prefill_costs.append(prefill_cost)
     if not items:
         raise SpecError(f"{p.model.name}: no candidate instance fits (tp in {', '.join(map(str, p.tps))}); "
                         "allow a larger tp or a smaller dtype")
-    # every per-configuration coefficient, whatever fields the step cost has (one token grid)
-    stacked = StepCost(costs[0].tokens, **{f.name: np.concatenate([getattr(c, f.name) for c in costs])
-                                           for f in fields(StepCost) if f.name != "tokens"})
-    return Candidates(tuple(items), stacked, np.array(caps))
+    stacked = _stack(costs)
+    return Candidates(tuple(items), stacked, np.array(caps), _stack(prefill_costs) if tiered else stacked,
+                      (p.prompt, p.output), tiered)
 
 
 def _grid(p: SizingProblem, cands: Candidates) -> dict[str, np.ndarray]:
@@ -173,7 +205,7 @@ def _grid(p: SizingProblem, cands: Candidates) -> dict[str, np.ndarray]:
     keep = x * dev[pi] + y * dev[di] <= p.max_devices
     pi, di, x, y = pi[keep], di[keep], x[keep], y[keep]
     kv_bytes = float(kv_transfer_bytes(p.model, p.workload, p.prompt)[0])
-    service_model = prefill_alone_s(cands.cost, idx, p.prompt, p.prompt, float(p.settings.max_num_batched_tokens))
+    service_model = prefill_alone_s(cands.prefill_cost, idx, p.prompt, p.prompt, float(p.settings.max_num_batched_tokens))
     t_x = np.empty(len(pi))
     links: dict[tuple[int, int, int], float] = {}
     for k in range(len(pi)):  # one link per (pair, total devices): a handful of distinct paths
@@ -193,7 +225,7 @@ def _grid(p: SizingProblem, cands: Candidates) -> dict[str, np.ndarray]:
 def _service_s(p: SizingProblem, cands: Candidates, rows: np.ndarray) -> np.ndarray:
     o, budget = p.overheads, float(p.settings.max_num_batched_tokens)
     n_p = np.ceil(p.prompt / budget - 1e-9)
-    return o.prefill_scale * prefill_alone_s(cands.cost, rows, p.prompt, p.prompt, budget) \
+    return o.prefill_scale * prefill_alone_s(cands.prefill_cost, rows, p.prompt, p.prompt, budget) \
         + n_p * (o.step_overhead_s + o.seq_overhead_s)
 
 
@@ -272,7 +304,7 @@ def _disagg_row(p: SizingProblem, cands: Candidates, g: dict[str, np.ndarray], k
 def size_disagg(p: SizingProblem, candidates: Candidates | None = None) -> SizingResult:
     """The best configuration by decomposition (see the module doc) and the best aggregated one
     (``candidates``: from :func:`build_candidates` of an equivalent problem, to reuse them)."""
-    cands = candidates or build_candidates(p)
+    cands = candidates if candidates is not None and candidates.built_for(p) else build_candidates(p)
     g = _grid(p, cands)
     service = _service_s(p, cands, np.arange(len(cands.items)))
     r_p = _prefill_rate_per_instance(p, service[g["prefill"]], g["transfer_s"])
@@ -291,7 +323,7 @@ def size_disagg(p: SizingProblem, candidates: Candidates | None = None) -> Sizin
 def exhaustive_disagg(p: SizingProblem, candidates: Candidates | None = None) -> dict[str, Any] | None:
     """The best configuration by brute force: the full analytic model on every configuration,
     bisecting each one's largest rate that is not saturated and meets the SLO."""
-    cands = candidates or build_candidates(p)
+    cands = candidates if candidates is not None and candidates.built_for(p) else build_candidates(p)
     g = _grid(p, cands)
     s, o = p.settings, p.overheads
     dev = cands.devices
@@ -300,7 +332,7 @@ def exhaustive_disagg(p: SizingProblem, candidates: Candidates | None = None) ->
 
     def meets(rate: np.ndarray) -> np.ndarray:
         r = disagg_steady_state(
-            cands.cost, cands.cost, prefill_row=g["prefill"], decode_row=g["decode"], prompt=p.prompt,
+            cands.prefill_cost, cands.cost, prefill_row=g["prefill"], decode_row=g["decode"], prompt=p.prompt,
             output=p.output, prefill=p.prompt, prefill_count=g["x"], decode_count=g["y"], transfer_s=g["transfer_s"],
             decode_kv_capacity_tokens=cands.kv_capacity_tokens[g["decode"]],
             prefill_budget=s.max_num_batched_tokens, decode_max_num_seqs=s.max_num_seqs,
