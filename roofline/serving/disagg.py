@@ -170,7 +170,8 @@ def disagg_setup(model: ModelSpec, prefill_hw: HardwareSpec, decode_hw: Hardware
     ``None``: open loop or a trace, up to ``max_num_seqs``). Without tiers beyond HBM the load
     changes nothing.
     """
-    over = DATASHEET if datasheet else load_overheads(settings.framework)
+    # an MoE model's prefill scale includes its fitted factor, as serve applies it
+    over = DATASHEET if datasheet else load_overheads(settings.framework).for_model(model)
     demands = (prefill_kv_demand_tokens(settings, prompt_tokens, concurrency),
                decode_kv_demand_tokens(settings, prompt_tokens, output_tokens, decode.count, concurrency))
     setups = [ServingSetup(model, hw, workload, Parallelism(tp=p.tp, pp=p.pp, ep=p.ep), settings, over, prefetch,

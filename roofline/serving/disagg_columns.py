@@ -110,6 +110,7 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
     of all its devices; :data:`NOT_MODELLED` columns are NaN (unknown: null in JSON, '-' in tables,
     never ranked as best)."""
     n = hw.n
+    overheads = overheads.for_model(model)  # an MoE model's prefill factor, as the aggregated columns apply it
     grid = engine_token_grid(settings)  # roofline serve's grid: the two agree to rounding
     prompt, output = float(workload.input_len), float(workload.output_len)
     # each pool's KV cache extends into tiers beyond HBM as far as its load at the block's concurrency needs

@@ -95,6 +95,8 @@ class SizingProblem:
     kv_overlap: bool = False
 
     def __post_init__(self) -> None:
+        # an MoE model's prefill scale includes its fitted factor, as serve applies it (idempotent)
+        object.__setattr__(self, "overheads", self.overheads.for_model(self.model))
         if self.objective not in OBJECTIVES:
             raise SpecError(f"--objective: {self.objective!r} is not allowed; choose one of {', '.join(OBJECTIVES)}")
         if (isinstance(self.max_devices, bool) or not isinstance(self.max_devices, int)
