@@ -196,6 +196,8 @@ def test_analytic_means_match_simulator(model, hw, p, d, c, rate, isl, osl, over
     if c is not None:  # open loop: the throughput is the rate (a Poisson sample's is noisy)
         assert a["throughput_rps"][0] == pytest.approx(rps, rel=0.05)
     assert a["ttft_s"][0] == pytest.approx(ttft, rel=0.15)  # M/D/1 prefill queues, as the agg TTFT tolerance
+    # the decode pool's KV cache held, time-averaged over the whole run (ramp-up and drain included)
+    assert a["kv_utilization"][0] == pytest.approx(tr.mean_kv_tokens / tr.kv_capacity_tokens, rel=0.05)
 
 
 @pytest.mark.parametrize("c", [8, 48])
