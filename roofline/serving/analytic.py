@@ -247,7 +247,12 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
         rps = np.where(saturated, c_max / full["lifetime_s"], load)
     tpot = np.where(output > 1, run["decode_steps"] * run["decode_step_s"] / np.maximum(output - 1, 1), 0.0)
     e2e = ttft + (output - 1) * tpot
-    kv_tokens = run["decode_batch"] * (prompt + output / 2) + (c_run - run["decode_batch"]) * prompt
+    # time-averaged (Little's law: requests/s x token-seconds each; counting steps made DeepSeek-V3 on 2 GH200
+    # at c = 1 0.97 against 0.63, its one 1.7 s prefill step weighing as one of 64): a prefilling request
+    # holds its prompt so far and the chunk its step writes, a decoding one its prompt and half its output
+    n_p = run["prefill_steps"]
+    kv_tokens = rps * (n_p * run["prefill_step_s"] * (prompt - prefill + prefill * (n_p + 1) / (2 * n_p))
+                       + run["decode_steps"] * run["decode_step_s"] * (prompt + output / 2))
     return {
         "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["token_gap_s"], "mean_step_s": run["mean_step_s"], "e2e_s": e2e,
         "throughput_rps": rps, "throughput_tok_s": rps * output,

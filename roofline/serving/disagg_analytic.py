@@ -16,9 +16,15 @@ prefill), ``O`` output tokens and a KV transfer of ``t_x`` seconds.
   whose prompt + output fit in the KV capacity (the simulator reserves both at admission).
 - **TTFT** = request overhead + ``W_p`` + ``S`` + ``t_x``; **TPOT** = (decode admission wait +
   ``d step(b)``) / (O - 1).
-- **Closed loop** at concurrency ``C``: throughput ``X(b) = y b / (d step(b))`` and Little's law
-  ``C(b) = X(b) (TTFT + d step(b))`` rise with ``b``; ``b`` solves ``C(b) = C`` (bisection). When
+- **Closed loop** at concurrency ``C``: throughput ``X(b) = y b / (d step(b'))`` and Little's law
+  ``C(b) = X(b) (TTFT + d step(b'))`` rise with ``b``; ``b`` solves ``C(b) = C`` (bisection). When
   even a full decode pool holds fewer, the rest wait for a decode slot: ``(C - C(b_max)) / X``.
+  A request finds the others as a loop of ``C - 1`` has them (the arrival theorem, with
+  Schweitzer's approximation ``(C - 1) / C`` of each mean, as the aggregated model's closed loop):
+  the M/D/1 wait times ``(C - 1) / C``, and a decoding request steps with itself and the others
+  decoding then, ``b' = min(1 + b (n - 1) / n, b_max)`` with ``n = C / y`` per instance (``b``,
+  the time average, counts the idle time: at ``C = 1`` a fraction of one sequence, whose MoE
+  step reads a fraction of the experts). So ``C = 1`` is exact: no wait, steps of one sequence.
 - **Open loop** at rate ``R``: ``b`` solves ``b = (R / y) d step(b)``; saturated (TTFT null) when
   either pool cannot sustain ``R``.
 """
@@ -116,16 +122,26 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
     per_seq_blocks = np.ceil((prompt + output) / block) * block
     b_max = np.maximum(np.minimum(max_seqs, np.floor(cap / per_seq_blocks)), 1.0)
 
+    closed = concurrency is not None
+    # closed loop: a request finds the others as the loop of C - 1 has them (the arrival theorem,
+    # Schweitzer's approximation: (C - 1) / C of each mean), per decode instance C / y of them
+    seen = np.maximum(load - 1, 0) / np.maximum(load, 1) if closed else np.ones_like(load)
+    per_instance = np.maximum(load / y, 1.0) if closed else np.full_like(load, np.inf)
+    seen_d = np.maximum(per_instance - 1, 0) / per_instance if closed else np.ones_like(load)
+
     def decode_rate(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(requests/s of the decode pool, decode time of a request) with b per instance."""
-        step = decode_step_s(decode_cost, d_row, b, kv_per_seq, verify, k_d, s_d, q_d)
+        """(requests/s of the decode pool, decode time of a request) with b per instance on
+        average; a decoding request steps with itself and the others decoding then (closed loop:
+        ``1 + b (n - 1) / n`` of ``n = C / y``, at most ``b_max``; open loop: ``b``)."""
+        batch = np.minimum(1 + b * seen_d, np.maximum(b_max, b)) if closed else b
+        step = decode_step_s(decode_cost, d_row, batch, kv_per_seq, verify, k_d, s_d, q_d)
         life = np.maximum(d * step, 1e-30)
         return np.where(d > 0, y * b / life, np.inf), d * step
 
     def prefill_wait(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rho = rate * service / x
         with np.errstate(divide="ignore", invalid="ignore"):
-            wait = np.where(rho < 1, rho * service / (2 * np.maximum(1 - rho, 1e-300)), np.inf)
+            wait = np.where(rho < 1, seen * rho * service / (2 * np.maximum(1 - rho, 1e-300)), np.inf)
         return rho, wait
 
     lo, hi = np.zeros_like(load), b_max.copy()

@@ -185,7 +185,7 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
         span = float(times.sum())
         area_running += b * span
         area_waiting += len(wait) * span
-        area_kv += float(times @ (kv_j - b))
+        area_kv += float(times @ kv_j)  # with the token each step writes, as the aggregated simulator
         steps += k
         itl_s.append(times)
         itl_w.append(np.full(k, float(b)))

@@ -169,7 +169,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             span = float(times.sum())
             area_running += len(running) * span
             area_waiting += len(waiting) * span
-            area_kv += float(times @ (kv_j - n_dec))
+            area_kv += float(times @ kv_j)  # with the token each step writes (its slot is allocated)
             t += span
             stepping += span
             steps += k
@@ -195,7 +195,8 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             clock += (dec_only, full - dec_only, 1.0, len(running))
             area_running += len(running) * dt
             area_waiting += len(waiting) * dt
-            area_kv += dt * float(kv[idx].sum())
+            # the KV cache held during the step: with the chunks and tokens it writes (allocated when scheduled)
+            area_kv += dt * (float(kv[idx].sum()) + chunk_tokens + n_dec)
             t += dt
             stepping += dt
             steps += 1
