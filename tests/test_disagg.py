@@ -400,6 +400,18 @@ def test_sizing_candidates_are_placed_as_serve_on_tiered_devices(monkeypatch):
     assert size_disagg(longer, cands).best_disagg == size_disagg(longer).best_disagg
 
 
+def test_a_trace_sizes_the_decode_pool_as_serve_sizes_a_replica(tmp_path):
+    # serve takes a trace's longest request (2,000 + 50 tokens: 129 blocks of 16) for max_num_seqs = 1,024
+    # requests: 2,113,536 tokens on one GH200, of which HBM holds 131,088; not the longest prompt with the
+    # longest output (2,000 + 200)
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,1000,100\n0.5,2000,50\n1.0,1500,200\n")
+    kw = dict(dtype="fp8", trace=str(trace), datasheet=True)
+    d = serve_disagg("llama-3.1-70b", "gh200", prefill="tp=1", decode="tp=1", **kw).summary
+    assert d["kv_capacity_tokens"] == roofline.serve("llama-3.1-70b", "gh200", **kw).summary["kv_capacity_tokens"] \
+        == 1024 * 129 * 16
+
+
 @pytest.mark.parametrize("hw, tp", [("h200-sxm", 8), ("gh200", 2)])
 def test_a_lone_prompt_takes_as_long_as_in_aggregated_serve(hw, tp):
     """DeepSeek-V3 (MoE), fitted overheads, one request at a time: TTFT less the KV transfer is the

@@ -314,7 +314,10 @@ def serve_disagg(
     w = Workload.for_model(m, dtype, kv_dtype=kv_dtype)
     if trace is not None:
         traced = make_requests(ServingWorkload(trace=trace, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed))
-        longest = (float(traced.prompt.max()), float(traced.output.max()))
+        # the longest prompt (a prefill instance) and the longest request (a decode instance), as serve
+        # takes the trace's longest request
+        longest_prompt = float(traced.prompt.max())
+        longest = (longest_prompt, float((traced.prompt + traced.output).max()) - longest_prompt)
     else:
         longest = (float(prompt.max), float(output.max))
     # each pool's KV cache extends into memory tiers beyond HBM as far as its load needs (as serve)
