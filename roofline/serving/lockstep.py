@@ -197,6 +197,7 @@ def lockstep_state(cost: StepCost, hw: np.ndarray, *, concurrency: np.ndarray, p
         "kv_utilization": np.minimum(running * (p + o / 2) / kv_capacity_tokens, 1.0),
         "mean_batch": running, "max_running": c_max, "saturated": np.zeros(len(c), dtype=bool),
         "valid": valid,
-        # the first c requests arrive at once: prefilled in G steps, a request in the u-th
+        # a benchmark's first c requests arrive at once: r, then their prompts in G full steps (the
+        # u-th step's requests wait u of them): the first wave's TTFT less the steady one
         "first_wave_extra_s": r + completed * pre_full - ttft_run,
     }
