@@ -83,3 +83,28 @@ def test_analytic_kv_utilization_matches_simulator(model, hw, tp, c, isl, osl, f
                      max_num_batched_tokens=settings.max_num_batched_tokens, max_num_seqs=settings.max_num_seqs,
                      block_tokens=block, concurrency=c, prefill_first=settings.prefill_first)
     assert a["kv_utilization"][0] == pytest.approx(tr.mean_kv_tokens / tr.kv_capacity_tokens, rel=0.03)
+
+
+@pytest.mark.parametrize("model, hw, tp, c, isl, osl", [
+    ("deepseek-v3", "gh200", 2, 16, 1024, 64),
+    ("llama-3.1-8b", "h100-sxm", 1, 64, 1024, 128),
+    ("llama-3.1-8b", "h100-sxm", 1, 8, 8192, 1024),  # prompts of a whole budget
+])
+@pytest.mark.parametrize("framework", ["vllm", "sglang"])
+def test_lockstep_kv_utilization_matches_simulator(model, hw, tp, c, isl, osl, framework):
+    """Identical lengths in a closed loop (roofline.serving.lockstep): a request holds nothing before its
+    chunks, so the share counted from the lock-step period, not c x (prompt + output / 2). Measured
+    within 1.6% on a grid of 21 cases (before: 29% high for SGLang at c = 64, whose requests wait through
+    the other groups' prefill steps holding nothing)."""
+    settings = engine_defaults(framework)
+    block = settings.block_tokens
+    setup = ServingSetup(roofline.load_model(model), roofline.load_hardware(hw), roofline.Workload.with_dtype("fp8"),
+                         roofline.Parallelism(tp=tp), settings,
+                         kv_demand_tokens=c * math.ceil((isl + osl) / block) * block)
+    cost, cap = setup.step_cost(), setup.kv_capacity_tokens()
+    w = ServingWorkload(Lengths(isl), Lengths(osl), concurrency=c, num_requests=max(20 * c, 200))
+    tr = simulate(make_requests(w), cost.scalar(), settings, cap, concurrency=c)
+    a = steady_state(cost, prompt=isl, output=osl, prefill=isl, kv_capacity_tokens=cap,
+                     max_num_batched_tokens=settings.max_num_batched_tokens, max_num_seqs=settings.max_num_seqs,
+                     block_tokens=block, concurrency=c, prefill_first=settings.prefill_first, lockstep=True)
+    assert a["kv_utilization"][0] == pytest.approx(tr.mean_kv_tokens / tr.kv_capacity_tokens, rel=0.025)

@@ -190,11 +190,16 @@ def lockstep_state(cost: StepCost, hw: np.ndarray, *, concurrency: np.ndarray, p
     itl = np.where(first, (stall + d * decode_step) / np.maximum(d, 1), span / np.maximum(d, 1))
     steps = np.where(first, groups + d, w + groups + dec_steps)
     running = c * (1.0 - r / period_s)
+    # KV held, time-averaged (Little's law, as analytic.steady_state): a request holds nothing before
+    # its chunks, its prompt so far in their steps (a mean prefill step each) and prompt + half the
+    # output from its first token on
+    chunks = np.ceil(pf / M - _EPS)
+    kv_held = rps * (chunks * prefill_s / groups * (cached + pf * (chunks + 1) / (2 * chunks)) + span * (p + o / 2))
     return {
         "ttft_s": ttft_run + wait, "tpot_s": tpot, "itl_s": itl, "e2e_s": period_s + wait,
         "mean_step_s": (period_s - idle) / np.maximum(steps, 1.0),
         "throughput_rps": rps, "throughput_tok_s": rps * o,
-        "kv_utilization": np.minimum(running * (p + o / 2) / kv_capacity_tokens, 1.0),
+        "kv_utilization": np.minimum(kv_held / kv_capacity_tokens, 1.0),
         "mean_batch": running, "max_running": c_max, "saturated": np.zeros(len(c), dtype=bool),
         "valid": valid,
         # a benchmark's first c requests arrive at once: r, then their prompts in G full steps (the
