@@ -19,8 +19,9 @@ read this registry; no other module lists metrics. A metric belongs to the stage
 - ``segment``: columns of the per-collective prefetch rows (``Prediction.segments``).
 
 A metric whose meaning differs in another output says so per context (:data:`CONTEXTS`): ``serve``
-(``roofline serve``'s rows: per request over a benchmark, mean over requests) and ``sizing`` (the
-sizing search: the largest request rate that meets the SLO). :func:`definitions` gives each
+(``roofline serve``'s rows: per request over a benchmark, mean over requests), ``disagg`` (a
+disaggregated deployment's rows: serve's texts unless it has its own) and ``sizing`` (the sizing
+search: the largest request rate that meets the SLO). :func:`definitions` gives each
 output's ``definitions`` from these texts; nothing else holds a metric's meaning.
 
 Only the standard library is imported here: every stage may import it.
@@ -36,7 +37,9 @@ __all__ = ["Metric", "Constraint", "METRICS", "CONSTRAINTS", "STAGES", "CONTEXTS
 
 STAGES = ("engine", "economics", "serving", "serve", "load", "sizing", "segment")
 #: Outputs where a metric may mean something more specific than its description.
-CONTEXTS = ("serve", "sizing")
+CONTEXTS = ("serve", "disagg", "sizing")
+#: A context that reads as another where it has no text of its own (a disaggregated row is a serve row).
+_CONTEXT_FALLBACK = {"disagg": "serve"}
 #: Percentiles ``roofline serve`` reports from a simulation (``ttft_p90_ms``, ...).
 PERCENTILES = (50, 90, 99)
 
@@ -75,7 +78,8 @@ class Metric:
 
     def meaning(self, context: str = "") -> str:
         """What it means in ``context`` (its description where the context says nothing else)."""
-        return dict(self.contexts).get(context, self.description)
+        texts = dict(self.contexts)
+        return texts.get(context, texts.get(_CONTEXT_FALLBACK.get(context, context), self.description))
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,9 @@ _DECLARED = (
     Metric("tok_s_per_user", "tokens/s", "max", "tokens per second per user (tokens/s)", "tok/s/user",
            "tokens per second a user sees while its answer streams: 1000 / tpot_ms", "serve"),
     Metric("kv_utilization", "fraction", "min", "KV-cache utilization (fraction)", "KV used",
-           "time-averaged share of the KV-cache capacity holding tokens", "serve"),
+           "time-averaged share of the KV-cache capacity holding tokens", "serve",
+           contexts=(("disagg", "time-averaged share of the decode instances' KV-cache capacity holding tokens "
+                                "(the prefill instances' is not counted)"),)),
     Metric("mean_batch", "requests", "max", "running requests (requests)", "batch",
            "time-averaged number of running requests (prefilling or decoding)", "serve"),
     Metric("slo_attainment", "fraction", "max", "SLO attainment (fraction)", "SLO met",

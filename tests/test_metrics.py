@@ -142,9 +142,12 @@ def test_every_printed_and_json_column_has_a_registry_entry(capsys) -> None:
         assert column in TABLE_LABELS or METRICS.get(column, None) is None or METRICS[column].short == "", column
     assert TABLE_LABELS["goodput_tok_s_per_device"] == "goodput/dev" and TABLE_LABELS["rate_rps"] == "rate req/s"
     # the serve-side texts are the registry's meanings in roofline serve's rows
-    for texts in (SERVE_DEFINITIONS, DISAGG_DEFINITIONS, SERVING_ECONOMIC_METRICS):
+    for texts, context in ((SERVE_DEFINITIONS, "serve"), (DISAGG_DEFINITIONS, "disagg"),
+                           (SERVING_ECONOMIC_METRICS, "serve")):
         for name, text in texts.items():
-            assert name == "percentiles" or text == definition(name, "serve"), name
+            assert name == "percentiles" or text == definition(name, context), name
+    assert "decode instances" in DISAGG_DEFINITIONS["kv_utilization"]  # the prefill pools' cache is not counted
+    assert definition("ttft_ms", "disagg") == definition("ttft_ms", "serve")  # falls back to serve's text
     assert definition("tpot_ms", "serve") != definition("tpot_ms")  # per request, not per decode step
     # the sizing search: every key of its JSON rows is registered and defined, every sizing metric produced
     data = _cli_json(capsys, "serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--disagg", "--isl", "2048",

@@ -41,11 +41,10 @@ from roofline.workload import Parallelism, Workload
 __all__ = ["PoolSpec", "DisaggSetup", "serve_disagg", "DISAGG_DEFINITIONS", "disagg_setup", "analytic_disagg",
            "pool_engines", "prefill_kv_demand_tokens", "decode_kv_demand_tokens"]
 
-#: The columns a disaggregated deployment adds, with their meaning (roofline.metrics, context "serve"),
-#: and whose KV cache ``kv_utilization`` is of (the prefill instances' is not counted).
-DISAGG_DEFINITIONS = {name: definition(name, "serve") for name in (
-    "mode", "prefill_instances", "decode_instances", "kv_transfer_ms", "devices")} | {
-    "kv_utilization": definition("kv_utilization", "serve") + " (of the decode instances)"}
+#: The columns a disaggregated deployment adds or reads differently, with their meaning
+#: (roofline.metrics, context "disagg": ``kv_utilization`` is the decode instances').
+DISAGG_DEFINITIONS = {name: definition(name, "disagg") for name in (
+    "mode", "prefill_instances", "decode_instances", "kv_transfer_ms", "devices", "kv_utilization")}
 _POOL_KEYS = ("tp", "pp", "ep", "count")
 
 
