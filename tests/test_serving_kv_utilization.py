@@ -52,8 +52,9 @@ def test_the_reported_case_agrees_like_for_like():
     0.628 before (0.97 against 0.56 as reported, the simulation with length ranges and a 10%
     larger capacity); both 0.953 then. The prefill step is 1.6 s of the request's 4.9 s, and the
     simulator counted it at 0 tokens. With the soft-L1 refit of the overheads (2026-11-29: vLLM's
-    MoE prefill 2.75x the roofline, was 2.36x; its prefill step 1.9 s) and the lock-step model's
-    KV use time-averaged like the staggered one's: analytic 0.9536 against simulated 0.9526."""
+    MoE prefill 2.75x the roofline, was 2.36x; its prefill step 1.9 s) serve evaluates fixed lengths
+    with the lock-step model, which counted c x (prompt + output / 2): analytic 0.965 against
+    simulated 0.954; with its KV utilisation time-averaged too, 0.9536 in both (to 1e-6)."""
     kw = dict(tp=2, dtype="fp8", input_len=1024, output_len=64, concurrency=1, num_requests=20)
     analytic = roofline.serve("deepseek-v3", "gh200", **kw).rows[0]["kv_utilization"]
     simulated = roofline.serve("deepseek-v3", "gh200", simulate_events=True, **kw).rows[0]["kv_utilization"]
