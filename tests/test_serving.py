@@ -433,3 +433,32 @@ def test_prefill_first_scheduling_by_hand(framework, r1_tpot_ms):
     assert tr.first_token_s[1] == pytest.approx(1.2e-3)
     assert (tr.finish_s[1] - tr.first_token_s[1]) / 4 * 1e3 == pytest.approx(r1_tpot_ms)
     assert engine_defaults(framework).prefill_first is (framework == "sglang")
+
+
+def test_analytic_lone_prompt_of_the_whole_budget_is_one_chunk():
+    """At c = 1 (closed loop) no other request decodes during a prompt's prefill, so a prompt of
+    exactly the token budget is one chunk: with the synthetic step below (1 token 0.1 s, 1,024+
+    tokens 100 s) TTFT is one 100 s step, as with twice the budget. It used to reserve the
+    request's own decode token and take two chunks (8,192-token prompts on DeepSeek-V3 / GH200:
+    3,810 ms against 2,336 simulated)."""
+    from roofline.serving.analytic import steady_state
+    from roofline.serving.step_cost import StepCost
+
+    zero = np.zeros(1)
+    cost = StepCost(np.array([1.0, 1024.0, 16384.0]), np.array([[0.1, 100.0, 100.0]]), np.zeros((1, 3)),
+                    zero, zero, zero, zero, zero, zero)
+    ttft = {budget: steady_state(cost, prompt=1024, output=64, prefill=1024, kv_capacity_tokens=1e6,
+                                 max_num_batched_tokens=budget, max_num_seqs=256, block_tokens=16,
+                                 concurrency=1)["ttft_s"][0] for budget in (1024, 2048)}
+    assert ttft[1024] == pytest.approx(100.0, rel=1e-9)
+    assert ttft[2048] == pytest.approx(ttft[1024], rel=1e-9)
+
+
+def test_decode_steps_of_a_mean_output():
+    """o - 1 steps after the first token: 17 tokens 16 steps; a range 15-18 (mean 16.5) 15.5 steps on
+    average, not ceil = 16; with 2 tokens a step (speculative) 16 / 2 = 8 whole steps, 17 / 2 -> 9;
+    one token, no decode step. One rule for serve, the disaggregated pools, sizing and energy."""
+    from roofline.serving.workload import decode_steps
+
+    assert decode_steps(np.array([17.0, 16.5, 1.0])).tolist() == [16.0, 15.5, 0.0]
+    assert decode_steps(np.array([17.0, 18.0]), 2.0).tolist() == [8.0, 9.0]

@@ -33,6 +33,7 @@ import numpy as np
 
 from roofline.serving.lockstep import lockstep_state
 from roofline.serving.step_cost import StepCost
+from roofline.serving.workload import decode_steps
 
 __all__ = ["steady_state", "ANALYTIC_NOTE"]
 
@@ -56,10 +57,7 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     tokens, so a request's ``d`` decode steps take ``d / (1 - f')`` steps, ``f'`` the share of steps
     carrying the other requests' prefill chunks. ``closed``: a closed loop of ``c`` requests (a
     request sees ``c - 1`` others), else Poisson arrivals (it sees ``c`` others on average)."""
-    # decode steps of a request: o - 1 tokens one a step, so over requests of whole lengths the
-    # mean is the mean output less one, also when that mean is fractional (a range: its ceiling made
-    # the TPOT of outputs 15-18, mean 16.5, 3.2% high); speculative steps end on a whole step
-    d = np.where(tps > 1, np.ceil(np.maximum(output - 1, 0) / tps - 1e-9), np.maximum(output - 1, 0))
+    d = decode_steps(output, tps)
     mixed = 1.0 - np.asarray(prefill_first, dtype=float)  # 1: decode tokens share the prefill steps
     n_p = np.ones_like(c)
     f = np.zeros_like(c)
@@ -71,7 +69,9 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     def schedule(n_p: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, ...]:
         d_eff = d / (1.0 - (1.0 - mixed) * f * others)
         b = c * d_eff / (n_p + d_eff)
-        return d_eff, b, c / (n_p + d_eff), np.maximum(budget - mixed * b * verify, 1.0)
+        # the budget left for a prompt's chunk: the decode tokens of the OTHER running requests (its
+        # own decode starts after its prefill: at c = 1 an 8,192-token prompt is one chunk of 8,192)
+        return d_eff, b, c / (n_p + d_eff), np.maximum(budget - mixed * b * others * verify, 1.0)
 
     def prefill_share(n_p: np.ndarray, lam: np.ndarray, avail: np.ndarray) -> np.ndarray:
         # staggered arrivals: a prefill step also carries the chunks of the other requests

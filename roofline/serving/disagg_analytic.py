@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from roofline.serving.step_cost import StepCost
+from roofline.serving.workload import decode_steps
 
 __all__ = ["disagg_steady_state", "prefill_alone_s", "decode_step_s", "DISAGG_ANALYTIC_NOTE"]
 
@@ -117,7 +118,7 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
     p_row, d_row = p_row.astype(int), d_row.astype(int)
     n_p = np.ceil(prefill / budget - 1e-9)
     service = k_p * prefill_alone_s(prefill_cost, p_row, prompt, prefill, budget) + n_p * (s_p + q_p)
-    d = np.ceil(np.maximum(output - 1, 0) / tps - 1e-9)
+    d = decode_steps(output, tps)
     kv_per_seq = prompt + 1 + np.maximum(d - 1, 0) * tps / 2
     per_seq_blocks = np.ceil((prompt + output) / block) * block
     b_max = np.maximum(np.minimum(max_seqs, np.floor(cap / per_seq_blocks)), 1.0)

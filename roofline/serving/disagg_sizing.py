@@ -41,6 +41,7 @@ from roofline.serving.overheads import Overheads
 from roofline.serving.serve import ServingSetup
 from roofline.serving.settings import EngineSettings
 from roofline.serving.step_cost import StepCost
+from roofline.serving.workload import decode_steps
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["MAX_DEVICES", "Candidate", "Candidates", "SizingProblem", "SizingResult", "build_candidates", "size_disagg",
@@ -236,7 +237,7 @@ def _decode_rate_per_instance(p: SizingProblem, cands: Candidates) -> np.ndarray
     s, o = p.settings, p.overheads
     rows = np.arange(len(cands.items))
     tps, verify = s.speculative.tokens_per_step, float(s.speculative.verify_tokens)
-    d = np.ceil(max(p.output - 1, 0) / tps - 1e-9)
+    d = float(decode_steps(p.output, tps))
     if d == 0:
         return np.full(len(rows), np.inf)
     kv_per_seq = p.prompt + 1 + max(d - 1, 0) * tps / 2

@@ -32,6 +32,7 @@ from roofline.graph import OpTable, build_phase
 from roofline.model import ModelSpec
 from roofline.power import EnergyRates, pass_energy_j
 from roofline.serving.step_cost import HEAD_OPS
+from roofline.serving.workload import decode_steps
 from roofline.timing import HardwareArrays, op_times
 from roofline.workload import Parallelism, Workload
 
@@ -157,14 +158,14 @@ def serving_power_w(energy: StepEnergy, rates: EnergyRates, *, throughput_rps: n
     """Average power per device at an operating point of ``throughput_rps`` requests/s whose steps
     take ``mean_step_s`` on average (all arrays broadcast to (n,)).
 
-    Per request: ``prefill`` prompt tokens computed (``prompt - prefill`` cached), ``d = ceil((output -
-    1) / tokens_per_step)`` decode steps of ``verify_tokens`` tokens each attending ``prompt + output / 2``
+    Per request: ``prefill`` prompt tokens computed (``prompt - prefill`` cached), ``d = output - 1`` decode steps
+    (``ceil((output - 1) / tokens_per_step)`` with speculative decoding, ``decode_steps``) of ``verify_tokens`` tokens each attending ``prompt + output / 2``
     KV tokens on average, ``d + 1`` sampled tokens, and a prompt chunked into ``ceil(prefill /
     max_num_batched_tokens)`` pieces, each reading the KV of the cached prefix and of the earlier pieces.
     """
     rps = np.asarray(throughput_rps, dtype=float)
     prompt, prefill, output = (np.asarray(x, dtype=float) for x in (prompt, prefill, output))
-    d = np.ceil(np.maximum(output - 1, 0) / tokens_per_step - 1e-9)
+    d = decode_steps(output, tokens_per_step)
     busy = np.minimum(np.asarray(mean_running, dtype=float), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         steps_per_s = np.where(mean_step_s > 0, busy / mean_step_s, 0.0)

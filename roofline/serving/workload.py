@@ -16,7 +16,7 @@ import numpy as np
 from roofline._specfile import printable, read_text
 from roofline.exceptions import SpecError
 
-__all__ = ["Lengths", "ServingWorkload", "Requests", "make_requests", "read_trace"]
+__all__ = ["Lengths", "ServingWorkload", "Requests", "make_requests", "read_trace", "decode_steps"]
 
 
 @dataclass(frozen=True)
@@ -162,3 +162,14 @@ def make_requests(w: ServingWorkload) -> Requests:
     cached = np.floor(prompt * w.prefix_hit).astype(np.int64)
     prefill = np.maximum(prompt - cached, 1)
     return Requests(arrival, prompt, output, prefill)
+
+
+def decode_steps(output: np.ndarray | float, tokens_per_step: np.ndarray | float = 1.0) -> np.ndarray:
+    """Mean decode steps of a request of ``output`` tokens (a mean over requests): the ``o - 1`` tokens
+    after the first, one a step, so over requests of whole lengths the mean is the mean output less
+    one, also when that mean is fractional (a length range: its ceiling made the TPOT of outputs
+    15-18, mean 16.5, 3.2% high); with speculative decoding (``tokens_per_step`` > 1) a request ends
+    on a whole step."""
+    rest = np.maximum(np.asarray(output, dtype=float) - 1.0, 0.0)
+    tps = np.asarray(tokens_per_step, dtype=float)
+    return np.where(tps > 1, np.ceil(rest / np.maximum(tps, 1.0) - 1e-9), rest)
