@@ -8,8 +8,9 @@ format of :mod:`roofline.validation._predict`). Stages, always in this order:
    (:mod:`roofline.validation._stage_kernels`);
 4. ``collectives``: link latency and efficiency per algorithm family and scope
    (:mod:`roofline.validation._stage_collectives`);
-5. ``serving``: end-to-end TTFT/TPOT -> the serving-model coefficients per framework
-   (:mod:`roofline.validation._stage_serving`), on top of ``predict`` with the values before it.
+5. ``serving``: end-to-end TTFT/TPOT -> the software overheads of the serving stage per
+   framework (:mod:`roofline.validation._stage_serving`), over the serving simulator on the
+   hardware with the values before it.
 
 Held-out rows never reach a fit: the stages receive the training subset only. Every case is then
 predicted with datasheet and with calibrated values (:mod:`roofline.validation._predict_cases`)
@@ -84,8 +85,9 @@ def calibrate_device(device: str, cases: pd.DataFrame | None = None, *, split: s
     if mine.empty:
         devices = sorted(d for d in cases["device"].dropna().unique())
         raise SpecError(f"no measured data for {spec.name}; the data covers {', '.join(devices)}")
-    mine = mark_queued(mine.copy())
-    mine["train"] = assign_split(mine, split)
+    mine = mine.copy()
+    mine["train"] = assign_split(mine, split)  # first: a bad split fails before any simulation
+    mine = mark_queued(mine)
     train = mine[mine["train"]]
     params: dict[str, Any] = {"overrides": {}}
     fits = {

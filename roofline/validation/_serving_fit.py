@@ -19,7 +19,7 @@ as the simulator and the analytic model count it.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -122,11 +122,16 @@ def serving_hardware(device: str, datasheet: bool = False) -> HardwareSpec:
 @lru_cache(maxsize=256)
 def _setup(model: str, device: str, framework: str, weight_dtype: str, act_dtype: str, kv_dtype: str,
            op_dtypes: str, tp: int, ep: int, attention_dp: int, datasheet: bool) -> tuple[Any, float, ServingSetup]:
+    return _setup_on(serving_hardware(device, datasheet), model, framework, weight_dtype, act_dtype, kv_dtype,
+                     op_dtypes, tp, ep, attention_dp)
+
+
+def _setup_on(hw: HardwareSpec, model: str, framework: str, weight_dtype: str, act_dtype: str, kv_dtype: str,
+              op_dtypes: str, tp: int, ep: int, attention_dp: int) -> tuple[Any, float, ServingSetup]:
     w = Workload(weight_dtype=weight_dtype, activation_dtype=act_dtype, kv_dtype=kv_dtype,
                  op_dtypes=op_dtypes or ())  # type: ignore[arg-type]
     settings = engine_defaults(framework).with_overrides(attention_dp=attention_dp if attention_dp > 1 else None)
-    setup = ServingSetup(load_model(model), serving_hardware(device, datasheet), w, Parallelism(tp=tp, ep=ep),
-                         settings)
+    setup = ServingSetup(load_model(model), hw, w, Parallelism(tp=tp, ep=ep), settings)
     return setup.step_cost().scalar(), setup.kv_capacity_tokens(), setup
 
 
@@ -138,7 +143,8 @@ _FEATURES = ["ttft_decode", "ttft_prefill", "ttft_step", "ttft_seq", "tpot_decod
 
 def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
                      requests_per_concurrency: dict[str, float] | None = None,
-                     range_ratio: dict[str, float] | None = None) -> pd.DataFrame:
+                     range_ratio: dict[str, float] | None = None,
+                     hardware: Mapping[str, HardwareSpec] | None = None) -> pd.DataFrame:
     """Per row, the linear features of the simulated benchmark, in ms: with decode scale ``k_d``,
     prefill scale ``k_p``, step overhead ``s`` (ms) and request overhead ``r`` (ms),
     TTFT = ``k_d ttft_decode + k_p ttft_prefill + s ttft_step + r`` plus the same of the half
@@ -148,11 +154,17 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
     A closed loop's schedule depends on token counts only, not on step times, so the engine
     clocks of one run (:attr:`SimulationTrace.clock_first` ...) give the features exactly; the
     request overhead is taken as additive. Devices in ``datasheet_devices`` use their datasheet
-    spec (a device left out of the fit), the others their calibrated profile.
+    spec (a device left out of the fit), the others their calibrated profile; a device named in
+    ``hardware`` (device name -> spec) is simulated on that spec instead (``roofline calibrate``
+    passes the profile it is fitting).
     """
     out = pd.DataFrame(index=rows.index, columns=_FEATURES + ["saturated_model"], dtype=float)
     for key, g in rows.groupby(_KEYS):
-        scalar, cap, setup = _setup(*key, key[1] in datasheet_devices)
+        spec = (hardware or {}).get(key[1])
+        if spec is None:
+            scalar, cap, setup = _setup(*key, key[1] in datasheet_devices)
+        else:
+            scalar, cap, setup = _setup_on(spec, key[0], *key[2:])
         for i, r in g.iterrows():
             c = int(r["concurrency"])
             ratio = (range_ratio or {}).get(r["dataset"], RANGE_RATIO)
