@@ -177,7 +177,7 @@ def test_serving_rows_read_the_e2e_file_as_the_serving_fit_does():
     c = _cases()
     ttft = c[c["kind"] == "ttft"]
     mine = serving_rows(ttft[ttft["dataset"] == "aiconfigurator/e2e"]).reset_index(drop=True)
-    fit = load_serving_rows()
+    fit = load_serving_rows(keep_duplicates=True)  # the reading of every row, copies of InferenceX included
     fit = fit[fit["dataset"] == "aiconfigurator"].reset_index(drop=True)
     cols = ["model", "device", "framework", "dtype", "weight_dtype", "kv_dtype", "op_dtypes", "tp", "ep",
             "attention_dp", "isl", "osl", "concurrency"]

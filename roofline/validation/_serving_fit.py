@@ -3,6 +3,8 @@
 Rows: the InferenceX closed-loop sweeps (``inferencex/serving_h100_h200.csv``: Llama-3.1-70B,
 DeepSeek-V3, gpt-oss-120b, MiniMax-M2.5, GLM-5, Qwen3.5-397B-A17B) and the end-to-end rows of
 AIConfigurator (``aiconfigurator/e2e_silicon_dense_models.csv``: Llama-3.1-70B/8B, Qwen3-32B).
+AIConfigurator rows that repeat an InferenceX measurement (:func:`aiconfigurator_duplicates`) are
+dropped, so each measurement counts once, as the InferenceX row with its documented settings.
 Each row is predicted by the public serving stage (:mod:`roofline.serving`): the event simulator
 of the benchmark that produced it (closed loop, ``10 x concurrency`` requests with lengths uniform
 in [0.8 x, x], the first ``concurrency`` at once), with the token budget the vLLM logs record.
@@ -42,7 +44,8 @@ from roofline.serving.overheads import Overheads
 from roofline.validation._data import resolve_data_dir
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["LOSS", "LOSS_SCALE", "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
+__all__ = ["LOSS", "LOSS_SCALE", "DUPLICATE_KEY", "DUPLICATE_RTOL", "aiconfigurator_duplicates",
+           "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
 
@@ -61,12 +64,31 @@ BOUNDS = ((0.5, 0.5, 0.0, 0.0, 0.0, 0.5), (3.0, 5.0, 50.0, 200.0, 2000.0, 15.0))
 #: cell measuring 2x the others (AIConfigurator's Llama-3.1-8B vLLM rows) is down-weighted instead of
 #: pulling every parameter of its framework; chosen before the held-out numbers were computed.
 LOSS, LOSS_SCALE = "soft_l1", 0.2
+#: An AIConfigurator row repeats an InferenceX row when these columns are equal and its TTFT and TPOT
+#: both agree to within ``DUPLICATE_RTOL`` (relative): AIConfigurator prints 6 significant digits
+#: of InferenceX's ``mean_ttft``/``mean_tpot`` (its accuracy runner, ai-dynamo/aisimulate
+#: scripts/e2e_accuracy/run_e2e_accuracy.py, sets ``silicon_ttft_ms = mean_ttft * 1000``), so copies
+#: differ by at most 5e-6; the closest pair that is not a copy differs by 4e-4.
+DUPLICATE_KEY = ("model", "device", "framework", "isl", "osl", "concurrency")
+DUPLICATE_RTOL = 1e-5
 _PARAMS = ("decode_scale", "prefill_scale", "step_overhead_ms", "seq_overhead_us", "request_overhead_ms",
            "moe_prefill_scale")
 
 
-def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
-    """One row per measured (scenario, concurrency): both TTFT and TPOT, in ms."""
+def aiconfigurator_duplicates(inferencex: pd.DataFrame, aiconfigurator: pd.DataFrame) -> pd.Series:
+    """True for each AIConfigurator row that repeats an InferenceX row (``DUPLICATE_KEY`` equal,
+    TTFT and TPOT within ``DUPLICATE_RTOL``), indexed like ``aiconfigurator``."""
+    key = list(DUPLICATE_KEY)
+    pairs = aiconfigurator[key + ["ttft_ms", "tpot_ms"]].reset_index().merge(
+        inferencex[key + ["ttft_ms", "tpot_ms"]], on=key, suffixes=("", "_x"))
+    same = ((pairs["ttft_ms"] / pairs["ttft_ms_x"] - 1).abs() < DUPLICATE_RTOL) & (
+        (pairs["tpot_ms"] / pairs["tpot_ms_x"] - 1).abs() < DUPLICATE_RTOL)
+    return pd.Series(aiconfigurator.index.isin(pairs.loc[same, "index"]), index=aiconfigurator.index)
+
+
+def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool = False) -> pd.DataFrame:
+    """One row per measured (scenario, concurrency): both TTFT and TPOT, in ms. AIConfigurator rows
+    repeating an InferenceX row are dropped unless ``keep_duplicates`` (then flagged ``duplicate``)."""
     root = resolve_data_dir(data_dir)
     x = pd.read_csv(root / "inferencex" / "serving_h100_h200.csv")
     x = x[x["model"].isin(_MODELS)]
@@ -98,7 +120,11 @@ def load_serving_rows(data_dir: str | Path | None = None) -> pd.DataFrame:
         "tp": e["tp_size"].astype(int), "ep": 1, "attention_dp": 1, "isl": e["isl"], "osl": e["osl"],
         "concurrency": e["batch_size"].astype(int), "ttft_ms": e["silicon_ttft_ms"], "tpot_ms": e["silicon_tpot_ms"],
         "max_num_batched_tokens": np.nan, "saturated": False})
+    ae["duplicate"] = aiconfigurator_duplicates(ix, ae)
+    ix["duplicate"] = False
     rows = pd.concat([ix, ae], ignore_index=True)
+    if not keep_duplicates:
+        rows = rows[~rows["duplicate"]].drop(columns="duplicate")
     rows["isl_osl"] = rows["isl"].astype(int).astype(str) + "/" + rows["osl"].astype(int).astype(str)
     rows["bucket"] = pd.cut(rows["concurrency"], [0, 8, 64, 1 << 30], labels=[b[2] for b in BUCKETS])
     return rows.reset_index(drop=True)
@@ -325,6 +351,9 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
                     "on calibrated device profiles (hardware_specs/calibrated); B200 fp4 rows as NVFP4",
             "data": ["../shared/validation/inferencex/serving_h100_h200.csv",
                      "../shared/validation/aiconfigurator/e2e_silicon_dense_models.csv"],
+            "duplicates": "AIConfigurator rows repeating an InferenceX row (same "
+                          + ", ".join(DUPLICATE_KEY) + f"; TTFT and TPOT within {DUPLICATE_RTOL:g} relative) "
+                          "are dropped: the measurement counts once, as the InferenceX row",
             "models": sorted(rows["model"].unique()), "devices": sorted(rows["device"].unique()),
             "split": "fitted on all unsaturated rows; held-out errors (leave one model, framework, device out) "
                      "are in docs/serving.md",
