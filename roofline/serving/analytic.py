@@ -41,11 +41,6 @@ ANALYTIC_NOTE = ("analytic steady-state model: means only; percentiles need the 
                  "(--simulate) and are null")
 
 
-def _step_s(cost: StepCost, hw: np.ndarray, tokens: np.ndarray, sampled: np.ndarray, kv: np.ndarray,
-            seqs: np.ndarray, pairs: np.ndarray, ctx: np.ndarray, chunk: np.ndarray) -> np.ndarray:
-    return cost.step_s(hw, tokens, sampled, kv, seqs, pairs, ctx, chunk)
-
-
 def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, output: np.ndarray,
              prefill: np.ndarray, budget: np.ndarray, verify: np.ndarray, tps: np.ndarray,
              step_overhead_s: np.ndarray, decode_scale: np.ndarray | float = 1.0,
@@ -97,9 +92,9 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     def steps_s(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # a decode-only step and a step with prefill chunks, ``b`` sequences decoding
         kv, t0 = b * (prompt + output / 2.0), b * verify
-        base = _step_s(cost, hw, t0, b, kv, b, zero, zero, zero)
-        with_prefill = _step_s(cost, hw, mixed * t0 + lam * prefill / f, mixed * b + lam / f, mixed * kv, mixed * b,
-                               lam * pairs / f, lam * ctx / f, lam * prefill / f)
+        base = cost.step_s(hw, t0, b, kv, b, zero, zero, zero)
+        with_prefill = cost.step_s(hw, mixed * t0 + lam * prefill / f, mixed * b + lam / f, mixed * kv, mixed * b,
+                                   lam * pairs / f, lam * ctx / f, lam * prefill / f)
         step0 = decode_scale * base + step_overhead_s + seq_overhead_s * c
         return step0, step0 - (1.0 - mixed) * decode_scale * base + prefill_scale * (with_prefill - mixed * base)
 
@@ -130,7 +125,7 @@ def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.nda
     seqs = np.maximum(per_step, 1.0)
     pairs = np.where(per_step >= 1, per_step * prefill * (prefill + 1) / 2, budget * (budget + 1) / 2)
     zero = np.zeros_like(c)
-    full = prefill_scale * _step_s(cost, hw, tokens, seqs, zero, zero, pairs, zero, tokens) + step_overhead_s
+    full = prefill_scale * cost.step_s(hw, tokens, seqs, zero, zero, pairs, zero, tokens) + step_overhead_s
     waves = c * prefill / tokens
     return np.minimum(c / np.asarray(requests, dtype=float), 1.0) * np.maximum(waves - 1, 0.0) / 2 * full
 

@@ -43,12 +43,6 @@ DISAGG_ANALYTIC_NOTE = ("analytic steady-state model of disaggregated serving (M
 _BISECTIONS = 60
 
 
-def _interp(grid: np.ndarray, table: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-    i = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
-    lo, hi = table[rows, i], table[rows, i + 1]
-    return np.where(x <= 0, 0.0, lo + (x - grid[i]) / (grid[i + 1] - grid[i]) * (hi - lo))
-
-
 def prefill_alone_s(cost: StepCost, rows: np.ndarray, prompt: np.ndarray, prefill: np.ndarray,
                     budget: np.ndarray) -> np.ndarray:
     """Seconds of the chunked-prefill steps of one prompt alone on an instance (model time, no
@@ -64,11 +58,8 @@ def prefill_alone_s(cost: StepCost, rows: np.ndarray, prompt: np.ndarray, prefil
         c = np.minimum(left, budget)
         active = c > 0
         pairs = c * done + c * (c + 1) / 2
-        compute = cost.pre_compute_per_pair_s[rows] * pairs
-        memory = cost.dec_memory_per_kv_s[rows] * done + cost.pre_memory_per_token_s[rows] * c
         last = (left <= budget).astype(float)
-        step = (_interp(cost.tokens, cost.body_s, rows, c) + _interp(cost.tokens, cost.head_s, rows, last)
-                + np.maximum(compute, memory))
+        step = cost.step_s(rows, c, last, 0.0, 0.0, pairs, done, c)  # the chunk attends the done tokens
         total = total + np.where(active, step, 0.0)
         done, left = done + c, left - c
     return total
@@ -79,10 +70,7 @@ def decode_step_s(cost: StepCost, rows: np.ndarray, b: np.ndarray, kv_per_seq: n
                   seq_overhead_s: np.ndarray | float) -> np.ndarray:
     """Seconds of a decode-only step of ``b`` sequences of ``kv_per_seq`` KV tokens each (with
     the one they add), ``verify`` tokens each: ``scale x (body + head + attention) + overheads``."""
-    k = b * kv_per_seq
-    attention = np.maximum(cost.dec_compute_per_kv_s[rows] * k + cost.dec_compute_per_seq_s[rows] * b,
-                           cost.dec_memory_per_kv_s[rows] * k + cost.dec_memory_per_seq_s[rows] * b)
-    unit = _interp(cost.tokens, cost.body_s, rows, b * verify) + _interp(cost.tokens, cost.head_s, rows, b) + attention
+    unit = cost.step_s(rows, b * verify, b, b * kv_per_seq, b)
     return scale * unit + step_overhead_s + seq_overhead_s * b
 
 
