@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from roofline.hardware import HardwareSpec
-from roofline.validation._serving_fit import serving_features
+from roofline.validation._serving_fit import aiconfigurator_dtypes, serving_features
 
 __all__ = ["serving_rows", "paired_rows", "simulated_features"]
 
@@ -30,17 +30,14 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
     """One serving row (the columns of :func:`~roofline.validation._serving_fit.load_serving_rows`)
     per end-to-end case, same index.
 
-    The dtypes follow ``load_serving_rows``' reading of the same file (a test checks the two
-    agree): a ``fp4`` recipe is NVFP4 weights and GEMMs; the KV cache is fp8 with TensorRT-LLM's
-    quantized recipes, else bf16.
+    The dtypes are ``load_serving_rows``' (:func:`~roofline.validation._serving_fit.aiconfigurator_dtypes`;
+    a test checks the two readings of the file agree).
     """
-    prec = cases["precision"].fillna("bf16").astype(str)
-    dtype = prec.replace({"fp4": "nvfp4"})
     backend = cases["backend"].astype(str)
+    dtype, kv_dtype = aiconfigurator_dtypes(cases["precision"].fillna("bf16").astype(str), backend)
     return pd.DataFrame({
         "dataset": "aiconfigurator", "model": cases["model"], "device": cases["device"], "framework": backend,
-        "dtype": dtype, "weight_dtype": dtype, "op_dtypes": "",
-        "kv_dtype": np.where((backend == "trtllm") & (prec != "bf16"), "fp8", "bf16"),
+        "dtype": dtype, "weight_dtype": dtype, "op_dtypes": "", "kv_dtype": kv_dtype,
         "tp": cases["tp"].astype(int), "ep": 1, "attention_dp": 1, "isl": cases["isl"].astype(int),
         "osl": cases["osl"].astype(int), "concurrency": cases["concurrency"].astype(int),
         "max_num_batched_tokens": np.nan,

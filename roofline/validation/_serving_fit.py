@@ -44,7 +44,8 @@ from roofline.serving.overheads import Overheads
 from roofline.validation._data import resolve_data_dir
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["LOSS", "LOSS_SCALE", "DUPLICATE_KEY", "DUPLICATE_RTOL", "aiconfigurator_duplicates",
+__all__ = ["LOSS", "LOSS_SCALE", "DUPLICATE_KEY", "DUPLICATE_RTOL", "aiconfigurator_dtypes",
+           "aiconfigurator_duplicates",
            "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
@@ -73,6 +74,15 @@ DUPLICATE_KEY = ("model", "device", "framework", "isl", "osl", "concurrency")
 DUPLICATE_RTOL = 1e-5
 _PARAMS = ("decode_scale", "prefill_scale", "step_overhead_ms", "seq_overhead_us", "request_overhead_ms",
            "moe_prefill_scale")
+
+
+def aiconfigurator_dtypes(precision: pd.Series, backend: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """(weight and GEMM dtype, KV-cache dtype) of AIConfigurator end-to-end rows from their precision
+    recipe and backend: B200 "fp4" is NVFP4 weights and activations, the GEMMs on Blackwell's FP4 unit
+    (W4A4, as TensorRT-LLM's and vLLM's NVFP4 checkpoints of Llama-3.1-70B run); the KV cache is fp8
+    in TensorRT-LLM's quantized recipes, else the model's bf16 (an assumption)."""
+    return (precision.replace({"fp4": "nvfp4"}),
+            np.where((backend == "trtllm") & (precision != "bf16"), "fp8", "bf16"))
 
 
 def aiconfigurator_duplicates(inferencex: pd.DataFrame, aiconfigurator: pd.DataFrame) -> pd.Series:
@@ -109,14 +119,10 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
     e = e[e["model_path"].isin(_MODELS) & (e["pp_size"] == 1)]
     prec = e["precision"].fillna("bf16").where(~e["model_path"].str.endswith("FP8"), "fp8")
     backend = e["backend"].astype(str)
+    dtype, kv_dtype = aiconfigurator_dtypes(prec, backend)
     ae = pd.DataFrame({
         "dataset": "aiconfigurator", "model": e["model_path"].map(_MODELS), "device": e["system"].map(_DEVICES),
-        # B200 "fp4": NVFP4 weights and activations, the GEMMs on Blackwell's FP4 unit (W4A4, as
-        # TensorRT-LLM's and vLLM's NVFP4 checkpoints of Llama-3.1-70B run)
-        "framework": backend, "dtype": prec.replace({"fp4": "nvfp4"}),
-        "weight_dtype": prec.replace({"fp4": "nvfp4"}), "op_dtypes": "",
-        # the KV cache is fp8 in TensorRT-LLM's fp8 recipes, else the model's bf16 (an assumption)
-        "kv_dtype": np.where((backend == "trtllm") & (prec != "bf16"), "fp8", "bf16"),
+        "framework": backend, "dtype": dtype, "weight_dtype": dtype, "op_dtypes": "", "kv_dtype": kv_dtype,
         "tp": e["tp_size"].astype(int), "ep": 1, "attention_dp": 1, "isl": e["isl"], "osl": e["osl"],
         "concurrency": e["batch_size"].astype(int), "ttft_ms": e["silicon_ttft_ms"], "tpot_ms": e["silicon_tpot_ms"],
         "max_num_batched_tokens": np.nan, "saturated": False})
