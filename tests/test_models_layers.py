@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import roofline
@@ -95,3 +97,41 @@ def test_the_last_group_feeds_the_head() -> None:
     t = build_phase(m, w, par, "decode")
     head = [s for s in t.segments if s.name == "head"][0]
     assert t.names[head.collective_op] == "dense.mlp_allreduce"
+
+
+def _ops(model: str | ModelSpec, tp: int, batch: int = 4) -> dict[str, tuple[float, float, str]]:
+    """name -> (count, comm_bytes, collective) of the decode graph."""
+    m = roofline.load_model(model) if isinstance(model, str) else model
+    t = build_phase(m, Workload(batch=batch, input_len=1024, output_len=128), Parallelism(tp=tp), "decode")
+    return {n: (float(c), float(b), k) for n, c, b, k in zip(t.names, t.count, t.comm_bytes, t.collectives)}
+
+
+def test_a_norm_over_the_whole_q_width_all_reduces_its_sums_across_tp() -> None:
+    """MiniMax-M2.5 (qk_norm per_layer, 62 MoE layers): at TP 8 each layer all-reduces two fp32
+    sums of squares per token (vLLM MiniMaxText01RMSNormTP.forward_qk): batch 4 -> 4 tokens x 2
+    x 4 bytes = 32 bytes, 62 times a step; at TP 1 nothing to reduce."""
+    ops = _ops("minimax-m2.5", tp=8)
+    assert ops["qk_norm_allreduce"] == (62.0, 4 * 2 * 4.0, "allreduce")
+    assert ops["qk_norm"][0] == ops["qk_norm_variance"][0] == 62.0
+    single = _ops("minimax-m2.5", tp=1)
+    assert "qk_norm_allreduce" not in single and "qk_norm_variance" not in single
+    assert single["qk_norm"][0] == 62.0
+
+
+def test_a_per_head_qk_norm_needs_no_collective() -> None:
+    ops = _ops(_spec(qk_norm="per_head"), tp=2)
+    assert ops["qk_norm"][0] == 4.0  # one norm kernel per layer
+    assert not any(n.startswith("qk_norm_") for n in ops)
+    assert "qk_norm" not in _ops(_spec(), tp=2)  # no q/k norm in the model: no operator
+
+
+def test_the_qk_norm_all_reduce_slows_a_tp_decode_step() -> None:
+    """The extra collective is time on the step: MiniMax-M2.5 decode at TP 8 on H200 is slower than
+    the same graph without it would be, by at least one small all-reduce launch per layer."""
+    spec = roofline.load_model("minimax-m2.5")
+    def tpot(m: ModelSpec) -> float:
+        return predict(m, "h200-sxm", tp=8, batch=4, input_len=1024, output_len=128, dtype="fp8",
+                       datasheet=True).tpot_s
+
+    with_norm, without = tpot(spec), tpot(dataclasses.replace(spec, qk_norm="per_head"))
+    assert with_norm > without + 62 * 1e-6

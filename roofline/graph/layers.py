@@ -129,6 +129,8 @@ class _LayerBuilder:
             q_dim, kv_dim = self.heads * d, self.kv_heads * d
             gate = q_dim if m.attention_output_gate else 0
             self.gemm(p + "qkv_proj", q_dim + gate + 2 * kv_dim, h, count, stage)
+            if m.qk_norm != "none":
+                self.qk_norm(count, stage, q_dim, kv_dim)
             if m.position_embedding == "rope":
                 self.vector(p + "rope", t * (q_dim + kv_dim), t * (q_dim + kv_dim), 6, count, stage)
             self.attention(count, stage, q_dim, kv_dim)
@@ -138,6 +140,25 @@ class _LayerBuilder:
         if tp > 1 and not m.parallel_attention:
             return self.tp_collective(p + "attn_allreduce", count, stage, t * h, label)
         return None  # parallel attention: its partial sums join the MLP's in one all-reduce
+
+    def qk_norm(self, count: float, stage: float, q_dim: float, kv_dim: float) -> None:
+        """RMSNorm of q and k after the QKV projection (Qwen3, Gemma 3: per head; MiniMax-M2: over
+        the layer's whole q and k width).
+
+        A norm over the whole width spans heads that tensor parallelism splits, so each rank sums
+        its squares and the group all-reduces the two fp32 sums per token before scaling: vLLM's
+        ``MiniMaxText01RMSNormTP.forward_qk`` (``vllm/model_executor/layers/mamba/linear_attn.py``:
+        ``qk_var = tensor_model_parallel_all_reduce(torch.cat([q_var, k_var], -1))``), one small
+        all-reduce per layer and step that a per-head norm does not need.
+        """
+        t, p, tp = self.tokens, self.prefix, self.p.tp
+        width = t * (q_dim + kv_dim)
+        norm_w = (q_dim + kv_dim if self.m.qk_norm == "per_layer" else 2 * self.m.head_dim) * 2.0
+        if self.m.qk_norm == "per_layer" and tp > 1:
+            self.vector(p + "qk_norm_variance", width, 2 * t, 2, count, stage)
+            self.add(_Op(p + "qk_norm_allreduce", "collective", count, stage, collective="allreduce",
+                         comm_bytes=2 * t * 4.0, group=tp, label="attention_core"))
+        self.vector(p + "qk_norm", width, width, 5, count, stage, weight_bytes=norm_w)
 
     def mla_attention(self, count: float, stage: float) -> None:
         """Multi-head latent attention (DeepSeek-V2/V3) on this device's ``heads / tp`` heads.
