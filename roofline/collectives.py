@@ -84,7 +84,8 @@ P2P_LL_THRESHOLD_BYTES = 16384
 #: (NCCL tuning.cc: ``busBw * ((nNodes > 1 || coll == ncclFuncAllReduce || coll == ncclFuncReduce)
 #: ? 1.0/4.0 : 1.0/3.0)``).
 LL_GATHER_SHARE_ONE_NODE = 1.0 / 3.0
-#: NVLS latency: NCCL tuning.cc hwLat NVLink NVLS Simple = 25 us (baseLat 0).
+#: NVLS latency: NCCL tuning.cc hwLat NVLink NVLS Simple = 25 us (baseLat 0): the whole call,
+#: the kernel launch included (``comm->latencies[coll][NCCL_ALGO_NVLS][p] = intraLat``).
 NVLS_LATENCY_S = 25e-6
 #: NCCL enables NVLink SHARP only for more GPUs in the node than this (src/transport/nvls.cc,
 #: ``ncclNvlsInit``: ``if (!ncclParamNvlsEnable() || gpuCount <= 2) return ncclSuccess;``).
@@ -190,12 +191,17 @@ def nvls_allreduce_s(size_bytes: ArrayLike, n: ArrayLike, tier: TierArrays) -> n
     """NVLink SHARP: the switch reduces and multicasts. Each device sends its S/n shard to be
     reduced by every peer's load-reduce (S out) and receives the multicast result (S in), plus
     its own shard each way: ``25 us + (n+1)/n S / (B_device e_nvls)``. ``inf`` without NVLS, and
-    for groups of fewer than :data:`NVLS_MIN_GPUS` (NCCL does not set NVLS up for 2 GPUs)."""
+    for groups of fewer than :data:`NVLS_MIN_GPUS` (NCCL does not set NVLS up for 2 GPUs).
+
+    NCCL's 25 us is the whole latency of the call (``latencies[NVLS] = intraLat``, no
+    ``baseLat`` added), so, as with a ring protocol's base, the kernel launch the caller charges
+    (``launch_s``) is taken out of it here rather than charged twice."""
     n = np.asarray(n, dtype=float)
     reach = np.asarray(tier.nvls_efficiency, dtype=float)
     rate = tier.device_Bps(n) * reach
+    latency = np.maximum(NVLS_LATENCY_S - np.asarray(tier.launch_s), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):  # no NVLS (rate 0): masked below
-        t = NVLS_LATENCY_S + (n + 1) / n * np.asarray(size_bytes) / rate
+        t = latency + (n + 1) / n * np.asarray(size_bytes) / rate
     return np.where((reach > 0) & (n >= NVLS_MIN_GPUS), t, np.inf)
 
 

@@ -29,7 +29,7 @@ from .conftest import _cases, _validation, needs_data
 #: Guards: target where it is met, achieved (docs/validation.md) plus a margin where it is not.
 GUARDS = {
     "gemm": TARGETS["gemm"],  # achieved 7.7
-    "collective": TARGETS["collective"],  # achieved 9.6
+    "collective": TARGETS["collective"],  # achieved 9.5 (9.6 before the NVLS launch fix and the all-to-all regime)
     "e2e_tpot": TARGETS["e2e_tpot"],  # achieved 9.0 (7.2 with the retired regression)
     "e2e_ttft": 30.0,  # target 15 missed: achieved 28.1 (18.4 with the retired regression), guarded at 30
 }

@@ -71,6 +71,25 @@ def test_nvls_by_hand() -> None:
     assert c.collective_time_s("allreduce", size, 8, nvls, NET, 8, "nccl") == pytest.approx(expected)
 
 
+def test_nvls_latency_holds_the_launch() -> None:
+    # NCCL's NVLS latency is the whole call (tuning.cc: latencies[NVLS] = intraLat = 25 us, no
+    # baseLat), like a ring protocol's base: the caller's 3.5 us launch comes out of it, so the
+    # caller's total stays NCCL's. 64 MiB on 8 GPUs: 21.5 us + 9/8 S / 313.65 GB/s = 262.2 us here,
+    # 265.7 us with the launch, as without one.
+    launched = c.TierArrays(25e9, 18, 0.6e-6, 0.82, False, nvls_efficiency=0.85, launch_s=3.5e-6)
+    size = 64 * 2**20
+    wire_s = 9 / 8 * size / (450e9 * 0.82 * 0.85)
+    assert c.nvls_allreduce_s(size, 8, launched) == pytest.approx(21.5e-6 + wire_s, rel=1e-12)
+    assert 21.5e-6 + wire_s == pytest.approx(262.2e-6, rel=1e-3)
+    # a launch longer than NCCL's whole latency leaves no latency (never negative)
+    slow = c.TierArrays(25e9, 18, 0.6e-6, 0.82, False, nvls_efficiency=0.85, launch_s=30e-6)
+    assert c.nvls_allreduce_s(size, 8, slow) == pytest.approx(wire_s, rel=1e-12)
+    # the ring under the same rule: launch + protocol time is NCCL's base + steps + bytes either way
+    plain = c.TierArrays(25e9, 18, 0.6e-6, 0.82, False, nvls_efficiency=0.85)
+    for algo in (c.nvls_allreduce_s, c.ring_allreduce_s):
+        assert algo(size, 8, launched) + 3.5e-6 == pytest.approx(algo(size, 8, plain), rel=1e-12)
+
+
 def test_no_nvls_on_two_gpus() -> None:
     # NCCL sets NVLS up only for more than 2 GPUs in the node (src/transport/nvls.cc). On 3 GPUs,
     # 64 MiB: 25 us + 4/3 S / (450 GB/s x 0.82 x 0.85) = 25 + 285.3 = 310.3 us.

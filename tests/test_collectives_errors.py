@@ -11,10 +11,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from roofline import collectives as c
 from roofline.hardware import load_hardware
 from roofline.validation._predict import COLLECTIVE_KINDS, build_batches, kind_key, predict_batch
-from roofline.validation._stage_collectives import _latency_capped
-from tests.conftest import _cases, needs_data
+from roofline.validation._stage_collectives import (
+    REGIME_THRESHOLDS,
+    _latency_capped,
+    regime_thresholds,
+)
+from tests.conftest import _cases, _validation, needs_data
 
 DEVICES = ("a100-sxm-80gb", "h100-sxm", "h200-sxm", "b200")
 PROFILES = Path(__file__).resolve().parents[1] / "hardware_specs" / "calibrated"
@@ -36,13 +41,13 @@ def test_datasheet_collective_errors_hold() -> None:
     errors = _datasheet_errors()
     assert len(errors) == 2668 and errors["ape"].notna().all()
     one_node = errors[~errors["nodes"]]
-    assert one_node["ape"].mean() <= 25.0  # the issue's target, met: 24.4
-    assert errors["ape"].mean() <= 29.0  # missed: 28.1 (vidur's A100 cluster, docs/validation.md)
+    assert one_node["ape"].mean() <= 25.0  # the issue's target, met: 24.5 (24.4 before the NVLS launch fix)
+    assert errors["ape"].mean() <= 29.0  # missed: 28.3 (vidur's A100 cluster, docs/validation.md)
     by = one_node.groupby(["dataset", "kind"])["ape"].mean()
     for kind in ("allreduce", "allgather", "reducescatter", "alltoall"):
-        assert by[("aiconfigurator/nccl", kind)] <= 25.0, kind  # 20.1 / 22.1 / 21.7 / 24.4
-    assert by[("aiconfigurator/custom_allreduce", "allreduce")] <= 22.0  # 20.8
-    # the rows the issue names (aiconfigurator nccl + custom, vidur all_reduce_*.csv): 27.4,
+        assert by[("aiconfigurator/nccl", kind)] <= 25.0, kind  # 20.3 / 22.1 / 21.7 / 24.4
+    assert by[("aiconfigurator/custom_allreduce", "allreduce")] <= 22.0  # 21.1
+    # the rows the issue names (aiconfigurator nccl + custom, vidur all_reduce_*.csv): 27.5,
     # missed by the vidur A100 2-node rows (their cluster's documented network is the spec's)
     scope = errors["dataset"].isin(("aiconfigurator/nccl", "aiconfigurator/custom_allreduce")) | (
         (errors["dataset"] == "vidur/network") & (errors["kind"] == "allreduce"))
@@ -113,8 +118,8 @@ def test_size_bands_are_half_open_on_the_left() -> None:
 
 @needs_data
 def test_datasheet_error_of_the_issue_rows_sits_where_the_docs_say() -> None:
-    """docs/validation.md, "Where the datasheet error of the issue's rows sits": 27.4% over 2434
-    rows, of which vidur's A100 2-node all-reduce rows carry 5.5 points; without them 23.9%."""
+    """docs/validation.md, "Where the datasheet error of the issue's rows sits": 27.5% over 2434
+    rows, of which vidur's A100 2-node all-reduce rows carry 5.5 points; without them 24.0%."""
     from benchmarks.collective_errors import DEVICES as BENCH_DEVICES
     from benchmarks.collective_errors import _issue_scope, datasheet_breakdown, datasheet_errors
 
@@ -126,7 +131,7 @@ def test_datasheet_error_of_the_issue_rows_sits_where_the_docs_say() -> None:
     assert table["points"].sum() == pytest.approx(scope["err_pct"].abs().mean(), abs=0.05)
     assert table.loc[("vidur/network", "a100-sxm-80gb", "nodes"), "points"] == pytest.approx(5.5, abs=0.3)
     rest = scope[~((scope["dataset"] == "vidur/network") & (scope["span"] == "nodes"))]
-    assert rest["err_pct"].abs().mean() <= 24.5  # 23.9
+    assert rest["err_pct"].abs().mean() <= 24.5  # 24.0 (23.9 before the NVLS launch fix)
 
 
 def test_what_if_overrides_are_parsed_or_refused_with_a_reason() -> None:
@@ -153,3 +158,38 @@ def test_a_what_if_moves_only_its_device() -> None:
     moved = slower["predicted_datasheet"] != bundled["predicted_datasheet"]
     assert set(slower.loc[moved, "device"]) == {"b200"}
     assert (slower.loc[moved, "predicted_datasheet"] >= bundled.loc[moved, "predicted_datasheet"]).all()
+
+
+def test_all_to_all_regime_starts_at_nccls_p2p_protocol_switch() -> None:
+    # NCCL sends up to 16 KiB per peer with LL, more with Simple (src/enqueue.cc P2P_LL_THRESHOLD):
+    # on 4 GPUs a 64 KiB all-to-all (16 KiB a peer) is LL, one byte more is Simple, so the large
+    # regime starts at 4 x 16384 + 1 = 65537 bytes (128 KiB is the first such nccl-tests size)
+    assert regime_thresholds("alltoall:nccl:intra:n4", 4) == (65537,)
+    assert regime_thresholds("alltoall:nccl:intra:n8", 8) == (131073,)
+    # the model's own switch is at the same byte: LL below, Simple from there
+    tier = c.TierArrays(25e9, 18, 0.6e-6, 0.82, False)
+    ll_s = 6.6e-6 + 0.6e-6 + 0.75 * 65536 / (450e9 * 0.82 * 0.25)
+    simple_s = 8.4e-6 + 3.4e-6 + 0.75 * 65537 / (450e9 * 0.82)
+    assert c.alltoall_s(65536, 4, tier) == pytest.approx(ll_s, rel=1e-12)
+    assert c.alltoall_s(65537, 4, tier) == pytest.approx(simple_s, rel=1e-12)
+    # collectives NCCL's tuner chooses a protocol for, and the network tier: the fit finds the switch
+    assert regime_thresholds("allreduce:nccl:intra:n4", 4) == REGIME_THRESHOLDS
+    assert regime_thresholds("alltoall:nccl:inter:n16", 16) == REGIME_THRESHOLDS
+
+
+@needs_data
+def test_calibrated_size_split_of_the_issue_rows_holds() -> None:
+    """The shipped profiles on the held-out sizes of the issue's rows (aiconfigurator nccl +
+    custom, vidur all_reduce_*.csv, 2 KB-256 MB): 10.01% on 1218 rows (2026-11-29, after the NVLS
+    launch fix, 10.41%, and the all-to-all regime at NCCL's p2p switch: A100 all-to-all 18.5 ->
+    12.9%)."""
+    frame = _validation().cases
+    frame = frame[frame["held_out"] & frame["predicted_calibrated"].notna()
+                  & frame["size_bytes"].between(2048, 256 * 2**20)]
+    ape = (frame["predicted_calibrated"] / frame["measured_s"] - 1).abs() * 100
+    scope = frame["dataset"].isin(("aiconfigurator/nccl", "aiconfigurator/custom_allreduce")) | (
+        (frame["dataset"] == "vidur/network") & (frame["kind"] == "allreduce"))
+    scope &= frame["device"].isin(DEVICES)
+    assert scope.sum() == 1218 and ape[scope].mean() <= 10.1
+    a100_a2a = scope & (frame["device"] == "a100-sxm-80gb") & (frame["kind"] == "alltoall")
+    assert a100_a2a.sum() == 54 and ape[a100_a2a].mean() <= 14.0  # 12.9 (18.5 at the old boundary)

@@ -18,14 +18,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from roofline.collectives import P2P_LL_THRESHOLD_BYTES
 from roofline.hardware import HardwareSpec
 from roofline.validation._fitting import FitParam, fit, log_error_cost, stage_batches
 from roofline.validation._predict import COLLECTIVE_KINDS, CaseBatch
 
-__all__ = ["REGIME_THRESHOLDS", "size_regimes", "stage_collectives"]
+__all__ = ["REGIME_THRESHOLDS", "regime_thresholds", "size_regimes", "stage_collectives"]
 
 #: Candidate message sizes (bytes) where a second (latency, bandwidth) regime may start.
 REGIME_THRESHOLDS = tuple(4**k for k in range(7, 14))  # 16 KiB ... 64 MiB (exact integers: never rounded)
+
+
+def regime_thresholds(key: str, n: int) -> tuple[int, ...]:
+    """Where the second regime of collective ``key`` on ``n`` GPUs may start. An all-to-all inside
+    a node has one known boundary, NCCL's point-to-point protocol switch: LL up to
+    :data:`~roofline.collectives.P2P_LL_THRESHOLD_BYTES` per peer, Simple above, so its large
+    regime starts at the first size above ``n`` times that. Every other collective chooses its
+    protocol by NCCL's tuner (or TensorRT-LLM's table), whose switch the fit has to find."""
+    kind, _, scope = key.split(":")[:3]
+    if kind == "alltoall" and scope == "intra":
+        return (P2P_LL_THRESHOLD_BYTES * n + 1,)
+    return REGIME_THRESHOLDS
 
 
 def _subset(b: CaseBatch, rows: np.ndarray, n: int, per_node: int) -> CaseBatch:
@@ -43,7 +56,7 @@ def size_regimes(spec: HardwareSpec, base: dict[str, Any], b: CaseBatch, m: np.n
     best, best_cost = base, 0.8 * log_error_cost(spec, base, [b], [m])
     sizes = b.size_bytes
     n, per_node = b.groups[0][0], b.groups[0][1]
-    for threshold in REGIME_THRESHOLDS:
+    for threshold in regime_thresholds(key, n):
         big = sizes >= threshold
         if big.sum() < 4 or (~big).sum() < 4:
             continue
