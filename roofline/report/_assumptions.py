@@ -13,6 +13,12 @@ from roofline.workload import PrefetchSettings
 __all__ = ["assumptions", "sweep_file", "serving_workload"]
 
 
+def _share(gpu_memory_utilization: float | None) -> str:
+    """The engine's memory share as written, or what None means (SGLang: chosen from the GPU memory)."""
+    return "from the GPU memory and tp (sglang's rule)" if gpu_memory_utilization is None \
+        else f"{gpu_memory_utilization:g}"
+
+
 def serving_workload(block: Any, lengths: str) -> str:
     """The workload a serving sweep ranks at (its ``serving:`` block, roofline.serving.columns): the
     load, the request lengths, the engine settings and the SLO."""
@@ -27,7 +33,7 @@ def serving_workload(block: Any, lengths: str) -> str:
             f"steady-state model); {lengths} per request"
             + (f", {block.prefix_hit:g} of each prompt from the prefix cache" if block.prefix_hit else "")
             + f"; engine {s.framework}: max_num_batched_tokens {s.max_num_batched_tokens}, max_num_seqs "
-              f"{s.max_num_seqs}, gpu_memory_utilization {s.gpu_memory_utilization:g}"
+              f"{s.max_num_seqs}, gpu_memory_utilization {_share(s.gpu_memory_utilization)}"
             + (f", attention_dp {s.attention_dp}" if s.attention_dp != 1 else "")
             + f"; SLO {slo or 'none (goodput = throughput)'}")
 

@@ -1,8 +1,12 @@
 """KV-cache capacity of one engine replica: the memory left after weights and activations.
 
-``capacity = gpu_memory_utilization * HBM - weights - activations`` per device, divided by the
-KV bytes one token takes on a device, rounded down to whole blocks. Activations are those of one
-step of ``max_num_batched_tokens`` tokens (``roofline.predict.memory_per_device``). With
+Per device, as each server sizes its pool (``kv_memory_rule``, one of
+:data:`~roofline.serving.settings.KV_MEMORY_RULES`, with u = ``gpu_memory_utilization``):
+vLLM ``u * HBM - weights - activations``; TensorRT-LLM ``u * (HBM - weights - activations)``;
+SGLang ``u * HBM - weights`` (its u leaves a reserve for activations and CUDA graphs, and is
+chosen from the GPU memory and TP when not given), divided by the KV bytes one token takes on a
+device, rounded down to whole blocks. Activations are those of one step of
+``max_num_batched_tokens`` tokens (``roofline.predict.memory_per_device``). With
 attention data parallelism (``attention_dp`` = d) the attention is split ``tp / d`` ways and
 each of the d ranks holds its own sequences, so the capacity is d times that of one rank.
 
@@ -32,11 +36,12 @@ from roofline.exceptions import InfeasibleConfigError
 from roofline.model import ModelSpec
 from roofline.placement import place_blocks
 from roofline.predict import memory_per_device
+from roofline.serving.settings import KV_MEMORY_RULES, memory_fraction
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["kv_capacity_tokens", "kv_bytes_per_token", "request_fits", "check_request_fits", "serving_placement",
-           "load_kv_demand_tokens"]
+__all__ = ["kv_capacity_tokens", "kv_bytes_per_token", "engine_hbm_share_bytes", "request_fits", "check_request_fits",
+           "serving_placement", "load_kv_demand_tokens"]
 
 
 #: Context lengths between which the cache bytes per token are read (typical serving contexts,
@@ -65,19 +70,39 @@ def kv_bytes_per_token(model: ModelSpec, workload: Workload, par: Parallelism, a
     return slope if slope > 0 else cache_bytes(2) / 2.0
 
 
+def engine_hbm_share_bytes(kv_memory_rule: str, fraction: np.ndarray, hbm_capacity_bytes: np.ndarray,
+                           weights_bytes: float, activation_bytes: float) -> np.ndarray:
+    """(n,) HBM bytes per device the engine fills with activations, weights and KV cache under
+    ``kv_memory_rule`` with memory share u = ``fraction``: ``total`` (vLLM) ``u HBM``; ``static``
+    (SGLang) ``u HBM + activations`` (u holds weights and KV cache, the activations live in its
+    reserve); ``free`` (TensorRT-LLM) ``HBM - (1 - u) max(HBM - activations - weights, 0)``, so that
+    the KV cache is ``u`` of what the weights and activations leave free."""
+    if kv_memory_rule not in KV_MEMORY_RULES:
+        raise ValueError(f"kv_memory_rule: {kv_memory_rule!r} is not one of {', '.join(KV_MEMORY_RULES)}")
+    hbm = np.asarray(hbm_capacity_bytes, dtype=float)
+    if kv_memory_rule == "static":  # (at most the whole HBM: activations beyond the reserve)
+        return np.minimum(fraction * hbm + activation_bytes, hbm)
+    if kv_memory_rule == "free":
+        return hbm - (1.0 - fraction) * np.maximum(hbm - activation_bytes - weights_bytes, 0.0)
+    return fraction * hbm
+
+
 def kv_capacity_tokens(model: ModelSpec, workload: Workload, par: Parallelism, hbm_capacity_bytes: np.ndarray,
-                       *, gpu_memory_utilization: float, max_num_batched_tokens: int, block_tokens: int,
-                       attention_dp: int = 1, name: str = "") -> np.ndarray:
+                       *, gpu_memory_utilization: float | None, max_num_batched_tokens: int, block_tokens: int,
+                       attention_dp: int = 1, kv_memory_rule: str = "total", name: str = "") -> np.ndarray:
     """(n,) tokens of KV cache the replica can hold (whole blocks); raises when the weights and
-    activations alone exceed the memory share on every configuration."""
+    activations alone exceed the memory share on every configuration. ``gpu_memory_utilization``
+    None: SGLang's default share for the device (``kv_memory_rule`` ``static``)."""
     step = memory_per_device(model, replace(workload, batch=1, input_len=max_num_batched_tokens, output_len=1),
                              par, 0.0)
-    free = gpu_memory_utilization * np.asarray(hbm_capacity_bytes, dtype=float) - step.weights_bytes \
-        - step.activation_bytes
+    share = memory_fraction(gpu_memory_utilization, np.asarray(hbm_capacity_bytes, dtype=float), tp=par.tp,
+                            pp=par.pp, chunked_prefill_tokens=max_num_batched_tokens, attention_dp=attention_dp)
+    free = engine_hbm_share_bytes(kv_memory_rule, share, hbm_capacity_bytes, step.weights_bytes,
+                                  step.activation_bytes) - step.weights_bytes - step.activation_bytes
     per_token = kv_bytes_per_token(model, workload, par, attention_dp)
     tokens = np.floor(np.maximum(free, 0.0) / per_token / block_tokens) * block_tokens * attention_dp
     if not np.any(tokens > 0):
-        _no_room(name or model.name, step.weights_bytes, step.activation_bytes, gpu_memory_utilization,
+        _no_room(name or model.name, step.weights_bytes, step.activation_bytes, float(np.max(share)),
                  float(np.max(hbm_capacity_bytes)))
     return tokens
 
@@ -93,8 +118,8 @@ def _no_room(name: str, weights_bytes: float, activation_bytes: float, utilizati
 
 
 def serving_placement(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays, *,
-                      gpu_memory_utilization: float, max_num_batched_tokens: int, block_tokens: int,
-                      attention_dp: int = 1, kv_demand_tokens: float = 0.0,
+                      gpu_memory_utilization: float | None, max_num_batched_tokens: int, block_tokens: int,
+                      attention_dp: int = 1, kv_demand_tokens: float = 0.0, kv_memory_rule: str = "total",
                       name: str = "") -> tuple[HardwareArrays, np.ndarray]:
     """The ``hw.n`` configurations with the weights and KV cache placed in the device's memory
     tiers, and their (n,) KV capacities in tokens (see the module doc).
@@ -111,11 +136,13 @@ def serving_placement(model: ModelSpec, workload: Workload, par: Parallelism, hw
         return hw, kv_capacity_tokens(
             model, workload, par, hw.hbm_capacity_bytes, gpu_memory_utilization=gpu_memory_utilization,
             max_num_batched_tokens=max_num_batched_tokens, block_tokens=block_tokens, attention_dp=attention_dp,
-            name=name)
+            kv_memory_rule=kv_memory_rule, name=name)
     step = memory_per_device(model, replace(workload, batch=1, input_len=max_num_batched_tokens, output_len=1),
                              par, 0.0)
     weights, act = step.weights_bytes, step.activation_bytes
-    share = gpu_memory_utilization * np.asarray(hw.hbm_capacity_bytes, dtype=float)
+    u = memory_fraction(gpu_memory_utilization, np.asarray(hw.hbm_capacity_bytes, dtype=float), tp=par.tp, pp=par.pp,
+                        chunked_prefill_tokens=max_num_batched_tokens, attention_dp=attention_dp)
+    share = engine_hbm_share_bytes(kv_memory_rule, u, hw.hbm_capacity_bytes, weights, act)  # the engine's HBM
     tiers = hw.tier_capacity_bytes.sum(axis=1)
     hbm_free = np.maximum(share - act, 0.0)
     kv_hbm = np.maximum(hbm_free - weights, 0.0)  # HBM the weights leave to the KV cache
@@ -125,7 +152,7 @@ def serving_placement(model: ModelSpec, workload: Workload, par: Parallelism, hw
     pool = np.minimum(np.maximum(demand, kv_hbm), kv_hbm + tier_free)
     tokens = np.floor(pool / per_token / block_tokens) * block_tokens * attention_dp
     if not np.any(tokens > 0):
-        _no_room(name or model.name, weights, act, gpu_memory_utilization, float(np.max(hw.hbm_capacity_bytes)),
+        _no_room(name or model.name, weights, act, float(np.max(u)), float(np.max(hw.hbm_capacity_bytes)),
                  float(np.max(tiers)))
     engine = replace(hw, hbm_capacity_bytes=share)  # the engine places within its share of HBM
     placed = place_blocks(engine, weights, pool, act, device=name or model.name)

@@ -32,7 +32,7 @@ A ``serving:`` block::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -157,7 +157,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     # weights and KV cache placed as roofline.serve places them (tiers beyond HBM: the block's load)
     hw, cap = serving_placement(model, workload, par, hw, gpu_memory_utilization=s.gpu_memory_utilization,
                                 max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
-                                attention_dp=s.attention_dp, name=model.name,
+                                attention_dp=s.attention_dp, kv_memory_rule=s.kv_memory_rule, name=model.name,
                                 kv_demand_tokens=load_kv_demand_tokens(min(block.concurrency, s.max_num_seqs),
                                                                        *longest, s.block_tokens))
     cost = build_step_cost(model, workload, par, hw, engine_token_grid(s), s.attention_dp)  # serve's grid
@@ -221,6 +221,8 @@ def serving_columns(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
     count is empty, e.g. no goodput; NaN where a value is unknown: the cost, energy and TCO of a
     device without a ``die`` block, or of disaggregated pools' power). ``datasheet``: the raw
     roofline, no fitted overheads (a sweep's ``scenario: {datasheet: true}``)."""
+    # SGLang's token budget by the device file's memory, as serve takes it (not a swept HBM size)
+    block = replace(block, settings=block.settings.for_device(hardware.memory.hbm_capacity_bytes))
     if block.disagg is not None:  # x prefill and y decode instances (roofline.serving.disagg_columns)
         s = block.settings
         over = DATASHEET if datasheet else load_overheads(s.framework)

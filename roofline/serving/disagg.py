@@ -295,6 +295,7 @@ def serve_disagg(
     choice = ModelChoice(datasheet, framework)  # as serve: the calibrated profiles unless datasheet
     hw_p = fitted_model(prefill_hardware, choice).hardware
     hw_d = hw_p if decode_hardware is None else fitted_model(decode_hardware, choice).hardware
+    settings = settings.for_device(hw_p.memory.hbm_capacity_bytes)  # SGLang's budget: the prefill device's
     loads_c = None if concurrency is None else list(np.atleast_1d(concurrency))
     loads_r = None if rate_rps is None else list(np.atleast_1d(rate_rps))
     if sum(x is not None for x in (loads_c, loads_r, trace)) != 1:

@@ -97,7 +97,7 @@ def _pool_cost(model: ModelSpec, workload: Workload, pool: PoolSpec, hw: Hardwar
     placed, cap = serving_placement(model, workload, par, hw, gpu_memory_utilization=settings.gpu_memory_utilization,
                                     max_num_batched_tokens=settings.max_num_batched_tokens,
                                     block_tokens=settings.block_tokens, kv_demand_tokens=kv_demand_tokens,
-                                    name=model.name)
+                                    kv_memory_rule=settings.kv_memory_rule, name=model.name)
     return build_step_cost(model, workload, par, placed, grid), cap
 
 

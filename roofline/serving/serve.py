@@ -67,7 +67,8 @@ class ServingSetup:
         return serving_placement(
             self.model, self.workload, self.parallelism, arrays, gpu_memory_utilization=s.gpu_memory_utilization,
             max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
-            attention_dp=s.attention_dp, kv_demand_tokens=self.kv_demand_tokens, name=self.model.name)
+            attention_dp=s.attention_dp, kv_demand_tokens=self.kv_demand_tokens, kv_memory_rule=s.kv_memory_rule,
+            name=self.model.name)
 
     def arrays(self) -> HardwareArrays:
         """The device's arrays, weights and KV cache placed in its memory tiers."""
@@ -80,6 +81,13 @@ class ServingSetup:
 
     def kv_capacity_tokens(self) -> float:
         return float(self._placement[1][0])
+
+    def memory_fraction(self) -> float:
+        """The engine's memory share on this device (SGLang's default when the settings leave it)."""
+        if self.settings.gpu_memory_utilization is not None:
+            return self.settings.gpu_memory_utilization
+        hbm = HardwareArrays.from_spec(self.hardware, 1, **dict(self.hardware_overrides)).hbm_capacity_bytes
+        return float(self.settings.memory_fraction(hbm, self.parallelism.tp, self.parallelism.pp)[0])
 
 
 @dataclass
@@ -288,6 +296,7 @@ def serve(
         raise SpecError(f"--attention-dp: {settings.attention_dp} must divide tp={tp}")
     chosen = fitted_model(hardware, ModelChoice(datasheet, framework))  # the calibrated profile unless datasheet
     hw = chosen.hardware
+    settings = settings.for_device(hw.memory.hbm_capacity_bytes)  # SGLang's budget by the device's memory
     prompt = Lengths(*input_len) if isinstance(input_len, tuple) else Lengths(input_len)
     output = Lengths(*output_len) if isinstance(output_len, tuple) else Lengths(output_len)
     loads_c, loads_r = _as_list(concurrency), _as_list(rate_rps)
@@ -367,7 +376,7 @@ def serve(
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
         "kv_dtype": w.kv, "op_dtypes": [list(c) for c in w.op_dtypes], "framework": framework,
         "engine": {"max_num_batched_tokens": settings.max_num_batched_tokens, "max_num_seqs": settings.max_num_seqs,
-                   "gpu_memory_utilization": settings.gpu_memory_utilization, "block_tokens": settings.block_tokens,
+                   "gpu_memory_utilization": setup.memory_fraction(), "block_tokens": settings.block_tokens,
                    "attention_dp": settings.attention_dp,
                    "tokens_per_step": settings.speculative.tokens_per_step,
                    "sources": dict(settings.sources)},

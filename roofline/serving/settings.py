@@ -2,18 +2,100 @@
 
 Each framework's defaults are the values its server uses when the user passes nothing, with where
 they come from; every field can be overridden (``EngineSettings.with_overrides``).
+
+The memory share means what each server means by it (``KV_MEMORY_RULES``, applied by
+:mod:`roofline.serving.capacity`): vLLM's ``gpu_memory_utilization`` is a share of the whole HBM;
+TensorRT-LLM's ``free_gpu_memory_fraction`` a share of the memory left free after the weights and
+a profiling step's activations; SGLang's ``mem_fraction_static`` a share of the whole HBM for the
+weights and the KV cache only, chosen at start-up from the GPU memory, the token budget, the CUDA
+graphs and TP (:func:`sglang_mem_fraction_static`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from roofline.exceptions import SpecError
 from roofline.workload import ENGINE_FRAMEWORKS
 
-__all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding"]
+__all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding", "KV_MEMORY_RULES",
+           "sglang_mem_fraction_static", "sglang_chunked_prefill_tokens", "memory_fraction", "sglang_cuda_graph_max_bs"]
 
 FRAMEWORKS = ENGINE_FRAMEWORKS
+
+#: How an engine sizes its KV pool from the device's HBM, with u = ``gpu_memory_utilization``:
+#: the formula (per device) and the server's parameter it reads.
+KV_MEMORY_RULES = {
+    "total": "KV = u x HBM - weights - activations (vLLM gpu_memory_utilization: a share of the whole HBM)",
+    "free": "KV = u x (HBM - weights - activations) (TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction: a share "
+            "of the memory free after the model is loaded and a profiling step ran)",
+    "static": "KV = u x HBM - weights (SGLang mem_fraction_static: weights and KV cache; the rest is its reserve for "
+              "activations and CUDA graphs; u from the GPU memory, token budget and TP unless given)",
+}
+
+_MiB = 2**20
+#: SGLang's tiers of GPU memory (MiB, nvidia-smi memory.total) for its defaults: upper bound,
+#: chunked_prefill_size, cuda_graph_max_bs at tp < 4 and at tp >= 4. Source: sglang 0.5.8.post1
+#: python/sglang/srt/server_args.py ServerArgs._handle_gpu_memory_settings (CUDA branches; the same
+#: in 0.5.6.post2; introduced by sgl-project/sglang PR 10975, 2025-09-27).
+_SGLANG_GPU_TIERS = ((20 * 1024, 2048, 8, 8), (35 * 1024, 2048, 24, 80), (60 * 1024, 4096, 32, 160),
+                     (160 * 1024, 8192, 256, 512), (float("inf"), 16384, 512, 512))
+
+
+def _sglang_tier(hbm_capacity_bytes: np.ndarray | float) -> np.ndarray:
+    mib = np.asarray(hbm_capacity_bytes, dtype=float) / _MiB
+    return np.searchsorted(np.array([t[0] for t in _SGLANG_GPU_TIERS]), mib, side="right")
+
+
+def sglang_chunked_prefill_tokens(hbm_capacity_bytes: np.ndarray | float) -> np.ndarray:
+    """SGLang's default ``chunked_prefill_size`` for a GPU of ``hbm_capacity_bytes`` (broadcasts):
+    2,048 below 35 GiB, 4,096 below 60, 8,192 below 160 (H100, H200), else 16,384 (B200, MI300)."""
+    return np.array([t[1] for t in _SGLANG_GPU_TIERS])[_sglang_tier(hbm_capacity_bytes)]
+
+
+def sglang_cuda_graph_max_bs(hbm_capacity_bytes: np.ndarray | float, tp: int) -> np.ndarray:
+    """SGLang's default ``cuda_graph_max_bs`` (broadcasts): e.g. 256 at tp < 4 and 512 at tp >= 4
+    on 60-160 GiB GPUs, 512 above."""
+    return np.array([t[2] if tp < 4 else t[3] for t in _SGLANG_GPU_TIERS])[_sglang_tier(hbm_capacity_bytes)]
+
+
+def sglang_mem_fraction_static(hbm_capacity_bytes: np.ndarray | float, *, tp: int, pp: int = 1,
+                               chunked_prefill_tokens: int | None = None, attention_dp: int = 1) -> np.ndarray:
+    """SGLang's default ``mem_fraction_static`` for a GPU of ``hbm_capacity_bytes`` (broadcasts).
+
+    Source: sglang 0.5.8.post1 ``ServerArgs._handle_gpu_memory_settings`` (also 0.5.6.post2), in
+    MiB: ``reserved = 512 + 1.5 max(chunked_prefill_size, 2048) + 2 cuda_graph_max_bs
+    + 1024 tp pp / 8``, with DP attention (``attention_dp`` = d > 1) ``+ 3 cuda_graph_max_bs d``
+    and ``+ 1.5 cuda_graph_max_bs d`` more when ``cuda_graph_max_bs > 300``; at least 10,240 on
+    GPUs above 60 GiB; ``mem_fraction_static = round((gpu_mem - reserved) / gpu_mem, 3)``.
+    ``chunked_prefill_tokens`` (the token budget) defaults to SGLang's for the GPU.
+
+    Example: 80 GiB H100 at TP 1: 512 + 12,288 + 512 + 128 = 13,440 MiB reserved, u =
+    round(68,480 / 81,920, 3) = 0.836. (SGLang 0.5.1 used ``(9.5 + tp pp / 2) GiB`` on 35-90 GiB
+    GPUs and ``(12 + tp pp / 2) GiB`` on 90-160: 0.875 at TP 1 on an H100; not modelled.)
+    """
+    gpu_mib = np.asarray(hbm_capacity_bytes, dtype=float) / _MiB
+    chunk = sglang_chunked_prefill_tokens(hbm_capacity_bytes) if chunked_prefill_tokens is None \
+        else np.asarray(chunked_prefill_tokens, dtype=float)
+    graphs = sglang_cuda_graph_max_bs(hbm_capacity_bytes, tp).astype(float)
+    reserved = 512.0 + 1.5 * np.maximum(chunk, 2048) + 2.0 * graphs + 1024.0 * tp * pp / 8
+    if attention_dp > 1:
+        reserved = reserved + 3.0 * graphs * attention_dp + np.where(graphs > 300, 1.5 * graphs * attention_dp, 0.0)
+    reserved = np.where(gpu_mib > 60 * 1024, np.maximum(reserved, 10 * 1024), reserved)
+    return np.round((gpu_mib - reserved) / gpu_mib, 3)
+
+
+def memory_fraction(gpu_memory_utilization: float | None, hbm_capacity_bytes: np.ndarray | float, *, tp: int,
+                    pp: int = 1, chunked_prefill_tokens: int, attention_dp: int = 1) -> np.ndarray:
+    """``gpu_memory_utilization`` on each device of ``hbm_capacity_bytes`` (broadcasts), or when it
+    is None SGLang's default (:func:`sglang_mem_fraction_static`) for the token budget
+    ``chunked_prefill_tokens``."""
+    if gpu_memory_utilization is not None:
+        return np.full(np.shape(hbm_capacity_bytes), float(gpu_memory_utilization))
+    return sglang_mem_fraction_static(hbm_capacity_bytes, tp=tp, pp=pp, chunked_prefill_tokens=chunked_prefill_tokens,
+                                      attention_dp=attention_dp)
 
 
 @dataclass(frozen=True)
@@ -50,7 +132,9 @@ class EngineSettings:
 
     - ``max_num_batched_tokens``: token budget of one step (decode tokens + prefill chunk tokens);
     - ``max_num_seqs``: running sequences at most;
-    - ``gpu_memory_utilization``: share of HBM for weights, activations and KV cache;
+    - ``gpu_memory_utilization``: the engine's memory share, read by ``kv_memory_rule`` (one of
+      ``KV_MEMORY_RULES``: ``total`` vLLM, ``free`` TensorRT-LLM, ``static`` SGLang); None (only
+      with ``static``): SGLang's default from the GPU memory (:func:`sglang_mem_fraction_static`);
     - ``block_tokens``: tokens per KV-cache block (paged attention);
     - ``attention_dp``: attention data-parallel ranks inside the TP group (MoE serving: each rank
       keeps the KV cache of its own sequences; the experts use the whole group);
@@ -62,11 +146,12 @@ class EngineSettings:
     framework: str = "vllm"
     max_num_batched_tokens: int = 8192
     max_num_seqs: int = 1024
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float | None = 0.9
     block_tokens: int = 16
     attention_dp: int = 1
     prefill_first: bool = False
     speculative: SpeculativeDecoding = SpeculativeDecoding()
+    kv_memory_rule: str = "total"
     sources: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
@@ -79,9 +164,28 @@ class EngineSettings:
                 raise SpecError(f"engine: {name}: must be a positive integer, got {value!r}")
         if not isinstance(self.prefill_first, bool):
             raise SpecError(f"engine: prefill_first: must be true or false, got {self.prefill_first!r}")
+        if self.kv_memory_rule not in KV_MEMORY_RULES:
+            raise SpecError(f"engine: kv_memory_rule: {self.kv_memory_rule!r} is not allowed; choose one of "
+                            f"{', '.join(KV_MEMORY_RULES)}")
         u = self.gpu_memory_utilization
+        if u is None and self.kv_memory_rule == "static":
+            return  # SGLang's default, from the GPU memory (memory_fraction)
         if isinstance(u, bool) or not isinstance(u, (int, float)) or not 0.0 < u <= 1.0:
             raise SpecError(f"engine: gpu_memory_utilization: must be in (0, 1], got {u!r}")
+
+    def memory_fraction(self, hbm_capacity_bytes: np.ndarray | float, tp: int, pp: int = 1) -> np.ndarray:
+        """The memory share ``kv_memory_rule`` reads on devices of ``hbm_capacity_bytes``
+        (broadcasts): ``gpu_memory_utilization``, or SGLang's default when it is None."""
+        return memory_fraction(self.gpu_memory_utilization, hbm_capacity_bytes, tp=tp, pp=pp,
+                               chunked_prefill_tokens=self.max_num_batched_tokens, attention_dp=self.attention_dp)
+
+    def for_device(self, hbm_capacity_bytes: float) -> EngineSettings:
+        """These settings on a GPU of ``hbm_capacity_bytes``: SGLang's token budget
+        (``chunked_prefill_size``) follows the GPU memory (:func:`sglang_chunked_prefill_tokens`:
+        16,384 from 160 GiB, B200 and MI300) unless the user set it; other frameworks unchanged."""
+        if self.framework != "sglang" or dict(self.sources).get("max_num_batched_tokens") == "user":
+            return self
+        return replace(self, max_num_batched_tokens=int(sglang_chunked_prefill_tokens(hbm_capacity_bytes)))
 
     def with_overrides(self, **values: object) -> EngineSettings:
         """These settings with the non-None ``values`` replaced (sources say 'user')."""
@@ -90,6 +194,9 @@ class EngineSettings:
         return replace(self, **given, sources=sources)  # type: ignore[arg-type]
 
 
+# vLLM's memory rule ("total", the default): vllm/v1/worker/gpu_worker.py determine_available_memory
+# (requested memory = gpu_memory_utilization x total memory, less the weights and the profiled peak
+# activations); not listed in its sources, so that serve's JSON for vLLM stays as it was.
 _VLLM = EngineSettings(
     framework="vllm", max_num_batched_tokens=8192, max_num_seqs=1024, gpu_memory_utilization=0.9, block_tokens=16,
     sources=(
@@ -102,15 +209,21 @@ _VLLM = EngineSettings(
         ("block_tokens", "source: vllm CacheConfig.block_size (default 16 on CUDA)"),
     ))
 _SGLANG = EngineSettings(
-    framework="sglang", max_num_batched_tokens=8192, max_num_seqs=4096, gpu_memory_utilization=0.88, block_tokens=1,
-    prefill_first=True,
+    framework="sglang", max_num_batched_tokens=8192, max_num_seqs=4096, gpu_memory_utilization=None, block_tokens=1,
+    prefill_first=True, kv_memory_rule="static",
     sources=(
-        ("max_num_batched_tokens", "source: sglang/srt/server_args.py chunked_prefill_size (8192 on 80-160 GB "
-                                   "GPUs)"),
+        ("max_num_batched_tokens", "source: sglang 0.5.8.post1 python/sglang/srt/server_args.py "
+                                   "_handle_gpu_memory_settings chunked_prefill_size by GPU memory (2048 below 35 "
+                                   "GiB, 4096 below 60, 8192 below 160, 16384 from 160: EngineSettings.for_device)"),
         ("max_num_seqs", "estimate: sglang derives max_running_requests from the KV pool; 4096 stands for "
                          "'no separate cap'"),
-        ("gpu_memory_utilization", "estimate: sglang mem_fraction_static is chosen from GPU memory and TP "
-                                   "(0.79-0.88 for 80-141 GB at TP 1-8); 0.88"),
+        ("gpu_memory_utilization", "source: sglang 0.5.8.post1 python/sglang/srt/server_args.py "
+                                   "_handle_gpu_memory_settings: mem_fraction_static = (GPU memory - reserve) / GPU "
+                                   "memory, the reserve from chunked_prefill_size, cuda_graph_max_bs and TP "
+                                   "(0.836 on an 80 GiB H100 at TP 1)"),
+        ("kv_memory_rule", "source: sglang 0.5.8.post1 python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py "
+                           "profile_max_num_token (KV = free memory after loading - total x (1 - "
+                           "mem_fraction_static))"),
         ("block_tokens", "source: sglang/srt/server_args.py page_size (default 1: token-granular radix cache)"),
         ("prefill_first", "source: sglang/srt/managers/scheduler.py get_next_batch_to_run (a new prefill batch "
                           "runs before the running decode batch whenever prompts wait) with enable_mixed_chunk "
@@ -118,13 +231,16 @@ _SGLANG = EngineSettings(
     ))
 _TRTLLM = EngineSettings(
     framework="trtllm", max_num_batched_tokens=8192, max_num_seqs=2048, gpu_memory_utilization=0.9,
-    block_tokens=32,
+    block_tokens=32, kv_memory_rule="free",
     sources=(
         ("max_num_batched_tokens", "source: tensorrt_llm BuildConfig.max_num_tokens (default 8192), as "
                                    "trtllm-serve uses"),
         ("max_num_seqs", "source: trtllm-serve --max_batch_size (default 2048)"),
         ("gpu_memory_utilization", "source: tensorrt_llm KvCacheConfig.free_gpu_memory_fraction (default 0.9)"),
         ("block_tokens", "source: tensorrt_llm KvCacheConfig tokens_per_block (default 32)"),
+        ("kv_memory_rule", "source: tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator cal_max_tokens "
+                           "(available KV memory = (total GPU memory - peak memory of the profiling step) x "
+                           "free_gpu_memory_fraction)"),
     ))
 
 _DEFAULTS = {"vllm": _VLLM, "sglang": _SGLANG, "trtllm": _TRTLLM}

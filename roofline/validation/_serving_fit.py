@@ -162,7 +162,8 @@ def _setup_on(hw: HardwareSpec, model: str, framework: str, weight_dtype: str, a
               op_dtypes: str, tp: int, ep: int, attention_dp: int) -> tuple[Any, float, ServingSetup]:
     w = Workload(weight_dtype=weight_dtype, activation_dtype=act_dtype, kv_dtype=kv_dtype,
                  op_dtypes=op_dtypes or ())  # type: ignore[arg-type]
-    settings = engine_defaults(framework).with_overrides(attention_dp=attention_dp if attention_dp > 1 else None)
+    settings = engine_defaults(framework).with_overrides(
+        attention_dp=attention_dp if attention_dp > 1 else None).for_device(hw.memory.hbm_capacity_bytes)
     setup = ServingSetup(load_model(model), hw, w, Parallelism(tp=tp, ep=ep), settings)
     return setup.step_cost().scalar(), setup.kv_capacity_tokens(), setup
 
