@@ -150,3 +150,30 @@ def test_sweep_row_takes_serves_sglang_capacity() -> None:
     # 256 requests of 8,192 tokens need 2.1 M tokens, more than the pool: the KV cache sets the batch
     assert r.rows[0]["mean_batch"] < 256
     assert row.serving_mean_batch == pytest.approx(r.rows[0]["mean_batch"], rel=0.02)
+
+
+def test_report_serve_command_leaves_sglang_device_defaults_to_serve(tmp_path, capsys) -> None:
+    """`roofline report`'s serve command for an SGLang row on a B200 leaves the token budget and the
+    memory share to serve (both derived from the device), and gives the sweep row's TPOT again."""
+    import yaml
+
+    from roofline.fitted import ModelChoice
+    from roofline.report._details import PointSettings, serve_command
+    from roofline.sweep import sweep_frame
+    from roofline.sweepfile import load_sweep
+    from tests._run_cli import run_cli
+
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({
+        "name": "s", "hardware": "b200", "model": "qwen3-32b",
+        "workload": {"input_len": 4096, "output_len": 1024, "dtype": "bf16"}, "sweep": {"hbm_bandwidth_GBps": [7700]},
+        "scenario": {"datasheet": True}, "serving": {"concurrency": 64, "framework": "sglang"},
+        "objective": {"maximize": "goodput_tok_s"}}))
+    spec = load_sweep(f)
+    row = sweep_frame(spec).iloc[0]
+    command = serve_command(row.to_dict(), PointSettings.of(spec, ModelChoice(datasheet=True, framework="sglang")))
+    assert command is not None and "--framework sglang" in command and "--datasheet" in command
+    assert "--max-num-batched-tokens" not in command and "--gpu-memory-utilization" not in command
+    run = run_cli(capsys, *command.split()[1:], "--json")
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout)["rows"][0]["tpot_ms"] == pytest.approx(row.serving_tpot_ms, rel=1e-6)

@@ -215,8 +215,10 @@ def serve_command(row: Mapping[str, Any], settings: PointSettings) -> str | None
         else:
             parts.append(f"{p.flag} {kw[name]}")
     s = block.settings
-    parts += [f"--concurrency {block.concurrency}", f"--framework {s.framework}",
-              f"--max-num-batched-tokens {s.max_num_batched_tokens}", f"--max-num-seqs {s.max_num_seqs}"]
+    parts += [f"--concurrency {block.concurrency}", f"--framework {s.framework}"]
+    # what the framework derives from the device (SGLang) is left to serve, as the sweep left it
+    parts += [] if s.budget_from_device else [f"--max-num-batched-tokens {s.max_num_batched_tokens}"]
+    parts.append(f"--max-num-seqs {s.max_num_seqs}")
     parts += [f"--gpu-memory-utilization {s.gpu_memory_utilization:g}"] if s.gpu_memory_utilization is not None else []
     parts += [f"--attention-dp {s.attention_dp}"] if s.attention_dp != 1 else []
     parts += [f"--prefix-hit {block.prefix_hit:g}"] if block.prefix_hit else []

@@ -179,11 +179,16 @@ class EngineSettings:
         return memory_fraction(self.gpu_memory_utilization, hbm_capacity_bytes, tp=tp, pp=pp,
                                chunked_prefill_tokens=self.max_num_batched_tokens, attention_dp=self.attention_dp)
 
+    @property
+    def budget_from_device(self) -> bool:
+        """The token budget is the framework's default for the device (SGLang, not set by the user)."""
+        return self.framework == "sglang" and dict(self.sources).get("max_num_batched_tokens") != "user"
+
     def for_device(self, hbm_capacity_bytes: float) -> EngineSettings:
         """These settings on a GPU of ``hbm_capacity_bytes``: SGLang's token budget
         (``chunked_prefill_size``) follows the GPU memory (:func:`sglang_chunked_prefill_tokens`:
         16,384 from 160 GiB, B200 and MI300) unless the user set it; other frameworks unchanged."""
-        if self.framework != "sglang" or dict(self.sources).get("max_num_batched_tokens") == "user":
+        if not self.budget_from_device:
             return self
         return replace(self, max_num_batched_tokens=int(sglang_chunked_prefill_tokens(hbm_capacity_bytes)))
 
