@@ -38,6 +38,9 @@ from roofline.workload import Parallelism, Workload, op_class
 
 __all__ = ["build_phase", "decode_kv_range"]
 
+_ID_BYTES = 4.0  # int32 token and expert ids
+_HIDDEN_BYTES = 2.0  # the residual stream between layers stays 16-bit
+
 
 class _LayerBuilder:
     """Emits the operators of one phase for one device."""
@@ -329,10 +332,19 @@ class _LayerBuilder:
         up = 2 * inter if m.gated_mlp else inter
         rows, experts = lay.rows, lay.distinct_experts
         wb, ab, unit = w.weight_bytes_for("experts"), w.act_bytes_for("experts"), w.gemm_unit_for("experts")
+        # the grouped GEMMs read their rows sorted by expert: one kernel sorts the (token, expert)
+        # pairs (int32 ids in and out) before them (vLLM and SGLang moe_align_block_size)
+        self.add(_Op(p + "expert_align", "vector", count, stage, flops=rows,
+                     act_bytes=(rows + rows + experts) * _ID_BYTES))
+        quantized = ab < _HIDDEN_BYTES
+        if quantized:  # 8-bit expert inputs are quantized on the fly, in their own kernel
+            self.vector(p + "expert_input_quant", routed * h, routed * h, 3, count, stage)
         self.add(_Op(p + ("expert_gate_up_proj" if m.gated_mlp else "expert_up_proj"), "gemm", count, stage,
                      m=lay.rows_per_expert, flops=2.0 * rows * up * h, weight_bytes=experts * up * h * wb,
                      act_bytes=(rows * h + rows * up) * ab, dtype=unit, prefetch_weight_bytes=pf))
         self.vector(p + "expert_activation", rows * up, rows * inter, 4, count, stage)
+        if quantized:
+            self.vector(p + "expert_act_quant", rows * inter, rows * inter, 3, count, stage)
         self.add(_Op(p + "expert_down_proj", "gemm", count, stage, m=lay.rows_per_expert,
                      flops=2.0 * rows * h * inter, weight_bytes=experts * h * inter * wb,
                      act_bytes=(rows * inter + rows * h) * ab, dtype=unit, prefetch_weight_bytes=pf))
