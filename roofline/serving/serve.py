@@ -60,12 +60,17 @@ class ServingSetup:
         return self.parallelism.tp * self.parallelism.pp
 
     @cached_property
+    def _device_arrays(self) -> HardwareArrays:
+        """The device's arrays as specified, before the engine places weights and KV cache."""
+        return HardwareArrays.from_spec(self.hardware, 1, prefetch=self.prefetch,
+                                        prefetch_settings=self.prefetch_settings, **dict(self.hardware_overrides))
+
+    @cached_property
     def _placement(self) -> tuple[HardwareArrays, np.ndarray]:
         s = self.settings
-        arrays = HardwareArrays.from_spec(self.hardware, 1, prefetch=self.prefetch,
-                                          prefetch_settings=self.prefetch_settings, **dict(self.hardware_overrides))
         return serving_placement(
-            self.model, self.workload, self.parallelism, arrays, gpu_memory_utilization=s.gpu_memory_utilization,
+            self.model, self.workload, self.parallelism, self._device_arrays,
+            gpu_memory_utilization=s.gpu_memory_utilization,
             max_num_batched_tokens=s.max_num_batched_tokens, block_tokens=s.block_tokens,
             attention_dp=s.attention_dp, kv_demand_tokens=self.kv_demand_tokens, kv_memory_rule=s.kv_memory_rule,
             name=self.model.name)
@@ -86,7 +91,7 @@ class ServingSetup:
         """The engine's memory share on this device (SGLang's default when the settings leave it)."""
         if self.settings.gpu_memory_utilization is not None:
             return self.settings.gpu_memory_utilization
-        hbm = HardwareArrays.from_spec(self.hardware, 1, **dict(self.hardware_overrides)).hbm_capacity_bytes
+        hbm = self._device_arrays.hbm_capacity_bytes
         return float(self.settings.memory_fraction(hbm, self.parallelism.tp, self.parallelism.pp)[0])
 
 
