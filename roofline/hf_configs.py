@@ -191,8 +191,15 @@ def _mixtral(cfg: Config) -> Config:
     return spec
 
 
+def _qwen3(cfg: Config) -> Config:
+    """Qwen3 dense: Llama-like with a per-head RMSNorm on q and k (transformers
+    ``models/qwen3/modeling_qwen3.py``, ``Qwen3Attention``: ``q_norm = Qwen3RMSNorm(self.head_dim)``)."""
+    return {**_llama_like(cfg), "qk_norm": "per_head"}
+
+
 def _qwen3_moe(cfg: Config) -> Config:
-    spec = _llama_like(cfg)
+    """Qwen3 MoE: the per-head q/k RMSNorm of Qwen3 (``Qwen3MoeAttention``) and MoE layers."""
+    spec = _qwen3(cfg)
     step = cfg.get("decoder_sparse_step") or 1
     dense = sorted(cfg.get("mlp_only_layers") or [])
     # transformers: layer i is MoE iff i not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0
@@ -226,7 +233,8 @@ def _qwen3_next(cfg: Config) -> Config:
     if any(moe):
         spec["moe"] = {"num_experts": cfg["num_experts"], "experts_per_token": cfg["num_experts_per_tok"],
                        "expert_intermediate_size": cfg["moe_intermediate_size"], "num_shared_experts": 1,
-                       "shared_expert_intermediate_size": cfg["shared_expert_intermediate_size"]}
+                       "shared_expert_intermediate_size": cfg["shared_expert_intermediate_size"],
+                       "shared_expert_gate": True}  # Qwen3NextSparseMoeBlock.shared_expert_gate
     spec["linear_attention"] = {"num_key_heads": cfg["linear_num_key_heads"],
                                 "num_value_heads": cfg["linear_num_value_heads"],
                                 "key_head_dim": cfg["linear_key_head_dim"],
@@ -448,7 +456,7 @@ HF_ARCHITECTURES: dict[str, Callable[[Config], Config]] = {
     "llama": _llama_like,
     "mistral": _mistral,
     "qwen2": _qwen2,
-    "qwen3": _llama_like,
+    "qwen3": _qwen3,
     "phi3": _phi3,
     "phi3small": _phi3,
     "mixtral": _mixtral,

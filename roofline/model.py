@@ -52,12 +52,15 @@ class MoESpec:
     shared_expert_intermediate_size: int = 0
     first_dense_layers: int = 0
     moe_layer_interval: int = 1
+    #: a sigmoid gate scales the shared experts' output per token: ``Linear(hidden, 1)`` (Qwen3-Next,
+    #: Qwen3.5: transformers ``Qwen3NextSparseMoeBlock.shared_expert_gate``)
+    shared_expert_gate: bool = False
 
     @classmethod
     def from_block(cls, b: Block) -> MoESpec:
         b.check_keys(["num_experts", "experts_per_token", "expert_intermediate_size"],
                      ["num_shared_experts", "shared_expert_intermediate_size", "first_dense_layers",
-                      "moe_layer_interval"])
+                      "moe_layer_interval", "shared_expert_gate"])
         expert_width = b.integer("expert_intermediate_size", maximum=MAX_WIDTH)
         shared = b.integer("num_shared_experts", minimum=0, default=0)
         spec = cls(
@@ -70,9 +73,12 @@ class MoESpec:
                                                       default=expert_width if shared else 0),
             first_dense_layers=b.integer("first_dense_layers", minimum=0, default=0, maximum=MAX_LAYERS),
             moe_layer_interval=b.integer("moe_layer_interval", default=1, maximum=MAX_LAYERS),
+            shared_expert_gate=b.boolean("shared_expert_gate", default=False),
         )
         if spec.experts_per_token > spec.num_experts:
             raise b.error("experts_per_token", f"must be <= num_experts ({spec.num_experts})")
+        if spec.shared_expert_gate and not spec.num_shared_experts:
+            raise b.error("shared_expert_gate", "needs num_shared_experts >= 1 (it gates the shared experts)")
         return spec
 
 
@@ -349,8 +355,10 @@ class ModelSpec:
         """One MoE feed-forward: routed experts (all, or the top-k), shared experts, router."""
         m = self.moe
         experts = m.experts_per_token if active else m.num_experts
+        gate = self.hidden_size if m.shared_expert_gate else 0
         return (experts * self.mlp_params(m.expert_intermediate_size)
-                + m.num_shared_experts * self.mlp_params(m.shared_expert_intermediate_size) + self.router_params())
+                + m.num_shared_experts * self.mlp_params(m.shared_expert_intermediate_size) + self.router_params()
+                + gate)
 
     def router_params(self) -> int:
         m = self.moe

@@ -94,6 +94,11 @@ class _LayerBuilder:
         self.add(_Op(name, "vector", count, stage, flops=flops_per_element * elements_in,
                      act_bytes=(elements_in + elements_out) * ab, weight_bytes=weight_bytes))
 
+    def layer_norm(self, name: str, count: float, stage: float) -> None:
+        """One of the model's norms over the hidden width (RMSNorm: a weight; LayerNorm: weight and bias)."""
+        th = self.tokens * self.m.hidden_size
+        self.vector(name, th, th, 5, count, stage, weight_bytes=self.m.norm_params() * _HIDDEN_BYTES)
+
     def tp_collective(self, name: str, count: float, stage: float, elements: float, label: str = "") -> int:
         tp = self.p.tp
         size = elements * self.w.comm_bytes
@@ -113,6 +118,8 @@ class _LayerBuilder:
         first_stage = 1.0 if self.p.pp == 1 else 0.0
         self.add(_Op("embedding", "embedding", 1, first_stage,
                      weight_bytes=t * h * self.w.weight_bytes_for("embedding"), act_bytes=t * h * self.w.act_bytes))
+        if self.m.embedding_norm:  # BLOOM's word_embeddings_layernorm (LayerNorm: weight and bias)
+            self.layer_norm("embedding_norm", 1, first_stage)
         if self.p.tp > 1:  # vocab-parallel embedding sums the partial rows
             return self.tp_collective("embedding_allreduce", 1, first_stage, t * h)
         return None
@@ -120,8 +127,8 @@ class _LayerBuilder:
     def attention_block(self, count: float, stage: float, label: str = "mlp") -> int | None:
         m, _w, t, tp, p = self.m, self.w, self.tokens, self.p.tp, self.prefix
         h, d = m.hidden_size, m.head_dim
-        norm_w = h * 2.0
-        self.vector(p + "input_norm", t * h, t * h, 5, count, stage, weight_bytes=norm_w)
+        if m.norms_per_layer >= 1:
+            self.layer_norm(p + "input_norm", count, stage)
         if self.kind == "linear":
             self.linear_attention(count, stage)
         elif m.mla is not None:
@@ -284,16 +291,37 @@ class _LayerBuilder:
     def mlp_block(self, count: float, stage: float) -> int | None:
         m, t, tp, p = self.m, self.tokens, self.p.tp, self.prefix
         h = m.hidden_size
-        self.vector(p + "residual_add", 2 * t * h, t * h, 1, count, stage)
-        self.vector(p + "post_attn_norm", t * h, t * h, 5, count, stage, weight_bytes=h * 2.0)
+        self.pre_ffn_norms(count, stage)
         inter = ceil(m.intermediate_size / tp)
         up_width = 2 * inter if m.gated_mlp else inter
         self.gemm(p + ("gate_up_proj" if m.gated_mlp else "up_proj"), up_width, h, count, stage)
         self.vector(p + "activation", t * up_width, t * inter, 4, count, stage)
         self.gemm(p + "down_proj", h, inter, count, stage)
-        if tp > 1:
-            return self.tp_collective(p + "mlp_allreduce", count, stage, t * h, "attention")
-        return None
+        last = self.tp_collective(p + "mlp_allreduce", count, stage, t * h, "attention") if tp > 1 else None
+        self.post_ffn_norms(count, stage)
+        return last
+
+    def pre_ffn_norms(self, count: float, stage: float) -> None:
+        """The residual add and the norms between attention and the feed-forward.
+
+        ``norms_per_layer`` says how many norms a layer has: 2 (input and post-attention: Llama and
+        most), 1 (one norm feeds attention and MLP in parallel: GPT-J, Falcon-7B), 4 (Gemma 2/3's
+        sandwich: also a norm on the attention output and one on the MLP output, transformers
+        ``Gemma3DecoderLayer``: ``post_attention_layernorm``, ``pre_feedforward_layernorm``,
+        ``post_feedforward_layernorm``); more than 2 add the extra ones on the outputs.
+        """
+        t, h, p, n = self.tokens, self.m.hidden_size, self.prefix, self.m.norms_per_layer
+        if n > 2:  # the attention output is normalised before the residual add
+            self.layer_norm(p + "attn_output_norm", count, stage)
+        self.vector(p + "residual_add", 2 * t * h, t * h, 1, count, stage)
+        if n >= 2:
+            self.layer_norm(p + "post_attn_norm", count, stage)
+
+    def post_ffn_norms(self, count: float, stage: float) -> None:
+        """The norms of more than 3 per layer on the feed-forward output (Gemma: one)."""
+        extra = self.m.norms_per_layer - 3
+        if extra > 0:
+            self.layer_norm(self.prefix + "mlp_output_norm", count * extra, stage * extra)
 
     def moe_block(self, count: float, stage: float) -> None:
         """Router, shared experts, routed experts (EP: between all-to-all dispatch and combine).
@@ -308,8 +336,7 @@ class _LayerBuilder:
         moe, h = m.moe, m.hidden_size
         lay = ExpertLayout(moe.num_experts, moe.experts_per_token, t, tp, ep, w.moe_skew)
         mode = w.moe_prefetch
-        self.vector(p + "residual_add", 2 * t * h, t * h, 1, count, stage)
-        self.vector(p + "post_attn_norm", t * h, t * h, 5, count, stage, weight_bytes=h * 2.0)
+        self.pre_ffn_norms(count, stage)
         # ep = 1: every TP rank routes all tokens (replicated router); ep > 1: its T/tp share
         routed = t if ep == 1 else lay.device_tokens
         self.gemm(p + "router", moe.num_experts, h, count, stage, m=routed)
@@ -320,7 +347,10 @@ class _LayerBuilder:
             pf = 0.0 if mode == "none" else None
             self.gemm(p + ("shared_gate_up_proj" if m.gated_mlp else "shared_up_proj"), up, h, count, stage, prefetch=pf)
             self.vector(p + "shared_activation", t * up, t * inter, 4, count, stage)
-            self.gemm("shared_down_proj", h, inter, count, stage, prefetch=pf)
+            self.gemm(p + "shared_down_proj", h, inter, count, stage, prefetch=pf)
+            if moe.shared_expert_gate:  # sigmoid(x W_g) scales the shared output: one column, replicated
+                self.gemm(p + "shared_expert_gate", 1, h, count, stage, prefetch=pf)
+                self.vector(p + "shared_gate_mul", t * h + t, t * h, 2, count, stage)
         buffer = lay.dispatch_elements(h)
         if ep > 1:
             self.add(_Op(p + "moe_dispatch", "collective", count, stage, collective="alltoall",
@@ -354,12 +384,13 @@ class _LayerBuilder:
         self.vector(p + "expert_weighted_sum", rows * h, routed * h, 2, count, stage)
         if tp > 1:
             self.tp_collective(p + "mlp_allreduce", count, stage, t * h, "attention")
+        self.post_ffn_norms(count, stage)
 
     def head(self) -> None:
         m, w, b, tp = self.m, self.w, self.batch, self.p.tp
         h = m.hidden_size
         self.vector("residual_add", 2 * self.tokens * h, self.tokens * h, 1, 1, 1)
-        self.vector("final_norm", b * h, b * h, 5, 1, 1, weight_bytes=h * 2.0)
+        self.vector("final_norm", b * h, b * h, 5, 1, 1, weight_bytes=m.norm_params() * _HIDDEN_BYTES)
         vocab = ceil(m.vocab_size / tp)
         # only the last position of each sequence needs logits, in both phases
         self.gemm("lm_head", vocab, h, 1, 1, m=b)
