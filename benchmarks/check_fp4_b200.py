@@ -41,7 +41,7 @@ def tpot_rows() -> pd.DataFrame:
             w = Workload(batch=int(c.concurrency), input_len=int(c.isl), output_len=int(c.osl),
                          weight_dtype=weight, activation_dtype=act, kv_dtype=kv)
             p = roofline.predict(c.model, "b200", workload=w, parallelism=Parallelism(tp=int(c.tp), pp=int(c.pp)),
-                                 prefetch=False, check_memory=False)
+                                 prefetch=False, check_memory=False, datasheet=True)
             rows.append({"backend": c.backend, "precision": c.precision, "reading": reading, "isl": c.isl,
                          "osl": c.osl, "concurrency": c.concurrency, "tp": c.tp,
                          "predicted_ms": p.tpot_s * 1e3, "measured_ms": c.measured_s * 1e3})

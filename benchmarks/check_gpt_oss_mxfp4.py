@@ -44,7 +44,7 @@ def tpot_rows(data_dir: Path | None = None) -> pd.DataFrame:
         for precision, w in (("mxfp4 experts", Workload.for_model(model, **kw)),
                              ("bf16", Workload.for_model(model, "bf16", **kw))):
             p = roofline.predict(model, DEVICES[c.gpu], workload=w, parallelism=par, prefetch=False,
-                                 check_memory=False)
+                                 check_memory=False, datasheet=True)
             rows.append({"gpu": c.gpu, "framework": c.framework, "tp": c.tp, "isl": c.isl, "osl": c.osl,
                          "concurrency": c.concurrency, "precision": precision,
                          "predicted_ms": p.tpot_s * 1e3, "measured_ms": c.tpot_ms})
