@@ -170,18 +170,24 @@ def _both_kinds(cases: pd.DataFrame, concurrency: int, n: int) -> pd.DataFrame:
 @needs_data
 def test_serving_rows_read_the_e2e_file_as_the_serving_fit_does():
     """The case table's end-to-end rows, as serving rows, carry the configuration the serving fit
-    reads from the same file (dtype, KV dtype, parallelism): the two readings may not drift apart."""
+    reads from the same file (dtype, KV dtype, parallelism): the two readings may not drift apart.
+    The fit leaves out the 7 rows that record no concurrency (``aiconfigurator_concurrency_known``);
+    the case table keeps every row, in the file's order."""
+    from roofline.validation._data import resolve_data_dir
     from roofline.validation._serving_cases import serving_rows
-    from roofline.validation._serving_fit import load_serving_rows
+    from roofline.validation._serving_fit import aiconfigurator_concurrency_known, load_serving_rows
 
     c = _cases()
     ttft = c[c["kind"] == "ttft"]
     mine = serving_rows(ttft[ttft["dataset"] == "aiconfigurator/e2e"]).reset_index(drop=True)
+    e = pd.read_csv(resolve_data_dir(None) / "aiconfigurator" / "e2e_silicon_dense_models.csv")
+    assert len(mine) == len(e) == 1042
+    mine = mine[aiconfigurator_concurrency_known(e).to_numpy()].reset_index(drop=True)
     fit = load_serving_rows(keep_duplicates=True)  # the reading of every row, copies of InferenceX included
     fit = fit[fit["dataset"] == "aiconfigurator"].reset_index(drop=True)
     cols = ["model", "device", "framework", "dtype", "weight_dtype", "kv_dtype", "op_dtypes", "tp", "ep",
             "attention_dp", "isl", "osl", "concurrency"]
-    assert len(mine) == len(fit) == 1042
+    assert len(mine) == len(fit) == 1035
     pd.testing.assert_frame_equal(mine[cols].astype(str), fit[cols].astype(str))
 
 

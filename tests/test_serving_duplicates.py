@@ -50,4 +50,4 @@ def test_the_loader_drops_exactly_the_118_repeated_aiconfigurator_rows():
     assert len(twins) == 118
     rows = load_serving_rows()
     assert len(rows) == len(every) - 118 and "duplicate" not in rows.columns
-    assert rows["dataset"].value_counts().to_dict() == {"aiconfigurator": 924, "inferencex": 374}
+    assert rows["dataset"].value_counts().to_dict() == {"aiconfigurator": 917, "inferencex": 374}

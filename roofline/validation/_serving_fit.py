@@ -45,7 +45,7 @@ from roofline.validation._data import resolve_data_dir
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["LOSS", "LOSS_SCALE", "DUPLICATE_KEY", "DUPLICATE_RTOL", "aiconfigurator_dtypes",
-           "aiconfigurator_duplicates",
+           "aiconfigurator_duplicates", "aiconfigurator_concurrency_known",
            "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
@@ -96,9 +96,23 @@ def aiconfigurator_duplicates(inferencex: pd.DataFrame, aiconfigurator: pd.DataF
     return pd.Series(aiconfigurator.index.isin(pairs.loc[same, "index"]), index=aiconfigurator.index)
 
 
+def aiconfigurator_concurrency_known(e: pd.DataFrame) -> pd.Series:
+    """True for each AIConfigurator end-to-end row (the columns of ``e2e_silicon_dense_models.csv``)
+    that records its benchmark's concurrency (``silicon_concurrency``).
+
+    The 7 that do not (Qwen3-32B on H100 at 4000/1000, ids ``..._4000x1000_c_tp...``) come from
+    NVIDIA's gap-analysis runs (the ``silicon_data_source`` column of aiconfigurator's
+    ``silicon_sample.csv``), whose ``batch_size`` is each replica's maximum batch when several
+    replicas serve (its GB200 rows: concurrency 288 at batch_size 144, TP 2 on a four-GPU node), so
+    the concurrency these 7 ran at is unknown and ``batch_size`` cannot stand for it."""
+    return e["silicon_concurrency"].notna()
+
+
 def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool = False) -> pd.DataFrame:
     """One row per measured (scenario, concurrency): both TTFT and TPOT, in ms. AIConfigurator rows
-    repeating an InferenceX row are dropped unless ``keep_duplicates`` (then flagged ``duplicate``)."""
+    repeating an InferenceX row are dropped unless ``keep_duplicates`` (then flagged ``duplicate``);
+    AIConfigurator rows that do not record their concurrency are always dropped
+    (:func:`aiconfigurator_concurrency_known`)."""
     root = resolve_data_dir(data_dir)
     x = pd.read_csv(root / "inferencex" / "serving_h100_h200.csv")
     x = x[x["model"].isin(_MODELS)]
@@ -116,7 +130,7 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
         "max_num_batched_tokens": pd.to_numeric(x["max_num_batched_tokens"], errors="coerce"),
         "saturated": x["flags"].fillna("").str.contains("ttft_jump")})
     e = pd.read_csv(root / "aiconfigurator" / "e2e_silicon_dense_models.csv")
-    e = e[e["model_path"].isin(_MODELS) & (e["pp_size"] == 1)]
+    e = e[e["model_path"].isin(_MODELS) & (e["pp_size"] == 1) & aiconfigurator_concurrency_known(e)]
     prec = e["precision"].fillna("bf16").where(~e["model_path"].str.endswith("FP8"), "fp8")
     backend = e["backend"].astype(str)
     dtype, kv_dtype = aiconfigurator_dtypes(prec, backend)
