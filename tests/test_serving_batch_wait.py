@@ -9,7 +9,7 @@ import pytest
 
 import roofline
 from roofline.exceptions import SpecError
-from roofline.serving import ServingSetup, engine_defaults, simulate, steady_state
+from roofline.serving import Lengths, ServingSetup, engine_defaults, simulate, steady_state
 from roofline.serving.settings import batch_wait_holds
 from roofline.serving.step_cost import ScalarStepCost
 from roofline.serving.workload import Requests
@@ -170,3 +170,24 @@ def test_sweep_serving_block_takes_batch_wait():
     assert (block.settings.batch_wait_timeout_iters, block.settings.batch_wait_max_tokens_ratio) == (20, 0.9)
     with pytest.raises(SpecError, match="s.yaml: serving.batch_wait_max_tokens_ratio"):
         parse_serving_block({"batch_wait_max_tokens_ratio": 2.0}, "s.yaml")
+
+
+@pytest.mark.parametrize("rate_rps", [0.5, 2.0])
+def test_open_loop_batch_wait_matches_simulator(rate_rps):
+    # Poisson arrivals (as the analytic window assumes): Llama-3.1-70B fp8 on 2x H200, 1k / 500
+    # tokens +-10%, timeout 20, ratio 0.9: TTFT within 10% (0.5 rps: 292.8 simulated, 289.6 analytic
+    # ms; 2 rps: 323.6 and 300.9 with 1,500 requests), TPOT within 2%
+    from roofline.serving import ServingWorkload, make_requests, trace_metrics
+
+    st = _waiting(20, 0.9)
+    setup = ServingSetup(roofline.load_model("llama-3.1-70b"), roofline.load_hardware("h200-sxm"),
+                         roofline.Workload.with_dtype("fp8"), roofline.Parallelism(tp=2), st)
+    cost, cap = setup.step_cost(), setup.kv_capacity_tokens()
+    w = ServingWorkload(Lengths(900, 1100), Lengths(450, 550), rate_rps=rate_rps, num_requests=1500)
+    m = trace_metrics(simulate(make_requests(w), cost.scalar(), st, cap))
+    a = steady_state(cost, prompt=1000, output=500, prefill=1000, kv_capacity_tokens=cap,
+                     max_num_batched_tokens=st.max_num_batched_tokens, max_num_seqs=st.max_num_seqs,
+                     block_tokens=st.block_tokens, rate_rps=rate_rps, batch_wait_timeout_iters=20,
+                     batch_wait_max_tokens_ratio=0.9)
+    assert a["ttft_s"][0] * 1e3 == pytest.approx(m["ttft_ms"], rel=0.10)
+    assert a["tpot_s"][0] * 1e3 == pytest.approx(m["tpot_ms"], rel=0.02)
