@@ -105,6 +105,12 @@ def serve(
     max_num_seqs: Annotated[int | None, typer.Option(min=1, help="Running sequences at most.")] = None,
     gpu_memory_utilization: Annotated[float | None, typer.Option(help="Share of HBM for the engine, (0, 1].")]
     = None,
+    batch_wait_iters: Annotated[int | None, typer.Option(
+        "--batch-wait-iters", min=0, help="TensorRT-LLM batch_wait_timeout_iters: steps a prompt may be held while "
+                                   "others decode (needs --batch-wait-tokens-ratio; default 0: off).")] = None,
+    batch_wait_tokens_ratio: Annotated[float | None, typer.Option(
+        "--batch-wait-tokens-ratio", help="TensorRT-LLM batch_wait_max_tokens_ratio, [0, 1]: held prompts go once "
+                                          "their tokens reach it x the token budget (default 0: off).")] = None,
     draft_tokens: Annotated[int, typer.Option(min=0, help="Speculative decoding: draft tokens per step.")] = 0,
     acceptance: Annotated[float, typer.Option(help="Speculative decoding: acceptance rate per token, [0, 1).")]
     = 0.0,
@@ -163,6 +169,12 @@ def serve(
     if op_dtype and (opts.disagg or opts.fixed):
         raise fail("--op-dtype: not supported with disaggregated pools (--disagg, --prefill/--decode); "
                    "use --dtype")
+    if batch_wait_tokens_ratio is not None and not 0.0 <= batch_wait_tokens_ratio <= 1.0:
+        raise fail(f"--batch-wait-tokens-ratio: must be in [0, 1], got {batch_wait_tokens_ratio:g}")
+    for option, value in (("--batch-wait-iters", batch_wait_iters), ("--batch-wait-tokens-ratio", batch_wait_tokens_ratio)):
+        if value is not None and (opts.disagg or opts.fixed):
+            raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode): a prefill "
+                       "pool runs no decode steps to hold its prompts behind")
     for option, value in (("--prefetch-weights", prefetch_weights), ("--prefetch-kv", prefetch_kv)):
         if value is not None and (opts.disagg or opts.fixed):
             raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode); "
@@ -219,6 +231,7 @@ def serve(
                  trace=str(trace) if trace else None, num_requests=num_requests, prefix_hit=prefix_hit,
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                  gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
+                 batch_wait_timeout_iters=batch_wait_iters, batch_wait_max_tokens_ratio=batch_wait_tokens_ratio,
                  slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
                  prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, seed=seed,
                  cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))), **(overrides or {}))

@@ -19,6 +19,13 @@ the two kinds of step are costed apart and averaged with weights ``1 - f`` and `
 - a closed loop whose requests all have the same lengths (``lockstep``) does not stagger: it
   follows a periodic schedule in which groups of requests start, prefill and finish together,
   modelled apart (:mod:`roofline.serving.lockstep`);
+- TensorRT-LLM's batch waiting (``batch_wait_timeout_iters`` ``T`` and ``batch_wait_max_tokens_ratio``
+  ``rho``, :func:`roofline.serving.settings.batch_wait_holds`): while others decode, the first prompt
+  to arrive opens a window of decode-only steps that ends after ``T`` steps or when ``m`` prompts
+  have gathered (``m p + B v >= rho M``); with Poisson arrivals at ``lambda`` a step its prompts
+  wait ``T (1 + lambda T / 2) / (1 + lambda T)`` steps on average when the threshold is out of
+  reach, less when it is not (:func:`_batch_wait_steps`); those steps join the request's lifetime,
+  and its TTFT, as decode-only steps, and the prompts a window releases are prefilled together;
 - closed loop at concurrency ``C``: ``c = min(C, max_num_seqs, KV-capacity sequences)``; the
   ``C - c`` others wait (Little's law: wait = ``(C - c) / throughput``);
 - open loop at rate ``R``: ``c`` solves ``c = R * lifetime(c)`` (fixed point); above the rate
@@ -41,17 +48,63 @@ ANALYTIC_NOTE = ("analytic steady-state model: means only; percentiles need the 
                  "(--simulate) and are null")
 
 
+#: Points of the midpoint rule over a batch-waiting window (:func:`_batch_wait_steps`).
+_WINDOW_POINTS = 64
+
+
+def _batch_wait_steps(lam: np.ndarray, decode_batch: np.ndarray, prompt: np.ndarray, verify: np.ndarray,
+                      timeout_iters: np.ndarray, threshold_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean steps TensorRT-LLM's batch waiting holds a prompt back, and the prompts it releases
+    together (all arrays broadcast to (n,)).
+
+    A window opens at a prompt that finds sequences decoding; it ends after ``T`` =
+    ``timeout_iters`` steps or when ``k = m - 1`` more prompts have arrived, ``m`` the prompts whose
+    tokens with the decode tokens reach ``threshold_tokens`` (``ratio x max_num_tokens``); arrivals
+    are Poisson at ``lambda`` a step (``N(t)`` of them by step ``t``). So the window lasts
+    ``L = min(T, S_k)``, ``E[L] = int_0^T P(N(t) < k) dt``; a prompt arriving at ``t`` waits ``L - t``,
+    together ``E[int_0^L N(t) dt] = int_0^T E[N(t); N(t) < k] dt``; a window holds ``1 + E[min(N(T),
+    k)]`` prompts, and the mean wait is the ratio (renewal reward). ``k`` large against ``lambda T``
+    gives ``T (1 + lambda T / 2) / (1 + lambda T)``. None when ``T`` or the threshold is 0 (as the
+    source, whose release test is then true at once) or one prompt reaches it."""
+    lam, b, prompt, verify, t_max, thr = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (
+        lam, decode_batch, prompt, verify, timeout_iters, threshold_tokens)))
+    k = np.maximum(np.ceil((thr - b * verify) / np.maximum(prompt, 1.0) - 1e-9), 1.0) - 1.0
+    on = (t_max > 0) & (thr > 0) & (k >= 1)
+    wait, group = np.zeros(lam.shape), np.ones(lam.shape)
+    if not on.any():
+        return wait, group
+    lam, t_max, k = lam[on], t_max[on], k[on]
+    # beyond j = lambda T + 12 sqrt(lambda T) + 12 the Poisson terms are negligible: k above it acts as infinite
+    k = np.minimum(k, np.ceil(lam * t_max + 12.0 * np.sqrt(lam * t_max) + 12.0))
+    x = lam[:, None] * t_max[:, None] * np.append((np.arange(_WINDOW_POINTS) + 0.5) / _WINDOW_POINTS, 1.0)
+    p = np.exp(-x)  # P(N = j) at each point (the last column: t = T), from j = 0
+    below, below_n = np.zeros_like(x), np.zeros_like(x)  # P(N < k), E[N; N < k]
+    for j in range(int(k.max())):
+        live = (j < k)[:, None]
+        below += np.where(live, p, 0.0)
+        below_n += np.where(live, j * p, 0.0)
+        p = p * x / (j + 1)
+    e_len = t_max * below[:, :-1].mean(axis=1)
+    e_area = t_max * below_n[:, :-1].mean(axis=1)
+    held = 1.0 + below_n[:, -1] + k * (1.0 - below[:, -1])
+    wait[on], group[on] = (e_len + e_area) / held, held
+    return wait, group
+
+
 def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, output: np.ndarray,
              prefill: np.ndarray, budget: np.ndarray, verify: np.ndarray, tps: np.ndarray,
              step_overhead_s: np.ndarray, decode_scale: np.ndarray | float = 1.0,
              prefill_scale: np.ndarray | float = 1.0, seq_overhead_s: np.ndarray | float = 0.0,
-             prefill_first: np.ndarray | float = 0.0, closed: bool = True) -> dict[str, np.ndarray]:
+             prefill_first: np.ndarray | float = 0.0, closed: bool = True,
+             wait_iters: np.ndarray | float = 0.0, wait_tokens: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
     """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,)).
 
     ``prefill_first`` (1 for SGLang-style engines): steps carrying prefill chunks carry no decode
     tokens, so a request's ``d`` decode steps take ``d / (1 - f')`` steps, ``f'`` the share of steps
     carrying the other requests' prefill chunks. ``closed``: a closed loop of ``c`` requests (a
-    request sees ``c - 1`` others), else Poisson arrivals (it sees ``c`` others on average)."""
+    request sees ``c - 1`` others), else Poisson arrivals (it sees ``c`` others on average).
+    ``wait_iters``, ``wait_tokens``: TensorRT-LLM's batch waiting, its timeout (steps) and token
+    threshold (ratio x budget; :func:`_batch_wait_steps`), 0: off."""
     d = decode_steps(output, tps)
     mixed = 1.0 - np.asarray(prefill_first, dtype=float)  # 1: decode tokens share the prefill steps
     n_p = np.ones_like(c)
@@ -60,19 +113,31 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     # only (its own precede its decode steps): c - 1 others of c in closed loop; with Poisson
     # arrivals (open loop) a request sees on average the c others of the mean (PASTA)
     others = np.maximum(c - 1.0, 0.0) / np.maximum(c, 1.0) if closed else np.ones_like(c)
+    waits_batch = bool(np.any((np.asarray(wait_iters) > 0) & (np.asarray(wait_tokens) > 0)))
+    hold = np.zeros_like(c)  # steps batch waiting holds a prompt back (decode-only steps)
+    group = np.ones_like(c)  # prompts it releases together (prefilled in the same steps)
 
     def schedule(n_p: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, ...]:
         d_eff = d / (1.0 - (1.0 - mixed) * f * others)
-        b = c * d_eff / (n_p + d_eff)
+        b = c * d_eff / (n_p + hold + d_eff)
         # the budget left for a prompt's chunk: the decode tokens of the OTHER running requests (its
         # own decode starts after its prefill: at c = 1 an 8,192-token prompt is one chunk of 8,192)
-        return d_eff, b, c / (n_p + d_eff), np.maximum(budget - mixed * b * others * verify, 1.0)
+        return d_eff, b, c / (n_p + hold + d_eff), np.maximum(budget - mixed * b * others * verify, 1.0)
+
+    def batch_wait(lam: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # only a prompt that finds others decoding waits: in closed loop at c > 1 (the others decode
+        # but while prefilling), with Poisson arrivals when at least one sequence decodes
+        decoding = (c > 1.0) * mixed if closed else (1.0 - np.exp(-b)) * mixed
+        wait, size = _batch_wait_steps(lam, b * others, prompt, verify, np.asarray(wait_iters, dtype=float),
+                                       np.asarray(wait_tokens, dtype=float))
+        return decoding * wait, 1.0 + decoding * (size - 1.0)
 
     def prefill_share(n_p: np.ndarray, lam: np.ndarray, avail: np.ndarray) -> np.ndarray:
         # staggered arrivals: a prefill step also carries the chunks of the other requests
         # expected in the same step, lambda (c - 1) / c (arrivals independent of each other;
         # none at c = 1, where counting lambda made DeepSeek-V3's mean step 8% short on 2 GH200)
-        per_step = np.minimum(prefill / n_p * (1.0 + lam * others), avail)
+        # (batch waiting releases its held prompts together: ``group`` of them share the steps)
+        per_step = np.minimum(prefill / n_p * np.maximum(1.0 + lam * others, group), avail)
         return np.clip(lam * prefill / per_step, 1e-12, np.where(mixed > 0, 1.0, 0.99))
 
     # B, n_p (and with prefill-first steps f) depend on each other: a few rounds settle them
@@ -82,6 +147,9 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
         n_p = np.maximum(1.0, np.ceil(prefill / avail - 1e-9))
         if waits:
             f = prefill_share(n_p, *schedule(n_p, f)[2:])
+    for _ in range(6 if waits_batch else 0):  # the hold lengthens a lifetime, which thins the arrivals
+        _, b, lam, _ = schedule(n_p, f)
+        hold, group = batch_wait(lam, b)
     d_eff, b, lam, avail = schedule(n_p, f)
     f = prefill_share(n_p, lam, avail)
     cached = prompt - prefill
@@ -108,9 +176,11 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     dec_step = (1 - f_dec) * dec0 + f_dec * dec1
     # a decoding sequence's gap between tokens: one step, plus the prefill steps it waits through
     gap = dec_step / (1.0 - (1.0 - mixed) * f_dec)
+    # the held steps are decode-only steps of the others (the thinner arrivals already lower f)
+    hold_s = hold * step0
     return {"decode_steps": d_eff, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
-            "decode_step_s": dec_step, "token_gap_s": gap, "prefill_step_s": step1,
-            "lifetime_s": n_p * step1 + d_eff * dec_step}
+            "decode_step_s": dec_step, "token_gap_s": gap, "prefill_step_s": step1, "batch_wait_s": hold_s,
+            "lifetime_s": hold_s + n_p * step1 + d_eff * dec_step}
 
 
 def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
@@ -134,14 +204,16 @@ def _lockstep(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarr
               prefill: np.ndarray, cap: np.ndarray, budget: np.ndarray, max_seqs: np.ndarray, block: np.ndarray,
               verify: np.ndarray, tps: np.ndarray, s_step: np.ndarray, s_req: np.ndarray, k_d: np.ndarray,
               k_p: np.ndarray, s_seq: np.ndarray, pf: np.ndarray,
-              burst_requests: np.ndarray | float | None) -> dict[str, np.ndarray]:
-    """The lock-step closed loop (all arrays (n,)); the staggered one where it has no lock-step."""
+              burst_requests: np.ndarray | float | None, w_it: np.ndarray, w_ratio: np.ndarray) -> dict[str, np.ndarray]:
+    """The lock-step closed loop (all arrays (n,)); the staggered one where it has no lock-step
+    or batch waiting holds prompts back (``w_it``, ``w_ratio``: its timeout and ratio)."""
     res = lockstep_state(
         cost, hw, concurrency=load, prompt=prompt, output=output, prefill=prefill, kv_capacity_tokens=cap,
         max_num_batched_tokens=budget, max_num_seqs=max_seqs, block_tokens=block, verify_tokens=verify,
         tokens_per_step=tps, step_overhead_s=s_step, request_overhead_s=s_req, decode_scale=k_d, prefill_scale=k_p,
         seq_overhead_s=s_seq, prefill_first=pf)
     valid, first_wave = res.pop("valid"), res.pop("first_wave_extra_s")
+    valid = valid & ~((w_it > 0) & (w_ratio > 0))
     if burst_requests is not None:
         # the benchmark's first c requests arrive at once: a share c / N of the requests have the
         # first wave's TTFT instead of the steady one
@@ -159,7 +231,8 @@ def _lockstep(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarr
                             step_overhead_s=s_step[i], request_overhead_s=s_req[i], hw_row=hw[i],
                             burst_requests=None if burst_requests is None else np.broadcast_to(
                                 np.asarray(burst_requests, dtype=float), load.shape)[i],
-                            decode_scale=k_d[i], prefill_scale=k_p[i], seq_overhead_s=s_seq[i], prefill_first=pf[i])
+                            decode_scale=k_d[i], prefill_scale=k_p[i], seq_overhead_s=s_seq[i], prefill_first=pf[i],
+                            batch_wait_timeout_iters=w_it[i], batch_wait_max_tokens_ratio=w_ratio[i])
         for key, values in stag.items():
             res[key][i] = values
     return res
@@ -174,7 +247,9 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                  burst_requests: np.ndarray | float | None = None, decode_scale: np.ndarray | float = 1.0,
                  prefill_scale: np.ndarray | float = 1.0,
                  seq_overhead_s: np.ndarray | float = 0.0,
-                 prefill_first: np.ndarray | bool = False) -> dict[str, np.ndarray]:
+                 prefill_first: np.ndarray | bool = False,
+                 batch_wait_timeout_iters: np.ndarray | float = 0.0,
+                 batch_wait_max_tokens_ratio: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
     """Mean serving metrics of n configurations at once (every argument broadcasts to (n,)).
 
     ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
@@ -187,7 +262,9 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     :mod:`roofline.serving.overheads`). ``prefill_first``: the engine runs prefill chunks in steps
     of their own, the decoding sequences waiting (SGLang's scheduler). ``burst_requests``: a benchmark
     of that many requests whose first ``concurrency`` arrive at once (see :func:`_burst_wait_s`).
-    Times in seconds.
+    ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio``: TensorRT-LLM's batch waiting
+    (:func:`_batch_wait_steps`; a lock-step loop with it is taken as staggered: the held groups
+    merge, which the periodic schedule does not model). Times in seconds.
     """
     load = concurrency if concurrency is not None else rate_rps
     arrays = np.broadcast_arrays(np.asarray(load, dtype=float), np.asarray(prompt, dtype=float),
@@ -198,9 +275,12 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                                  np.asarray(verify_tokens, dtype=float), np.asarray(tokens_per_step, dtype=float),
                                  np.asarray(step_overhead_s, dtype=float), np.asarray(request_overhead_s, dtype=float),
                                  np.asarray(decode_scale, dtype=float), np.asarray(prefill_scale, dtype=float),
-                                 np.asarray(seq_overhead_s, dtype=float), np.asarray(prefill_first, dtype=float))
-    load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq, pf = \
-        (np.atleast_1d(a) for a in arrays)
+                                 np.asarray(seq_overhead_s, dtype=float), np.asarray(prefill_first, dtype=float),
+                                 np.asarray(batch_wait_timeout_iters, dtype=float),
+                                 np.asarray(batch_wait_max_tokens_ratio, dtype=float))
+    load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq, pf, \
+        w_it, w_ratio = (np.atleast_1d(a) for a in arrays)
+    w_tok = w_ratio * budget  # TensorRT-LLM's threshold: ratio x max_num_tokens
     n = len(load)
     if hw_row is None:
         hw = np.zeros(n, dtype=int) if cost.n == 1 else np.arange(n)
@@ -214,31 +294,32 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     saturated = np.zeros(n, dtype=bool)
     if concurrency is not None and lockstep:
         return _lockstep(cost, hw, load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step,
-                         s_req, k_d, k_p, s_seq, pf, burst_requests)
+                         s_req, k_d, k_p, s_seq, pf, burst_requests, w_it, w_ratio)
     if concurrency is not None:
         c_run = np.minimum(load, c_max)
-        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, k_d, k_p, s_seq, pf)
+        run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, k_d, k_p, s_seq, pf,
+                       wait_iters=w_it, wait_tokens=w_tok)
         rps = c_run / run["lifetime_s"]
         wait = (load - c_run) / rps
         # a request schedulable s_req after it arrives finds the others' step running and waits
         # for its end, half a step on average (as the event simulator; alone, the engine is idle)
         step_end = np.where((s_req > 0) & (c_run > 1), 0.5 * run["mean_step_s"], 0.0)
-        ttft = s_req + step_end + wait + run["prefill_steps"] * run["prefill_step_s"]
+        ttft = s_req + step_end + wait + run["batch_wait_s"] + run["prefill_steps"] * run["prefill_step_s"]
         if burst_requests is not None:
             ttft = ttft + _burst_wait_s(cost, hw, c_run, prefill, budget, s_step, burst_requests, k_p)
         rps = load / (ttft + run["decode_steps"] * run["decode_step_s"])  # Little's law over the whole loop
     else:
         full = _running(cost, hw, c_max, prompt, output, prefill, budget, verify, tps, s_step, k_d, k_p, s_seq,
-                        pf, False)
+                        pf, False, w_it, w_tok)
         saturated = load * full["lifetime_s"] > c_max
         c_run = np.minimum(load * full["lifetime_s"], c_max)
         for _ in range(40):  # c = R * lifetime(c): a contraction for stable loads
             run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                           k_d, k_p, s_seq, pf, False)
+                           k_d, k_p, s_seq, pf, False, w_it, w_tok)
             c_run = np.minimum(0.5 * c_run + 0.5 * load * run["lifetime_s"], c_max)
         run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
-                       k_d, k_p, s_seq, pf, False)
-        ttft = s_req + 0.5 * run["mean_step_s"] + run["prefill_steps"] * run["prefill_step_s"]
+                       k_d, k_p, s_seq, pf, False, w_it, w_tok)
+        ttft = s_req + 0.5 * run["mean_step_s"] + run["batch_wait_s"] + run["prefill_steps"] * run["prefill_step_s"]
         rps = np.where(saturated, c_max / full["lifetime_s"], load)
     tpot = np.where(output > 1, run["decode_steps"] * run["decode_step_s"] / np.maximum(output - 1, 1), 0.0)
     e2e = ttft + (output - 1) * tpot

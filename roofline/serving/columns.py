@@ -21,6 +21,8 @@ A ``serving:`` block::
       max_num_batched_tokens: 8192   # optional overrides
       max_num_seqs: 256
       gpu_memory_utilization: 0.9
+      batch_wait_timeout_iters: 20      # TensorRT-LLM's batch waiting (both positive for a wait)
+      batch_wait_max_tokens_ratio: 0.9
       attention_dp: 1
       prefix_hit: 0.0
       lengths: identical          # every request input_len / output_len: the lock-step model
@@ -62,7 +64,8 @@ SERVING_METRICS = descriptions("serving")
 #: Concurrencies tried for ``slo_max_concurrency``: 1, 2, 3, 4, 6, 8, 12, ... 4096.
 SLO_CONCURRENCIES = np.unique(np.concatenate([2 ** np.arange(13), 3 * 2 ** np.arange(11)])).astype(float)
 _KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
-         "gpu_memory_utilization", "attention_dp", "prefix_hit", "lengths", "disagg")
+         "gpu_memory_utilization", "attention_dp", "prefix_hit", "lengths", "disagg", "batch_wait_timeout_iters",
+         "batch_wait_max_tokens_ratio")
 #: What a serving block's ``lengths`` may say: every request the same, or drawn around the lengths.
 LENGTHS = ("identical", "varied")
 #: ``lengths: varied``: each length uniform within this share of the workload's (the same mean;
@@ -113,7 +116,9 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
     settings = engine_defaults(fw).with_overrides(
         max_num_batched_tokens=number("max_num_batched_tokens", True), max_num_seqs=number("max_num_seqs", True),
         gpu_memory_utilization=number("gpu_memory_utilization", upper=1.0),
-        attention_dp=number("attention_dp", True))
+        attention_dp=number("attention_dp", True),
+        batch_wait_timeout_iters=number("batch_wait_timeout_iters", True),
+        batch_wait_max_tokens_ratio=number("batch_wait_max_tokens_ratio", upper=1.0))
     hit = data.get("prefix_hit", 0.0)
     if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
         raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")
@@ -167,6 +172,8 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                   tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
                   prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
+                  batch_wait_timeout_iters=s.batch_wait_timeout_iters if s.attention_dp == 1 else 0,
+                  batch_wait_max_tokens_ratio=s.batch_wait_max_tokens_ratio,
                   lockstep=block.lengths == "identical")
     n = hw.n
     fits = request_fits(*longest, cap, s.block_tokens)  # else an engine refuses the request

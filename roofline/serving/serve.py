@@ -156,6 +156,8 @@ def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWo
         tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
         request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale, prefill_scale=o.prefill_scale,
         seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
+        batch_wait_timeout_iters=s.batch_wait_timeout_iters if s.attention_dp == 1 else 0,
+        batch_wait_max_tokens_ratio=s.batch_wait_max_tokens_ratio,
         # a closed loop is a benchmark of N requests whose first c arrive at once (as simulated)
         burst_requests=benchmark_requests(load, w.num_requests) if closed else None,
         lockstep=closed and identical_lengths(w))
@@ -249,6 +251,8 @@ def serve(
     max_num_batched_tokens: int | None = None,
     max_num_seqs: int | None = None,
     gpu_memory_utilization: float | None = None,
+    batch_wait_timeout_iters: int | None = None,
+    batch_wait_max_tokens_ratio: float | None = None,
     attention_dp: int = 1,
     draft_tokens: int = 0,
     acceptance: float = 0.0,
@@ -270,7 +274,9 @@ def serve(
         concurrency: closed loop (one value or a list: one row each); ``rate_rps``: open loop
             Poisson arrivals; ``trace``: a CSV of arrival_s, prompt_tokens, output_tokens (simulated).
         framework: engine defaults and fitted overheads (``vllm``, ``sglang``, ``trtllm``);
-            ``max_num_batched_tokens``, ``max_num_seqs``, ``gpu_memory_utilization`` override them.
+            ``max_num_batched_tokens``, ``max_num_seqs``, ``gpu_memory_utilization`` override them,
+            and ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio`` set TensorRT-LLM's batch
+            waiting (both positive for a wait; :func:`roofline.serving.settings.batch_wait_holds`).
         dtype, kv_dtype, op_dtypes: precision (default: the checkpoint's quantization_config, else
             bf16); ``op_dtypes`` sets operator classes apart, e.g. ``"experts=nvfp4,attention=fp8"``.
         attention_dp: attention data-parallel ranks inside the TP group (MoE serving).
@@ -296,7 +302,8 @@ def serve(
     settings = engine_defaults(framework).with_overrides(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
         gpu_memory_utilization=gpu_memory_utilization, attention_dp=attention_dp if attention_dp != 1 else None,
-        speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
+        speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None,
+        batch_wait_timeout_iters=batch_wait_timeout_iters, batch_wait_max_tokens_ratio=batch_wait_max_tokens_ratio)
     if settings.attention_dp > tp or tp % settings.attention_dp:
         raise SpecError(f"--attention-dp: {settings.attention_dp} must divide tp={tp}")
     chosen = fitted_model(hardware, ModelChoice(datasheet, framework))  # the calibrated profile unless datasheet
@@ -384,6 +391,9 @@ def serve(
                    "gpu_memory_utilization": setup.memory_fraction(), "block_tokens": settings.block_tokens,
                    "attention_dp": settings.attention_dp,
                    "tokens_per_step": settings.speculative.tokens_per_step,
+                   **({"batch_wait_timeout_iters": settings.batch_wait_timeout_iters,
+                       "batch_wait_max_tokens_ratio": settings.batch_wait_max_tokens_ratio}
+                      if settings.batch_waiting else {}),
                    "sources": dict(settings.sources)},
         "overheads": {"step_overhead_ms": over.step_overhead_ms, "seq_overhead_us": over.seq_overhead_us,
                       "request_overhead_ms": over.request_overhead_ms,

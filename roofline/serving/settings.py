@@ -21,7 +21,8 @@ from roofline.exceptions import SpecError
 from roofline.workload import ENGINE_FRAMEWORKS
 
 __all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding", "KV_MEMORY_RULES",
-           "sglang_mem_fraction_static", "sglang_chunked_prefill_tokens", "memory_fraction", "sglang_cuda_graph_max_bs"]
+           "sglang_mem_fraction_static", "sglang_chunked_prefill_tokens", "memory_fraction", "sglang_cuda_graph_max_bs",
+           "batch_wait_holds", "batch_wait_holds_any"]
 
 FRAMEWORKS = ENGINE_FRAMEWORKS
 
@@ -98,6 +99,32 @@ def memory_fraction(gpu_memory_utilization: float | None, hbm_capacity_bytes: np
                                       attention_dp=attention_dp)
 
 
+def batch_wait_holds_any(timeout_iters: int, max_tokens_ratio: float) -> bool:
+    """Whether TensorRT-LLM's batch waiting can hold a prompt back at all: its release test
+    ``count >= timeout_iters or tokens >= ratio x max_num_tokens`` is true at once when either is 0."""
+    return timeout_iters > 0 and max_tokens_ratio > 0.0
+
+
+def batch_wait_holds(held_iters: int, scheduled_tokens: float, *, timeout_iters: int, max_tokens_ratio: float,
+                     max_num_tokens: int) -> bool:
+    """TensorRT-LLM's batch waiting: hold this step's context (prompt) requests back?
+
+    Source: NVIDIA/TensorRT-LLM 9521caf4 ``tensorrt_llm/_torch/pyexecutor/py_executor.py``
+    ``PyExecutor._schedule`` and ``_waiting_requests``: only when the step has both context and
+    generation requests (no attention DP), the scheduled tokens (every scheduled context request's
+    whole prompt, ``len(get_tokens(0))``, plus ``1 + draft tokens`` per generation request) are
+    compared with ``batch_wait_max_tokens_ratio x max_num_tokens``; the context requests go when
+    they reach it or when ``batch_wait_iters_count >= batch_wait_timeout_iters``, which then resets
+    to 0, else the count rises by one and the step runs the generation requests alone. The count
+    changes only in such steps. ``held_iters``: that count; ``scheduled_tokens``: those tokens.
+    (``batch_wait_timeout_ms``, also default 0, is a different wait: the request queue's for new
+    requests to arrive; not modelled.)
+    """
+    if not batch_wait_holds_any(timeout_iters, max_tokens_ratio):
+        return False
+    return not (held_iters >= timeout_iters or scheduled_tokens >= max_tokens_ratio * max_num_tokens)
+
+
 @dataclass(frozen=True)
 class SpeculativeDecoding:
     """Draft ``draft_tokens`` per step, each accepted with probability ``acceptance`` (i.i.d.).
@@ -140,7 +167,12 @@ class EngineSettings:
       keeps the KV cache of its own sequences; the experts use the whole group);
     - ``prefill_first``: while prompts wait or are being prefilled, a step runs prefill chunks only
       and the decoding sequences wait (SGLang's default scheduler); otherwise every step carries
-      all decode tokens and prefill chunks fill the rest of the budget (vLLM, TensorRT-LLM).
+      all decode tokens and prefill chunks fill the rest of the budget (vLLM, TensorRT-LLM);
+    - ``batch_wait_timeout_iters`` and ``batch_wait_max_tokens_ratio``: TensorRT-LLM's batch
+      waiting (:func:`batch_wait_holds`): while sequences decode, the prompts scheduled in a step
+      are held back until their prompt tokens plus the decode tokens reach ``ratio x
+      max_num_batched_tokens`` or ``iters`` steps have been held; 0 (the default, as TensorRT-LLM's)
+      turns it off, and as in its source a wait needs both to be positive.
     """
 
     framework: str = "vllm"
@@ -152,6 +184,8 @@ class EngineSettings:
     prefill_first: bool = False
     speculative: SpeculativeDecoding = SpeculativeDecoding()
     kv_memory_rule: str = "total"
+    batch_wait_timeout_iters: int = 0
+    batch_wait_max_tokens_ratio: float = 0.0
     sources: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
@@ -162,6 +196,12 @@ class EngineSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"engine: {name}: must be a positive integer, got {value!r}")
+        it = self.batch_wait_timeout_iters
+        if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+            raise SpecError(f"engine: batch_wait_timeout_iters: must be an integer >= 0, got {it!r}")
+        ratio = self.batch_wait_max_tokens_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+            raise SpecError(f"engine: batch_wait_max_tokens_ratio: must be in [0, 1], got {ratio!r}")
         if not isinstance(self.prefill_first, bool):
             raise SpecError(f"engine: prefill_first: must be true or false, got {self.prefill_first!r}")
         if self.kv_memory_rule not in KV_MEMORY_RULES:
@@ -178,6 +218,11 @@ class EngineSettings:
         (broadcasts): ``gpu_memory_utilization``, or SGLang's default when it is None."""
         return memory_fraction(self.gpu_memory_utilization, hbm_capacity_bytes, tp=tp, pp=pp,
                                chunked_prefill_tokens=self.max_num_batched_tokens, attention_dp=self.attention_dp)
+
+    @property
+    def batch_waiting(self) -> bool:
+        """Prompts can be held back (TensorRT-LLM's batch waiting): both of its settings positive."""
+        return batch_wait_holds_any(self.batch_wait_timeout_iters, self.batch_wait_max_tokens_ratio)
 
     @property
     def budget_from_device(self) -> bool:
@@ -246,6 +291,11 @@ _TRTLLM = EngineSettings(
         ("kv_memory_rule", "source: tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator cal_max_tokens "
                            "(available KV memory = (total GPU memory - peak memory of the profiling step) x "
                            "free_gpu_memory_fraction)"),
+        ("batch_wait_timeout_iters", "source: tensorrt_llm/llmapi/llm_args.py TorchLlmArgs.batch_wait_timeout_iters "
+                                     "(default 0: off; NVIDIA/TensorRT-LLM 9521caf4)"),
+        ("batch_wait_max_tokens_ratio", "source: tensorrt_llm/llmapi/llm_args.py "
+                                        "TorchLlmArgs.batch_wait_max_tokens_ratio (default 0.0: off; "
+                                        "NVIDIA/TensorRT-LLM 9521caf4)"),
     ))
 
 _DEFAULTS = {"vllm": _VLLM, "sglang": _SGLANG, "trtllm": _TRTLLM}

@@ -12,6 +12,12 @@ Each step the scheduler (vLLM / SGLang / TensorRT-LLM style continuous batching)
 3. takes the step time from the scenario's :class:`~roofline.serving.step_cost.ScalarStepCost`
    plus the per-step software overhead.
 
+With TensorRT-LLM's batch waiting on (``batch_wait_timeout_iters`` and
+``batch_wait_max_tokens_ratio``, :func:`~roofline.serving.settings.batch_wait_holds`), a step that
+would carry prefill chunks beside decoding sequences runs the decode tokens alone instead, while
+the scheduled prompts (whole prompt tokens) plus decode tokens stay below the ratio x the token
+budget and fewer steps than the timeout have been held so far.
+
 A request's first token comes at the end of the step that finishes its prompt; each decode step
 then emits ``tokens_per_step`` tokens (1 without speculation). Requests become schedulable a
 fixed per-request overhead after they arrive (API server, tokenisation); closed-loop clients send
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from roofline.exceptions import InfeasibleConfigError
-from roofline.serving.settings import EngineSettings
+from roofline.serving.settings import EngineSettings, batch_wait_holds
 from roofline.serving.step_cost import ScalarStepCost
 from roofline.serving.workload import Requests
 
@@ -109,6 +115,9 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     prefill_first = settings.prefill_first
     max_seqs = settings.max_num_seqs
     free_blocks = total_blocks
+    wait_iters, wait_ratio = settings.batch_wait_timeout_iters, settings.batch_wait_max_tokens_ratio
+    batch_waiting = settings.batch_waiting and settings.attention_dp == 1  # TensorRT-LLM: not with attention DP
+    held = 0  # TensorRT-LLM's batch_wait_iters_count
 
     waiting: deque[int] = deque()
     running: list[int] = []
@@ -151,11 +160,20 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             chunks.append((int(r), c))
             budget -= c
         kv_dec = float(kv[dec].sum()) + n_dec
+        hold_steps = 0  # decode-only steps TensorRT-LLM's batch waiting holds the prompts back, at most
+        if batch_waiting and chunks and n_dec:
+            scheduled = float(prompt[[r for r, _ in chunks]].sum()) + n_dec * verify
+            if batch_wait_holds(held, scheduled, timeout_iters=wait_iters, max_tokens_ratio=wait_ratio,
+                                max_num_tokens=budget0):
+                hold_steps, chunks = wait_iters - held, []
+            else:
+                held = 0
         blocked = not waiting or len(running) >= max_seqs or need_blocks[waiting[0]] > free_blocks
         if not chunks and blocked:
-            # a run of decode-only steps up to the next finish (or arrival)
+            # a run of decode-only steps up to the next finish (or arrival; or the end of a batch wait:
+            # the scheduled tokens change only when a request arrives or finishes, which ends the run)
             k = int(np.ceil(np.min(out_left[dec]) / tps - 1e-9)) if n_dec else 1
-            k = max(k, 1)
+            k = max(min(k, hold_steps) if hold_steps else k, 1)
             j = np.arange(k, dtype=float)
             kv_j = kv_dec + j * n_dec * tps
             unit = cost.fixed_s(n_dec * verify, n_dec) + np.maximum(cost.c_kv * kv_j + cost.c_seq * n_dec, cost.m_kv * kv_j + cost.m_seq * n_dec)
@@ -165,6 +183,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 cut = int(np.searchsorted(ends, ready[nxt], side="left")) + 1
                 if cut < k:
                     k, times, kv_j, unit = cut, times[:cut], kv_j[:cut], unit[:cut]
+            held += k if hold_steps else 0
             clock += (float(unit.sum()), 0.0, k, k * len(running))
             span = float(times.sum())
             area_running += len(running) * span
@@ -200,6 +219,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             t += dt
             stepping += dt
             steps += 1
+            held += 1 if hold_steps else 0
             if prefill_first and decoding.any():
                 stall += dt
             if n_dec:

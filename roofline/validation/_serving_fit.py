@@ -44,8 +44,8 @@ from roofline.serving.overheads import Overheads
 from roofline.validation._data import resolve_data_dir
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["LOSS", "LOSS_SCALE", "DUPLICATE_KEY", "DUPLICATE_RTOL", "aiconfigurator_dtypes",
-           "aiconfigurator_duplicates", "aiconfigurator_concurrency_known",
+__all__ = ["LOSS", "LOSS_SCALE", "TRT_SCRIPT_SETTINGS", "ROW_SETTINGS", "DUPLICATE_KEY", "DUPLICATE_RTOL",
+           "aiconfigurator_dtypes", "aiconfigurator_duplicates", "aiconfigurator_concurrency_known",
            "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
@@ -108,6 +108,47 @@ def aiconfigurator_concurrency_known(e: pd.DataFrame) -> pd.Series:
     return e["silicon_concurrency"].notna()
 
 
+#: Engine settings the InferenceX launch scripts gave TensorRT-LLM beyond its defaults, per scenario:
+#: (dataset, model, device, tp values, isl, osl) -> {setting: value}, and the script.
+#: Source: SemiAnalysisAI/InferenceX ``benchmarks/70b_fp8_h200_trt_slurm.sh`` (commits a267b4bd and
+#: 73ef9225, both stored versions; the runs are dated 2025-10-23/29): ``if ISL == 1024 && OSL == 1024 &&
+#: TP < 8`` the extra options hold ``batch_wait_max_tokens_ratio: 0.9`` and ``batch_wait_timeout_iters:
+#: 20`` ("for 1k/1k ... will improve the performance"), the other scenarios none. Its ``--max_num_tokens``
+#: (which the ratio multiplies) is 16384 in one version and ``$MAX_MODEL_LEN`` in the other: at 0.9 x
+#: either (14,746 or about 2,000 tokens) the 20-step timeout ends nearly every wait of these closed
+#: loops at c <= 128 (one 1k prompt plus the decode tokens stays below both), so the row keeps the
+#: framework's budget. AIConfigurator's B200 Llama-3.1-70B TensorRT-LLM rows are InferenceX's B200 runs
+#: of ``70b_fp8_b200_trt_slurm.sh`` (a267b4bd) and ``70b_fp4_b200_trt_slurm.sh`` (73ef9225), which set the
+#: same: measured 2025-10-29 as InferenceX's H200 runs, on its grid (c 4-128, 1k/1k, 1k/8k, 8k/1k, TP 1-8,
+#: fp8 and fp4) and with the same pattern (1k/1k TTFT at TP 1 383 ms against 104 ms at 1k/8k, none at
+#: TP 8). Checked and left at the defaults (no batch waiting in their scripts): gpt-oss-120b H200 TP 1
+#: (``gptoss_fp4_h200_trt_slurm.sh`` f7d83402, 2e46dba0: ``--max_num_tokens 20000``, stream_interval 20) and
+#: DeepSeek-V3 H200 TP 8 (``dsr1_fp8_h200_trt_slurm.sh`` 2e46dba0: attention-DP balance only).
+TRT_SCRIPT_SETTINGS: tuple[tuple[tuple[str, str, str, tuple[int, ...], int, int], dict[str, float], str], ...] = (
+    (("inferencex", "llama-3.1-70b", "h200-sxm", (1, 2, 4), 1024, 1024),
+     {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.9},
+     "SemiAnalysisAI/InferenceX benchmarks/70b_fp8_h200_trt_slurm.sh (a267b4bd, 73ef9225)"),
+    (("aiconfigurator", "llama-3.1-70b", "b200", (1, 2, 4), 1024, 1024),
+     {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.9},
+     "SemiAnalysisAI/InferenceX benchmarks/70b_fp8_b200_trt_slurm.sh (a267b4bd), 70b_fp4_b200_trt_slurm.sh "
+     "(73ef9225)"),
+)
+#: Per-row engine settings of :func:`load_serving_rows` (NaN: the framework's default), which
+#: :func:`serving_features` passes to the simulator.
+ROW_SETTINGS = ("max_num_batched_tokens", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio")
+
+
+def _script_settings(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``TRT_SCRIPT_SETTINGS`` of each TensorRT-LLM row (NaN elsewhere)."""
+    out = pd.DataFrame(np.nan, index=rows.index, columns=["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"])
+    for (dataset, model, device, tps, isl, osl), values, _ in TRT_SCRIPT_SETTINGS:
+        hit = ((rows["dataset"] == dataset) & (rows["framework"] == "trtllm") & (rows["model"] == model)
+               & (rows["device"] == device) & rows["tp"].isin(tps) & (rows["isl"] == isl) & (rows["osl"] == osl))
+        for key, value in values.items():
+            out.loc[hit, key] = value
+    return out
+
+
 def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool = False) -> pd.DataFrame:
     """One row per measured (scenario, concurrency): both TTFT and TPOT, in ms. AIConfigurator rows
     repeating an InferenceX row are dropped unless ``keep_duplicates`` (then flagged ``duplicate``);
@@ -145,6 +186,8 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
     rows = pd.concat([ix, ae], ignore_index=True)
     if not keep_duplicates:
         rows = rows[~rows["duplicate"]].drop(columns="duplicate")
+    rows = rows.reset_index(drop=True)
+    rows[["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"]] = _script_settings(rows)
     rows["isl_osl"] = rows["isl"].astype(int).astype(str) + "/" + rows["osl"].astype(int).astype(str)
     rows["bucket"] = pd.cut(rows["concurrency"], [0, 8, 64, 1 << 30], labels=[b[2] for b in BUCKETS])
     return rows.reset_index(drop=True)
@@ -219,10 +262,17 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
             isl, osl = int(r["isl"]), int(r["osl"])
             w = ServingWorkload(Lengths(max(int(isl * ratio), 1), isl), Lengths(max(int(osl * ratio), 1), osl),
                                 concurrency=c, num_requests=max(int(round(per_c * c)), 1))
-            budget = r.get("max_num_batched_tokens")
+            # the row's own engine settings (ROW_SETTINGS; NaN or absent: the framework's default)
+            given = {k: r.get(k) for k in ROW_SETTINGS}
+            given = {k: v for k, v in given.items() if v is not None and v == v}
             settings = setup.settings.with_overrides(
                 max_num_seqs=min(c, setup.settings.max_num_seqs),
-                max_num_batched_tokens=int(budget) if budget == budget and budget else None)
+                max_num_batched_tokens=int(given["max_num_batched_tokens"]) if given.get("max_num_batched_tokens")
+                else None,
+                batch_wait_timeout_iters=int(given["batch_wait_timeout_iters"])
+                if "batch_wait_timeout_iters" in given else None,
+                batch_wait_max_tokens_ratio=float(given["batch_wait_max_tokens_ratio"])
+                if "batch_wait_max_tokens_ratio" in given else None)
             tr = simulate(make_requests(w), scalar, settings, cap, concurrency=c)
             multi = tr.output > 1
             ttft = (tr.clock_first - tr.clock_arrival).mean(axis=0)
