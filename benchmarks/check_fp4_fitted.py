@@ -51,7 +51,7 @@ def _predict(rows: pd.DataFrame, feats: pd.DataFrame, fits: dict) -> pd.DataFram
     out = pd.DataFrame(index=rows.index, columns=["pred_ttft_ms", "pred_tpot_ms"], dtype=float)
     for fw, g in rows.groupby("framework"):
         moe = np.array([load_model(m).moe is not None for m in g["model"]], dtype=float)
-        ttft, tpot = predict_rows(feats.loc[g.index], fits.get(str(fw), fits["any"]), moe)
+        ttft, tpot = predict_rows(feats.loc[g.index], fits.get(str(fw), fits["any"]), moe, g["tp"])
         out.loc[g.index, "pred_ttft_ms"], out.loc[g.index, "pred_tpot_ms"] = ttft, tpot
     return out
 

@@ -163,7 +163,7 @@ def evaluate(scenario: Scenario, arrays: HardwareArrays, cost_params: CostParame
     tpot, tpot_base = means[:, 1], means[:, 0]
     prefill_capped_s, decode_capped_s = phases.prefill_capped_s, means[:, 6]
     if scenario.overheads is not None:
-        o = scenario.overheads.for_model(model)
+        o = scenario.overheads.for_model(model).for_parallelism(par.tp)
         (ttft_base, tpot_base), (ttft_fit, tpot_fit) = (with_overheads(o, w.batch, ttft_base, tpot_base),
                                                         with_overheads(o, w.batch, ttft, tpot))
         # the overhead time is idle on the device: static power only, so the TDP-capped times grow by it

@@ -16,7 +16,8 @@ A static prediction applies the overheads with the definitions of the serving mo
     TTFT        = request overhead + prefill_scale x prefill pass + step overhead + B x sequence overhead
     decode step = decode_scale x roofline decode step              + step overhead + B x sequence overhead
 
-(``prefill_scale`` times ``moe_prefill_scale`` for a mixture-of-experts model). ``datasheet=True``
+(``prefill_scale`` times ``moe_prefill_scale`` for a mixture-of-experts model; the step overhead
+includes ``(tp - 1) x tp_step_overhead_ms``, :meth:`SoftwareOverheads.for_parallelism`). ``datasheet=True``
 (``--datasheet``) is the raw roofline: the device spec as written and no overheads. A device spec
 that differs from the bundled one of its name (a file of your own, an edited spec, a calibrated
 spec already) is used as given, with the overheads.
@@ -50,7 +51,7 @@ PROFILE_DIR = PROJECT_ROOT / "hardware_specs" / "calibrated"
 #: The fitted software overheads per framework (also read by ``roofline serve``).
 OVERHEADS_FILE = PROJECT_ROOT / "serving_specs" / "fitted_overheads.yaml"
 _OVERHEAD_FIELDS = ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms", "decode_scale", "prefill_scale",
-                    "moe_prefill_scale")
+                    "moe_prefill_scale", "tp_step_overhead_ms")
 
 
 # --- calibrated profiles -------------------------------------------------------------------------
@@ -137,12 +138,23 @@ class SoftwareOverheads:
     decode_scale: float = 1.0  # measured over modelled time of a decode step
     prefill_scale: float = 1.0  # the same for prefill work
     moe_prefill_scale: float = 1.0  # a further factor on the prefill of mixture-of-experts models
+    tp_step_overhead_ms: float = 0.0  # per engine step and per TP worker beyond the first
 
     def for_model(self, model: ModelSpec) -> SoftwareOverheads:
         """As they apply to ``model``: an MoE model's prefill scale is ``prefill_scale x moe_prefill_scale``."""
         if model.moe is None or self.moe_prefill_scale == 1.0:
             return self
         return replace(self, prefill_scale=self.prefill_scale * self.moe_prefill_scale, moe_prefill_scale=1.0)
+
+    def for_parallelism(self, tp: int) -> SoftwareOverheads:
+        """As they apply to a TP group of ``tp`` devices: each step also pays
+        ``tp_step_overhead_ms`` per TP worker beyond the first (the engine hands every step's
+        schedule to each worker process and the ranks start the step apart: vllm-project/vllm
+        PR 9856, issue 5792), folded into ``step_overhead_ms`` (idempotent)."""
+        if self.tp_step_overhead_ms == 0.0:
+            return self
+        return replace(self, step_overhead_ms=self.step_overhead_ms + self.tp_step_overhead_ms * max(int(tp) - 1, 0),
+                       tp_step_overhead_ms=0.0)
 
     @property
     def step_overhead_s(self) -> float:

@@ -125,7 +125,8 @@ class Prediction:
             economics={k: row[k] for k in ECONOMIC_METRICS}, cost_basis=ev.cost_basis, metrics=row,
             provenance=dict(provenance or {}),
             _detail=_Detail(ev.prefill, ev.decode, ev.arrays, *ev.kv_range,
-                            overheads=sc.overheads.for_model(sc.model) if sc.overheads is not None else None),
+                            overheads=sc.overheads.for_model(sc.model).for_parallelism(sc.parallelism.tp)
+                            if sc.overheads is not None else None),
         )
 
     @property

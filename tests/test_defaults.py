@@ -49,7 +49,8 @@ def test_default_is_the_calibrated_profile_plus_the_fitted_overheads() -> None:
     # the raw roofline of the calibrated device (a spec given as an object is used as given)
     raw = predict("llama-3-70b", calibrated_hardware("h100-sxm"), datasheet=True, **KW)
     o = load_software_overheads("any")  # serving_specs/fitted_overheads.yaml, framework any
-    per_step_s = o.step_overhead_ms * 1e-3 + o.seq_overhead_us * 1e-6 * 4
+    # TP 8: seven TP workers beyond the first add their per-step cost
+    per_step_s = (o.step_overhead_ms + 7 * o.tp_step_overhead_ms) * 1e-3 + o.seq_overhead_us * 1e-6 * 4
     assert fitted.ttft_s == pytest.approx(o.request_overhead_ms * 1e-3 + o.prefill_scale * raw.ttft_s + per_step_s,
                                           rel=1e-12)
     assert fitted.tpot_s == pytest.approx(o.decode_scale * raw.tpot_s + per_step_s, rel=1e-12)
@@ -59,7 +60,8 @@ def test_default_is_the_calibrated_profile_plus_the_fitted_overheads() -> None:
         "model": "fitted", "hardware": "h100-sxm", "device_profile": "hardware_specs/calibrated/h100-sxm.yaml",
         "overheads_file": "serving_specs/fitted_overheads.yaml", "framework": "any",
         "overheads": {k: getattr(o, k) for k in ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms",
-                                                 "decode_scale", "prefill_scale", "moe_prefill_scale")}}
+                                                 "decode_scale", "prefill_scale", "moe_prefill_scale",
+                                                 "tp_step_overhead_ms")}}
 
 
 def test_datasheet_is_the_raw_roofline_of_the_spec() -> None:
@@ -77,7 +79,7 @@ def test_a_device_without_a_profile_gets_its_datasheet_plus_the_overheads() -> N
     kw = dict(KW, dtype="int8")
     fitted = predict("llama-3-70b", "ascend-910b", **kw)
     raw = predict("llama-3-70b", "ascend-910b", datasheet=True, **kw)
-    o = load_software_overheads("any")
+    o = load_software_overheads("any").for_parallelism(8)  # TP 8: the TP workers' cost in the step overhead
     per_step_s = o.step_overhead_s + o.seq_overhead_s * 4
     assert fitted.tpot_s == pytest.approx(o.decode_scale * raw.tpot_s + per_step_s, rel=1e-12)
     assert fitted.provenance["model"] == "fitted" and fitted.provenance["device_profile"] is None
@@ -108,7 +110,7 @@ def test_both_readers_of_the_overheads_file_agree() -> None:
     for fw in FRAMEWORKS:
         mine, serving = load_software_overheads(fw), load_overheads(fw)
         for key in ("step_overhead_ms", "seq_overhead_us", "request_overhead_ms", "decode_scale", "prefill_scale",
-                    "moe_prefill_scale"):
+                    "moe_prefill_scale", "tp_step_overhead_ms"):
             assert getattr(mine, key) == getattr(serving, key), (fw, key)
 
 

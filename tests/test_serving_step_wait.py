@@ -69,9 +69,9 @@ def test_fit_design_puts_the_step_wait_in_ttft_only():
                        "tpot_decode": 8.0, "tpot_prefill": 1.0, "tpot_step": 1.0, "tpot_seq": 0.016,
                        "wait_decode": 2.0, "wait_prefill": 1.0, "wait_step": 0.5, "wait_seq": 0.008}])
     tpot, ttft = _design(f, np.zeros(1))
-    # (k_d, k_p, s_ms, s_seq_us, r_ms, k_p k_moe) = (1.1, 0.9, 0.7, 10, 40, 2):
+    # (k_d, k_p, s_ms, s_seq_us, r_ms, k_p k_moe, s_tp_ms) = (1.1, 0.9, 0.7, 10, 40, 2, 0.1), TP 1:
     # TTFT = 1.1 x 12 + 0.9 x 41 + 0.7 x 5.5 + 10 x 0.058 + 40 = 13.2 + 36.9 + 3.85 + 0.58 + 40 = 94.53 ms
-    x = np.array([1.1, 0.9, 0.7, 10.0, 40.0, 2.0])
+    x = np.array([1.1, 0.9, 0.7, 10.0, 40.0, 2.0, 0.1])
     assert (ttft @ x)[0] == pytest.approx(94.53)
     # TPOT = 1.1 x 8 + 0.9 x 1 + 0.7 x 1 + 10 x 0.016 = 8.8 + 0.9 + 0.7 + 0.16 = 10.56 ms (no wait, no r)
     assert (tpot @ x)[0] == pytest.approx(10.56)

@@ -155,7 +155,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     """Steady-state serving metrics of the ``hw.n`` configurations at both operating points (the
     fitted overheads of the block's framework, none if ``datasheet``: the raw roofline)."""
     s = block.settings
-    o = DATASHEET if datasheet else load_overheads(s.framework).for_model(model)
+    o = DATASHEET if datasheet else load_overheads(s.framework).for_model(model).for_parallelism(par.tp)
     prompt, output = float(workload.input_len), float(workload.output_len)
     # the longest request (varied lengths: +10%) must fit, and sizes the KV cache's reach into tiers
     longest = (length_range(workload.input_len, block.lengths)[1], length_range(workload.output_len, block.lengths)[1])

@@ -135,8 +135,11 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
             decode_kv_capacity_tokens=d_cap[r], prefill_budget=s.max_num_batched_tokens,
             decode_max_num_seqs=s.max_num_seqs, block_tokens=s.block_tokens, concurrency=load,
             verify_tokens=s.speculative.verify_tokens, tokens_per_step=s.speculative.tokens_per_step,
-            prefill_scale=o.prefill_scale, decode_scale=o.decode_scale, prefill_step_overhead_s=o.step_overhead_s,
-            decode_step_overhead_s=o.step_overhead_s, prefill_seq_overhead_s=o.seq_overhead_s,
+            prefill_scale=o.prefill_scale, decode_scale=o.decode_scale,
+            # each pool's step overhead at its TP group
+            prefill_step_overhead_s=o.for_parallelism(block.prefill.tp).step_overhead_s,
+            decode_step_overhead_s=o.for_parallelism(block.decode.tp).step_overhead_s,
+            prefill_seq_overhead_s=o.seq_overhead_s,
             decode_seq_overhead_s=o.seq_overhead_s, request_overhead_s=o.request_overhead_s)
 
     def meets(r: dict[str, np.ndarray]) -> np.ndarray:

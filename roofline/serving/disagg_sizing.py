@@ -225,17 +225,23 @@ def _grid(p: SizingProblem, cands: Candidates) -> dict[str, np.ndarray]:
     return {"prefill": pi, "decode": di, "x": x, "y": y, "transfer_s": t_x}
 
 
+def _step_overhead_s(p: SizingProblem, cands: Candidates) -> np.ndarray:
+    """Each candidate's step overhead at its TP group (``SoftwareOverheads.for_parallelism``)."""
+    return np.array([p.overheads.for_parallelism(c.tp).step_overhead_s for c in cands.items])
+
+
 def _service_s(p: SizingProblem, cands: Candidates, rows: np.ndarray) -> np.ndarray:
     o, budget = p.overheads, float(p.settings.max_num_batched_tokens)
     n_p = np.ceil(p.prompt / budget - 1e-9)
     return o.prefill_scale * prefill_alone_s(cands.prefill_cost, rows, p.prompt, p.prompt, budget) \
-        + n_p * (o.step_overhead_s + o.seq_overhead_s)
+        + n_p * (_step_overhead_s(p, cands)[rows] + o.seq_overhead_s)
 
 
 def _decode_rate_per_instance(p: SizingProblem, cands: Candidates) -> np.ndarray:
     """Largest requests/s one decode instance of each candidate serves with TPOT within the SLO."""
     s, o = p.settings, p.overheads
     rows = np.arange(len(cands.items))
+    step_s = _step_overhead_s(p, cands)
     tps, verify = s.speculative.tokens_per_step, float(s.speculative.verify_tokens)
     d = float(decode_steps(p.output, tps))
     if d == 0:
@@ -245,8 +251,7 @@ def _decode_rate_per_instance(p: SizingProblem, cands: Candidates) -> np.ndarray
         cands.kv_capacity_tokens / (np.ceil((p.prompt + p.output) / s.block_tokens) * s.block_tokens))), 1.0)
 
     def step(b: np.ndarray) -> np.ndarray:
-        return decode_step_s(cands.cost, rows, b, kv_per_seq, verify, o.decode_scale, o.step_overhead_s,
-                              o.seq_overhead_s)
+        return decode_step_s(cands.cost, rows, b, kv_per_seq, verify, o.decode_scale, step_s, o.seq_overhead_s)
 
     limit = np.inf if p.slo_tpot_ms is None else p.slo_tpot_ms * 1e-3 * (p.output - 1) / d
     lo, hi = np.zeros(len(rows)), b_max.copy()
@@ -330,6 +335,7 @@ def exhaustive_disagg(p: SizingProblem, candidates: Candidates | None = None) ->
     g = _grid(p, cands)
     s, o = p.settings, p.overheads
     dev = cands.devices
+    step_s = _step_overhead_s(p, cands)
     service = _service_s(p, cands, g["prefill"])
     hi = g["x"] / service * (1 - 1e-12)
 
@@ -341,7 +347,7 @@ def exhaustive_disagg(p: SizingProblem, candidates: Candidates | None = None) ->
             prefill_budget=s.max_num_batched_tokens, decode_max_num_seqs=s.max_num_seqs,
             block_tokens=s.block_tokens, rate_rps=np.maximum(rate, 1e-12), verify_tokens=s.speculative.verify_tokens,
             tokens_per_step=s.speculative.tokens_per_step, prefill_scale=o.prefill_scale, decode_scale=o.decode_scale,
-            prefill_step_overhead_s=o.step_overhead_s, decode_step_overhead_s=o.step_overhead_s,
+            prefill_step_overhead_s=step_s[g["prefill"]], decode_step_overhead_s=step_s[g["decode"]],
             prefill_seq_overhead_s=o.seq_overhead_s, decode_seq_overhead_s=o.seq_overhead_s,
             request_overhead_s=o.request_overhead_s)
         return _meets(p, r)
@@ -362,7 +368,7 @@ def _agg_rows(p: SizingProblem, cands: Candidates) -> list[dict[str, Any]]:
     common = dict(prompt=p.prompt, output=p.output, prefill=p.prompt, kv_capacity_tokens=cands.kv_capacity_tokens,
                   max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
-                  tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
+                  tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=_step_overhead_s(p, cands),
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
                   prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, hw_row=rows)
     top = steady_state(cands.cost, rate_rps=np.full(len(rows), 1e9), **common)["throughput_rps"]

@@ -8,7 +8,11 @@ without prefill chunks) and ``prefill_scale`` (the same for what prefill chunks 
 kernels below their roofline, chunked-prefill attention) and ``moe_prefill_scale`` (a further
 factor on the prefill part of mixture-of-experts models: their grouped expert GEMMs in prefill run
 about 3x below the dense-GEMM efficiency at the same rows per expert, consistently in every
-framework's data; :meth:`~roofline.fitted.SoftwareOverheads.for_model` applies it). They are fitted by
+framework's data; :meth:`~roofline.fitted.SoftwareOverheads.for_model` applies it) and
+``tp_step_overhead_ms`` (per step and per tensor-parallel worker beyond the first: the engine hands
+every step's schedule to each worker process; :meth:`~roofline.fitted.SoftwareOverheads.for_parallelism`
+adds ``(tp - 1)`` of it to ``step_overhead_ms``, as :class:`~roofline.serving.ServingSetup` and every
+evaluator do). They are fitted by
 ``roofline.validation.fit_serving`` on ``../shared/validation`` only and shipped in
 ``serving_specs/fitted_overheads.yaml``; ``datasheet=True`` (``--datasheet``) uses none of them.
 

@@ -55,6 +55,10 @@ class ServingSetup:
     #: tiers beyond HBM (capacity.serving_placement; no effect on devices without them)
     kv_demand_tokens: float = 0.0
 
+    def __post_init__(self) -> None:
+        # the TP workers' per-step cost at this TP group, in the step overhead (idempotent)
+        object.__setattr__(self, "overheads", self.overheads.for_parallelism(self.parallelism.tp))
+
     @property
     def devices(self) -> int:
         return self.parallelism.tp * self.parallelism.pp
@@ -325,7 +329,7 @@ def serve(
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
     w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes)
     par = Parallelism(tp=tp, pp=pp, ep=ep)
-    over = DATASHEET if datasheet else load_overheads(framework).for_model(m)
+    over = DATASHEET if datasheet else load_overheads(framework).for_model(m).for_parallelism(tp)
     if prefetch_kv:  # False or None: what the step cost does
         raise SpecError("--prefetch-kv: not modelled by serve: a step's attention is one kernel over the batch's KV "
                         "cache, read from HBM (roofline.serving.step_cost); predict models KV prefetching")

@@ -72,7 +72,7 @@ def _predict_e2e(cases: pd.DataFrame, hw: HardwareSpec, fits: Mapping[str, Overh
         o = fits.get(str(fw), fits.get("any", Overheads()))
         is_moe = {m: load_model(m).moe is not None for m in g["model"].unique()}
         moe = g["model"].map(is_moe).to_numpy(dtype=float)
-        ttft_ms, tpot_ms = predict_rows(feats.loc[g.index], o, moe)
+        ttft_ms, tpot_ms = predict_rows(feats.loc[g.index], o, moe, g["tp"])
         pos = rows.index.get_indexer(g.index)
         out[pos] = np.where(is_ttft[pos], ttft_ms, tpot_ms) * 1e-3
     return out

@@ -7,11 +7,13 @@ AIConfigurator rows that repeat an InferenceX measurement (:func:`aiconfigurator
 dropped, so each measurement counts once, as the InferenceX row with its documented settings.
 Each row is predicted by the public serving stage (:mod:`roofline.serving`): the event simulator
 of the benchmark that produced it (closed loop, ``10 x concurrency`` requests with lengths uniform
-in [0.8 x, x], the first ``concurrency`` at once), with the token budget the vLLM logs record.
+in [0.8 x, x], the first ``concurrency`` at once), with the token budget the vLLM logs record
+and the launch scripts' settings (:data:`LAUNCH_SETTINGS`).
 
 With decode scale ``k_d``, prefill scale ``k_p`` (times ``moe_prefill_scale`` for mixture-of-experts
-models), step overhead ``s``, per-sequence overhead ``s_seq`` and request overhead ``r`` the
-prediction is linear in them (the schedule of a closed loop does not depend on the step times), so
+models), step overhead ``s`` (plus ``s_tp`` per TP worker beyond the first), per-sequence
+overhead ``s_seq`` and request overhead ``r`` the prediction is linear in them (the schedule of a
+closed loop does not depend on the step times), so
 one simulation per row gives the features and the fit minimises a robust loss (soft L1, scale 0.2)
 of the relative errors within bounds (``scipy.optimize.least_squares``), on unsaturated rows only. The request overhead is
 additive, plus the wait for the running step to end (half a mean step) when other requests run,
@@ -58,8 +60,8 @@ _DEVICES = {"h100": "h100-sxm", "h200": "h200-sxm", "h100_sxm": "h100-sxm", "h20
             "b200_sxm": "b200"}
 BUCKETS = ((1, 8, "1-8"), (16, 64, "16-64"), (128, 1 << 30, "128+"))
 #: Bounds of (decode_scale, prefill_scale, step_overhead_ms, seq_overhead_us, request_overhead_ms,
-#: prefill_scale x moe_prefill_scale).
-BOUNDS = ((0.5, 0.5, 0.0, 0.0, 0.0, 0.5), (3.0, 5.0, 50.0, 200.0, 2000.0, 15.0))
+#: prefill_scale x moe_prefill_scale, tp_step_overhead_ms).
+BOUNDS = ((0.5, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0), (3.0, 5.0, 50.0, 200.0, 2000.0, 15.0, 5.0))
 #: The fit's loss on the relative residuals (``scipy.optimize.least_squares``): ``soft_l1`` with scale
 #: 0.2, i.e. quadratic up to about 20 % (the TTFT target of issue 13) and about linear beyond, so a
 #: cell measuring 2x the others (AIConfigurator's Llama-3.1-8B vLLM rows) is down-weighted instead of
@@ -73,7 +75,7 @@ LOSS, LOSS_SCALE = "soft_l1", 0.2
 DUPLICATE_KEY = ("model", "device", "framework", "isl", "osl", "concurrency")
 DUPLICATE_RTOL = 1e-5
 _PARAMS = ("decode_scale", "prefill_scale", "step_overhead_ms", "seq_overhead_us", "request_overhead_ms",
-           "moe_prefill_scale")
+           "moe_prefill_scale", "tp_step_overhead_ms")
 
 
 def aiconfigurator_dtypes(precision: pd.Series, backend: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -170,6 +172,7 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
         # the token budget the vLLM logs record (blank or "(not passed)": the framework default)
         "max_num_batched_tokens": pd.to_numeric(x["max_num_batched_tokens"], errors="coerce"),
         "saturated": x["flags"].fillna("").str.contains("ttft_jump")})
+    ix = launch_script_settings(ix, x["scenario"], x["label"])
     e = pd.read_csv(root / "aiconfigurator" / "e2e_silicon_dense_models.csv")
     e = e[e["model_path"].isin(_MODELS) & (e["pp_size"] == 1) & aiconfigurator_concurrency_known(e)]
     prec = e["precision"].fillna("bf16").where(~e["model_path"].str.endswith("FP8"), "fp8")
@@ -193,11 +196,53 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
     return rows.reset_index(drop=True)
 
 
+_IX = "SemiAnalysisAI/InferenceX "
+#: InferenceX runs whose launch script set what the rows' defaults do not (KV-cache dtype fp8 is the
+#: benchmark generator's default, not read from a run log): (scenario file, ISL/OSL labels or None
+#: for all, {row column: value}, source). The vLLM entries agree with the KV capacity the run's log
+#: resolved (``resolved_gpu_kv_tokens``): within 3 % of the bf16 capacity of the serving model, half
+#: of it for gpt-oss-120b (vLLM reports its sliding-window and full-attention layers' pool per token
+#: of all 36 layers); an fp8 cache would hold twice as many tokens.
+LAUNCH_SETTINGS: tuple[tuple[str, tuple[str, ...] | None, dict[str, Any], str], ...] = tuple(
+    (f"gpt-oss-120b-{gpu}-fp4-vllm-tp{tp}.yaml", None, {"kv_dtype": "bf16"},
+     _IX + f"benchmarks/single_node/gptoss_fp4_{gpu}.sh @34bc7c4: config.yaml sets no kv-cache-dtype (vLLM "
+     "'auto': the checkpoint's bf16); logged KV capacity 0.44-0.50 x the bf16 capacity")
+    for gpu, tps in (("h100", (2, 4, 8)), ("h200", (1, 2, 4, 8))) for tp in tps) + (
+    ("minimax-m2.5-h200-fp8-vllm-tp8.yaml", None, {"kv_dtype": "bf16"},
+     "logged KV capacity 3.36-3.41 M tokens = the bf16 capacity (3.39 M; fp8: 6.77 M), runs 2026-03-28 and "
+     "2026-05-17 (vLLM 0.18, 0.21)"),
+    ("minimax-m2.5-h200-fp8-vllm-tp4.yaml", ("1k8k",), {"kv_dtype": "bf16"},
+     "logged KV capacity 1.20 M tokens = the bf16 capacity (1.24 M; fp8: 2.49 M), run 2026-03-01 (vLLM 0.16); "
+     "the runs of 2026-06-05 log 2.47 M, fp8 as " + _IX + "benchmarks/single_node/minimaxm2.5_fp8_h200.sh "
+     "@0949de5 passes --kv-cache-dtype fp8"),
+    ("deepseek-v3-h200-fp8-sglang-tp8.yaml", None, {"kv_dtype": "bf16", "max_num_batched_tokens": 32768},
+     _IX + "benchmarks/single_node/dsr1_fp8_h200.sh @161e7f6 and single_node/fixed_seq_len/dsr1_fp8_h200.sh "
+     "@8eec0d4: --chunked-prefill-size 32768, no --kv-cache-dtype (SGLang 'auto': the model's bf16)"),
+    ("glm-5-h200-fp8-sglang-tp8.yaml", None, {"kv_dtype": "bf16"},
+     _IX + "benchmarks/single_node/glm5_fp8_h200.sh @0c82808 and single_node/fixed_seq_len/glm5_fp8_h200.sh "
+     "@8eec0d4: no --kv-cache-dtype (SGLang 'auto': the model's bf16)"),
+)
+
+
+def launch_script_settings(rows: pd.DataFrame, scenario: pd.Series, label: pd.Series) -> pd.DataFrame:
+    """``rows`` (InferenceX rows, with their ``scenario`` file and ISL/OSL ``label``, same index)
+    with the settings of :data:`LAUNCH_SETTINGS`."""
+    rows = rows.copy()
+    for name, labels, values, _source in LAUNCH_SETTINGS:
+        hit = (scenario == name) & (label.isin(labels) if labels else True)
+        for column, value in values.items():
+            rows.loc[hit, column] = value
+    return rows
+
+
 #: How each dataset's benchmark ran (lengths, requests), for the simulator.
 #: InferenceX: InferenceMAX's client, ``--random-range-ratio 0.8 --num-prompts $((CONC * 10))
 #: --request-rate inf --max-concurrency CONC`` (source: the InferenceMAX README, benchmark client
 #: configuration), i.e. lengths uniform in [0.8 x, x] in its vendored benchmark_serving.py.
-#: AIConfigurator: not described by the source; the same client is assumed.
+#: AIConfigurator: its rows do not say; AIConfigurator's generator benchmarks a deployment with aiperf,
+#: 50 x c requests of fixed lengths (ai-dynamo/aiconfigurator ``generator/config/backend_templates/
+#: benchmark/bench_run.sh.j2``), which with its engine rules predicts these rows worse (docs/serving.md,
+#: "How AIConfigurator's own end-to-end rows were run"): the same client is assumed.
 RANGE_RATIO = 0.8
 REQUESTS_PER_CONCURRENCY = 10
 
@@ -294,32 +339,44 @@ def _is_moe(rows: pd.DataFrame) -> np.ndarray:
     return np.array([load_model(m).moe is not None for m in rows["model"]], dtype=float)
 
 
-def _design(f: pd.DataFrame, moe: np.ndarray, step_wait: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the linear model in (k_d, k_p, s_ms, s_seq_us, r_ms, k_p k_moe): TPOT and TTFT rows,
-    in ms. The prefill features of mixture-of-experts rows (``moe`` = 1) go to the last column;
-    with ``step_wait`` TTFT includes the wait for the running step to end (``wait_*``: a request
-    without request overhead arrives at a step boundary, as the event simulator has it)."""
+def extra_tp_workers(tp: np.ndarray | pd.Series | int) -> np.ndarray:
+    """TP workers beyond the first (``tp - 1``): what the per-step cost of the TP workers
+    (``tp_step_overhead_ms``, :class:`~roofline.fitted.SoftwareOverheads`) multiplies; 0 at TP 1."""
+    return np.maximum(np.asarray(tp, dtype=float), 1.0) - 1.0
+
+
+def _design(f: pd.DataFrame, moe: np.ndarray, step_wait: bool = True,
+            tp: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the linear model in (k_d, k_p, s_ms, s_seq_us, r_ms, k_p k_moe, s_tp_ms): TPOT and TTFT
+    rows, in ms. The prefill features of mixture-of-experts rows (``moe`` = 1) go to the sixth
+    column; the step features times ``tp - 1`` (None: TP 1) to the last (a step's cost of the TP
+    workers, :func:`extra_tp_workers`); with ``step_wait`` TTFT includes the wait for the running step to
+    end (``wait_*``: a request without request overhead arrives at a step boundary, as the event
+    simulator has it)."""
     n = len(f)
     dense = 1.0 - moe
     w = float(step_wait)
+    g = np.zeros(n) if tp is None else extra_tp_workers(tp)
     tpot = np.stack([f["tpot_decode"], f["tpot_prefill"] * dense, f["tpot_step"], f["tpot_seq"], np.zeros(n),
-                     f["tpot_prefill"] * moe], axis=1).astype(float)
+                     f["tpot_prefill"] * moe, f["tpot_step"] * g], axis=1).astype(float)
     pre = f["ttft_prefill"] + w * f["wait_prefill"]
-    ttft = np.stack([f["ttft_decode"] + w * f["wait_decode"], pre * dense, f["ttft_step"] + w * f["wait_step"],
-                     f["ttft_seq"] + w * f["wait_seq"], np.ones(n), pre * moe], axis=1).astype(float)
+    step = f["ttft_step"] + w * f["wait_step"]
+    ttft = np.stack([f["ttft_decode"] + w * f["wait_decode"], pre * dense, step,
+                     f["ttft_seq"] + w * f["wait_seq"], np.ones(n), pre * moe, step * g], axis=1).astype(float)
     return tpot, ttft
 
 
 def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 1.0) -> Overheads:
-    """(k_d, k_p, s, s_seq, r, k_moe) minimising a robust loss (:data:`LOSS`, scale
+    """(k_d, k_p, s, s_seq, r, k_moe, s_tp) minimising a robust loss (:data:`LOSS`, scale
     :data:`LOSS_SCALE`) of the relative errors of TPOT and of TTFT, each set weighted equally, within
     :data:`BOUNDS`, on unsaturated rows; started from the bounded linear least squares. Without a
-    mixture-of-experts row the MoE prefill scale is ``moe_default``."""
+    mixture-of-experts row the MoE prefill scale is ``moe_default``; ``s_tp`` (per TP worker beyond
+    the first) is fitted on the rows' ``tp`` (none without that column: TP 1)."""
     from scipy.optimize import least_squares, lsq_linear
 
     ok = ~rows["saturated"].to_numpy()
     moe = _is_moe(rows[ok])
-    tpot, ttft = _design(feats[ok], moe)
+    tpot, ttft = _design(feats[ok], moe, tp=rows["tp"][ok] if "tp" in rows else None)
     y1, y2 = rows.loc[ok, "tpot_ms"].to_numpy(float), rows.loc[ok, "ttft_ms"].to_numpy(float)
     a = np.concatenate([tpot / y1[:, None], ttft / y2[:, None]])
     lo, hi = map(np.array, BOUNDS)
@@ -329,19 +386,23 @@ def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 
     start = lsq_linear(a, ones, bounds=(lo, hi)).x
     start = np.clip(start, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))  # strictly inside the bounds
     # the model stays linear in the parameters: the residuals' Jacobian is the design itself
-    k_d, k_p, s, s_seq, r, k_pm = least_squares(lambda x: a @ x - ones, start, jac=lambda x: a, bounds=(lo, hi),
-                                                loss=LOSS, f_scale=LOSS_SCALE, x_scale="jac").x
+    k_d, k_p, s, s_seq, r, k_pm, s_tp = least_squares(lambda x: a @ x - ones, start, jac=lambda x: a,
+                                                      bounds=(lo, hi), loss=LOSS, f_scale=LOSS_SCALE,
+                                                      x_scale="jac").x
     return Overheads(step_overhead_ms=float(s), seq_overhead_us=float(s_seq), request_overhead_ms=float(r),
                      decode_scale=float(k_d), prefill_scale=float(k_p),
-                     moe_prefill_scale=float(k_pm / k_p) if moe.any() else moe_default, source="fitted")
+                     moe_prefill_scale=float(k_pm / k_p) if moe.any() else moe_default,
+                     tp_step_overhead_ms=float(s_tp), source="fitted")
 
 
-def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows);
-    without a request overhead (the datasheet model) no wait for the running step."""
-    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, o.request_overhead_ms > 0)
+def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = None,
+                 tp: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows;
+    ``tp``: each row's TP group, None for TP 1); without a request overhead (the datasheet model) no
+    wait for the running step."""
+    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, o.request_overhead_ms > 0, tp)
     x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms,
-                  o.prefill_scale * o.moe_prefill_scale])
+                  o.prefill_scale * o.moe_prefill_scale, o.tp_step_overhead_ms])
     return ttft @ x, tpot @ x
 
 
@@ -358,7 +419,7 @@ def _predict_with(rows: pd.DataFrame, feats: pd.DataFrame, fits: dict[str, Overh
     out = pd.DataFrame(index=rows.index, columns=["pred_ttft_ms", "pred_tpot_ms"], dtype=float)
     for fw, g in rows.groupby("framework"):
         o = fits.get(str(fw), fits["any"])
-        t, p = predict_rows(feats.loc[g.index], o, _is_moe(g))
+        t, p = predict_rows(feats.loc[g.index], o, _is_moe(g), g.get("tp"))
         out.loc[g.index, "pred_ttft_ms"], out.loc[g.index, "pred_tpot_ms"] = t, p
     return out
 
@@ -432,13 +493,14 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
             "method": f"scipy.optimize.least_squares, loss {LOSS} with f_scale {LOSS_SCALE}, on the relative error "
                       "of TPOT and TTFT (started from scipy.optimize.lsq_linear); bounds "
                       + ", ".join(f"{n} {lo}-{hi}" for n, lo, hi in zip(
-                          _PARAMS[:5] + ("prefill_scale x moe_prefill_scale",), *BOUNDS)),
+                          _PARAMS[:5] + ("prefill_scale x moe_prefill_scale", _PARAMS[6]), *BOUNDS)),
         },
         "frameworks": {fw: {"decode_scale": round(o.decode_scale, 4), "prefill_scale": round(o.prefill_scale, 4),
                             "step_overhead_ms": round(o.step_overhead_ms, 4),
                             "seq_overhead_us": round(o.seq_overhead_us, 3),
                             "request_overhead_ms": round(o.request_overhead_ms, 3),
                             "moe_prefill_scale": round(o.moe_prefill_scale, 4),
+                            "tp_step_overhead_ms": round(o.tp_step_overhead_ms, 4),
                             "train_rows": int((ok & ((rows["framework"] == fw) | (fw == "any"))).sum())}
                        for fw, o in fits.items()},
     }
