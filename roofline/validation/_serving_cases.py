@@ -17,13 +17,18 @@ import numpy as np
 import pandas as pd
 
 from roofline.hardware import HardwareSpec
-from roofline.validation._serving_fit import aiconfigurator_dtypes, serving_features
+from roofline.validation._serving_fit import (
+    aiconfigurator_dtypes,
+    serving_features,
+    trt_script_settings,
+)
 
 __all__ = ["serving_rows", "paired_rows", "simulated_features"]
 
 #: Columns of a serving row that decide its simulation (the cache key with the hardware).
 _CONFIG = ["dataset", "model", "device", "framework", "weight_dtype", "dtype", "kv_dtype", "op_dtypes", "tp", "ep",
-           "attention_dp", "isl", "osl", "concurrency", "max_num_batched_tokens"]
+           "attention_dp", "isl", "osl", "concurrency", "max_num_batched_tokens", "batch_wait_timeout_iters",
+           "batch_wait_max_tokens_ratio"]
 
 
 def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
@@ -31,11 +36,12 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
     per end-to-end case, same index.
 
     The dtypes are ``load_serving_rows``' (:func:`~roofline.validation._serving_fit.aiconfigurator_dtypes`;
-    a test checks the two readings of the file agree).
+    a test checks the two readings of the file agree), and so are the engine settings the runs' launch
+    scripts set (:func:`~roofline.validation._serving_fit.trt_script_settings`).
     """
     backend = cases["backend"].astype(str)
     dtype, kv_dtype = aiconfigurator_dtypes(cases["precision"].fillna("bf16").astype(str), backend)
-    return pd.DataFrame({
+    rows = pd.DataFrame({
         "dataset": "aiconfigurator", "model": cases["model"], "device": cases["device"], "framework": backend,
         "dtype": dtype, "weight_dtype": dtype, "op_dtypes": "", "kv_dtype": kv_dtype,
         "tp": cases["tp"].astype(int), "ep": 1, "attention_dp": 1, "isl": cases["isl"].astype(int),
@@ -43,6 +49,8 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
         "max_num_batched_tokens": np.nan,
         "saturated": (cases["family"] == "e2e_ttft_queued").to_numpy(),
     }, index=cases.index)
+    rows[["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"]] = trt_script_settings(rows)
+    return rows
 
 
 def paired_rows(cases: pd.DataFrame) -> pd.DataFrame:

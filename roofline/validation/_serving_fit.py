@@ -48,6 +48,7 @@ from roofline.workload import Parallelism, Workload
 
 __all__ = ["LOSS", "LOSS_SCALE", "TRT_SCRIPT_SETTINGS", "ROW_SETTINGS", "DUPLICATE_KEY", "DUPLICATE_RTOL",
            "aiconfigurator_dtypes", "aiconfigurator_duplicates", "aiconfigurator_concurrency_known",
+           "trt_script_settings", "launch_script_settings",
            "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
@@ -140,7 +141,7 @@ TRT_SCRIPT_SETTINGS: tuple[tuple[tuple[str, str, str, tuple[int, ...], int, int]
 ROW_SETTINGS = ("max_num_batched_tokens", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio")
 
 
-def _script_settings(rows: pd.DataFrame) -> pd.DataFrame:
+def trt_script_settings(rows: pd.DataFrame) -> pd.DataFrame:
     """The ``TRT_SCRIPT_SETTINGS`` of each TensorRT-LLM row (NaN elsewhere)."""
     out = pd.DataFrame(np.nan, index=rows.index, columns=["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"])
     for (dataset, model, device, tps, isl, osl), values, _ in TRT_SCRIPT_SETTINGS:
@@ -190,7 +191,7 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
     if not keep_duplicates:
         rows = rows[~rows["duplicate"]].drop(columns="duplicate")
     rows = rows.reset_index(drop=True)
-    rows[["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"]] = _script_settings(rows)
+    rows[["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"]] = trt_script_settings(rows)
     rows["isl_osl"] = rows["isl"].astype(int).astype(str) + "/" + rows["osl"].astype(int).astype(str)
     rows["bucket"] = pd.cut(rows["concurrency"], [0, 8, 64, 1 << 30], labels=[b[2] for b in BUCKETS])
     return rows.reset_index(drop=True)
