@@ -4,7 +4,7 @@
 
 ``OUT/serving_predictions.csv`` comes from ``benchmarks/serving_validation.py``; ``la.csv`` and
 ``aic.csv`` from ``benchmarks/peers_serving.py`` (on all the rows of ``load_serving_rows()`` or a
-subset of them, with their row numbers as the first column). Prints, per peer, a
+subset of them; rows are matched by configuration and measurement, :data:`KEYS`). Prints, per peer, a
 markdown table of MAPE / bias (%) of TPOT and TTFT by dataset and concurrency bucket on the
 unsaturated rows the peer predicts, next to roofline's held-out predictions (model left out;
 device left out: the datasheet spec plus the overheads fitted on the other devices).
@@ -26,13 +26,26 @@ def _cell(pred: pd.Series, meas: pd.Series) -> str:
     return f"{err.abs().mean():.1f} / {err.mean():+.1f}"
 
 
+#: What identifies a measured row in both files: its configuration and its measurements (the row
+#: numbers move when the loader drops or adds rows; engine settings the loader later gave a row,
+#: such as a KV dtype read from its launch script, are not part of the key).
+KEYS = ["dataset", "model", "device", "framework", "tp", "ep", "isl", "osl", "concurrency",
+        "ttft_ms", "tpot_ms"]
+
+
+def _key(frame: pd.DataFrame) -> pd.Series:
+    cols = [frame[k].round(6) if frame[k].dtype.kind == "f" else frame[k] for k in KEYS]
+    return pd.Series(list(zip(*(c.astype(str) for c in cols))), index=frame.index)
+
+
 def table(pred: pd.DataFrame, peer: pd.DataFrame, prefix: str) -> str:
-    keys = ["model", "isl", "osl", "concurrency"]
-    d = pred.loc[peer.index].copy()
-    if not (d[keys].astype(str).to_numpy() == peer[keys].astype(str).to_numpy()).all():
-        raise SystemExit("the peer's rows are not the rows of the predictions (export both from the same data)")
-    d["peer_ttft_ms"] = pd.to_numeric(peer[f"{prefix}_ttft_ms"], errors="coerce")
-    d["peer_tpot_ms"] = pd.to_numeric(peer[f"{prefix}_tpot_ms"], errors="coerce")
+    peer = peer.assign(key=_key(peer)).drop_duplicates("key").set_index("key")
+    d = pred.assign(key=_key(pred))
+    d = d[d["key"].isin(peer.index)].copy()
+    if d.empty:
+        raise SystemExit("the peer's rows share no row with the predictions (export both from the same data)")
+    d["peer_ttft_ms"] = pd.to_numeric(peer.loc[d["key"], f"{prefix}_ttft_ms"], errors="coerce").to_numpy()
+    d["peer_tpot_ms"] = pd.to_numeric(peer.loc[d["key"], f"{prefix}_tpot_ms"], errors="coerce").to_numpy()
     d = d[~d["saturated"] & np.isfinite(d["peer_ttft_ms"]) & np.isfinite(d["peer_tpot_ms"])]
     d["bucket"] = pd.cut(d["concurrency"], [0, 8, 64, 1 << 30], labels=["1-8", "16-64", "128+"])
     name = PEERS[prefix]
