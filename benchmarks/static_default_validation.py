@@ -20,6 +20,7 @@ needed by the refits, take a few minutes and are cached in OUT/features.parquet)
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -54,9 +55,8 @@ def _static(row: pd.Series, hw: object, datasheet: bool) -> tuple[float, float]:
 
 
 def _soft(o: object) -> SoftwareOverheads:
-    return SoftwareOverheads(**{k: getattr(o, k) for k in ("step_overhead_ms", "seq_overhead_us",
-                                                             "request_overhead_ms", "decode_scale", "prefill_scale",
-                                                             "moe_prefill_scale")})
+    # every field SoftwareOverheads has (a hand-written list dropped tp_step_overhead_ms once)
+    return SoftwareOverheads(**{f.name: getattr(o, f.name) for f in dataclasses.fields(SoftwareOverheads)})
 
 
 def main(out: Path) -> None:
