@@ -84,7 +84,7 @@ def main(out: Path) -> None:
             if key not in fits:
                 keep = rows[col] != r[col]
                 fits[key] = _soft(fit_overheads(rows[keep], feats[keep]))
-            o = fits[key].for_model(load_model(r["model"]))
+            o = fits[key].for_model(load_model(r["model"])).for_parallelism(int(r["tp"]))
             t, p = with_overheads(o, int(r["concurrency"]), np.array([raw[0] * 1e-3]), np.array([raw[1] * 1e-3]))
             preds[name].append((float(t[0]) * 1e3, float(p[0]) * 1e3))
     per_row = test[["dataset", "model", "device", "framework", "concurrency", "isl", "osl", "ttft_ms", "tpot_ms"]].copy()
