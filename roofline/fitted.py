@@ -34,6 +34,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from roofline._specfile import PROJECT_ROOT, read_yaml
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec, list_hardware, load_hardware, with_network
@@ -128,6 +130,12 @@ def _calibrated(name: str) -> HardwareSpec:
 
 # --- software overheads --------------------------------------------------------------------------
 
+def extra_tp_workers(tp: Any) -> np.ndarray:
+    """TP workers beyond the first (``tp - 1``, 0 at TP 1; broadcasts): what the per-step cost of
+    the TP workers (``SoftwareOverheads.tp_step_overhead_ms``) multiplies, here and in the fit."""
+    return np.maximum(np.asarray(tp, dtype=float), 1.0) - 1.0
+
+
 @dataclass(frozen=True)
 class SoftwareOverheads:
     """Fitted software overheads of one framework (the fields of ``serving_specs/fitted_overheads.yaml``)."""
@@ -153,7 +161,7 @@ class SoftwareOverheads:
         PR 9856, issue 5792), folded into ``step_overhead_ms`` (idempotent)."""
         if self.tp_step_overhead_ms == 0.0:
             return self
-        return replace(self, step_overhead_ms=self.step_overhead_ms + self.tp_step_overhead_ms * max(int(tp) - 1, 0),
+        return replace(self, step_overhead_ms=self.step_overhead_ms + self.tp_step_overhead_ms * float(extra_tp_workers(tp)),
                        tp_step_overhead_ms=0.0)
 
     @property

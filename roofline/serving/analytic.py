@@ -206,7 +206,7 @@ def _lockstep(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarr
               k_p: np.ndarray, s_seq: np.ndarray, pf: np.ndarray,
               burst_requests: np.ndarray | float | None, w_it: np.ndarray, w_ratio: np.ndarray) -> dict[str, np.ndarray]:
     """The lock-step closed loop (all arrays (n,)); the staggered one where it has no lock-step
-    or batch waiting holds prompts back (``w_it``, ``w_ratio``: its timeout and ratio)."""
+    (``w_it``, ``w_ratio``: the batch wait's timeout and ratio, which only the staggered rows use)."""
     res = lockstep_state(
         cost, hw, concurrency=load, prompt=prompt, output=output, prefill=prefill, kv_capacity_tokens=cap,
         max_num_batched_tokens=budget, max_num_seqs=max_seqs, block_tokens=block, verify_tokens=verify,

@@ -160,7 +160,7 @@ def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWo
         tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=o.step_overhead_s,
         request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale, prefill_scale=o.prefill_scale,
         seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
-        batch_wait_timeout_iters=s.batch_wait_timeout_iters if s.attention_dp == 1 else 0,
+        batch_wait_timeout_iters=s.batch_wait_iters_applied,
         batch_wait_max_tokens_ratio=s.batch_wait_max_tokens_ratio,
         # a closed loop is a benchmark of N requests whose first c arrive at once (as simulated)
         burst_requests=benchmark_requests(load, w.num_requests) if closed else None,

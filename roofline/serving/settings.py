@@ -225,6 +225,12 @@ class EngineSettings:
         return batch_wait_holds_any(self.batch_wait_timeout_iters, self.batch_wait_max_tokens_ratio)
 
     @property
+    def batch_wait_iters_applied(self) -> int:
+        """The batch wait's timeout as the scheduler applies it: TensorRT-LLM holds prompts back only
+        without attention DP (``PyExecutor._schedule``), so 0 (off) with it."""
+        return self.batch_wait_timeout_iters if self.attention_dp == 1 else 0
+
+    @property
     def budget_from_device(self) -> bool:
         """The token budget is the framework's default for the device (SGLang, not set by the user)."""
         return self.framework == "sglang" and dict(self.sources).get("max_num_batched_tokens") != "user"

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from roofline.exceptions import InfeasibleConfigError
-from roofline.serving.settings import EngineSettings, batch_wait_holds
+from roofline.serving.settings import EngineSettings, batch_wait_holds, batch_wait_holds_any
 from roofline.serving.step_cost import ScalarStepCost
 from roofline.serving.workload import Requests
 
@@ -116,7 +116,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     max_seqs = settings.max_num_seqs
     free_blocks = total_blocks
     wait_iters, wait_ratio = settings.batch_wait_timeout_iters, settings.batch_wait_max_tokens_ratio
-    batch_waiting = settings.batch_waiting and settings.attention_dp == 1  # TensorRT-LLM: not with attention DP
+    batch_waiting = batch_wait_holds_any(settings.batch_wait_iters_applied, wait_ratio)
     held = 0  # TensorRT-LLM's batch_wait_iters_count
 
     waiting: deque[int] = deque()

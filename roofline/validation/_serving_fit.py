@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roofline.fitted import ModelChoice, fitted_model
+from roofline.fitted import ModelChoice, extra_tp_workers, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.model import load_model
 from roofline.serving import (
@@ -338,12 +338,6 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
 
 def _is_moe(rows: pd.DataFrame) -> np.ndarray:
     return np.array([load_model(m).moe is not None for m in rows["model"]], dtype=float)
-
-
-def extra_tp_workers(tp: np.ndarray | pd.Series | int) -> np.ndarray:
-    """TP workers beyond the first (``tp - 1``): what the per-step cost of the TP workers
-    (``tp_step_overhead_ms``, :class:`~roofline.fitted.SoftwareOverheads`) multiplies; 0 at TP 1."""
-    return np.maximum(np.asarray(tp, dtype=float), 1.0) - 1.0
 
 
 def _design(f: pd.DataFrame, moe: np.ndarray, step_wait: bool = True,
