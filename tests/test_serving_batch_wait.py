@@ -203,3 +203,32 @@ def test_lockstep_loop_with_batch_wait_keeps_its_schedule():
     events = roofline.serve(**kw, simulate_events=True).to_frame()
     assert analytic["ttft_ms"].to_numpy() == pytest.approx(events["ttft_ms"].to_numpy(), rel=0.1)
     assert analytic["tpot_ms"].to_numpy() == pytest.approx(events["tpot_ms"].to_numpy(), rel=0.05)
+
+
+def test_launch_settings_apply_only_where_every_selector_matches():
+    import pandas as pd
+
+    from roofline.validation._serving_fit import launch_settings
+
+    rows = pd.DataFrame({"dataset": ["inferencex"] * 3 + ["aiconfigurator"], "model": ["glm-5", "glm-5", "glm-5", "glm-5"],
+                         "framework": ["sglang", "sglang", "vllm", "sglang"], "device": ["h200-sxm"] * 4,
+                         "tp": [8, 4, 8, 8], "isl": 1024, "osl": 1024, "kv_dtype": ["fp8"] * 4})
+    out = launch_settings(rows)
+    # the GLM-5 entry is InferenceX SGLang TP 8 on H200: only the first row is all four
+    assert out["kv_dtype"].tolist() == ["bf16", "fp8", "fp8", "fp8"]
+    assert out["batch_wait_timeout_iters"].isna().all() and rows["kv_dtype"].eq("fp8").all()  # input untouched
+
+
+@needs_data
+def test_rows_carry_the_launch_scripts_kv_dtype_and_budget():
+    from roofline.validation._serving_fit import load_serving_rows
+
+    rows = load_serving_rows()
+    ix = rows[rows["dataset"] == "inferencex"]
+    bf16 = ix[ix["kv_dtype"] == "bf16"].groupby(["model", "framework"]).size().to_dict()
+    # every gpt-oss-120b vLLM row, MiniMax-M2.5 TP 8 and its TP 4 1k/8k run, DeepSeek-V3 and GLM-5 SGLang
+    assert set(bf16) == {("gpt-oss-120b", "vllm"), ("minimax-m2.5", "vllm"), ("deepseek-v3", "sglang"),
+                         ("glm-5", "sglang")}
+    assert bf16[("gpt-oss-120b", "vllm")] == len(ix[(ix["model"] == "gpt-oss-120b") & (ix["framework"] == "vllm")])
+    deepseek = ix[(ix["model"] == "deepseek-v3") & (ix["framework"] == "sglang")]
+    assert (deepseek["max_num_batched_tokens"] == 32768).all()

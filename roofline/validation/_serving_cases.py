@@ -19,8 +19,8 @@ import pandas as pd
 from roofline.hardware import HardwareSpec
 from roofline.validation._serving_fit import (
     aiconfigurator_dtypes,
+    launch_settings,
     serving_features,
-    trt_script_settings,
 )
 
 __all__ = ["serving_rows", "paired_rows", "simulated_features"]
@@ -37,7 +37,7 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
 
     The dtypes are ``load_serving_rows``' (:func:`~roofline.validation._serving_fit.aiconfigurator_dtypes`;
     a test checks the two readings of the file agree), and so are the engine settings the runs' launch
-    scripts set (:func:`~roofline.validation._serving_fit.trt_script_settings`).
+    scripts set (:func:`~roofline.validation._serving_fit.launch_settings`).
     """
     backend = cases["backend"].astype(str)
     dtype, kv_dtype = aiconfigurator_dtypes(cases["precision"].fillna("bf16").astype(str), backend)
@@ -49,8 +49,7 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
         "max_num_batched_tokens": np.nan,
         "saturated": (cases["family"] == "e2e_ttft_queued").to_numpy(),
     }, index=cases.index)
-    rows[["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"]] = trt_script_settings(rows)
-    return rows
+    return launch_settings(rows)
 
 
 def paired_rows(cases: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,9 @@ from roofline.serving.overheads import Overheads
 from roofline.validation._data import resolve_data_dir
 from roofline.workload import Parallelism, Workload
 
-__all__ = ["LOSS", "LOSS_SCALE", "TRT_SCRIPT_SETTINGS", "ROW_SETTINGS", "DUPLICATE_KEY", "DUPLICATE_RTOL",
+__all__ = ["LOSS", "LOSS_SCALE", "LAUNCH_SETTINGS", "LaunchSetting", "ROW_SETTINGS", "DUPLICATE_KEY", "DUPLICATE_RTOL",
            "aiconfigurator_dtypes", "aiconfigurator_duplicates", "aiconfigurator_concurrency_known",
-           "trt_script_settings", "launch_script_settings",
+           "launch_settings",
            "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
@@ -111,45 +112,10 @@ def aiconfigurator_concurrency_known(e: pd.DataFrame) -> pd.Series:
     return e["silicon_concurrency"].notna()
 
 
-#: Engine settings the InferenceX launch scripts gave TensorRT-LLM beyond its defaults, per scenario:
-#: (dataset, model, device, tp values, isl, osl) -> {setting: value}, and the script.
-#: Source: SemiAnalysisAI/InferenceX ``benchmarks/70b_fp8_h200_trt_slurm.sh`` (commits a267b4bd and
-#: 73ef9225, both stored versions; the runs are dated 2025-10-23/29): ``if ISL == 1024 && OSL == 1024 &&
-#: TP < 8`` the extra options hold ``batch_wait_max_tokens_ratio: 0.9`` and ``batch_wait_timeout_iters:
-#: 20`` ("for 1k/1k ... will improve the performance"), the other scenarios none. Its ``--max_num_tokens``
-#: (which the ratio multiplies) is 16384 in one version and ``$MAX_MODEL_LEN`` in the other: at 0.9 x
-#: either (14,746 or about 2,000 tokens) the 20-step timeout ends nearly every wait of these closed
-#: loops at c <= 128 (one 1k prompt plus the decode tokens stays below both), so the row keeps the
-#: framework's budget. AIConfigurator's B200 Llama-3.1-70B TensorRT-LLM rows are InferenceX's B200 runs
-#: of ``70b_fp8_b200_trt_slurm.sh`` (a267b4bd) and ``70b_fp4_b200_trt_slurm.sh`` (73ef9225), which set the
-#: same: measured 2025-10-29 as InferenceX's H200 runs, on its grid (c 4-128, 1k/1k, 1k/8k, 8k/1k, TP 1-8,
-#: fp8 and fp4) and with the same pattern (1k/1k TTFT at TP 1 383 ms against 104 ms at 1k/8k, none at
-#: TP 8). Checked and left at the defaults (no batch waiting in their scripts): gpt-oss-120b H200 TP 1
-#: (``gptoss_fp4_h200_trt_slurm.sh`` f7d83402, 2e46dba0: ``--max_num_tokens 20000``, stream_interval 20) and
-#: DeepSeek-V3 H200 TP 8 (``dsr1_fp8_h200_trt_slurm.sh`` 2e46dba0: attention-DP balance only).
-TRT_SCRIPT_SETTINGS: tuple[tuple[tuple[str, str, str, tuple[int, ...], int, int], dict[str, float], str], ...] = (
-    (("inferencex", "llama-3.1-70b", "h200-sxm", (1, 2, 4), 1024, 1024),
-     {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.9},
-     "SemiAnalysisAI/InferenceX benchmarks/70b_fp8_h200_trt_slurm.sh (a267b4bd, 73ef9225)"),
-    (("aiconfigurator", "llama-3.1-70b", "b200", (1, 2, 4), 1024, 1024),
-     {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.9},
-     "SemiAnalysisAI/InferenceX benchmarks/70b_fp8_b200_trt_slurm.sh (a267b4bd), 70b_fp4_b200_trt_slurm.sh "
-     "(73ef9225)"),
-)
 #: Per-row engine settings of :func:`load_serving_rows` (NaN: the framework's default), which
 #: :func:`serving_features` passes to the simulator.
 ROW_SETTINGS = ("max_num_batched_tokens", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio")
 
-
-def trt_script_settings(rows: pd.DataFrame) -> pd.DataFrame:
-    """The ``TRT_SCRIPT_SETTINGS`` of each TensorRT-LLM row (NaN elsewhere)."""
-    out = pd.DataFrame(np.nan, index=rows.index, columns=["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"])
-    for (dataset, model, device, tps, isl, osl), values, _ in TRT_SCRIPT_SETTINGS:
-        hit = ((rows["dataset"] == dataset) & (rows["framework"] == "trtllm") & (rows["model"] == model)
-               & (rows["device"] == device) & rows["tp"].isin(tps) & (rows["isl"] == isl) & (rows["osl"] == osl))
-        for key, value in values.items():
-            out.loc[hit, key] = value
-    return out
 
 
 def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool = False) -> pd.DataFrame:
@@ -173,7 +139,6 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
         # the token budget the vLLM logs record (blank or "(not passed)": the framework default)
         "max_num_batched_tokens": pd.to_numeric(x["max_num_batched_tokens"], errors="coerce"),
         "saturated": x["flags"].fillna("").str.contains("ttft_jump")})
-    ix = launch_script_settings(ix, x["scenario"], x["label"])
     e = pd.read_csv(root / "aiconfigurator" / "e2e_silicon_dense_models.csv")
     e = e[e["model_path"].isin(_MODELS) & (e["pp_size"] == 1) & aiconfigurator_concurrency_known(e)]
     prec = e["precision"].fillna("bf16").where(~e["model_path"].str.endswith("FP8"), "fp8")
@@ -191,47 +156,92 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
     if not keep_duplicates:
         rows = rows[~rows["duplicate"]].drop(columns="duplicate")
     rows = rows.reset_index(drop=True)
-    rows[["batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"]] = trt_script_settings(rows)
+    rows = launch_settings(rows)
     rows["isl_osl"] = rows["isl"].astype(int).astype(str) + "/" + rows["osl"].astype(int).astype(str)
     rows["bucket"] = pd.cut(rows["concurrency"], [0, 8, 64, 1 << 30], labels=[b[2] for b in BUCKETS])
     return rows.reset_index(drop=True)
 
 
 _IX = "SemiAnalysisAI/InferenceX "
-#: InferenceX runs whose launch script set what the rows' defaults do not (KV-cache dtype fp8 is the
-#: benchmark generator's default, not read from a run log): (scenario file, ISL/OSL labels or None
-#: for all, {row column: value}, source). The vLLM entries agree with the KV capacity the run's log
-#: resolved (``resolved_gpu_kv_tokens``): within 3 % of the bf16 capacity of the serving model, half
-#: of it for gpt-oss-120b (vLLM reports its sliding-window and full-attention layers' pool per token
-#: of all 36 layers); an fp8 cache would hold twice as many tokens.
-LAUNCH_SETTINGS: tuple[tuple[str, tuple[str, ...] | None, dict[str, Any], str], ...] = tuple(
-    (f"gpt-oss-120b-{gpu}-fp4-vllm-tp{tp}.yaml", None, {"kv_dtype": "bf16"},
-     _IX + f"benchmarks/single_node/gptoss_fp4_{gpu}.sh @34bc7c4: config.yaml sets no kv-cache-dtype (vLLM "
-     "'auto': the checkpoint's bf16); logged KV capacity 0.44-0.50 x the bf16 capacity")
-    for gpu, tps in (("h100", (2, 4, 8)), ("h200", (1, 2, 4, 8))) for tp in tps) + (
-    ("minimax-m2.5-h200-fp8-vllm-tp8.yaml", None, {"kv_dtype": "bf16"},
-     "logged KV capacity 3.36-3.41 M tokens = the bf16 capacity (3.39 M; fp8: 6.77 M), runs 2026-03-28 and "
-     "2026-05-17 (vLLM 0.18, 0.21)"),
-    ("minimax-m2.5-h200-fp8-vllm-tp4.yaml", ("1k8k",), {"kv_dtype": "bf16"},
-     "logged KV capacity 1.20 M tokens = the bf16 capacity (1.24 M; fp8: 2.49 M), run 2026-03-01 (vLLM 0.16); "
-     "the runs of 2026-06-05 log 2.47 M, fp8 as " + _IX + "benchmarks/single_node/minimaxm2.5_fp8_h200.sh "
-     "@0949de5 passes --kv-cache-dtype fp8"),
-    ("deepseek-v3-h200-fp8-sglang-tp8.yaml", None, {"kv_dtype": "bf16", "max_num_batched_tokens": 32768},
-     _IX + "benchmarks/single_node/dsr1_fp8_h200.sh @161e7f6 and single_node/fixed_seq_len/dsr1_fp8_h200.sh "
-     "@8eec0d4: --chunked-prefill-size 32768, no --kv-cache-dtype (SGLang 'auto': the model's bf16)"),
-    ("glm-5-h200-fp8-sglang-tp8.yaml", None, {"kv_dtype": "bf16"},
-     _IX + "benchmarks/single_node/glm5_fp8_h200.sh @0c82808 and single_node/fixed_seq_len/glm5_fp8_h200.sh "
-     "@8eec0d4: no --kv-cache-dtype (SGLang 'auto': the model's bf16)"),
+
+
+@dataclass(frozen=True)
+class LaunchSetting:
+    """An engine setting a run's launch script gave that the rows' defaults do not: the rows it
+    applies to (row column -> the values it matches), the settings (row column -> value) and the
+    script or log that says so."""
+
+    rows: Mapping[str, tuple[Any, ...]]
+    values: Mapping[str, Any]
+    source: str
+
+
+#: What the launch scripts of the measured runs set beyond the rows' defaults (:class:`LaunchSetting`).
+#:
+#: TensorRT-LLM's batch waiting. Source: SemiAnalysisAI/InferenceX ``benchmarks/70b_fp8_h200_trt_slurm.sh`` (commits a267b4bd and
+#: 73ef9225, both stored versions; the runs are dated 2025-10-23/29): ``if ISL == 1024 && OSL == 1024 &&
+#: TP < 8`` the extra options hold ``batch_wait_max_tokens_ratio: 0.9`` and ``batch_wait_timeout_iters:
+#: 20`` ("for 1k/1k ... will improve the performance"), the other scenarios none. Its ``--max_num_tokens``
+#: (which the ratio multiplies) is 16384 in one version and ``$MAX_MODEL_LEN`` in the other: at 0.9 x
+#: either (14,746 or about 2,000 tokens) the 20-step timeout ends nearly every wait of these closed
+#: loops at c <= 128 (one 1k prompt plus the decode tokens stays below both), so the row keeps the
+#: framework's budget. AIConfigurator's B200 Llama-3.1-70B TensorRT-LLM rows are InferenceX's B200 runs
+#: of ``70b_fp8_b200_trt_slurm.sh`` (a267b4bd) and ``70b_fp4_b200_trt_slurm.sh`` (73ef9225), which set the
+#: same: measured 2025-10-29 as InferenceX's H200 runs, on its grid (c 4-128, 1k/1k, 1k/8k, 8k/1k, TP 1-8,
+#: fp8 and fp4) and with the same pattern (1k/1k TTFT at TP 1 383 ms against 104 ms at 1k/8k, none at
+#: TP 8). Checked and left at the defaults (no batch waiting in their scripts): gpt-oss-120b H200 TP 1
+#: (``gptoss_fp4_h200_trt_slurm.sh`` f7d83402, 2e46dba0: ``--max_num_tokens 20000``, stream_interval 20) and
+#: DeepSeek-V3 H200 TP 8 (``dsr1_fp8_h200_trt_slurm.sh`` 2e46dba0: attention-DP balance only).
+#:
+#: KV-cache dtype and token budget of InferenceX's vLLM and SGLang runs (KV-cache dtype fp8 is the
+#: benchmark generator's default, not read from a run log). The vLLM entries agree with the KV
+#: capacity the run's log resolved (``resolved_gpu_kv_tokens``): within 3 % of the bf16 capacity of
+#: the serving model, half of it for gpt-oss-120b (vLLM reports its sliding-window and
+#: full-attention layers' pool per token of all 36 layers); an fp8 cache would hold twice as many tokens.
+_BATCH_WAIT = {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.9}
+LAUNCH_SETTINGS: tuple[LaunchSetting, ...] = (
+    LaunchSetting({"dataset": ("inferencex",), "model": ("llama-3.1-70b",), "framework": ("trtllm",),
+                   "device": ("h200-sxm",), "tp": (1, 2, 4), "isl": (1024,), "osl": (1024,)}, _BATCH_WAIT,
+                  _IX + "benchmarks/70b_fp8_h200_trt_slurm.sh (a267b4bd, 73ef9225)"),
+    LaunchSetting({"dataset": ("aiconfigurator",), "model": ("llama-3.1-70b",), "framework": ("trtllm",),
+                   "device": ("b200",), "tp": (1, 2, 4), "isl": (1024,), "osl": (1024,)}, _BATCH_WAIT,
+                  _IX + "benchmarks/70b_fp8_b200_trt_slurm.sh (a267b4bd), 70b_fp4_b200_trt_slurm.sh (73ef9225)"),
+    LaunchSetting({"dataset": ("inferencex",), "model": ("gpt-oss-120b",), "framework": ("vllm",)},
+                  {"kv_dtype": "bf16"},
+                  _IX + "benchmarks/single_node/gptoss_fp4_{h100,h200}.sh @34bc7c4: config.yaml sets no "
+                  "kv-cache-dtype (vLLM 'auto': the checkpoint's bf16); logged KV capacity 0.44-0.50 x the bf16 "
+                  "capacity"),
+    LaunchSetting({"dataset": ("inferencex",), "model": ("minimax-m2.5",), "framework": ("vllm",),
+                   "device": ("h200-sxm",), "tp": (8,)}, {"kv_dtype": "bf16"},
+                  "logged KV capacity 3.36-3.41 M tokens = the bf16 capacity (3.39 M; fp8: 6.77 M), runs "
+                  "2026-03-28 and 2026-05-17 (vLLM 0.18, 0.21)"),
+    LaunchSetting({"dataset": ("inferencex",), "model": ("minimax-m2.5",), "framework": ("vllm",),
+                   "device": ("h200-sxm",), "tp": (4,), "isl": (1024,), "osl": (8192,)}, {"kv_dtype": "bf16"},
+                  "logged KV capacity 1.20 M tokens = the bf16 capacity (1.24 M; fp8: 2.49 M), run 2026-03-01 "
+                  "(vLLM 0.16); the runs of 2026-06-05 log 2.47 M, fp8 as " + _IX + "benchmarks/single_node/"
+                  "minimaxm2.5_fp8_h200.sh @0949de5 passes --kv-cache-dtype fp8"),
+    LaunchSetting({"dataset": ("inferencex",), "model": ("deepseek-v3",), "framework": ("sglang",),
+                   "device": ("h200-sxm",), "tp": (8,)}, {"kv_dtype": "bf16", "max_num_batched_tokens": 32768},
+                  _IX + "benchmarks/single_node/dsr1_fp8_h200.sh @161e7f6 and single_node/fixed_seq_len/"
+                  "dsr1_fp8_h200.sh @8eec0d4: --chunked-prefill-size 32768, no --kv-cache-dtype (SGLang 'auto': "
+                  "the model's bf16)"),
+    LaunchSetting({"dataset": ("inferencex",), "model": ("glm-5",), "framework": ("sglang",),
+                   "device": ("h200-sxm",), "tp": (8,)}, {"kv_dtype": "bf16"},
+                  _IX + "benchmarks/single_node/glm5_fp8_h200.sh @0c82808 and single_node/fixed_seq_len/"
+                  "glm5_fp8_h200.sh @8eec0d4: no --kv-cache-dtype (SGLang 'auto': the model's bf16)"),
 )
 
 
-def launch_script_settings(rows: pd.DataFrame, scenario: pd.Series, label: pd.Series) -> pd.DataFrame:
-    """``rows`` (InferenceX rows, with their ``scenario`` file and ISL/OSL ``label``, same index)
-    with the settings of :data:`LAUNCH_SETTINGS`."""
+def launch_settings(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (serving rows) with the settings of :data:`LAUNCH_SETTINGS` where they apply; the
+    batch-wait columns exist afterwards (NaN: the framework's default)."""
     rows = rows.copy()
-    for name, labels, values, _source in LAUNCH_SETTINGS:
-        hit = (scenario == name) & (label.isin(labels) if labels else True)
-        for column, value in values.items():
+    for column in ("batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"):
+        if column not in rows:
+            rows[column] = np.nan
+    for setting in LAUNCH_SETTINGS:
+        hit = np.logical_and.reduce([rows[c].isin(v).to_numpy() for c, v in setting.rows.items()])
+        for column, value in setting.values.items():
             rows.loc[hit, column] = value
     return rows
 
