@@ -43,7 +43,7 @@ FP4_DEVICE, GPT_OSS = "b200", "gpt-oss-120b"
 def serving_rows() -> pd.DataFrame:
     """The serving fit's rows (B200 FP4 read as NVFP4 weights and activations) with their precision."""
     rows = load_serving_rows()
-    rows["precision"] = np.where(rows["op_dtypes"] != "", "mxfp4 experts", rows["weight_dtype"])
+    rows["precision"] = np.where(rows["op_dtypes"].str.contains("mxfp4"), "mxfp4 experts", rows["weight_dtype"])
     return rows
 
 

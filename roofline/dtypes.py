@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from roofline.exceptions import SpecError
 
 __all__ = ["DType", "DTYPES", "PEAK_UNITS", "bytes_per_element", "gemm_unit", "attention_unit",
-           "peak_unit_for", "dtype"]
+           "peak_unit_for", "dtype", "block_scaled"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,13 @@ def dtype(name: str) -> DType:
 def bytes_per_element(name: str) -> float:
     """Storage bytes per element of ``name``, block scales included (NVFP4: 0.5625)."""
     return dtype(name).bytes_per_element
+
+
+def block_scaled(name: str) -> bool:
+    """True for block-scaled formats (NVFP4, MX): as a GEMM's activation, each block's scale is
+    computed from the 16-bit values at run time, by a quantize kernel of its own before the GEMM
+    (TensorRT-LLM ``fp4_quantize``, vLLM ``scaled_fp4_quant``; see roofline.graph.layers)."""
+    return dtype(name).block_elements > 0
 
 
 def gemm_unit(weight: str, activation: str) -> str:

@@ -30,6 +30,7 @@ from functools import lru_cache
 from math import ceil
 
 from roofline.attention import STATE_BYTES, AttendPattern
+from roofline.dtypes import block_scaled
 from roofline.graph.attention_ops import attention_work
 from roofline.graph.table import OpTable, Segment, _Op, _to_table
 from roofline.model import LayerGroup, ModelSpec
@@ -76,10 +77,29 @@ class _LayerBuilder:
              prefetch: float | None = None) -> None:
         m = self.tokens if m is None else m
         w, cls = self.w, op_class(name)  # precision per operator class (mixed precision)
+        if block_scaled(w.precision(cls)[1]):
+            self.act_quant(name, m * k, w.act_bytes_for(cls), count, stage)
         self.add(_Op(name, "gemm", count, stage, m=m, flops=2.0 * m * n * k,
                      weight_bytes=n * k * w.weight_bytes_for(cls),
                      act_bytes=(m * k + m * n) * w.act_bytes_for(cls), dtype=w.gemm_unit_for(cls),
                      prefetch_weight_bytes=prefetch))
+
+    def act_quant(self, gemm: str, elements: float, out_bytes: float, count: float, stage: float) -> None:
+        """The kernel that quantizes a GEMM's 16-bit input to a block-scaled format (NVFP4: the
+        amax of every 16 values, their FP8 scale, the E2M1 values): it reads the input and writes
+        the quantized copy and its scales.
+
+        Both engines run it before every FP4 GEMM whose input comes in 16 bit: TensorRT-LLM's
+        ``NVFP4LinearMethod.apply`` calls ``torch.ops.trtllm.fp4_quantize`` unless the input is
+        already an ``Fp4QuantizedTensor`` (tensorrt_llm/_torch/modules/linear.py), vLLM's
+        ``ModelOptNvFp4LinearMethod.apply`` calls ``scaled_fp4_quant`` before
+        ``cutlass_scaled_fp4_mm`` (vllm/model_executor/layers/quantization/modelopt.py). In decode
+        it moves kilobytes, so it costs about one launch: four per Llama layer. Per-tensor fp8
+        inputs get no kernel here: a static scale fuses into the producer's epilogue, and what
+        is left of it is in the fitted per-step overhead (fitted on fp8 rows).
+        """
+        self.add(_Op(gemm + "_act_quant", "vector", count, stage, flops=3.0 * elements,
+                     act_bytes=elements * (_HIDDEN_BYTES + out_bytes)))
 
     def bmm(self, name: str, heads: float, m: float, n: float, k: float, count: float, stage: float) -> None:
         """A per-head batched GEMM ([m, k] x [k, n] for each head), weights per head."""

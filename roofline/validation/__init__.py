@@ -46,7 +46,12 @@ from roofline.validation._profile import (
     write_profile,
 )
 from roofline.validation._report import get_report_info, write_report
-from roofline.validation._serving_fit import fit_serving, serving_report
+from roofline.validation._serving_fit import (
+    CHECKPOINT_KEPT_BF16,
+    checkpoint_op_dtypes,
+    fit_serving,
+    serving_report,
+)
 from roofline.validation._split import HELD_OUT_MODELS, SPLITS, assign_split, describe_split
 from roofline.validation._transfer import (
     leave_one_dataset_out,
@@ -56,6 +61,7 @@ from roofline.validation._transfer import (
 from roofline.validation._validate import TARGETS, ValidationResult, run_validation
 
 __all__ = [
+    "CHECKPOINT_KEPT_BF16",
     "COLUMNS",
     "DEVICE_MAP",
     "FAMILIES",
@@ -75,6 +81,7 @@ __all__ = [
     "calibrate_device",
     "calibrated_hardware",
     "calibrated_overrides",
+    "checkpoint_op_dtypes",
     "default_data_dir",
     "describe_split",
     "error_summary",

@@ -19,6 +19,7 @@ import pandas as pd
 from roofline.hardware import HardwareSpec
 from roofline.validation._serving_fit import (
     aiconfigurator_dtypes,
+    checkpoint_op_dtypes,
     launch_settings,
     serving_features,
 )
@@ -43,7 +44,7 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
     dtype, kv_dtype = aiconfigurator_dtypes(cases["precision"].fillna("bf16").astype(str), backend)
     rows = pd.DataFrame({
         "dataset": "aiconfigurator", "model": cases["model"], "device": cases["device"], "framework": backend,
-        "dtype": dtype, "weight_dtype": dtype, "op_dtypes": "", "kv_dtype": kv_dtype,
+        "dtype": dtype, "weight_dtype": dtype, "op_dtypes": checkpoint_op_dtypes(dtype), "kv_dtype": kv_dtype,
         "tp": cases["tp"].astype(int), "ep": 1, "attention_dp": 1, "isl": cases["isl"].astype(int),
         "osl": cases["osl"].astype(int), "concurrency": cases["concurrency"].astype(int),
         "max_num_batched_tokens": np.nan,

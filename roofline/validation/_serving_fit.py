@@ -48,8 +48,8 @@ from roofline.validation._data import resolve_data_dir
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["LOSS", "LOSS_SCALE", "LAUNCH_SETTINGS", "LaunchSetting", "ROW_SETTINGS", "DUPLICATE_KEY", "DUPLICATE_RTOL",
-           "aiconfigurator_dtypes", "aiconfigurator_duplicates", "aiconfigurator_concurrency_known",
-           "launch_settings",
+           "aiconfigurator_dtypes", "CHECKPOINT_KEPT_BF16", "checkpoint_op_dtypes", "aiconfigurator_duplicates",
+           "aiconfigurator_concurrency_known", "launch_settings",
            "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
@@ -84,9 +84,31 @@ def aiconfigurator_dtypes(precision: pd.Series, backend: pd.Series) -> tuple[pd.
     """(weight and GEMM dtype, KV-cache dtype) of AIConfigurator end-to-end rows from their precision
     recipe and backend: B200 "fp4" is NVFP4 weights and activations, the GEMMs on Blackwell's FP4 unit
     (W4A4, as TensorRT-LLM's and vLLM's NVFP4 checkpoints of Llama-3.1-70B run); the KV cache is fp8
-    in TensorRT-LLM's quantized recipes, else the model's bf16 (an assumption)."""
+    in TensorRT-LLM's quantized recipes, else the model's bf16 (an assumption; the B200 vLLM runs'
+    scripts set fp8, see docs/serving.md "Why the errors": read so, the criterion rose)."""
     return (precision.replace({"fp4": "nvfp4"}),
             np.where((backend == "trtllm") & (precision != "bf16"), "fp8", "bf16"))
+
+
+#: The operator classes the rows' quantized checkpoints leave in bf16 (``op_dtypes`` text).
+CHECKPOINT_KEPT_BF16 = "lm_head=bf16"
+
+
+def checkpoint_op_dtypes(dtype: pd.Series | np.ndarray) -> np.ndarray:
+    """Per row, the operator classes a quantized checkpoint leaves in bf16: the LM head of every
+    fp8 or nvfp4 row (:data:`CHECKPOINT_KEPT_BF16`), '' otherwise.
+
+    NVIDIA's FP8 and FP4 checkpoints (nvidia/Llama-3.3-70B-Instruct-FP8 / -FP4, the InferenceX
+    Llama runs) are ModelOpt exports, and ModelOpt's every quantization recipe disables the LM
+    head's quantizers (``_default_disabled_quantizer_cfg``: ``"*lm_head*": {"enable": False}``,
+    NVIDIA/TensorRT-Model-Optimizer modelopt/torch/quantization/config.py at 09914046; their model
+    cards: "Only the weights and activations of the linear operators within transformers blocks are
+    quantized"). The other fp8 rows' checkpoints are taken alike (an assumption, checked only in
+    part: llm-compressor's recipes ``ignore=["lm_head"]``; DeepSeek-V3 keeps "the output head" in
+    its original precision, technical report section 3.3.1). In bf16 the head of Llama-3.1-70B
+    (128,256 x 8,192) streams 2.1 GB per decode step instead of 0.59 GB (NVFP4) or 1.05 GB (fp8).
+    """
+    return np.where(np.isin(np.asarray(dtype), ("fp8", "nvfp4")), CHECKPOINT_KEPT_BF16, "")
 
 
 def aiconfigurator_duplicates(inferencex: pd.DataFrame, aiconfigurator: pd.DataFrame) -> pd.Series:
@@ -132,7 +154,8 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
     ix = pd.DataFrame({
         "dataset": "inferencex", "model": x["model"].map(_MODELS), "device": x["gpu"].map(_DEVICES),
         "framework": x["framework"].replace({"trt": "trtllm"}), "dtype": np.where(mxfp4, "bf16", "fp8"),
-        "weight_dtype": np.where(mxfp4, "bf16", "fp8"), "op_dtypes": np.where(mxfp4, "experts=mxfp4:bf16", ""),
+        "weight_dtype": np.where(mxfp4, "bf16", "fp8"),
+        "op_dtypes": np.where(mxfp4, "experts=mxfp4:bf16", checkpoint_op_dtypes(np.where(mxfp4, "bf16", "fp8"))),
         "kv_dtype": "fp8", "tp": x["tp"].astype(int), "ep": x["moe_ep"].fillna(1).astype(int),
         "attention_dp": x["attention_dp"].fillna(1).astype(int), "isl": x["isl"], "osl": x["osl"],
         "concurrency": x["concurrency"].astype(int), "ttft_ms": x["ttft_ms"], "tpot_ms": x["tpot_ms"],
@@ -146,7 +169,8 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
     dtype, kv_dtype = aiconfigurator_dtypes(prec, backend)
     ae = pd.DataFrame({
         "dataset": "aiconfigurator", "model": e["model_path"].map(_MODELS), "device": e["system"].map(_DEVICES),
-        "framework": backend, "dtype": dtype, "weight_dtype": dtype, "op_dtypes": "", "kv_dtype": kv_dtype,
+        "framework": backend, "dtype": dtype, "weight_dtype": dtype, "op_dtypes": checkpoint_op_dtypes(dtype),
+        "kv_dtype": kv_dtype,
         "tp": e["tp_size"].astype(int), "ep": 1, "attention_dp": 1, "isl": e["isl"], "osl": e["osl"],
         "concurrency": e["batch_size"].astype(int), "ttft_ms": e["silicon_ttft_ms"], "tpot_ms": e["silicon_tpot_ms"],
         "max_num_batched_tokens": np.nan, "saturated": False})
