@@ -89,7 +89,8 @@ def bytes_per_element(name: str) -> float:
 def block_scaled(name: str) -> bool:
     """True for block-scaled formats (NVFP4, MX): as a GEMM's activation, each block's scale is
     computed from the 16-bit values at run time, by a quantize kernel of its own before the GEMM
-    (TensorRT-LLM ``fp4_quantize``, vLLM ``scaled_fp4_quant``; see roofline.graph.layers)."""
+    (TensorRT-LLM ``fp4_quantize``, vLLM ``scaled_fp4_quant`` for NVFP4; MX taken alike; see
+    roofline.graph.layers)."""
     return dtype(name).block_elements > 0
 
 

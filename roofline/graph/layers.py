@@ -94,9 +94,10 @@ class _LayerBuilder:
         already an ``Fp4QuantizedTensor`` (tensorrt_llm/_torch/modules/linear.py), vLLM's
         ``ModelOptNvFp4LinearMethod.apply`` calls ``scaled_fp4_quant`` before
         ``cutlass_scaled_fp4_mm`` (vllm/model_executor/layers/quantization/modelopt.py). In decode
-        it moves kilobytes, so it costs about one launch: four per Llama layer. Per-tensor fp8
-        inputs get no kernel here: a static scale fuses into the producer's epilogue, and what
-        is left of it is in the fitted per-step overhead (fitted on fp8 rows).
+        it moves kilobytes, so it costs about one launch: four per Llama layer (an upper bound:
+        the engines fuse some of them into an all-reduce or the attention kernel). MX formats are
+        taken alike. Per-tensor fp8 inputs get no kernel here, as before: where an engine runs
+        one, its cost is in the per-step overhead the serving fit finds on fp8 rows.
         """
         self.add(_Op(gemm + "_act_quant", "vector", count, stage, flops=3.0 * elements,
                      act_bytes=elements * (_HIDDEN_BYTES + out_bytes)))
