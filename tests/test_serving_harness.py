@@ -114,3 +114,16 @@ def test_a_calibrated_profile_carries_its_harness_term_to_validate():
                                    "vllm": {"request_overhead_ms": 20.0}})
     assert fits["trtllm"].harness_ttft_ms == 70.0 and fits["trtllm"].request_overhead_ms == 30.0
     assert fits["vllm"].harness_ttft_ms == 0.0  # a profile calibrated before the term: none
+
+
+def test_a_fit_at_zero_request_overhead_keeps_the_wait_it_was_fitted_with():
+    # the fit's design always holds the wait for the running step (half a mean step: wait_* features);
+    # a profile rounds a request overhead at its bound (1e-9 ms) to 0, which must not drop that wait
+    from roofline.validation._serving_fit import _FEATURES, predict_rows
+
+    f = pd.DataFrame(0.0, index=[0], columns=_FEATURES)
+    f["ttft_prefill"], f["wait_decode"], f["wait_step"] = 40.0, 4.0, 0.5  # ms, ms, steps
+    # TTFT = 1.0 x (0 + 4.0) + 1.0 x 40 + 2 ms x (0 + 0.5) = 45 ms with the wait, 40 without
+    o = dict(decode_scale=1.0, prefill_scale=1.0, step_overhead_ms=2.0)
+    assert predict_rows(f, FittedOverheads(**o))[0][0] == pytest.approx(45.0)
+    assert predict_rows(f, Overheads(**o))[0][0] == pytest.approx(40.0)  # the datasheet model: none

@@ -454,8 +454,11 @@ def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = Non
                  tp: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows;
     ``tp``: each row's TP group, None for TP 1); without a request overhead (the datasheet model) no
-    wait for the running step."""
-    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, o.request_overhead_ms > 0, tp)
+    wait for the running step. A fit (:class:`FittedOverheads`) is predicted with the design it was
+    fitted with, the wait included, also when its request overhead sits at its bound 0 (a profile
+    rounds the optimizer's 1e-9 to 0)."""
+    wait = o.request_overhead_ms > 0 or isinstance(o, FittedOverheads)
+    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, wait, tp)
     x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms,
                   o.prefill_scale * o.moe_prefill_scale, o.tp_step_overhead_ms])
     return ttft @ x, tpot @ x
