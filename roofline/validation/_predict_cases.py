@@ -20,7 +20,7 @@ from roofline.model import load_model
 from roofline.serving import Overheads
 from roofline.validation._predict import build_batches, predict_batch
 from roofline.validation._serving_cases import serving_rows, simulated_features
-from roofline.validation._serving_fit import predict_rows
+from roofline.validation._serving_fit import FittedOverheads, harness_ttft_ms, predict_rows
 
 __all__ = ["profile_hardware", "mark_queued", "predict_all"]
 
@@ -49,15 +49,17 @@ def mark_queued(cases: pd.DataFrame) -> pd.DataFrame:
 
 
 def _overheads(device: str, serving: Mapping[str, Any]) -> dict[str, Overheads]:
-    """The ``serving`` section of a device's params as :class:`Overheads` per framework."""
-    fields = set(Overheads.__dataclass_fields__) - {"source"}
+    """The ``serving`` section of a device's params as :class:`Overheads` per framework, with the
+    gap-analysis harness's TTFT its calibration fitted (:class:`FittedOverheads`; 0 if absent)."""
+    fields = set(FittedOverheads.__dataclass_fields__) - {"source"}
     out = {}
     for fw, entry in serving.items():
         bad = [k for k in entry if k not in fields and k != "train_rows"]
         if bad:
             raise SpecError(f"calibrated profile of {device}: serving.{fw}.{bad[0]}: unknown key; allowed: "
                             f"{', '.join(sorted(fields))}, train_rows (refit with roofline calibrate)")
-        out[str(fw)] = Overheads(**{k: float(v) for k, v in entry.items() if k in fields}, source=f"calibrated ({fw})")
+        out[str(fw)] = FittedOverheads(**{k: float(v) for k, v in entry.items() if k in fields},
+                                       source=f"calibrated ({fw})")
     return out
 
 
@@ -73,6 +75,7 @@ def _predict_e2e(cases: pd.DataFrame, hw: HardwareSpec, fits: Mapping[str, Overh
         is_moe = {m: load_model(m).moe is not None for m in g["model"].unique()}
         moe = g["model"].map(is_moe).to_numpy(dtype=float)
         ttft_ms, tpot_ms = predict_rows(feats.loc[g.index], o, moe, g["tp"])
+        ttft_ms = ttft_ms + harness_ttft_ms(g, o)  # the gap-analysis rows' harness, as calibrated
         pos = rows.index.get_indexer(g.index)
         out[pos] = np.where(is_ttft[pos], ttft_ms, tpot_ms) * 1e-3
     return out

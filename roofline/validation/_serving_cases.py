@@ -19,6 +19,7 @@ import pandas as pd
 from roofline.hardware import HardwareSpec
 from roofline.validation._serving_fit import (
     aiconfigurator_dtypes,
+    aiconfigurator_gap_analysis,
     checkpoint_op_dtypes,
     launch_settings,
     serving_features,
@@ -38,7 +39,8 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
 
     The dtypes are ``load_serving_rows``' (:func:`~roofline.validation._serving_fit.aiconfigurator_dtypes`;
     a test checks the two readings of the file agree), and so are the engine settings the runs' launch
-    scripts set (:func:`~roofline.validation._serving_fit.launch_settings`).
+    scripts set (:func:`~roofline.validation._serving_fit.launch_settings`) and the run set
+    (``gap_analysis``: :func:`~roofline.validation._serving_fit.aiconfigurator_gap_analysis`).
     """
     backend = cases["backend"].astype(str)
     dtype, kv_dtype = aiconfigurator_dtypes(cases["precision"].fillna("bf16").astype(str), backend)
@@ -50,6 +52,10 @@ def serving_rows(cases: pd.DataFrame) -> pd.DataFrame:
         "max_num_batched_tokens": np.nan,
         "saturated": (cases["family"] == "e2e_ttft_queued").to_numpy(),
     }, index=cases.index)
+    # the case table writes a blank backend_version as "unversioned"
+    version = cases["backend_version"] if "backend_version" in cases else pd.Series(np.nan, index=cases.index)
+    rows["gap_analysis"] = aiconfigurator_gap_analysis(
+        pd.DataFrame({"backend_version": version.replace("unversioned", np.nan)})).to_numpy()
     return launch_settings(rows)
 
 

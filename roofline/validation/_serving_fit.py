@@ -17,7 +17,10 @@ closed loop does not depend on the step times), so
 one simulation per row gives the features and the fit minimises a robust loss (soft L1, scale 0.2)
 of the relative errors within bounds (``scipy.optimize.least_squares``), on unsaturated rows only. The request overhead is
 additive, plus the wait for the running step to end (half a mean step) when other requests run,
-as the simulator and the analytic model count it.
+as the simulator and the analytic model count it. AIConfigurator's gap-analysis rows
+(:func:`aiconfigurator_gap_analysis`: a benchmark harness the source does not document) get, jointly
+fitted, an additive TTFT of their harness per framework (:class:`FittedOverheads`), so that the
+engine parameters are fitted net of it; no other row and no user's prediction gets it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from roofline.workload import Parallelism, Workload
 __all__ = ["LOSS", "LOSS_SCALE", "LAUNCH_SETTINGS", "LaunchSetting", "ROW_SETTINGS", "DUPLICATE_KEY", "DUPLICATE_RTOL",
            "aiconfigurator_dtypes", "CHECKPOINT_KEPT_BF16", "checkpoint_op_dtypes", "aiconfigurator_duplicates",
            "aiconfigurator_concurrency_known", "launch_settings",
+           "aiconfigurator_gap_analysis", "HARNESS_TTFT_BOUNDS_MS", "FittedOverheads", "harness_ttft_ms",
            "load_serving_rows", "serving_features", "fit_overheads", "predict_rows", "held_out_errors",
            "mark_saturated", "fit_by_framework", "fit_serving", "serving_report", "serving_hardware",
            "error_table", "BUCKETS"]
@@ -76,8 +80,31 @@ LOSS, LOSS_SCALE = "soft_l1", 0.2
 #: differ by at most 5e-6; the closest pair that is not a copy differs by 4e-4.
 DUPLICATE_KEY = ("model", "device", "framework", "isl", "osl", "concurrency")
 DUPLICATE_RTOL = 1e-5
+#: Bounds of the TTFT (ms) the gap-analysis runs' benchmark harness adds (:class:`FittedOverheads`).
+HARNESS_TTFT_BOUNDS_MS = (0.0, 5000.0)
 _PARAMS = ("decode_scale", "prefill_scale", "step_overhead_ms", "seq_overhead_us", "request_overhead_ms",
            "moe_prefill_scale", "tp_step_overhead_ms")
+
+
+@dataclass(frozen=True)
+class FittedOverheads(Overheads):
+    """One framework's fitted overheads and the TTFT (ms) that the benchmark harness of
+    AIConfigurator's gap-analysis runs (:func:`aiconfigurator_gap_analysis`) adds to its rows,
+    fitted jointly so that the engine parameters are fitted net of it. The harness term is a
+    property of how those runs were measured, not of an engine: it is added to the TTFT of that run
+    set's rows only (:func:`harness_ttft_ms`), never to a user's prediction, an InferenceX row or
+    AIConfigurator's InferenceMAX rows (``serving_specs/fitted_overheads.yaml`` keeps it apart from
+    the frameworks' overheads)."""
+
+    harness_ttft_ms: float = 0.0
+
+
+def harness_ttft_ms(rows: pd.DataFrame, o: Overheads) -> np.ndarray:
+    """The TTFT (ms) the gap-analysis harness adds to each of ``rows`` under fit ``o``: its
+    ``harness_ttft_ms`` on the rows flagged ``gap_analysis``, 0 elsewhere (and for plain
+    :class:`Overheads` or rows without that column)."""
+    gap = rows["gap_analysis"].to_numpy(bool) if "gap_analysis" in rows else np.zeros(len(rows), bool)
+    return np.where(gap, getattr(o, "harness_ttft_ms", 0.0), 0.0)
 
 
 def aiconfigurator_dtypes(precision: pd.Series, backend: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -134,6 +161,20 @@ def aiconfigurator_concurrency_known(e: pd.DataFrame) -> pd.Series:
     return e["silicon_concurrency"].notna()
 
 
+def aiconfigurator_gap_analysis(e: pd.DataFrame) -> pd.Series:
+    """True for each AIConfigurator end-to-end row (the columns of ``e2e_silicon_dense_models.csv``)
+    from NVIDIA's "gap-analysis" run set, whose benchmark client the source does not document:
+    the rows that record a ``backend_version``.
+
+    The csv holds two run sets. Its Llama-3.1-70B rows are InferenceMAX's own runs (``measured_date``
+    2025-10-29, InferenceMAX's Oct-2025 grid; the upstream ``silicon_data_source`` column says
+    ``source_file=2026-04-06.csv; measured=2025-10-29``), run with InferenceMAX's documented client, and
+    leave ``backend_version`` blank. The Llama-3.1-8B and Qwen3-32B rows (``silicon_data_source``:
+    ``.../aic-auto-gap-analysis/data/<system>/<backend>/<version>/<model>.csv``) record the engine
+    version of their run and, but for 7, no date."""
+    return e["backend_version"].notna()
+
+
 #: Per-row engine settings of :func:`load_serving_rows` (NaN: the framework's default), which
 #: :func:`serving_features` passes to the simulator.
 ROW_SETTINGS = ("max_num_batched_tokens", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio")
@@ -173,7 +214,8 @@ def load_serving_rows(data_dir: str | Path | None = None, keep_duplicates: bool 
         "kv_dtype": kv_dtype,
         "tp": e["tp_size"].astype(int), "ep": 1, "attention_dp": 1, "isl": e["isl"], "osl": e["osl"],
         "concurrency": e["batch_size"].astype(int), "ttft_ms": e["silicon_ttft_ms"], "tpot_ms": e["silicon_tpot_ms"],
-        "max_num_batched_tokens": np.nan, "saturated": False})
+        "max_num_batched_tokens": np.nan, "saturated": False, "gap_analysis": aiconfigurator_gap_analysis(e)})
+    ix["gap_analysis"] = False
     ae["duplicate"] = aiconfigurator_duplicates(ix, ae)
     ix["duplicate"] = False
     rows = pd.concat([ix, ae], ignore_index=True)
@@ -395,47 +437,58 @@ def _design(f: pd.DataFrame, moe: np.ndarray, step_wait: bool = True,
     return tpot, ttft
 
 
-def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 1.0) -> Overheads:
+def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 1.0) -> FittedOverheads:
     """(k_d, k_p, s, s_seq, r, k_moe, s_tp) minimising a robust loss (:data:`LOSS`, scale
     :data:`LOSS_SCALE`) of the relative errors of TPOT and of TTFT, each set weighted equally, within
     :data:`BOUNDS`, on unsaturated rows; started from the bounded linear least squares. Without a
     mixture-of-experts row the MoE prefill scale is ``moe_default``; ``s_tp`` (per TP worker beyond
-    the first) is fitted on the rows' ``tp`` (none without that column: TP 1)."""
+    the first) is fitted on the rows' ``tp`` (none without that column: TP 1). Jointly, the TTFT
+    the gap-analysis harness adds to the rows flagged ``gap_analysis`` (an additive ms within
+    :data:`HARNESS_TTFT_BOUNDS_MS`; 0 without such a row), so that the engine parameters are fitted
+    net of it (:class:`FittedOverheads`)."""
     from scipy.optimize import least_squares, lsq_linear
 
     ok = ~rows["saturated"].to_numpy()
     moe = _is_moe(rows[ok])
     tpot, ttft = _design(feats[ok], moe, tp=rows["tp"][ok] if "tp" in rows else None)
     y1, y2 = rows.loc[ok, "tpot_ms"].to_numpy(float), rows.loc[ok, "ttft_ms"].to_numpy(float)
+    gap = rows.loc[ok, "gap_analysis"].to_numpy(bool) if "gap_analysis" in rows else np.zeros(len(y2), bool)
     a = np.concatenate([tpot / y1[:, None], ttft / y2[:, None]])
     lo, hi = map(np.array, BOUNDS)
+    if gap.any():  # the harness column: 1 ms on the TTFT of gap-analysis rows, nothing on TPOT
+        a = np.column_stack([a, np.concatenate([np.zeros(len(y1)), gap / y2])])
+        lo, hi = np.append(lo, HARNESS_TTFT_BOUNDS_MS[0]), np.append(hi, HARNESS_TTFT_BOUNDS_MS[1])
     if not moe.any():  # nothing to fit the MoE column on: pin it
         a[:, 5] = 0.0
     ones = np.ones(len(a))
     start = lsq_linear(a, ones, bounds=(lo, hi)).x
     start = np.clip(start, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))  # strictly inside the bounds
     # the model stays linear in the parameters: the residuals' Jacobian is the design itself
-    k_d, k_p, s, s_seq, r, k_pm, s_tp = least_squares(lambda x: a @ x - ones, start, jac=lambda x: a,
-                                                      bounds=(lo, hi), loss=LOSS, f_scale=LOSS_SCALE,
-                                                      x_scale="jac").x
-    return Overheads(step_overhead_ms=float(s), seq_overhead_us=float(s_seq), request_overhead_ms=float(r),
-                     decode_scale=float(k_d), prefill_scale=float(k_p),
-                     moe_prefill_scale=float(k_pm / k_p) if moe.any() else moe_default,
-                     tp_step_overhead_ms=float(s_tp), source="fitted")
+    x = least_squares(lambda x: a @ x - ones, start, jac=lambda x: a, bounds=(lo, hi), loss=LOSS,
+                      f_scale=LOSS_SCALE, x_scale="jac").x
+    k_d, k_p, s, s_seq, r, k_pm, s_tp, h = np.append(x, 0.0)[:8]
+    return FittedOverheads(step_overhead_ms=float(s), seq_overhead_us=float(s_seq), request_overhead_ms=float(r),
+                           decode_scale=float(k_d), prefill_scale=float(k_p),
+                           moe_prefill_scale=float(k_pm / k_p) if moe.any() else moe_default,
+                           tp_step_overhead_ms=float(s_tp), source="fitted",
+                           harness_ttft_ms=float(h))
 
 
 def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = None,
                  tp: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows;
     ``tp``: each row's TP group, None for TP 1); without a request overhead (the datasheet model) no
-    wait for the running step."""
-    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, o.request_overhead_ms > 0, tp)
+    wait for the running step. A fit (:class:`FittedOverheads`) is predicted with the design it was
+    fitted with, the wait included, also when its request overhead sits at its bound 0 (a profile
+    rounds the optimizer's 1e-9 to 0)."""
+    wait = o.request_overhead_ms > 0 or isinstance(o, FittedOverheads)
+    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, wait, tp)
     x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms,
                   o.prefill_scale * o.moe_prefill_scale, o.tp_step_overhead_ms])
     return ttft @ x, tpot @ x
 
 
-def fit_by_framework(rows: pd.DataFrame, feats: pd.DataFrame, min_rows: int = 8) -> dict[str, Overheads]:
+def fit_by_framework(rows: pd.DataFrame, feats: pd.DataFrame, min_rows: int = 8) -> dict[str, FittedOverheads]:
     """One fit per framework with at least ``min_rows`` unsaturated rows, and ``any`` (all rows)."""
     fits = {"any": fit_overheads(rows, feats)}
     for fw, g in rows.groupby("framework"):
@@ -449,7 +502,8 @@ def _predict_with(rows: pd.DataFrame, feats: pd.DataFrame, fits: dict[str, Overh
     for fw, g in rows.groupby("framework"):
         o = fits.get(str(fw), fits["any"])
         t, p = predict_rows(feats.loc[g.index], o, _is_moe(g), g.get("tp"))
-        out.loc[g.index, "pred_ttft_ms"], out.loc[g.index, "pred_tpot_ms"] = t, p
+        # the gap-analysis rows' harness, as fitted on the training rows (none for the datasheet)
+        out.loc[g.index, "pred_ttft_ms"], out.loc[g.index, "pred_tpot_ms"] = t + harness_ttft_ms(g, o), p
     return out
 
 
@@ -458,7 +512,8 @@ def held_out_errors(rows: pd.DataFrame, feats: pd.DataFrame, split: str,
     """Predictions of every row by a fit that never saw its group.
 
     ``split``: ``model`` or ``framework`` (leave one out; a held-out framework gets the pooled
-    ``any`` fit of the others); ``device`` (leave one out, and the held-out device is predicted
+    ``any`` fit of the others; held-out gap-analysis rows get the harness TTFT fitted on the
+    training rows, :func:`harness_ttft_ms`); ``device`` (leave one out, and the held-out device is predicted
     from its datasheet spec, ``feats_datasheet``, plus the overheads fitted on the others);
     ``datasheet`` (datasheet specs, no overheads).
     """
@@ -532,6 +587,17 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
                             "tp_step_overhead_ms": round(o.tp_step_overhead_ms, 4),
                             "train_rows": int((ok & ((rows["framework"] == fw) | (fw == "any"))).sum())}
                        for fw, o in fits.items()},
+        # kept out of "frameworks": no user's prediction reads it (roofline.fitted reads that section only)
+        "harness": {"gap-analysis": {
+            "what": "TTFT (ms) the benchmark harness of AIConfigurator's gap-analysis runs adds, fitted jointly with "
+                    "each framework's overheads (an additive ms per framework on those rows' TTFT) so that the "
+                    "engine parameters are fitted net of it; applied to those rows only, never to a user's "
+                    "prediction, an InferenceX row or AIConfigurator's InferenceMAX rows",
+            "rows": "roofline.validation._serving_fit.aiconfigurator_gap_analysis: AIConfigurator e2e rows that record "
+                    "a backend_version (NVIDIA aic-auto-gap-analysis runs of Llama-3.1-8B and Qwen3-32B, client "
+                    "undocumented); the InferenceMAX rows (Llama-3.1-70B, measured 2025-10-29) leave it blank",
+            "train_rows": int((ok & rows.get("gap_analysis", False)).sum()),
+            "ttft_ms": {fw: round(getattr(o, "harness_ttft_ms", 0.0), 3) for fw, o in fits.items()}}},
     }
 
 

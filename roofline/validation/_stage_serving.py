@@ -25,7 +25,8 @@ __all__ = ["stage_serving"]
 
 def stage_serving(hw: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -> dict[str, Any]:
     """Overheads per framework (``base["serving"]``: framework -> the fields of
-    :class:`roofline.serving.Overheads` and ``train_rows``); ``base`` unchanged without an
+    :class:`roofline.serving.Overheads`, ``harness_ttft_ms`` when not 0
+    (:class:`~roofline.validation._serving_fit.FittedOverheads`) and ``train_rows``); ``base`` unchanged without an
     unsaturated training row."""
     rows = paired_rows(train)
     if not (~rows["saturated"]).any():
@@ -33,7 +34,8 @@ def stage_serving(hw: HardwareSpec, train: pd.DataFrame, base: dict[str, Any]) -
     fits = fit_by_framework(rows, simulated_features(rows, hw))
     ok = ~rows["saturated"]
     base["serving"] = {
-        fw: {k: v for k, v in asdict(o).items() if k != "source"}
+        # the gap-analysis harness's TTFT only where the training rows had such rows
+        fw: {k: v for k, v in asdict(o).items() if k != "source" and (k != "harness_ttft_ms" or v)}
         | {"train_rows": int((ok & ((rows["framework"] == fw) | (fw == "any"))).sum())}
         for fw, o in fits.items()}
     return base
