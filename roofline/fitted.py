@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from roofline._specfile import PROJECT_ROOT, read_yaml
+from roofline.collectives import collective_time_s
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec, list_hardware, load_hardware, with_network
 from roofline.model import ModelSpec
@@ -46,7 +47,7 @@ from roofline.workload import DEFAULT_FRAMEWORK, FRAMEWORKS
 
 __all__ = ["FRAMEWORKS", "DEFAULT_FRAMEWORK", "DEFAULT_CHOICE", "OVERHEADS_FILE", "PROFILE_DIR", "SoftwareOverheads", "ModelChoice",
            "FittedModel", "fitted_model", "describe", "load_software_overheads", "list_profiles", "profile_path", "load_profile",
-           "apply_overrides", "calibrated_hardware"]
+           "apply_overrides", "calibrated_hardware", "TRTLLM_ALLREDUCE_KEY", "calibrated_allreduce"]
 
 #: Where the calibrated profiles ship.
 PROFILE_DIR = PROJECT_ROOT / "hardware_specs" / "calibrated"
@@ -116,6 +117,80 @@ def calibrated_hardware(device: str | Path) -> HardwareSpec:
     spec = load_hardware(data.get("name") or str(device))
     overrides = {k: float(data[k]) for k in SWEEPABLE if k in data}
     return apply_overrides(spec, overrides, data.get("efficiency_curve_m"))
+
+
+#: The calibrated profiles' entry for TensorRT-LLM's own ``AllReduce`` op (strategy AUTO: its
+#: one-shot / two-shot kernels or NCCL), fitted per group size (``:n<GPUs>``, and ``:large`` from
+#: ``_large_from_bytes`` on) on aiconfigurator/trtllm_custom_allreduce.csv.
+TRTLLM_ALLREDUCE_KEY = "allreduce:trtllm_custom:intra"
+
+
+def calibrated_allreduce(spec: HardwareSpec, key: str = TRTLLM_ALLREDUCE_KEY) -> AllReduceFit | None:
+    """The all-reduce ``key`` of the calibrated profile of ``spec``'s device, as ``roofline
+    calibrate`` fitted and checked it, for a calibrated spec of the device: None for the datasheet
+    spec as written (the raw roofline), a device without a shipped profile or without the entry,
+    and a spec whose node has other wires than the measured one (link bandwidth, links per device,
+    topology, devices per node). A spec being calibrated (``roofline calibrate``'s serving stage)
+    counts as calibrated, so that the errors it records are the ones ``validate`` finds."""
+    if spec.name not in list_profiles() or not _has_entry(spec.name, key):
+        return None
+    datasheet = _bundled(spec.name)
+    if datasheet is None or spec == datasheet or not _same_wires(spec, datasheet):
+        return None
+    return AllReduceFit(spec.name, key)
+
+
+def _same_wires(a: HardwareSpec, b: HardwareSpec) -> bool:
+    x, y = a.intra_node, b.intra_node
+    return (x.topology, x.link_bandwidth_Bps, x.links_per_device, a.devices_per_node) == \
+        (y.topology, y.link_bandwidth_Bps, y.links_per_device, b.devices_per_node)
+
+
+@lru_cache(maxsize=64)
+def _has_entry(device: str, key: str) -> bool:
+    return key in (load_profile(device).get("per_kind") or {})
+
+
+@dataclass(frozen=True)
+class AllReduceFit:
+    """A calibrated profile's fit of one library's all-reduce, evaluated as the calibration
+    harness evaluates it (``roofline.validation`` ``predict_batch``): the profile's parameters, then
+    ``per_kind[key]``, ``per_kind[key:n<GPUs>]`` and, for messages of at least its
+    ``_large_from_bytes``, ``per_kind[key:n<GPUs>:large]``; the custom-kernel algorithm choice of
+    :func:`roofline.collectives.collective_time_s` plus a launch."""
+
+    device: str
+    key: str
+
+    def time_s(self, size_bytes: float, n: int) -> float | None:
+        """Seconds of one all-reduce of ``size_bytes`` over ``n`` devices; None for a group size
+        the profile has no fit for."""
+        fitted, threshold = _allreduce_group(self.device, self.key, int(n))
+        if not fitted:
+            return None
+        hw = _allreduce_arrays(self.device, self.key, int(n), threshold is not None and size_bytes >= threshold)
+        t = collective_time_s("allreduce", np.array([float(size_bytes)]), int(n), hw.intra(), hw.inter(),
+                              hw.devices_per_node, "custom")
+        return float(np.asarray(t).reshape(-1)[0] + hw.launch_s[0])
+
+
+@lru_cache(maxsize=64)
+def _allreduce_group(device: str, key: str, n: int) -> tuple[bool, float | None]:
+    """(whether the profile fitted group ``n``, the size from which its ``:large`` entry applies)."""
+    group = (load_profile(device).get("per_kind") or {}).get(f"{key}:n{n}")
+    if group is None:
+        return False, None
+    threshold = group.get("_large_from_bytes")
+    return True, None if threshold is None else float(threshold)
+
+
+@lru_cache(maxsize=64)
+def _allreduce_arrays(device: str, key: str, n: int, large: bool) -> HardwareArrays:
+    per_kind = load_profile(device).get("per_kind") or {}
+    overrides: dict[str, float] = {}
+    for k in (key, f"{key}:n{n}") + ((f"{key}:n{n}:large",) if large else ()):
+        overrides.update({name: float(v) for name, v in (per_kind.get(k) or {}).items() if not name.startswith("_")})
+    return HardwareArrays.from_spec(_calibrated(device), 1, prefetch=False, **overrides)
 
 
 @lru_cache(maxsize=32)

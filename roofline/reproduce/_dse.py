@@ -229,7 +229,7 @@ class _Evaluator:
         self.hw = HardwareArrays.from_spec(scenario.hardware, self.n, prefetch=True, **grid)
         # the serving point under the scenario's own model: fitted overheads, or none on the datasheet
         self.points = serving_points(scenario.model, scenario.workload, scenario.parallelism, self.hw, block,
-                                     datasheet=choice.datasheet)
+                                     datasheet=choice.datasheet, hardware=scenario.hardware)
 
     def optima(self, overrides: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
         """(operating point, objective) -> the optimal knobs and the objective there (prefetch on,

@@ -39,7 +39,7 @@ from roofline.serving.kv_transfer import KV_PATHS, kv_link_arrays, kv_transfer_b
 from roofline.serving.metrics import meets_slo
 from roofline.serving.overheads import Overheads
 from roofline.serving.settings import EngineSettings
-from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid
+from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid, tp_allreduce
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
@@ -90,15 +90,17 @@ def parse_disagg_block(data: Any, where: str) -> DisaggBlock:
 
 
 def _pool_cost(model: ModelSpec, workload: Workload, pool: PoolSpec, hw: HardwareArrays, settings: EngineSettings,
-               grid: np.ndarray, kv_demand_tokens: float) -> tuple[StepCost, np.ndarray]:
+               grid: np.ndarray, kv_demand_tokens: float, hardware: HardwareSpec) -> tuple[StepCost, np.ndarray]:
     """One pool's step cost and (n,) KV capacity per instance, its weights and KV cache placed in
-    the device's memory tiers as ``roofline serve`` places them (``kv_demand_tokens``: its load)."""
+    the device's memory tiers as ``roofline serve`` places them (``kv_demand_tokens``: its load;
+    the framework's measured all-reduce on ``hardware``'s calibrated device, as serve)."""
     par = Parallelism(tp=pool.tp, pp=pool.pp, ep=pool.ep)
     placed, cap = serving_placement(model, workload, par, hw, gpu_memory_utilization=settings.gpu_memory_utilization,
                                     max_num_batched_tokens=settings.max_num_batched_tokens,
                                     block_tokens=settings.block_tokens, kv_demand_tokens=kv_demand_tokens,
                                     kv_memory_rule=settings.kv_memory_rule, name=model.name)
-    return build_step_cost(model, workload, par, placed, grid), cap
+    allreduce_s, where = tp_allreduce(settings.framework, hardware, placed)
+    return build_step_cost(model, workload, par, placed, grid, 1, allreduce_s, where), cap
 
 
 def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, block: DisaggBlock,
@@ -115,9 +117,10 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
     prompt, output = float(workload.input_len), float(workload.output_len)
     # each pool's KV cache extends into tiers beyond HBM as far as its load at the block's concurrency needs
     p_cost, p_cap = _pool_cost(model, workload, block.prefill, hw, settings, grid,
-                               prefill_kv_demand_tokens(settings, prompt, concurrency))
+                               prefill_kv_demand_tokens(settings, prompt, concurrency), hardware)
     d_cost, d_cap = _pool_cost(model, workload, block.decode, hw, settings, grid,
-                               decode_kv_demand_tokens(settings, prompt, output, block.decode.count, concurrency))
+                               decode_kv_demand_tokens(settings, prompt, output, block.decode.count, concurrency),
+                               hardware)
     prefill = max(prompt - np.floor(prompt * prefix_hit), 1.0)
     rows = np.arange(n)
     alone = overheads.prefill_scale * prefill_alone_s(p_cost, rows, prompt, prefill,

@@ -34,13 +34,16 @@ the FLOPs per rank are unchanged (d times fewer sequences, d times more heads).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from roofline.evaluate import evaluate_pass
+from roofline.fitted import calibrated_allreduce
 from roofline.graph import OpTable, build_phase
+from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
 from roofline.timing import HardwareArrays, op_times
 from roofline.workload import Parallelism, Workload
@@ -48,7 +51,13 @@ from roofline.workload import Parallelism, Workload
 if TYPE_CHECKING:
     from roofline.serving.settings import EngineSettings
 
-__all__ = ["StepCost", "build_step_cost", "token_grid", "engine_token_grid", "HEAD_OPS"]
+__all__ = ["StepCost", "build_step_cost", "token_grid", "engine_token_grid", "HEAD_OPS", "tp_allreduce"]
+
+#: Seconds of one all-reduce of a message (bytes) over a group (devices); None: not measured there.
+AllReduceTime = Callable[[float, int], "float | None"]
+#: The link (and launch) parameters a calibrated collective fit belongs to (a configuration that
+#: changes one is timed by the generic collective model).
+_LINK_FIELDS = ("link_Bps", "links", "link_latency_s", "link_efficiency", "launch_s", "custom_latency_s")
 
 #: Operators of the head: they run once per sequence that emits a token, not per token.
 HEAD_OPS = ("final_norm", "lm_head", "logits_allgather", "sampling")
@@ -175,6 +184,41 @@ class ScalarStepCost:
         return self._interp(self.body, tokens) + self._interp(self.head, sampled)
 
 
+def _allreduce_delta_s(table: OpTable, total_s: np.ndarray, body: np.ndarray, allreduce_s: AllReduceTime,
+                       where: np.ndarray | None) -> np.ndarray:
+    """(n,) seconds the all-reduces of ``body`` ops take with ``allreduce_s`` beyond their
+    modelled time ``total_s`` (collective + launch), 0 outside ``where``."""
+    delta = np.zeros(total_s.shape[1])
+    for i in np.flatnonzero(body & table.is_comm & (table.group > 1)):
+        if table.collectives[i] != "allreduce":
+            continue
+        t = allreduce_s(float(table.comm_bytes[i]), int(table.group[i]))
+        if t is not None:
+            delta += table.count[i] * (t - total_s[i])
+    return delta if where is None else np.where(where, delta, 0.0)
+
+
+def tp_allreduce(framework: str, spec: HardwareSpec, hw: HardwareArrays) -> tuple[AllReduceTime | None, np.ndarray]:
+    """The all-reduce ``framework`` runs, as measured on ``spec``'s device, and the configurations
+    of ``hw`` it applies to: TensorRT-LLM's ``AllReduce`` op where the device's calibrated profile
+    fitted it (:func:`roofline.fitted.calibrated_allreduce`), on the configurations whose links
+    are the device's own (a swept or overridden link is timed by the generic model); None for
+    the other frameworks (their kernels were not measured)."""
+    fit = calibrated_allreduce(spec) if framework == "trtllm" else None
+    if fit is None:
+        return None, np.zeros(hw.n, dtype=bool)
+    own = HardwareArrays.from_spec(spec, 1)
+    same = np.ones(hw.n, dtype=bool)
+    for name in _LINK_FIELDS:
+        same &= np.isclose(_link_values(hw, name), _link_values(own, name)[0], rtol=1e-12, atol=0.0, equal_nan=True)
+    return fit.time_s, same
+
+
+def _link_values(hw: HardwareArrays, name: str) -> np.ndarray:
+    value = getattr(hw, name)
+    return np.full(hw.n, np.nan) if value is None else np.broadcast_to(np.asarray(value, dtype=float), (hw.n,))
+
+
 def _phase(model: ModelSpec, workload: Workload, par: Parallelism, phase: str, tokens: int) -> OpTable:
     if phase == "decode":
         return build_phase(model, replace(workload, batch=int(tokens)), par, "decode")
@@ -182,11 +226,15 @@ def _phase(model: ModelSpec, workload: Workload, par: Parallelism, phase: str, t
 
 
 def build_step_cost(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
-                    tokens: np.ndarray, attention_dp: int = 1) -> StepCost:
+                    tokens: np.ndarray, attention_dp: int = 1, allreduce_s: AllReduceTime | None = None,
+                    allreduce_where: np.ndarray | None = None) -> StepCost:
     """Evaluate the step-cost tables of ``model`` on every configuration of ``hw``.
 
     ``workload`` gives the data types (its batch and lengths are ignored); ``tokens`` is the grid
-    of token counts (see :func:`token_grid`).
+    of token counts (see :func:`token_grid`). ``allreduce_s`` (seconds of one all-reduce of a
+    message size over a group; None where it has no value) times the body's all-reduces instead of
+    the generic collective model, on the configurations ``allreduce_where`` (default: all): the
+    framework's own measured all-reduce (:func:`tp_allreduce`).
     """
     grid = np.asarray(tokens, dtype=float)
     body = np.empty((hw.n, len(grid)))
@@ -198,6 +246,8 @@ def build_step_cost(model: ModelSpec, workload: Workload, par: Parallelism, hw: 
         head_comm = is_head & table.is_comm
         body[:, j] = evaluate_pass(_without(table, is_attn | is_head, head_comm), hw).time_s
         ot = op_times(table, hw)
+        if allreduce_s is not None:
+            body[:, j] += _allreduce_delta_s(table, ot.total_s, ~is_head, allreduce_s, allreduce_where)
         work = np.where(table.is_comm[:, None], ot.total_s, ot.total_s - hw.launch_s)
         head[:, j] = (table.count * is_head) @ work
     one = _phase(model, workload, par, "decode", 1)
