@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,7 +79,36 @@ def _cases():
     return load_cases()
 
 
+#: Under pytest-xdist, the folder every worker of this run shares (the parent of the workers' own
+#: temporary folders, which pytest removes with old runs); None in a single process.
+_SHARED_DIR: Path | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_dir(tmp_path_factory):
+    global _SHARED_DIR
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _SHARED_DIR = tmp_path_factory.getbasetemp().parent
+
+
 @lru_cache(maxsize=1)
 def _validation():
-    """The validation of every case with the shipped profiles, run once per test session."""
-    return run_validation(cases=_cases())
+    """The validation of every case with the shipped profiles, run once per test run: under
+    pytest-xdist the first worker that needs it runs it and leaves it for the others (a file lock;
+    pytest-xdist's recipe for a session fixture run once), which read it instead of running it again."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): each worker runs its own
+        fcntl = None
+    if _SHARED_DIR is None or fcntl is None:
+        return run_validation(cases=_cases())
+    path = _SHARED_DIR / "validation.pkl"
+    with open(_SHARED_DIR / "validation.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        result = run_validation(cases=_cases())
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(result))
+        partial.replace(path)
+        return result

@@ -26,9 +26,6 @@ from roofline.validation import (
 
 from .conftest import _cases, _validation, needs_data
 
-# With pytest-xdist these tests share one worker, so the validation run they share runs once.
-pytestmark = pytest.mark.xdist_group("validation")
-
 #: Guards: target where it is met, achieved (docs/validation.md) plus a margin where it is not.
 GUARDS = {
     "gemm": TARGETS["gemm"],  # achieved 7.7

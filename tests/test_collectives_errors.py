@@ -21,9 +21,6 @@ from roofline.validation._stage_collectives import (
 )
 from tests.conftest import _cases, _validation, needs_data
 
-# With pytest-xdist these tests share one worker, so the validation run they share runs once.
-pytestmark = pytest.mark.xdist_group("validation")
-
 DEVICES = ("a100-sxm-80gb", "h100-sxm", "h200-sxm", "b200")
 PROFILES = Path(__file__).resolve().parents[1] / "hardware_specs" / "calibrated"
 

@@ -43,9 +43,6 @@ from roofline.validation._predict import build_batches, predict_batch
 
 from .conftest import DATA, _cases, _validation, needs_data
 
-# With pytest-xdist these tests share one worker, so the validation run they share runs once.
-pytestmark = pytest.mark.xdist_group("validation")
-
 
 def _rows(dataset: str, file: str | None = None, kind: str | None = None) -> pd.DataFrame:
     c = _cases()
