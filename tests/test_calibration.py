@@ -30,15 +30,15 @@ from .conftest import _cases, _validation, needs_data
 GUARDS = {
     "gemm": TARGETS["gemm"],  # achieved 7.7
     "collective": TARGETS["collective"],  # achieved 9.5 (9.6 before the NVLS launch fix and the all-to-all regime)
-    "e2e_tpot": TARGETS["e2e_tpot"],  # achieved 9.0 (7.2 with the retired regression)
-    "e2e_ttft": 30.0,  # target 15 missed: achieved 28.1 (18.4 with the retired regression), guarded at 30
+    "e2e_tpot": TARGETS["e2e_tpot"],  # achieved 7.8 (8.6 before NVFP4's quantize kernels and the harness term)
+    "e2e_ttft": 27.0,  # target 15 missed: achieved 24.9 (26.1 before), guarded at 27
 }
 #: Per-device guards (same rule): device -> family -> MAPE.
 DEVICE_GUARDS = {
     "a100-sxm-80gb": {"gemm": 10.0, "collective": 15.0},
-    "h100-sxm": {"gemm": 10.0, "collective": 15.0, "e2e_tpot": 10.0, "e2e_ttft": 34.0},  # TPOT 8.7, TTFT 32.1
-    "h200-sxm": {"gemm": 10.0, "collective": 15.0, "e2e_tpot": 13.0, "e2e_ttft": 34.0},  # TPOT 12.0, TTFT 31.5
-    "b200": {"collective": 15.0, "e2e_tpot": 10.0, "e2e_ttft": 19.0},  # TPOT 7.7, TTFT 16.9
+    "h100-sxm": {"gemm": 10.0, "collective": 15.0, "e2e_tpot": 10.0, "e2e_ttft": 32.0},  # TPOT 8.0, TTFT 30.0
+    "h200-sxm": {"gemm": 10.0, "collective": 15.0, "e2e_tpot": 12.0, "e2e_ttft": 34.0},  # TPOT 10.9, TTFT 31.6
+    "b200": {"collective": 15.0, "e2e_tpot": 10.0, "e2e_ttft": 15.0},  # TPOT 5.5, TTFT 8.8 (targets met)
 }
 
 
