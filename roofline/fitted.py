@@ -47,7 +47,8 @@ from roofline.workload import DEFAULT_FRAMEWORK, FRAMEWORKS
 
 __all__ = ["FRAMEWORKS", "DEFAULT_FRAMEWORK", "DEFAULT_CHOICE", "OVERHEADS_FILE", "PROFILE_DIR", "SoftwareOverheads", "ModelChoice",
            "FittedModel", "fitted_model", "describe", "load_software_overheads", "list_profiles", "profile_path", "load_profile",
-           "apply_overrides", "calibrated_hardware", "TRTLLM_ALLREDUCE_KEY", "calibrated_allreduce"]
+           "apply_overrides", "calibrated_hardware", "TRTLLM_ALLREDUCE_KEY", "calibrated_allreduce", "kind_overrides",
+           "collective_keys", "large_from_bytes"]
 
 #: Where the calibrated profiles ship.
 PROFILE_DIR = PROJECT_ROOT / "hardware_specs" / "calibrated"
@@ -177,20 +178,37 @@ class AllReduceFit:
 @lru_cache(maxsize=64)
 def _allreduce_group(device: str, key: str, n: int) -> tuple[bool, float | None]:
     """(whether the profile fitted group ``n``, the size from which its ``:large`` entry applies)."""
-    group = (load_profile(device).get("per_kind") or {}).get(f"{key}:n{n}")
-    if group is None:
-        return False, None
-    threshold = group.get("_large_from_bytes")
-    return True, None if threshold is None else float(threshold)
+    per_kind = load_profile(device).get("per_kind") or {}
+    return per_kind.get(f"{key}:n{n}") is not None, large_from_bytes(per_kind, key, n)
 
 
 @lru_cache(maxsize=64)
 def _allreduce_arrays(device: str, key: str, n: int, large: bool) -> HardwareArrays:
-    per_kind = load_profile(device).get("per_kind") or {}
-    overrides: dict[str, float] = {}
-    for k in (key, f"{key}:n{n}") + ((f"{key}:n{n}:large",) if large else ()):
-        overrides.update({name: float(v) for name, v in (per_kind.get(k) or {}).items() if not name.startswith("_")})
+    overrides = kind_overrides(load_profile(device).get("per_kind") or {}, collective_keys(key, n, large))
     return HardwareArrays.from_spec(_calibrated(device), 1, prefetch=False, **overrides)
+
+
+def kind_overrides(per_kind: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The parameters of a profile's ``per_kind`` entries ``keys``, applied in order (a later entry
+    wins); names starting with ``_`` are the fit's own settings (thresholds, tiles), not parameters."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        out.update({k: v for k, v in (per_kind.get(key) or {}).items() if not k.startswith("_")})
+    return out
+
+
+def collective_keys(key: str, n: int, large: bool = False) -> tuple[str, ...]:
+    """The ``per_kind`` entries a collective of kind ``key`` over ``n`` devices takes, in order:
+    the kind's, the group size's and, for a message at least :func:`large_from_bytes`, the group
+    size's ``:large`` entry (NCCL's algorithm by GPU count and protocol by size, as calibrated)."""
+    return (key, f"{key}:n{n}") + ((f"{key}:n{n}:large",) if large else ())
+
+
+def large_from_bytes(per_kind: Mapping[str, Any], key: str, n: int) -> float | None:
+    """The message size (bytes) from which a collective of kind ``key`` over ``n`` devices takes its
+    ``:large`` entry; None when the group size has none."""
+    threshold = (per_kind.get(f"{key}:n{n}") or {}).get("_large_from_bytes")
+    return None if threshold is None else float(threshold)
 
 
 @lru_cache(maxsize=32)

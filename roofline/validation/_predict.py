@@ -29,6 +29,7 @@ import pandas as pd
 
 from roofline.collectives import collective_time_s
 from roofline.dtypes import bytes_per_element
+from roofline.fitted import collective_keys, kind_overrides, large_from_bytes
 from roofline.graph import COLLECTIVE_KINDS, OpTable, attention_work
 from roofline.hardware import HardwareSpec, with_network
 from roofline.timing import HardwareArrays, op_times
@@ -202,9 +203,7 @@ def hardware_arrays(spec: HardwareSpec, params: Mapping[str, Any] | None,
     for each of ``keys`` in order, then ``extra``) and its efficiency curve."""
     params = params or {}
     overrides = dict(params.get("overrides") or {})
-    per_kind = params.get("per_kind") or {}
-    for key in [keys] if isinstance(keys, str) else (keys or ()):
-        overrides.update({k: v for k, v in (per_kind.get(key) or {}).items() if not k.startswith("_")})
+    overrides.update(kind_overrides(params.get("per_kind") or {}, [keys] if isinstance(keys, str) else (keys or ())))
     overrides.update(extra or {})
     hw = HardwareArrays.from_spec(spec, 1, prefetch=False, **overrides)
     curve = params.get("efficiency_curve_m")
@@ -250,11 +249,10 @@ def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any
         if batch.network:  # the measured cluster's network, under the profile's values
             spec = _with_network(spec, batch.network)
         for n, per_node, rows in batch.groups:
-            keys = (batch.key, f"{batch.key}:n{n}")
-            threshold = (per_kind.get(keys[1]) or {}).get("_large_from_bytes")
+            threshold = large_from_bytes(per_kind, batch.key, n)
             size = batch.size_bytes[rows]
             large = size >= threshold if threshold else np.zeros(len(rows), dtype=bool)
-            for sel, ks in ((~large, keys), (large, keys + (f"{keys[1]}:large",))):
+            for sel, ks in ((~large, collective_keys(batch.key, n)), (large, collective_keys(batch.key, n, True))):
                 if not sel.any():
                     continue
                 hw = hardware_arrays(spec, params, ks, extra)
