@@ -60,9 +60,9 @@ def test_the_step_body_swaps_each_tp_allreduce():
     spec = calibrated_hardware("h200-sxm")
     hw = HardwareArrays.from_spec(spec, 1)
     grid = np.array([16.0, 128.0, 2048.0])
-    allreduce_s, where = tp_allreduce("trtllm", spec, hw)
+    allreduce_s, _ = tp_allreduce("trtllm", spec, hw)
     plain = build_step_cost(model, _W, par, hw, grid)
-    swapped = build_step_cost(model, _W, par, hw, grid, 1, allreduce_s, where)
+    swapped = build_step_cost(model, _W, par, hw, grid, 1, framework="trtllm", hardware=spec)
     for j, t in enumerate(grid):
         size = t * 8192 * 2
         expected = 161 * (allreduce_s(size, 8) - _generic_s(spec, size, 8))

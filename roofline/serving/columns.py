@@ -52,7 +52,7 @@ from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import DATASHEET, load_overheads
 from roofline.serving.serve import benchmark_requests
 from roofline.serving.settings import FRAMEWORKS, EngineSettings, engine_defaults
-from roofline.serving.step_cost import build_step_cost, engine_token_grid, tp_allreduce
+from roofline.serving.step_cost import build_step_cost, engine_token_grid
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
@@ -155,7 +155,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
     """Steady-state serving metrics of the ``hw.n`` configurations at both operating points (the
     fitted overheads of the block's framework, none if ``datasheet``: the raw roofline).
     ``hardware``: the spec ``hw`` was made of, for the framework's measured all-reduce on its
-    calibrated device (:func:`~roofline.serving.step_cost.tp_allreduce`; None: the generic model)."""
+    calibrated device (:func:`~roofline.serving.step_cost.build_step_cost`; None: the generic model)."""
     s = block.settings
     o = DATASHEET if datasheet else load_overheads(s.framework).for_model(model).for_parallelism(par.tp)
     prompt, output = float(workload.input_len), float(workload.output_len)
@@ -167,9 +167,8 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                                 attention_dp=s.attention_dp, kv_memory_rule=s.kv_memory_rule, name=model.name,
                                 kv_demand_tokens=load_kv_demand_tokens(min(block.concurrency, s.max_num_seqs),
                                                                        *longest, s.block_tokens))
-    allreduce_s, where = (None, None) if hardware is None else tp_allreduce(s.framework, hardware, hw)
     cost = build_step_cost(model, workload, par, hw, engine_token_grid(s), s.attention_dp,  # serve's grid
-                           allreduce_s, where)
+                           framework=s.framework, hardware=hardware)
     common = dict(prompt=prompt, output=output, prefill=max(prompt - np.floor(prompt * block.prefix_hit), 1.0),
                   max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,

@@ -39,7 +39,7 @@ from roofline.serving.kv_transfer import KV_PATHS, kv_link_arrays, kv_transfer_b
 from roofline.serving.metrics import meets_slo
 from roofline.serving.overheads import Overheads
 from roofline.serving.settings import EngineSettings
-from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid, tp_allreduce
+from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
@@ -99,8 +99,8 @@ def _pool_cost(model: ModelSpec, workload: Workload, pool: PoolSpec, hw: Hardwar
                                     max_num_batched_tokens=settings.max_num_batched_tokens,
                                     block_tokens=settings.block_tokens, kv_demand_tokens=kv_demand_tokens,
                                     kv_memory_rule=settings.kv_memory_rule, name=model.name)
-    allreduce_s, where = tp_allreduce(settings.framework, hardware, placed)
-    return build_step_cost(model, workload, par, placed, grid, 1, allreduce_s, where), cap
+    return build_step_cost(model, workload, par, placed, grid, 1, framework=settings.framework,
+                           hardware=hardware), cap
 
 
 def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, block: DisaggBlock,

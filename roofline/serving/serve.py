@@ -22,7 +22,7 @@ from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_
 from roofline.serving.overheads import DATASHEET, Overheads, load_overheads, overheads_provenance
 from roofline.serving.settings import EngineSettings, SpeculativeDecoding, engine_defaults
 from roofline.serving.simulator import simulate
-from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid, tp_allreduce
+from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid
 from roofline.serving.workload import Lengths, Requests, ServingWorkload, make_requests
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, PrefetchSettings, Workload
@@ -86,9 +86,8 @@ class ServingSetup:
     def step_cost(self) -> StepCost:
         s = self.settings
         hw = self.arrays()
-        allreduce_s, where = tp_allreduce(s.framework, self.hardware, hw)
         return build_step_cost(self.model, self.workload, self.parallelism, hw, engine_token_grid(s),
-                               s.attention_dp, allreduce_s, where)
+                               s.attention_dp, framework=s.framework, hardware=self.hardware)
 
     def kv_capacity_tokens(self) -> float:
         return float(self._placement[1][0])

@@ -226,16 +226,17 @@ def _phase(model: ModelSpec, workload: Workload, par: Parallelism, phase: str, t
 
 
 def build_step_cost(model: ModelSpec, workload: Workload, par: Parallelism, hw: HardwareArrays,
-                    tokens: np.ndarray, attention_dp: int = 1, allreduce_s: AllReduceTime | None = None,
-                    allreduce_where: np.ndarray | None = None) -> StepCost:
+                    tokens: np.ndarray, attention_dp: int = 1, *, framework: str | None = None,
+                    hardware: HardwareSpec | None = None) -> StepCost:
     """Evaluate the step-cost tables of ``model`` on every configuration of ``hw``.
 
     ``workload`` gives the data types (its batch and lengths are ignored); ``tokens`` is the grid
-    of token counts (see :func:`token_grid`). ``allreduce_s`` (seconds of one all-reduce of a
-    message size over a group; None where it has no value) times the body's all-reduces instead of
-    the generic collective model, on the configurations ``allreduce_where`` (default: all): the
-    framework's own measured all-reduce (:func:`tp_allreduce`).
+    of token counts (see :func:`token_grid`). With ``framework`` and ``hardware`` (the spec ``hw``
+    was made of), the body's all-reduces take the framework's own measured all-reduce on that
+    device where one was fitted (:func:`tp_allreduce`) instead of the generic collective model.
     """
+    allreduce_s, allreduce_where = (None, None) if framework is None or hardware is None \
+        else tp_allreduce(framework, hardware, hw)
     grid = np.asarray(tokens, dtype=float)
     body = np.empty((hw.n, len(grid)))
     head = np.empty((hw.n, len(grid)))
