@@ -353,6 +353,7 @@ def predict(
     dtype: str | None = None,
     kv_dtype: str | None = None,
     op_dtypes: str | dict[str, str] | None = None,
+    lm_head_dtype: str | None = None,
     tp: int = 1,
     pp: int = 1,
     dp: int = 1,
@@ -388,6 +389,9 @@ def predict(
         kv_dtype: KV-cache dtype (default: the activation dtype; FP8 under FP4 activations).
         op_dtypes: precision per operator class, e.g. ``"experts=nvfp4,attention=fp8"``
             (see :func:`roofline.workload.parse_op_dtypes`).
+        lm_head_dtype: the LM head's precision. Default: bf16 under quantized weights, as the
+            shipped checkpoints keep it (:func:`roofline.workload.checkpoint_op_dtypes`), else the
+            weights'; ``"same"``: as the weights (the head quantized too); or ``W[:A]``.
         tp, pp, dp, ep: tensor, pipeline, data and expert parallelism.
         moe_skew, moe_prefetch: MoE routing skew (0 = uniform) and what PRESERVE may prefetch of
             the experts (``none``, ``shared``, ``predicted``; see docs/moe.md).
@@ -443,7 +447,8 @@ def predict(
     if prefetch_weights is not None or prefetch_kv is not None:
         settings = replace(settings, weights=settings.weights if prefetch_weights is None else prefetch_weights,
                            kv_cache=settings.kv_cache if prefetch_kv is None else prefetch_kv)
-    w = workload or Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, batch=batch,
+    w = workload or Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, lm_head_dtype=lm_head_dtype,
+                                       batch=batch,
                                        input_len=input_len, output_len=output_len, moe_skew=moe_skew,
                                        moe_prefetch=moe_prefetch, collective_library=collective_library,
                                        async_tp=async_tp)

@@ -304,6 +304,7 @@ SCENARIO: dict[str, ScenarioParameter] = {p.name: p for p in (
     _s("dtype", "workload", "text", "data type (weights[:activations])", "--dtype"),
     _s("kv_dtype", "workload", "text", "KV-cache data type", "--kv-dtype"),
     _s("op_dtypes", "workload", "text", "data types per operator class", "--op-dtype"),
+    _s("lm_head_dtype", "workload", "text", "LM head data type (same: as the weights)", "--lm-head-dtype"),
     _s("tp", "parallelism", "integer", "tensor parallelism", "--tp", headline=True),
     _s("pp", "parallelism", "integer", "pipeline parallelism", "--pp"),
     _s("dp", "parallelism", "integer", "data-parallel replicas", "--dp"),

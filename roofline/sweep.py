@@ -83,6 +83,7 @@ def scenario_for(values: dict[str, Any], prefetch: PrefetchSettings | None = Non
     workload = Workload.for_model(model, values.get("dtype"), batch=int(values["batch"]),
                                   input_len=int(values["input_len"]), output_len=int(values["output_len"]),
                                   kv_dtype=values.get("kv_dtype"), op_dtypes=values.get("op_dtypes"),
+                                  lm_head_dtype=values.get("lm_head_dtype"),
                                   collective_library=values.get("collective_library") or "custom",
                                   async_tp=values.get("async_tp") or False)  # None: not set in the file
     par = Parallelism(tp=int(values["tp"]), pp=int(values["pp"]), dp=int(values["dp"]), ep=int(values["ep"]))

@@ -252,7 +252,7 @@ def _check_values(name: str, values: list[Any], file: str) -> tuple[Any, ...]:
             _check_choice(name, value, where)
         elif name not in BOOLEAN_PARAMETERS and not isinstance(value, str):
             raise SpecError(f"{where}: expected a name, got {printable(repr(value))[:60]}")
-        elif name in ("dtype", "kv_dtype"):
+        elif name in ("dtype", "kv_dtype", "lm_head_dtype"):
             _check_precision(name, value, where)
     return tuple(values)
 
@@ -267,9 +267,13 @@ def _check_attention_dp(ranks: int, tp: int, parameters: list[Parameter], file: 
 
 
 def _check_precision(name: str, value: str, where: str) -> None:
-    """A swept ``dtype`` (``W`` or ``W:A``) or ``kv_dtype`` as the workload reads it; the error names the file."""
+    """A swept ``dtype`` (``W`` or ``W:A``), ``kv_dtype`` or ``lm_head_dtype`` as the workload reads it; the
+    error names the file."""
     try:
-        Workload.with_dtype(value) if name == "dtype" else Workload(kv_dtype=value)
+        if name == "lm_head_dtype":
+            Workload.with_dtype("bf16", lm_head_dtype=value)
+        else:
+            Workload.with_dtype(value) if name == "dtype" else Workload(kv_dtype=value)
     except SpecError as e:
         raise SpecError(f"{where}: {str(e).removeprefix('workload: ')}") from None
 
@@ -349,7 +353,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
                   "pareto", "cost", "search", "serving", "scenario"])
     # dtype None: the model's HF quantization_config, else bf16 (Workload.for_model)
     fixed: dict[str, Any] = {"batch": 1, "input_len": 2048, "output_len": 128, "dtype": None,
-                             "kv_dtype": None, "op_dtypes": (), "tp": 1, "pp": 1, "dp": 1, "ep": 1}
+                             "kv_dtype": None, "op_dtypes": (), "lm_head_dtype": None, "tp": 1, "pp": 1, "dp": 1, "ep": 1}
     for section, keys in (("workload", WORKLOAD_KEYS), ("parallelism", PARALLEL_KEYS)):
         if b.has(section):
             block = b.block(section)
@@ -357,7 +361,7 @@ def sweep_from_dict(data: dict[str, Any], file: str = "<dict>") -> SweepSpec:
             for key in keys:
                 if block.has(key):
                     value = block.raw(key)
-                    if key in ("dtype", "kv_dtype"):
+                    if key in ("dtype", "kv_dtype", "lm_head_dtype"):
                         fixed[key] = block.string(key)
                         _check_precision(key, fixed[key], f"{file}: {section}.{key}")
                     elif key == "op_dtypes":

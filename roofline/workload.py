@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from roofline.dtypes import attention_unit, bytes_per_element, gemm_unit
 from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.model import ModelSpec
 from roofline.registry import COLLECTIVE_LIBRARIES, MOE_SKEW
 
+if TYPE_CHECKING:  # numpy loads only when the rule runs on arrays: `roofline --help` stays light
+    import numpy as np
+    import numpy.typing as npt
+
 __all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
            "COLLECTIVE_LIBRARIES", "FRAMEWORKS", "ENGINE_FRAMEWORKS", "DEFAULT_FRAMEWORK",
-           "Workload", "Parallelism", "PrefetchSettings", "op_class", "parse_op_dtypes"]
+           "Workload", "Parallelism", "PrefetchSettings", "op_class", "parse_op_dtypes",
+           "QUANTIZED_WEIGHT_DTYPES", "CHECKPOINT_KEPT_BF16", "LM_HEAD_SAME", "checkpoint_op_dtypes"]
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "int4", "mxfp6", "nvfp4", "mxfp4")
 ACTIVATION_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "mxfp6", "nvfp4", "mxfp4")
@@ -35,6 +41,13 @@ _KV_DEFAULT = {"mxfp8": "fp8", "mxfp6": "fp8", "nvfp4": "fp8", "mxfp4": "fp8"}
 #: dense feed-forward layers, ``experts`` the routed MoE experts, ``shared_experts`` the MoE
 #: shared experts.
 OP_CLASSES = ("attention", "mlp", "experts", "shared_experts", "router", "embedding", "lm_head")
+#: Weight formats narrower than 16 bit: a checkpoint quantized to one of them keeps its LM head in
+#: bf16 (:func:`checkpoint_op_dtypes`).
+QUANTIZED_WEIGHT_DTYPES = tuple(d for d in WEIGHT_DTYPES if DTYPE_BYTES[d] < 2)
+#: The operator classes quantized checkpoints leave in bf16 (``op_dtypes`` text).
+CHECKPOINT_KEPT_BF16 = "lm_head=bf16"
+#: ``lm_head_dtype`` that puts the LM head in the weights' precision (the head quantized too).
+LM_HEAD_SAME = "same"
 #: What prefetching may bring into L2 for MoE layers (see docs/moe.md).
 MOE_PREFETCH = ("none", "shared", "predicted")
 #: COLLECTIVE_LIBRARIES (roofline.collectives, declared in roofline.registry): NCCL alone, or the custom
@@ -94,6 +107,78 @@ def op_class(op_name: str) -> str:
     if base in ("router", "embedding", "lm_head"):
         return base
     return "attention"
+
+
+def checkpoint_op_dtypes(weight_dtype: npt.ArrayLike) -> str | np.ndarray:
+    """The operator classes a checkpoint quantized to ``weight_dtype`` leaves in bf16, as
+    ``op_dtypes`` text: :data:`CHECKPOINT_KEPT_BF16` (the LM head) for a weight format narrower
+    than 16 bit (:data:`QUANTIZED_WEIGHT_DTYPES`), '' otherwise. A string in, a string out; an
+    array (or Series) of dtypes in, an array of the same shape out.
+
+    The checkpoints people serve keep the head in bf16:
+
+    - NVIDIA's FP8 and FP4 checkpoints (nvidia/Llama-3.3-70B-Instruct-FP8 / -FP4, the InferenceX
+      Llama runs) are ModelOpt exports, and every ModelOpt quantization recipe disables the LM
+      head's quantizers (``_default_disabled_quantizer_cfg``: ``"*lm_head*": {"enable": False}``,
+      NVIDIA/TensorRT-Model-Optimizer modelopt/torch/quantization/config.py at 09914046; their model
+      cards: "Only the weights and activations of the linear operators within transformers blocks
+      are quantized").
+    - TensorRT-LLM quantizes through ModelOpt and keeps that exclusion unless asked:
+      ``quantize_and_export(..., quantize_lm_head=False)`` deletes ``"*lm_head*"`` from the recipe
+      only when ``quantize_lm_head`` is set (NVIDIA/TensorRT-LLM
+      tensorrt_llm/quantization/quantize_by_modelopt.py at 042c510d).
+    - llm-compressor (the RedHat/neuralmagic FP8 checkpoints vLLM serves) recipes pass
+      ``ignore=["lm_head"]`` (vllm-project/llm-compressor
+      examples/big_models_with_accelerate/cpu_offloading_fp8.py: ``QuantizationModifier(
+      targets="Linear", scheme="FP8_DYNAMIC", ignore=["lm_head"])``).
+    - DeepSeek-V3 keeps "the output head" in its original precision (technical report, section
+      3.3.1).
+
+    In bf16 the head of Llama-3.1-70B (128,256 x 8,192) streams 2.1 GB per decode step instead of
+    0.59 GB (NVFP4) or 1.05 GB (fp8). Embeddings are a table lookup, not a GEMM: their bytes read
+    per token do not depend on it. :meth:`Workload.for_model` applies this rule by default and the
+    serving validation labels its rows with it (roofline.validation).
+
+    >>> checkpoint_op_dtypes("fp8")
+    'lm_head=bf16'
+    >>> checkpoint_op_dtypes(["bf16", "nvfp4"]).tolist()
+    ['', 'lm_head=bf16']
+    """
+    if isinstance(weight_dtype, str):
+        return CHECKPOINT_KEPT_BF16 if weight_dtype in QUANTIZED_WEIGHT_DTYPES else ""
+    import numpy as np
+
+    kept = np.where(np.isin(np.asarray(weight_dtype), QUANTIZED_WEIGHT_DTYPES), CHECKPOINT_KEPT_BF16, "")
+    return str(kept) if kept.ndim == 0 else kept
+
+
+def _lm_head_classes(classes: Mapping[str, str], weight: str, act: str, lm_head_dtype: str | None) -> dict[str, str]:
+    """``classes`` (class -> ``W:A`` text) with the LM head's precision settled.
+
+    ``lm_head_dtype`` None: as the checkpoint ships (:func:`checkpoint_op_dtypes` of ``weight``),
+    unless ``classes`` names the head; ``"same"``: as the weights ``weight:act`` (written out for
+    quantized weights, so that the ``op_dtypes`` text alone rebuilds it); else ``W`` or ``W:A``.
+    """
+    out = dict(classes)
+    if lm_head_dtype is None:
+        for cls, w, a in parse_op_dtypes(checkpoint_op_dtypes(weight)):
+            out.setdefault(cls, f"{w}:{a}")
+        return out
+    if lm_head_dtype == LM_HEAD_SAME:
+        head = (weight, act)
+    else:
+        if lm_head_dtype.partition(":")[0] not in WEIGHT_DTYPES:
+            raise SpecError(f"workload: lm_head_dtype: {lm_head_dtype!r} is not allowed; choose {LM_HEAD_SAME} "
+                            f"(as the weights) or W[:A] with W one of {', '.join(WEIGHT_DTYPES)}")
+        head = _split_precision(lm_head_dtype, "lm_head_dtype")
+    given = out.get("lm_head")
+    if given is not None and _split_precision(given, "op_dtypes.lm_head") != head:
+        raise SpecError(f"workload: lm_head_dtype: {lm_head_dtype!r} contradicts op_dtypes lm_head={given}; "
+                        f"give the LM head's precision once")
+    out.pop("lm_head", None)
+    if head != (weight, act) or weight in QUANTIZED_WEIGHT_DTYPES:
+        out["lm_head"] = ":".join(head)
+    return out
 
 
 def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -204,28 +289,43 @@ class Workload:
             raise SpecError(f"workload: moe_skew: {problem}")
 
     @classmethod
-    def with_dtype(cls, dtype: str, **kwargs: object) -> Workload:
+    def with_dtype(cls, dtype: str, *, lm_head_dtype: str | None = None, **kwargs: object) -> Workload:
         """Weights and activations in ``dtype`` (int4: weight-only, bf16 activations); the KV cache
-        in the activation dtype (FP8 for block-scaled formats) unless ``kv_dtype`` is given."""
+        in the activation dtype (FP8 for block-scaled formats) unless ``kv_dtype`` is given.
+
+        The LM head stays in bf16 under quantized weights, as the shipped checkpoints keep it
+        (:func:`checkpoint_op_dtypes`), unless ``op_dtypes`` names it or ``lm_head_dtype`` is given:
+        ``"same"`` (as the weights) or ``W[:A]``. A :class:`Workload` built field by field is taken
+        as written (no such rule)."""
         weight, act = _split_precision(dtype, "dtype")
         kv = kwargs.pop("kv_dtype", None) or _KV_DEFAULT.get(act, act)
-        return cls(weight_dtype=weight, activation_dtype=act, kv_dtype=kv, **kwargs)  # type: ignore[arg-type]
+        classes = {c: f"{w}:{a}" for c, w, a in parse_op_dtypes(kwargs.pop("op_dtypes", None))}  # type: ignore[arg-type]
+        classes = _lm_head_classes(classes, weight, act, lm_head_dtype)
+        return cls(weight_dtype=weight, activation_dtype=act, kv_dtype=kv, op_dtypes=parse_op_dtypes(classes),
+                   **kwargs)  # type: ignore[arg-type]
 
     @classmethod
     def for_model(cls, model: ModelSpec, dtype: str | None = None, *, kv_dtype: str | None = None,
-                  op_dtypes: str | Mapping[str, str] | tuple | None = None, **kwargs: object) -> Workload:
+                  op_dtypes: str | Mapping[str, str] | tuple | None = None, lm_head_dtype: str | None = None,
+                  **kwargs: object) -> Workload:
         """The workload of ``model`` in ``dtype``; without one, in the precision its checkpoint
         ships in (HF ``quantization_config``, see :mod:`roofline.quantization`), else bf16.
-        ``kv_dtype`` and ``op_dtypes`` given here override the checkpoint's."""
+        ``kv_dtype`` and ``op_dtypes`` given here override the checkpoint's. The LM head follows
+        :meth:`with_dtype`'s rule (bf16 under quantized weights unless ``lm_head_dtype`` or
+        ``op_dtypes`` says otherwise)."""
         q = model.quantization
         if dtype is None and q is not None:
             kv = kv_dtype or q.kv_dtype or _KV_DEFAULT.get(q.activation_dtype, q.activation_dtype)
+            asked = {c: f"{w}:{a}" for c, w, a in parse_op_dtypes(op_dtypes)}
             classes = dict((c, f"{w}:{a}") for c, w, a in q.op_dtypes)
-            classes.update((c, f"{w}:{a}") for c, w, a in parse_op_dtypes(op_dtypes))
+            if lm_head_dtype is not None:
+                classes.pop("lm_head", None)  # the checkpoint's own head gives way to the one asked for
+            classes.update(asked)
+            classes = _lm_head_classes(classes, q.weight_dtype, q.activation_dtype, lm_head_dtype)
             return cls(weight_dtype=q.weight_dtype, activation_dtype=q.activation_dtype, kv_dtype=kv,
                        op_dtypes=parse_op_dtypes(classes), **kwargs)  # type: ignore[arg-type]
         return cls.with_dtype(dtype or "bf16", kv_dtype=kv_dtype, op_dtypes=parse_op_dtypes(op_dtypes),
-                              **kwargs)
+                              lm_head_dtype=lm_head_dtype, **kwargs)
 
     @property
     def kv(self) -> str:

@@ -49,7 +49,15 @@ def test_nvfp4_weights_of_a_dense_model_take_4_5_bits_each_in_memory() -> None:
     par = Parallelism()
     w = Workload.with_dtype("nvfp4", batch=1, input_len=128, output_len=8)
     mem = memory_per_device(m, w, par, 1e12)
-    assert mem.weights_bytes == pytest.approx(weight_params_per_device(m, par) * 4.5 / 8)
+    # all in NVFP4 (the head too: lm_head_dtype "same"): 4.5 bits per weight
+    same = Workload.with_dtype("nvfp4", lm_head_dtype="same", batch=1, input_len=128, output_len=8)
+    assert memory_per_device(m, same, par, 1e12).weights_bytes == pytest.approx(
+        weight_params_per_device(m, par) * 4.5 / 8)
+    # by default the head (128,256 x 4,096 = 525,336,576 weights) stays in bf16, as the checkpoints ship it:
+    # 525,336,576 x (2 - 0.5625) = 755,171,328 bytes more
+    head = 128_256 * 4_096
+    assert mem.weights_bytes == pytest.approx((weight_params_per_device(m, par) - head) * 4.5 / 8 + head * 2)
+    assert mem.weights_bytes - weight_params_per_device(m, par) * 4.5 / 8 == pytest.approx(755_171_328)
     # the KV cache defaults to FP8 under FP4 activations: 1 byte per element
     assert w.kv == "fp8"
     assert mem.kv_cache_bytes == pytest.approx(m.kv_elements_per_token() * 1.0 * (128 + 8))
@@ -195,9 +203,11 @@ def test_each_fp4_gemm_input_is_quantized_by_a_kernel_of_its_own() -> None:
     for dtype in ("fp8", "nvfp4:bf16", "mxfp4:bf16", "bf16"):
         names = build_phase(m, Workload.with_dtype(dtype, batch=4), Parallelism(tp=2), "decode").names
         assert not any(n.endswith("_act_quant") for n in names), dtype
-    # MX activations are block-scaled too (one E8M0 scale per 32 values)
-    mx = build_phase(m, Workload.with_dtype("mxfp8", batch=4), Parallelism(tp=2), "decode")
-    assert sum(n.endswith("_act_quant") for n in mx.names) == 5  # the 4 of the layer and the head's
+    # MX activations are block-scaled too (one E8M0 scale per 32 values): the 4 of the layer, and the
+    # head's when the head is in MXFP8 too (by default it stays bf16, as the checkpoints ship it)
+    for head, kernels in ((None, 4), ("same", 5)):
+        mx = build_phase(m, Workload.with_dtype("mxfp8", lm_head_dtype=head, batch=4), Parallelism(tp=2), "decode")
+        assert sum(n.endswith("_act_quant") for n in mx.names) == kernels
 
 
 # ---- Hugging Face quantization_config ----------------------------------------------------------

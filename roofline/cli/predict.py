@@ -57,6 +57,9 @@ KVDType = Annotated[str | None, typer.Option(
 OpDTypes = Annotated[list[str] | None, typer.Option(
     "--op-dtype", help=f"Precision of one operator class, CLASS=W[:A] (repeat); classes: {', '.join(OP_CLASSES)}. "
                        "Example: --op-dtype experts=nvfp4 --op-dtype attention=fp8.")]
+LMHeadDType = Annotated[str | None, typer.Option(
+    "--lm-head-dtype", help="LM head precision: same (as the weights) or W[:A]. Default: bf16 under quantized "
+                            "weights, as ModelOpt, TensorRT-LLM and llm-compressor checkpoints keep it.")]
 TP = Annotated[int, typer.Option(min=1, help="Tensor parallelism.")]
 PP = Annotated[int, typer.Option(min=1, help="Pipeline parallelism.")]
 DP = Annotated[int, typer.Option(min=1, help="Data-parallel replicas.")]
@@ -168,6 +171,7 @@ def predict_command(
     dtype: DTypeOpt = None,
     kv_dtype: KVDType = None,
     op_dtype: OpDTypes = None,
+    lm_head_dtype: LMHeadDType = None,
     tp: TP = 1,
     pp: PP = 1,
     dp: DP = 1,
@@ -225,7 +229,8 @@ def predict_command(
 
         load_profile(load_hardware(hardware).name)  # the one-line error when none ships
     p = predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len,
-                dtype=dtype, kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=tp, pp=pp, dp=dp,
+                dtype=dtype, kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), lm_head_dtype=lm_head_dtype,
+                tp=tp, pp=pp, dp=dp,
                 ep=ep, moe_skew=moe_skew, moe_prefetch=str(getattr(moe_prefetch, "value", moe_prefetch)),
                 collective_library=str(getattr(collective_library, "value", collective_library)),
                 async_tp=async_tp, prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
@@ -328,6 +333,7 @@ def compare_command(
     dtype: DTypeOpt = None,
     kv_dtype: KVDType = None,
     op_dtype: OpDTypes = None,
+    lm_head_dtype: LMHeadDType = None,
     pp: PP = 1,
     prefetch: Prefetch = None,
     prefetch_weights: PrefetchWeights = None,
@@ -355,7 +361,8 @@ def compare_command(
     for hw in hardware:
         for t in tp or [1]:
             p = predict(model, hw, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
-                        kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), tp=t, pp=pp, prefetch=prefetch,
+                        kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []), lm_head_dtype=lm_head_dtype, tp=t,
+                        pp=pp, prefetch=prefetch,
                         prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, check_memory=False,
                         datasheet=choice.datasheet, framework=choice.framework, **overrides)
             device_usd, system_usd = p.economics["device_cost_usd"], p.economics["system_cost_usd"]

@@ -14,6 +14,7 @@ from roofline.cli.predict import (
     CostBasis,
     DTypeOpt,
     KVDType,
+    LMHeadDType,
     OpDTypes,
     PrefetchWeights,
     _cost_parameters,
@@ -91,6 +92,7 @@ def serve(
     dtype: DTypeOpt = None,
     kv_dtype: KVDType = None,
     op_dtype: OpDTypes = None,
+    lm_head_dtype: LMHeadDType = None,
     input_len: Annotated[str, typer.Option("--input", "--isl", help="Prompt tokens: N or a uniform range LOW-HIGH.")]
     = "1024",
     output_len: Annotated[str, typer.Option("--output", "--osl", help="Output tokens: N or LOW-HIGH.")] = "1024",
@@ -189,7 +191,7 @@ def serve(
             max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
             gpu_memory_utilization=gpu_memory_utilization,
             speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
-        run_search(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
+        run_search(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype, lm_head_dtype=lm_head_dtype,
                    input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),
                    framework=framework.value, settings=settings, datasheet=datasheet, slo_ttft_ms=slo_ttft_ms,
                    slo_tpot_ms=slo_tpot_ms)
@@ -210,7 +212,7 @@ def serve(
             check_writable(target)
             check_output(target, force)
     if opts.fixed:
-        run_fixed(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
+        run_fixed(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype, lm_head_dtype=lm_head_dtype,
                   input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),
                   concurrency=loads_c, rate_rps=loads_r, trace=str(trace) if trace else None,
                   num_requests=num_requests, prefix_hit=prefix_hit, framework=framework.value,
@@ -226,7 +228,8 @@ def serve(
         check_writable(report_path)
         check_output(report_path, force)
     result = run(model, hardware, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp, dtype=dtype,
-                 kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []) or None, input_len=_length(input_len, "--input"),
+                 kv_dtype=kv_dtype, op_dtypes=",".join(op_dtype or []) or None, lm_head_dtype=lm_head_dtype,
+                 input_len=_length(input_len, "--input"),
                  output_len=_length(output_len, "--output"), concurrency=loads_c, rate_rps=loads_r,
                  trace=str(trace) if trace else None, num_requests=num_requests, prefix_hit=prefix_hit,
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,

@@ -253,6 +253,7 @@ def serve_disagg(
     decode: PoolSpec | str = PoolSpec(),
     dtype: str | None = None,
     kv_dtype: str | None = None,
+    lm_head_dtype: str | None = None,
     input_len: int | tuple[int, int] = 1024,
     output_len: int | tuple[int, int] = 1024,
     concurrency: int | list[int] | None = None,
@@ -311,7 +312,7 @@ def serve_disagg(
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
     prompt = Lengths(*input_len) if isinstance(input_len, tuple) else Lengths(input_len)
     output = Lengths(*output_len) if isinstance(output_len, tuple) else Lengths(output_len)
-    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype)
+    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, lm_head_dtype=lm_head_dtype)
     if trace is not None:
         traced = make_requests(ServingWorkload(trace=trace, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed))
         # the longest prompt (a prefill instance) and the longest request (a decode instance), as serve
@@ -363,7 +364,7 @@ def serve_disagg(
                     "links": setup.link.links, "latency_us": setup.link.latency_s * 1e6, "overlap": kv_overlap},
         "kv_bytes_per_request": float(kv_transfer_bytes(m, w, prompt.mean)[0]),
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
-        "kv_dtype": w.kv, "framework": framework,
+        "kv_dtype": w.kv, "op_dtypes": [list(c) for c in w.op_dtypes], "framework": framework,
         "overheads": {"source": setup.prefill.overheads.source},
         "kv_capacity_tokens": costs[3] * setup.decode_count, "prefill_kv_capacity_tokens": costs[2] * setup.prefill_count,
         "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,

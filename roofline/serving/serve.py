@@ -245,6 +245,7 @@ def serve(
     dtype: str | None = None,
     kv_dtype: str | None = None,
     op_dtypes: str | None = None,
+    lm_head_dtype: str | None = None,
     input_len: int | tuple[int, int] = 1024,
     output_len: int | tuple[int, int] = 1024,
     concurrency: int | list[int] | None = None,
@@ -284,6 +285,8 @@ def serve(
             waiting (both positive for a wait; :func:`roofline.serving.settings.batch_wait_holds`).
         dtype, kv_dtype, op_dtypes: precision (default: the checkpoint's quantization_config, else
             bf16); ``op_dtypes`` sets operator classes apart, e.g. ``"experts=nvfp4,attention=fp8"``.
+        lm_head_dtype: the LM head's precision (default: bf16 under quantized weights, as the
+            shipped checkpoints keep it; ``"same"``: as the weights; see ``roofline.predict``).
         attention_dp: attention data-parallel ranks inside the TP group (MoE serving).
         draft_tokens, acceptance: speculative decoding (tokens per step, see SpeculativeDecoding).
         slo_ttft_ms, slo_tpot_ms: the SLO for goodput and the largest concurrency / rate meeting it.
@@ -328,7 +331,7 @@ def serve(
     for name, v in (("--slo-ttft-ms", slo_ttft_ms), ("--slo-tpot-ms", slo_tpot_ms)):
         if v is not None and (not np.isfinite(v) or v <= 0):
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
-    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes)
+    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, lm_head_dtype=lm_head_dtype)
     par = Parallelism(tp=tp, pp=pp, ep=ep)
     over = DATASHEET if datasheet else load_overheads(framework).for_model(m).for_parallelism(tp)
     if prefetch_kv:  # False or None: what the step cost does

@@ -48,7 +48,7 @@ from roofline.serving import (
 )
 from roofline.serving.overheads import Overheads
 from roofline.validation._data import resolve_data_dir
-from roofline.workload import Parallelism, Workload
+from roofline.workload import CHECKPOINT_KEPT_BF16, Parallelism, Workload, checkpoint_op_dtypes
 
 __all__ = ["LOSS", "LOSS_SCALE", "LAUNCH_SETTINGS", "LaunchSetting", "ROW_SETTINGS", "DUPLICATE_KEY", "DUPLICATE_RTOL",
            "aiconfigurator_dtypes", "CHECKPOINT_KEPT_BF16", "checkpoint_op_dtypes", "aiconfigurator_duplicates",
@@ -115,27 +115,6 @@ def aiconfigurator_dtypes(precision: pd.Series, backend: pd.Series) -> tuple[pd.
     scripts set fp8, see docs/serving.md "Why the errors": read so, the criterion rose)."""
     return (precision.replace({"fp4": "nvfp4"}),
             np.where((backend == "trtllm") & (precision != "bf16"), "fp8", "bf16"))
-
-
-#: The operator classes the rows' quantized checkpoints leave in bf16 (``op_dtypes`` text).
-CHECKPOINT_KEPT_BF16 = "lm_head=bf16"
-
-
-def checkpoint_op_dtypes(dtype: pd.Series | np.ndarray) -> np.ndarray:
-    """Per row, the operator classes a quantized checkpoint leaves in bf16: the LM head of every
-    fp8 or nvfp4 row (:data:`CHECKPOINT_KEPT_BF16`), '' otherwise.
-
-    NVIDIA's FP8 and FP4 checkpoints (nvidia/Llama-3.3-70B-Instruct-FP8 / -FP4, the InferenceX
-    Llama runs) are ModelOpt exports, and ModelOpt's every quantization recipe disables the LM
-    head's quantizers (``_default_disabled_quantizer_cfg``: ``"*lm_head*": {"enable": False}``,
-    NVIDIA/TensorRT-Model-Optimizer modelopt/torch/quantization/config.py at 09914046; their model
-    cards: "Only the weights and activations of the linear operators within transformers blocks are
-    quantized"). The other fp8 rows' checkpoints are taken alike (an assumption, checked only in
-    part: llm-compressor's recipes ``ignore=["lm_head"]``; DeepSeek-V3 keeps "the output head" in
-    its original precision, technical report section 3.3.1). In bf16 the head of Llama-3.1-70B
-    (128,256 x 8,192) streams 2.1 GB per decode step instead of 0.59 GB (NVFP4) or 1.05 GB (fp8).
-    """
-    return np.where(np.isin(np.asarray(dtype), ("fp8", "nvfp4")), CHECKPOINT_KEPT_BF16, "")
 
 
 def aiconfigurator_duplicates(inferencex: pd.DataFrame, aiconfigurator: pd.DataFrame) -> pd.Series:
