@@ -20,7 +20,9 @@ Two families of algorithms, as users run them (``library``):
   below 512 KiB on up to 4 and 256 KiB on up to 8 devices, else two-shot; NCCL from the custom
   buffer's 8 MiB up (``CustomAllreduce(max_size=8192 * 1024)``). This is what the serving
   frameworks do by default (vLLM ``disable_custom_all_reduce=False``, TensorRT-LLM
-  ``AllReduceStrategy.AUTO``), hence the default.
+  ``AllReduceStrategy.AUTO``), hence the default. TensorRT-LLM's own switch points
+  (:func:`trtllm_switch`: a calibrated one-shot / two-shot size, NCCL above its workspace) are
+  given as a :class:`CustomSwitch`.
 
 Topologies: ``switched`` (NVSwitch), ``full_mesh`` (one link per peer: HCCS, xGMI) and
 ``torus_2d`` (TPU ICI: the group is an a x b sub-torus, collectives run as bidirectional rings
@@ -46,6 +48,10 @@ __all__ = [
     "one_shot_allreduce_s",
     "two_shot_allreduce_s",
     "custom_allreduce_s",
+    "CustomSwitch",
+    "VLLM_SWITCH",
+    "TRTLLM_CUSTOM_MAX_BYTES",
+    "trtllm_switch",
     "ring_allgather_s",
     "direct_allgather_s",
     "alltoall_s",
@@ -333,38 +339,73 @@ CUSTOM_ONE_SHOT_BELOW_BYTES = {4: 512 * 1024, 8: 256 * 1024}
 CUSTOM_MAX_BYTES = 8 * 2**20
 
 
-def custom_allreduce_s(size_bytes: ArrayLike, n: int, tier: TierArrays) -> np.ndarray:
-    """The custom kernel vLLM picks: one-shot for small messages, two-shot for larger ones
-    (``inf`` beyond the custom buffer, where the framework calls NCCL; none for groups above 8,
-    nor above 2 devices without NVLink-class links, ``TierArrays.custom_allreduce``).
+#: TensorRT-LLM's ``AllReduce`` (strategy AUTO) calls NCCL above its custom kernels' workspace:
+#: 16,000,000 bytes on 2 devices, 8,000,000 on more (cpp/tensorrt_llm/common/customAllReduceUtils.h
+#: ``getMaxRequiredWorkspaceSize``, used by thop/allreduceOp.cpp ``ifFallbackToNCCL``). Below it,
+#: AUTO picks one-shot or two-shot from a table measured per GPU generation, group size, hidden
+#: size and token count (``selectStrategyLookUpTable``), so where it switches is calibrated.
+TRTLLM_CUSTOM_MAX_BYTES = {2: 16_000_000, 8: 8_000_000}
 
-    The framework switches where it measured the kernels to cross; where the model's kernels do
-    not cross at that size, the time is held continuous across the switch (the two-shot time is
-    at least the one-shot time at the threshold), so that a larger message is never faster.
+
+@dataclass(frozen=True)
+class CustomSwitch:
+    """Where a framework's custom all-reduce changes kernel: one-shot below
+    ``one_shot_below_bytes`` (None: vLLM's sizes, :data:`CUSTOM_ONE_SHOT_BELOW_BYTES`), two-shot
+    from there, NCCL from ``max_bytes`` up. Two devices always run one-shot."""
+
+    one_shot_below_bytes: float | None = None
+    max_bytes: float = CUSTOM_MAX_BYTES
+
+
+#: vLLM's choice (csrc/custom_all_reduce.cuh), the default of every caller.
+VLLM_SWITCH = CustomSwitch()
+
+
+def trtllm_switch(n: int, one_shot_below_bytes: float | None) -> CustomSwitch:
+    """TensorRT-LLM's AUTO on ``n`` devices with its one-shot / two-shot switch where it was
+    measured (None: vLLM's sizes) and NCCL above its workspace (:data:`TRTLLM_CUSTOM_MAX_BYTES`)."""
+    return CustomSwitch(one_shot_below_bytes, float(TRTLLM_CUSTOM_MAX_BYTES[2 if n <= 2 else 8]))
+
+
+def custom_allreduce_s(size_bytes: ArrayLike, n: int, tier: TierArrays,
+                       switch: CustomSwitch = VLLM_SWITCH) -> np.ndarray:
+    """The custom kernel the framework picks (``switch``): one-shot for small messages, two-shot
+    for larger ones (``inf`` beyond the custom buffer, where the framework calls NCCL; none for
+    groups above 8, nor above 2 devices without NVLink-class links, ``TierArrays.custom_allreduce``).
+
+    vLLM switches where it measured the kernels to cross; where the model's kernels do not cross
+    at that size, the time is held continuous across the switch (the two-shot time is at least
+    the one-shot time at the threshold), so that a larger message is never faster. A measured
+    switch (``switch.one_shot_below_bytes``) comes with its own parameters for each side (the
+    calibration's size segments), which keep the measured step there.
     """
     size = np.asarray(size_bytes, dtype=float)
     if n > 8 or (not tier.custom_allreduce and n > 2):
         return np.full_like(size, np.inf)
     if n == 2:
         t = one_shot_allreduce_s(size, n, tier)
+    elif switch.one_shot_below_bytes is not None:
+        below = float(switch.one_shot_below_bytes)
+        t = np.where(size < below, one_shot_allreduce_s(size, n, tier), two_shot_allreduce_s(size, n, tier))
     else:
         below = CUSTOM_ONE_SHOT_BELOW_BYTES[4 if n <= 4 else 8]
         floor = one_shot_allreduce_s(float(below), n, tier)
         t = np.where(size < below, one_shot_allreduce_s(size, n, tier),
                      np.maximum(two_shot_allreduce_s(size, n, tier), floor))
-    return np.where(size < CUSTOM_MAX_BYTES, t, np.inf)
+    return np.where(size < switch.max_bytes, t, np.inf)
 
 
-def _allreduce_in_node(size: np.ndarray, n: int, tier: TierArrays, library: str) -> np.ndarray:
+def _allreduce_in_node(size: np.ndarray, n: int, tier: TierArrays, library: str,
+                       switch: CustomSwitch = VLLM_SWITCH) -> np.ndarray:
     nccl = ring_allreduce_s(size, n, tier)
     if not tier.full_mesh:
         nccl = np.minimum(nccl, nvls_allreduce_s(size, n, tier))
     if library != "custom" or n > 8:
         return nccl
     # NCCL from the custom buffer's size up, held continuous across the switch (as above)
-    at_switch = custom_allreduce_s(np.nextafter(float(CUSTOM_MAX_BYTES), 0.0), n, tier)
+    at_switch = custom_allreduce_s(np.nextafter(float(switch.max_bytes), 0.0), n, tier, switch)
     at_switch = np.where(np.isfinite(at_switch), at_switch, 0.0)  # no custom kernel here
-    custom = custom_allreduce_s(size, n, tier)
+    custom = custom_allreduce_s(size, n, tier, switch)
     return np.where(np.isfinite(custom), custom, np.maximum(nccl, at_switch))
 
 
@@ -375,14 +416,16 @@ def spans_nodes(n: int, devices_per_node: int) -> bool:
 
 
 def collective_time_s(kind: str, size_bytes: ArrayLike, n: int, intra: TierArrays, inter: TierArrays,
-                      devices_per_node: int, library: str = "custom") -> np.ndarray:
+                      devices_per_node: int, library: str = "custom",
+                      switch: CustomSwitch = VLLM_SWITCH) -> np.ndarray:
     """Time of the fastest algorithm of ``library`` for collective ``kind`` over ``n`` devices.
 
     Groups that fit in one node (or one torus) use the intra-node tier; larger groups use the
     hierarchical algorithm (or a flat ring over the network, whichever is faster). NCCL's protocol
     choice is per communicator, so a group that spans nodes uses inside its nodes only the
     protocols the network allows (``inter.protocols``: a cluster that sets ``NCCL_PROTO=Simple``
-    runs Simple over NVLink too).
+    runs Simple over NVLink too). ``switch``: where the custom all-reduce changes kernel (vLLM's
+    sizes unless given: :func:`trtllm_switch` for TensorRT-LLM's AUTO).
     """
     if library not in LIBRARIES:
         raise ValueError(f"unknown collective library {library!r}; choose one of {', '.join(LIBRARIES)}")
@@ -399,7 +442,7 @@ def collective_time_s(kind: str, size_bytes: ArrayLike, n: int, intra: TierArray
         return torus[kind](size, n, intra)
     if not spans_nodes(n, devices_per_node):
         if kind == "allreduce":
-            return _allreduce_in_node(size, n, intra, library)
+            return _allreduce_in_node(size, n, intra, library, switch)
         if kind in ("allgather", "reducescatter"):
             return _allgather_in_node(size, n, intra)
         if kind == "alltoall":

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from roofline._specfile import PROJECT_ROOT, read_yaml
-from roofline.collectives import collective_time_s
+from roofline.collectives import VLLM_SWITCH, CustomSwitch, collective_time_s, trtllm_switch
 from roofline.exceptions import SpecError
 from roofline.hardware import HardwareSpec, list_hardware, load_hardware, with_network
 from roofline.model import ModelSpec
@@ -48,7 +48,7 @@ from roofline.workload import DEFAULT_FRAMEWORK, FRAMEWORKS
 __all__ = ["FRAMEWORKS", "DEFAULT_FRAMEWORK", "DEFAULT_CHOICE", "OVERHEADS_FILE", "PROFILE_DIR", "SoftwareOverheads", "ModelChoice",
            "FittedModel", "fitted_model", "describe", "load_software_overheads", "list_profiles", "profile_path", "load_profile",
            "apply_overrides", "calibrated_hardware", "TRTLLM_ALLREDUCE_KEY", "calibrated_allreduce", "kind_overrides",
-           "collective_keys", "large_from_bytes"]
+           "collective_keys", "large_from_bytes", "custom_switch", "capped_below_switch"]
 
 #: Where the calibrated profiles ship.
 PROFILE_DIR = PROJECT_ROOT / "hardware_specs" / "calibrated"
@@ -158,7 +158,8 @@ class AllReduceFit:
     harness evaluates it (``roofline.validation`` ``predict_batch``): the profile's parameters, then
     ``per_kind[key]``, ``per_kind[key:n<GPUs>]`` and, for messages of at least its
     ``_large_from_bytes``, ``per_kind[key:n<GPUs>:large]``; the custom-kernel algorithm choice of
-    :func:`roofline.collectives.collective_time_s` plus a launch."""
+    :func:`roofline.collectives.collective_time_s` where :func:`custom_switch` puts it, plus a
+    launch; below the switch at most the ``:large`` time at it (:func:`capped_below_switch`)."""
 
     device: str
     key: str
@@ -169,9 +170,16 @@ class AllReduceFit:
         fitted, threshold = _allreduce_group(self.device, self.key, int(n))
         if not fitted:
             return None
-        hw = _allreduce_arrays(self.device, self.key, int(n), threshold is not None and size_bytes >= threshold)
-        t = collective_time_s("allreduce", np.array([float(size_bytes)]), int(n), hw.intra(), hw.inter(),
-                              hw.devices_per_node, "custom")
+        large = threshold is not None and size_bytes >= threshold
+        t = self._segment_s(float(size_bytes), int(n), large, threshold)
+        if threshold is not None and not large and capped_below_switch(self.key, threshold):
+            t = min(t, self._segment_s(threshold, int(n), True, threshold))
+        return t
+
+    def _segment_s(self, size_bytes: float, n: int, large: bool, threshold: float | None) -> float:
+        hw = _allreduce_arrays(self.device, self.key, n, large)
+        t = collective_time_s("allreduce", np.array([size_bytes]), n, hw.intra(), hw.inter(),
+                              hw.devices_per_node, "custom", custom_switch(self.key, n, threshold))
         return float(np.asarray(t).reshape(-1)[0] + hw.launch_s[0])
 
 
@@ -202,6 +210,22 @@ def collective_keys(key: str, n: int, large: bool = False) -> tuple[str, ...]:
     the kind's, the group size's and, for a message at least :func:`large_from_bytes`, the group
     size's ``:large`` entry (NCCL's algorithm by GPU count and protocol by size, as calibrated)."""
     return (key, f"{key}:n{n}") + ((f"{key}:n{n}:large",) if large else ())
+
+
+def custom_switch(key: str, n: int, large_from: float | None) -> CustomSwitch:
+    """Where the custom all-reduce of collective ``key`` over ``n`` devices changes kernel, as
+    calibrated: TensorRT-LLM's (``:trtllm_custom:``) runs one-shot below the group size's
+    ``:large`` segment and two-shot from it (its AUTO table switches by size, not at vLLM's
+    sizes), NCCL above its workspace; any other key, vLLM's sizes."""
+    return trtllm_switch(n, large_from) if ":trtllm_custom:" in key else VLLM_SWITCH
+
+
+def capped_below_switch(key: str, large_from: float | None) -> bool:
+    """Whether a collective ``key`` below its ``:large`` segment takes at most the large
+    segment's time at the switch: TensorRT-LLM's, whose AUTO strategy switches kernel where it
+    measured the other to be faster, so more bytes are never faster (its one-shot segment,
+    extrapolated past the last size it was fitted on, would otherwise exceed the two-shot time)."""
+    return large_from is not None and ":trtllm_custom:" in key
 
 
 def large_from_bytes(per_kind: Mapping[str, Any], key: str, n: int) -> float | None:

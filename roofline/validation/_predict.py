@@ -29,7 +29,13 @@ import pandas as pd
 
 from roofline.collectives import collective_time_s
 from roofline.dtypes import bytes_per_element
-from roofline.fitted import collective_keys, kind_overrides, large_from_bytes
+from roofline.fitted import (
+    capped_below_switch,
+    collective_keys,
+    custom_switch,
+    kind_overrides,
+    large_from_bytes,
+)
 from roofline.graph import COLLECTIVE_KINDS, OpTable, attention_work
 from roofline.hardware import HardwareSpec, with_network
 from roofline.timing import HardwareArrays, op_times
@@ -231,7 +237,9 @@ def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any
     Collectives look up ``per_kind[key]`` and then ``per_kind[key + ":n<GPUs>"]`` (parameters
     fitted for one group size); when that entry has ``_large_from_bytes``, messages at least that
     large also take ``per_kind[key + ":n<GPUs>:large"]``. So NCCL's choice of algorithm by GPU
-    count and of protocol by message size is followed where it was calibrated.
+    count and of protocol by message size is followed where it was calibrated; TensorRT-LLM's
+    all-reduce runs its one-shot kernel below that size and two-shot from it (``custom_switch``),
+    below it at most the two-shot time at the switch (``capped_below_switch``).
     """
     params = params or {}
     if batch.table is not None:
@@ -248,18 +256,25 @@ def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any
         per_kind = params.get("per_kind") or {}
         if batch.network:  # the measured cluster's network, under the profile's values
             spec = _with_network(spec, batch.network)
+        library = "custom" if ":trtllm_custom:" in batch.key else "nccl"  # what the harness ran
+
+        def segment_s(sizes: np.ndarray, n: int, per_node: int, is_large: bool, threshold: float | None) -> np.ndarray:
+            hw = hardware_arrays(spec, params, collective_keys(batch.key, n, is_large), extra)
+            comm = collective_time_s(batch.kind, sizes, n, hw.intra(), hw.inter(), per_node, library,
+                                     custom_switch(batch.key, n, threshold))
+            return np.broadcast_to(np.asarray(comm, dtype=float).reshape(-1), sizes.shape) + hw.launch_s[0]
+
         for n, per_node, rows in batch.groups:
             threshold = large_from_bytes(per_kind, batch.key, n)
             size = batch.size_bytes[rows]
             large = size >= threshold if threshold else np.zeros(len(rows), dtype=bool)
-            for sel, ks in ((~large, collective_keys(batch.key, n)), (large, collective_keys(batch.key, n, True))):
+            for sel, is_large in ((~large, False), (large, True)):
                 if not sel.any():
                     continue
-                hw = hardware_arrays(spec, params, ks, extra)
-                library = "custom" if ":trtllm_custom:" in batch.key else "nccl"  # what the harness ran
-                comm = collective_time_s(batch.kind, size[sel], n, hw.intra(), hw.inter(), per_node, library)
-                t[rows[sel]] = np.broadcast_to(np.asarray(comm, dtype=float).reshape(-1), (int(sel.sum()),)) \
-                    + hw.launch_s[0]
+                seg = segment_s(size[sel], n, per_node, is_large, threshold)
+                if not is_large and capped_below_switch(batch.key, threshold):
+                    seg = np.minimum(seg, segment_s(np.array([float(threshold)]), n, per_node, True, threshold))
+                t[rows[sel]] = seg
     t = t * batch.count
     offsets = params.get("offsets_us") or {}
     if offsets and batch.kind in OFFSET_KINDS:

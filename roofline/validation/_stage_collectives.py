@@ -21,12 +21,18 @@ import pandas as pd
 from roofline.collectives import P2P_LL_THRESHOLD_BYTES
 from roofline.hardware import HardwareSpec
 from roofline.validation._fitting import FitParam, fit, log_error_cost, stage_batches
-from roofline.validation._predict import COLLECTIVE_KINDS, CaseBatch
+from roofline.validation._predict import COLLECTIVE_KINDS, CaseBatch, predict_batch
 
-__all__ = ["REGIME_THRESHOLDS", "regime_thresholds", "size_regimes", "stage_collectives"]
+__all__ = ["REGIME_THRESHOLDS", "TRTLLM_REGIME_THRESHOLDS", "regime_thresholds", "size_regimes", "stage_collectives"]
 
 #: Candidate message sizes (bytes) where a second (latency, bandwidth) regime may start.
 REGIME_THRESHOLDS = tuple(4**k for k in range(7, 14))  # 16 KiB ... 64 MiB (exact integers: never rounded)
+#: TensorRT-LLM's all-reduce: every power of two in the same range. Its AUTO strategy picks one-shot
+#: or two-shot per power-of-two token count (``selectStrategyLookUpTable``, a table measured per
+#: GPU generation, group size and hidden size), so the step can sit at any power of two: H100,
+#: 4 GPUs, runs one-shot up to 1 MiB and two-shot from 2 MiB (12.9 -> 26.1 us measured), which
+#: the powers of four (1 MiB, 4 MiB) could not separate.
+TRTLLM_REGIME_THRESHOLDS = tuple(2**k for k in range(14, 27))
 
 
 def regime_thresholds(key: str, n: int) -> tuple[int, ...]:
@@ -34,11 +40,12 @@ def regime_thresholds(key: str, n: int) -> tuple[int, ...]:
     a node has one known boundary, NCCL's point-to-point protocol switch: LL up to
     :data:`~roofline.collectives.P2P_LL_THRESHOLD_BYTES` per peer, Simple above, so its large
     regime starts at the first size above ``n`` times that. Every other collective chooses its
-    protocol by NCCL's tuner (or TensorRT-LLM's table), whose switch the fit has to find."""
-    kind, _, scope = key.split(":")[:3]
+    protocol by NCCL's tuner (or TensorRT-LLM's table, at any power of two:
+    :data:`TRTLLM_REGIME_THRESHOLDS`), whose switch the fit has to find."""
+    kind, algo, scope = key.split(":")[:3]
     if kind == "alltoall" and scope == "intra":
         return (P2P_LL_THRESHOLD_BYTES * n + 1,)
-    return REGIME_THRESHOLDS
+    return TRTLLM_REGIME_THRESHOLDS if algo == "trtllm_custom" else REGIME_THRESHOLDS
 
 
 def _subset(b: CaseBatch, rows: np.ndarray, n: int, per_node: int) -> CaseBatch:
@@ -52,11 +59,13 @@ def size_regimes(spec: HardwareSpec, base: dict[str, Any], b: CaseBatch, m: np.n
     """Try a second parameter set for messages from a threshold up (NCCL's LL/LL128 protocols
     for small messages, Simple for large ones; TensorRT-LLM one-shot, two-shot, then NCCL).
     Kept when it lowers the training cost (sum of |log error|) by at least 20%, with at least
-    four training sizes on each side."""
-    best, best_cost = base, 0.8 * log_error_cost(spec, base, [b], [m])
+    four training sizes on each side; between two training sizes the step goes where the
+    faster segment ends (:func:`_switch_to_faster`)."""
+    best, best_cost, best_big = base, 0.8 * log_error_cost(spec, base, [b], [m]), None
     sizes = b.size_bytes
     n, per_node = b.groups[0][0], b.groups[0][1]
-    for threshold in regime_thresholds(key, n):
+    candidates = regime_thresholds(key, n)
+    for threshold in candidates:
         big = sizes >= threshold
         if big.sum() < 4 or (~big).sum() < 4:
             continue
@@ -72,8 +81,34 @@ def size_regimes(spec: HardwareSpec, base: dict[str, Any], b: CaseBatch, m: np.n
         trial = fit(spec, trial, params, [_subset(b, rows, n, per_node)], [m[rows]], [np.ones(len(rows))])
         c = log_error_cost(spec, trial, [b], [m])
         if c < best_cost:
-            best, best_cost = trial, c
-    return best
+            best, best_cost, best_big = trial, c, big
+    if best_big is None:
+        return best
+    alike = [t for t in candidates if np.array_equal(sizes >= t, best_big)]
+    return _switch_to_faster(spec, best, _subset(b, np.array([0]), n, per_node), key, alike)
+
+
+def _with_switch(params: dict[str, Any], key: str, threshold: float) -> dict[str, Any]:
+    out = {**params, "per_kind": dict(params["per_kind"])}
+    out["per_kind"][key] = {**out["per_kind"][key], "_large_from_bytes": threshold}
+    return out
+
+
+def _switch_to_faster(spec: HardwareSpec, fitted: dict[str, Any], probe: CaseBatch, key: str,
+                      alike: Sequence[int]) -> dict[str, Any]:
+    """Among the thresholds ``alike`` (ascending) that split the training sizes the same way (no
+    training size between them tells where the step is), the smallest at which the large
+    segment is not slower than the small one: a framework switches to the faster kernel
+    (TensorRT-LLM's AUTO table holds the fastest strategy it measured per size; NCCL's tuner
+    picks the fastest by its model), so an untrained size between the segments takes the
+    faster one's side. ``probe``: one case of the group, timed at each candidate size."""
+    for lo, hi in zip(alike, alike[1:]):
+        at = replace(probe, size_bytes=np.array([float(lo)]))
+        large = predict_batch(at, spec, _with_switch(fitted, key, lo))[0]
+        small = predict_batch(at, spec, _with_switch(fitted, key, hi))[0]
+        if large <= small:
+            return _with_switch(fitted, key, lo)
+    return _with_switch(fitted, key, alike[-1])
 
 
 def _latency_capped(init: Mapping[str, tuple[float, float, float]], names: Sequence[str],
