@@ -28,7 +28,8 @@ The calibrated profiles and the overheads file are read here (the validation sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -48,7 +49,7 @@ from roofline.workload import DEFAULT_FRAMEWORK, FRAMEWORKS
 __all__ = ["FRAMEWORKS", "DEFAULT_FRAMEWORK", "DEFAULT_CHOICE", "OVERHEADS_FILE", "PROFILE_DIR", "SoftwareOverheads", "ModelChoice",
            "FittedModel", "fitted_model", "describe", "load_software_overheads", "list_profiles", "profile_path", "load_profile",
            "apply_overrides", "calibrated_hardware", "TRTLLM_ALLREDUCE_KEY", "calibrated_allreduce", "kind_overrides",
-           "collective_keys", "large_from_bytes", "custom_switch", "capped_below_switch"]
+           "collective_keys", "large_from_bytes", "custom_switch", "capped_below_switch", "profile_being_fitted"]
 
 #: Where the calibrated profiles ship.
 PROFILE_DIR = PROJECT_ROOT / "hardware_specs" / "calibrated"
@@ -68,9 +69,37 @@ def profile_path(device: str | Path) -> Path:
     return PROFILE_DIR / f"{text.lower()}.yaml"
 
 
+#: Profiles being fitted (``roofline calibrate``), by device name: read in place of the file.
+_FITTING: dict[str, dict[str, Any]] = {}
+
+
 def list_profiles() -> list[str]:
-    """Devices with a shipped calibrated profile."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")) if PROFILE_DIR.is_dir() else []
+    """Devices with a shipped calibrated profile (or one being fitted)."""
+    shipped = {p.stem for p in PROFILE_DIR.glob("*.yaml")} if PROFILE_DIR.is_dir() else set()
+    return sorted(shipped | set(_FITTING))
+
+
+@contextmanager
+def profile_being_fitted(device: str, profile: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, :func:`load_profile` of ``device`` returns ``profile`` instead of its file.
+
+    ``roofline calibrate``'s serving stage simulates the device with what the stages before it
+    just fitted; the parts of the serving step that read the profile by name (TensorRT-LLM's
+    all-reduce, :func:`calibrated_allreduce`) must see those values too, not the file's older
+    ones, or a recalibration would take two passes to reproduce itself."""
+    name = str(device).lower()
+    _FITTING[name] = dict(profile)
+    _clear_profile_caches()
+    try:
+        yield
+    finally:
+        _FITTING.pop(name, None)
+        _clear_profile_caches()
+
+
+def _clear_profile_caches() -> None:
+    for cached in (_has_entry, _allreduce_group, _allreduce_arrays, _calibrated):
+        cached.cache_clear()
 
 
 def load_profile(device: str | Path) -> dict[str, Any]:
@@ -80,6 +109,8 @@ def load_profile(device: str | Path) -> dict[str, Any]:
     Raises:
         SpecError: no profile for this device, or the file is malformed.
     """
+    if str(device).lower() in _FITTING:
+        return _FITTING[str(device).lower()]
     path = profile_path(device)
     if not path.is_file():
         have = ", ".join(list_profiles()) or "none"

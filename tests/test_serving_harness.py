@@ -59,6 +59,18 @@ def test_without_gap_analysis_rows_the_harness_term_is_zero():
     assert fit_overheads(rows, feats).harness_ttft_ms == 0.0
 
 
+def test_when_every_row_is_a_gap_analysis_row_the_request_overhead_takes_the_harness():
+    # the two columns are the same (1 ms on every TTFT): the split would be arbitrary, so the
+    # harness term is 0 and the request overhead is 40 + 150 ms (roofline calibrate on a device
+    # measured only by that harness, H100's TensorRT-LLM rows)
+    rows, feats = _rows(30)
+    rows["ttft_ms"] += 150.0
+    rows["gap_analysis"] = True
+    o = fit_overheads(rows, feats)
+    assert o.harness_ttft_ms == 0.0
+    assert o.request_overhead_ms == pytest.approx(40.0 + 150.0, rel=1e-4)
+
+
 def test_the_harness_term_lands_on_the_flagged_rows_only():
     o = FittedOverheads(request_overhead_ms=30.0, harness_ttft_ms=70.0)
     rows = pd.DataFrame({"gap_analysis": [True, False, True]})

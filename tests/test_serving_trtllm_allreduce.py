@@ -104,3 +104,22 @@ def test_a_spec_with_other_wires_keeps_the_generic_model():
     assert calibrated_allreduce(half) is None
     # a calibrated spec of the device other than the shipped one (a calibration in progress) keeps it
     assert calibrated_allreduce(replace(spec, description="being calibrated")) is not None
+
+
+def test_a_profile_being_fitted_is_read_in_place_of_its_file():
+    # roofline calibrate's serving stage times TensorRT-LLM's all-reduce with the entries it just
+    # fitted: inside the block the 8-GPU large segment's latency doubled (1 us more per alpha, 2 of
+    # them in a two-shot) shows in the fit; outside, the shipped file again
+    from roofline.fitted import load_profile, profile_being_fitted
+
+    spec = calibrated_hardware("h200-sxm")
+    shipped = load_profile("h200-sxm")
+    size = 128 * 8192 * 2.0
+    before = calibrated_allreduce(spec).time_s(size, 8)
+    per_kind = {k: dict(v) for k, v in shipped["per_kind"].items()}
+    per_kind[f"{TRTLLM_ALLREDUCE_KEY}:n8:large"]["custom_latency_us"] += 1.0
+    with profile_being_fitted("h200-sxm", {**shipped, "per_kind": per_kind}):
+        assert load_profile("h200-sxm")["per_kind"] is not shipped["per_kind"]
+        assert calibrated_allreduce(spec).time_s(size, 8) == pytest.approx(before + 2e-6, rel=1e-9)
+    assert calibrated_allreduce(spec).time_s(size, 8) == before
+    assert load_profile("h200-sxm") == shipped

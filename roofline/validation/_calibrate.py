@@ -25,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from roofline.hardware import load_hardware
+from roofline.fitted import profile_being_fitted
+from roofline.hardware import HardwareSpec, load_hardware
 from roofline.validation._data import load_cases
 from roofline.validation._metrics import error_summary
 from roofline.validation._predict_cases import mark_queued, predict_all, profile_hardware
@@ -57,6 +58,16 @@ class CalibrationResult:
         ds = error_summary(sub, "predicted_datasheet", by=["family", "dataset"])
         cal = error_summary(sub, "predicted_calibrated", by=["family", "dataset"])
         return ds.merge(cal, on=["family", "dataset"], suffixes=("_datasheet", "_calibrated"))
+
+
+def _stage_serving_fitted(spec: HardwareSpec, train: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """The serving stage on the profile fitted so far, read by name too (TensorRT-LLM's all-reduce
+    looks its fit up in the device's profile: :func:`roofline.fitted.profile_being_fitted`)."""
+    profile = {"name": spec.name, **params.get("overrides", {}), "per_kind": params.get("per_kind") or {}}
+    if params.get("efficiency_curve_m"):
+        profile["efficiency_curve_m"] = params["efficiency_curve_m"]
+    with profile_being_fitted(spec.name, profile):
+        return stage_serving(profile_hardware(spec, params), train, params)
 
 
 def calibrate_device(device: str, cases: pd.DataFrame | None = None, *, split: str = "size",
@@ -96,7 +107,7 @@ def calibrate_device(device: str, cases: pd.DataFrame | None = None, *, split: s
         "attention": lambda p: stage_attention(spec, train, p),
         "collectives": lambda p: stage_collectives(spec, train, p),
         # serving is fitted on top of everything before it
-        "serving": lambda p: stage_serving(profile_hardware(spec, p), train, p),
+        "serving": lambda p: _stage_serving_fitted(spec, train, p),
     }
     run = [name for name in fits if name in stages]  # always in this order
     for name in run:

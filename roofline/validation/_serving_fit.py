@@ -423,7 +423,8 @@ def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 
     mixture-of-experts row the MoE prefill scale is ``moe_default``; ``s_tp`` (per TP worker beyond
     the first) is fitted on the rows' ``tp`` (none without that column: TP 1). Jointly, the TTFT
     the gap-analysis harness adds to the rows flagged ``gap_analysis`` (an additive ms within
-    :data:`HARNESS_TTFT_BOUNDS_MS`; 0 without such a row), so that the engine parameters are fitted
+    :data:`HARNESS_TTFT_BOUNDS_MS`; 0 without such a row, and 0 when every row is one: the request
+    overhead then holds it), so that the engine parameters are fitted
     net of it (:class:`FittedOverheads`)."""
     from scipy.optimize import least_squares, lsq_linear
 
@@ -434,7 +435,10 @@ def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 
     gap = rows.loc[ok, "gap_analysis"].to_numpy(bool) if "gap_analysis" in rows else np.zeros(len(y2), bool)
     a = np.concatenate([tpot / y1[:, None], ttft / y2[:, None]])
     lo, hi = map(np.array, BOUNDS)
-    if gap.any():  # the harness column: 1 ms on the TTFT of gap-analysis rows, nothing on TPOT
+    # the harness column: 1 ms on the TTFT of gap-analysis rows, nothing on TPOT; when every row is
+    # one, it is the request overhead's column again and the request overhead takes it (a split
+    # between two equal columns would be arbitrary: roofline calibrate of a device measured only there)
+    if gap.any() and not gap.all():
         a = np.column_stack([a, np.concatenate([np.zeros(len(y1)), gap / y2])])
         lo, hi = np.append(lo, HARNESS_TTFT_BOUNDS_MS[0]), np.append(hi, HARNESS_TTFT_BOUNDS_MS[1])
     if not moe.any():  # nothing to fit the MoE column on: pin it
