@@ -72,6 +72,14 @@ class SimulationTrace:
     stepping_s: float = 0.0
 
 
+def _repeat(weights: list[tuple[float, int]]) -> np.ndarray:
+    """Each ``(value, count)`` of ``weights`` as ``count`` copies of ``value``, in order."""
+    if not weights:
+        return np.zeros(0)
+    values, counts = zip(*weights)
+    return np.repeat(np.array(values, dtype=float), np.array(counts, dtype=np.int64))
+
+
 def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings, kv_capacity_tokens: float, *,
              concurrency: int | None = None, step_overhead_s: float = 0.0,
              request_overhead_s: float = 0.0, decode_scale: float = 1.0,
@@ -108,7 +116,10 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     finish = np.full(n, np.nan)
     kv = prompt - prefill  # tokens in the KV cache (prefix-cache hits are there at admission)
     pre_left = prefill.copy()
-    out_left = np.zeros(n)
+    # decode tokens left; infinite while prompt tokens are left, so that "finished" is out_left <= 0 alone
+    out_left = np.where(prefill > 0, np.inf, 0.0)
+    # per-request scalars read one at a time, as Python floats: no numpy call per read
+    need, prefill_tokens = need_blocks.tolist(), prefill.tolist()
     spec = settings.speculative
     verify, tps = spec.verify_tokens, spec.tokens_per_step
     budget0 = settings.max_num_batched_tokens
@@ -118,18 +129,24 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     wait_iters, wait_ratio = settings.batch_wait_timeout_iters, settings.batch_wait_max_tokens_ratio
     batch_waiting = batch_wait_holds_any(settings.batch_wait_iters_applied, wait_ratio)
     held = 0  # TensorRT-LLM's batch_wait_iters_count
+    # a decode step's time is its cost as is (the validation's unit scales): no array arithmetic for it
+    plain = decode_scale == 1.0 and step_overhead_s == 0.0 and seq_overhead_s == 0.0
+    fixed_memo: dict[tuple[float, float], float] = {}  # body + head of a decode-only step, by (tokens, sequences)
 
     waiting: deque[int] = deque()
-    running: list[int] = []
+    idx = np.zeros(0, dtype=np.int64)  # the running requests, in admission order
+    n_prefilling = 0  # of which with prompt tokens left
     nxt = 0  # next request not yet in the waiting queue (requests arrive in index order)
     done = 0
     t = 0.0
     stepping = 0.0
     steps = 0
-    itl_s: list[np.ndarray] = []
-    itl_w: list[np.ndarray] = []
+    # every step interval, in order; their weights as (decode sequences, steps) runs
+    itl_s: list[float] = []
+    itl_w: list[tuple[float, int]] = []
     area_running = area_waiting = area_kv = 0.0
-    clock = np.zeros(4)  # decode-part s, prefill-part s, steps, running sequences x steps
+    # the engine clock: decode-part s, prefill-part s, steps, running sequences x steps
+    clock_dec = clock_pre = clock_steps = clock_seqs = 0.0
     stall = 0.0  # prefill-only steps the decoding sequences of a prefill-first engine waited through
     clock_arrival, clock_first, clock_finish = np.zeros((n, 4)), np.zeros((n, 4)), np.zeros((n, 4))
 
@@ -137,82 +154,105 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         while nxt < n and ready[nxt] <= t:
             waiting.append(nxt)
             nxt += 1
-        while waiting and len(running) < max_seqs and need_blocks[waiting[0]] <= free_blocks:
-            r = waiting.popleft()
-            free_blocks -= need_blocks[r]
-            running.append(r)
-        if not running:
+        n_run = len(idx)
+        if waiting and n_run < max_seqs and need[waiting[0]] <= free_blocks:
+            admitted = []
+            while waiting and n_run + len(admitted) < max_seqs and need[waiting[0]] <= free_blocks:
+                r = waiting.popleft()
+                free_blocks -= need[r]
+                admitted.append(r)
+            idx = np.concatenate([idx, np.array(admitted, dtype=np.int64)])
+            n_prefilling += sum(prefill_tokens[r] > 0 for r in admitted)  # none of them started
+            n_run = len(idx)
+        if not n_run:
             if nxt < n and not np.isnan(ready[nxt]):
                 t = max(t, float(ready[nxt]))
                 continue
             raise RuntimeError("simulator: nothing runs and nothing arrives")  # cannot happen
-        idx = np.array(running)
-        decoding = pre_left[idx] <= 0
+        all_decoding = not n_prefilling
         # prefill-first engines (SGLang) run a step of prefill chunks alone while prompts remain
-        dec = idx[decoding] if not (prefill_first and not decoding.all()) else idx[:0]
+        if all_decoding:
+            dec = idx
+        else:
+            decoding = pre_left[idx] <= 0
+            dec = idx[decoding] if not prefill_first else idx[:0]
         n_dec = len(dec)
         budget = budget0 - n_dec * verify
-        chunks: list[tuple[int, float]] = []
-        for r in idx[~decoding]:
-            if budget <= 0:
-                break
-            c = min(pre_left[r], budget)
-            chunks.append((int(r), c))
-            budget -= c
+        chunks: list[tuple[int, float, float]] = []  # (request, chunk tokens, prompt tokens left before)
+        if not all_decoding:
+            for r in idx[~decoding].tolist():
+                if budget <= 0:
+                    break
+                left = float(pre_left[r])
+                c = min(left, budget)
+                chunks.append((r, c, left))
+                budget -= c
         kv_dec = float(kv[dec].sum()) + n_dec
         hold_steps = 0  # decode-only steps TensorRT-LLM's batch waiting holds the prompts back, at most
         if batch_waiting and chunks and n_dec:
-            scheduled = float(prompt[[r for r, _ in chunks]].sum()) + n_dec * verify
+            scheduled = float(prompt[[r for r, _, _ in chunks]].sum()) + n_dec * verify
             if batch_wait_holds(held, scheduled, timeout_iters=wait_iters, max_tokens_ratio=wait_ratio,
                                 max_num_tokens=budget0):
                 hold_steps, chunks = wait_iters - held, []
             else:
                 held = 0
-        blocked = not waiting or len(running) >= max_seqs or need_blocks[waiting[0]] > free_blocks
+        blocked = not waiting or n_run >= max_seqs or need[waiting[0]] > free_blocks
         if not chunks and blocked:
             # a run of decode-only steps up to the next finish (or arrival; or the end of a batch wait:
             # the scheduled tokens change only when a request arrives or finishes, which ends the run)
-            k = int(np.ceil(np.min(out_left[dec]) / tps - 1e-9)) if n_dec else 1
+            k = int(np.ceil(float(out_left[dec].min()) / tps - 1e-9)) if n_dec else 1
             k = max(min(k, hold_steps) if hold_steps else k, 1)
             j = np.arange(k, dtype=float)
             kv_j = kv_dec + j * n_dec * tps
-            unit = cost.fixed_s(n_dec * verify, n_dec) + np.maximum(cost.c_kv * kv_j + cost.c_seq * n_dec, cost.m_kv * kv_j + cost.m_seq * n_dec)
-            times = decode_scale * unit + step_overhead_s + seq_overhead_s * len(running)
+            key = (n_dec * verify, n_dec)
+            fixed = fixed_memo.get(key)
+            if fixed is None:
+                fixed = fixed_memo[key] = cost.fixed_s(*key)
+            unit = fixed + np.maximum(cost.c_kv * kv_j + cost.c_seq * n_dec, cost.m_kv * kv_j + cost.m_seq * n_dec)
+            times = unit if plain else decode_scale * unit + step_overhead_s + seq_overhead_s * n_run
             if nxt < n and not np.isnan(ready[nxt]):
                 ends = t + np.cumsum(times)
                 cut = int(np.searchsorted(ends, ready[nxt], side="left")) + 1
                 if cut < k:
                     k, times, kv_j, unit = cut, times[:cut], kv_j[:cut], unit[:cut]
             held += k if hold_steps else 0
-            clock += (float(unit.sum()), 0.0, k, k * len(running))
+            clock_dec += float(unit.sum())
+            clock_steps += k
+            clock_seqs += k * n_run
             span = float(times.sum())
-            area_running += len(running) * span
+            area_running += n_run * span
             area_waiting += len(waiting) * span
             area_kv += float(times @ kv_j)  # with the token each step writes (its slot is allocated)
             t += span
             stepping += span
             steps += k
-            gaps = times.copy()
-            gaps[0] += stall  # the interval since the last token spans the prefill steps in between
-            stall = 0.0
-            itl_s.append(gaps)
-            itl_w.append(np.full(k, float(n_dec)))
-            out_left[dec] -= k * tps
-            kv[dec] += k * tps
+            if stall:  # the interval since the last token spans the prefill steps in between
+                times = times.copy()
+                times[0] += stall
+                stall = 0.0
+            itl_s.extend(times.tolist())
+            itl_w.append((float(n_dec), k))
+            if n_dec:
+                out_left[dec] -= k * tps
+                kv[dec] += k * tps
         else:
             pairs = ctx = chunk_tokens = 0.0
             sampled = n_dec
-            for r, c in chunks:
-                pairs += c * kv[r] + c * (c + 1) / 2
-                ctx += kv[r]
+            for r, c, left in chunks:
+                kv_r = float(kv[r])
+                pairs += c * kv_r + c * (c + 1) / 2
+                ctx += kv_r
                 chunk_tokens += c
-                sampled += c >= pre_left[r]
+                sampled += c >= left
             full = cost.step_s(n_dec * verify + chunk_tokens, sampled, kv_dec, n_dec, pairs, ctx, chunk_tokens)
             dec_only = cost.step_s(n_dec * verify, n_dec, kv_dec, n_dec) if n_dec else 0.0
             dt = decode_scale * dec_only + prefill_scale * (full - dec_only) + step_overhead_s \
-                + seq_overhead_s * len(running)
-            clock += (dec_only, full - dec_only, 1.0, len(running))
-            area_running += len(running) * dt
+                + seq_overhead_s * n_run
+            clock_dec += dec_only
+            clock_pre += full - dec_only
+            clock_steps += 1.0
+            clock_seqs += n_run
+            area_running += n_run * dt
             area_waiting += len(waiting) * dt
             # the KV cache held during the step: with the chunks and tokens it writes (allocated when scheduled)
             area_kv += dt * (float(kv[idx].sum()) + chunk_tokens + n_dec)
@@ -220,39 +260,41 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             stepping += dt
             steps += 1
             held += 1 if hold_steps else 0
-            if prefill_first and decoding.any():
+            if prefill_first and n_prefilling < n_run:  # some sequences are decoding
                 stall += dt
             if n_dec:
-                itl_s.append(np.array([dt]))
-                itl_w.append(np.array([float(n_dec)]))
+                itl_s.append(float(dt))
+                itl_w.append((float(n_dec), 1))
                 out_left[dec] -= tps
                 kv[dec] += tps
-            for r, c in chunks:
+            for r, c, _ in chunks:
                 pre_left[r] -= c
                 kv[r] += c
                 if pre_left[r] <= 0:
+                    n_prefilling -= 1
                     first[r] = t
-                    clock_first[r] = clock
+                    clock_first[r] = (clock_dec, clock_pre, clock_steps, clock_seqs)
                     out_left[r] = output[r] - 1
         # finished requests leave and free their blocks; closed-loop clients send the next one
-        finished = (pre_left[idx] <= 0) & (out_left[idx] <= 1e-9)  # a mask: a list scan cost 37% of a run
-        if finished.any():
-            for r in idx[finished].tolist():
+        finished = out_left[idx] <= 1e-9  # a mask: a list scan cost 37% of a run
+        leaving = idx[finished.nonzero()[0]].tolist()
+        if leaving:
+            for r in leaving:
                 finish[r] = t
-                clock_finish[r] = clock
-                free_blocks += need_blocks[r]
+                clock_finish[r] = (clock_dec, clock_pre, clock_steps, clock_seqs)
+                free_blocks += need[r]
                 done += 1
                 if concurrency is not None and released < n:
                     arrival[released] = t
                     ready[released] = t + request_overhead_s
-                    clock_arrival[released] = clock
+                    clock_arrival[released] = (clock_dec, clock_pre, clock_steps, clock_seqs)
                     released += 1
-            running = idx[~finished].tolist()
+            idx = idx[~finished]
     busy = max(t, 1e-30)
     return SimulationTrace(
         arrival_s=arrival, first_token_s=first, finish_s=finish, output=requests.output.copy(),
-        itl_s=np.concatenate(itl_s) if itl_s else np.zeros(0),
-        itl_weight=np.concatenate(itl_w) if itl_w else np.zeros(0),
+        itl_s=np.array(itl_s, dtype=float),
+        itl_weight=_repeat(itl_w),
         clock_arrival=clock_arrival, clock_first=clock_first, clock_finish=clock_finish,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
         mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps,

@@ -349,14 +349,16 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
     ``hardware`` (device name -> spec) is simulated on that spec instead (``roofline calibrate``
     passes the profile it is fitting).
     """
-    out = pd.DataFrame(index=rows.index, columns=_FEATURES + ["saturated_model"], dtype=float)
-    for key, g in rows.groupby(_KEYS):
+    # filled by position and framed once (a .loc assignment per row cost as much as a simulation)
+    values = np.full((len(rows), len(_FEATURES) + 1), np.nan)
+    for key, g in rows.assign(_position=np.arange(len(rows))).groupby(_KEYS):
         spec = (hardware or {}).get(key[1])
         if spec is None:
             scalar, cap, setup = _setup(*key, key[1] in datasheet_devices)
         else:
             scalar, cap, setup = _setup_on(spec, key[0], *key[2:])
-        for i, r in g.iterrows():
+        for r in g.to_dict("records"):
+            i = r["_position"]
             c = int(r["concurrency"])
             ratio = (range_ratio or {}).get(r["dataset"], RANGE_RATIO)
             per_c = (requests_per_concurrency or {}).get(r["dataset"], REQUESTS_PER_CONCURRENCY)
@@ -386,9 +388,9 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
             wait = 0.5 * end / max(end[2], 1.0) * (c > 1)
             # ms, ms, steps (x s in ms), sequence-steps (x s_seq in us -> 1e-3 ms)
             scale = np.array([1e3, 1e3, 1.0, 1e-3])
-            out.loc[i, _FEATURES] = np.concatenate([ttft * scale, tpot * scale, wait * scale])
-            out.loc[i, "saturated_model"] = float(batch < 0.9 * c)
-    return out
+            values[i, :-1] = np.concatenate([ttft * scale, tpot * scale, wait * scale])
+            values[i, -1] = float(batch < 0.9 * c)
+    return pd.DataFrame(values, index=rows.index, columns=_FEATURES + ["saturated_model"])
 
 
 def _is_moe(rows: pd.DataFrame) -> np.ndarray:
