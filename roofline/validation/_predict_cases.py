@@ -20,7 +20,7 @@ from roofline.model import load_model
 from roofline.serving import Overheads
 from roofline.validation._predict import build_batches, predict_batch
 from roofline.validation._serving_cases import serving_rows, simulated_features
-from roofline.validation._serving_fit import FittedOverheads, harness_ttft_ms, predict_rows
+from roofline.validation._serving_fit import FittedOverheads, predict_rows
 
 __all__ = ["profile_hardware", "mark_queued", "predict_all"]
 
@@ -74,8 +74,8 @@ def _predict_e2e(cases: pd.DataFrame, hw: HardwareSpec, fits: Mapping[str, Overh
         o = fits.get(str(fw), fits.get("any", Overheads()))
         is_moe = {m: load_model(m).moe is not None for m in g["model"].unique()}
         moe = g["model"].map(is_moe).to_numpy(dtype=float)
-        ttft_ms, tpot_ms = predict_rows(feats.loc[g.index], o, moe, g["tp"])
-        ttft_ms = ttft_ms + harness_ttft_ms(g, o)  # the gap-analysis rows' harness, as calibrated
+        # the gap-analysis rows' harness, as calibrated
+        ttft_ms, tpot_ms = predict_rows(feats.loc[g.index], o, moe, g["tp"], g.get("gap_analysis"))
         pos = rows.index.get_indexer(g.index)
         out[pos] = np.where(is_ttft[pos], ttft_ms, tpot_ms) * 1e-3
     return out

@@ -103,7 +103,11 @@ def harness_ttft_ms(rows: pd.DataFrame, o: Overheads) -> np.ndarray:
     """The TTFT (ms) the gap-analysis harness adds to each of ``rows`` under fit ``o``: its
     ``harness_ttft_ms`` on the rows flagged ``gap_analysis``, 0 elsewhere (and for plain
     :class:`Overheads` or rows without that column)."""
-    gap = rows["gap_analysis"].to_numpy(bool) if "gap_analysis" in rows else np.zeros(len(rows), bool)
+    return _harness_ms(rows.get("gap_analysis"), len(rows), o)
+
+
+def _harness_ms(gap_analysis: np.ndarray | pd.Series | None, n: int, o: Overheads) -> np.ndarray:
+    gap = np.zeros(n, bool) if gap_analysis is None else np.asarray(gap_analysis, dtype=bool)
     return np.where(gap, getattr(o, "harness_ttft_ms", 0.0), 0.0)
 
 
@@ -460,17 +464,19 @@ def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 
 
 
 def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = None,
-                 tp: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 tp: np.ndarray | pd.Series | None = None,
+                 gap_analysis: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(TTFT ms, TPOT ms) of every row with overheads ``o`` (``moe``: 1 for mixture-of-experts rows;
-    ``tp``: each row's TP group, None for TP 1); without a request overhead (the datasheet model) no
-    wait for the running step. A fit (:class:`FittedOverheads`) is predicted with the design it was
-    fitted with, the wait included, also when its request overhead sits at its bound 0 (a profile
-    rounds the optimizer's 1e-9 to 0)."""
+    ``tp``: each row's TP group, None for TP 1; ``gap_analysis``: the rows of that run set, whose
+    TTFT takes the harness term of ``o``, :func:`harness_ttft_ms`; None: no such row); without a
+    request overhead (the datasheet model) no wait for the running step. A fit
+    (:class:`FittedOverheads`) is predicted with the design it was fitted with, the wait included,
+    also when its request overhead sits at its bound 0 (a profile rounds the optimizer's 1e-9 to 0)."""
     wait = o.request_overhead_ms > 0 or isinstance(o, FittedOverheads)
     tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, wait, tp)
     x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms,
                   o.prefill_scale * o.moe_prefill_scale, o.tp_step_overhead_ms])
-    return ttft @ x, tpot @ x
+    return ttft @ x + _harness_ms(gap_analysis, len(feats), o), tpot @ x
 
 
 def fit_by_framework(rows: pd.DataFrame, feats: pd.DataFrame, min_rows: int = 8) -> dict[str, FittedOverheads]:
@@ -486,9 +492,9 @@ def _predict_with(rows: pd.DataFrame, feats: pd.DataFrame, fits: dict[str, Overh
     out = pd.DataFrame(index=rows.index, columns=["pred_ttft_ms", "pred_tpot_ms"], dtype=float)
     for fw, g in rows.groupby("framework"):
         o = fits.get(str(fw), fits["any"])
-        t, p = predict_rows(feats.loc[g.index], o, _is_moe(g), g.get("tp"))
         # the gap-analysis rows' harness, as fitted on the training rows (none for the datasheet)
-        out.loc[g.index, "pred_ttft_ms"], out.loc[g.index, "pred_tpot_ms"] = t + harness_ttft_ms(g, o), p
+        out.loc[g.index, "pred_ttft_ms"], out.loc[g.index, "pred_tpot_ms"] = predict_rows(
+            feats.loc[g.index], o, _is_moe(g), g.get("tp"), g.get("gap_analysis"))
     return out
 
 
