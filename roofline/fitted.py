@@ -28,7 +28,7 @@ The calibrated profiles and the overheads file are read here (the validation sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -49,7 +49,7 @@ from roofline.workload import DEFAULT_FRAMEWORK, FRAMEWORKS
 __all__ = ["FRAMEWORKS", "DEFAULT_FRAMEWORK", "DEFAULT_CHOICE", "OVERHEADS_FILE", "PROFILE_DIR", "SoftwareOverheads", "ModelChoice",
            "FittedModel", "fitted_model", "describe", "load_software_overheads", "list_profiles", "profile_path", "load_profile",
            "apply_overrides", "calibrated_hardware", "TRTLLM_ALLREDUCE_KEY", "calibrated_allreduce", "kind_overrides",
-           "collective_keys", "large_from_bytes", "custom_switch", "capped_below_switch", "profile_being_fitted"]
+           "collective_keys", "large_from_bytes", "custom_switch", "capped_below_switch", "switched_collective_s", "profile_being_fitted"]
 
 #: Where the calibrated profiles ship.
 PROFILE_DIR = PROJECT_ROOT / "hardware_specs" / "calibrated"
@@ -201,17 +201,36 @@ class AllReduceFit:
         fitted, threshold = _allreduce_group(self.device, self.key, int(n))
         if not fitted:
             return None
-        large = threshold is not None and size_bytes >= threshold
-        t = self._segment_s(float(size_bytes), int(n), large, threshold)
-        if threshold is not None and not large and capped_below_switch(self.key, threshold):
-            t = min(t, self._segment_s(threshold, int(n), True, threshold))
-        return t
+        t = switched_collective_s(self.key, np.array([float(size_bytes)]), threshold,
+                                  lambda sizes, large: self._segment_s(sizes, int(n), large, threshold))
+        return float(t[0])
 
-    def _segment_s(self, size_bytes: float, n: int, large: bool, threshold: float | None) -> float:
+    def _segment_s(self, size_bytes: np.ndarray, n: int, large: bool, threshold: float | None) -> np.ndarray:
         hw = _allreduce_arrays(self.device, self.key, n, large)
-        t = collective_time_s("allreduce", np.array([size_bytes]), n, hw.intra(), hw.inter(),
+        t = collective_time_s("allreduce", size_bytes, n, hw.intra(), hw.inter(),
                               hw.devices_per_node, "custom", custom_switch(self.key, n, threshold))
-        return float(np.asarray(t).reshape(-1)[0] + hw.launch_s[0])
+        return np.asarray(t, dtype=float).reshape(-1) + hw.launch_s[0]
+
+
+def switched_collective_s(key: str, size_bytes: np.ndarray, large_from: float | None,
+                          segment_s: Callable[[np.ndarray, bool], np.ndarray]) -> np.ndarray:
+    """Seconds of collectives ``key`` of ``size_bytes`` (one group size), each in its segment:
+    ``segment_s(sizes, large)`` times sizes below ``large_from`` (:func:`large_from_bytes`) with the
+    group's entry and sizes from it with its ``:large`` entry; below the switch, at most the large
+    segment's time at it where :func:`capped_below_switch` says so. The serving path
+    (:class:`AllReduceFit`, the profile on disk) and the calibration harness (the parameters being
+    fitted) both evaluate a fit with this, so the two cannot drift apart."""
+    sizes = np.asarray(size_bytes, dtype=float).reshape(-1)
+    large = sizes >= large_from if large_from is not None else np.zeros(sizes.shape, dtype=bool)
+    t = np.empty(sizes.shape)
+    if large.any():
+        t[large] = segment_s(sizes[large], True)
+    if (~large).any():
+        small = segment_s(sizes[~large], False)
+        if capped_below_switch(key, large_from):
+            small = np.minimum(small, segment_s(np.array([float(large_from)]), True))
+        t[~large] = small
+    return t
 
 
 @lru_cache(maxsize=64)

@@ -20,6 +20,7 @@ from roofline.fitted import (
     custom_switch,
     large_from_bytes,
     load_profile,
+    switched_collective_s,
 )
 from roofline.hardware import load_hardware
 from roofline.validation._predict import build_batches, predict_batch
@@ -66,6 +67,19 @@ def test_tensorrt_llm_calls_nccl_above_its_workspace():
     assert capped_below_switch(TRTLLM_ALLREDUCE_KEY, 2 * MiB)
     assert not capped_below_switch("allreduce:nccl:intra", 2 * MiB)
     assert not capped_below_switch(TRTLLM_ALLREDUCE_KEY, None)
+
+
+def test_switched_collective_segments_and_cap_by_hand() -> None:
+    # small segment 0.1 s per byte, large segment 5 s + 0.01 s per byte, switch at 100 bytes:
+    # 10 B -> 1 s; 90 B -> 9 s, capped at the large segment's 6 s at the switch (TensorRT-LLM
+    # only); 100 B -> 6 s and 200 B -> 7 s in the large segment; no switch: all small
+    def segment_s(sizes: np.ndarray, large: bool) -> np.ndarray:
+        return 5.0 + 0.01 * sizes if large else 0.1 * sizes
+
+    sizes = np.array([10.0, 90.0, 100.0, 200.0])
+    assert switched_collective_s(TRTLLM_ALLREDUCE_KEY, sizes, 100.0, segment_s) == pytest.approx([1, 6, 6, 7])
+    assert switched_collective_s("allreduce:nccl:intra", sizes, 100.0, segment_s) == pytest.approx([1, 9, 6, 7])
+    assert switched_collective_s(TRTLLM_ALLREDUCE_KEY, sizes, None, segment_s) == pytest.approx([1, 9, 10, 20])
 
 
 def test_its_switch_may_sit_at_any_power_of_two():

@@ -30,11 +30,11 @@ import pandas as pd
 from roofline.collectives import collective_time_s
 from roofline.dtypes import bytes_per_element
 from roofline.fitted import (
-    capped_below_switch,
     collective_keys,
     custom_switch,
     kind_overrides,
     large_from_bytes,
+    switched_collective_s,
 )
 from roofline.graph import COLLECTIVE_KINDS, OpTable, attention_work
 from roofline.hardware import HardwareSpec, with_network
@@ -239,7 +239,7 @@ def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any
     large also take ``per_kind[key + ":n<GPUs>:large"]``. So NCCL's choice of algorithm by GPU
     count and of protocol by message size is followed where it was calibrated; TensorRT-LLM's
     all-reduce runs its one-shot kernel below that size and two-shot from it (``custom_switch``),
-    below it at most the two-shot time at the switch (``capped_below_switch``).
+    below it at most the two-shot time at the switch (``switched_collective_s``).
     """
     params = params or {}
     if batch.table is not None:
@@ -266,15 +266,9 @@ def predict_batch(batch: CaseBatch, spec: HardwareSpec, params: Mapping[str, Any
 
         for n, per_node, rows in batch.groups:
             threshold = large_from_bytes(per_kind, batch.key, n)
-            size = batch.size_bytes[rows]
-            large = size >= threshold if threshold else np.zeros(len(rows), dtype=bool)
-            for sel, is_large in ((~large, False), (large, True)):
-                if not sel.any():
-                    continue
-                seg = segment_s(size[sel], n, per_node, is_large, threshold)
-                if not is_large and capped_below_switch(batch.key, threshold):
-                    seg = np.minimum(seg, segment_s(np.array([float(threshold)]), n, per_node, True, threshold))
-                t[rows[sel]] = seg
+            t[rows] = switched_collective_s(
+                batch.key, batch.size_bytes[rows], threshold,
+                lambda sizes, large, n=n, per_node=per_node, threshold=threshold: segment_s(sizes, n, per_node, large, threshold))
     t = t * batch.count
     offsets = params.get("offsets_us") or {}
     if offsets and batch.kind in OFFSET_KINDS:
