@@ -46,7 +46,7 @@ def _params(o) -> np.ndarray:  # noqa: ANN001
 
 
 def test_the_loss_is_the_stated_one():
-    # chosen before the held-out errors were computed (docs/serving.md "Why the errors")
+    # chosen before the held-out errors were computed (docs/serving_fit_log.md)
     assert (LOSS, LOSS_SCALE) == ("soft_l1", 0.2)
 
 

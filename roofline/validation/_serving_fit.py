@@ -116,7 +116,7 @@ def aiconfigurator_dtypes(precision: pd.Series, backend: pd.Series) -> tuple[pd.
     recipe and backend: B200 "fp4" is NVFP4 weights and activations, the GEMMs on Blackwell's FP4 unit
     (W4A4, as TensorRT-LLM's and vLLM's NVFP4 checkpoints of Llama-3.1-70B run); the KV cache is fp8
     in TensorRT-LLM's quantized recipes, else the model's bf16 (an assumption; the B200 vLLM runs'
-    scripts set fp8, see docs/serving.md "Why the errors": read so, the criterion rose)."""
+    scripts set fp8, see docs/serving_fit_log.md: read so, the criterion rose)."""
     return (precision.replace({"fp4": "nvfp4"}),
             np.where((backend == "trtllm") & (precision != "bf16"), "fp8", "bf16"))
 
