@@ -344,3 +344,46 @@ def test_the_design_space_answer_predicts_as_a_sweep_of_its_model_choice(datashe
     assert ev.points.at_block["tpot_s"][0] * 1e3 == pytest.approx(row["serving_tpot_ms"], rel=1e-9)
     assert ev.points.at_slo_max["goodput_tok_s"][0] == pytest.approx(row["slo_max_goodput_tok_s"], rel=1e-9)
     assert optima[("serving", "perf per manufacturing cost")]["concurrency"] == row["slo_max_concurrency"]
+
+
+# -- docs/preserve_reproduction.md is what the command prints ------------------------------------
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "preserve_reproduction.md"
+
+
+def _tables_of_section(text: str, heading: str) -> list[list[str]]:
+    """The markdown tables (row lines) of the section that starts at ``heading`` (up to the next
+    ``## `` heading)."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    tables: list[list[str]] = [[]]
+    for line in section.splitlines():
+        if line.startswith("|"):
+            tables[-1].append(line)
+        elif tables[-1]:
+            tables.append([])
+    return [t for t in tables if t]
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def test_the_910b_section_of_the_page_is_what_the_command_prints(tmp_path):
+    """docs/preserve_reproduction.md pastes report.md of `roofline reproduce preserve`: its 910B
+    main point (batch 4, 16K) and the 16K column of its speedup grid are what the command prints
+    today, to the last printed digit (the 16K sequence only, a few seconds). A change of the model
+    that moves them needs the page regenerated."""
+    rp.reproduce_preserve(tmp_path / "p", devices=["ascend-910b"], sequences=[rp.MAIN_SEQUENCE],
+                          plots=False, sensitivity=False)
+    report = (tmp_path / "p" / "report.md").read_text()
+    main_run, grid_run = _tables_of_section(report, "## ascend-910b")[:2]
+    main_page, grid_page = _tables_of_section(PAGE.read_text(), "## Results on 8x Ascend 910B")[:2]
+    assert main_page == main_run
+    assert len(main_page) == 2 + 6  # header, rule, the six models
+
+    def column_16k(table: list[str]) -> dict[tuple[str, str], str]:
+        at = _cells(table[0]).index("16K")
+        return {(c[0], c[1]): c[at] for c in map(_cells, table[2:])}
+
+    assert column_16k(grid_page) == column_16k(grid_run)
+    assert len(column_16k(grid_page)) == 6 * len(rp.PAPER_BATCHES)
