@@ -11,8 +11,9 @@ in [0.8 x, x], the first ``concurrency`` at once), with the token budget the vLL
 and the launch scripts' settings (:data:`LAUNCH_SETTINGS`).
 
 With decode scale ``k_d``, prefill scale ``k_p`` (times ``moe_prefill_scale`` for mixture-of-experts
-models), step overhead ``s`` (plus ``s_tp`` per TP worker beyond the first), per-sequence
-overhead ``s_seq`` and request overhead ``r`` the prediction is linear in them (the schedule of a
+models: fitted once on all rows and shared by every framework, :func:`fit_by_framework`), step
+overhead ``s`` (plus ``s_tp`` per TP worker beyond the first), per-sequence overhead ``s_seq`` and
+request overhead ``r`` the prediction is linear in them (the schedule of a
 closed loop does not depend on the step times), so
 one simulation per row gives the features and the fit minimises a robust loss (soft L1, scale 0.2)
 of the relative errors within bounds (``scipy.optimize.least_squares``), on unsaturated rows only. The request overhead is
@@ -422,16 +423,18 @@ def _design(f: pd.DataFrame, moe: np.ndarray, step_wait: bool = True,
     return tpot, ttft
 
 
-def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 1.0) -> FittedOverheads:
+def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_prefill_scale: float | None = None) -> FittedOverheads:
     """(k_d, k_p, s, s_seq, r, k_moe, s_tp) minimising a robust loss (:data:`LOSS`, scale
     :data:`LOSS_SCALE`) of the relative errors of TPOT and of TTFT, each set weighted equally, within
-    :data:`BOUNDS`, on unsaturated rows; started from the bounded linear least squares. Without a
-    mixture-of-experts row the MoE prefill scale is ``moe_default``; ``s_tp`` (per TP worker beyond
-    the first) is fitted on the rows' ``tp`` (none without that column: TP 1). Jointly, the TTFT
-    the gap-analysis harness adds to the rows flagged ``gap_analysis`` (an additive ms within
-    :data:`HARNESS_TTFT_BOUNDS_MS`; 0 without such a row, and 0 when every row is one: the request
-    overhead then holds it), so that the engine parameters are fitted
-    net of it (:class:`FittedOverheads`)."""
+    :data:`BOUNDS`, on unsaturated rows; started from the bounded linear least squares. The MoE
+    prefill scale: ``None`` fits it on the mixture-of-experts rows (1 without one); a value pins it,
+    and the prefill of the MoE rows then counts at ``k_p`` times it, so those rows fit the dense
+    prefill scale ``k_p`` too (:func:`fit_by_framework` pins every framework's at the pooled fit's).
+    ``s_tp`` (per TP worker beyond the first) is fitted on the rows' ``tp`` (none without that
+    column: TP 1). Jointly, the TTFT the gap-analysis harness adds to the rows flagged
+    ``gap_analysis`` (an additive ms within :data:`HARNESS_TTFT_BOUNDS_MS`; 0 without such a row, and
+    0 when every row is one: the request overhead then holds it), so that the engine parameters are
+    fitted net of it (:class:`FittedOverheads`)."""
     from scipy.optimize import least_squares, lsq_linear
 
     ok = ~rows["saturated"].to_numpy()
@@ -447,7 +450,10 @@ def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 
     if gap.any() and not gap.all():
         a = np.column_stack([a, np.concatenate([np.zeros(len(y1)), gap / y2])])
         lo, hi = np.append(lo, HARNESS_TTFT_BOUNDS_MS[0]), np.append(hi, HARNESS_TTFT_BOUNDS_MS[1])
-    if not moe.any():  # nothing to fit the MoE column on: pin it
+    if moe_prefill_scale is not None:  # pinned: the MoE rows' prefill joins the k_p column at that factor
+        a[:, 1] += moe_prefill_scale * a[:, 5]
+        a[:, 5] = 0.0
+    elif not moe.any():  # nothing to fit the MoE column on: pin it at 1
         a[:, 5] = 0.0
     ones = np.ones(len(a))
     start = lsq_linear(a, ones, bounds=(lo, hi)).x
@@ -458,7 +464,8 @@ def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_default: float = 
     k_d, k_p, s, s_seq, r, k_pm, s_tp, h = np.append(x, 0.0)[:8]
     return FittedOverheads(step_overhead_ms=float(s), seq_overhead_us=float(s_seq), request_overhead_ms=float(r),
                            decode_scale=float(k_d), prefill_scale=float(k_p),
-                           moe_prefill_scale=float(k_pm / k_p) if moe.any() else moe_default,
+                           moe_prefill_scale=(moe_prefill_scale if moe_prefill_scale is not None
+                                              else float(k_pm / k_p) if moe.any() else 1.0),
                            tp_step_overhead_ms=float(s_tp), source="fitted",
                            harness_ttft_ms=float(h))
 
@@ -480,11 +487,16 @@ def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = Non
 
 
 def fit_by_framework(rows: pd.DataFrame, feats: pd.DataFrame, min_rows: int = 8) -> dict[str, FittedOverheads]:
-    """One fit per framework with at least ``min_rows`` unsaturated rows, and ``any`` (all rows)."""
+    """One fit per framework with at least ``min_rows`` unsaturated rows, and ``any`` (all rows).
+
+    The MoE prefill scale is fitted once, by ``any``, and every framework takes it: a property of
+    mixture-of-experts prefill kernels, not of an engine (docs/serving_fit_log.md), and so
+    a framework's MoE rows fit its dense prefill scale too, which its own dense rows alone may not
+    (vLLM without Llama-3.1-70B: only the gap-analysis rows of an undocumented client)."""
     fits = {"any": fit_overheads(rows, feats)}
     for fw, g in rows.groupby("framework"):
         if (~g["saturated"]).sum() >= min_rows:
-            fits[str(fw)] = fit_overheads(g, feats.loc[g.index], moe_default=fits["any"].moe_prefill_scale)
+            fits[str(fw)] = fit_overheads(g, feats.loc[g.index], moe_prefill_scale=fits["any"].moe_prefill_scale)
     return fits
 
 
@@ -569,6 +581,8 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
                       "of TPOT and TTFT (started from scipy.optimize.lsq_linear); bounds "
                       + ", ".join(f"{n} {lo}-{hi}" for n, lo, hi in zip(
                           _PARAMS[:5] + ("prefill_scale x moe_prefill_scale", _PARAMS[6]), *BOUNDS)),
+            "moe_prefill_scale": "fitted once, by the pooled fit (any) on all rows, and shared by every framework, "
+                                 "whose prefill_scale is fitted on its dense and mixture-of-experts rows together",
         },
         "frameworks": {fw: {"decode_scale": round(o.decode_scale, 4), "prefill_scale": round(o.prefill_scale, 4),
                             "step_overhead_ms": round(o.step_overhead_ms, 4),
