@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST_FILE", "TMP_SUFFIX", "RunManifest", "atomic_write", "replacing", "tmp_path"]
+__all__ = ["MANIFEST_FILE", "TMP_SUFFIX", "RunManifest", "atomic_write", "record_in_run", "replacing", "tmp_path"]
 
 #: The manifest of an output folder.
 MANIFEST_FILE = ".roofline-run.json"
@@ -136,3 +136,16 @@ class RunManifest:
                 parent.rmdir()  # only when empty
         self.files = [f for f in self.files if f in kept]
         self.dirs = [d for d in self.dirs if d in kept]
+
+
+def record_in_run(path: str | os.PathLike[str]) -> None:
+    """List a file another command writes inside a run's folder (a report, a Pareto front or
+    plot) in that run's manifest: the run's next ``--force`` then removes it with the outputs it
+    describes, instead of refusing the folder for a file the run did not write. A file outside
+    every run folder is left alone."""
+    target = Path(path).resolve()
+    for folder in target.parents:
+        manifest = RunManifest.load(folder)
+        if manifest is not None:
+            manifest.record(target.relative_to(folder))
+            return

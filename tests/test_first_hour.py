@@ -137,3 +137,26 @@ def test_a_serving_sweeps_report_keeps_its_metrics_off_the_filters(tmp_path: Pat
     # serving metrics are metrics (columns, never a filter or an x-axis)
     assert {q["name"] for q in payload["parameters"]} == {"l2_capacity_MiB", "hbm_bandwidth_GBps", "prefetch"}
     assert {"serving_ttft_ms", "goodput_tok_s", "goodput_tok_s_per_kusd"} <= set(payload["metric_names"])
+
+
+@pytest.mark.filterwarnings("ignore::roofline.plots.PNGExportWarning")
+def test_a_pareto_front_written_into_the_run_folder_does_not_block_sweeping_again(tmp_path: Path, capsys,
+                                                                                  monkeypatch) -> None:
+    # the README's second command writes front.html next to the quick start's results; sweeping
+    # again with --force refused the folder for "files roofline sweep did not write"
+    run, _ = _run(tmp_path, capsys)
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chrome"))  # HTML only
+    args = ["pareto", str(run / "results.parquet"), "--minimize", "system_cost_usd", "--maximize", "throughput_tok_s"]
+    assert run_cli(capsys, *args, "--plot", "front")[0] == 0
+    assert run_cli(capsys, *args, "--out", str(run / "front.csv"))[0] == 0
+    code, _, err = run_cli(capsys, "sweep", str(tmp_path / "repeats.yaml"), "--out", str(run), "--no-plots",
+                           "--workers", "1", "--force")
+    assert code == 0, err
+    # the front described the earlier results: --force removes it with them
+    assert not (run / "front.html").exists() and not (run / "front.csv").exists()
+    # a file the user wrote is still never deleted
+    (run / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "sweep", str(tmp_path / "repeats.yaml"), "--out", str(run), "--no-plots",
+                           "--workers", "1", "--force")
+    assert code == 2 and "notes.txt" in err
+    assert (run / "notes.txt").read_text() == "mine"

@@ -86,9 +86,13 @@ def model_caption(spec: Any) -> str:
 
 
 def check_output(path: Path, force: bool) -> None:
-    """Refuse to overwrite what a user wrote unless --force."""
+    """Refuse to overwrite what a user wrote unless --force. A file about to be written inside a
+    sweep's or search's folder joins its manifest (roofline._runfiles.record_in_run)."""
     if path.exists() and not force:
         raise fail(f"{path} exists; pass --force to overwrite it")
+    from roofline._runfiles import record_in_run
+
+    record_in_run(path)
 
 
 #: Short headers for result columns (the files keep the full names with units): the hardware

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roofline._json import dumps as json_dumps
+from roofline._runfiles import record_in_run
 from roofline.exceptions import SpecError
 from roofline.metrics import metric_labels
 from roofline.registry import parameter_short_labels
@@ -97,23 +98,12 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, force: b
     if size > MAX_REPORT_BYTES:
         raise SpecError(f"{path}: the report would be {size / 2**20:.1f} MiB, over the 25 MiB limit; "
                         f"lower --sample (now {sample}) or --top (now {top})")
-    _list_in_run(run.path, path)
+    record_in_run(path)  # a report inside the run folder is one of its outputs
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)
     return ReportResult(path, size, payload["counts"]["total_rows"], payload["counts"]["embedded"], result_counts,
                         notes)
-
-
-def _list_in_run(folder: Path, report: Path) -> None:
-    """A report inside the run folder joins the run's manifest, so that the next ``sweep --force``
-    or ``optimize --force`` there removes it with the outputs it describes (instead of refusing
-    the folder for a file it did not write)."""
-    from roofline._runfiles import RunManifest
-
-    manifest = RunManifest.load(folder)
-    if manifest is not None and report.resolve().parent == folder.resolve():
-        manifest.record(report.name)
 
 
 def _metric_columns(run: RunFolder, columns: list[str]) -> list[str]:
