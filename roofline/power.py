@@ -60,7 +60,7 @@ def energy_rates(params: CostParameters, spec: HardwareSpec) -> EnergyRates:
     Raises:
         SpecError: The device has no ``die`` block (node, memory generation, TDP).
     """
-    die = die_of(spec)
+    die = die_of(spec, params)
     scale = params.per_node("energy.node_scale", die.process_node)
     noc = params.value("energy.noc_pj_per_byte")  # every byte the SMs read crosses the die
     idle_w = params.value("energy.static_fraction_of_tdp") * die.tdp_w

@@ -124,6 +124,14 @@ def test_bad_hardware_value_is_one_line(capsys, tmp_path: Path, case: str) -> No
     assert_one_line_error(run_cli(capsys, *_predict_hw(path)), str(path), key)
 
 
+@pytest.mark.parametrize("field,value", [("process_node", "N3x"), ("hbm_generation", "HBM9")])
+def test_a_die_the_cost_model_cannot_price_names_the_spec_field(capsys, tmp_path: Path, field: str,
+                                                                 value: str) -> None:
+    # the error named the cost file's wafer.usd_per_wafer / hbm.usd_per_GB, not the spec to fix
+    path = _write_yaml(tmp_path / "h100-sxm.yaml", _hardware(**{f"die__{field}": {"value": value, "source": "s"}}))
+    assert_one_line_error(run_cli(capsys, *_predict_hw(path)), f"{path}: die.{field}: ", repr(value), "allowed")
+
+
 MODEL_CASES = {
     "head_dim_inf": ({"head_dim": float("inf")}, "head_dim"),
     "head_dim_huge": ({"head_dim": 1.0e308}, "head_dim"),

@@ -280,11 +280,22 @@ def spec_logic_area_mm2(params: CostParameters, spec: HardwareSpec) -> float:
         sram_structure=die.l2_sram, link_bandwidth_GBps=spec.intra_node.device_bandwidth_Bps / 1e9))
 
 
-def die_of(spec: HardwareSpec) -> Any:
-    """The ``die`` block of a device spec, or a one-line error saying cost, power and TCO need it."""
+def die_of(spec: HardwareSpec, params: CostParameters | None = None) -> Any:
+    """The ``die`` block of a device spec, or a one-line error saying cost, power and TCO need it.
+
+    With ``params``, its process node and memory generation must be ones the cost file prices; the
+    error names the spec file and its field (the cost file's own key told a user nothing about the
+    spec to fix)."""
+    file = spec.source_file or spec.name
     if spec.die is None:
-        raise SpecError(f"{spec.source_file or spec.name}: die: missing; cost, power and TCO need the die "
+        raise SpecError(f"{file}: die: missing; cost, power and TCO need the die "
                         "block (process_node, logic_area_mm2, hbm_stacks, hbm_generation, tdp_w)")
+    if params is not None:
+        for field, canonical in (("process_node", params.node), ("hbm_generation", params.generation)):
+            try:
+                canonical(getattr(spec.die, field))
+            except SpecError as e:
+                raise SpecError(f"{file}: die.{field}: {e}") from None
     return spec.die
 
 
@@ -356,7 +367,7 @@ def _spec_device_cost(params: CostParameters, spec: HardwareSpec, l2_MiB: ArrayL
                       hbm_capacity_GiB: ArrayLike | None, hbm_bandwidth_GBps: ArrayLike | None,
                       link_bandwidth_GBps: ArrayLike | None, spans_nodes: bool, *,
                       lines: bool) -> CostBreakdown | CostTotals:
-    die = die_of(spec)
+    die = die_of(spec, params)
     memory = spec.memory
     return _device_cost(
         params, die.process_node, spec_logic_area_mm2(params, spec),
