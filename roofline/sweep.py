@@ -63,8 +63,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask",
-           "model_provenance",
-           "measure_budget"]
+           "unmet_constraints", "model_provenance", "measure_budget"]
 
 PARTS = ".parts"
 #: What ``run_sweep(output=...)`` and ``roofline sweep --format`` write.
@@ -125,6 +124,32 @@ def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
             value = m[limit.metric]
             ok &= (value <= c[key]) if limit.upper else (value >= c[key])
     return ok
+
+
+def unmet_constraints(spec: SweepSpec, results: str | Path) -> list[tuple[str, int]]:
+    """How many rows of a sweep's results break each of its constraints (a row may break several),
+    most broken first: what to loosen when no row is feasible. Streams the few columns it reads
+    from ``results.parquet`` or a dataset folder."""
+    import pyarrow.dataset as ds
+
+    checks: list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]] = []
+    if spec.constraints.get("memory_fit", True):
+        checks.append(("memory_fit", "fits", lambda v: ~v.astype(bool)))
+    for key, limit in CONSTRAINTS.items():
+        if key in spec.constraints and key != "memory_fit":
+            bound = float(spec.constraints[key])
+            op, ok = ("<=", np.less_equal) if limit.upper else (">=", np.greater_equal)
+            checks.append((f"{key} {op} {bound:g}", limit.metric,
+                           lambda v, ok=ok, bound=bound: ~ok(v.astype(float), bound)))  # NaN breaks it
+    data = ds.dataset(str(results), format="parquet")
+    if "serving_fits" in data.schema.names:  # a serving: block's longest request must fit the KV cache
+        checks.append(("serving_fits (the longest request fits the KV cache)", "serving_fits",
+                       lambda v: ~v.astype(bool)))
+    counts = [0] * len(checks)
+    for batch in data.to_batches(columns=sorted({column for _, column, _ in checks})):
+        for i, (_, column, broken) in enumerate(checks):
+            counts[i] += int(broken(batch.column(column).to_numpy(zero_copy_only=False)).sum())
+    return sorted(((label, n) for (label, _, _), n in zip(checks, counts)), key=lambda item: -item[1])
 
 
 def evaluate_rows(spec: SweepSpec, combo: dict[str, Any] | None, params: dict[str, np.ndarray], *,

@@ -160,3 +160,19 @@ def test_a_pareto_front_written_into_the_run_folder_does_not_block_sweeping_agai
                            "--workers", "1", "--force")
     assert code == 2 and "notes.txt" in err
     assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_a_sweep_with_nothing_feasible_says_which_constraints_no_row_meets(tmp_path: Path, capsys) -> None:
+    # every row broke the TPOT limit: the command printed an empty line where the table goes and
+    # nothing else on stdout or stderr
+    f = tmp_path / "strict.yaml"
+    f.write_text(yaml.safe_dump({**REPEATS, "constraints": {"memory_fit": True, "max_tpot_ms": 0.001,
+                                                            "max_system_cost_usd": 1e9}}))
+    code, out, err = run_cli(capsys, "sweep", str(f), "--out", str(tmp_path / "run"), "--no-plots", "--workers", "1")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "feasible" in line]
+    # 6 rows (3 HBM bandwidths x 2 L2 bandwidths); each fits and costs well under 1e9 USD
+    assert lines == ["note: none of the 6 configurations is feasible: 6 break max_tpot_ms <= 0.001, 0 break "
+                     "memory_fit, 0 break max_system_cost_usd <= 1e+09; every row is in "
+                     f"{tmp_path / 'run' / 'results.parquet'} (column feasible)"], err
+    assert "best 0" not in out

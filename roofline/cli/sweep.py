@@ -114,11 +114,21 @@ def sweep_command(
                  f"(add die: process_node, logic_area_mm2, hbm_stacks to the spec)")
     direction, metric = spec.objective
     rows = result.best
-    cols = _columns(rows, [metric], serving=spec.serving is not None)
-    shown = list({tuple(map(str, row)): row for row in ([r[c] for c in cols] for r in rows)}.values())  # no repeats
-    print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "
-                f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})", cols, shown,
-                caption=model_caption(spec))
+    if rows:
+        cols = _columns(rows, [metric], serving=spec.serving is not None)
+        shown = list({tuple(map(str, row)): row for row in ([r[c] for c in cols] for r in rows)}.values())  # no repeats
+        print_table(f"{spec.name}: best {len(rows)} of {result.feasible:,} feasible ({result.rows:,} evaluated, "
+                    f"{result.configs_per_second:,.0f} configs/s) by {metric} ({direction})", cols, shown,
+                    caption=model_caption(spec))
+    elif result.rows:  # an empty table said nothing: name what the rows break
+        from roofline._dataset import DATASET_DIR
+        from roofline.sweep import unmet_constraints
+
+        table = result.out_dir / "results.parquet"
+        table = table if table.exists() else result.out_dir / DATASET_DIR
+        broken = ", ".join(f"{n:,} break {label}" for label, n in unmet_constraints(spec, table))
+        echo_err(f"note: none of the {result.rows:,} configurations is feasible: {broken}; every row is in "
+                 f"{table} (column feasible)")
     typer.echo("wrote " + ", ".join(str(f) for f in result.files))
     if report:
         from roofline.cli.report import report_after_run
