@@ -149,3 +149,28 @@ def test_status_tells_a_live_run_from_a_killed_one(cli, tmp_path: Path) -> None:
         assert cli("optimize", str(path), "--out", str(out), "--status")[1].startswith(f"running: pid {os.getpid()}")
     text = cli("optimize", str(path), "--out", str(out), "--status")[1]  # the same file, its run gone
     assert text.startswith(f"interrupted: the run (pid {2**22 + 17} on") and "run the same command" in text
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_the_study_keeps_its_trials_and_how_to_resume(cli, tmp_path: Path, monkeypatch) -> None:
+    # Ctrl-C exited 130 with nothing but the progress bar on the terminal
+    from roofline.cli._progress import LazyProgress
+
+    path, out = write_sweep(tmp_path), tmp_path / "run"
+    real, calls = LazyProgress.__call__, []
+
+    def interrupted(self: LazyProgress, done: int, total: int) -> None:
+        calls.append(done)
+        if done >= 4:
+            raise KeyboardInterrupt
+        real(self, done, total)
+
+    monkeypatch.setattr(LazyProgress, "__call__", interrupted)
+    args = ("optimize", str(path), "--out", str(out), "--trials", "8", "--batch-size", "2", "--no-plots")
+    code, _, err = cli(*args)
+    assert code == 130
+    assert err.strip().splitlines()[-1] == (f"interrupted: the study in {out} keeps every finished trial; run the "
+                                            "same command again to resume it")
+    monkeypatch.setattr(LazyProgress, "__call__", real)
+    assert cli(*args)[0] == 0
+    assert count(out / "study.db", "COMPLETE") == 8

@@ -249,3 +249,27 @@ def test_serve_plot_does_not_overwrite_an_existing_png(cli, tmp_path: Path) -> N
     one_line_error(cli("serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--plot",
                        str(tmp_path / "frontier")), "frontier.png", "--force")
     assert png.read_bytes() == b"my figure" and not (tmp_path / "frontier.html").exists()
+
+
+def test_ctrl_c_says_what_is_kept_and_how_to_resume(cli, tmp_path: Path, monkeypatch) -> None:
+    # Ctrl-C exited 130 with nothing but the progress bar on the terminal
+    from roofline.cli._progress import LazyProgress
+
+    path, out = write_sweep(tmp_path / "s.yaml"), tmp_path / "out"
+    real, calls = LazyProgress.__call__, []
+
+    def interrupted_after_two_chunks(self: LazyProgress, done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(self, done, total)
+
+    monkeypatch.setattr(LazyProgress, "__call__", interrupted_after_two_chunks)
+    args = ("sweep", str(path), "--out", str(out), "--no-plots", "--workers", "1", "--chunk-size", "5")
+    code, _, err = cli(*args)
+    assert code == 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+    assert err.strip().splitlines()[-1] == (f"interrupted: the finished chunks are kept in {out}; run the same "
+                                            "command with --resume to continue")
+    monkeypatch.setattr(LazyProgress, "__call__", real)
+    assert cli(*args, "--resume")[0] == 0
+    assert len(pd.read_parquet(out / "results.parquet")) == 24

@@ -29,6 +29,13 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def interrupted(message: str) -> typer.Exit:
+    """Ctrl-C: one line on stderr saying what was kept and how to continue; return the Exit(130)
+    to raise (128 + SIGINT, the code a shell gives a command it interrupted)."""
+    typer.echo(f"interrupted: {message}", err=True)
+    return typer.Exit(code=130)
+
+
 def user_errors(func: F) -> F:
     """Turn RooflineError (bad spec, infeasible config) into one line on stderr and exit code 2."""
 

@@ -13,6 +13,7 @@ from roofline.cli._common import (
     FileFrameworkOpt,
     check_workers,
     echo_err,
+    interrupted,
     model_caption,
     print_table,
     user_errors,
@@ -95,6 +96,11 @@ def optimize_command(
     try:
         result = run_search(spec, out, options=options, storage=storage, study_name=study, workers=workers,
                             force=force, top=top, progress=bar, then=write_plots)
+    except KeyboardInterrupt:
+        bar.close()
+        where = f"in {out}" if storage is None else "in --storage"
+        raise interrupted(f"the study {where} keeps every finished trial; run the same command again to resume "
+                          "it") from None
     finally:
         bar.close()
     for note in result.notes:

@@ -15,6 +15,7 @@ from roofline.cli._common import (
     check_workers,
     echo_err,
     fail,
+    interrupted,
     model_caption,
     print_table,
     user_errors,
@@ -102,6 +103,14 @@ def sweep_command(
         result = run_sweep(spec, out, force=force, resume=resume, workers=workers, chunk_size=chunk_size,
                            csv=csv, top=top, progress=bar, then=then, scheduler=scheduler,
                            output=output_format)
+    except KeyboardInterrupt:
+        bar.close()
+        from roofline._runfiles import MANIFEST_FILE
+
+        if not (out / MANIFEST_FILE).exists():  # stopped before the folder was claimed
+            raise interrupted(f"nothing was written to {out}") from None
+        raise interrupted(f"the finished chunks are kept in {out}; run the same command with --resume to "
+                          "continue") from None
     finally:
         bar.close()
     for reason in result.skipped:
