@@ -164,3 +164,15 @@ def test_unsupported_hf_architecture_lists_supported(tmp_path: Path) -> None:
     path.write_text('{"model_type": "mamba"}')
     with pytest.raises(SpecError, match="unsupported architecture 'mamba'; supported: .*llama"):
         roofline.load_model(path)
+
+
+@pytest.mark.parametrize("name", roofline.list_hardware())
+def test_the_die_count_and_l2_kind_cite_what_they_state(name: str) -> None:
+    # a100-sxm-80gb, h100-sxm and h200-sxm cited "... uses HBM3" for their die count and L2 kind
+    # (the memory generation's source copied beside them); b200 and mi300x said nothing of the L2
+    die = yaml.safe_load((PROJECT / "hardware_specs" / f"{name}.yaml").read_text()).get("die")
+    if die is None:  # tpu-v6e: no die block, no cost model
+        return
+    for key, words in (("num_dies", ("die", "XCD", "chiplet")), ("l2_sram", ("L2", "cache", "SRAM"))):
+        cited = die[key].get("source") or die[key].get("estimate")
+        assert any(w.lower() in cited.lower() for w in words), f"{name}: die.{key}: {cited!r} names no {words}"
