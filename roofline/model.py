@@ -453,6 +453,9 @@ class ModelSpec:
         )
         if spec.num_kv_heads > heads or heads % spec.num_kv_heads:
             raise b.error("num_kv_heads", f"must divide num_attention_heads ({heads})")
+        if not b.has("head_dim") and hidden % heads:  # a typo, not a head width: never floor it
+            raise b.error("hidden_size", f"{hidden} is not a multiple of num_attention_heads ({heads}); fix it "
+                                         "or give head_dim")
         _check_layers(spec, b)
         return spec
 

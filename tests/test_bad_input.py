@@ -141,6 +141,8 @@ MODEL_CASES = {
     "heads_zero": ({"num_attention_heads": 0}, "num_attention_heads"),
     "softcap_inf": ({"attn_logit_softcapping": float("inf")}, "attn_logit_softcapping"),
     "activation_list": ({"activation": ["silu"]}, "activation"),
+    # a head width that is not a whole number was floored in silence (4095 / 32 heads: 127)
+    "hidden_not_a_multiple_of_heads": ({"hidden_size": 4095, "head_dim": None}, "hidden_size: 4095 is not a multiple"),
 }
 
 
