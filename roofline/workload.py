@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # numpy loads only when the rule runs on arrays: `roofline --
 
 __all__ = ["DTYPE_BYTES", "WEIGHT_DTYPES", "ACTIVATION_DTYPES", "KV_DTYPES", "OP_CLASSES", "MOE_PREFETCH",
            "COLLECTIVE_LIBRARIES", "FRAMEWORKS", "ENGINE_FRAMEWORKS", "DEFAULT_FRAMEWORK",
-           "Workload", "Parallelism", "PrefetchSettings", "op_class", "parse_op_dtypes",
+           "Workload", "Parallelism", "PrefetchSettings", "op_class", "parse_op_dtypes", "op_dtypes_text",
            "QUANTIZED_WEIGHT_DTYPES", "CHECKPOINT_KEPT_BF16", "LM_HEAD_SAME", "checkpoint_op_dtypes"]
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "mxfp8", "int8", "int4", "mxfp6", "nvfp4", "mxfp4")
@@ -227,6 +227,11 @@ def parse_op_dtypes(spec: str | Mapping[str, str] | tuple | None) -> tuple[tuple
     return tuple(sorted(out))
 
 
+def op_dtypes_text(op_dtypes: tuple[tuple[str, str, str], ...]) -> str:
+    """Per-class precisions as ``CLASS=W:A`` text ('' when there are none), as results tables hold them."""
+    return ",".join(f"{c}={w}:{a}" for c, w, a in op_dtypes)
+
+
 @dataclass(frozen=True)
 class Workload:
     """One batch of requests: ``batch`` sequences of ``input_len`` prompt tokens, ``output_len`` generated.
@@ -385,7 +390,7 @@ class Workload:
     @property
     def op_dtypes_spec(self) -> str:
         """``op_dtypes`` as ``CLASS=W:A`` text ('' when there are none)."""
-        return ",".join(f"{c}={w}:{a}" for c, w, a in self.op_dtypes)
+        return op_dtypes_text(self.op_dtypes)
 
     def precision_label(self) -> str:
         """Short text for titles: ``nvfp4`` or ``bf16 weights/fp8 act`` plus class overrides."""

@@ -32,8 +32,9 @@ __all__ = ["TrialOutcome", "constraint_names", "evaluate_params"]
 
 
 #: Configuration columns of ``evaluate_rows`` (everything else it returns is a metric).
-# kv_dtype stays with the metrics: the trial records the KV dtype it ran with, not None for the default
-_CONFIG_COLUMNS = (set(STRUCTURAL) | set(HARDWARE_PARAMETERS)) - {"kv_dtype"}
+# the precisions stay with the metrics: the trial records what it ran with (the model's default dtype and KV
+# dtype, a bf16 LM head under quantized weights), as a sweep's results do, not None or () for the default
+_CONFIG_COLUMNS = (set(STRUCTURAL) | set(HARDWARE_PARAMETERS)) - {"dtype", "kv_dtype", "op_dtypes"}
 
 
 @dataclass

@@ -33,6 +33,7 @@ from roofline.search._storage import masked
 from roofline.search._worker import WorkerStats
 from roofline.sweep import model_provenance
 from roofline.sweepfile import SweepSpec
+from roofline.workload import op_dtypes_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,7 +81,9 @@ def trials_frame(study: optuna.Study, spec: SweepSpec, options: SearchOptions) -
     metric_names: dict[str, None] = {}
     for t in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        row.update(space.config(t.params))
+        # a precision the file leaves to the default is None here: the trial's metrics say what ran
+        row.update({k: op_dtypes_text(v) if k == "op_dtypes" and isinstance(v, tuple) else v
+                    for k, v in space.config(t.params).items() if v is not None})
         values = t.values if t.values is not None else [math.nan] * len(objective.metrics)
         for m, v in zip(objective.metrics, values):
             row[f"value_{m}" if objective.multi else "value"] = v
