@@ -537,3 +537,19 @@ def test_workers_beyond_the_machine_are_refused(capsys, tmp_path: Path, command:
     run = run_cli(capsys, command, str(path), "--out", str(tmp_path / "out"), "--workers", "100000", "--no-plots")
     assert_one_line_error(run, "--workers", "100000")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_write_the_system_refuses_is_one_line(capsys, tmp_path: Path, monkeypatch) -> None:
+    # a full disk (or any path the folder check cannot foresee, such as one under /proc) ended in a
+    # traceback from plotly's write_html
+    import errno
+
+    import plotly.basedatatypes
+
+    def disk_full(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "write_html", disk_full)
+    run = run_cli(capsys, "predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--plot", str(tmp_path / "p"))
+    assert_one_line_error(run, f"error: {tmp_path / 'p_breakdown.html'}: No space left on device")
+    assert not list(tmp_path.iterdir())  # nothing half-written is left

@@ -37,7 +37,8 @@ def interrupted(message: str) -> typer.Exit:
 
 
 def user_errors(func: F) -> F:
-    """Turn RooflineError (bad spec, infeasible config) into one line on stderr and exit code 2."""
+    """Turn RooflineError (bad spec, infeasible config) and a file the system refuses (OSError with a
+    file name) into one line on stderr and exit code 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -47,6 +48,12 @@ def user_errors(func: F) -> F:
             if DEBUG["on"]:
                 raise
             raise fail(str(e)) from None
+        except OSError as e:  # the system refused a file (a full disk, a read-only or special folder)
+            if DEBUG["on"] or isinstance(e, BrokenPipeError) or e.filename is None:
+                raise
+            from roofline._runfiles import TMP_SUFFIX
+
+            raise fail(f"{str(e.filename).removesuffix(TMP_SUFFIX)}: {e.strerror or e}") from None
 
     return wrapper  # type: ignore[return-value]
 
