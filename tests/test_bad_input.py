@@ -553,3 +553,9 @@ def test_a_write_the_system_refuses_is_one_line(capsys, tmp_path: Path, monkeypa
     run = run_cli(capsys, "predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--plot", str(tmp_path / "p"))
     assert_one_line_error(run, f"error: {tmp_path / 'p_breakdown.html'}: No space left on device")
     assert not list(tmp_path.iterdir())  # nothing half-written is left
+
+
+def test_an_acceptance_rate_without_draft_tokens_is_one_line(capsys) -> None:
+    # --acceptance alone was ignored: the prediction ran without speculative decoding and said nothing
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--acceptance", "0.7")
+    assert_one_line_error(run, "--acceptance", "--draft-tokens")

@@ -171,6 +171,9 @@ def serve(
     if op_dtype and (opts.disagg or opts.fixed):
         raise fail("--op-dtype: not supported with disaggregated pools (--disagg, --prefill/--decode); "
                    "use --dtype")
+    if acceptance and not draft_tokens:  # else ignored: no speculative decoding without draft tokens
+        raise fail(f"--acceptance {acceptance:g}: needs --draft-tokens N (speculative decoding's draft tokens per "
+                   "step)")
     if batch_wait_tokens_ratio is not None and not 0.0 <= batch_wait_tokens_ratio <= 1.0:
         raise fail(f"--batch-wait-tokens-ratio: must be in [0, 1], got {batch_wait_tokens_ratio:g}")
     for option, value in (("--batch-wait-iters", batch_wait_iters), ("--batch-wait-tokens-ratio", batch_wait_tokens_ratio)):
