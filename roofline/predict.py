@@ -39,6 +39,7 @@ from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
 from roofline.placement import tier_rows
 from roofline.prefetch import LIMITS
+from roofline.registry import check_overrides
 from roofline.static_kernel import KERNEL_MIN_CONFIGS, kernel_cached, kernel_loaded
 from roofline.timing import HardwareArrays, OpTimes, Recorder
 from roofline.workload import Parallelism, PrefetchSettings, Workload
@@ -455,7 +456,8 @@ def predict(
     par = parallelism or Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     scenario = Scenario(m, w, par, hw, pins=tuple((pins or {}).items()), prefetch=settings,
                         overheads=fitted.overheads)
-    arrays = _arrays(scenario, prefetch, hardware_overrides)
+    arrays = _arrays(scenario, prefetch, hardware_overrides)  # its checks name why a fraction is at most 1
+    check_overrides(hardware_overrides)  # the bounds the CLI and sweep files apply: a zero bandwidth is NaN
     memory = _memory_report(scenario, arrays)
     if check_memory and not memory.fits:
         raise InfeasibleConfigError(f"{m.name} on {par.devices}x {hw.name}: {memory.verdict()}")

@@ -27,7 +27,7 @@ from roofline.exceptions import SpecError
 
 __all__ = ["HardwareParameter", "DECLARATIONS", "PARAMETERS", "SPEC_FIELDS", "TIER_NAMES", "MOE_SKEW", "KV_BANDWIDTH", "SCENARIO_PARAMETERS",
            "block_fields", "block_keys", "read_block", "sweepable", "fractions", "parameter_labels", "parameter_short_labels",
-           "cli_overrides", "override_arguments", "parse_set", "spec_si", "si_reader", "spec_value", "spec_values", "with_values",
+           "cli_overrides", "override_arguments", "parse_set", "check_overrides", "spec_si", "si_reader", "spec_value", "spec_values", "with_values",
            "cost_inputs", "swept_columns", "ScenarioParameter", "SCENARIO", "COLLECTIVE_LIBRARIES", "scenario_names",
            "headline_parameters", "headline_columns", "is_parameter", "NOT_SWEEPABLE"]
 
@@ -432,6 +432,32 @@ def parse_set(items: Iterable[str]) -> dict[str, float]:
             value = raw.strip()
         out[name] = PARAMETERS[name].field.check(value, "--set ")
     return out
+
+
+def check_overrides(values: Mapping[str, Any]) -> None:
+    """Check hardware parameters given in Python (``predict(..., hbm_bandwidth_GBps=...)``, a scalar
+    or an array each) against their declarations: the bounds spec files, sweeps and ``--set`` apply.
+
+    Raises:
+        SpecError: an unknown name or a value out of its bounds (a zero bandwidth divides by zero).
+    """
+    import numpy as np
+
+    for name, value in values.items():
+        if value is None:
+            continue
+        p = PARAMETERS.get(name)
+        if p is None:
+            from roofline._specfile import closest
+
+            raise SpecError(f"unknown hardware parameter {name!r}{closest(name, PARAMETERS)}; "
+                            f"allowed: {', '.join(PARAMETERS)}")
+        try:
+            values_si = np.ravel(np.asarray(value, dtype=float))  # as the engine reads them (a bool is 0 or 1)
+        except (TypeError, ValueError):
+            raise SpecError(f"hardware parameter {name}: expected a number, got {value!r:.60}") from None
+        for v in dict.fromkeys(values_si.tolist()):  # each distinct value once
+            p.field.check(v, "hardware parameter ")
 
 
 def _step(obj: Any, part: str) -> Any:

@@ -169,3 +169,18 @@ def test_dp_replicas_multiply_throughput(llama8b, h100) -> None:
     four = roofline.predict(llama8b, h100, batch=4, dp=4)
     assert four.throughput_tok_s == pytest.approx(4 * one.throughput_tok_s)
     assert four.tpot_s == one.tpot_s
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"hbm_bandwidth_GBps": 0}, "hbm_bandwidth_GBps: must be a number > 0"),
+    ({"link_bandwidth_GBps": 0.0}, "link_bandwidth_GBps: must be a number > 0"),
+    ({"gemm_efficiency": 1.5}, "gemm_efficiency: must be"),
+    ({"links_per_device": 2.5}, "links_per_device: must be"),
+])
+def test_a_hardware_override_out_of_its_bounds_is_refused_in_python(override: dict, message: str) -> None:
+    # the CLI and sweep files refuse these; roofline.predict and roofline.serve returned NaN (a zero
+    # bandwidth) or a prediction from an impossible device, with numpy's RuntimeWarnings
+    with pytest.raises(SpecError, match=message):
+        roofline.predict("llama-3-8b", "h100-sxm", tp=2, **override)
+    with pytest.raises(SpecError, match=message):
+        roofline.serve("llama-3-8b", "h100-sxm", tp=2, concurrency=[4], **override)

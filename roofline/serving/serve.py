@@ -15,6 +15,7 @@ from roofline.exceptions import SpecError
 from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
+from roofline.registry import check_overrides
 from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
 from roofline.serving.capacity import check_request_fits, load_kv_demand_tokens, serving_placement
 from roofline.serving.economics import SERVING_ECONOMIC_METRICS, operating_point_economics
@@ -331,6 +332,7 @@ def serve(
     for name, v in (("--slo-ttft-ms", slo_ttft_ms), ("--slo-tpot-ms", slo_tpot_ms)):
         if v is not None and (not np.isfinite(v) or v <= 0):
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
+    check_overrides(hardware_overrides)  # the bounds the CLI and sweep files apply: a zero bandwidth is NaN
     w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, lm_head_dtype=lm_head_dtype)
     par = Parallelism(tp=tp, pp=pp, ep=ep)
     over = DATASHEET if datasheet else load_overheads(framework).for_model(m).for_parallelism(tp)
