@@ -25,6 +25,7 @@ from roofline.metrics import descriptions
 from roofline.model import ModelSpec
 from roofline.placement import place_blocks
 from roofline.power import EnergyRates, energy_rates
+from roofline.registry import check_overrides
 from roofline.static_kernel import static_phases
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, PrefetchSettings, Workload
@@ -235,4 +236,5 @@ def evaluate_configs(
         Column name -> array of shape (n,); see :data:`METRICS`. Times in milliseconds.
     """
     arrays = scenario_arrays(scenario, n, prefetch=prefetch, **hardware_params)
+    check_overrides(hardware_params)  # the bounds of spec files and sweeps: a zero bandwidth is NaN
     return evaluate(scenario, arrays, cost_params).columns

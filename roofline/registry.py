@@ -452,12 +452,21 @@ def check_overrides(values: Mapping[str, Any]) -> None:
 
             raise SpecError(f"unknown hardware parameter {name!r}{closest(name, PARAMETERS)}; "
                             f"allowed: {', '.join(PARAMETERS)}")
+        if isinstance(value, (int, float)):  # one configuration (predict, serve): the quick path
+            p.field.check(float(value), "hardware parameter ")
+            continue
         try:
-            values_si = np.ravel(np.asarray(value, dtype=float))  # as the engine reads them (a bool is 0 or 1)
+            arr = np.ravel(np.asarray(value, dtype=float))  # as the engine reads them (a bool is 0 or 1)
         except (TypeError, ValueError):
             raise SpecError(f"hardware parameter {name}: expected a number, got {value!r:.60}") from None
-        for v in dict.fromkeys(values_si.tolist()):  # each distinct value once
-            p.field.check(v, "hardware parameter ")
+        if not arr.size:
+            continue
+        # the bounds hold for every value when they hold for the extremes (NaN propagates into both)
+        worst = [arr.min(), arr.max()]
+        if p.field.kind == "integer":
+            worst += arr[arr != np.round(arr)][:1].tolist()
+        for v in worst:
+            p.field.check(float(v), "hardware parameter ")
 
 
 def _step(obj: Any, part: str) -> Any:

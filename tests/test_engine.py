@@ -7,6 +7,7 @@ import pytest
 
 import roofline
 from roofline.engine import Scenario, evaluate_configs
+from roofline.exceptions import SpecError
 from roofline.workload import Parallelism, Workload
 
 CASES = [
@@ -58,3 +59,15 @@ def test_scalar_and_array_inputs_broadcast() -> None:
     out = evaluate_configs(scenario, 5, l2_capacity_MiB=64.0, hbm_bandwidth_GBps=np.linspace(1000, 5000, 5))
     assert out["tpot_ms"].shape == (5,)
     assert np.all(np.diff(out["tpot_ms"]) <= 0)
+
+
+def test_evaluate_configs_refuses_a_value_out_of_its_bounds() -> None:
+    # the README's evaluate_configs returned NaN columns for a zero HBM bandwidth among the configurations
+    scenario = Scenario(roofline.load_model("llama-3-8b"), Workload(batch=4), Parallelism(tp=2),
+                        roofline.load_hardware("h100-sxm"))
+    with pytest.raises(SpecError, match="hbm_bandwidth_GBps: must be a number > 0 .* got 0"):
+        evaluate_configs(scenario, 3, hbm_bandwidth_GBps=np.array([3000.0, 0.0, 2000.0]))
+    with pytest.raises(SpecError, match="links_per_device: must be an integer .* got 2.5"):
+        evaluate_configs(scenario, 2, links_per_device=np.array([4.0, 2.5]))
+    cols = evaluate_configs(scenario, 2, hbm_bandwidth_GBps=np.array([3000.0, 2000.0]))
+    assert np.isfinite(cols["tpot_ms"]).all()
