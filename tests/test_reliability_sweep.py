@@ -273,3 +273,14 @@ def test_ctrl_c_says_what_is_kept_and_how_to_resume(cli, tmp_path: Path, monkeyp
     monkeypatch.setattr(LazyProgress, "__call__", real)
     assert cli(*args, "--resume")[0] == 0
     assert len(pd.read_parquet(out / "results.parquet")) == 24
+
+
+def test_resume_and_force_together_are_refused(cli, tmp_path: Path) -> None:
+    # --force won in silence: a run meant to resume deleted the finished chunks and started over
+    path, out = write_sweep(tmp_path / "s.yaml"), tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(load_sweep(path), out, workers=1, chunk_size=5, progress=_interrupt_after(2))
+    parts = sorted((out / ".parts").iterdir())
+    one_line_error(cli("sweep", str(path), "--out", str(out), "--chunk-size", "5", "--no-plots", "--resume", "--force"),
+                   "--resume", "--force")
+    assert sorted((out / ".parts").iterdir()) == parts

@@ -83,6 +83,8 @@ def sweep_command(
             raise fail("--workers does not apply with --scheduler: the cluster's workers run the chunks")
         check_address(scheduler)
     check_workers(workers)
+    if resume and force:  # --force would win and delete the chunks --resume meant to keep
+        raise fail("give one of --resume (continue the sweep in --out) and --force (start it over)")
     if output_format == "parquet-dataset" and csv:
         raise fail("--csv does not apply to --format parquet-dataset (a CSV of that size helps nobody); "
                    "read results/ with pandas.read_parquet or DuckDB")
