@@ -42,6 +42,9 @@ def test_compare_table_shows_cost(capsys) -> None:
     assert code == 0, err
     assert "system USD" in out and "tok/s per kUSD" in out and "l2_capacity_MiB 64" in out
     assert "manufacturing basis" in out
+    # every header is a label, as in predict and sweep tables: the speedup column printed its JSON key
+    header = next(line for line in out.splitlines() if "hardware" in line)
+    assert "speedup" in header and "prefetch_speedup_e2e" not in header
 
 
 @pytest.mark.parametrize(("args", "pattern"), [

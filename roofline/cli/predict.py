@@ -379,8 +379,10 @@ def compare_command(
         return
     cols = list(rows[0])
     given = ", ".join(f"{k} {v:g}" for k, v in overrides.items())
+    # the e2e speedup is the metric prefetch_speedup (baseline e2e / e2e): its label heads the column
+    headers = ["prefetch_speedup" if c == "prefetch_speedup_e2e" else c for c in cols]
     print_table(f"{model}: batch {batch}, {input_len} in / {output_len} out, {p.workload.precision_label()}"
-                + (f"; every device with {given}" if given else ""), cols, [[r[c] for c in cols] for r in rows],
+                + (f"; every device with {given}" if given else ""), headers, [[r[c] for c in cols] for r in rows],
                 caption=f"cost: {basis_text(load_cost_parameters().basis)}; tok/s per kUSD = throughput / system "
                         "cost x 1000; see docs/cost_model.md\n" + "\n".join(
                             dict.fromkeys(describe(prov) for prov in provenance)))
