@@ -222,3 +222,16 @@ def test_a_die_too_large_for_a_wafer_has_unknown_cost_not_nan_or_a_warning(cli) 
     assert json.loads(result.stdout)["economics"]["device_cost_usd"] is None
     table = cli("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--l2-mib", "19376")
     assert table.exit_code == 0 and "too large to be made from one wafer" in table.stderr
+
+
+def test_predict_headline_without_prefetching_is_one_column_under_a_one_line_title() -> None:
+    # it showed 'baseline' and '(prefetch off)', two equal columns, and a speedup of 1, under a title and
+    # definitions wrapped into a 60-character column
+    out = run("predict", "-m", "llama-3-8b", "-H", "h100-sxm").stdout
+    lines = out.splitlines()
+    assert lines[0].strip() == "llama-3-8b on 1x h100-sxm (tp=1 pp=1 dp=1), batch 1, 2048 in / 128 out, bf16, bf16 KV"
+    header = next(line for line in lines if "metric" in line)
+    assert header.split() == ["┃", "metric", "┃", "value", "┃"]
+    out = run("predict", "-m", "llama-3-8b", "-H", "h100-sxm", "--prefetch").stdout
+    header = next(line for line in out.splitlines() if "metric" in line)
+    assert "baseline" in header and "with prefetch" in header and "speedup" in header

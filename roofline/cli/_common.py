@@ -130,7 +130,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, caption=caption, caption_justify="left")
+    # at least as wide as its title: a narrow table wrapped the title and its caption into a column
+    table = Table(title=title, caption=caption, caption_justify="left", min_width=len(title) + 4)
     for i, col in enumerate(columns):
         table.add_column(LABELS.get(col, col), justify="left" if i == 0 else "right")
     for row in rows:

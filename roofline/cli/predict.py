@@ -256,8 +256,10 @@ def predict_command(
     title = (f"{p.model} on {par.devices}x {p.hardware} (tp={par.tp} pp={par.pp} dp={par.dp}{ep}), "
              f"batch {w.batch}, {w.input_len} in / {w.output_len} out, "
              f"{w.precision_label()}, {w.kv} KV")
-    print_table(title, ["metric", "baseline", "with prefetch" if p.prefetch else "(prefetch off)", "speedup"],
-                _headline(p),
+    # prefetching off: the baseline is the prediction, one column (two equal ones and a speedup of 1 read as a bug)
+    headline = _headline(p) if p.prefetch else [row[:2] for row in _headline(p)]
+    print_table(title, ["metric", "baseline", "with prefetch", "speedup"] if p.prefetch else ["metric", "value"],
+                headline,
                 caption=f"{describe(p.provenance)}\nmemory: {p.memory.verdict()}\n" + "\n".join(
                     f"{k.upper()}: {DEFINITIONS[k]}" for k in (*TIME_DEFINITIONS, "prefetch")))
     _print_economics(p)
