@@ -11,8 +11,9 @@ readings of "fp4":
 
 It prints the error against the measured TPOT per precision, reading and framework, and the
 measured against predicted FP4/FP8 TPOT ratio at matched configurations (the ratio cancels the
-serving overheads a static batch does not model). Every reading keeps the LM head in bf16, as the
-runs' NVIDIA FP8 and FP4 checkpoints do (``roofline.validation.CHECKPOINT_KEPT_BF16``). Quoted in
+serving overheads a static batch does not model). Every reading keeps the LM head and the input
+embedding in bf16, as the runs' NVIDIA FP8 and FP4 checkpoints do
+(``roofline.validation.CHECKPOINT_KEPT_BF16``). Quoted in
 docs/validation.md.
 
 Run: ``python benchmarks/check_fp4_b200.py`` (about 2 s).

@@ -392,7 +392,9 @@ def predict(
             (see :func:`roofline.workload.parse_op_dtypes`).
         lm_head_dtype: the LM head's precision. Default: bf16 under quantized weights, as the
             shipped checkpoints keep it (:func:`roofline.workload.checkpoint_op_dtypes`), else the
-            weights'; ``"same"``: as the weights (the head quantized too); or ``W[:A]``.
+            weights'; ``"same"``: as the weights (the head quantized too); or ``W[:A]``. The head
+            only: the input embedding stays in bf16 under quantized weights unless ``op_dtypes``
+            names it (``"embedding=fp8"``); a tied embedding is the head's table and follows it.
         tp, pp, dp, ep: tensor, pipeline, data and expert parallelism.
         moe_skew, moe_prefetch: MoE routing skew (0 = uniform) and what PRESERVE may prefetch of
             the experts (``none``, ``shared``, ``predicted``; see docs/moe.md).

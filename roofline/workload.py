@@ -41,11 +41,11 @@ _KV_DEFAULT = {"mxfp8": "fp8", "mxfp6": "fp8", "nvfp4": "fp8", "mxfp4": "fp8"}
 #: dense feed-forward layers, ``experts`` the routed MoE experts, ``shared_experts`` the MoE
 #: shared experts.
 OP_CLASSES = ("attention", "mlp", "experts", "shared_experts", "router", "embedding", "lm_head")
-#: Weight formats narrower than 16 bit: a checkpoint quantized to one of them keeps its LM head in
-#: bf16 (:func:`checkpoint_op_dtypes`).
+#: Weight formats narrower than 16 bit: a checkpoint quantized to one of them keeps its input
+#: embedding and LM head in bf16 (:func:`checkpoint_op_dtypes`).
 QUANTIZED_WEIGHT_DTYPES = tuple(d for d in WEIGHT_DTYPES if DTYPE_BYTES[d] < 2)
 #: The operator classes quantized checkpoints leave in bf16 (``op_dtypes`` text).
-CHECKPOINT_KEPT_BF16 = "lm_head=bf16"
+CHECKPOINT_KEPT_BF16 = "embedding=bf16,lm_head=bf16"
 #: ``lm_head_dtype`` that puts the LM head in the weights' precision (the head quantized too).
 LM_HEAD_SAME = "same"
 #: What prefetching may bring into L2 for MoE layers (see docs/moe.md).
@@ -111,9 +111,9 @@ def op_class(op_name: str) -> str:
 
 def checkpoint_op_dtypes(weight_dtype: npt.ArrayLike) -> str | np.ndarray:
     """The operator classes a checkpoint quantized to ``weight_dtype`` leaves in bf16, as
-    ``op_dtypes`` text: :data:`CHECKPOINT_KEPT_BF16` (the LM head) for a weight format narrower
-    than 16 bit (:data:`QUANTIZED_WEIGHT_DTYPES`), '' otherwise. A string in, a string out; an
-    array (or Series) of dtypes in, an array of the same shape out.
+    ``op_dtypes`` text: :data:`CHECKPOINT_KEPT_BF16` (the input embedding and the LM head) for a
+    weight format narrower than 16 bit (:data:`QUANTIZED_WEIGHT_DTYPES`), '' otherwise. A string
+    in, a string out; an array (or Series) of dtypes in, an array of the same shape out.
 
     The checkpoints people serve keep the head in bf16:
 
@@ -134,15 +134,35 @@ def checkpoint_op_dtypes(weight_dtype: npt.ArrayLike) -> str | np.ndarray:
     - DeepSeek-V3 keeps "the output head" in its original precision (technical report, section
       3.3.1).
 
+    And the input embedding (an ``nn.Embedding``, not a linear layer) in bf16 too:
+
+    - ModelOpt quantizes the module types it registers, ``nn.Linear`` in the version that exported
+      the nvidia/*-FP8 and *-FP4 checkpoints (``QuantModuleRegistry.register({nn.Linear:
+      "nn.Linear"})``, modelopt/torch/quantization/nn/modules/quant_linear.py at 09914046); their
+      cards: "Only the weights and activations of the linear operators within transformers blocks
+      are quantized". Newer ModelOpt registers ``nn.Embedding`` as well, and its recipes that name
+      the embedding disable it (``"*embed_tokens*": {"enable": False}``); ModelOpt exports of other
+      models list it in ``hf_quant_config.json``'s ``exclude_modules`` (tencent/Hunyuan-1.8B-Instruct-FP8:
+      ``["lm_head", "model.embed_tokens"]``).
+    - llm-compressor quantizes what its ``targets`` match, ``targets: [Linear]`` in the FP8 recipes
+      (``recipe.yaml`` of neuralmagic/Llama-3.2-1B-FP8, RedHatAI/Llama-3.2-90B-Vision-Instruct-FP8-dynamic).
+    - gpt-oss's MXFP4 checkpoint quantizes only the MoE experts: its ``modules_to_not_convert``
+      lists ``model.embed_tokens`` and ``lm_head`` with the attention and the router (Hugging Face
+      transformers docs, "MXFP4").
+    - DeepSeek-V3 keeps "the embedding module" in its original precision too (section 3.3.1).
+
     In bf16 the head of Llama-3.1-70B (128,256 x 8,192) streams 2.1 GB per decode step instead of
-    0.59 GB (NVFP4) or 1.05 GB (fp8). Embeddings are a table lookup, not a GEMM: their bytes read
-    per token do not depend on it. :meth:`Workload.for_model` applies this rule by default and the
-    serving validation labels its rows with it (roofline.validation).
+    0.59 GB (NVFP4) or 1.05 GB (fp8), and its embedding table holds 2.1 GB instead of 1.05 GB
+    (fp8) or 0.59 GB (NVFP4) per replica, room the KV cache does not have. A step's lookup reads
+    ``t`` rows of ``hidden`` elements, 2 bytes each. A model whose embedding is tied to its head
+    has one table in one precision (:meth:`Workload.for_model`). :meth:`Workload.for_model`
+    applies this rule by default and the serving validation labels its rows with it
+    (roofline.validation).
 
     >>> checkpoint_op_dtypes("fp8")
-    'lm_head=bf16'
+    'embedding=bf16,lm_head=bf16'
     >>> checkpoint_op_dtypes(["bf16", "nvfp4"]).tolist()
-    ['', 'lm_head=bf16']
+    ['', 'embedding=bf16,lm_head=bf16']
     """
     if isinstance(weight_dtype, str):
         return CHECKPOINT_KEPT_BF16 if weight_dtype in QUANTIZED_WEIGHT_DTYPES else ""
@@ -153,24 +173,20 @@ def checkpoint_op_dtypes(weight_dtype: npt.ArrayLike) -> str | np.ndarray:
 
 
 def _lm_head_classes(classes: Mapping[str, str], weight: str, act: str, lm_head_dtype: str | None) -> dict[str, str]:
-    """``classes`` (class -> ``W:A`` text) with the LM head's precision settled.
+    """``classes`` (class -> ``W:A`` text) with the embedding's and the LM head's precision settled.
 
-    ``lm_head_dtype`` None: as the checkpoint ships (:func:`checkpoint_op_dtypes` of ``weight``),
-    unless ``classes`` names the head; ``"same"``: as the weights ``weight:act`` (written out for
-    quantized weights, so that the ``op_dtypes`` text alone rebuilds it); else ``W`` or ``W:A``.
+    The embedding (and the head when ``lm_head_dtype`` is None) as the checkpoint ships
+    (:func:`checkpoint_op_dtypes` of ``weight``), unless ``classes`` names it. ``lm_head_dtype``
+    governs the head only: ``"same"``, as the weights ``weight:act`` (written out for quantized
+    weights, so that the ``op_dtypes`` text alone rebuilds it); else ``W`` or ``W:A``.
     """
     out = dict(classes)
-    if lm_head_dtype is None:
-        for cls, w, a in parse_op_dtypes(checkpoint_op_dtypes(weight)):
+    for cls, w, a in parse_op_dtypes(checkpoint_op_dtypes(weight)):
+        if cls != "lm_head" or lm_head_dtype is None:
             out.setdefault(cls, f"{w}:{a}")
+    if lm_head_dtype is None:
         return out
-    if lm_head_dtype == LM_HEAD_SAME:
-        head = (weight, act)
-    else:
-        if lm_head_dtype.partition(":")[0] not in WEIGHT_DTYPES:
-            raise SpecError(f"workload: lm_head_dtype: {lm_head_dtype!r} is not allowed; choose {LM_HEAD_SAME} "
-                            f"(as the weights) or W[:A] with W one of {', '.join(WEIGHT_DTYPES)}")
-        head = _split_precision(lm_head_dtype, "lm_head_dtype")
+    head = _lm_head_precision(lm_head_dtype, weight, act)
     given = out.get("lm_head")
     if given is not None and _split_precision(given, "op_dtypes.lm_head") != head:
         raise SpecError(f"workload: lm_head_dtype: {lm_head_dtype!r} contradicts op_dtypes lm_head={given}; "
@@ -178,6 +194,40 @@ def _lm_head_classes(classes: Mapping[str, str], weight: str, act: str, lm_head_
     out.pop("lm_head", None)
     if head != (weight, act) or weight in QUANTIZED_WEIGHT_DTYPES:
         out["lm_head"] = ":".join(head)
+    return out
+
+
+def _lm_head_precision(lm_head_dtype: str, weight: str, act: str) -> tuple[str, str]:
+    """(weight, activation) of the head ``lm_head_dtype`` asks for: ``same`` or ``W[:A]``."""
+    if lm_head_dtype == LM_HEAD_SAME:
+        return weight, act
+    if lm_head_dtype.partition(":")[0] not in WEIGHT_DTYPES:
+        raise SpecError(f"workload: lm_head_dtype: {lm_head_dtype!r} is not allowed; choose {LM_HEAD_SAME} "
+                        f"(as the weights) or W[:A] with W one of {', '.join(WEIGHT_DTYPES)}")
+    return _split_precision(lm_head_dtype, "lm_head_dtype")
+
+
+def _tied_table(model: ModelSpec, classes: dict[str, str], weight: str, act: str,
+                lm_head_dtype: str | None) -> dict[str, str]:
+    """``classes`` of a model whose LM head is its embedding table (``tie_word_embeddings``): one
+    table, one precision. The one of the two classes named (``op_dtypes`` or ``lm_head_dtype``) sets
+    both; both named differently is an error; neither named leaves both to the checkpoint rule."""
+    out, table_classes = dict(classes), ("embedding", "lm_head")
+    named = {c: _split_precision(v, f"op_dtypes.{c}") for c, v in out.items() if c in table_classes}
+    if lm_head_dtype is not None:
+        named.setdefault("lm_head", _lm_head_precision(lm_head_dtype, weight, act))
+    if len(set(named.values())) > 1:
+        given = ", ".join(f"{c}={':'.join(v)}" for c, v in sorted(named.items()))
+        raise SpecError(f"workload: op_dtypes: {model.name} ties its embedding to its LM head (one table), "
+                        f"but {given} differ; give the table one precision")
+    if named:
+        table = next(iter(named.values()))
+        for c in table_classes:
+            out.pop(c, None)
+        if table != (weight, act) or weight in QUANTIZED_WEIGHT_DTYPES:  # as _lm_head_classes writes the head
+            out["embedding"] = ":".join(table)
+            if lm_head_dtype is None:
+                out["lm_head"] = ":".join(table)
     return out
 
 
@@ -298,10 +348,11 @@ class Workload:
         """Weights and activations in ``dtype`` (int4: weight-only, bf16 activations); the KV cache
         in the activation dtype (FP8 for block-scaled formats) unless ``kv_dtype`` is given.
 
-        The LM head stays in bf16 under quantized weights, as the shipped checkpoints keep it
-        (:func:`checkpoint_op_dtypes`), unless ``op_dtypes`` names it or ``lm_head_dtype`` is given:
-        ``"same"`` (as the weights) or ``W[:A]``. A :class:`Workload` built field by field is taken
-        as written (no such rule)."""
+        The input embedding and the LM head stay in bf16 under quantized weights, as the shipped
+        checkpoints keep them (:func:`checkpoint_op_dtypes`), unless ``op_dtypes`` names them;
+        ``lm_head_dtype`` sets the head alone: ``"same"`` (as the weights) or ``W[:A]``. A
+        :class:`Workload` built field by field is taken as written (no such rule); so is a tied
+        table (:meth:`for_model` knows the model)."""
         weight, act = _split_precision(dtype, "dtype")
         kv = kwargs.pop("kv_dtype", None) or _KV_DEFAULT.get(act, act)
         classes = {c: f"{w}:{a}" for c, w, a in parse_op_dtypes(kwargs.pop("op_dtypes", None))}  # type: ignore[arg-type]
@@ -315,21 +366,32 @@ class Workload:
                   **kwargs: object) -> Workload:
         """The workload of ``model`` in ``dtype``; without one, in the precision its checkpoint
         ships in (HF ``quantization_config``, see :mod:`roofline.quantization`), else bf16.
-        ``kv_dtype`` and ``op_dtypes`` given here override the checkpoint's. The LM head follows
-        :meth:`with_dtype`'s rule (bf16 under quantized weights unless ``lm_head_dtype`` or
-        ``op_dtypes`` says otherwise)."""
+        ``kv_dtype`` and ``op_dtypes`` given here override the checkpoint's. The embedding and the
+        LM head follow :meth:`with_dtype`'s rule (bf16 under quantized weights unless
+        ``op_dtypes`` names them; ``lm_head_dtype`` sets the head). A model with tied embeddings
+        has one table: the precision named for either class is the other's too."""
         q = model.quantization
+        asked = {c: f"{w}:{a}" for c, w, a in parse_op_dtypes(op_dtypes)}
+        table = ("embedding", "lm_head")
         if dtype is None and q is not None:
-            kv = kv_dtype or q.kv_dtype or _KV_DEFAULT.get(q.activation_dtype, q.activation_dtype)
-            asked = {c: f"{w}:{a}" for c, w, a in parse_op_dtypes(op_dtypes)}
+            weight, act = q.weight_dtype, q.activation_dtype
+            kv = kv_dtype or q.kv_dtype or _KV_DEFAULT.get(act, act)
             classes = dict((c, f"{w}:{a}") for c, w, a in q.op_dtypes)
             if lm_head_dtype is not None:
                 classes.pop("lm_head", None)  # the checkpoint's own head gives way to the one asked for
+            if model.tie_word_embeddings and (lm_head_dtype is not None or set(asked) & set(table)):
+                classes = {c: v for c, v in classes.items() if c not in table}  # so does its tied table
             classes.update(asked)
-            classes = _lm_head_classes(classes, q.weight_dtype, q.activation_dtype, lm_head_dtype)
-            return cls(weight_dtype=q.weight_dtype, activation_dtype=q.activation_dtype, kv_dtype=kv,
+        else:
+            weight, act = _split_precision(dtype or "bf16", "dtype")
+            kv, classes = kv_dtype, asked
+        if model.tie_word_embeddings:
+            classes = _tied_table(model, classes, weight, act, lm_head_dtype)
+        if dtype is None and q is not None:
+            classes = _lm_head_classes(classes, weight, act, lm_head_dtype)
+            return cls(weight_dtype=weight, activation_dtype=act, kv_dtype=kv,
                        op_dtypes=parse_op_dtypes(classes), **kwargs)  # type: ignore[arg-type]
-        return cls.with_dtype(dtype or "bf16", kv_dtype=kv_dtype, op_dtypes=parse_op_dtypes(op_dtypes),
+        return cls.with_dtype(dtype or "bf16", kv_dtype=kv, op_dtypes=parse_op_dtypes(classes),
                               lm_head_dtype=lm_head_dtype, **kwargs)
 
     @property

@@ -49,15 +49,17 @@ def test_nvfp4_weights_of_a_dense_model_take_4_5_bits_each_in_memory() -> None:
     par = Parallelism()
     w = Workload.with_dtype("nvfp4", batch=1, input_len=128, output_len=8)
     mem = memory_per_device(m, w, par, 1e12)
-    # all in NVFP4 (the head too: lm_head_dtype "same"): 4.5 bits per weight
-    same = Workload.with_dtype("nvfp4", lm_head_dtype="same", batch=1, input_len=128, output_len=8)
-    assert memory_per_device(m, same, par, 1e12).weights_bytes == pytest.approx(
+    # all in NVFP4 (the head and the embedding too: lm_head_dtype "same", op_dtypes embedding=nvfp4): 4.5 bits
+    # per weight
+    every = Workload.with_dtype("nvfp4", lm_head_dtype="same", op_dtypes="embedding=nvfp4", batch=1, input_len=128,
+                                output_len=8)
+    assert memory_per_device(m, every, par, 1e12).weights_bytes == pytest.approx(
         weight_params_per_device(m, par) * 4.5 / 8)
-    # by default the head (128,256 x 4,096 = 525,336,576 weights) stays in bf16, as the checkpoints ship it:
-    # 525,336,576 x (2 - 0.5625) = 755,171,328 bytes more
-    head = 128_256 * 4_096
-    assert mem.weights_bytes == pytest.approx((weight_params_per_device(m, par) - head) * 4.5 / 8 + head * 2)
-    assert mem.weights_bytes - weight_params_per_device(m, par) * 4.5 / 8 == pytest.approx(755_171_328)
+    # by default the head and the embedding (128,256 x 4,096 = 525,336,576 weights each) stay in bf16, as the
+    # checkpoints ship them: 2 x 525,336,576 x (2 - 0.5625) = 1,510,342,656 bytes more
+    table = 128_256 * 4_096
+    assert mem.weights_bytes == pytest.approx((weight_params_per_device(m, par) - 2 * table) * 4.5 / 8 + 2 * table * 2)
+    assert mem.weights_bytes - weight_params_per_device(m, par) * 4.5 / 8 == pytest.approx(1_510_342_656)
     # the KV cache defaults to FP8 under FP4 activations: 1 byte per element
     assert w.kv == "fp8"
     assert mem.kv_cache_bytes == pytest.approx(m.kv_elements_per_token() * 1.0 * (128 + 8))

@@ -1,6 +1,7 @@
 """The LM head of a quantized checkpoint stays in bf16 by default (roofline.workload.checkpoint_op_dtypes),
 as the shipped checkpoints keep it and as the serving validation's rows are labelled; ``lm_head_dtype="same"``
-restores the head in the weights' precision."""
+restores the head in the weights' precision. (The input embedding follows the same rule:
+tests/test_embedding_dtype.py; here it is set apart where a test compares heads.)"""
 
 from __future__ import annotations
 
@@ -30,12 +31,15 @@ FAST = dict(datasheet=True, check_memory=False, input_len=1024, output_len=128)
 
 
 def test_weight_bytes_of_llama_70b_fp8_by_hand() -> None:
-    # every weight 1 byte in fp8 but the head, 2 bytes in bf16: 70,553,706,496 + 1,050,673,152 = 71,604,379,648 B
+    # every weight 1 byte in fp8 but the head and the embedding, 2 bytes in bf16:
+    # 70,553,706,496 + 2 x 1,050,673,152 = 72,655,052,800 B; "same" quantizes the head only: 71,604,379,648 B
     assert PARAMS == 70_553_706_496
     default = predict("llama-3.1-70b", "h100-sxm", dtype="fp8", **FAST)
     same = predict("llama-3.1-70b", "h100-sxm", dtype="fp8", lm_head_dtype="same", **FAST)
-    assert default.memory.weights_bytes == PARAMS + HEAD_PARAMS == 71_604_379_648
-    assert same.memory.weights_bytes == PARAMS  # the old, all-fp8 figure
+    every = predict("llama-3.1-70b", "h100-sxm", dtype="fp8", lm_head_dtype="same", op_dtypes="embedding=fp8", **FAST)
+    assert default.memory.weights_bytes == PARAMS + 2 * HEAD_PARAMS == 72_655_052_800
+    assert same.memory.weights_bytes == PARAMS + HEAD_PARAMS == 71_604_379_648
+    assert every.memory.weights_bytes == PARAMS  # the old, all-fp8 figure
     # TP 4 splits the head's vocabulary: 1,050,673,152 / 4 = 262,668,288 B more per device
     tp4 = [predict("llama-3.1-70b", "h100-sxm", dtype="fp8", tp=4, lm_head_dtype=h, **FAST) for h in (None, "same")]
     assert tp4[0].memory.weights_bytes - tp4[1].memory.weights_bytes == HEAD_PARAMS / 4 == 262_668_288
@@ -59,21 +63,26 @@ def test_decode_step_delta_is_the_head_bytes_over_bandwidth() -> None:
 
 
 def test_same_restores_the_old_result_exactly() -> None:
-    # before this rule, --dtype fp8 quantized every GEMM: a Workload built field by field still does
+    # before this rule, --dtype fp8 quantized every GEMM and the embedding: a Workload built field by field
+    # still does; "same" with the embedding named in fp8 gives it back
     old = Workload(weight_dtype="fp8", activation_dtype="fp8", kv_dtype="fp8", batch=8, input_len=1024, output_len=128)
     by_workload = predict("llama-3.1-70b", "h100-sxm", workload=old, tp=4)
-    same = predict("llama-3.1-70b", "h100-sxm", dtype="fp8", lm_head_dtype="same", tp=4, batch=8, input_len=1024,
-                   output_len=128)
+    same = predict("llama-3.1-70b", "h100-sxm", dtype="fp8", lm_head_dtype="same", op_dtypes="embedding=fp8", tp=4,
+                   batch=8, input_len=1024, output_len=128)
     assert (same.ttft_s, same.tpot_s, same.memory.weights_bytes) == (
         by_workload.ttft_s, by_workload.tpot_s, by_workload.memory.weights_bytes)
     assert same.workload.precision("lm_head") == ("fp8", "fp8")
 
 
+KEPT = "embedding=bf16:bf16,"  # the embedding of a quantized checkpoint (tests/test_embedding_dtype.py)
+
+
 @pytest.mark.parametrize("dtype, head, spec", [
-    ("fp8", None, "lm_head=bf16:bf16"), ("nvfp4", None, "lm_head=bf16:bf16"), ("int4", None, "lm_head=bf16:bf16"),
-    ("mxfp4:bf16", None, "lm_head=bf16:bf16"), ("bf16", None, ""), ("fp16", None, ""), ("bf16:fp8", None, ""),
-    ("fp8", "same", "lm_head=fp8:fp8"), ("bf16", "same", ""), ("nvfp4", "fp8", "lm_head=fp8:fp8"),
-    ("bf16", "fp8", "lm_head=fp8:fp8"), ("int4", "same", "lm_head=int4:bf16"),
+    ("fp8", None, KEPT + "lm_head=bf16:bf16"), ("nvfp4", None, KEPT + "lm_head=bf16:bf16"),
+    ("int4", None, KEPT + "lm_head=bf16:bf16"), ("mxfp4:bf16", None, KEPT + "lm_head=bf16:bf16"), ("bf16", None, ""),
+    ("fp16", None, ""), ("bf16:fp8", None, ""), ("fp8", "same", KEPT + "lm_head=fp8:fp8"), ("bf16", "same", ""),
+    ("nvfp4", "fp8", KEPT + "lm_head=fp8:fp8"), ("bf16", "fp8", "lm_head=fp8:fp8"),
+    ("int4", "same", KEPT + "lm_head=int4:bf16"),
 ])
 def test_the_rule_per_dtype(dtype: str, head: str | None, spec: str) -> None:
     w = Workload.for_model(load_model("llama-3.1-70b"), dtype, lm_head_dtype=head)
@@ -85,7 +94,7 @@ def test_the_rule_per_dtype(dtype: str, head: str | None, spec: str) -> None:
 def test_other_classes_and_an_explicit_op_dtype_are_kept() -> None:
     m = load_model("llama-3.1-70b")
     w = Workload.for_model(m, "nvfp4", op_dtypes="attention=fp8")
-    assert w.op_dtypes_spec == "attention=fp8:fp8,lm_head=bf16:bf16"
+    assert w.op_dtypes_spec == "attention=fp8:fp8,embedding=bf16:bf16,lm_head=bf16:bf16"
     assert Workload.for_model(m, "fp8", op_dtypes="lm_head=nvfp4").precision("lm_head") == ("nvfp4", "nvfp4")
     # the same head given both ways agrees; two different ones are refused
     assert Workload.for_model(m, "fp8", op_dtypes="lm_head=fp8", lm_head_dtype="same").precision("lm_head") == (
@@ -113,13 +122,14 @@ def test_a_checkpoint_keeps_its_head_and_same_quantizes_it() -> None:
 
 
 def test_validation_rows_keep_their_op_dtypes() -> None:
-    # the serving rows' labels, unchanged by the move of the rule (the fitted scales were fitted on them):
-    # fp8 and NVFP4 rows keep the head in bf16, bf16 rows have no class apart
+    # the serving rows' labels are the user default's rule (the fitted scales were fitted on them):
+    # fp8 and NVFP4 rows keep the embedding and the head in bf16, bf16 rows have no class apart
     dtypes = np.array(["fp8", "nvfp4", "bf16", "fp8"])
+    kept = CHECKPOINT_KEPT_BF16
+    assert kept == "embedding=bf16,lm_head=bf16"
     assert validation_rule is checkpoint_op_dtypes
-    assert checkpoint_op_dtypes(dtypes).tolist() == ["lm_head=bf16", "lm_head=bf16", "", "lm_head=bf16"]
-    assert CHECKPOINT_KEPT_BF16 == "lm_head=bf16"
-    assert checkpoint_op_dtypes("fp8") == "lm_head=bf16" and checkpoint_op_dtypes("bf16") == ""
+    assert checkpoint_op_dtypes(dtypes).tolist() == [kept, kept, "", kept]
+    assert checkpoint_op_dtypes("fp8") == kept and checkpoint_op_dtypes("bf16") == ""
     assert set(QUANTIZED_WEIGHT_DTYPES) == {"fp8", "mxfp8", "int8", "int4", "mxfp6", "nvfp4", "mxfp4"}
 
 
@@ -140,7 +150,8 @@ def test_sweep_file_lm_head_dtype() -> None:
             "sweep": {"hbm_bandwidth_GBps": [3350]}}
     kept = sweep_frame(sweep_from_dict(base, "t.yaml"))
     same = sweep_frame(sweep_from_dict(base | {"workload": base["workload"] | {"lm_head_dtype": "same"}}, "t.yaml"))
-    assert kept["op_dtypes"].tolist() == ["lm_head=bf16:bf16"] and same["op_dtypes"].tolist() == ["lm_head=fp8:fp8"]
+    assert kept["op_dtypes"].tolist() == [KEPT + "lm_head=bf16:bf16"]
+    assert same["op_dtypes"].tolist() == [KEPT + "lm_head=fp8:fp8"]
     assert same["tpot_ms"].iloc[0] < kept["tpot_ms"].iloc[0]
     one = predict("llama-3-8b", "h100-sxm", dtype="fp8", lm_head_dtype="same", batch=4, input_len=512, output_len=64)
     assert same["tpot_ms"].iloc[0] == pytest.approx(one.tpot_s * 1e3, rel=1e-9)
@@ -170,4 +181,5 @@ def test_cli_lm_head_dtype_same(cli) -> None:
     assert same["tpot_ms"] < kept["tpot_ms"]
     code, out, _ = cli("serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--dtype", "fp8", "--concurrency", "4", "--json",
                        "--lm-head-dtype", "same")
-    assert code == 0 and json.loads(out)["summary"]["op_dtypes"] == [["lm_head", "fp8", "fp8"]]
+    assert code == 0 and json.loads(out)["summary"]["op_dtypes"] == [["embedding", "bf16", "bf16"],
+                                                                    ["lm_head", "fp8", "fp8"]]

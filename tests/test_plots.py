@@ -374,8 +374,10 @@ def test_breakdown_of_a_prediction_states_its_scenario():
     p = roofline.predict("llama-3-8b", "h100-sxm", tp=2, batch=4, input_len=1024, output_len=64, dtype="fp8")
     fig = plots.plot_latency_breakdown(p, title="T")
     assert fig.layout.title.text == "T"
-    # fp8 weights with the LM head in bf16, as the checkpoints ship it (roofline.workload.checkpoint_op_dtypes)
-    assert fig.layout.title.subtitle.text == "llama-3-8b on 2x h100-sxm · batch 4 · 1024 in / 64 out · fp8 (lm_head bf16)"
+    # fp8 weights with the embedding and LM head in bf16, as the checkpoints ship them
+    # (roofline.workload.checkpoint_op_dtypes)
+    assert fig.layout.title.subtitle.text == ("llama-3-8b on 2x h100-sxm · batch 4 · 1024 in / 64 out · "
+                                              "fp8 (embedding bf16, lm_head bf16)")
     other = roofline.predict("llama-3-8b", "b200", tp=2, batch=4, input_len=1024, output_len=64, dtype="fp8")
     fig = plots.plot_breakdown_comparison({"h100": p, "b200": other})
     assert fig.layout.title.subtitle.text.startswith("llama-3-8b on 2x h100-sxm, b200 · batch 4")

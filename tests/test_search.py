@@ -424,12 +424,12 @@ def test_a_trial_reaped_as_stale_while_its_worker_lives_is_skipped_not_fatal(tmp
 @pytest.mark.slow
 def test_trials_record_the_precision_each_trial_ran_with(tmp_path: Path) -> None:
     """A sweep's results say the precision that ran; the trials said dtype None (the model's default),
-    op_dtypes () where the engine ran a bf16 LM head, and held an lm_head_dtype column of nulls."""
+    op_dtypes () where the engine ran a bf16 embedding and LM head, and held an lm_head_dtype column of nulls."""
     from roofline.search import run_search
 
     quantized = load_sweep(write_sweep(tmp_path, "int8", search={"trials": 4, "seed": 0, "batch_size": 4}))
     df = run_search(quantized, tmp_path / "int8").trials
-    assert (df["dtype"] == "int8").all() and (df["op_dtypes"] == "lm_head=bf16:bf16").all()
+    assert (df["dtype"] == "int8").all() and (df["op_dtypes"] == "embedding=bf16:bf16,lm_head=bf16:bf16").all()
     assert "lm_head_dtype" not in df
     default = {k: v for k, v in TINY["workload"].items() if k != "dtype"}
     spec = load_sweep(write_sweep(tmp_path, "default", workload=default, search={"trials": 4, "seed": 0,

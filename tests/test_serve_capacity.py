@@ -16,20 +16,24 @@ from roofline.sweep import evaluate_rows
 from roofline.sweepfile import sweep_from_dict
 from tests.conftest import one_line_error
 
-#: llama-3.1-8b, fp8 weights and KV cache, one H100 whose HBM is set to 12 GiB: 40,752 tokens of
+#: llama-3.1-8b, fp8 weights and KV cache, one H100 whose HBM is set to 12 GiB: 32,736 tokens of
 #: KV cache (vLLM defaults). Hand check of the KV bytes per token: 32 layers x 8 KV heads x 128
 #: x 2 (K and V) x 1 byte = 65,536 B; 2 GiB more HBM at gpu_memory_utilization 0.9 adds
 #: 0.9 x 2 x 2^30 / 65,536 = 29,491 tokens, 29,488 in whole 16-token blocks (12 -> 14 GiB below).
-#: The LM head in bf16 (roofline.workload.checkpoint_op_dtypes) takes 128,256 x 4,096 x 1 B =
-#: 525,336,576 B more than in fp8: 8,016 tokens (501 blocks) fewer than the 48,768 of an fp8 head.
+#: The LM head and the input embedding in bf16 (roofline.workload.checkpoint_op_dtypes) take
+#: 128,256 x 4,096 x 1 B = 525,336,576 B more each than in fp8: 8,016 tokens (501 blocks) fewer
+#: each than the 48,768 of an all-fp8 checkpoint.
 ARGS = {"dtype": "fp8", "concurrency": 4, "hbm_capacity_GiB": 12.0}
-CAP = 48_768 - 128_256 * 4_096 // 65_536
-assert CAP == 40_752
+CAP = 48_768 - 2 * (128_256 * 4_096 // 65_536)
+assert CAP == 32_736
 
 
-def test_an_fp8_head_gives_back_its_bytes_as_kv_cache() -> None:
+def test_an_fp8_head_and_embedding_give_back_their_bytes_as_kv_cache() -> None:
     same = serve("llama-3.1-8b", "h100-sxm", input_len=1024, output_len=256, lm_head_dtype="same", **ARGS)
-    assert same.summary["kv_capacity_tokens"] == 48_768
+    assert same.summary["kv_capacity_tokens"] == 40_752  # the head in fp8, the embedding in bf16
+    every = serve("llama-3.1-8b", "h100-sxm", input_len=1024, output_len=256, lm_head_dtype="same",
+                  op_dtypes="embedding=fp8", **ARGS)
+    assert every.summary["kv_capacity_tokens"] == 48_768
 
 
 def test_capacity_of_the_example_is_the_hand_computed_one() -> None:
@@ -52,8 +56,8 @@ def test_serve_refuses_a_request_longer_than_the_kv_cache(simulate: bool) -> Non
     kw = ARGS | {"simulate_events": simulate, "num_requests": 4}
     ok = serve("llama-3.1-8b", "h100-sxm", input_len=CAP - 64, output_len=64, **kw)
     assert ok.rows[0]["throughput_tok_s"] > 0
-    with pytest.raises(InfeasibleConfigError, match=r"--input/--output: a request of 40,689 prompt \+ 64 output "
-                                                    r"tokens needs more KV cache than the replica holds \(40,752"):
+    with pytest.raises(InfeasibleConfigError, match=r"--input/--output: a request of 32,673 prompt \+ 64 output "
+                                                    r"tokens needs more KV cache than the replica holds \(32,736"):
         serve("llama-3.1-8b", "h100-sxm", input_len=CAP - 63, output_len=64, **kw)
     # a range is refused on its longest request
     with pytest.raises(InfeasibleConfigError, match="--input/--output"):
@@ -64,19 +68,19 @@ def test_serve_refuses_a_trace_request_longer_than_the_kv_cache(tmp_path: Path) 
     trace = tmp_path / "trace.csv"
     trace.write_text(f"arrival_s,prompt_tokens,output_tokens\n0,100,10\n0.5,{CAP},1\n")
     args = ARGS | {"concurrency": None}
-    with pytest.raises(InfeasibleConfigError, match=f"--trace {trace}: a request of 40,752 prompt"):
+    with pytest.raises(InfeasibleConfigError, match=f"--trace {trace}: a request of 32,736 prompt"):
         serve("llama-3.1-8b", "h100-sxm", trace=str(trace), **args)
 
 
 def test_the_cli_says_so_in_one_line(cli) -> None:
     one_line_error(cli("serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--dtype", "fp8", "--set", "hbm_capacity_GiB=12",
                        "--input", "60000", "--output", "64", "--concurrency", "1"),
-                   "--input/--output:", "40,752 tokens")
+                   "--input/--output:", "32,736 tokens")
 
 
 @pytest.mark.parametrize("disagg", [None, {"prefill": "tp=1", "decode": "tp=1"}])
 def test_a_sweep_marks_the_row_infeasible_without_goodput(disagg: dict | None) -> None:
-    """HBM 12 GiB holds 40,752 tokens, 16 GiB 99,728 (107,744 with an fp8 head): a 65,536 + 256 token request fits only the
+    """HBM 12 GiB holds 32,736 tokens, 16 GiB 91,712 (107,744 with an fp8 head and embedding): a 65,536 + 256 token request fits only the
     second; the first row is infeasible (serving_fits false) and has no goodput, not an error."""
     data = {"name": "t", "hardware": "h100-sxm", "model": "llama-3.1-8b",
             "workload": {"input_len": 65536, "output_len": 256, "dtype": "fp8"}, "parallelism": {"tp": 1},
@@ -134,19 +138,20 @@ def test_the_kv_demand_on_tiers_counts_whole_blocks_per_request() -> None:
 
 
 def test_the_kv_cache_extends_into_lpddr_only_as_far_as_the_load_needs() -> None:
-    """llama-3.1-70b fp8 (KV fp8) on one gh200: weights 65.71 GiB in fp8 + 0.98 GiB more for the LM
-    head in bf16 (128,256 x 8,192 x 1 B, roofline.workload.checkpoint_op_dtypes) + activations 0.69 GiB
-    leave 86.4 - 67.38 = 19.02 GiB of HBM (20.00 with an fp8 head), 124,672 tokens of 80 x 8 x 128 x 2
-    x 1 B = 160 KiB in whole 16-token blocks (131,088 with an fp8 head). 8 requests of 8,192 + 1,024
-    tokens (73,728) fit there: nothing in LPDDR, the same as a device without tiers. 64 of them
-    (589,824 tokens) extend the pool into LPDDR: 1 - 124,672 / 589,824 = 0.789 of the KV cache is
-    read from it, and all 64 run (before: about 15, the rest queued)."""
+    """llama-3.1-70b fp8 (KV fp8) on one gh200: weights 65.71 GiB in fp8 + 2 x 0.98 GiB more for the
+    LM head and the input embedding in bf16 (128,256 x 8,192 x 1 B each,
+    roofline.workload.checkpoint_op_dtypes) + activations 0.69 GiB leave 86.4 - 68.36 = 18.04 GiB of
+    HBM (19.02 with an fp8 embedding, 20.00 with both in fp8), 118,256 tokens of 80 x 8 x 128 x 2 x
+    1 B = 160 KiB in whole 16-token blocks (124,672 and 131,088). 8 requests of 8,192 + 1,024 tokens
+    (73,728) fit there: nothing in LPDDR, the same as a device without tiers. 64 of them (589,824
+    tokens) extend the pool into LPDDR: 1 - 118,256 / 589,824 = 0.800 of the KV cache is read from
+    it, and all 64 run (before: about 15, the rest queued)."""
     small = _setup("llama-3.1-70b", "gh200", 1, 8 * 9216, dtype="fp8", kv_dtype="fp8")
-    assert small.kv_capacity_tokens() == 124_672
+    assert small.kv_capacity_tokens() == 118_256
     assert not small.arrays().spills
     big = _setup("llama-3.1-70b", "gh200", 1, 64 * 9216, dtype="fp8", kv_dtype="fp8")
     assert big.kv_capacity_tokens() == 589_824
-    assert big.arrays().kv_tier_fraction[0, 0] == pytest.approx(1 - 124_672 / 589_824, abs=2e-4)
+    assert big.arrays().kv_tier_fraction[0, 0] == pytest.approx(1 - 118_256 / 589_824, abs=2e-4)
     kw = {"dtype": "fp8", "kv_dtype": "fp8", "input_len": 8192, "output_len": 1024}
     r = serve("llama-3.1-70b", "gh200", concurrency=64, **kw)
     # all 64 run (the time average: with identical lengths each waits its request overhead, 0.05 s
@@ -198,7 +203,7 @@ def test_place_blocks_takes_one_kv_size_per_configuration() -> None:
 
 def test_disaggregated_pools_refuse_a_request_longer_than_their_kv_cache(cli, tmp_path: Path) -> None:
     """The decode instance holds the whole request: an H100 spec with 12 GiB of HBM (a YAML file:
-    pools take no hardware overrides) holds 40,752 tokens there too."""
+    pools take no hardware overrides) holds 32,736 tokens there too."""
     import yaml
 
     data = yaml.safe_load((Path(__file__).resolve().parents[1] / "hardware_specs" / "h100-sxm.yaml").read_text())
@@ -207,7 +212,7 @@ def test_disaggregated_pools_refuse_a_request_longer_than_their_kv_cache(cli, tm
     device.write_text(yaml.safe_dump(data | {"name": "h100-12g"}))
     base = ("serve", "-m", "llama-3.1-8b", "-H", str(device), "--dtype", "fp8", "--prefill", "tp=1",
             "--decode", "tp=1", "--output", "64", "--concurrency", "1")
-    one_line_error(cli(*base, "--input", str(CAP - 63)), "--input/--output (decode instance): a request of 40,689",
-                   "40,752 tokens")
+    one_line_error(cli(*base, "--input", str(CAP - 63)), "--input/--output (decode instance): a request of 32,673",
+                   "32,736 tokens")
     code, _, err = cli(*base, "--input", str(CAP - 64), "--json")
     assert code == 0, err

@@ -466,20 +466,21 @@ def test_decode_steps_of_a_mean_output():
     assert decode_steps(np.array([17.0, 18.0]), 2.0).tolist() == [8.0, 9.0]
 
 
-def test_quantized_checkpoints_keep_the_lm_head_in_bf16():
+def test_quantized_checkpoints_keep_the_embedding_and_lm_head_in_bf16():
     from roofline.validation import checkpoint_op_dtypes
 
     dtypes = np.array(["fp8", "nvfp4", "bf16"])
-    assert list(checkpoint_op_dtypes(dtypes)) == ["lm_head=bf16", "lm_head=bf16", ""]
+    kept = "embedding=bf16,lm_head=bf16"
+    assert list(checkpoint_op_dtypes(dtypes)) == [kept, kept, ""]
 
 
 @needs_data
-def test_serving_rows_of_quantized_checkpoints_read_the_head_in_bf16():
+def test_serving_rows_of_quantized_checkpoints_read_the_embedding_and_head_in_bf16():
     from roofline.validation._serving_fit import load_serving_rows
 
     rows = load_serving_rows()
     quantized = rows["dtype"].isin(["fp8", "nvfp4"])
-    assert set(rows.loc[quantized, "op_dtypes"]) == {"lm_head=bf16"}
+    assert set(rows.loc[quantized, "op_dtypes"]) == {"embedding=bf16,lm_head=bf16"}
     assert set(rows.loc[~quantized & (rows["model"] != "gpt-oss-120b"), "op_dtypes"]) == {""}
     # AIConfigurator's B200 Llama-3.1-70B rows: 132 NVFP4 (72 TensorRT-LLM, 60 vLLM)
     b200 = rows[(rows["device"] == "b200") & (rows["dtype"] == "nvfp4")]

@@ -59,7 +59,9 @@ OpDTypes = Annotated[list[str] | None, typer.Option(
                        "Example: --op-dtype experts=nvfp4 --op-dtype attention=fp8.")]
 LMHeadDType = Annotated[str | None, typer.Option(
     "--lm-head-dtype", help="LM head precision: same (as the weights) or W[:A]. Default: bf16 under quantized "
-                            "weights, as ModelOpt, TensorRT-LLM and llm-compressor checkpoints keep it.")]
+                            "weights, as ModelOpt, TensorRT-LLM and llm-compressor checkpoints keep it. Sets the "
+                            "head only: the input embedding stays bf16 too unless --op-dtype embedding=W (a tied "
+                            "embedding is the head's table and follows it).")]
 TP = Annotated[int, typer.Option(min=1, help="Tensor parallelism.")]
 PP = Annotated[int, typer.Option(min=1, help="Pipeline parallelism.")]
 DP = Annotated[int, typer.Option(min=1, help="Data-parallel replicas.")]

@@ -287,7 +287,8 @@ def serve(
         dtype, kv_dtype, op_dtypes: precision (default: the checkpoint's quantization_config, else
             bf16); ``op_dtypes`` sets operator classes apart, e.g. ``"experts=nvfp4,attention=fp8"``.
         lm_head_dtype: the LM head's precision (default: bf16 under quantized weights, as the
-            shipped checkpoints keep it; ``"same"``: as the weights; see ``roofline.predict``).
+            shipped checkpoints keep it and the input embedding; ``"same"``: as the weights; the head
+            only, see ``roofline.predict``).
         attention_dp: attention data-parallel ranks inside the TP group (MoE serving).
         draft_tokens, acceptance: speculative decoding (tokens per step, see SpeculativeDecoding).
         slo_ttft_ms, slo_tpot_ms: the SLO for goodput and the largest concurrency / rate meeting it.
