@@ -387,3 +387,15 @@ def test_the_910b_section_of_the_page_is_what_the_command_prints(tmp_path):
 
     assert column_16k(grid_page) == column_16k(grid_run)
     assert len(column_16k(grid_page)) == 6 * len(rp.PAPER_BATCHES)
+
+
+def test_a_span_whose_ends_print_alike_is_one_value():
+    # the dse-l2 sensitivity's gain range: 1.07812 and 1.07834 both print 1.078 (a one-value range once
+    # printed "1.078-1.078"); ends that print apart stay a range
+    import pandas as pd
+
+    from roofline.reproduce._dse import _span
+
+    assert _span(pd.Series([1.07812, 1.07834]), "{:.3f}") == "1.078"
+    assert _span(pd.Series([1.06, 1.08]), "{:.3f}") == "1.060-1.080"
+    assert _span(pd.Series([8.0, 16.0])) == "8-16" and _span(pd.Series([8.0])) == "8"

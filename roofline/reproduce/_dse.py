@@ -137,8 +137,9 @@ def dse_sensitivity(spec: SweepSpec, *, cost_variants: Mapping[str, Mapping[str,
 
 
 def _span(values: pd.Series, fmt: str = "{:g}") -> str:
-    lo, hi = float(values.min()), float(values.max())
-    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+    # compared as printed: ends that differ below the printed digits are one value, not "1.078-1.078"
+    lo, hi = fmt.format(float(values.min())), fmt.format(float(values.max()))
+    return lo if lo == hi else f"{lo}-{hi}"
 
 
 # ----------------------------------------------------------------------------------------------
