@@ -39,7 +39,7 @@ from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
 from roofline.placement import tier_rows
 from roofline.prefetch import LIMITS
-from roofline.registry import check_overrides
+from roofline.registry import check_flags, check_overrides
 from roofline.static_kernel import KERNEL_MIN_CONFIGS, kernel_cached, kernel_loaded
 from roofline.timing import HardwareArrays, OpTimes, Recorder
 from roofline.workload import Parallelism, PrefetchSettings, Workload
@@ -443,6 +443,8 @@ def predict(
         >>> round(p.tpot_s * 1e3, 1) > 0
         True
     """
+    check_flags("predict", prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
+                check_memory=check_memory, datasheet=datasheet, async_tp=async_tp)
     m = load_model(model)
     fitted = _fitted(hardware, ModelChoice(datasheet, framework), network)
     hw = fitted.hardware

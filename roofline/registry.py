@@ -27,7 +27,7 @@ from roofline.exceptions import SpecError
 
 __all__ = ["HardwareParameter", "DECLARATIONS", "PARAMETERS", "SPEC_FIELDS", "TIER_NAMES", "MOE_SKEW", "KV_BANDWIDTH", "SCENARIO_PARAMETERS",
            "block_fields", "block_keys", "read_block", "sweepable", "fractions", "parameter_labels", "parameter_short_labels",
-           "cli_overrides", "override_arguments", "parse_set", "check_overrides", "spec_si", "si_reader", "spec_value", "spec_values", "with_values",
+           "cli_overrides", "override_arguments", "parse_set", "check_flags", "check_overrides", "spec_si", "si_reader", "spec_value", "spec_values", "with_values",
            "cost_inputs", "swept_columns", "ScenarioParameter", "SCENARIO", "COLLECTIVE_LIBRARIES", "scenario_names",
            "headline_parameters", "headline_columns", "is_parameter", "NOT_SWEEPABLE"]
 
@@ -432,6 +432,20 @@ def parse_set(items: Iterable[str]) -> dict[str, float]:
             value = raw.strip()
         out[name] = PARAMETERS[name].field.check(value, "--set ")
     return out
+
+
+def check_flags(where: str, **flags: Any) -> None:
+    """On/off arguments given in Python are booleans (None: the default): a string such as ``"no"``
+    is truthy and would turn a technique on in silence.
+
+    Raises:
+        SpecError: a value that is not a bool (numpy's included) or None.
+    """
+    import numpy as np
+
+    for name, value in flags.items():
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise SpecError(f"{where}: {name}: {value!r} is not allowed; give True or False")
 
 
 def check_overrides(values: Mapping[str, Any]) -> None:

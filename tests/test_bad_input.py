@@ -291,6 +291,14 @@ def test_pareto_out_in_missing_folder_is_one_line(capsys, tmp_path: Path) -> Non
     assert_one_line_error(run_cli(capsys, *args), "nodir")
 
 
+@pytest.mark.parametrize("name", ["front.txt", "front"])
+def test_pareto_out_of_an_unknown_type_is_one_line(capsys, tmp_path: Path, name: str) -> None:
+    # it wrote CSV into front.txt in silence; the suffix picks the format, so an unknown one is refused
+    args = _out_commands(tmp_path, tmp_path)["pareto_out"][:-1] + [str(tmp_path / name)]
+    assert_one_line_error(run_cli(capsys, *args), name)
+    assert not (tmp_path / name).exists()
+
+
 def test_out_symlink_with_force_is_refused(capsys, tmp_path: Path) -> None:
     target = tmp_path / "precious"
     target.mkdir()

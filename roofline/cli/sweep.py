@@ -29,6 +29,8 @@ app = typer.Typer()
 
 #: ``--format`` values (``roofline.sweep.OUTPUT_FORMATS``; a Literal keeps the CLI's import light).
 OutputFormat = Literal["parquet", "parquet-dataset"]
+#: File types ``roofline pareto --out`` writes, chosen by the file's suffix.
+FRONT_SUFFIXES = (".csv", ".parquet", ".json")
 
 #: Columns of the ranked table: the headline parameters (roofline.registry), then the static batch's metrics.
 SHOW = [*headline_columns(), "ttft_ms", "tpot_ms", "throughput_tok_s", "system_cost_usd", "tok_s_per_kusd",
@@ -241,6 +243,9 @@ def pareto_command(
     from roofline._paths import check_writable
 
     if out is not None:
+        if out.suffix not in FRONT_SUFFIXES:
+            raise fail(f"--out {out}: the front is written as {', '.join(FRONT_SUFFIXES)} by the file's suffix; "
+                       f"{out.suffix or 'no suffix'} is not one of them")
         check_writable(out, create_parents=False)
         check_output(out, force)
     if plot is not None:
@@ -276,7 +281,7 @@ def pareto_command(
                 front.to_parquet(tmp)
             elif out.suffix == ".json":
                 front.to_json(tmp, orient="records", indent=2)
-            else:
+            else:  # .csv
                 front.to_csv(tmp, index=False)
     if plot is not None:
         from roofline import plots

@@ -15,7 +15,7 @@ from roofline.exceptions import SpecError
 from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec, load_model
-from roofline.registry import check_overrides
+from roofline.registry import check_flags, check_overrides
 from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
 from roofline.serving.capacity import check_request_fits, load_kv_demand_tokens, serving_placement
 from roofline.serving.economics import SERVING_ECONOMIC_METRICS, operating_point_economics
@@ -308,6 +308,8 @@ def serve(
     Returns:
         A :class:`ServeResult` (``.rows``, ``.summary``, ``.to_frame()``, ``.to_json()``).
     """
+    check_flags("serve", simulate_events=simulate_events, datasheet=datasheet, prefetch=prefetch,
+                prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv)
     m = load_model(model)
     settings = engine_defaults(framework).with_overrides(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
