@@ -445,7 +445,7 @@ def check_flags(where: str, **flags: Any) -> None:
 
     for name, value in flags.items():
         if value is not None and not isinstance(value, (bool, np.bool_)):
-            raise SpecError(f"{where}: {name}: {value!r} is not allowed; give True or False")
+            raise SpecError(f"{where}: {name}: expected true or false, got {value!r}")
 
 
 def check_overrides(values: Mapping[str, Any]) -> None:
