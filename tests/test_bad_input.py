@@ -221,7 +221,7 @@ def test_sweep_workload_huge_is_refused(capsys, tmp_path: Path) -> None:
 def test_exponent_without_decimal_point_is_a_number(tmp_path: Path) -> None:
     from roofline.hardware import load_hardware
 
-    text = (PROJECT / "hardware_specs/h100-sxm.yaml").read_text()
+    text = (PROJECT / "hardware_specs/h100-sxm.yaml").read_text().replace("name: h100-sxm", "name: hw")
     path = tmp_path / "hw.yaml"
     path.write_text(text.replace("l2_capacity_MiB: {value: 50,", "l2_capacity_MiB: {value: 5e1,"))
     assert load_hardware(path).memory.l2_capacity_bytes == 50 * 2**20

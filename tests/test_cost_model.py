@@ -116,7 +116,8 @@ def test_die_area_is_derived_from_its_parts(params, tmp_path) -> None:
     # a copied spec with 128 MiB of L2: +78 MiB x 0.54 = +42.1 mm2 and a dearer die
     text = Path(h100.source_file).read_text()
     copied = tmp_path / "h100-big-l2.yaml"
-    copied.write_text(text.replace("l2_capacity_MiB: {value: 50,", "l2_capacity_MiB: {value: 128,"))
+    copied.write_text(text.replace("l2_capacity_MiB: {value: 50,", "l2_capacity_MiB: {value: 128,")
+                      .replace("name: h100-sxm", "name: h100-big-l2"))
     big = hardware_cost(params, load_hardware(copied))
     assert float(big.die_area_mm2) == pytest.approx(814.0 + 78 * 0.54, abs=0.05)
     assert float(big.total_usd) > float(stock.total_usd)
@@ -129,7 +130,7 @@ def test_legacy_die_area_and_both_areas(tmp_path) -> None:
     doc["die"].pop("logic_area_mm2")
     doc["die"]["die_area_mm2"] = {"value": 814, "source": "GH100 814 mm2"}
     legacy = tmp_path / "legacy.yaml"
-    legacy.write_text(yaml.safe_dump(doc))
+    legacy.write_text(yaml.safe_dump({**doc, "name": "legacy"}))
     params = load_cost_parameters()
     assert float(hardware_cost(params, load_hardware(legacy)).die_area_mm2) == pytest.approx(814.0)
     doc["die"]["logic_area_mm2"] = {"value": 700, "estimate": "x"}

@@ -110,12 +110,13 @@ def test_resume_after_editing_the_sweep_file_is_refused(tmp_path: Path) -> None:
 
 def test_resume_after_editing_a_spec_file_is_refused(tmp_path: Path) -> None:
     device = tmp_path / "chip.yaml"
-    device.write_text((Path(__file__).resolve().parent.parent / "hardware_specs" / "h100-sxm.yaml").read_text())
+    device.write_text((Path(__file__).resolve().parent.parent / "hardware_specs" / "h100-sxm.yaml").read_text()
+                      .replace("name: h100-sxm", "name: chip"))
     path = write_sweep(tmp_path / "s.yaml", hardware=str(device))
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_sweep(load_sweep(path), out, workers=1, chunk_size=5, progress=_interrupt_after(2))
-    device.write_text(device.read_text().replace("name: h100-sxm", "name: h100-sxm\n# edited"))
+    device.write_text(device.read_text().replace("name: chip", "name: chip\n# edited"))
     with pytest.raises(SpecError, match="hardware spec .*chip.yaml differs"):
         run_sweep(load_sweep(path), out, workers=1, chunk_size=5, resume=True)
 
