@@ -446,7 +446,7 @@ def predict(
     check_flags("predict", prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv,
                 check_memory=check_memory, datasheet=datasheet, async_tp=async_tp)
     m = load_model(model)
-    fitted = _fitted(hardware, ModelChoice(datasheet, framework), network)
+    fitted = _fitted(hardware, ModelChoice(bool(datasheet), framework), network)
     hw = fitted.hardware
     settings = prefetch_settings or PrefetchSettings()
     if prefetch_weights is not None or prefetch_kv is not None:

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["check_out_dir", "run_sweep", "sweep_frame", "SweepResult", "scenario_for", "evaluate_rows", "feasible_mask",
-           "unmet_constraints", "model_provenance", "measure_budget"]
+           "constraint_checks", "unmet_constraints", "model_provenance", "measure_budget"]
 
 PARTS = ".parts"
 #: What ``run_sweep(output=...)`` and ``roofline sweep --format`` write.
@@ -111,18 +111,35 @@ def cost_parameters(spec: SweepSpec) -> CostParameters:
     return _cost_params(spec.cost_file, tuple(sorted(spec.cost_overrides.items())))
 
 
+#: One constraint of a sweep file: (label, the metric column it reads, values -> where they break it).
+ConstraintCheck = tuple[str, str, Callable[[np.ndarray], np.ndarray]]
+
+
+def constraint_checks(spec: SweepSpec, columns: Collection[str]) -> list[ConstraintCheck]:
+    """The constraints of the sweep file, each as the column it reads and where its values break it
+    (NaN breaks a bound); a serving: block's ``serving_fits`` (its longest request must fit the
+    KV cache) where ``columns`` hold it. What :func:`feasible_mask` and :func:`unmet_constraints`
+    both apply."""
+    checks: list[ConstraintCheck] = []
+    if spec.constraints.get("memory_fit", True):
+        checks.append(("memory_fit", "fits", lambda v: ~v.astype(bool)))
+    for key, limit in CONSTRAINTS.items():
+        if key in spec.constraints and key != "memory_fit":
+            bound = float(spec.constraints[key])
+            op, ok = ("<=", np.less_equal) if limit.upper else (">=", np.greater_equal)
+            checks.append((f"{key} {op} {bound:g}", limit.metric,
+                           lambda v, ok=ok, bound=bound: ~ok(v.astype(float), bound)))
+    if "serving_fits" in columns:
+        checks.append(("serving_fits (the longest request fits the KV cache)", "serving_fits",
+                       lambda v: ~v.astype(bool)))
+    return checks
+
+
 def feasible_mask(spec: SweepSpec, m: dict[str, np.ndarray]) -> np.ndarray:
     """Constraints of the sweep file as one boolean mask."""
     ok = np.ones(len(m["tpot_ms"]), dtype=bool)
-    c = spec.constraints
-    if c.get("memory_fit", True):
-        ok &= m["fits"]
-    if "serving_fits" in m:  # a serving: block's longest request must fit the KV cache
-        ok &= m["serving_fits"]
-    for key, limit in CONSTRAINTS.items():
-        if key in c and key != "memory_fit":
-            value = m[limit.metric]
-            ok &= (value <= c[key]) if limit.upper else (value >= c[key])
+    for _, column, broken in constraint_checks(spec, m):
+        ok &= ~broken(np.asarray(m[column]))
     return ok
 
 
@@ -132,19 +149,8 @@ def unmet_constraints(spec: SweepSpec, results: str | Path) -> list[tuple[str, i
     from ``results.parquet`` or a dataset folder."""
     import pyarrow.dataset as ds
 
-    checks: list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]] = []
-    if spec.constraints.get("memory_fit", True):
-        checks.append(("memory_fit", "fits", lambda v: ~v.astype(bool)))
-    for key, limit in CONSTRAINTS.items():
-        if key in spec.constraints and key != "memory_fit":
-            bound = float(spec.constraints[key])
-            op, ok = ("<=", np.less_equal) if limit.upper else (">=", np.greater_equal)
-            checks.append((f"{key} {op} {bound:g}", limit.metric,
-                           lambda v, ok=ok, bound=bound: ~ok(v.astype(float), bound)))  # NaN breaks it
     data = ds.dataset(str(results), format="parquet")
-    if "serving_fits" in data.schema.names:  # a serving: block's longest request must fit the KV cache
-        checks.append(("serving_fits (the longest request fits the KV cache)", "serving_fits",
-                       lambda v: ~v.astype(bool)))
+    checks = constraint_checks(spec, data.schema.names)
     counts = [0] * len(checks)
     for batch in data.to_batches(columns=sorted({column for _, column, _ in checks})):
         for i, (_, column, broken) in enumerate(checks):

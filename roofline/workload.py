@@ -387,11 +387,7 @@ class Workload:
             kv, classes = kv_dtype, asked
         if model.tie_word_embeddings:
             classes = _tied_table(model, classes, weight, act, lm_head_dtype)
-        if dtype is None and q is not None:
-            classes = _lm_head_classes(classes, weight, act, lm_head_dtype)
-            return cls(weight_dtype=weight, activation_dtype=act, kv_dtype=kv,
-                       op_dtypes=parse_op_dtypes(classes), **kwargs)  # type: ignore[arg-type]
-        return cls.with_dtype(dtype or "bf16", kv_dtype=kv, op_dtypes=parse_op_dtypes(classes),
+        return cls.with_dtype(f"{weight}:{act}", kv_dtype=kv, op_dtypes=parse_op_dtypes(classes),
                               lm_head_dtype=lm_head_dtype, **kwargs)
 
     @property

@@ -318,7 +318,7 @@ def serve(
         batch_wait_timeout_iters=batch_wait_timeout_iters, batch_wait_max_tokens_ratio=batch_wait_max_tokens_ratio)
     if settings.attention_dp > tp or tp % settings.attention_dp:
         raise SpecError(f"--attention-dp: {settings.attention_dp} must divide tp={tp}")
-    chosen = fitted_model(hardware, ModelChoice(datasheet, framework))  # the calibrated profile unless datasheet
+    chosen = fitted_model(hardware, ModelChoice(bool(datasheet), framework))  # the calibrated profile unless datasheet
     hw = chosen.hardware
     settings = settings.for_device(hw.memory.hbm_capacity_bytes)  # SGLang's budget by the device's memory
     prompt = Lengths(*input_len) if isinstance(input_len, tuple) else Lengths(input_len)
