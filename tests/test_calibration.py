@@ -99,14 +99,28 @@ def test_model_split_holds_out_whole_models():
 @needs_data
 def test_calibration_reproduces_the_shipped_profile():
     """Re-fitting b200 (collectives and serving) gives the shipped numbers: a change to the model
-    or the data that moves them needs a new `roofline calibrate` run."""
+    or the data that moves them needs a new `roofline calibrate` run.
+
+    What the data determines is pinned, not the digits of a flat direction: the optimizer's path
+    follows the BLAS kernel (OpenBLAS's SkylakeX and Haswell kernels, picked by the CPU, split
+    the step overhead of B200's pooled fit 0.0335 + 0.509 us per sequence against 0.0311 + 0.555:
+    0.9% apart at 64 sequences), so the scales and the request overhead are pinned to 0.5% and the
+    per-step overhead at the batches measured to 2%."""
     shipped = load_profile("b200")
     r = calibrate_device("b200", _cases(), split=shipped["provenance"]["split"])
     for key in ("link_latency_us", "link_efficiency"):
         assert r.profile[key] == pytest.approx(shipped[key], rel=0.02), key
     assert set(r.profile["serving"]) == set(shipped["serving"])
     for framework, fitted in shipped["serving"].items():
-        assert r.profile["serving"][framework] == pytest.approx(fitted, rel=1e-4, abs=1e-6), framework
+        got = r.profile["serving"][framework]
+        assert got["train_rows"] == fitted["train_rows"], framework
+        for key in ("decode_scale", "prefill_scale", "moe_prefill_scale", "request_overhead_ms"):
+            assert got[key] == pytest.approx(fitted[key], rel=5e-3), (framework, key)
+        for batch in (1, 8, 64):  # ms a step pays beyond its kernels, at TP 1 and TP 8
+            for extra_tp in (0, 7):
+                step = [p["step_overhead_ms"] + p["seq_overhead_us"] * batch / 1e3 + p["tp_step_overhead_ms"] * extra_tp
+                        for p in (got, fitted)]
+                assert step[0] == pytest.approx(step[1], rel=0.02, abs=5e-3), (framework, batch, extra_tp)
 
 
 @needs_data
