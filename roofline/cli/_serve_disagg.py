@@ -131,7 +131,7 @@ def run_fixed(opts: DisaggOptions, hardware: str, json_out: bool, **serve_kwargs
 
 
 def run_search(opts: DisaggOptions, hardware: str, json_out: bool, *, model: str, dtype: str | None,
-               kv_dtype: str | None, lm_head_dtype: str | None, input_len: Any, output_len: Any, framework: str, settings: Any,
+               kv_dtype: str | None, op_dtypes: str | None, lm_head_dtype: str | None, input_len: Any, output_len: Any, framework: str, settings: Any,
                datasheet: bool, slo_ttft_ms: float | None, slo_tpot_ms: float | None) -> None:
     """The sizing search: best aggregated and best disaggregated configuration side by side."""
     from roofline.model import load_model
@@ -145,7 +145,7 @@ def run_search(opts: DisaggOptions, hardware: str, json_out: bool, *, model: str
     prefill_hw = _devices(opts.prefill_hardware, hardware, "--prefill-hardware", datasheet)
     decode_hw = _devices(opts.decode_hardware, opts.prefill_hardware or hardware, "--decode-hardware", datasheet)
     problem = SizingProblem(
-        m, Workload.for_model(m, dtype, kv_dtype=kv_dtype, lm_head_dtype=lm_head_dtype), settings,
+        m, Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, lm_head_dtype=lm_head_dtype), settings,
         DATASHEET if datasheet else load_overheads(framework), mean[0], mean[1], prefill_hw, decode_hw,
         max_devices=opts.max_devices, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
         objective=opts.objective.replace("-", "_"), cost_basis=opts.cost_basis, kv_path=opts.kv_path,

@@ -168,9 +168,6 @@ def serve(
     opts = DisaggOptions(disagg, prefill, decode, prefill_hardware, decode_hardware, kv_bandwidth, kv_path.value,
                          kv_overlap, max_devices, objective.value, str(getattr(cost_basis, "value", cost_basis)))
     opts.check(attention_dp=attention_dp, simulate=simulate, plot=plot is not None, report=report)
-    if op_dtype and (opts.disagg or opts.fixed):
-        raise fail("--op-dtype: not supported with disaggregated pools (--disagg, --prefill/--decode); "
-                   "use --dtype")
     if acceptance and not draft_tokens:  # else ignored: no speculative decoding without draft tokens
         raise fail(f"--acceptance {acceptance:g}: needs --draft-tokens N (speculative decoding's draft tokens per "
                    "step)")
@@ -194,7 +191,8 @@ def serve(
             max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
             gpu_memory_utilization=gpu_memory_utilization,
             speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
-        run_search(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype, lm_head_dtype=lm_head_dtype,
+        run_search(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
+                   op_dtypes=",".join(op_dtype or []) or None, lm_head_dtype=lm_head_dtype,
                    input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),
                    framework=framework.value, settings=settings, datasheet=datasheet, slo_ttft_ms=slo_ttft_ms,
                    slo_tpot_ms=slo_tpot_ms)
@@ -215,7 +213,8 @@ def serve(
             check_writable(target)
             check_output(target, force)
     if opts.fixed:
-        run_fixed(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype, lm_head_dtype=lm_head_dtype,
+        run_fixed(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
+                  op_dtypes=",".join(op_dtype or []) or None, lm_head_dtype=lm_head_dtype,
                   input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),
                   concurrency=loads_c, rate_rps=loads_r, trace=str(trace) if trace else None,
                   num_requests=num_requests, prefix_hit=prefix_hit, framework=framework.value,

@@ -253,6 +253,7 @@ def serve_disagg(
     decode: PoolSpec | str = PoolSpec(),
     dtype: str | None = None,
     kv_dtype: str | None = None,
+    op_dtypes: str | None = None,
     lm_head_dtype: str | None = None,
     input_len: int | tuple[int, int] = 1024,
     output_len: int | tuple[int, int] = 1024,
@@ -312,7 +313,7 @@ def serve_disagg(
             raise SpecError(f"{name}: must be a positive number, got {v!r}")
     prompt = Lengths(*input_len) if isinstance(input_len, tuple) else Lengths(input_len)
     output = Lengths(*output_len) if isinstance(output_len, tuple) else Lengths(output_len)
-    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, lm_head_dtype=lm_head_dtype)
+    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, lm_head_dtype=lm_head_dtype)
     if trace is not None:
         traced = make_requests(ServingWorkload(trace=trace, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed))
         # the longest prompt (a prefill instance) and the longest request (a decode instance), as serve
