@@ -113,6 +113,10 @@ def serve(
     batch_wait_tokens_ratio: Annotated[float | None, typer.Option(
         "--batch-wait-tokens-ratio", help="TensorRT-LLM batch_wait_max_tokens_ratio, [0, 1]: held prompts go once "
                                           "their tokens reach it x the token budget (default 0: off).")] = None,
+    kv_admission: Annotated[str | None, typer.Option(
+        "--kv-admission", help="When a request gets its KV-cache blocks: reserve (prompt + output at admission, "
+                               "TensorRT-LLM) or on_demand (as tokens come, preempting the newest request when "
+                               "blocks run out: vLLM, SGLang); default: the framework's.")] = None,
     draft_tokens: Annotated[int, typer.Option(min=0, help="Speculative decoding: draft tokens per step.")] = 0,
     acceptance: Annotated[float, typer.Option(help="Speculative decoding: acceptance rate per token, [0, 1).")]
     = 0.0,
@@ -177,6 +181,8 @@ def serve(
         if value is not None and (opts.disagg or opts.fixed):
             raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode): a prefill "
                        "pool runs no decode steps to hold its prompts behind")
+    if kv_admission is not None and (opts.disagg or opts.fixed):
+        raise fail("--kv-admission: not supported with disaggregated pools (--disagg, --prefill/--decode)")
     for option, value in (("--prefetch-weights", prefetch_weights), ("--prefetch-kv", prefetch_kv)):
         if value is not None and (opts.disagg or opts.fixed):
             raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode); "
@@ -237,6 +243,7 @@ def serve(
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                  gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
                  batch_wait_timeout_iters=batch_wait_iters, batch_wait_max_tokens_ratio=batch_wait_tokens_ratio,
+                 kv_admission=kv_admission,
                  slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
                  prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, seed=seed,
                  cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))), **(overrides or {}))
@@ -266,6 +273,9 @@ def serve(
         rate = s["slo_max_rate_rps"]
         caption += (f"; SLO met up to concurrency {s['slo_max_concurrency'] or 'none'}, rate "
                     f"{'none' if rate is None else f'{rate:.3g}'} req/s")
+    preempted = [f"{r[key]:g}: {r['preemptions']:,}" for r in result.rows if r.get("preemptions")]
+    if preempted:  # the simulator's on-demand admission ran out of KV-cache blocks
+        caption += f"; preemptions ({key}: count) {', '.join(preempted)}"
     print_table(f"{s['model']} on {s['devices']}x {s['hardware']}, {s['framework']}", (key, *COLUMNS),
                 [[r[key], *(r[c] if r[c] is not None else float("nan") for c in COLUMNS)] for r in result.rows],
                 caption=caption)

@@ -27,7 +27,12 @@ the two kinds of step are costed apart and averaged with weights ``1 - f`` and `
   reach, less when it is not (:func:`_batch_wait_steps`); those steps join the request's lifetime,
   and its TTFT, as decode-only steps, and the prompts a window releases are prefilled together;
 - closed loop at concurrency ``C``: ``c = min(C, max_num_seqs, KV-capacity sequences)``; the
-  ``C - c`` others wait (Little's law: wait = ``(C - c) / throughput``);
+  ``C - c`` others wait (Little's law: wait = ``(C - c) / throughput``); a sequence takes its
+  prompt and output in the KV cache where the engine reserves blocks at admission
+  (``kv_reserve``, TensorRT-LLM), its prompt and half its output on average where it allocates
+  them as tokens come (vLLM, SGLang; the preemptions near the limit are not modelled: the event
+  simulator has them); the lock-step loop counts whole requests for either (its cohorts grow
+  together to their prompt and output);
 - open loop at rate ``R``: ``c`` solves ``c = R * lifetime(c)`` (fixed point); above the rate
   the replica can sustain the result is saturated (TTFT unbounded: reported as null).
 
@@ -251,7 +256,8 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                  seq_overhead_s: np.ndarray | float = 0.0,
                  prefill_first: np.ndarray | bool = False,
                  batch_wait_timeout_iters: np.ndarray | float = 0.0,
-                 batch_wait_max_tokens_ratio: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+                 batch_wait_max_tokens_ratio: np.ndarray | float = 0.0,
+                 kv_reserve: np.ndarray | bool = False) -> dict[str, np.ndarray]:
     """Mean serving metrics of n configurations at once (every argument broadcasts to (n,)).
 
     ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
@@ -267,7 +273,9 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio``: TensorRT-LLM's batch waiting
     (:func:`_batch_wait_steps`; a lock-step loop keeps its periodic schedule: a whole group finishes
     together, so the next arrives with nothing decoding and is not held; groups that arrive while
-    an earlier one decodes would be held and merge, which the schedule leaves out). Times in seconds.
+    an earlier one decodes would be held and merge, which the schedule leaves out). ``kv_reserve``:
+    the engine reserves a request's prompt + output blocks at admission (``kv_admission`` ``reserve``,
+    TensorRT-LLM), else it allocates them on demand (vLLM, SGLang). Times in seconds.
     """
     load = concurrency if concurrency is not None else rate_rps
     arrays = np.broadcast_arrays(np.asarray(load, dtype=float), np.asarray(prompt, dtype=float),
@@ -280,18 +288,19 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                                  np.asarray(decode_scale, dtype=float), np.asarray(prefill_scale, dtype=float),
                                  np.asarray(seq_overhead_s, dtype=float), np.asarray(prefill_first, dtype=float),
                                  np.asarray(batch_wait_timeout_iters, dtype=float),
-                                 np.asarray(batch_wait_max_tokens_ratio, dtype=float))
+                                 np.asarray(batch_wait_max_tokens_ratio, dtype=float),
+                                 np.asarray(kv_reserve, dtype=float))
     load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq, pf, \
-        w_it, w_ratio = (np.atleast_1d(a) for a in arrays)
+        w_it, w_ratio, reserve = (np.atleast_1d(a) for a in arrays)
     w_tok = w_ratio * budget  # TensorRT-LLM's threshold: ratio x max_num_tokens
     n = len(load)
     if hw_row is None:
         hw = np.zeros(n, dtype=int) if cost.n == 1 else np.arange(n)
     else:
         hw = np.broadcast_to(np.asarray(hw_row, dtype=int), (n,))
-    # engines allocate KV blocks as tokens arrive (vLLM, SGLang): a running sequence holds on
-    # average its prompt and half its output (the event simulator reserves prompt + output)
-    per_seq = np.ceil((prompt + output / 2) / block) * block
+    # engines that allocate KV blocks as tokens arrive (vLLM, SGLang): a running sequence holds on
+    # average its prompt and half its output; reserving at admission (TensorRT-LLM): all of it
+    per_seq = np.ceil((prompt + np.where(reserve > 0, output, output / 2)) / block) * block
     c_fit = np.floor(cap / per_seq)
     c_max = np.maximum(np.minimum(max_seqs, c_fit), 1.0)
     saturated = np.zeros(n, dtype=bool)

@@ -23,6 +23,7 @@ A ``serving:`` block::
       gpu_memory_utilization: 0.9
       batch_wait_timeout_iters: 20      # TensorRT-LLM's batch waiting (both positive for a wait)
       batch_wait_max_tokens_ratio: 0.9
+      kv_admission: on_demand     # reserve (TensorRT-LLM) or on_demand (vLLM, SGLang); default: the framework's
       attention_dp: 1
       prefix_hit: 0.0
       lengths: identical          # every request input_len / output_len: the lock-step model
@@ -65,7 +66,7 @@ SERVING_METRICS = descriptions("serving")
 SLO_CONCURRENCIES = np.unique(np.concatenate([2 ** np.arange(13), 3 * 2 ** np.arange(11)])).astype(float)
 _KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
          "gpu_memory_utilization", "attention_dp", "prefix_hit", "lengths", "disagg", "batch_wait_timeout_iters",
-         "batch_wait_max_tokens_ratio")
+         "batch_wait_max_tokens_ratio", "kv_admission")
 #: What a serving block's ``lengths`` may say: every request the same, or drawn around the lengths.
 LENGTHS = ("identical", "varied")
 #: ``lengths: varied``: each length uniform within this share of the workload's (the same mean;
@@ -118,7 +119,8 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
         gpu_memory_utilization=number("gpu_memory_utilization", upper=1.0),
         attention_dp=number("attention_dp", True),
         batch_wait_timeout_iters=number("batch_wait_timeout_iters", True),
-        batch_wait_max_tokens_ratio=number("batch_wait_max_tokens_ratio", upper=1.0))
+        batch_wait_max_tokens_ratio=number("batch_wait_max_tokens_ratio", upper=1.0),
+        kv_admission=data.get("kv_admission"))
     hit = data.get("prefix_hit", 0.0)
     if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
         raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")
@@ -177,7 +179,7 @@ def serving_points(model: ModelSpec, workload: Workload, par: Parallelism, hw: H
                   prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, prefill_first=s.prefill_first,
                   batch_wait_timeout_iters=s.batch_wait_iters_applied,
                   batch_wait_max_tokens_ratio=s.batch_wait_max_tokens_ratio,
-                  lockstep=block.lengths == "identical")
+                  lockstep=block.lengths == "identical", kv_reserve=s.kv_admission == "reserve")
     n = hw.n
     fits = request_fits(*longest, cap, s.block_tokens)  # else an engine refuses the request
     conc = np.full(n, float(block.concurrency))

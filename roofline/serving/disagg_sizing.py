@@ -370,7 +370,8 @@ def _agg_rows(p: SizingProblem, cands: Candidates) -> list[dict[str, Any]]:
                   block_tokens=s.block_tokens, verify_tokens=s.speculative.verify_tokens,
                   tokens_per_step=s.speculative.tokens_per_step, step_overhead_s=_step_overhead_s(p, cands),
                   request_overhead_s=o.request_overhead_s, decode_scale=o.decode_scale,
-                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, hw_row=rows)
+                  prefill_scale=o.prefill_scale, seq_overhead_s=o.seq_overhead_s, hw_row=rows,
+                  kv_reserve=s.kv_admission == "reserve")
     top = steady_state(cands.cost, rate_rps=np.full(len(rows), 1e9), **common)["throughput_rps"]
     rate = _largest_rate(lambda r: _meets(p, steady_state(cands.cost, rate_rps=np.maximum(r, 1e-12), **common)),
                          top)

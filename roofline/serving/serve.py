@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ServingSetup", "ServeResult", "serve", "SLO_SEARCH_MAX_CONCURRENCY", "benchmark_requests"]
 
+#: What the event simulator's ``preemptions`` column counts.
+PREEMPTIONS_NOTE = ("sequences preempted for KV-cache blocks over the run (on-demand admission: freed, queued "
+                    "first and prefilled again with the tokens they had generated; 0 with reserve admission)")
 #: Largest concurrency the SLO search tries (analytic model, every integer up to it).
 SLO_SEARCH_MAX_CONCURRENCY = 4096
 _STAT_KEYS = ("ttft", "tpot", "itl", "e2e")
@@ -166,7 +169,7 @@ def _analytic_rows(setup: ServingSetup, cost: StepCost, cap: float, w: ServingWo
         batch_wait_max_tokens_ratio=s.batch_wait_max_tokens_ratio,
         # a closed loop is a benchmark of N requests whose first c arrive at once (as simulated)
         burst_requests=benchmark_requests(load, w.num_requests) if closed else None,
-        lockstep=closed and identical_lengths(w))
+        lockstep=closed and identical_lengths(w), kv_reserve=s.kv_admission == "reserve")
     ok = meets_slo(res["ttft_s"], res["tpot_s"], *slo) & ~res["saturated"]
     if mean_steps is not None:
         mean_steps.extend(map(float, res["mean_step_s"]))
@@ -260,6 +263,7 @@ def serve(
     gpu_memory_utilization: float | None = None,
     batch_wait_timeout_iters: int | None = None,
     batch_wait_max_tokens_ratio: float | None = None,
+    kv_admission: str | None = None,
     attention_dp: int = 1,
     draft_tokens: int = 0,
     acceptance: float = 0.0,
@@ -283,7 +287,9 @@ def serve(
         framework: engine defaults and fitted overheads (``vllm``, ``sglang``, ``trtllm``);
             ``max_num_batched_tokens``, ``max_num_seqs``, ``gpu_memory_utilization`` override them,
             and ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio`` set TensorRT-LLM's batch
-            waiting (both positive for a wait; :func:`roofline.serving.settings.batch_wait_holds`).
+            waiting (both positive for a wait; :func:`roofline.serving.settings.batch_wait_holds`);
+            ``kv_admission`` (``reserve``, ``on_demand``: :data:`~roofline.serving.settings.KV_ADMISSION`)
+            when a request gets its KV-cache blocks (default: the framework's).
         dtype, kv_dtype, op_dtypes: precision (default: the checkpoint's quantization_config, else
             bf16); ``op_dtypes`` sets operator classes apart, e.g. ``"experts=nvfp4,attention=fp8"``.
         lm_head_dtype: the LM head's precision (default: bf16 under quantized weights, as the
@@ -315,7 +321,8 @@ def serve(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
         gpu_memory_utilization=gpu_memory_utilization, attention_dp=attention_dp if attention_dp != 1 else None,
         speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None,
-        batch_wait_timeout_iters=batch_wait_timeout_iters, batch_wait_max_tokens_ratio=batch_wait_max_tokens_ratio)
+        batch_wait_timeout_iters=batch_wait_timeout_iters, batch_wait_max_tokens_ratio=batch_wait_max_tokens_ratio,
+        kv_admission=kv_admission)
     if settings.attention_dp > tp or tp % settings.attention_dp:
         raise SpecError(f"--attention-dp: {settings.attention_dp} must divide tp={tp}")
     chosen = fitted_model(hardware, ModelChoice(bool(datasheet), framework))  # the calibrated profile unless datasheet
@@ -383,8 +390,8 @@ def serve(
                           decode_scale=over.decode_scale, prefill_scale=over.prefill_scale,
                           seq_overhead_s=over.seq_overhead_s)
             mean_steps.append(tr.stepping_s / max(tr.steps, 1))
-            rows.append(_finish_row({key: load} | trace_metrics(tr, slo_ttft_ms=slo_ttft_ms,
-                                                                 slo_tpot_ms=slo_tpot_ms), setup))
+            rows.append(_finish_row({key: load} | trace_metrics(tr, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms)
+                                    | {"preemptions": tr.preemptions}, setup))
         evaluator = "event simulator"
     else:
         closed = loads_c is not None
@@ -396,13 +403,15 @@ def serve(
     _attach_economics(rows, lengths, setup, params, mean_steps)
     definitions = dict(DEFINITIONS) | {"evaluator": evaluator} | dict(SERVING_ECONOMIC_METRICS) | {
         "cost_basis": basis_text(params.basis)}
+    if simulate_events or trace is not None:
+        definitions["preemptions"] = PREEMPTIONS_NOTE
     summary: dict[str, Any] = {
         "model": m.name, "hardware": hw.name, "devices": setup.devices, "tp": tp, "pp": pp, "ep": ep,
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
         "kv_dtype": w.kv, "op_dtypes": [list(c) for c in w.op_dtypes], "framework": framework,
         "engine": {"max_num_batched_tokens": settings.max_num_batched_tokens, "max_num_seqs": settings.max_num_seqs,
                    "gpu_memory_utilization": setup.memory_fraction(), "block_tokens": settings.block_tokens,
-                   "attention_dp": settings.attention_dp,
+                   "attention_dp": settings.attention_dp, "kv_admission": settings.kv_admission,
                    "tokens_per_step": settings.speculative.tokens_per_step,
                    **({"batch_wait_timeout_iters": settings.batch_wait_timeout_iters,
                        "batch_wait_max_tokens_ratio": settings.batch_wait_max_tokens_ratio}

@@ -22,7 +22,7 @@ from roofline.workload import ENGINE_FRAMEWORKS
 
 __all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding", "KV_MEMORY_RULES",
            "sglang_mem_fraction_static", "sglang_chunked_prefill_tokens", "memory_fraction", "sglang_cuda_graph_max_bs",
-           "batch_wait_holds", "batch_wait_holds_any"]
+           "batch_wait_holds", "batch_wait_holds_any", "KV_ADMISSION"]
 
 FRAMEWORKS = ENGINE_FRAMEWORKS
 
@@ -34,6 +34,18 @@ KV_MEMORY_RULES = {
             "of the memory free after the model is loaded and a profiling step ran)",
     "static": "KV = u x HBM - weights (SGLang mem_fraction_static: weights and KV cache; the rest is its reserve for "
               "activations and CUDA graphs; u from the GPU memory, token budget and TP unless given)",
+}
+
+#: When an engine gives a request its KV-cache blocks (``EngineSettings.kv_admission``), read by the
+#: event simulator (:mod:`roofline.serving.simulator`) and the analytic model's sequences per KV cache.
+KV_ADMISSION = {
+    "reserve": "a request is admitted when blocks for its whole prompt + output are free, reserved at admission; "
+               "no preemption (TensorRT-LLM's GUARANTEED_NO_EVICT capacity scheduler)",
+    "on_demand": "blocks are allocated as tokens are scheduled (prompt chunks, then one block per block_tokens "
+                 "decoded); a request is admitted when its prompt fits; when a running sequence cannot get its "
+                 "next block the most recently admitted one is preempted: its blocks are freed, it goes to the "
+                 "front of the queue and its prompt plus generated tokens are prefilled again (vLLM V1; SGLang's "
+                 "retraction)",
 }
 
 _MiB = 2**20
@@ -172,7 +184,11 @@ class EngineSettings:
       waiting (:func:`batch_wait_holds`): while sequences decode, the prompts scheduled in a step
       are held back until their prompt tokens plus the decode tokens reach ``ratio x
       max_num_batched_tokens`` or ``iters`` steps have been held; 0 (the default, as TensorRT-LLM's)
-      turns it off, and as in its source a wait needs both to be positive.
+      turns it off, and as in its source a wait needs both to be positive;
+    - ``kv_admission``: when a request gets its KV-cache blocks, one of ``KV_ADMISSION``:
+      ``reserve`` (its prompt + output at admission, no preemption: TensorRT-LLM) or ``on_demand``
+      (as tokens are scheduled, preempting and recomputing the newest request when blocks run out:
+      vLLM, SGLang).
     """
 
     framework: str = "vllm"
@@ -186,6 +202,7 @@ class EngineSettings:
     kv_memory_rule: str = "total"
     batch_wait_timeout_iters: int = 0
     batch_wait_max_tokens_ratio: float = 0.0
+    kv_admission: str = "reserve"
     sources: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
@@ -204,6 +221,9 @@ class EngineSettings:
             raise SpecError(f"engine: batch_wait_max_tokens_ratio: must be in [0, 1], got {ratio!r}")
         if not isinstance(self.prefill_first, bool):
             raise SpecError(f"engine: prefill_first: must be true or false, got {self.prefill_first!r}")
+        if self.kv_admission not in KV_ADMISSION:
+            raise SpecError(f"engine: kv_admission: {self.kv_admission!r} is not allowed; choose one of "
+                            f"{', '.join(KV_ADMISSION)}")
         if self.kv_memory_rule not in KV_MEMORY_RULES:
             raise SpecError(f"engine: kv_memory_rule: {self.kv_memory_rule!r} is not allowed; choose one of "
                             f"{', '.join(KV_MEMORY_RULES)}")
@@ -255,6 +275,7 @@ class EngineSettings:
 # activations); not listed in its sources, so that serve's JSON for vLLM stays as it was.
 _VLLM = EngineSettings(
     framework="vllm", max_num_batched_tokens=8192, max_num_seqs=1024, gpu_memory_utilization=0.9, block_tokens=16,
+    kv_admission="on_demand",
     sources=(
         ("max_num_batched_tokens", "source: vllm/engine/arg_utils.py EngineArgs._set_default_args (V1, "
                                    "OpenAI server, GPU >= 70 GiB: 8192); the vLLM rows of "
@@ -263,10 +284,16 @@ _VLLM = EngineSettings(
                          "GPU >= 70 GiB: 1024)"),
         ("gpu_memory_utilization", "source: vllm/engine/arg_utils.py (default 0.9)"),
         ("block_tokens", "source: vllm CacheConfig.block_size (default 16 on CUDA)"),
+        ("kv_admission", "source: vllm/v1/core/sched/scheduler.py Scheduler.schedule (vllm-project/vllm 00024d31): "
+                         "kv_cache_manager.allocate_slots for the tokens scheduled this step (a prompt chunk, a "
+                         "decode token); when a running request gets none, self.running.pop() (the newest) is "
+                         "preempted (_preempt_request: blocks freed, num_computed_tokens = 0, to the front of "
+                         "waiting) and no waiting request is admitted that step; a resumed request prefills "
+                         "num_tokens = prompt + output so far"),
     ))
 _SGLANG = EngineSettings(
     framework="sglang", max_num_batched_tokens=8192, max_num_seqs=4096, gpu_memory_utilization=None, block_tokens=1,
-    prefill_first=True, kv_memory_rule="static",
+    prefill_first=True, kv_memory_rule="static", kv_admission="on_demand",
     sources=(
         ("max_num_batched_tokens", "source: sglang 0.5.8.post1 python/sglang/srt/server_args.py "
                                    "_handle_gpu_memory_settings chunked_prefill_size by GPU memory (2048 below 35 "
@@ -284,6 +311,12 @@ _SGLANG = EngineSettings(
         ("prefill_first", "source: sglang/srt/managers/scheduler.py get_next_batch_to_run (a new prefill batch "
                           "runs before the running decode batch whenever prompts wait) with enable_mixed_chunk "
                           "off by default (sglang/srt/server_args.py)"),
+        ("kv_admission", "source: sglang python/sglang/srt/managers/schedule_policy.py PrefillAdder (sgl-project/sglang "
+                         "00550cd1): KV slots are allocated as a batch runs; admission charges the prompt plus "
+                         "max_new_tokens x new_token_ratio (0.7 decaying to 0.1, scheduler.py) of every running "
+                         "and new request, and a decode batch short of memory retracts requests "
+                         "(scheduler.py retract_decode) that are prefilled again: on demand with retraction (the "
+                         "ratio's reservation is not modelled)"),
     ))
 _TRTLLM = EngineSettings(
     framework="trtllm", max_num_batched_tokens=8192, max_num_seqs=2048, gpu_memory_utilization=0.9,
@@ -302,6 +335,9 @@ _TRTLLM = EngineSettings(
         ("batch_wait_max_tokens_ratio", "source: tensorrt_llm/llmapi/llm_args.py "
                                         "TorchLlmArgs.batch_wait_max_tokens_ratio (default 0.0: off; "
                                         "NVIDIA/TensorRT-LLM 9521caf4)"),
+        ("kv_admission", "source: tensorrt_llm/llmapi/llm_args.py SchedulerConfig.capacity_scheduler_policy (default "
+                         "CapacitySchedulerPolicy.GUARANTEED_NO_EVICT: a request is scheduled only when the KV cache "
+                         "can hold it to its max tokens; no eviction)"),
     ))
 
 _DEFAULTS = {"vllm": _VLLM, "sglang": _SGLANG, "trtllm": _TRTLLM}

@@ -3,8 +3,16 @@
 Each step the scheduler (vLLM / SGLang / TensorRT-LLM style continuous batching):
 
 1. admits waiting requests first come, first served while fewer than ``max_num_seqs`` run and
-   the KV cache has free blocks for the request's prompt and output (blocks are reserved at
-   admission, as TensorRT-LLM's guaranteed-no-evict policy: no preemption);
+   the KV cache has room, by ``kv_admission`` (:data:`~roofline.serving.settings.KV_ADMISSION`):
+   ``reserve`` (TensorRT-LLM's guaranteed-no-evict policy) admits a request when blocks for its
+   prompt and output are free and reserves them, no preemption; ``on_demand`` (vLLM, SGLang) admits
+   it when blocks for its prompt are free beside the blocks the running sequences take this step,
+   and allocates blocks as tokens are scheduled (a prompt chunk's, a block each ``block_tokens``
+   decoded tokens). When the running sequences' tokens of a step need more blocks than are free, the
+   most recently admitted sequence is preempted (vLLM V1 ``Scheduler.schedule``, ``self.running.pop()``),
+   until they fit, and nothing is admitted in that step: its blocks are freed, it goes to the front of
+   the queue, and once readmitted it prefills its prompt plus the tokens it had generated again,
+   then decodes the rest (its first token and the tokens it delivered stay delivered);
 2. gives every decoding sequence its verify tokens (1, or ``k + 1`` with speculative decoding),
    then fills the rest of the ``max_num_batched_tokens`` budget with prefill chunks, in admission
    order (chunked prefill); a ``prefill_first`` engine (SGLang) instead runs a step of prefill
@@ -23,7 +31,8 @@ then emits ``tokens_per_step`` tokens (1 without speculation). Requests become s
 fixed per-request overhead after they arrive (API server, tokenisation); closed-loop clients send
 the next request when one finishes. Stretches of decode-only steps with nothing to admit are
 evaluated in one go (their times are affine in the growing KV length up to one kink), so the
-cost is per event (admission, finish, arrival), not per step.
+cost is per event (admission, finish, arrival, the step at which on-demand blocks run out: found by
+bisection over the run's steps), not per step.
 """
 
 from __future__ import annotations
@@ -70,6 +79,8 @@ class SimulationTrace:
     steps: int
     #: time spent in steps (the busy time without idle gaps waiting for arrivals), seconds
     stepping_s: float = 0.0
+    #: sequences preempted for KV-cache blocks (``on_demand`` admission; 0 with ``reserve``)
+    preemptions: int = 0
 
 
 def _repeat(weights: list[tuple[float, int]]) -> np.ndarray:
@@ -78,6 +89,45 @@ def _repeat(weights: list[tuple[float, int]]) -> np.ndarray:
         return np.zeros(0)
     values, counts = zip(*weights)
     return np.repeat(np.array(values, dtype=float), np.array(counts, dtype=np.int64))
+
+
+def _blocks(tokens: np.ndarray | float, block: int) -> np.ndarray:
+    """KV-cache blocks of ``block`` tokens that hold ``tokens`` tokens (broadcasts)."""
+    return np.ceil(np.asarray(tokens, dtype=float) / block)
+
+
+def _run_fits(base_tokens: np.ndarray, step_tokens: float, block: int, blocks: float, steps: int) -> int:
+    """How many of ``steps`` decode steps can allocate their blocks: the largest k <= ``steps`` with
+    ``sum(ceil((base + (k - 1) step_tokens) / block)) <= blocks`` (the total only grows with k), by
+    bisection; ``base_tokens``: each sequence's tokens after the first step, ``blocks``: what the
+    sequences may hold together. At least 1 (the first step was checked)."""
+    def fits(k: int) -> bool:
+        return float(_blocks(base_tokens + (k - 1) * step_tokens, block).sum()) <= blocks
+
+    if fits(steps):
+        return steps
+    lo, hi = 1, steps  # fits(lo), not fits(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def _prompt_blocks(r: int, kv: np.ndarray, pre_left: np.ndarray, block: int) -> float:
+    """Blocks waiting request ``r`` needs for its prompt (or recompute) to be admitted on demand."""
+    return float(np.ceil((kv[r] + pre_left[r]) / block))
+
+
+def _step_blocks(idx: np.ndarray, kv: np.ndarray, pre_left: np.ndarray, owned: np.ndarray, verify: int,
+                 block: int) -> float:
+    """Blocks the running requests ``idx`` take beyond those they hold in their next step: a
+    decoding one's verify tokens, a prefilling one's whole remaining prompt (admission keeps room
+    for it, where vLLM keeps room for the chunk it schedules)."""
+    if not len(idx):
+        return 0.0
+    left = pre_left[idx]
+    want = _blocks(kv[idx] + np.where(left > 0, left, verify), block)
+    return float(np.maximum(want - owned[idx], 0.0).sum())
 
 
 def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings, kv_capacity_tokens: float, *,
@@ -126,6 +176,16 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     prefill_first = settings.prefill_first
     max_seqs = settings.max_num_seqs
     free_blocks = total_blocks
+    # on-demand allocation (vLLM, SGLang): the blocks each request holds, what it prefills when
+    # (re)admitted (its prompt less cache hits, plus the tokens it generated before a preemption) and
+    # the decode tokens left when that prefill ends
+    on_demand = settings.kv_admission == "on_demand"
+    owned = np.zeros(n)
+    restart = prefill.copy()
+    resume_left = output - 1.0
+    preempted_step = False  # a preemption in this step: vLLM admits nothing until the next one
+    preemptions = 0
+    head_fits = False
     wait_iters, wait_ratio = settings.batch_wait_timeout_iters, settings.batch_wait_max_tokens_ratio
     batch_waiting = batch_wait_holds_any(settings.batch_wait_iters_applied, wait_ratio)
     held = 0  # TensorRT-LLM's batch_wait_iters_count
@@ -155,7 +215,26 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             waiting.append(nxt)
             nxt += 1
         n_run = len(idx)
-        if waiting and n_run < max_seqs and need[waiting[0]] <= free_blocks:
+        if on_demand:
+            spare = 0.0
+            head_fits = bool(waiting) and n_run < max_seqs
+            if head_fits:
+                spare = free_blocks - _step_blocks(idx, kv, pre_left, owned, verify, block)
+                head_fits = _prompt_blocks(waiting[0], kv, pre_left, block) <= spare
+            if head_fits and not preempted_step:
+                admitted = []
+                while waiting and n_run + len(admitted) < max_seqs:
+                    b = _prompt_blocks(waiting[0], kv, pre_left, block)
+                    if b > spare:
+                        break
+                    spare -= b
+                    admitted.append(waiting.popleft())
+                idx = np.concatenate([idx, np.array(admitted, dtype=np.int64)])
+                n_prefilling += len(admitted)  # each has a prompt (or a recompute) to prefill
+                n_run = len(idx)
+                head_fits = bool(waiting) and n_run < max_seqs and _prompt_blocks(waiting[0], kv, pre_left,
+                                                                                   block) <= spare
+        elif waiting and n_run < max_seqs and need[waiting[0]] <= free_blocks:
             admitted = []
             while waiting and n_run + len(admitted) < max_seqs and need[waiting[0]] <= free_blocks:
                 r = waiting.popleft()
@@ -196,12 +275,41 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 hold_steps, chunks = wait_iters - held, []
             else:
                 held = 0
-        blocked = not waiting or n_run >= max_seqs or need[waiting[0]] > free_blocks
+        if on_demand:
+            # the blocks this step's tokens need; short of them, the newest sequence is preempted
+            chunk_r = np.array([r for r, _, _ in chunks], dtype=np.int64)
+            want = _blocks(np.concatenate([kv[dec] + verify, kv[chunk_r] + np.array([c for _, c, _ in chunks])]),
+                           block)
+            take = np.concatenate([dec, chunk_r])
+            grow = np.maximum(want - owned[take], 0.0)
+            if float(grow.sum()) > free_blocks:
+                r = int(idx[-1])
+                idx = idx[:-1]
+                free_blocks += float(owned[r])
+                owned[r] = 0.0
+                if pre_left[r] > 0:
+                    n_prefilling -= 1
+                else:  # decoding: its prompt and the tokens it delivered are prefilled again
+                    restart[r] = prefill[r] + output[r] - out_left[r]
+                    resume_left[r] = out_left[r] - 1.0
+                    out_left[r] = np.inf
+                pre_left[r] = restart[r]
+                kv[r] = prompt[r] - prefill[r]
+                waiting.appendleft(r)
+                preemptions += 1
+                preempted_step = True
+                continue
+            preempted_step = False
+            blocked = not head_fits
+        else:
+            blocked = not waiting or n_run >= max_seqs or need[waiting[0]] > free_blocks
         if not chunks and blocked:
             # a run of decode-only steps up to the next finish (or arrival; or the end of a batch wait:
             # the scheduled tokens change only when a request arrives or finishes, which ends the run)
             k = int(np.ceil(float(out_left[dec].min()) / tps - 1e-9)) if n_dec else 1
             k = max(min(k, hold_steps) if hold_steps else k, 1)
+            if on_demand and n_dec:  # the run ends at the step whose blocks are not free
+                k = _run_fits(kv[dec] + verify, tps, block, free_blocks + float(owned[dec].sum()), k)
             j = np.arange(k, dtype=float)
             kv_j = kv_dec + j * n_dec * tps
             key = (n_dec * verify, n_dec)
@@ -232,10 +340,17 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 stall = 0.0
             itl_s.extend(times.tolist())
             itl_w.append((float(n_dec), k))
+            if on_demand and n_dec:
+                last = np.maximum(_blocks(kv[dec] + verify + (k - 1) * tps, block), owned[dec])
+                free_blocks -= float((last - owned[dec]).sum())
+                owned[dec] = last
             if n_dec:
                 out_left[dec] -= k * tps
                 kv[dec] += k * tps
         else:
+            if on_demand:
+                free_blocks -= float(grow.sum())
+                owned[take] = np.maximum(want, owned[take])
             pairs = ctx = chunk_tokens = 0.0
             sampled = n_dec
             for r, c, left in chunks:
@@ -272,9 +387,10 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 kv[r] += c
                 if pre_left[r] <= 0:
                     n_prefilling -= 1
-                    first[r] = t
-                    clock_first[r] = (clock_dec, clock_pre, clock_steps, clock_seqs)
-                    out_left[r] = output[r] - 1
+                    if first[r] != first[r]:  # NaN: its first token (a recompute's was delivered before)
+                        first[r] = t
+                        clock_first[r] = (clock_dec, clock_pre, clock_steps, clock_seqs)
+                    out_left[r] = resume_left[r]
         # finished requests leave and free their blocks; closed-loop clients send the next one
         finished = out_left[idx] <= 1e-9  # a mask: a list scan cost 37% of a run
         leaving = idx[finished.nonzero()[0]].tolist()
@@ -282,7 +398,11 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             for r in leaving:
                 finish[r] = t
                 clock_finish[r] = (clock_dec, clock_pre, clock_steps, clock_seqs)
-                free_blocks += need[r]
+                if on_demand:
+                    free_blocks += float(owned[r])
+                    owned[r] = 0.0
+                else:
+                    free_blocks += need[r]
                 done += 1
                 if concurrency is not None and released < n:
                     arrival[released] = t
@@ -298,4 +418,4 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         clock_arrival=clock_arrival, clock_first=clock_first, clock_finish=clock_finish,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
         mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps,
-        stepping_s=stepping)
+        stepping_s=stepping, preemptions=preemptions)

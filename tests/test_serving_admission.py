@@ -1,0 +1,156 @@
+"""KV admission per framework: blocks reserved at admission (TensorRT-LLM) or allocated on demand
+with recompute preemption (vLLM, SGLang), in the event simulator and the analytic model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from roofline.exceptions import SpecError
+from roofline.serving import engine_defaults, simulate, steady_state
+from roofline.serving.settings import KV_ADMISSION, EngineSettings
+from roofline.serving.step_cost import ScalarStepCost
+from roofline.serving.workload import Requests
+
+
+def _linear_cost() -> ScalarStepCost:
+    """A step costs 1 ms + 1 us per token (no attention, no head), for hand calculations."""
+    return ScalarStepCost([1.0, 10_000.0], [1e-3 + 1e-6, 1e-3 + 1e-2], [0.0, 0.0], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _requests(prompt: list[int], output: list[int]) -> Requests:
+    n = len(prompt)
+    return Requests(np.full(n, np.nan), np.array(prompt), np.array(output), np.array(prompt))
+
+
+def test_each_framework_has_its_sourced_policy():
+    assert engine_defaults("trtllm").kv_admission == "reserve"
+    assert engine_defaults("vllm").kv_admission == "on_demand"
+    assert engine_defaults("sglang").kv_admission == "on_demand"
+    for fw in ("vllm", "sglang", "trtllm"):
+        assert dict(engine_defaults(fw).sources)["kv_admission"].startswith("source: ")
+    assert EngineSettings().kv_admission == "reserve"  # a hand-built engine keeps the former behaviour
+    assert engine_defaults("vllm").with_overrides(kv_admission="reserve").kv_admission == "reserve"
+
+
+def test_an_unknown_policy_is_one_line_listing_the_allowed():
+    with pytest.raises(SpecError) as e:
+        EngineSettings(kv_admission="lazy")
+    assert str(e.value) == "engine: kv_admission: 'lazy' is not allowed; choose one of reserve, on_demand"
+    assert set(KV_ADMISSION) == {"reserve", "on_demand"}
+
+
+def test_decode_growth_preempts_the_newest_request_by_hand():
+    # KV cache of 5 blocks of 16 tokens; closed loop c = 2 of two requests, prompts 20, outputs 30;
+    # a step costs 1 ms + 1 us per token.
+    # reserve: each needs ceil(50 / 16) = 4 blocks, so one runs at a time: r0 prefills (1.020 ms)
+    # and decodes 29 steps (1.001 ms each): ends at 30.049 ms; r1 then gets its first token at
+    # 31.069 ms and ends at 60.098 ms.
+    # on demand: both prompts fit (2 blocks each, 4 of 5): one prefill step of 40 tokens (1.040 ms),
+    # then both decode while 2 blocks (32 tokens) hold them: decode step j writes token 21 + j, so
+    # 12 steps (2 tokens, 1.002 ms each): 13.064 ms, 13 tokens delivered each. Step 13 needs a third
+    # block for both (6 > 5): r1, the newest, is preempted (its 2 blocks freed; 3 free, it needs
+    # ceil((20 + 13) / 16) = 3 for its recompute beside r0's next block: it waits). r0 decodes its
+    # last 17 tokens alone (1.001 ms each): ends at 30.081 ms. r1 prefills 20 + 13 tokens
+    # (1.033 ms: 31.114 ms, its 14th token) and decodes 16 more: ends at 47.130 ms; its first token
+    # stays at 1.040 ms.
+    req = _requests([20, 20], [30, 30])
+    base = engine_defaults("vllm").with_overrides(max_num_seqs=2)
+    reserve = simulate(req, _linear_cost(), base.with_overrides(kv_admission="reserve"), 80, concurrency=2)
+    assert reserve.first_token_s * 1e3 == pytest.approx([1.020, 31.069])
+    assert reserve.finish_s * 1e3 == pytest.approx([30.049, 60.098])
+    assert reserve.preemptions == 0
+    tr = simulate(req, _linear_cost(), base, 80, concurrency=2)
+    assert tr.first_token_s * 1e3 == pytest.approx([1.040, 1.040])
+    assert tr.finish_s * 1e3 == pytest.approx([30.081, 47.130])
+    assert tr.preemptions == 1
+    assert tr.steps == 1 + 12 + 17 + 1 + 16
+
+
+def test_a_prompt_waits_for_its_blocks_beside_the_running_steps():
+    # 4 blocks of 16; prompts of 40 tokens (3 blocks): the second is admitted only when the first
+    # finishes (3 + 3 > 4). The first: prefill 1.040 ms, 2 decode steps of 1.001 ms: ends at
+    # 3.042 ms; the second: first token 4.082 ms, end 6.084 ms
+    req = _requests([40, 40], [3, 3])
+    tr = simulate(req, _linear_cost(), engine_defaults("vllm"), 64, concurrency=2)
+    assert tr.first_token_s * 1e3 == pytest.approx([1.040, 4.082])
+    assert tr.finish_s * 1e3 == pytest.approx([3.042, 6.084])
+    assert tr.preemptions == 0
+
+
+_lengths = st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lengths=_lengths, c=st.integers(1, 6), framework=st.sampled_from(["vllm", "sglang"]),
+       block=st.sampled_from([1, 16]))
+def test_with_room_for_every_request_both_policies_are_identical(lengths, c, framework, block):
+    # KV cache for every request's prompt + output at once: on-demand allocation never runs out,
+    # so its schedule is the reservation's, to the last bit
+    prompt, output = map(list, zip(*lengths))
+    req = _requests(prompt, output)
+    s = engine_defaults(framework).with_overrides(block_tokens=block, max_num_batched_tokens=256)
+    cap = float(block * sum(math.ceil((p + o) / block) for p, o in lengths))
+    a = simulate(req, _linear_cost(), s.with_overrides(kv_admission="reserve"), cap, concurrency=c)
+    b = simulate(req, _linear_cost(), s.with_overrides(kv_admission="on_demand"), cap, concurrency=c)
+    for name in ("arrival_s", "first_token_s", "finish_s", "itl_s", "itl_weight", "clock_first", "clock_finish"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert (a.steps, a.mean_running, a.mean_kv_tokens, b.preemptions) == (b.steps, b.mean_running,
+                                                                         b.mean_kv_tokens, 0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lengths=_lengths, c=st.integers(1, 8), framework=st.sampled_from(["vllm", "sglang"]),
+       policy=st.sampled_from(["reserve", "on_demand"]), spare_blocks=st.integers(0, 20))
+def test_little_law_and_reserve_never_preempts(lengths, c, framework, policy, spare_blocks):
+    # a KV cache barely above the longest request: the closed loop's requests are in the system
+    # (running or queued, preempted ones too) from arrival to finish, so the time-average count
+    # x the busy time is the sum of their e2e latencies; reservation never preempts
+    prompt, output = map(list, zip(*lengths))
+    req = _requests(prompt, output)
+    s = engine_defaults(framework).with_overrides(max_num_batched_tokens=256, kv_admission=policy)
+    need = max(math.ceil((p + o) / s.block_tokens) for p, o in lengths)
+    tr = simulate(req, _linear_cost(), s, float((need + spare_blocks) * s.block_tokens), concurrency=c)
+    assert np.isfinite(tr.finish_s).all() and (tr.first_token_s <= tr.finish_s).all()
+    in_system = (tr.mean_running + tr.mean_waiting) * tr.busy_s
+    assert in_system == pytest.approx(float((tr.finish_s - tr.arrival_s).sum()), rel=1e-9)
+    if policy == "reserve":
+        assert tr.preemptions == 0
+
+
+def test_clocks_give_any_scales_with_preemptions():
+    # the schedule (admissions, preemptions) depends on token and block counts only, so one run's
+    # engine clocks still give the times of any fitted scales (the serving fit relies on it)
+    rng = np.random.default_rng(3)
+    req = _requests(list(rng.integers(50, 400, 60)), list(rng.integers(50, 400, 60)))
+    s = engine_defaults("vllm").with_overrides(max_num_batched_tokens=512)
+    unit = simulate(req, _linear_cost(), s, 1600, concurrency=12)
+    assert unit.preemptions > 0
+    x = np.array([1.1, 1.7, 2e-3, 30e-6])
+    scaled = simulate(req, _linear_cost(), s, 1600, concurrency=12, decode_scale=1.1, prefill_scale=1.7,
+                      step_overhead_s=2e-3, seq_overhead_s=30e-6)
+    assert scaled.preemptions == unit.preemptions
+    assert ((unit.clock_first - unit.clock_arrival) @ x) == pytest.approx(scaled.first_token_s - scaled.arrival_s)
+    assert ((unit.clock_finish - unit.clock_arrival) @ x) == pytest.approx(scaled.finish_s - scaled.arrival_s)
+
+
+def test_analytic_sequences_per_kv_cache_follow_the_policy():
+    # 1,000 + 1,000 tokens, blocks of 16, 150,400 tokens of KV cache: reserving, a sequence holds
+    # 2,000 tokens (75 fit); on demand its prompt and half its output, ceil(1,500 / 16) x 16 =
+    # 1,504 (100 fit); the lock-step loop counts whole requests either way (75)
+    import roofline
+    from roofline.serving import ServingSetup
+
+    setup = ServingSetup(roofline.load_model("llama-3.1-8b"), roofline.load_hardware("h100-sxm"),
+                         roofline.Workload.with_dtype("bf16"), roofline.Parallelism(tp=1), engine_defaults("vllm"))
+    kw = dict(prompt=1000, output=1000, prefill=1000, kv_capacity_tokens=150_400, max_num_batched_tokens=8192,
+              max_num_seqs=1024, block_tokens=16, concurrency=np.array([512.0]))
+    cost = setup.step_cost()
+    assert steady_state(cost, kv_reserve=True, **kw)["max_running"][0] == 75
+    assert steady_state(cost, kv_reserve=False, **kw)["max_running"][0] == 100
+    assert steady_state(cost, kv_reserve=np.array([True, False]), **kw)["max_running"].tolist() == [75, 100]
+    assert steady_state(cost, kv_reserve=False, lockstep=True, **kw)["max_running"][0] == 75
