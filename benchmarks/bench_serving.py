@@ -1,5 +1,5 @@
-"""Speed of the serving stage: the event simulator (1,000 requests of 1k/1k at concurrency 64)
-and the analytic steady-state model (configurations per second in one process), staggered and in
+"""Speed of the serving stage: the event simulator (1,000 requests of 1k/1k at concurrency 64;
+a KV-limited case, reserving and allocating on demand) and the analytic steady-state model (configurations per second in one process), staggered and in
 lock-step (a closed loop of identical lengths, :mod:`roofline.serving.lockstep`).
 
 Run: ``python benchmarks/bench_serving.py``.
@@ -41,6 +41,18 @@ def main() -> None:
     t2 = time.perf_counter()
     simulate(req, scalar, setup.settings, cap, concurrency=64)
     print(f"simulator, same with lengths uniform in 900-1100: {time.perf_counter() - t2:.3f} s")
+    # where the KV cache is the limit: Llama-3.1-70B fp8 (KV cache bf16) on one B200 holds ~307k
+    # tokens, 33 requests of 1k + 8k; vLLM allocates on demand and preempts (AIConfigurator's row)
+    kv_limited = ServingSetup(roofline.load_model("llama-3.1-70b"), roofline.load_hardware("b200"),
+                              roofline.Workload.with_dtype("fp8", kv_dtype="bf16"), roofline.Parallelism(tp=1),
+                              engine_defaults("vllm"))
+    req = make_requests(ServingWorkload(Lengths(1024), Lengths(8192), concurrency=64, num_requests=640))
+    scalar_kv, cap_kv = kv_limited.step_cost().scalar(), kv_limited.kv_capacity_tokens()
+    for policy in ("reserve", "on_demand"):
+        t2 = time.perf_counter()
+        tr = simulate(req, scalar_kv, kv_limited.settings.with_overrides(kv_admission=policy), cap_kv, concurrency=64)
+        print(f"simulator, KV-limited (70B on a B200, 640 requests 1k/8k at concurrency 64), {policy}: "
+              f"{time.perf_counter() - t2:.3f} s ({tr.steps} steps, {tr.preemptions} preemptions)")
     n = 1_000_000
     rng = np.random.default_rng(0)
     c = rng.integers(1, 1024, n).astype(float)

@@ -144,7 +144,8 @@ def _assert_analytic_matches_simulator(setup: ServingSetup, c: int, isl: int, os
                      max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                      block_tokens=s.block_tokens, concurrency=c, prefill_first=s.prefill_first,
                      batch_wait_timeout_iters=s.batch_wait_timeout_iters,
-                     batch_wait_max_tokens_ratio=s.batch_wait_max_tokens_ratio)
+                     batch_wait_max_tokens_ratio=s.batch_wait_max_tokens_ratio,
+                     kv_reserve=s.kv_admission == "reserve")
     assert a["tpot_s"][0] == pytest.approx(tpot, rel=0.05)
     # ITL (a decoding sequence's gap between tokens, across the prefill steps it waits through with
     # a prefill-first engine) and the mean engine step (for power) agree too

@@ -154,3 +154,102 @@ def test_analytic_sequences_per_kv_cache_follow_the_policy():
     assert steady_state(cost, kv_reserve=False, **kw)["max_running"][0] == 100
     assert steady_state(cost, kv_reserve=np.array([True, False]), **kw)["max_running"].tolist() == [75, 100]
     assert steady_state(cost, kv_reserve=False, lockstep=True, **kw)["max_running"][0] == 75
+
+
+@pytest.mark.parametrize("framework, first_sum_s, finish_sum_s, steps", [
+    ("trtllm", 238.634361, 255.24093700000003, 6517), ("vllm", 236.818759, 253.426366, 6446),
+    ("sglang", 233.67596599999996, 250.39717599999994, 6367)])
+def test_reserve_is_the_former_simulator_to_the_bit(framework, first_sum_s, finish_sum_s, steps):
+    # 80 requests of 50-400 + 50-400 tokens at c = 12 in a KV cache of 1,600 tokens (KV-limited):
+    # the sums of first-token and finish times the simulator gave before on-demand admission existed
+    # (main at 566f4d6), exactly
+    rng = np.random.default_rng(11)
+    p, o = rng.integers(50, 400, 80), rng.integers(50, 400, 80)
+    req = Requests(np.full(80, np.nan), p, o, p)
+    s = engine_defaults(framework).with_overrides(max_num_batched_tokens=512, kv_admission="reserve")
+    tr = simulate(req, _linear_cost(), s, 1600, concurrency=12)
+    assert (float(tr.first_token_s.sum()), float(tr.finish_s.sum()), tr.steps) == (first_sum_s, finish_sum_s, steps)
+
+
+@pytest.mark.parametrize("policy", ["reserve", "on_demand"])
+def test_analytic_matches_simulator_where_the_kv_cache_is_the_limit(policy):
+    # Llama-3.1-8B fp8 on an H100, c = 512 of 2048 / 1024 (+-10%): about 1.04M tokens of KV cache
+    # hold 337 whole requests, 404 at prompt + half the output: the rest queue. Reserving, the
+    # analytic model is the simulator's steady state (TTFT 16.9 s, TPOT within 1%). On demand the
+    # running batch agrees (404 against 401), but the simulator preempts (3,310 times over 10,240
+    # requests) and recomputes, which the analytic model leaves out: its TPOT is 12% below the
+    # simulator's (the preempted requests' recompute and wait lengthen theirs) and its TTFT 18% above
+    import roofline
+    from roofline.serving import Lengths, ServingSetup, ServingWorkload, make_requests
+
+    setup = ServingSetup(roofline.load_model("llama-3.1-8b"), roofline.load_hardware("h100-sxm"),
+                         roofline.Workload.with_dtype("fp8"), roofline.Parallelism(tp=1),
+                         engine_defaults("vllm").with_overrides(kv_admission=policy))
+    cost, cap, s = setup.step_cost(), setup.kv_capacity_tokens(), setup.settings
+    c, n = 512, 20 * 512
+    w = ServingWorkload(Lengths(1843, 2252), Lengths(921, 1126), concurrency=c, num_requests=n)
+    tr = simulate(make_requests(w), cost.scalar(), s, cap, concurrency=c)
+    mid = np.argsort(tr.finish_s)[n // 4: 3 * n // 4]
+    ttft = np.mean((tr.first_token_s - tr.arrival_s)[mid])
+    tpot = np.mean(((tr.finish_s - tr.first_token_s) / (tr.output - 1))[mid])
+    a = steady_state(cost, prompt=2048, output=1024, prefill=2048, kv_capacity_tokens=cap,
+                     max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
+                     block_tokens=s.block_tokens, concurrency=c, kv_reserve=policy == "reserve")
+    assert a["mean_batch"][0] == pytest.approx(tr.mean_running, rel=0.02)
+    assert a["mean_batch"][0] == (337 if policy == "reserve" else 404)
+    if policy == "reserve":
+        assert tr.preemptions == 0
+        assert a["tpot_s"][0] == pytest.approx(tpot, rel=0.02)
+        assert a["ttft_s"][0] == pytest.approx(ttft, rel=0.05)
+    else:
+        assert tr.preemptions > 0
+        assert 0.8 < a["tpot_s"][0] / tpot < 0.95 and 1.05 < a["ttft_s"][0] / ttft < 1.35
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--kv-admission", "lazy"], "engine: kv_admission: 'lazy' is not allowed; choose one of reserve, on_demand"),
+    (["--kv-admission", "reserve", "--disagg"], "--kv-admission: not supported with disaggregated pools"),
+])
+def test_serve_cli_refuses_a_bad_kv_admission(capsys, args, needle):
+    from roofline.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--concurrency", "4", *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_serve_simulate_reports_preemptions_where_the_kv_cache_is_full(capsys):
+    # Llama-3.1-70B fp8 with a bf16 KV cache on one B200 (~307k tokens) at c = 64 of 1k + 8k: vLLM's
+    # on-demand blocks run out and it preempts; reserving, the requests queue instead
+    import json
+
+    from roofline.cli.main import main
+
+    def run(*extra: str) -> dict:
+        with pytest.raises(SystemExit) as e:
+            main(["serve", "-m", "llama-3.1-70b", "-H", "b200", "--dtype", "fp8", "--kv-dtype", "bf16", "--isl", "1024",
+                  "--osl", "8192", "--concurrency", "64", "--num-requests", "128", "--simulate", "--json", *extra])
+        assert e.value.code in (0, None)
+        return json.loads(capsys.readouterr().out)
+
+    vllm, reserve = run(), run("--kv-admission", "reserve")
+    assert vllm["summary"]["engine"]["kv_admission"] == "on_demand"
+    assert reserve["summary"]["engine"]["sources"]["kv_admission"] == "user"
+    assert vllm["rows"][0]["preemptions"] > 0 and reserve["rows"][0]["preemptions"] == 0
+    assert "preemptions" in vllm["definitions"]
+    # more sequences run at once on demand: the first tokens come sooner
+    assert vllm["rows"][0]["mean_batch"] > 1.3 * reserve["rows"][0]["mean_batch"]
+    assert vllm["rows"][0]["ttft_ms"] < 0.5 * reserve["rows"][0]["ttft_ms"]
+
+
+def test_sweep_serving_block_takes_kv_admission():
+    from roofline.serving.columns import parse_serving_block
+
+    block = parse_serving_block({"framework": "trtllm", "kv_admission": "on_demand"}, "s.yaml")
+    assert block.settings.kv_admission == "on_demand"
+    assert parse_serving_block({"framework": "trtllm"}, "s.yaml").settings.kv_admission == "reserve"
+    with pytest.raises(SpecError, match=r"^s.yaml: serving.kv_admission: 'x' is not allowed; choose one of "
+                                        r"reserve, on_demand$"):
+        parse_serving_block({"kv_admission": "x"}, "s.yaml")

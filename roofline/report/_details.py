@@ -16,6 +16,7 @@ from roofline.plots import KIND_LABELS as PLOT_KIND_LABELS
 from roofline.predict import predict
 from roofline.registry import SCENARIO, override_arguments, scenario_names
 from roofline.serving.columns import length_range
+from roofline.serving.settings import engine_defaults
 from roofline.timing import SWEEPABLE
 from roofline.workload import PrefetchSettings
 
@@ -221,6 +222,7 @@ def serve_command(row: Mapping[str, Any], settings: PointSettings) -> str | None
     parts.append(f"--max-num-seqs {s.max_num_seqs}")
     parts += [f"--gpu-memory-utilization {s.gpu_memory_utilization:g}"] if s.gpu_memory_utilization is not None else []
     parts += [f"--attention-dp {s.attention_dp}"] if s.attention_dp != 1 else []
+    parts += [f"--kv-admission {s.kv_admission}"] if s.kv_admission != engine_defaults(s.framework).kv_admission else []
     parts += [f"--prefix-hit {block.prefix_hit:g}"] if block.prefix_hit else []
     parts += [f"--slo-ttft-ms {v:g}" if name == "ttft" else f"--slo-tpot-ms {v:g}"
               for name, v in (("ttft", block.slo_ttft_ms), ("tpot", block.slo_tpot_ms)) if v is not None]

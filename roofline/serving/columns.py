@@ -52,7 +52,7 @@ from roofline.serving.disagg_columns import DisaggBlock, disagg_columns, parse_d
 from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import DATASHEET, load_overheads
 from roofline.serving.serve import benchmark_requests
-from roofline.serving.settings import FRAMEWORKS, EngineSettings, engine_defaults
+from roofline.serving.settings import FRAMEWORKS, KV_ADMISSION, EngineSettings, engine_defaults
 from roofline.serving.step_cost import build_step_cost, engine_token_grid
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
@@ -114,13 +114,16 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
             raise SpecError(f"{where}.{key}: must be {kind}{f' <= {upper}' if upper else ''}, got {v!r}")
         return v
 
+    admission = data.get("kv_admission")
+    if admission is not None and admission not in KV_ADMISSION:
+        raise SpecError(f"{where}.kv_admission: {admission!r} is not allowed; choose one of {', '.join(KV_ADMISSION)}")
     settings = engine_defaults(fw).with_overrides(
         max_num_batched_tokens=number("max_num_batched_tokens", True), max_num_seqs=number("max_num_seqs", True),
         gpu_memory_utilization=number("gpu_memory_utilization", upper=1.0),
         attention_dp=number("attention_dp", True),
         batch_wait_timeout_iters=number("batch_wait_timeout_iters", True),
         batch_wait_max_tokens_ratio=number("batch_wait_max_tokens_ratio", upper=1.0),
-        kv_admission=data.get("kv_admission"))
+        kv_admission=admission)
     hit = data.get("prefix_hit", 0.0)
     if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
         raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")
