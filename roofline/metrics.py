@@ -238,6 +238,10 @@ _DECLARED = (
                                 "(the prefill instances' is not counted)"),)),
     Metric("mean_batch", "requests", "max", "running requests (requests)", "batch",
            "time-averaged number of running requests (prefilling or decoding)", "serve"),
+    Metric("preemptions", "sequences", "min", "preemptions (sequences)", "preempted",
+           "sequences preempted for KV-cache blocks over the run (event simulator, on-demand admission: their "
+           "blocks freed, queued first and prefilled again with the tokens they had generated; 0 with reserve "
+           "admission); the analytic model has no such column", "serve", fmt=",.0f"),
     Metric("slo_attainment", "fraction", "max", "SLO attainment (fraction)", "SLO met",
            "share of requests that meet the SLO (analytic model: 1 or 0 from the means)", "serve"),
     Metric("saturated", "", "min", "saturated", "",

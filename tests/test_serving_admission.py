@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from roofline.exceptions import SpecError
 from roofline.serving import engine_defaults, simulate, steady_state
-from roofline.serving.settings import KV_ADMISSION, EngineSettings
+from roofline.serving.settings import KV_ADMISSION, EngineSettings, SpeculativeDecoding
 from roofline.serving.step_cost import ScalarStepCost
 from roofline.serving.workload import Requests
 
@@ -105,14 +105,16 @@ def test_with_room_for_every_request_both_policies_are_identical(lengths, c, fra
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lengths=_lengths, c=st.integers(1, 8), framework=st.sampled_from(["vllm", "sglang"]),
-       policy=st.sampled_from(["reserve", "on_demand"]), spare_blocks=st.integers(0, 20))
-def test_little_law_and_reserve_never_preempts(lengths, c, framework, policy, spare_blocks):
+       policy=st.sampled_from(["reserve", "on_demand"]), spare_blocks=st.integers(0, 20), draft=st.sampled_from([0, 3]))
+def test_little_law_and_reserve_never_preempts(lengths, c, framework, policy, spare_blocks, draft):
     # a KV cache barely above the longest request: the closed loop's requests are in the system
     # (running or queued, preempted ones too) from arrival to finish, so the time-average count
-    # x the busy time is the sum of their e2e latencies; reservation never preempts
+    # x the busy time is the sum of their e2e latencies; reservation never preempts (with
+    # speculative decoding too, whose verify tokens may run past a request's last block)
     prompt, output = map(list, zip(*lengths))
     req = _requests(prompt, output)
-    s = engine_defaults(framework).with_overrides(max_num_batched_tokens=256, kv_admission=policy)
+    s = engine_defaults(framework).with_overrides(max_num_batched_tokens=256, kv_admission=policy,
+                                                  speculative=SpeculativeDecoding(draft, 0.6))
     need = max(math.ceil((p + o) / s.block_tokens) for p, o in lengths)
     tr = simulate(req, _linear_cost(), s, float((need + spare_blocks) * s.block_tokens), concurrency=c)
     assert np.isfinite(tr.finish_s).all() and (tr.first_token_s <= tr.finish_s).all()

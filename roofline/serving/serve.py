@@ -14,6 +14,7 @@ from roofline.economics import basis_text
 from roofline.exceptions import SpecError
 from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
+from roofline.metrics import definition
 from roofline.model import ModelSpec, load_model
 from roofline.registry import check_flags, check_overrides
 from roofline.serving.analytic import ANALYTIC_NOTE, steady_state
@@ -33,9 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ServingSetup", "ServeResult", "serve", "SLO_SEARCH_MAX_CONCURRENCY", "benchmark_requests"]
 
-#: What the event simulator's ``preemptions`` column counts.
-PREEMPTIONS_NOTE = ("sequences preempted for KV-cache blocks over the run (on-demand admission: freed, queued "
-                    "first and prefilled again with the tokens they had generated; 0 with reserve admission)")
 #: Largest concurrency the SLO search tries (analytic model, every integer up to it).
 SLO_SEARCH_MAX_CONCURRENCY = 4096
 _STAT_KEYS = ("ttft", "tpot", "itl", "e2e")
@@ -404,7 +402,7 @@ def serve(
     definitions = dict(DEFINITIONS) | {"evaluator": evaluator} | dict(SERVING_ECONOMIC_METRICS) | {
         "cost_basis": basis_text(params.basis)}
     if simulate_events or trace is not None:
-        definitions["preemptions"] = PREEMPTIONS_NOTE
+        definitions["preemptions"] = definition("preemptions", "serve")
     summary: dict[str, Any] = {
         "model": m.name, "hardware": hw.name, "devices": setup.devices, "tp": tp, "pp": pp, "ep": ep,
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",

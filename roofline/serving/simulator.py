@@ -96,13 +96,15 @@ def _blocks(tokens: np.ndarray | float, block: int) -> np.ndarray:
     return np.ceil(np.asarray(tokens, dtype=float) / block)
 
 
-def _run_fits(base_tokens: np.ndarray, step_tokens: float, block: int, blocks: float, steps: int) -> int:
+def _run_fits(base_tokens: np.ndarray, step_tokens: float, limit_tokens: np.ndarray, block: int, blocks: float,
+              steps: int) -> int:
     """How many of ``steps`` decode steps can allocate their blocks: the largest k <= ``steps`` with
-    ``sum(ceil((base + (k - 1) step_tokens) / block)) <= blocks`` (the total only grows with k), by
-    bisection; ``base_tokens``: each sequence's tokens after the first step, ``blocks``: what the
-    sequences may hold together. At least 1 (the first step was checked)."""
+    ``sum(ceil(min(base + (k - 1) step_tokens, limit) / block)) <= blocks`` (the total only grows
+    with k), by bisection; ``base_tokens``: each sequence's tokens after the first step,
+    ``limit_tokens``: its prompt + output (no sequence holds more), ``blocks``: what the sequences
+    may hold together. At least 1 (the first step was checked)."""
     def fits(k: int) -> bool:
-        return float(_blocks(base_tokens + (k - 1) * step_tokens, block).sum()) <= blocks
+        return float(_blocks(np.minimum(base_tokens + (k - 1) * step_tokens, limit_tokens), block).sum()) <= blocks
 
     if fits(steps):
         return steps
@@ -181,6 +183,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     # the decode tokens left when that prefill ends
     on_demand = settings.kv_admission == "on_demand"
     owned = np.zeros(n)
+    total_tokens = prompt + output
     restart = prefill.copy()
     resume_left = output - 1.0
     preempted_step = False  # a preemption in this step: vLLM admits nothing until the next one
@@ -278,9 +281,11 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         if on_demand:
             # the blocks this step's tokens need; short of them, the newest sequence is preempted
             chunk_r = np.array([r for r, _, _ in chunks], dtype=np.int64)
-            want = _blocks(np.concatenate([kv[dec] + verify, kv[chunk_r] + np.array([c for _, c, _ in chunks])]),
-                           block)
             take = np.concatenate([dec, chunk_r])
+            # (a speculative step's verify tokens beyond the request's end take no block: at most
+            # its prompt + output, which alone always fit)
+            want = _blocks(np.minimum(np.concatenate([kv[dec] + verify, kv[chunk_r] + np.array([c for _, c, _ in chunks])]),
+                                      total_tokens[take]), block)
             grow = np.maximum(want - owned[take], 0.0)
             if float(grow.sum()) > free_blocks:
                 r = int(idx[-1])
@@ -309,7 +314,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             k = int(np.ceil(float(out_left[dec].min()) / tps - 1e-9)) if n_dec else 1
             k = max(min(k, hold_steps) if hold_steps else k, 1)
             if on_demand and n_dec:  # the run ends at the step whose blocks are not free
-                k = _run_fits(kv[dec] + verify, tps, block, free_blocks + float(owned[dec].sum()), k)
+                k = _run_fits(kv[dec] + verify, tps, total_tokens[dec], block, free_blocks + float(owned[dec].sum()), k)
             j = np.arange(k, dtype=float)
             kv_j = kv_dec + j * n_dec * tps
             key = (n_dec * verify, n_dec)
@@ -341,7 +346,8 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             itl_s.extend(times.tolist())
             itl_w.append((float(n_dec), k))
             if on_demand and n_dec:
-                last = np.maximum(_blocks(kv[dec] + verify + (k - 1) * tps, block), owned[dec])
+                last = np.maximum(_blocks(np.minimum(kv[dec] + verify + (k - 1) * tps, total_tokens[dec]), block),
+                                  owned[dec])
                 free_blocks -= float((last - owned[dec]).sum())
                 owned[dec] = last
             if n_dec:
