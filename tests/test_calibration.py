@@ -80,6 +80,7 @@ def test_train_and_held_out_rows_are_disjoint_and_reported_apart():
     train = r.cases["train"].to_numpy()
     assert train.any() and (~train).any()
     assert r.profile["provenance"]["train_rows"] == train.sum()
+    assert r.profile["provenance"]["blas"].split()[0] in ("openblas", "mkl", "blis", "accelerate", "flexiblas")
     assert r.profile["provenance"]["held_out_rows"] == (~train).sum()
     assert r.summary("held_out")["n_calibrated"].sum() == (~train).sum()
     assert r.summary("train")["n_calibrated"].sum() == train.sum()

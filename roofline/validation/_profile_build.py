@@ -28,6 +28,16 @@ def round_values(x: Any) -> Any:
     return x
 
 
+def blas_kernel() -> str:
+    """The BLAS library, version and CPU kernel numpy runs on: the optimizer's path follows it,
+    so the last digits of parameters the data fixes only in sum do too (docs/validation.md)."""
+    from threadpoolctl import threadpool_info
+
+    libs = [f"{i['internal_api']} {i['version']} {i.get('architecture') or ''}".strip()
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(libs) or "unknown"
+
+
 def build_profile(spec: HardwareSpec, params: dict[str, Any], mine: pd.DataFrame, split: str,
                   stages: list[str]) -> dict[str, Any]:
     """The profile mapping of ``spec`` fitted to ``params`` on the ``train`` rows of ``mine``."""
@@ -58,6 +68,7 @@ def build_profile(spec: HardwareSpec, params: dict[str, Any], mine: pd.DataFrame
             "method": "scipy.optimize.least_squares on log(predicted/measured), soft-L1 loss, "
                       "each dataset weighted equally; errors below are on the held-out rows only "
                       "unless marked train",
+            "blas": blas_kernel(),
         },
     }
     profile.update(round_values(params.get("overrides", {})))
