@@ -153,7 +153,7 @@ def _assert_lockstep_matches_simulator(scenario: tuple[ServingSetup, StepCost, f
                      block_tokens=s.block_tokens, concurrency=c, step_overhead_s=over.step_overhead_s,
                      request_overhead_s=over.request_overhead_s, decode_scale=over.decode_scale,
                      prefill_scale=over.prefill_scale, seq_overhead_s=over.seq_overhead_s,
-                     prefill_first=s.prefill_first, lockstep=True)
+                     prefill_first=s.prefill_first, lockstep=True, kv_reserve=True)
     # steady state: the middle half of the requests by finish time, as the staggered tests measure
     mid = np.argsort(tr.finish_s)[n // 4: 3 * n // 4]
     blocks = math.ceil((isl + osl) / s.block_tokens)
@@ -200,7 +200,8 @@ def test_the_grid_splits_cohorts_and_caps_the_batch_by_kv():
     _, cost, cap = scenario
     assert 30 <= cap // 9216 < 64
     a = steady_state(cost, prompt=8192, output=1024, prefill=8192, kv_capacity_tokens=cap,
-                     max_num_batched_tokens=8192, max_num_seqs=1024, block_tokens=16, concurrency=64, lockstep=True)
+                     max_num_batched_tokens=8192, max_num_seqs=1024, block_tokens=16, concurrency=64, lockstep=True,
+                     kv_reserve=True)
     assert a["max_running"][0] == cap // 9216 and a["mean_batch"][0] == cap // 9216
     errors = _assert_lockstep_matches_simulator(scenario, 64, 8192, 1024)
     assert abs(errors["ttft_s"]) < 0.05  # the queue's wait (Little's law) dominates TTFT here
@@ -230,8 +231,10 @@ def test_prefill_bound_configurations_fall_back_to_the_staggered_model():
     _, cost, cap = _scenario("llama-3.1-8b", "h100-sxm", 1, "vllm", True)
     kw = dict(prompt=8192, output=2, prefill=8192, kv_capacity_tokens=cap, max_num_batched_tokens=8192,
               max_num_seqs=1024, block_tokens=16, concurrency=np.array([1.0, 256.0]))
-    both = steady_state(cost, lockstep=True, **kw)
-    staggered = steady_state(cost, **kw)
+    # (without preemption: 256 whole requests exceed the KV cache, where on demand preempts and the
+    # lock-step model hands every such row to the staggered one, prefill-bound or not)
+    both = steady_state(cost, lockstep=True, preemption=False, **kw)
+    staggered = steady_state(cost, preemption=False, **kw)
     assert both["ttft_s"][1] == staggered["ttft_s"][1]
     assert both["ttft_s"][0] != staggered["ttft_s"][0]
     assert all(np.isfinite(v).all() for v in both.values())

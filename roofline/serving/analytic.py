@@ -30,9 +30,20 @@ the two kinds of step are costed apart and averaged with weights ``1 - f`` and `
   ``C - c`` others wait (Little's law: wait = ``(C - c) / throughput``); a sequence takes its
   prompt and output in the KV cache where the engine reserves blocks at admission
   (``kv_reserve``, TensorRT-LLM), its prompt and half its output on average where it allocates
-  them as tokens come (vLLM, SGLang; the preemptions near the limit are not modelled: the event
-  simulator has them); the lock-step loop counts whole requests for either (its cohorts grow
+  them as tokens come (vLLM, SGLang); the lock-step loop counts whole requests (its cohorts grow
   together to their prompt and output);
+- on demand where the ``C`` clients' whole requests do not fit the KV cache, the engine preempts
+  the newest request when blocks run out and prefills its prompt and generated tokens again
+  (:func:`_kv_preemption`, :func:`_preempting`): a closed form whose conservation laws are derived
+  (the running set's KV is ``n (p + o / 2)`` whatever the preemptions; far above the knee every
+  token of growth is paid by a preemption, ``o - 1`` tokens recomputed a request) and whose
+  transition near the knee (the running count, the share of growth preempted, the preempted
+  requests waiting at the head of the queue, whose wait is in their TPOT and not a newcomer's
+  TTFT) is a law read off the event simulator in dimensionless terms. A lock-step loop there
+  does not stay in lock-step (its cohorts grow into the preemptions and stagger): such rows
+  (on demand, ``C`` whole requests beyond the cache) take the staggered model, with the law for
+  identical lengths. Where every whole request fits, nothing changes (to the bit). Open loops
+  keep the model without preemption (the simulator has them near the sustainable rate);
 - open loop at rate ``R``: ``c`` solves ``c = R * lifetime(c)`` (fixed point); above the rate
   the replica can sustain the result is saturated (TTFT unbounded: reported as null).
 
@@ -101,7 +112,8 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
              step_overhead_s: np.ndarray, decode_scale: np.ndarray | float = 1.0,
              prefill_scale: np.ndarray | float = 1.0, seq_overhead_s: np.ndarray | float = 0.0,
              prefill_first: np.ndarray | float = 0.0, closed: bool = True,
-             wait_iters: np.ndarray | float = 0.0, wait_tokens: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+             wait_iters: np.ndarray | float = 0.0, wait_tokens: np.ndarray | float = 0.0,
+             recompute: np.ndarray | float = 0.0, recompute_len: np.ndarray | float = 1.0) -> dict[str, np.ndarray]:
     """Step times and lifetimes with ``c`` requests running (all arrays broadcast to (n,)).
 
     ``prefill_first`` (1 for SGLang-style engines): steps carrying prefill chunks carry no decode
@@ -109,10 +121,16 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     carrying the other requests' prefill chunks. ``closed``: a closed loop of ``c`` requests (a
     request sees ``c - 1`` others), else Poisson arrivals (it sees ``c`` others on average).
     ``wait_iters``, ``wait_tokens``: TensorRT-LLM's batch waiting, its timeout (steps) and token
-    threshold (ratio x budget; :func:`_batch_wait_steps`), 0: off."""
+    threshold (ratio x budget; :func:`_batch_wait_steps`), 0: off. ``recompute``: tokens a request
+    prefills again after preemptions (on-demand KV cache, :func:`_kv_preemption`), in pieces of
+    ``recompute_len``; they take prefill steps of its lifetime after its first token, as its prompt's
+    chunks do before it (0: none, the model without preemption to the bit)."""
     d = decode_steps(output, tps)
+    pieces = np.asarray(recompute, dtype=float) / np.asarray(recompute_len, dtype=float)  # recomputes a request
+    work = prefill + recompute  # prefill tokens a request puts through the engine
     mixed = 1.0 - np.asarray(prefill_first, dtype=float)  # 1: decode tokens share the prefill steps
     n_p = np.ones_like(c)
+    n_r = np.zeros_like(c)  # steps of a request's recomputes
     f = np.zeros_like(c)
     # a request waits through, or decodes alongside, the other running requests' prefill chunks
     # only (its own precede its decode steps): c - 1 others of c in closed loop; with Poisson
@@ -124,10 +142,10 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
 
     def schedule(n_p: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, ...]:
         d_eff = d / (1.0 - (1.0 - mixed) * f * others)
-        b = c * d_eff / (n_p + hold + d_eff)
+        b = c * d_eff / (n_p + n_r + hold + d_eff)
         # the budget left for a prompt's chunk: the decode tokens of the OTHER running requests (its
         # own decode starts after its prefill: at c = 1 an 8,192-token prompt is one chunk of 8,192)
-        return d_eff, b, c / (n_p + hold + d_eff), np.maximum(budget - mixed * b * others * verify, 1.0)
+        return d_eff, b, c / (n_p + n_r + hold + d_eff), np.maximum(budget - mixed * b * others * verify, 1.0)
 
     def batch_wait(lam: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # only a prompt that finds others decoding waits: in closed loop at c > 1 (the others decode
@@ -142,14 +160,15 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
         # expected in the same step, lambda (c - 1) / c (arrivals independent of each other;
         # none at c = 1, where counting lambda made DeepSeek-V3's mean step 8% short on 2 GH200)
         # (batch waiting releases its held prompts together: ``group`` of them share the steps)
-        per_step = np.minimum(prefill / n_p * np.maximum(1.0 + lam * others, group), avail)
-        return np.clip(lam * prefill / per_step, 1e-12, np.where(mixed > 0, 1.0, 0.99))
+        per_step = np.minimum(work / (n_p + n_r) * np.maximum(1.0 + lam * others, group), avail)
+        return np.clip(lam * work / per_step, 1e-12, np.where(mixed > 0, 1.0, 0.99))
 
     # B, n_p (and with prefill-first steps f) depend on each other: a few rounds settle them
     waits = bool(np.any(mixed < 1.0))
     for _ in range(4 if waits else 3):
         d_eff, b, lam, avail = schedule(n_p, f)
         n_p = np.maximum(1.0, np.ceil(prefill / avail - 1e-9))
+        n_r = pieces * np.maximum(1.0, np.ceil(recompute_len / avail - 1e-9))
         if waits:
             f = prefill_share(n_p, *schedule(n_p, f)[2:])
     for _ in range(6 if waits_batch else 0):  # the hold lengthens a lifetime, which thins the arrivals
@@ -158,16 +177,18 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     d_eff, b, lam, avail = schedule(n_p, f)
     f = prefill_share(n_p, lam, avail)
     cached = prompt - prefill
-    pairs = prefill * cached + prefill * (prefill + 1) / 2
-    ctx = n_p * cached + (n_p - 1) * prefill / 2
+    # a recompute of L tokens in n chunks: L (L + 1) / 2 attention pairs, (n - 1) L / 2 context reads
+    n_len = np.maximum(1.0, np.ceil(recompute_len / avail - 1e-9))
+    pairs = prefill * cached + prefill * (prefill + 1) / 2 + pieces * recompute_len * (recompute_len + 1) / 2
+    ctx = n_p * cached + (n_p - 1) * prefill / 2 + pieces * (n_len - 1) * recompute_len / 2
     zero = np.zeros_like(c)
 
     def steps_s(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # a decode-only step and a step with prefill chunks, ``b`` sequences decoding
         kv, t0 = b * (prompt + output / 2.0), b * verify
         base = cost.step_s(hw, t0, b, kv, b, zero, zero, zero)
-        with_prefill = cost.step_s(hw, mixed * t0 + lam * prefill / f, mixed * b + lam / f, mixed * kv, mixed * b,
-                                   lam * pairs / f, lam * ctx / f, lam * prefill / f)
+        with_prefill = cost.step_s(hw, mixed * t0 + lam * work / f, mixed * b + lam * (1.0 + pieces) / f, mixed * kv,
+                                   mixed * b, lam * pairs / f, lam * ctx / f, lam * work / f)
         step0 = decode_scale * base + step_overhead_s + seq_overhead_s * c
         return step0, step0 - (1.0 - mixed) * decode_scale * base + prefill_scale * (with_prefill - mixed * base)
 
@@ -185,7 +206,68 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     hold_s = hold * step0
     return {"decode_steps": d_eff, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
             "decode_step_s": dec_step, "token_gap_s": gap, "prefill_step_s": step1, "batch_wait_s": hold_s,
-            "lifetime_s": hold_s + n_p * step1 + d_eff * dec_step}
+            "recompute_steps": n_r, "lifetime_s": hold_s + (n_p + n_r) * step1 + d_eff * dec_step}
+
+
+#: The on-demand preemption law (:func:`_kv_preemption`), read off the event simulator
+#: (roofline.serving.simulator, ``kv_admission = "on_demand"``) on Llama-3.1-8B / 70B, H100 / H200 / B200,
+#: vLLM and SGLang, 1k/8k, 2k/4k, 1k/2k, 4k/2k and 8k/1k, lengths identical or +-20%, concurrency 0.6-4x the knee,
+#: where it is the same in these dimensionless terms to within a few hundredths:
+#: the share of the decode growth paid by preempting falls linearly from 1 at ``x = 0.15`` to 0 at ``x = 0.8``
+_PREEMPT_ALL_X, _PREEMPT_NONE_X = 0.15, 0.8
+#: the running count's smooth minimum of C and the knee sharpens with ``(p + o / 2) / o`` (the KV a sequence
+#: holds over the growth it adds), by this factor (identical lengths stay in cohorts: softer)
+_KNEE_SHARPNESS = {True: 6.9, False: 9.9}
+#: the share of the queue that are preempted requests (started, waiting to be readmitted), below the cap
+_STACK_SHARE = {True: 0.65, False: 0.5}
+#: the cap, preempted requests waiting per sequence of the knee, against output / prompt (interpolated in log)
+_STACK_OUT_PER_PROMPT = np.log([1 / 8, 1 / 2, 2, 8])
+_STACK_CAP = {True: np.array([0.02, 0.11, 0.41, 0.87]), False: np.array([0.002, 0.015, 0.115, 0.37])}
+
+
+def _kv_preemption(load: np.ndarray, cap: np.ndarray, prompt: np.ndarray, output: np.ndarray, block: np.ndarray,
+                   max_seqs: np.ndarray, coherent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Running sequences, share of the decode growth paid by preempting, and preempted requests
+    waiting, of a closed loop of ``load`` clients on an engine that allocates KV blocks on demand
+    and preempts the newest request when they run out (vLLM V1 ``Scheduler.schedule``; SGLang's
+    retraction), where the KV cache cannot hold every client's whole request (arrays (n,)).
+
+    What is derived: a decoding sequence holds on average its prompt and half its output, so the
+    cache holds ``n_fit = cap / (p + o / 2)`` of them (the knee); each token of a request's output is
+    generated once (a preemption keeps the tokens delivered), so the time-averaged KV of the running
+    set is ``n_running (p + o / 2)`` whatever the preemptions, and the running count tends to
+    ``n_fit``. Admission is greedy (a request is admitted when its prompt fits beside this step's
+    tokens): the space a finishing request frees is filled at once, and the growth of the others is
+    then paid by preempting: where the queue always holds a request, every token of growth is, and a
+    request is prefilled again ``o - 1`` tokens over its life (the simulator: 0.97-1.0 of it).
+
+    What is read off the simulator (module constants above): with ``x = (cap / C - p) / o`` the
+    share of its output each client's request has room for (``x >= 1``: every whole request fits,
+    no preemption, the model without this law), the share ``phi`` of the growth paid by preempting
+    (recomputed tokens ``phi (o - 1)`` a request); the running count, a smooth minimum of ``C`` and
+    ``n_fit`` (the greedy admission and the preempted requests at the head of the queue leave blocks
+    free near the knee); and the preempted requests waiting at the front of the queue (their wait is
+    in their TPOT, not a newcomer's TTFT): a share of the queue, up to a cap that grows with
+    ``o / p`` (more prompts fit the space a finishing request frees, more are admitted, started and
+    preempted) and is larger for identical lengths (``coherent``: the requests grow in cohorts that
+    fill the cache together)."""
+    coherent = np.asarray(coherent, dtype=bool)
+    per_seq = np.ceil((prompt + output / 2) / block) * block
+    n_fit = cap / per_seq
+    clients = np.minimum(load, max_seqs)
+    room = (cap / clients - prompt) / output
+    sharp = np.where(coherent, _KNEE_SHARPNESS[True], _KNEE_SHARPNESS[False]) * per_seq / output
+    # C (1 + (C / n_fit)^n)^(-1/n), in logs (n is large for long prompts)
+    smooth = clients * np.exp(-np.logaddexp(0.0, sharp * np.log(clients / n_fit)) / sharp)
+    ramp = np.clip((1.0 - room) / 0.2, 0.0, 1.0)  # none of it where whole requests fit: continuous there
+    running = clients - ramp * (clients - smooth)
+    share = np.clip((_PREEMPT_NONE_X - room) / (_PREEMPT_NONE_X - _PREEMPT_ALL_X), 0.0, 1.0)
+    ratio = np.log(output / np.maximum(prompt, 1.0))
+    cap_share = np.where(coherent, np.interp(ratio, _STACK_OUT_PER_PROMPT, _STACK_CAP[True]),
+                         np.interp(ratio, _STACK_OUT_PER_PROMPT, _STACK_CAP[False]))
+    queue_share = np.where(coherent, _STACK_SHARE[True], _STACK_SHARE[False])
+    stack = np.minimum(queue_share * (load - running), cap_share * n_fit)
+    return running, share, stack
 
 
 def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
@@ -205,13 +287,57 @@ def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.nda
     return np.minimum(c / np.asarray(requests, dtype=float), 1.0) * np.maximum(waves - 1, 0.0) / 2 * full
 
 
+def _preempting(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                prefill: np.ndarray, cap: np.ndarray, budget: np.ndarray, max_seqs: np.ndarray, block: np.ndarray,
+                verify: np.ndarray, tps: np.ndarray, s_step: np.ndarray, s_req: np.ndarray, k_d: np.ndarray,
+                k_p: np.ndarray, s_seq: np.ndarray, pf: np.ndarray, w_it: np.ndarray, w_tok: np.ndarray,
+                burst_requests: np.ndarray | None, coherent: np.ndarray) -> dict[str, np.ndarray]:
+    """The closed loop on an on-demand KV cache that cannot hold every client's whole request
+    (arrays (n,)): :func:`_kv_preemption`'s running count, recomputes and preempted requests.
+
+    The running set lives as in :func:`_running`, each request prefilling ``phi (o - 1)`` tokens
+    again over its life (in recomputes of ``p + o / 4``, the simulator's mean between ``p + o / 7``
+    far above the knee and ``p + o / 2`` near it), which lengthens the lifetime and the steps.
+    Little's law over the loop: the ``C - running`` waiting requests wait ``(C - running) / rate``
+    in all; the preempted ones among them (``stack``) wait inside their requests' decode span (TPOT),
+    the others before their first token (TTFT)."""
+    running, share, stack = _kv_preemption(load, cap, prompt, output, block, max_seqs, coherent)
+    recompute = share * np.maximum(output - 1.0, 0.0)
+    run = _running(cost, hw, running, prompt, output, prefill, budget, verify, tps, s_step, k_d, k_p, s_seq, pf,
+                   wait_iters=w_it, wait_tokens=w_tok, recompute=recompute, recompute_len=prompt + output / 4)
+    rate = running / run["lifetime_s"]
+    step_end = np.where((s_req > 0) & (running > 1), 0.5 * run["mean_step_s"], 0.0)
+    first = run["prefill_steps"] * run["prefill_step_s"]
+    ttft = s_req + step_end + (load - running - stack) / rate + run["batch_wait_s"] + first
+    if burst_requests is not None:
+        ttft = ttft + _burst_wait_s(cost, hw, running, prefill, budget, s_step, burst_requests, k_p)
+    span = run["lifetime_s"] - run["batch_wait_s"] - first + stack / rate  # first token to last
+    rps = load / (ttft + span)  # Little's law over the whole loop
+    tpot = np.where(output > 1, span / np.maximum(output - 1, 1), 0.0)
+    n_p = run["prefill_steps"]
+    kv_tokens = rps * (n_p * run["prefill_step_s"] * (prompt - prefill + prefill * (n_p + 1) / (2 * n_p))
+                       + (span - stack / rate) * (prompt + output / 2))
+    c_max = np.maximum(np.minimum(max_seqs, np.floor(cap / (np.ceil((prompt + output / 2) / block) * block))), 1.0)
+    return {
+        "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["token_gap_s"], "mean_step_s": run["mean_step_s"],
+        "e2e_s": ttft + span, "throughput_rps": rps, "throughput_tok_s": rps * output,
+        "kv_utilization": np.minimum(kv_tokens / cap, 1.0), "mean_batch": running,
+        "max_running": c_max, "saturated": np.zeros(len(load), dtype=bool),
+    }
+
+
 def _lockstep(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarray, output: np.ndarray,
               prefill: np.ndarray, cap: np.ndarray, budget: np.ndarray, max_seqs: np.ndarray, block: np.ndarray,
               verify: np.ndarray, tps: np.ndarray, s_step: np.ndarray, s_req: np.ndarray, k_d: np.ndarray,
               k_p: np.ndarray, s_seq: np.ndarray, pf: np.ndarray,
-              burst_requests: np.ndarray | float | None, w_it: np.ndarray, w_ratio: np.ndarray) -> dict[str, np.ndarray]:
+              burst_requests: np.ndarray | float | None, w_it: np.ndarray, w_ratio: np.ndarray,
+              preempts: np.ndarray) -> dict[str, np.ndarray]:
     """The lock-step closed loop (all arrays (n,)); the staggered one where it has no lock-step
-    (``w_it``, ``w_ratio``: the batch wait's timeout and ratio, which only the staggered rows use)."""
+    (``w_it``, ``w_ratio``: the batch wait's timeout and ratio, which only the staggered rows use):
+    prefill-bound rows, and ``preempts`` (on demand, the clients' whole requests exceed the KV
+    cache): the cohorts grow until the blocks run out, the newest are preempted and recomputed, and
+    the schedule staggers (the simulator: 117 preemptions over 640 requests just above the knee), so
+    the staggered model with its preemption law for identical lengths."""
     res = lockstep_state(
         cost, hw, concurrency=load, prompt=prompt, output=output, prefill=prefill, kv_capacity_tokens=cap,
         max_num_batched_tokens=budget, max_num_seqs=max_seqs, block_tokens=block, verify_tokens=verify,
@@ -230,8 +356,9 @@ def _lockstep(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarr
         res["e2e_s"] = res["e2e_s"] + extra
         res["throughput_rps"] = load / res["e2e_s"]  # Little's law over the whole loop
         res["throughput_tok_s"] = res["throughput_rps"] * output
-    if not valid.all():  # prefill-bound: no decode-only stretch, requests overlap as if staggered
-        i = np.flatnonzero(~valid)
+    stagger = ~valid | preempts  # prefill-bound: no decode-only stretch, requests overlap as if staggered
+    if stagger.any():
+        i = np.flatnonzero(stagger)
         stag = steady_state(cost, prompt=prompt[i], output=output[i], prefill=prefill[i], kv_capacity_tokens=cap[i],
                             max_num_batched_tokens=budget[i], max_num_seqs=max_seqs[i], block_tokens=block[i],
                             concurrency=load[i], verify_tokens=verify[i], tokens_per_step=tps[i],
@@ -239,7 +366,8 @@ def _lockstep(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.ndarr
                             burst_requests=None if burst_requests is None else np.broadcast_to(
                                 np.asarray(burst_requests, dtype=float), load.shape)[i],
                             decode_scale=k_d[i], prefill_scale=k_p[i], seq_overhead_s=s_seq[i], prefill_first=pf[i],
-                            batch_wait_timeout_iters=w_it[i], batch_wait_max_tokens_ratio=w_ratio[i])
+                            batch_wait_timeout_iters=w_it[i], batch_wait_max_tokens_ratio=w_ratio[i],
+                            identical_lengths=True, preemption=preempts[i])
         for key, values in stag.items():
             res[key][i] = values
     return res
@@ -257,7 +385,9 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                  prefill_first: np.ndarray | bool = False,
                  batch_wait_timeout_iters: np.ndarray | float = 0.0,
                  batch_wait_max_tokens_ratio: np.ndarray | float = 0.0,
-                 kv_reserve: np.ndarray | bool = False) -> dict[str, np.ndarray]:
+                 kv_reserve: np.ndarray | bool = False,
+                 identical_lengths: np.ndarray | bool = False,
+                 preemption: np.ndarray | bool = True) -> dict[str, np.ndarray]:
     """Mean serving metrics of n configurations at once (every argument broadcasts to (n,)).
 
     ``hw_row`` picks the row of ``cost`` (its hardware configuration) for each configuration
@@ -275,7 +405,11 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     together, so the next arrives with nothing decoding and is not held; groups that arrive while
     an earlier one decodes would be held and merge, which the schedule leaves out). ``kv_reserve``:
     the engine reserves a request's prompt + output blocks at admission (``kv_admission`` ``reserve``,
-    TensorRT-LLM), else it allocates them on demand (vLLM, SGLang). Times in seconds.
+    TensorRT-LLM), else it allocates them on demand (vLLM, SGLang) and, in closed loop where the
+    clients' whole requests exceed the cache, preempts (:func:`_preempting`; ``preemption=False``:
+    the sequence count alone, the model before the preemption law). ``identical_lengths``: the
+    preemption law for requests of one length (they grow in cohorts; the lock-step path sets it
+    for the rows it hands over), else for a range (read at +-20%). Times in seconds.
     """
     load = concurrency if concurrency is not None else rate_rps
     arrays = np.broadcast_arrays(np.asarray(load, dtype=float), np.asarray(prompt, dtype=float),
@@ -289,9 +423,10 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
                                  np.asarray(seq_overhead_s, dtype=float), np.asarray(prefill_first, dtype=float),
                                  np.asarray(batch_wait_timeout_iters, dtype=float),
                                  np.asarray(batch_wait_max_tokens_ratio, dtype=float),
-                                 np.asarray(kv_reserve, dtype=float))
+                                 np.asarray(kv_reserve, dtype=float), np.asarray(identical_lengths, dtype=float),
+                                 np.asarray(preemption, dtype=float))
     load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq, pf, \
-        w_it, w_ratio, reserve = (np.atleast_1d(a) for a in arrays)
+        w_it, w_ratio, reserve, same, preempt_on = (np.atleast_1d(a) for a in arrays)
     w_tok = w_ratio * budget  # TensorRT-LLM's threshold: ratio x max_num_tokens
     n = len(load)
     if hw_row is None:
@@ -304,9 +439,12 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     c_fit = np.floor(cap / per_seq)
     c_max = np.maximum(np.minimum(max_seqs, c_fit), 1.0)
     saturated = np.zeros(n, dtype=bool)
+    # on demand, where the clients' whole requests do not fit the KV cache, the engine preempts
+    preempts = (reserve <= 0) & (preempt_on > 0) & (
+        np.minimum(load, max_seqs) * np.ceil((prompt + output) / block) * block > cap)
     if concurrency is not None and lockstep:
         return _lockstep(cost, hw, load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step,
-                         s_req, k_d, k_p, s_seq, pf, burst_requests, w_it, w_ratio)
+                         s_req, k_d, k_p, s_seq, pf, burst_requests, w_it, w_ratio, preempts)
     if concurrency is not None:
         c_run = np.minimum(load, c_max)
         run = _running(cost, hw, c_run, prompt, output, prefill, budget, verify, tps, s_step, k_d, k_p, s_seq, pf,
@@ -341,9 +479,19 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     n_p = run["prefill_steps"]
     kv_tokens = rps * (n_p * run["prefill_step_s"] * (prompt - prefill + prefill * (n_p + 1) / (2 * n_p))
                        + run["decode_steps"] * run["decode_step_s"] * (prompt + output / 2))
-    return {
+    res = {
         "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["token_gap_s"], "mean_step_s": run["mean_step_s"], "e2e_s": e2e,
         "throughput_rps": rps, "throughput_tok_s": rps * output,
         "kv_utilization": np.minimum(kv_tokens / cap, 1.0), "mean_batch": c_run,
         "max_running": c_max, "saturated": saturated,
     }
+    if concurrency is not None and preempts.any():
+        i = np.flatnonzero(preempts)
+        sub = _preempting(cost, hw[i], load[i], prompt[i], output[i], prefill[i], cap[i], budget[i], max_seqs[i],
+                          block[i], verify[i], tps[i], s_step[i], s_req[i], k_d[i], k_p[i], s_seq[i], pf[i], w_it[i],
+                          w_tok[i], None if burst_requests is None else np.broadcast_to(
+                              np.asarray(burst_requests, dtype=float), (n,))[i], same[i] > 0)
+        for key, values in sub.items():
+            res[key] = res[key].astype(values.dtype) if res[key].dtype != values.dtype else res[key]
+            res[key][i] = values
+    return res
