@@ -220,7 +220,10 @@ def test_analytic_matches_simulator_where_the_kv_cache_is_the_limit(policy):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--kv-admission", "lazy"], "engine: kv_admission: 'lazy' is not allowed; choose one of reserve, on_demand"),
+    (["--kv-admission", "lazy"], "Invalid value for '--kv-admission': Value error, 'lazy' is not one of 'reserve', "
+                                 "'on_demand'"),
+    (["--kv-admission", "ON_DEMAND"], "Invalid value for '--kv-admission'"),
+    (["--kv-admission", ""], "Invalid value for '--kv-admission'"),
     (["--kv-admission", "reserve", "--disagg"], "--kv-admission: not supported with disaggregated pools"),
 ])
 def test_serve_cli_refuses_a_bad_kv_admission(capsys, args, needle):
@@ -266,3 +269,62 @@ def test_sweep_serving_block_takes_kv_admission():
     with pytest.raises(SpecError, match=r"^s.yaml: serving.kv_admission: 'x' is not allowed; choose one of "
                                         r"reserve, on_demand$"):
         parse_serving_block({"kv_admission": "x"}, "s.yaml")
+
+
+def test_serve_help_lists_the_kv_admission_policies(capsys):
+    # the option was a free string: --help named no choices and a typo's error named the engine
+    # field (engine: kv_admission), not the option the user typed
+    from roofline.cli.serve import KVAdmission
+    from roofline.serving.settings import KV_ADMISSION
+    from tests._run_cli import run_cli
+
+    assert tuple(KVAdmission.__members__) == tuple(KV_ADMISSION)  # the CLI's names are the engine's
+    run = run_cli(capsys, "serve", "--help")
+    assert run.exit_code == 0 and "--kv-admission <reserve|on_demand>" in run.stdout
+
+
+@pytest.mark.parametrize("extra, text", [
+    ((), "KV admission on_demand (vllm's default)"),
+    (("--kv-admission", "reserve"), "KV admission reserve (--kv-admission)"),
+    (("--framework", "trtllm"), "KV admission reserve (trtllm's default)"),
+    (("--simulate", "--num-requests", "100", "--kv-admission", "on_demand", "--framework", "sglang"),
+     "KV admission on_demand (--kv-admission)"),
+])
+def test_serve_table_caption_names_the_kv_admission_that_ran(capsys, extra, text):
+    # the two policies give different numbers where the KV cache is the limit; the table's caption
+    # said neither which one ran nor whether it was the framework's default
+    from tests._run_cli import run_cli
+
+    run = run_cli(capsys, "serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--concurrency", "4", "--input", "256",
+                  "--output", "32", *extra)
+    assert run.exit_code == 0
+    assert text in " ".join(run.stdout.split())  # the caption wraps
+
+
+@pytest.mark.parametrize("value", [["reserve"], {"policy": "reserve"}])
+def test_kv_admission_of_a_wrong_type_is_a_spec_error_not_a_traceback(value):
+    # a YAML list or mapping (kv_admission: [reserve]) reached `value in KV_ADMISSION`, a dict
+    # lookup: TypeError (unhashable) and a traceback from roofline sweep instead of its one-line error
+    from roofline.serving.columns import parse_serving_block
+    from roofline.serving.settings import EngineSettings
+
+    with pytest.raises(SpecError, match=r"^s.yaml: serving.kv_admission: .* is not allowed; choose one of "
+                                        r"reserve, on_demand$"):
+        parse_serving_block({"kv_admission": value}, "s.yaml")
+    with pytest.raises(SpecError, match=r"^engine: kv_admission: .* is not allowed"):
+        EngineSettings(kv_admission=value)
+    with pytest.raises(SpecError, match=r"^engine: kv_memory_rule: .* is not allowed"):
+        EngineSettings(kv_memory_rule=value)
+
+
+@pytest.mark.parametrize("key, value", [("kv_admission", "reserve"), ("batch_wait_timeout_iters", 2),
+                                        ("batch_wait_max_tokens_ratio", 0.5)])
+def test_sweep_serving_block_refuses_engine_keys_disaggregated_pools_ignore(key, value):
+    # serve refuses --kv-admission and --batch-wait-* with --disagg; a sweep's disagg block took them
+    # and ran without them (the pools' model reads neither)
+    from roofline.serving.columns import parse_serving_block
+
+    disagg = {"prefill": "tp=1,count=1", "decode": "tp=1,count=1"}
+    assert parse_serving_block({"disagg": disagg}, "s.yaml").disagg is not None
+    with pytest.raises(SpecError, match=rf"^s.yaml: serving.{key}: not modelled with disaggregated pools"):
+        parse_serving_block({"disagg": disagg, key: value}, "s.yaml")

@@ -31,6 +31,13 @@ app = typer.Typer(no_args_is_help=True)
 Framework = Enum("Framework", {name: name for name in ENGINE_FRAMEWORKS}, type=str)  # type: ignore[misc]
 
 
+# KV admission policies (roofline.serving.settings.KV_ADMISSION, named here to keep the CLI's start-up light;
+# a test checks the two agree): an Enum so that --help lists them and a typo names the option
+class KVAdmission(str, Enum):
+    reserve = "reserve"
+    on_demand = "on_demand"
+
+
 class KVPath(str, Enum):
     auto = "auto"
     intra = "intra"
@@ -78,6 +85,14 @@ COST_COLUMNS = ("system_cost_usd", "goodput_tok_s_per_kusd", "power_w", "energy_
                 "goodput_tok_s_per_tco_kusd")
 
 
+def _admission_text(summary: dict) -> str:
+    """Which KV admission policy ran, and whose choice it was: the numbers differ by policy where
+    the KV cache is the limit, and neither evaluator's caption said which one they came from."""
+    engine = summary["engine"]
+    whose = "--kv-admission" if engine["sources"].get("kv_admission") == "user" else f"{summary['framework']}'s default"
+    return f"KV admission {engine['kv_admission']} ({whose})"
+
+
 @app.command()
 @user_errors
 @hardware_overrides
@@ -113,7 +128,7 @@ def serve(
     batch_wait_tokens_ratio: Annotated[float | None, typer.Option(
         "--batch-wait-tokens-ratio", help="TensorRT-LLM batch_wait_max_tokens_ratio, [0, 1]: held prompts go once "
                                           "their tokens reach it x the token budget (default 0: off).")] = None,
-    kv_admission: Annotated[str | None, typer.Option(
+    kv_admission: Annotated[KVAdmission | None, typer.Option(
         "--kv-admission", help="When a request gets its KV-cache blocks: reserve (prompt + output at admission, "
                                "TensorRT-LLM) or on_demand (as tokens come, preempting the newest request when "
                                "blocks run out: vLLM, SGLang); default: the framework's.")] = None,
@@ -243,7 +258,7 @@ def serve(
                  framework=framework.value, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                  gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
                  batch_wait_timeout_iters=batch_wait_iters, batch_wait_max_tokens_ratio=batch_wait_tokens_ratio,
-                 kv_admission=kv_admission,
+                 kv_admission=kv_admission.value if kv_admission is not None else None,
                  slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
                  prefetch=prefetch, prefetch_weights=prefetch_weights, prefetch_kv=prefetch_kv, seed=seed,
                  cost_params=_cost_parameters(str(getattr(cost_basis, "value", cost_basis))), **(overrides or {}))
@@ -267,8 +282,8 @@ def serve(
         return
     key = next(k for k in metric_names("load") if k in result.rows[0])  # the load of the rows (roofline.metrics)
     s = result.summary
-    caption = (f"{result.definitions['evaluator']}; KV capacity {s['kv_capacity_tokens']:,.0f} tokens; device: "
-               f"{s['hardware_profile']}; overheads: {s['overheads']['source']}")
+    caption = (f"{result.definitions['evaluator']}; {_admission_text(s)}; KV capacity {s['kv_capacity_tokens']:,.0f} "
+               f"tokens; device: {s['hardware_profile']}; overheads: {s['overheads']['source']}")
     if "slo_max_concurrency" in s:
         rate = s["slo_max_rate_rps"]
         caption += (f"; SLO met up to concurrency {s['slo_max_concurrency'] or 'none'}, rate "

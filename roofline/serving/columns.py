@@ -115,7 +115,7 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
         return v
 
     admission = data.get("kv_admission")
-    if admission is not None and admission not in KV_ADMISSION:
+    if admission is not None and (not isinstance(admission, str) or admission not in KV_ADMISSION):
         raise SpecError(f"{where}.kv_admission: {admission!r} is not allowed; choose one of {', '.join(KV_ADMISSION)}")
     settings = engine_defaults(fw).with_overrides(
         max_num_batched_tokens=number("max_num_batched_tokens", True), max_num_seqs=number("max_num_seqs", True),
@@ -133,6 +133,11 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
     disagg = parse_disagg_block(data["disagg"], where) if "disagg" in data else None
     if disagg is not None and settings.attention_dp != 1:
         raise SpecError(f"{where}.attention_dp: not modelled with disaggregated pools (serving.disagg); leave it at 1")
+    # as serve refuses --kv-admission and --batch-wait-* with --disagg: the pools' model reads neither,
+    # and a sweep silently ignoring a key it was given is worse than one refusing it
+    for key in ("kv_admission", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"):
+        if disagg is not None and data.get(key) is not None:
+            raise SpecError(f"{where}.{key}: not modelled with disaggregated pools (serving.disagg); leave it out")
     return ServingBlock(settings, number("concurrency", True) or 64, number("slo_ttft_ms"), number("slo_tpot_ms"),
                         float(hit), disagg, lengths)
 

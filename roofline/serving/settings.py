@@ -221,10 +221,11 @@ class EngineSettings:
             raise SpecError(f"engine: batch_wait_max_tokens_ratio: must be in [0, 1], got {ratio!r}")
         if not isinstance(self.prefill_first, bool):
             raise SpecError(f"engine: prefill_first: must be true or false, got {self.prefill_first!r}")
-        if self.kv_admission not in KV_ADMISSION:
+        # a name, not a list or a mapping (unhashable: the dict lookup would raise TypeError)
+        if not isinstance(self.kv_admission, str) or self.kv_admission not in KV_ADMISSION:
             raise SpecError(f"engine: kv_admission: {self.kv_admission!r} is not allowed; choose one of "
                             f"{', '.join(KV_ADMISSION)}")
-        if self.kv_memory_rule not in KV_MEMORY_RULES:
+        if not isinstance(self.kv_memory_rule, str) or self.kv_memory_rule not in KV_MEMORY_RULES:
             raise SpecError(f"engine: kv_memory_rule: {self.kv_memory_rule!r} is not allowed; choose one of "
                             f"{', '.join(KV_MEMORY_RULES)}")
         u = self.gpu_memory_utilization
