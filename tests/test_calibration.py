@@ -292,3 +292,20 @@ def test_profile_with_an_unknown_serving_key_is_one_error():
     with pytest.raises(SpecError, match=r"serving\.vllm\.prefill_interference: unknown key; allowed: .*decode_scale"):
         _overheads("h100-sxm", {"vllm": {"decode_scale": 1.0, "prefill_interference": 0.9}})
     assert _overheads("h100-sxm", {"vllm": {"decode_scale": 1.2, "train_rows": 10}})["vllm"].decode_scale == 1.2
+
+
+def test_blas_provenance_does_not_depend_on_the_load_order(monkeypatch):
+    # numpy's and scipy's OpenBLAS come in the order they were loaded: the shipped profiles of one
+    # machine recorded the same two kernels in both orders (h100-sxm and b200)
+    import threadpoolctl
+
+    from roofline.validation._profile_build import blas_kernel
+
+    libs = [{"user_api": "blas", "internal_api": "openblas", "version": v, "architecture": "SkylakeX"}
+            for v in ("0.3.31.188.0", "0.3.30")]
+    libs.append({"user_api": "openmp", "internal_api": "openmp", "version": None})
+    kernels = []
+    for order in (libs, libs[::-1], libs + libs[:1]):
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda order=order: order)
+        kernels.append(blas_kernel())
+    assert kernels == ["openblas 0.3.30 SkylakeX, openblas 0.3.31.188.0 SkylakeX"] * 3

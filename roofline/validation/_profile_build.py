@@ -33,9 +33,11 @@ def blas_kernel() -> str:
     so the last digits of parameters the data fixes only in sum do too (docs/validation.md)."""
     from threadpoolctl import threadpool_info
 
-    libs = [f"{i['internal_api']} {i['version']} {i.get('architecture') or ''}".strip()
-            for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(libs) or "unknown"
+    libs = {f"{i['internal_api']} {i['version']} {i.get('architecture') or ''}".strip()
+            for i in threadpool_info() if i.get("user_api") == "blas"}
+    # sorted: threadpool_info lists the libraries in the order they were loaded (numpy's and scipy's
+    # OpenBLAS), which differs between runs, so the same kernels wrote the shipped profiles both ways
+    return ", ".join(sorted(libs)) or "unknown"
 
 
 def build_profile(spec: HardwareSpec, params: dict[str, Any], mine: pd.DataFrame, split: str,
