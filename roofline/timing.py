@@ -319,10 +319,11 @@ def _compute_rate(table: OpTable, hw: HardwareArrays) -> np.ndarray:
 def _peak(hw: HardwareArrays, unit: str) -> np.ndarray:
     key = peak_unit_for(unit, hw.peak_flops)
     if key is None:
-        hint = (" (for weight-only FP4/FP6, keep 16-bit activations: --dtype mxfp4:bf16)"
-                if unit in ("fp4", "fp6") else "")
+        # an operator class's precision (--op-dtype experts=nvfp4) reaches here as well as --dtype's
+        hint = (" (for weight-only FP4/FP6, keep 16-bit activations: --dtype mxfp4:bf16 or --op-dtype "
+                "experts=mxfp4:bf16)" if unit in ("fp4", "fp6") else "")
         raise SpecError(f"the device has no {unit} compute (it supports {', '.join(hw.peak_flops)}); "
-                        f"choose another --dtype{hint}")
+                        f"choose another --dtype or --op-dtype{hint}")
     return hw.peak_flops[key]
 
 

@@ -282,7 +282,10 @@ def test_cli_dtype_options_and_their_bad_input(cli) -> None:  # noqa: F811
     for args, message in ((("--dtype", "fp5"), "dtype weights: 'fp5' is not allowed"),
                           (("--kv-dtype", "fp5"), "kv_dtype: 'fp5' is not allowed"),
                           (("--op-dtype", "experts"), "is not CLASS=DTYPE"),
-                          (("--dtype", "nvfp4"), "no fp4 compute")):
+                          (("--dtype", "nvfp4"), "no fp4 compute"),
+                          # the class's precision, not --dtype's: the error named only --dtype
+                          (("--op-dtype", "mlp=nvfp4"), "no fp4 compute (it supports bf16, fp16, fp8, int8); "
+                                                        "choose another --dtype or --op-dtype")):
         bad = cli("predict", "-m", "llama-3.1-8b", "-H", "h100-sxm", *args)
         assert bad.exit_code == 2
         assert message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -320,6 +323,10 @@ def test_disaggregated_serve_takes_op_dtypes(cli) -> None:  # noqa: F811
     assert mixed.exit_code == 0, mixed.stderr
     best = [json.loads(r.stdout)["summary"]["top_agg"][0]["goodput_tok_s_per_device"] for r in (base, mixed)]
     assert best[1] > best[0]
+    # the search's summary says which precision it ran, as serve's does (it said none)
+    summaries = [json.loads(r.stdout)["summary"] for r in (base, mixed)]
+    assert [s["op_dtypes"] for s in summaries] == [[], [["experts", "nvfp4", "nvfp4"]]]
+    assert [(s["dtype"], s["kv_dtype"], s["kv_admission"]) for s in summaries] == [("bf16", "bf16", "on_demand")] * 2
 
 
 def test_sweep_file_op_dtypes() -> None:

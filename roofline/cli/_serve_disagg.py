@@ -144,8 +144,9 @@ def run_search(opts: DisaggOptions, hardware: str, json_out: bool, *, model: str
     mean = [float(sum(v) / 2) if isinstance(v, tuple) else float(v) for v in (input_len, output_len)]
     prefill_hw = _devices(opts.prefill_hardware, hardware, "--prefill-hardware", datasheet)
     decode_hw = _devices(opts.decode_hardware, opts.prefill_hardware or hardware, "--decode-hardware", datasheet)
+    w = Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, lm_head_dtype=lm_head_dtype)
     problem = SizingProblem(
-        m, Workload.for_model(m, dtype, kv_dtype=kv_dtype, op_dtypes=op_dtypes, lm_head_dtype=lm_head_dtype), settings,
+        m, w, settings,
         DATASHEET if datasheet else load_overheads(framework), mean[0], mean[1], prefill_hw, decode_hw,
         max_devices=opts.max_devices, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
         objective=opts.objective.replace("-", "_"), cost_basis=opts.cost_basis, kv_path=opts.kv_path,
@@ -153,7 +154,12 @@ def run_search(opts: DisaggOptions, hardware: str, json_out: bool, *, model: str
     result = size_disagg(problem)
     objective = ("goodput tok/s per device" if problem.objective == "per_device"
                  else f"goodput tok/s per 1000 USD ({opts.cost_basis})")
+    # the precision the search ran (as serve's summary has it: --dtype, --kv-dtype and --op-dtype change
+    # the answer) and the aggregated rows' KV admission (the framework's: --kv-admission is refused here)
     summary = {"model": m.name, "input_len": mean[0], "output_len": mean[1], "framework": framework,
+               "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype
+               else f"{w.weight_dtype}:{w.activation_dtype}",
+               "kv_dtype": w.kv, "op_dtypes": [list(c) for c in w.op_dtypes], "kv_admission": settings.kv_admission,
                "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms, "max_devices": opts.max_devices,
                "objective": objective, "top_disagg": result.disagg_rows[:10], "top_agg": result.agg_rows[:10]}
     if json_out:
