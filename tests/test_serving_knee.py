@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,3 +199,11 @@ def test_summary_and_kinds_count_by_hand() -> None:
     kinds = knee_classes(own)
     assert kinds.loc[("inferencex", "other"), "exact"] == 1
     assert kinds.loc[("inferencex", "transient (back at the next concurrency)"), "missed"] == 1
+
+
+def test_readme_names_the_scripts_that_regenerate_the_serving_docs():
+    # docs/serving.md's knee section was reachable only from docs/serving.md: the README's serving
+    # paragraph named the validation script beside it and not this one
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for script in ("serving_validation.py", "serving_knee.py"):
+        assert f"`python benchmarks/{script} OUT`" in readme
