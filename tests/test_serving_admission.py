@@ -328,3 +328,19 @@ def test_sweep_serving_block_refuses_engine_keys_disaggregated_pools_ignore(key,
     assert parse_serving_block({"disagg": disagg}, "s.yaml").disagg is not None
     with pytest.raises(SpecError, match=rf"^s.yaml: serving.{key}: not modelled with disaggregated pools"):
         parse_serving_block({"disagg": disagg, key: value}, "s.yaml")
+
+
+def test_serve_report_lists_the_simulators_preemptions(tmp_path, capsys, monkeypatch):
+    # serve --simulate printed the count in its caption and JSON, but --report's table of rows left
+    # it out; the analytic rows have no count, and their report no such column
+    from tests._run_cli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    args = ("serve", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--isl", "256", "--osl", "32", "--concurrency", "4",
+            "--num-requests", "100", "--report", "--force")
+    header = '<th title="preemptions (sequences)">preempted</th>'
+    assert run_cli(capsys, *args, "--simulate").exit_code == 0
+    page = (tmp_path / "report.html").read_text()
+    assert header in page
+    assert run_cli(capsys, *args).exit_code == 0
+    assert header not in (tmp_path / "report.html").read_text()

@@ -274,7 +274,9 @@ def serve(
         from roofline.report import write_serving_report
 
         s = result.summary
-        write_serving_report(result.rows, s, result.definitions, report_path, columns=[*COLUMNS, *COST_COLUMNS],
+        # preemptions: the simulator's rows have the count (the table's caption lists it), the analytic ones not
+        write_serving_report(result.rows, s, result.definitions, report_path,
+                             columns=[*COLUMNS, "preemptions", *COST_COLUMNS],
                              title=f"{s['model']} on {s['devices']}x {s['hardware']} ({s['framework']})")
         typer.echo(f"wrote {report_path}", err=True)
     if json_out:
