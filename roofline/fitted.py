@@ -460,7 +460,9 @@ def describe(provenance: Mapping[str, Any]) -> str:
     """One line saying which model a :meth:`FittedModel.provenance` names."""
     name = provenance.get("hardware")
     serving = provenance.get("serving_overheads_framework")  # a sweep's serving: block
-    extra = f"; serving columns: the fitted overheads of {serving}" if serving else ""
+    admission = provenance.get("serving_kv_admission")
+    parts = [f"the fitted overheads of {serving}"] * bool(serving) + [f"KV admission {admission}"] * bool(admission)
+    extra = f"; serving columns: {', '.join(parts)}" if parts else ""
     if provenance.get("model") != "fitted":
         return f"model: datasheet roofline ({name} spec as written, no fitted overheads{extra})"
     profile = provenance.get("device_profile")

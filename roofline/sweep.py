@@ -101,9 +101,12 @@ def model_provenance(spec: SweepSpec) -> dict[str, Any]:
     """Which model predicted each device of the sweep (roofline.fitted: fitted or datasheet, the
     calibrated profile, the overheads file and framework), for summaries and reports."""
     out = {name: fitted_model(name, spec.model_choice).provenance() for name in spec.devices}
-    if spec.serving is not None and not spec.model_choice.datasheet:  # its columns add its framework's overheads
-        for prov in out.values():
+    for prov in out.values() if spec.serving is not None else ():
+        if not spec.model_choice.datasheet:  # its columns add its framework's overheads
             prov["serving_overheads_framework"] = spec.serving.settings.framework
+        # the policy the serving columns ran (the block's kv_admission or the framework's): where the KV
+        # cache is the limit the two give different numbers, and the summary named neither
+        prov["serving_kv_admission"] = spec.serving.settings.kv_admission
     return out
 
 
