@@ -45,7 +45,12 @@ from roofline.metrics import CONSTRAINTS as METRIC_CONSTRAINTS
 from roofline.metrics import METRICS, metric_names
 from roofline.model import load_model
 from roofline.registry import NOT_SWEEPABLE, SCENARIO, scenario_names, sweepable
-from roofline.serving.columns import SERVING_METRICS, ServingBlock, parse_serving_block
+from roofline.serving.columns import (
+    SERVING_KEYS,
+    SERVING_METRICS,
+    ServingBlock,
+    parse_serving_block,
+)
 from roofline.workload import PrefetchSettings, Workload, parse_op_dtypes
 
 __all__ = ["Parameter", "SweepSpec", "load_sweep", "STRUCTURAL", "HARDWARE_PARAMETERS", "BOOLEAN_PARAMETERS",
@@ -184,6 +189,11 @@ def _parameter(name: str, raw: Any, file: str) -> Parameter:
     where = f"{file}: sweep.{printable(name)}"
     if name in NOT_SWEEPABLE:
         raise SpecError(f"{where}: not sweepable: {NOT_SWEEPABLE[name]}")
+    # sweep.kv_admission, sweep.concurrency: the list of every parameter named nothing near it
+    # (framework is a scenario: key as well: left to the list)
+    if name in SERVING_KEYS and name != "framework" and name not in HARDWARE_PARAMETERS and name not in STRUCTURAL:
+        raise SpecError(f"{where}: not sweepable: a key of the serving: block, one value per sweep file "
+                        f"(serving: {{{name}: ...}}; one file per value to compare them)")
     if name not in HARDWARE_PARAMETERS and name not in STRUCTURAL:
         allowed = sorted(HARDWARE_PARAMETERS) + list(STRUCTURAL)
         raise SpecError(f"{where}: unknown parameter{closest(name, allowed)} (allowed: {', '.join(allowed)})")

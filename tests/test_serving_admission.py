@@ -344,3 +344,16 @@ def test_serve_report_lists_the_simulators_preemptions(tmp_path, capsys, monkeyp
     assert header in page
     assert run_cli(capsys, *args).exit_code == 0
     assert header not in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("key", ["kv_admission", "concurrency", "max_num_seqs"])
+def test_a_serving_key_under_sweep_says_where_it_belongs(key):
+    # sweep: {kv_admission: [reserve, on_demand]} answered "unknown parameter" and the list of every
+    # hardware parameter, none of them near it
+    from roofline.sweepfile import sweep_from_dict
+
+    data = {"name": "t", "hardware": "h100-sxm", "model": "llama-3.1-8b", "workload": {"input_len": 64},
+            "sweep": {key: ["reserve", "on_demand"] if key == "kv_admission" else [1, 2]},
+            "serving": {"concurrency": 4}}
+    with pytest.raises(SpecError, match=rf"^t.yaml: sweep.{key}: not sweepable: a key of the serving: block"):
+        sweep_from_dict(data, "t.yaml")

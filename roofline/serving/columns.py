@@ -58,15 +58,16 @@ from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
 
 __all__ = ["ServingBlock", "SERVING_METRICS", "parse_serving_block", "serving_columns", "SLO_CONCURRENCIES",
-           "ServingPoints", "serving_points", "serving_cost_columns", "LENGTHS", "length_range"]
+           "ServingPoints", "serving_points", "serving_cost_columns", "LENGTHS", "length_range", "SERVING_KEYS"]
 
 #: The columns :func:`serving_columns` adds, with their meaning (roofline.metrics, stage serving).
 SERVING_METRICS = descriptions("serving")
 #: Concurrencies tried for ``slo_max_concurrency``: 1, 2, 3, 4, 6, 8, 12, ... 4096.
 SLO_CONCURRENCIES = np.unique(np.concatenate([2 ** np.arange(13), 3 * 2 ** np.arange(11)])).astype(float)
-_KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
-         "gpu_memory_utilization", "attention_dp", "prefix_hit", "lengths", "disagg", "batch_wait_timeout_iters",
-         "batch_wait_max_tokens_ratio", "kv_admission")
+#: The keys a ``serving:`` block takes (one value each per sweep file).
+SERVING_KEYS = ("framework", "concurrency", "slo_ttft_ms", "slo_tpot_ms", "max_num_batched_tokens", "max_num_seqs",
+                "gpu_memory_utilization", "attention_dp", "prefix_hit", "lengths", "disagg",
+                "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio", "kv_admission")
 #: What a serving block's ``lengths`` may say: every request the same, or drawn around the lengths.
 LENGTHS = ("identical", "varied")
 #: ``lengths: varied``: each length uniform within this share of the workload's (the same mean;
@@ -99,7 +100,7 @@ class ServingBlock:
 def parse_serving_block(data: Any, file: str) -> ServingBlock:
     """Check a ``serving:`` block; errors name the file and the key."""
     where = f"{file}: serving"
-    data = keyed_mapping(data, where, _KEYS)
+    data = keyed_mapping(data, where, SERVING_KEYS)
     fw = data.get("framework", "vllm")
     if fw not in FRAMEWORKS:
         raise SpecError(f"{where}.framework: {fw!r} is not allowed; choose one of {', '.join(FRAMEWORKS)}")
