@@ -42,10 +42,16 @@ the two kinds of step are costed apart and averaged with weights ``1 - f`` and `
   TTFT) is a law read off the event simulator in dimensionless terms. A lock-step loop there
   does not stay in lock-step (its cohorts grow into the preemptions and stagger): such rows
   (on demand, ``C`` whole requests beyond the cache) take the staggered model, with the law for
-  identical lengths. Where every whole request fits, nothing changes (to the bit). Open loops
-  keep the model without preemption (the simulator has them near the sustainable rate);
+  identical lengths. Where every whole request fits, nothing changes (to the bit);
 - open loop at rate ``R``: ``c`` solves ``c = R * lifetime(c)`` (fixed point); above the rate
-  the replica can sustain the result is saturated (TTFT unbounded: reported as null).
+  the replica can sustain the result is saturated (TTFT unbounded: reported as null). On demand,
+  where the running set at the knee cannot hold its whole requests (:func:`_open_loop_kv_limit`),
+  Poisson arrivals keep the running requests staggered and the fixed point without preemption
+  stands below that rate (the simulator preempts next to nothing there), but a queue, once a
+  fluctuation forms one, is served by the preempting closed loop far above the knee, whose
+  throughput ``X_far`` is below the running set's at the knee ``R_full``: the sustainable rate is
+  ``X_far + w (R_full - X_far)``, ``w = max(1 - (160 / knee)^2, 0)`` read off the simulator
+  (larger knees fluctuate less, relatively); beyond it the state is that closed loop's.
 
 Percentiles need the distribution, which only the event simulator gives: null here.
 """
@@ -270,6 +276,50 @@ def _kv_preemption(load: np.ndarray, cap: np.ndarray, prompt: np.ndarray, output
     return running, share, stack
 
 
+#: The clients of the closed loop that stands for a saturated open loop on demand: this many times the knee
+#: (the law's running count and throughput are within 1e-4 of their limit from 3x on)
+_FAR_ABOVE_KNEE = 4.0
+#: An open loop on demand sustains ``X_far + w (R_full - X_far)``, ``w = 1 - (K / knee)^2`` (at least 0), read
+#: off the event simulator (:func:`_open_loop_kv_limit`): K in sequences of the knee
+_OPEN_KNEE_SEQS = 160.0
+
+
+def _open_loop_kv_limit(cost: StepCost, hw: np.ndarray, prompt: np.ndarray, output: np.ndarray, prefill: np.ndarray,
+                        cap: np.ndarray, budget: np.ndarray, max_seqs: np.ndarray, block: np.ndarray,
+                        verify: np.ndarray, tps: np.ndarray, s_step: np.ndarray, s_req: np.ndarray, k_d: np.ndarray,
+                        k_p: np.ndarray, s_seq: np.ndarray, pf: np.ndarray, w_it: np.ndarray, w_tok: np.ndarray,
+                        coherent: np.ndarray, full_rate: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The sustainable rate of an open loop (Poisson arrivals) on an on-demand KV cache whose running
+    set, at its limit, cannot hold its whole requests, and the state beyond it (arrays (n,);
+    ``full_rate``: the rate the model without preemption sustains, its running set at the knee).
+
+    Below it the running requests are staggered in age, their KV is ``c (p + o / 2)`` on average and
+    the fixed point ``c = R lifetime(c)`` without preemption stands: the event simulator preempts
+    next to nothing there (Llama-3.1-70B 1k / 8k on 2 H100 at 0.9x: none, TPOT 29.4 against
+    29.5 ms, although the 61 running sequences' whole requests exceed the cache). Once a
+    fluctuation forms a queue, the engine admits until the cache is full and serves it as a closed
+    loop far above the knee: every token of growth paid by preempting the newest request (vLLM V1
+    ``Scheduler.schedule``; SGLang's retraction) and recomputing it (:func:`_preempting` at
+    ``_FAR_ABOVE_KNEE`` times the knee), whose throughput ``X_far`` is below ``full_rate`` (2-18% on
+    Llama-3.1-8B / 70B). A queue drains no faster than that; whether a run forms one depends on
+    how often the fluctuating number of requests reaches the knee, rarer the larger the knee
+    (relative fluctuations ~ 1 / sqrt(knee), their tail faster): the rate at which the simulator's
+    queue grows without bound over 4,000 requests (lengths +-20%) is
+    ``X_far + w (full_rate - X_far)``, ``w = max(1 - (160 / knee)^2, 0)``, to within 2.7% on average
+    (6.4% worst, high: 8k/1k, prefill-bound) over 32 points (8B / 70B, H100 / H200 / B200, vLLM /
+    SGLang, 1k/8k, 2k/2k, 8k/1k; ``full_rate``: 7.1%, 16%; ``X_far`` alone 20% low for large
+    knees; four more, 8B 2k/2k with knees of 630-817, sustain beyond ``full_rate``). Above it: saturated, in the
+    far-above-the-knee state (its running count, TPOT, KV; the throughput reported is the sustainable
+    rate, as for every saturated row, though a run that tips over falls back to the drain rate).
+    Returns the rate and that state."""
+    knee = cap / (np.ceil((prompt + output / 2) / block) * block)
+    far = _preempting(cost, hw, _FAR_ABOVE_KNEE * np.maximum(knee, 1.0), prompt, output, prefill, cap, budget,
+                      max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq, pf, w_it, w_tok, None, coherent)
+    share = np.clip(1.0 - (_OPEN_KNEE_SEQS / np.maximum(knee, 1.0)) ** 2, 0.0, 1.0)
+    drain = far["throughput_rps"]
+    return drain + share * np.maximum(full_rate - drain, 0.0), far
+
+
 def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.ndarray, budget: np.ndarray,
                   step_overhead_s: np.ndarray, requests: np.ndarray | float,
                   prefill_scale: np.ndarray | float = 1.0) -> np.ndarray:
@@ -407,7 +457,9 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     the engine reserves a request's prompt + output blocks at admission (``kv_admission`` ``reserve``,
     TensorRT-LLM), else it allocates them on demand (vLLM, SGLang) and, in closed loop where the
     clients' whole requests exceed the cache, preempts (:func:`_preempting`; ``preemption=False``:
-    the sequence count alone, the model before the preemption law). ``identical_lengths``: the
+    the sequence count alone, the model before the preemption law); in open loop, where the running
+    set at the knee cannot hold its whole requests, it sustains less (:func:`_open_loop_kv_limit`;
+    ``preemption=False``: the rate of the running set at the knee). ``identical_lengths``: the
     preemption law for requests of one length (they grow in cohorts; the lock-step path sets it
     for the rows it hands over), else for a range (read at +-20%). Times in seconds.
     """
@@ -485,6 +537,27 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
         "kv_utilization": np.minimum(kv_tokens / cap, 1.0), "mean_batch": c_run,
         "max_running": c_max, "saturated": saturated,
     }
+    # open loop on demand where the running set at its limit cannot hold its whole requests: a queue, once
+    # formed, drains at the preempting closed loop's throughput (:func:`_open_loop_kv_limit`)
+    whole_over = (reserve <= 0) & (preempt_on > 0) & (c_max * np.ceil((prompt + output) / block) * block > cap)
+    if concurrency is None and whole_over.any():
+        i = np.flatnonzero(whole_over)
+        full_rate = c_max[i] / full["lifetime_s"][i]
+        sustained, far = _open_loop_kv_limit(
+            cost, hw[i], prompt[i], output[i], prefill[i], cap[i], budget[i], max_seqs[i], block[i], verify[i], tps[i],
+            s_step[i], s_req[i], k_d[i], k_p[i], s_seq[i], pf[i], w_it[i], w_tok[i], same[i] > 0, full_rate)
+        # (where the law's running count falls short of max_num_seqs, the preempting loop may drain faster
+        # than the full running set without preemption: that one's rate stands)
+        over = (load[i] > sustained) & (sustained < full_rate)
+        j = i[over]
+        res["saturated"][j] = True
+        # beyond it the queue grows and the engine runs far above the knee; the throughput reported is, as
+        # for every saturated row, the largest rate it sustains (callers bisect below it)
+        for key in ("tpot_s", "itl_s", "mean_step_s", "kv_utilization", "mean_batch"):
+            res[key][j] = far[key][over]
+        res["throughput_rps"][j] = sustained[over]
+        res["throughput_tok_s"][j] = sustained[over] * output[j]
+        res["e2e_s"][j] = res["ttft_s"][j] + (output[j] - 1) * res["tpot_s"][j]
     if concurrency is not None and preempts.any():
         i = np.flatnonzero(preempts)
         sub = _preempting(cost, hw[i], load[i], prompt[i], output[i], prefill[i], cap[i], budget[i], max_seqs[i],
