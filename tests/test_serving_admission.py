@@ -30,7 +30,7 @@ def _requests(prompt: list[int], output: list[int]) -> Requests:
 def test_each_framework_has_its_sourced_policy():
     assert engine_defaults("trtllm").kv_admission == "reserve"
     assert engine_defaults("vllm").kv_admission == "on_demand"
-    assert engine_defaults("sglang").kv_admission == "on_demand"
+    assert engine_defaults("sglang").kv_admission == "sglang_ratio"
     for fw in ("vllm", "sglang", "trtllm"):
         assert dict(engine_defaults(fw).sources)["kv_admission"].startswith("source: ")
     assert EngineSettings().kv_admission == "reserve"  # a hand-built engine keeps the former behaviour
@@ -40,8 +40,8 @@ def test_each_framework_has_its_sourced_policy():
 def test_an_unknown_policy_is_one_line_listing_the_allowed():
     with pytest.raises(SpecError) as e:
         EngineSettings(kv_admission="lazy")
-    assert str(e.value) == "engine: kv_admission: 'lazy' is not allowed; choose one of reserve, on_demand"
-    assert set(KV_ADMISSION) == {"reserve", "on_demand"}
+    assert str(e.value) == "engine: kv_admission: 'lazy' is not allowed; choose one of reserve, on_demand, sglang_ratio"
+    assert set(KV_ADMISSION) == {"reserve", "on_demand", "sglang_ratio"}
 
 
 def test_decode_growth_preempts_the_newest_request_by_hand():
@@ -105,7 +105,7 @@ def test_with_room_for_every_request_both_policies_are_identical(lengths, c, fra
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lengths=_lengths, c=st.integers(1, 8), framework=st.sampled_from(["vllm", "sglang"]),
-       policy=st.sampled_from(["reserve", "on_demand"]), spare_blocks=st.integers(0, 20), draft=st.sampled_from([0, 3]))
+       policy=st.sampled_from(["reserve", "on_demand", "sglang_ratio"]), spare_blocks=st.integers(0, 20), draft=st.sampled_from([0, 3]))
 def test_little_law_and_reserve_never_preempts(lengths, c, framework, policy, spare_blocks, draft):
     # a KV cache barely above the longest request: the closed loop's requests are in the system
     # (running or queued, preempted ones too) from arrival to finish, so the time-average count
@@ -267,7 +267,7 @@ def test_sweep_serving_block_takes_kv_admission():
     assert block.settings.kv_admission == "on_demand"
     assert parse_serving_block({"framework": "trtllm"}, "s.yaml").settings.kv_admission == "reserve"
     with pytest.raises(SpecError, match=r"^s.yaml: serving.kv_admission: 'x' is not allowed; choose one of "
-                                        r"reserve, on_demand$"):
+                                        r"reserve, on_demand, sglang_ratio$"):
         parse_serving_block({"kv_admission": "x"}, "s.yaml")
 
 

@@ -172,7 +172,7 @@ def test_admission_swaps_the_fit_modules_vllm_policy_only() -> None:
     assert engine_defaults("vllm").kv_admission == "on_demand"
     with _admission("vllm", "reserve"):
         assert fit.engine_defaults("vllm").kv_admission == "reserve"
-        assert fit.engine_defaults("sglang").kv_admission == "on_demand"
+        assert fit.engine_defaults("sglang").kv_admission == "sglang_ratio"
         # the setup the features are simulated with reads it (not a copy bound elsewhere)
         _, _, setup = fit._setup("llama-3.1-8b", "h100-sxm", "vllm", "bf16", "bf16", "bf16", "", 1, 1, 1, True)
         assert setup.settings.kv_admission == "reserve"

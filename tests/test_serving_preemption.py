@@ -56,6 +56,8 @@ def test_preemption_law_is_off_where_whole_requests_fit():
 def _setup(model: str, hardware: str, tp: int, framework: str) -> tuple[ServingSetup, StepCost, float]:
     m, hw = roofline.load_model(model), roofline.load_hardware(hardware)
     s = engine_defaults(framework).for_device(hw.memory.hbm_capacity_bytes)
+    if s.kv_admission == "sglang_ratio":  # the on-demand law: SGLang's rows allocate on demand without the ratio
+        s = s.with_overrides(kv_admission="on_demand")
     setup = ServingSetup(m, hw, roofline.Workload.for_model(m, "fp8", kv_dtype="fp8"), roofline.Parallelism(tp=tp),
                          s, load_overheads(framework).for_model(m))
     return setup, setup.step_cost(), setup.kv_capacity_tokens()

@@ -130,8 +130,10 @@ def serve(
                                           "their tokens reach it x the token budget (default 0: off).")] = None,
     kv_admission: Annotated[KVAdmission | None, typer.Option(
         "--kv-admission", help="When a request gets its KV-cache blocks: reserve (prompt + output at admission, "
-                               "TensorRT-LLM) or on_demand (as tokens come, preempting the newest request when "
-                               "blocks run out: vLLM, SGLang); default: the framework's.")] = None,
+                               "TensorRT-LLM), on_demand (as tokens come, preempting the newest request when "
+                               "blocks run out: vLLM) or sglang_ratio (on demand, admitted against SGLang's "
+                               "new_token_ratio reservation, retracting the least advanced request: SGLang); "
+                               "default: the framework's.")] = None,
     draft_tokens: Annotated[int, typer.Option(min=0, help="Speculative decoding: draft tokens per step.")] = 0,
     acceptance: Annotated[float, typer.Option(help="Speculative decoding: acceptance rate per token, [0, 1).")]
     = 0.0,

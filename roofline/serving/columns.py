@@ -23,7 +23,7 @@ A ``serving:`` block::
       gpu_memory_utilization: 0.9
       batch_wait_timeout_iters: 20      # TensorRT-LLM's batch waiting (both positive for a wait)
       batch_wait_max_tokens_ratio: 0.9
-      kv_admission: on_demand     # reserve (TensorRT-LLM) or on_demand (vLLM, SGLang); default: the framework's
+      kv_admission: on_demand     # reserve (TensorRT-LLM), on_demand (vLLM) or sglang_ratio (SGLang); default: the framework's
       attention_dp: 1
       prefix_hit: 0.0
       lengths: identical          # every request input_len / output_len: the lock-step model

@@ -286,7 +286,7 @@ def serve(
             ``max_num_batched_tokens``, ``max_num_seqs``, ``gpu_memory_utilization`` override them,
             and ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio`` set TensorRT-LLM's batch
             waiting (both positive for a wait; :func:`roofline.serving.settings.batch_wait_holds`);
-            ``kv_admission`` (``reserve``, ``on_demand``: :data:`~roofline.serving.settings.KV_ADMISSION`)
+            ``kv_admission`` (``reserve``, ``on_demand``, ``sglang_ratio``: :data:`~roofline.serving.settings.KV_ADMISSION`)
             when a request gets its KV-cache blocks (default: the framework's).
         dtype, kv_dtype, op_dtypes: precision (default: the checkpoint's quantization_config, else
             bf16); ``op_dtypes`` sets operator classes apart, e.g. ``"experts=nvfp4,attention=fp8"``.

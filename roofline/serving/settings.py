@@ -22,7 +22,7 @@ from roofline.workload import ENGINE_FRAMEWORKS
 
 __all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding", "KV_MEMORY_RULES",
            "sglang_mem_fraction_static", "sglang_chunked_prefill_tokens", "memory_fraction", "sglang_cuda_graph_max_bs",
-           "batch_wait_holds", "batch_wait_holds_any", "KV_ADMISSION"]
+           "batch_wait_holds", "batch_wait_holds_any", "KV_ADMISSION", "SglangRatio", "SGLANG_RATIO"]
 
 FRAMEWORKS = ENGINE_FRAMEWORKS
 
@@ -44,9 +44,58 @@ KV_ADMISSION = {
     "on_demand": "blocks are allocated as tokens are scheduled (prompt chunks, then one block per block_tokens "
                  "decoded); a request is admitted when its prompt fits; when a running sequence cannot get its "
                  "next block the most recently admitted one is preempted: its blocks are freed, it goes to the "
-                 "front of the queue and its prompt plus generated tokens are prefilled again (vLLM V1; SGLang's "
-                 "retraction)",
+                 "front of the queue and its prompt plus generated tokens are prefilled again (vLLM V1)",
+    "sglang_ratio": "SGLang's scheduler: blocks allocated as tokens are scheduled; a request is admitted when its "
+                    "prompt + min(max_new_tokens, 4096) fits beside the running requests' min(tokens left, 4096) x "
+                    "new_token_ratio (0.7, less 0.001 per decode step down to 0.098, back to 0.7 when idle); a "
+                    "failed admission waits for a request to finish; when a decode step's tokens do not fit, the "
+                    "requests with the fewest generated tokens are retracted (freed, to the back of the queue, "
+                    "prompt + generated tokens prefilled again) and the ratio is raised to (generated + 20 n) / "
+                    "max_new_tokens of those left",
 }
+
+
+@dataclass(frozen=True)
+class SglangRatio:
+    """SGLang's ``new_token_ratio`` admission constants (``kv_admission = "sglang_ratio"``).
+
+    Source: sgl-project/sglang ``python/sglang/srt/environ.py`` (``SGLANG_INIT_NEW_TOKEN_RATIO`` 0.7,
+    ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR`` 0.14, ``SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS`` 600,
+    ``SGLANG_RETRACT_DECODE_STEPS`` 20, ``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION`` 4096, read at
+    00550cd1; earlier 0.5.x releases read them from ``global_config.default_*``) and ``Scheduler.init_new_token_ratio``
+    (``scheduler.py``: init = min(0.7 x ``schedule_conservativeness``, 1), floor = init x 0.14, decay =
+    (init - floor) / 600 per decode step; ``server_args.schedule_conservativeness`` default 1.0).
+    """
+
+    init: float = 0.7
+    min_factor: float = 0.14
+    decay_steps: int = 600
+    retract_decode_steps: int = 20
+    clip_tokens: float = 4096.0
+    conservativeness: float = 1.0
+
+    @property
+    def start(self) -> float:
+        """The ratio at start and after an idle spell (``init_new_token_ratio``)."""
+        return min(self.init * self.conservativeness, 1.0)
+
+    @property
+    def floor(self) -> float:
+        """``min_new_token_ratio``: 0.098 by default."""
+        return min(self.start * self.min_factor, 1.0)
+
+    @property
+    def decay(self) -> float:
+        """``new_token_ratio_decay``: the ratio falls by this per decode step (0.001003 by default)."""
+        return (self.start - self.floor) / self.decay_steps
+
+    def after(self, ratio: float, steps: int | float) -> float:
+        """The ratio after ``steps`` decode steps without retraction, from ``ratio`` (closed form of
+        ``max(ratio - decay, floor)`` applied ``steps`` times)."""
+        return max(ratio - steps * self.decay, self.floor) if steps > 0 else ratio
+
+
+SGLANG_RATIO = SglangRatio()
 
 _MiB = 2**20
 #: SGLang's tiers of GPU memory (MiB, nvidia-smi memory.total) for its defaults: upper bound,
@@ -186,9 +235,10 @@ class EngineSettings:
       max_num_batched_tokens`` or ``iters`` steps have been held; 0 (the default, as TensorRT-LLM's)
       turns it off, and as in its source a wait needs both to be positive;
     - ``kv_admission``: when a request gets its KV-cache blocks, one of ``KV_ADMISSION``:
-      ``reserve`` (its prompt + output at admission, no preemption: TensorRT-LLM) or ``on_demand``
+      ``reserve`` (its prompt + output at admission, no preemption: TensorRT-LLM), ``on_demand``
       (as tokens are scheduled, preempting and recomputing the newest request when blocks run out:
-      vLLM, SGLang).
+      vLLM) or ``sglang_ratio`` (on demand, admitted against the ``new_token_ratio`` reservation and
+      retracting the least advanced requests: SGLang, :class:`SglangRatio`).
     """
 
     framework: str = "vllm"
@@ -294,7 +344,7 @@ _VLLM = EngineSettings(
     ))
 _SGLANG = EngineSettings(
     framework="sglang", max_num_batched_tokens=8192, max_num_seqs=4096, gpu_memory_utilization=None, block_tokens=1,
-    prefill_first=True, kv_memory_rule="static", kv_admission="on_demand",
+    prefill_first=True, kv_memory_rule="static", kv_admission="sglang_ratio",
     sources=(
         ("max_num_batched_tokens", "source: sglang 0.5.8.post1 python/sglang/srt/server_args.py "
                                    "_handle_gpu_memory_settings chunked_prefill_size by GPU memory (2048 below 35 "
@@ -312,12 +362,21 @@ _SGLANG = EngineSettings(
         ("prefill_first", "source: sglang/srt/managers/scheduler.py get_next_batch_to_run (a new prefill batch "
                           "runs before the running decode batch whenever prompts wait) with enable_mixed_chunk "
                           "off by default (sglang/srt/server_args.py)"),
-        ("kv_admission", "source: sglang python/sglang/srt/managers/schedule_policy.py PrefillAdder (sgl-project/sglang "
-                         "00550cd1): KV slots are allocated as a batch runs; admission charges the prompt plus "
-                         "max_new_tokens x new_token_ratio (0.7 decaying to 0.1, scheduler.py) of every running "
-                         "and new request, and a decode batch short of memory retracts requests "
-                         "(scheduler.py retract_decode) that are prefilled again: on demand with retraction (the "
-                         "ratio's reservation is not modelled)"),
+        ("kv_admission", "source: sgl-project/sglang (read at 00550cd1; the 0.5.x scheduler the same in these "
+                         "rules) python/sglang/srt/managers/schedule_policy.py PrefillAdder.add_one_req: a request "
+                         "is admitted when extend_input_len + min(max_new_tokens - generated, "
+                         "CLIP_MAX_NEW_TOKENS=4096) < rem_total_tokens, the free KV less every running request's "
+                         "min(max_new_tokens - generated, 4096) x new_token_ratio "
+                         "(_get_running_request_total_token_offset) and the requests admitted before it in the "
+                         "pass; NO_TOKEN sets batch_is_full, cleared when the running batch shrinks "
+                         "(scheduler.py update_running_batch); update_running_batch lowers new_token_ratio by "
+                         "new_token_ratio_decay each decode step (0.7 -> 0.098 in 600 steps), "
+                         "self_check_during_idle resets it; when check_decode_mem fails, "
+                         "schedule_batch.py ScheduleBatch.retract_decode retracts at least one request, the fewest "
+                         "output_ids first (ties: longest prompt), until the rest fit the next decode step, frees "
+                         "their KV (cache_finished_req is_insert=False), appends them to the waiting queue "
+                         "(_add_request_to_queue) to prefill prompt + output_ids again, and sets the ratio to "
+                         "min(1, (decoded + 20 x reqs) / (max_new_tokens + 1)) of those left"),
     ))
 _TRTLLM = EngineSettings(
     framework="trtllm", max_num_batched_tokens=8192, max_num_seqs=2048, gpu_memory_utilization=0.9,

@@ -13,6 +13,16 @@ Each step the scheduler (vLLM / SGLang / TensorRT-LLM style continuous batching)
    until they fit, and nothing is admitted in that step: its blocks are freed, it goes to the front of
    the queue, and once readmitted it prefills its prompt plus the tokens it had generated again,
    then decodes the rest (its first token and the tokens it delivered stay delivered);
+   ``sglang_ratio`` (SGLang) allocates on demand too but admits the head of the queue only when its
+   prompt plus ``min(output left, 4096)`` is below the free blocks less every running request's
+   ``min(output left, 4096) x new_token_ratio`` (a prefilling one: its prompt left plus its output),
+   within the step's token budget; a refused admission waits until a running request finishes or
+   is retracted; the ratio falls by a constant per decode step to a floor (in closed form over a
+   run of decode steps) and is reset when the engine idles; when a decode step's tokens do not fit,
+   the decoding request with the fewest generated tokens (ties: the longest prompt, then the newest)
+   is retracted until they do: its blocks are freed, it joins the back of the queue to prefill its
+   prompt and generated tokens again, and the ratio becomes (tokens generated + 20 x requests) /
+   (their outputs + 1) of the requests left (:class:`~roofline.serving.settings.SglangRatio`);
 2. gives every decoding sequence its verify tokens (1, or ``k + 1`` with speculative decoding),
    then fills the rest of the ``max_num_batched_tokens`` budget with prefill chunks, in admission
    order (chunked prefill); a ``prefill_first`` engine (SGLang) instead runs a step of prefill
@@ -43,7 +53,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from roofline.exceptions import InfeasibleConfigError
-from roofline.serving.settings import EngineSettings, batch_wait_holds, batch_wait_holds_any
+from roofline.serving.settings import (
+    SGLANG_RATIO,
+    EngineSettings,
+    SglangRatio,
+    batch_wait_holds,
+    batch_wait_holds_any,
+)
 from roofline.serving.step_cost import ScalarStepCost
 from roofline.serving.workload import Requests
 
@@ -79,8 +95,10 @@ class SimulationTrace:
     steps: int
     #: time spent in steps (the busy time without idle gaps waiting for arrivals), seconds
     stepping_s: float = 0.0
-    #: sequences preempted for KV-cache blocks (``on_demand`` admission; 0 with ``reserve``)
+    #: sequences preempted (retracted, ``sglang_ratio``) for KV-cache blocks (0 with ``reserve``)
     preemptions: int = 0
+    #: SGLang's ``new_token_ratio`` at the end (``sglang_ratio`` admission; NaN otherwise)
+    new_token_ratio: float = float("nan")
 
 
 def _repeat(weights: list[tuple[float, int]]) -> np.ndarray:
@@ -132,17 +150,62 @@ def _step_blocks(idx: np.ndarray, kv: np.ndarray, pre_left: np.ndarray, owned: n
     return float(np.maximum(want - owned[idx], 0.0).sum())
 
 
+def _ratio_admit(waiting: deque[int], idx: np.ndarray, free_tokens: float, ratio: float, budget_tokens: float,
+                 room_seqs: int, pre_left: np.ndarray, out_left: np.ndarray, resume_left: np.ndarray, block: int,
+                 clip_tokens: float) -> tuple[list[int], bool]:
+    """SGLang's ``PrefillAdder`` over the head of ``waiting``: the requests it admits (popped from
+    ``waiting``) and whether it stopped for want of KV tokens (``NO_TOKEN``: the batch is full).
+
+    The room is ``free_tokens`` less each running request's charge: a decoding one's
+    ``min(output left, clip) x ratio``, a prefilling one's prompt left + ``min(output left, clip)``
+    (``add_chunked_req``). A request is admitted while its prompt (block-rounded) + ``min(output
+    left, clip)`` is below the room, which it then takes, and the step's ``budget_tokens`` (less the
+    prompts left of the prefilling ones) is not spent; an empty engine admits its head whatever its
+    size (the simulator's lone request always fits)."""
+    prefilling = pre_left[idx] > 0
+    left = np.where(prefilling, resume_left[idx] + 1.0, out_left[idx])
+    charge = np.minimum(left, clip_tokens) * np.where(prefilling, 1.0, ratio) + np.where(prefilling, pre_left[idx], 0.0)
+    room = free_tokens - float(charge.sum())
+    budget = budget_tokens - float(pre_left[idx][prefilling].sum())
+    admitted: list[int] = []
+    while waiting and len(admitted) < room_seqs and budget > 0:
+        r = waiting[0]
+        prompt_tokens = float(np.ceil(pre_left[r] / block) * block)
+        total = prompt_tokens + min(float(resume_left[r]) + 1.0, clip_tokens)
+        if total >= room and (len(idx) or admitted):
+            return admitted, True
+        room -= total
+        budget -= float(pre_left[r])
+        admitted.append(waiting.popleft())
+    return admitted, False
+
+
+def _retract_victim(dec: np.ndarray, generated: np.ndarray, prompt: np.ndarray) -> int:
+    """The decoding request SGLang's ``retract_decode`` frees first: the fewest generated tokens,
+    then the longest prompt, then the newest (its stable sort, reversed, pops the last)."""
+    order = np.lexsort((-np.arange(len(dec)), -prompt[dec], generated[dec]))
+    return int(dec[order[0]])
+
+
+def _ratio_after_retract(left: np.ndarray, generated: np.ndarray, output: np.ndarray, steps: int) -> float:
+    """``new_token_ratio`` after a retraction: ``min(1, (generated + steps x requests) / (outputs + 1))``
+    over the decoding requests ``left`` (``retract_decode``, ``SGLANG_RETRACT_DECODE_STEPS``)."""
+    return min(1.0, (float(generated[left].sum()) + steps * len(left)) / (float(output[left].sum()) + 1.0))
+
+
 def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings, kv_capacity_tokens: float, *,
              concurrency: int | None = None, step_overhead_s: float = 0.0,
              request_overhead_s: float = 0.0, decode_scale: float = 1.0,
-             prefill_scale: float = 1.0, seq_overhead_s: float = 0.0) -> SimulationTrace:
+             prefill_scale: float = 1.0, seq_overhead_s: float = 0.0,
+             sglang_ratio: SglangRatio = SGLANG_RATIO) -> SimulationTrace:
     """Run every request of ``requests`` through one replica.
 
     Closed loop when ``concurrency`` is given (the first ``concurrency`` requests arrive at 0, each
     later one when an earlier one finishes); otherwise open loop at ``requests.arrival_s``.
     A step takes ``decode_scale x`` (its cost without the prefill chunks) ``+ prefill_scale x``
     (what the chunks add) ``+ step_overhead_s + seq_overhead_s x`` (running sequences) (fitted,
-    see :mod:`roofline.serving.overheads`).
+    see :mod:`roofline.serving.overheads`). ``sglang_ratio``: the ``new_token_ratio`` constants of the
+    ``sglang_ratio`` admission.
     """
     n = len(requests)
     prompt = requests.prompt.astype(float)
@@ -181,7 +244,10 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     # on-demand allocation (vLLM, SGLang): the blocks each request holds, what it prefills when
     # (re)admitted (its prompt less cache hits, plus the tokens it generated before a preemption) and
     # the decode tokens left when that prefill ends
-    on_demand = settings.kv_admission == "on_demand"
+    on_demand = settings.kv_admission != "reserve"  # blocks allocated as tokens are scheduled
+    ratio_mode = settings.kv_admission == "sglang_ratio"  # SGLang's new_token_ratio admission and retraction
+    ratio = sglang_ratio.start
+    batch_full = False  # SGLang's batch_is_full: a refused admission waits for the running batch to shrink
     owned = np.zeros(n)
     total_tokens = prompt + output
     restart = prefill.copy()
@@ -218,7 +284,17 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             waiting.append(nxt)
             nxt += 1
         n_run = len(idx)
-        if on_demand:
+        if ratio_mode:
+            head_fits = False
+            if waiting and not batch_full and not preempted_step and n_run < max_seqs:
+                admitted, batch_full = _ratio_admit(waiting, idx, free_blocks * block, ratio, budget0,
+                                                    max_seqs - n_run, pre_left, out_left, resume_left, block,
+                                                    sglang_ratio.clip_tokens)
+                if admitted:
+                    idx = np.concatenate([idx, np.array(admitted, dtype=np.int64)])
+                    n_prefilling += len(admitted)
+                    n_run = len(idx)
+        elif on_demand:
             spare = 0.0
             head_fits = bool(waiting) and n_run < max_seqs
             if head_fits:
@@ -249,6 +325,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         if not n_run:
             if nxt < n and not np.isnan(ready[nxt]):
                 t = max(t, float(ready[nxt]))
+                ratio = sglang_ratio.start  # an idle SGLang scheduler resets it (self_check_during_idle)
                 continue
             raise RuntimeError("simulator: nothing runs and nothing arrives")  # cannot happen
         all_decoding = not n_prefilling
@@ -288,8 +365,14 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                                       total_tokens[take]), block)
             grow = np.maximum(want - owned[take], 0.0)
             if float(grow.sum()) > free_blocks:
-                r = int(idx[-1])
-                idx = idx[:-1]
+                if ratio_mode and n_dec > 1:  # SGLang retracts the least advanced decoding request
+                    generated = output - out_left
+                    r = _retract_victim(dec, generated, prompt)
+                    ratio = _ratio_after_retract(dec[dec != r], generated, output, sglang_ratio.retract_decode_steps)
+                    batch_full = False
+                else:
+                    r = int(idx[-1])
+                idx = idx[idx != r]
                 free_blocks += float(owned[r])
                 owned[r] = 0.0
                 if pre_left[r] > 0:
@@ -300,12 +383,15 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                     out_left[r] = np.inf
                 pre_left[r] = restart[r]
                 kv[r] = prompt[r] - prefill[r]
-                waiting.appendleft(r)
+                if ratio_mode:
+                    waiting.append(r)  # _add_request_to_queue: the back of the queue
+                else:
+                    waiting.appendleft(r)
                 preemptions += 1
                 preempted_step = True
                 continue
             preempted_step = False
-            blocked = not head_fits
+            blocked = (not waiting or batch_full or n_run >= max_seqs) if ratio_mode else not head_fits
         else:
             blocked = not waiting or n_run >= max_seqs or need[waiting[0]] > free_blocks
         if not chunks and blocked:
@@ -353,6 +439,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             if n_dec:
                 out_left[dec] -= k * tps
                 kv[dec] += k * tps
+                ratio = sglang_ratio.after(ratio, k)  # update_running_batch, each decode step
         else:
             if on_demand:
                 free_blocks -= float(grow.sum())
@@ -388,6 +475,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 itl_w.append((float(n_dec), 1))
                 out_left[dec] -= tps
                 kv[dec] += tps
+                ratio = sglang_ratio.after(ratio, 1)
             for r, c, _ in chunks:
                 pre_left[r] -= c
                 kv[r] += c
@@ -407,6 +495,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
                 if on_demand:
                     free_blocks += float(owned[r])
                     owned[r] = 0.0
+                    batch_full = False
                 else:
                     free_blocks += need[r]
                 done += 1
@@ -424,4 +513,4 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         clock_arrival=clock_arrival, clock_first=clock_first, clock_finish=clock_finish,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
         mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps,
-        stepping_s=stepping, preemptions=preemptions)
+        stepping_s=stepping, preemptions=preemptions, new_token_ratio=ratio if ratio_mode else float("nan"))
