@@ -48,7 +48,7 @@ def main() -> None:
                               engine_defaults("vllm"))
     req = make_requests(ServingWorkload(Lengths(1024), Lengths(8192), concurrency=64, num_requests=640))
     scalar_kv, cap_kv = kv_limited.step_cost().scalar(), kv_limited.kv_capacity_tokens()
-    for policy in ("reserve", "on_demand"):
+    for policy in ("reserve", "on_demand", "sglang_ratio"):  # sglang_ratio: SGLang's rule on vLLM's engine
         t2 = time.perf_counter()
         tr = simulate(req, scalar_kv, kv_limited.settings.with_overrides(kv_admission=policy), cap_kv, concurrency=64)
         print(f"simulator, KV-limited (70B on a B200, 640 requests 1k/8k at concurrency 64), {policy}: "
