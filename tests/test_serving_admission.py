@@ -280,7 +280,7 @@ def test_serve_help_lists_the_kv_admission_policies(capsys):
 
     assert tuple(KVAdmission.__members__) == tuple(KV_ADMISSION)  # the CLI's names are the engine's
     run = run_cli(capsys, "serve", "--help")
-    assert run.exit_code == 0 and "--kv-admission <reserve|on_demand>" in run.stdout
+    assert run.exit_code == 0 and "--kv-admission <reserve|on_demand|sglang_ratio>" in run.stdout
 
 
 @pytest.mark.parametrize("extra, text", [
@@ -309,7 +309,7 @@ def test_kv_admission_of_a_wrong_type_is_a_spec_error_not_a_traceback(value):
     from roofline.serving.settings import EngineSettings
 
     with pytest.raises(SpecError, match=r"^s.yaml: serving.kv_admission: .* is not allowed; choose one of "
-                                        r"reserve, on_demand$"):
+                                        r"reserve, on_demand, sglang_ratio$"):
         parse_serving_block({"kv_admission": value}, "s.yaml")
     with pytest.raises(SpecError, match=r"^engine: kv_admission: .* is not allowed"):
         EngineSettings(kv_admission=value)

@@ -36,6 +36,7 @@ Framework = Enum("Framework", {name: name for name in ENGINE_FRAMEWORKS}, type=s
 class KVAdmission(str, Enum):
     reserve = "reserve"
     on_demand = "on_demand"
+    sglang_ratio = "sglang_ratio"
 
 
 class KVPath(str, Enum):
