@@ -251,10 +251,10 @@ def test_a_serving_sweep_takes_its_frameworks_overheads() -> None:
     assert spec.model_choice == ModelChoice(framework="sglang")  # the static columns too
     prov = model_provenance(spec)["h100-sxm"]
     assert prov["framework"] == "sglang" and prov["serving_overheads_framework"] == "sglang"
-    assert "serving columns: the fitted overheads of sglang, KV admission on_demand" in describe(prov)
+    assert "serving columns: the fitted overheads of sglang, KV admission sglang_ratio" in describe(prov)
     # the policy the serving columns ran is in the summary and its line (it was in neither), the
     # block's own where it sets one, with the datasheet too
-    assert prov["serving_kv_admission"] == "on_demand"
+    assert prov["serving_kv_admission"] == "sglang_ratio"
     reserve = sweep_from_dict(SWEEP | {"serving": {"framework": "sglang", "kv_admission": "reserve"},
                                        "scenario": {"datasheet": True}}, "t.yaml")
     prov = model_provenance(reserve)["h100-sxm"]
