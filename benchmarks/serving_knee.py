@@ -125,8 +125,7 @@ def knee_outcome(measured: int | None, predicted: int | None) -> str:
         return "none" if predicted is None else "false knee"
     if predicted is None:
         return "missed"
-    d = predicted - measured
-    return {0: "exact", -1: "1 step early", 1: "1 step late"}.get(d, "2+ early" if d < 0 else "2+ late")
+    return _steps_off(predicted - measured, "early", "late")
 
 
 def slo_outcome(measured: int | None, predicted: int | None) -> str:
@@ -136,8 +135,14 @@ def slo_outcome(measured: int | None, predicted: int | None) -> str:
         return "neither" if predicted is None else "none measured"
     if predicted is None:
         return "none predicted"
-    d = predicted - measured
-    return {0: "exact", -1: "1 step low", 1: "1 step high"}.get(d, "2+ low" if d < 0 else "2+ high")
+    return _steps_off(predicted - measured, "low", "high")
+
+
+def _steps_off(d: int, below: str, above: str) -> str:
+    """``exact``, ``1 step <below|above>`` or ``2+ <below|above>`` for a prediction ``d`` grid steps off."""
+    if d == 0:
+        return "exact"
+    return f"{'1 step' if abs(d) == 1 else '2+'} {below if d < 0 else above}"
 
 
 def _at(c: np.ndarray, i: int | None) -> float:
