@@ -75,6 +75,11 @@ ANALYTIC_NOTE = ("analytic steady-state model: means only; percentiles need the 
 _WINDOW_POINTS = 64
 
 
+def _in_blocks(tokens: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """KV-cache tokens that ``tokens`` take in whole paged blocks of ``block`` tokens."""
+    return np.ceil(tokens / block) * block
+
+
 def _batch_wait_steps(lam: np.ndarray, decode_batch: np.ndarray, prompt: np.ndarray, verify: np.ndarray,
                       timeout_iters: np.ndarray, threshold_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean steps TensorRT-LLM's batch waiting holds a prompt back, and the prompts it releases
@@ -259,7 +264,7 @@ def _kv_preemption(load: np.ndarray, cap: np.ndarray, prompt: np.ndarray, output
     preempted) and is larger for identical lengths (``coherent``: the requests grow in cohorts that
     fill the cache together)."""
     coherent = np.asarray(coherent, dtype=bool)
-    per_seq = np.ceil((prompt + output / 2) / block) * block
+    per_seq = _in_blocks(prompt + output / 2, block)
     n_fit = cap / per_seq
     clients = np.minimum(load, max_seqs)
     room = (cap / clients - prompt) / output
@@ -313,7 +318,7 @@ def _open_loop_kv_limit(cost: StepCost, hw: np.ndarray, prompt: np.ndarray, outp
     far-above-the-knee state (its running count, TPOT, KV; the throughput reported is the sustainable
     rate, as for every saturated row, though a run that tips over falls back to the drain rate).
     Returns the rate and that state."""
-    knee = cap / (np.ceil((prompt + output / 2) / block) * block)
+    knee = cap / _in_blocks(prompt + output / 2, block)
     far = _preempting(cost, hw, _FAR_ABOVE_KNEE * np.maximum(knee, 1.0), prompt, output, prefill, cap, budget,
                       max_seqs, block, verify, tps, s_step, s_req, k_d, k_p, s_seq, pf, w_it, w_tok, None, coherent)
     share = np.clip(1.0 - (_OPEN_KNEE_SEQS / np.maximum(knee, 1.0)) ** 2, 0.0, 1.0)
@@ -368,7 +373,7 @@ def _preempting(cost: StepCost, hw: np.ndarray, load: np.ndarray, prompt: np.nda
     n_p = run["prefill_steps"]
     kv_tokens = rps * (n_p * run["prefill_step_s"] * (prompt - prefill + prefill * (n_p + 1) / (2 * n_p))
                        + (span - stack / rate) * (prompt + output / 2))
-    c_max = np.maximum(np.minimum(max_seqs, np.floor(cap / (np.ceil((prompt + output / 2) / block) * block))), 1.0)
+    c_max = np.maximum(np.minimum(max_seqs, np.floor(cap / _in_blocks(prompt + output / 2, block))), 1.0)
     return {
         "ttft_s": ttft, "tpot_s": tpot, "itl_s": run["token_gap_s"], "mean_step_s": run["mean_step_s"],
         "e2e_s": ttft + span, "throughput_rps": rps, "throughput_tok_s": rps * output,
@@ -488,13 +493,13 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
         hw = np.broadcast_to(np.asarray(hw_row, dtype=int), (n,))
     # engines that allocate KV blocks as tokens arrive (vLLM, SGLang): a running sequence holds on
     # average its prompt and half its output; reserving at admission (TensorRT-LLM): all of it
-    per_seq = np.ceil((prompt + np.where(reserve > 0, output, output / 2)) / block) * block
+    per_seq = _in_blocks(prompt + np.where(reserve > 0, output, output / 2), block)
     c_fit = np.floor(cap / per_seq)
     c_max = np.maximum(np.minimum(max_seqs, c_fit), 1.0)
     saturated = np.zeros(n, dtype=bool)
     # on demand, where the clients' whole requests do not fit the KV cache, the engine preempts
     preempts = (reserve <= 0) & (preempt_on > 0) & (
-        np.minimum(load, max_seqs) * np.ceil((prompt + output) / block) * block > cap)
+        np.minimum(load, max_seqs) * _in_blocks(prompt + output, block) > cap)
     if concurrency is not None and lockstep:
         return _lockstep(cost, hw, load, prompt, output, prefill, cap, budget, max_seqs, block, verify, tps, s_step,
                          s_req, k_d, k_p, s_seq, pf, burst_requests, w_it, w_ratio, preempts)
@@ -540,7 +545,7 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
     }
     # open loop on demand where the running set at its limit cannot hold its whole requests: a queue, once
     # formed, drains at the preempting closed loop's throughput (:func:`_open_loop_kv_limit`)
-    whole_over = (reserve <= 0) & (preempt_on > 0) & (c_max * np.ceil((prompt + output) / block) * block > cap)
+    whole_over = (reserve <= 0) & (preempt_on > 0) & (c_max * _in_blocks(prompt + output, block) > cap)
     if concurrency is None and whole_over.any():
         i = np.flatnonzero(whole_over)
         full_rate = c_max[i] / full["lifetime_s"][i]
