@@ -335,8 +335,11 @@ def test_serving_objective_needs_a_serving_block():
                          "objective": {"maximize": "goodput_tok_s"}}, "s.yaml")
 
 
-@pytest.mark.parametrize("load", [0.1, 0.3])
-def test_open_loop_analytic_matches_simulator(setup70b, cost70b, load):
+@pytest.mark.parametrize(("load", "batch_rel"), [(0.1, 0.05), (0.3, 0.05), (0.6, 0.08), (0.8, 0.10)])
+def test_open_loop_analytic_matches_simulator(setup70b, cost70b, load, batch_rel):
+    # TTFT within 3%: prompts queue for the step's token budget (M/D/1, analytic._prefill_queue_s);
+    # without that queue it was 2 / 6 / 13 / 17% low. The mean batch near capacity is the fixed
+    # point's (5% / 9% high at 0.6 / 0.8: docs/serving.md, agreement)
     cost, cap = cost70b
     kw = dict(prompt=1024, output=512, prefill=1024, kv_capacity_tokens=cap, max_num_batched_tokens=8192,
               max_num_seqs=256, block_tokens=16)
@@ -348,8 +351,8 @@ def test_open_loop_analytic_matches_simulator(setup70b, cost70b, load):
     m = trace_metrics(simulate(make_requests(w), cost.scalar(), settings, cap))
     a = steady_state(cost, rate_rps=np.array([rate]), **kw)
     assert a["tpot_s"][0] * 1e3 == pytest.approx(m["tpot_ms"], rel=0.05)
-    assert a["ttft_s"][0] * 1e3 == pytest.approx(m["ttft_ms"], rel=0.10)
-    assert a["mean_batch"][0] == pytest.approx(m["mean_batch"], rel=0.05)
+    assert a["ttft_s"][0] * 1e3 == pytest.approx(m["ttft_ms"], rel=0.03)
+    assert a["mean_batch"][0] == pytest.approx(m["mean_batch"], rel=batch_rel)
 
 
 def test_kv_bytes_per_token_of_windowed_and_linear_layers_by_hand():

@@ -15,7 +15,10 @@ the two kinds of step are costed apart and averaged with weights ``1 - f`` and `
   decoding (open loop: ``f`` and ``1 + B``, Poisson arrivals seeing the mean);
 - TTFT = request overhead + queueing wait + ``n_p`` prefill steps, plus half a step (the wait for
   the running step to end) in open loop, and in closed loop when other requests run and the request
-  overhead puts its arrival inside a step;
+  overhead puts its arrival inside a step; in open loop the queueing wait is for the prompts ahead
+  to pass the step's token budget, an M/D/1 queue whose service is a prompt's share of the prefill
+  steps (:func:`_prefill_queue_s`, as the disaggregated prefill pool's,
+  :mod:`roofline.serving.disagg_analytic`);
 - a closed loop whose requests all have the same lengths (``lockstep``) does not stagger: it
   follows a periodic schedule in which groups of requests start, prefill and finish together,
   modelled apart (:mod:`roofline.serving.lockstep`);
@@ -73,6 +76,17 @@ ANALYTIC_NOTE = ("analytic steady-state model: means only; percentiles need the 
 
 #: Points of the midpoint rule over a batch-waiting window (:func:`_batch_wait_steps`).
 _WINDOW_POINTS = 64
+
+
+def _prefill_queue_s(rate_rps: np.ndarray, service_s: np.ndarray) -> np.ndarray:
+    """Mean wait (s) of a Poisson arrival for the prompts ahead of it to pass the step's token
+    budget: the budget is one server that a prompt holds for its share of the prefill steps
+    (``service_s``, :func:`_running`), so the queue is M/D/1 (lengths within +-20% barely vary the
+    service): ``rho S / (2 (1 - rho))``, ``rho = rate x S`` (Pollaczek-Khinchine). Short prompts share
+    a step, so their service is a fraction of one and their wait small; prompts that fill the budget
+    queue one behind the other. Bounded at rho = 0.99 (the sustainable rate is decided elsewhere)."""
+    rho = np.minimum(rate_rps * service_s, 0.99)
+    return rho * service_s / (2.0 * (1.0 - rho))
 
 
 def _in_blocks(tokens: np.ndarray, block: np.ndarray) -> np.ndarray:
@@ -218,7 +232,12 @@ def _running(cost: StepCost, hw: np.ndarray, c: np.ndarray, prompt: np.ndarray, 
     hold_s = hold * step0
     return {"decode_steps": d_eff, "prefill_steps": n_p, "decode_batch": b, "mean_step_s": mean_step,
             "decode_step_s": dec_step, "token_gap_s": gap, "prefill_step_s": step1, "batch_wait_s": hold_s,
-            "recompute_steps": n_r, "lifetime_s": hold_s + (n_p + n_r) * step1 + d_eff * dec_step}
+            "recompute_steps": n_r, "lifetime_s": hold_s + (n_p + n_r) * step1 + d_eff * dec_step,
+            # how long a prompt holds the budget: its share of the chunk tokens of the prefill steps
+            # times what the chunks add to a step, plus (mixed steps) its share of the budget of the
+            # decode part (prefill-first: the whole prefill steps)
+            "prefill_service_s": prefill * f / np.maximum(lam * work, 1e-300) * (step1 - mixed * step0)
+            + mixed * prefill / avail * step0}
 
 
 #: The on-demand preemption law (:func:`_kv_preemption`), read off the event simulator
@@ -527,7 +546,8 @@ def steady_state(cost: StepCost, *, prompt: np.ndarray, output: np.ndarray, pref
             c_run = np.minimum(0.5 * c_run + 0.5 * load * run["lifetime_s"], c_max)
         run = _running(cost, hw, np.maximum(c_run, 1e-9), prompt, output, prefill, budget, verify, tps, s_step,
                        k_d, k_p, s_seq, pf, False, w_it, w_tok)
-        ttft = s_req + 0.5 * run["mean_step_s"] + run["batch_wait_s"] + run["prefill_steps"] * run["prefill_step_s"]
+        ttft = s_req + 0.5 * run["mean_step_s"] + run["batch_wait_s"] + run["prefill_steps"] * run["prefill_step_s"] \
+            + _prefill_queue_s(load, run["prefill_service_s"])
         rps = np.where(saturated, c_max / full["lifetime_s"], load)
     tpot = np.where(output > 1, run["decode_steps"] * run["decode_step_s"] / np.maximum(output - 1, 1), 0.0)
     e2e = ttft + (output - 1) * tpot
