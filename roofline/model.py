@@ -343,6 +343,19 @@ class ModelSpec:
     def num_moe_layers(self) -> int:
         return sum(g.count for g in self.layer_groups if g.moe)
 
+    def op_classes(self) -> tuple[str, ...]:
+        """The precision classes (:data:`roofline.workload.OP_CLASSES`, in its order) whose weights
+        this model has: the operators :func:`roofline.workload.op_class` finds in its graph.
+        ``mlp`` needs a dense feed-forward layer (DeepSeek-V3's first three; gpt-oss has none),
+        ``experts`` and ``router`` a MoE layer, ``shared_experts`` a MoE block with shared experts;
+        every model has attention (any token mixer), an embedding and an LM head (a tied one reads
+        the embedding table)."""
+        moe = self.moe
+        has = {"attention": True, "mlp": self.num_moe_layers() < self.num_layers, "experts": moe is not None,
+               "shared_experts": moe is not None and moe.num_shared_experts > 0, "router": moe is not None,
+               "embedding": True, "lm_head": True}
+        return tuple(c for c, present in has.items() if present)
+
     @cached_property
     def _moe_layer_count(self) -> int:
         # layers first_dense, first_dense + 1, ...: the (interval - 1)-th of every interval is MoE

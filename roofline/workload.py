@@ -231,6 +231,15 @@ def _tied_table(model: ModelSpec, classes: dict[str, str], weight: str, act: str
     return out
 
 
+def _why_missing(model: ModelSpec, cls: str) -> str:
+    """Why ``model`` has no operator class ``cls`` (a few words for :meth:`Workload.check`)."""
+    if model.moe is None:
+        return "a dense model"
+    if cls == "mlp":
+        return "every layer is a MoE layer"
+    return "its MoE layers have routed experts only"
+
+
 def _check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise SpecError(f"workload: {field}: {value!r} is not allowed; choose one of {', '.join(allowed)}")
@@ -376,7 +385,9 @@ class Workload:
         if dtype is None and q is not None:
             weight, act = q.weight_dtype, q.activation_dtype
             kv = kv_dtype or q.kv_dtype or _KV_DEFAULT.get(act, act)
-            classes = dict((c, f"{w}:{a}") for c, w, a in q.op_dtypes)
+            # a checkpoint's exclusions map to classes generically (``mlp`` -> mlp and shared_experts,
+            # roofline.quantization): those the model lacks are ignored; only the ones asked are refused
+            classes = {c: f"{w}:{a}" for c, w, a in q.op_dtypes if c in model.op_classes()}
             if lm_head_dtype is not None:
                 classes.pop("lm_head", None)  # the checkpoint's own head gives way to the one asked for
             if model.tie_word_embeddings and (lm_head_dtype is not None or set(asked) & set(table)):
@@ -387,8 +398,22 @@ class Workload:
             kv, classes = kv_dtype, asked
         if model.tie_word_embeddings:
             classes = _tied_table(model, classes, weight, act, lm_head_dtype)
-        return cls.with_dtype(f"{weight}:{act}", kv_dtype=kv, op_dtypes=parse_op_dtypes(classes),
-                              lm_head_dtype=lm_head_dtype, **kwargs)
+        workload = cls.with_dtype(f"{weight}:{act}", kv_dtype=kv, op_dtypes=parse_op_dtypes(classes),
+                                  lm_head_dtype=lm_head_dtype, **kwargs)
+        workload.check(model)  # here too, so the error comes before any memory or capacity check
+        return workload
+
+    def check(self, model: ModelSpec) -> None:
+        """Raise InfeasibleConfigError when ``op_dtypes`` names a class ``model`` does not have
+        (:meth:`ModelSpec.op_classes`): ``experts=fp8`` on a dense model changed nothing but the
+        title. Defaults that do not apply never get here (:meth:`for_model` drops them)."""
+        have = model.op_classes()
+        for cls, weight, act in self.op_dtypes:
+            if cls not in have:
+                given = weight if act == _split_precision(weight, "op_dtypes")[1] else f"{weight}:{act}"
+                raise InfeasibleConfigError(
+                    f"workload: op_dtypes: {cls}={given}: {model.name} has no {cls} "
+                    f"({_why_missing(model, cls)}); its operator classes: {', '.join(have)}")
 
     @property
     def kv(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +13,21 @@ from hypothesis import strategies as st
 
 import roofline
 from roofline.dtypes import DTYPES, PEAK_UNITS, bytes_per_element, gemm_unit
-from roofline.exceptions import SpecError
+from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.graph import OpTable, build_phase, weight_params_by_class, weight_params_per_device
 from roofline.hardware import load_hardware
-from roofline.model import load_model
+from roofline.model import list_models, load_model
 from roofline.predict import memory_per_device
 from roofline.quantization import parse_quantization_config
 from roofline.sweepfile import sweep_from_dict
 from roofline.timing import HardwareArrays, op_times
 from roofline.workload import (
     ACTIVATION_DTYPES,
+    OP_CLASSES,
     WEIGHT_DTYPES,
     Parallelism,
     Workload,
+    op_class,
     parse_op_dtypes,
 )
 from tests.conftest import needs_data
@@ -335,6 +338,88 @@ def test_sweep_file_op_dtypes() -> None:
     assert spec.fixed["op_dtypes"] == (("experts", "nvfp4", "nvfp4"),)
     with pytest.raises(SpecError, match=r"s\.yaml: workload\.op_dtypes: op_dtypes class: 'moe'"):
         sweep_from_dict({**base, "workload": {"op_dtypes": {"moe": "nvfp4"}}}, "s.yaml")
+
+
+# ---- an operator class the model does not have ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_a_models_op_classes_are_the_classes_its_graph_holds_weights_of(name: str) -> None:
+    model = load_model(name)
+    table = build_phase(model, Workload(input_len=16, output_len=2), Parallelism(), "prefill")
+    in_graph = {op_class(n) for n, wb in zip(table.names, table.weight_bytes) if wb > 0}
+    assert set(model.op_classes()) == in_graph
+    assert model.op_classes() == tuple(c for c in OP_CLASSES if c in in_graph)  # in OP_CLASSES' order
+
+
+def test_op_classes_of_dense_moe_and_mixed_models() -> None:
+    assert load_model("llama-3.1-70b").op_classes() == ("attention", "mlp", "embedding", "lm_head")
+    # gpt-oss: every layer MoE, no shared expert; DeepSeek-V3: 3 dense layers first, one shared expert
+    assert load_model("gpt-oss-120b").op_classes() == ("attention", "experts", "router", "embedding", "lm_head")
+    assert load_model("deepseek-v3").op_classes() == OP_CLASSES
+
+
+@pytest.mark.parametrize(("model", "op_dtypes", "message"), [
+    ("llama-3.1-70b", "experts=fp8", "op_dtypes: experts=fp8: llama-3.1-70b has no experts (a dense model); "
+                                     "its operator classes: attention, mlp, embedding, lm_head"),
+    ("llama-3.1-70b", "router=bf16", "llama-3.1-70b has no router (a dense model)"),
+    ("gpt-oss-120b", "shared_experts=fp8", "gpt-oss-120b has no shared_experts (its MoE layers have routed experts "
+                                           "only); its operator classes: attention, experts, router, embedding, lm_head"),
+    ("gpt-oss-120b", "mlp=int4", "op_dtypes: mlp=int4: gpt-oss-120b has no mlp (every layer is a MoE layer)"),
+])
+def test_an_op_dtype_for_a_class_the_model_lacks_is_refused(model: str, op_dtypes: str, message: str) -> None:
+    """It changed nothing but the title ("bf16 (experts fp8)" for a dense model); every path refuses it:
+    Workload.for_model (predict, serve, sweeps) and a Workload built field by field (build_phase)."""
+    m = load_model(model)
+    with pytest.raises(InfeasibleConfigError, match=re.escape(message)):
+        Workload.for_model(m, op_dtypes=op_dtypes)
+    with pytest.raises(InfeasibleConfigError, match=re.escape(message)):
+        build_phase(m, Workload(op_dtypes=parse_op_dtypes(op_dtypes)), Parallelism(), "decode")
+    with pytest.raises(InfeasibleConfigError, match=re.escape(message)):
+        roofline.predict(model, "h100-sxm", op_dtypes=op_dtypes, tp=8, input_len=64, output_len=4)
+
+
+def test_the_classes_a_model_has_are_taken() -> None:
+    # DeepSeek-V3's first 3 layers are dense: it has an mlp, and shared experts
+    w = Workload.for_model(load_model("deepseek-v3"), op_dtypes="mlp=bf16,shared_experts=bf16")
+    assert ("mlp", "bf16", "bf16") in w.op_dtypes and ("shared_experts", "bf16", "bf16") in w.op_dtypes
+    # the checkpoint defaults every model gets (embedding and head in bf16 under fp8) stay
+    assert Workload.for_model(load_model("llama-3.1-8b"), "fp8").op_dtypes_spec == "embedding=bf16:bf16,lm_head=bf16:bf16"
+
+
+def test_a_checkpoint_default_for_a_class_the_model_lacks_is_ignored(tmp_path: Path) -> None:
+    """A checkpoint's excluded ``mlp`` maps to mlp and shared_experts (roofline.quantization): on a
+    dense model the shared experts' part does not apply and is dropped, not refused."""
+    cfg = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+           "quantization_config": {"quant_method": "modelopt", "quant_algo": "FP8",
+                                   "exclude_modules": ["lm_head", "model.layers.0.mlp"]}}
+    path = tmp_path / "Llama-FP8" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(cfg))
+    w = roofline.predict(str(path), "h100-sxm", input_len=64, output_len=4).workload
+    assert [c for c, _, _ in w.op_dtypes] == ["embedding", "lm_head", "mlp"]
+
+
+def test_cli_refuses_an_op_dtype_class_the_model_lacks_in_one_line(cli) -> None:  # noqa: F811
+    for command, extra in (("predict", ()), ("serve", ("--concurrency", "4"))):
+        bad = cli(command, "-m", "llama-3.1-70b", "-H", "h100-sxm", "--tp", "4", "--op-dtype", "experts=fp8",
+                  "--input", "64", "--output", "4", *extra)
+        assert bad.exit_code == 2, (command, bad.stdout)
+        assert bad.stderr.strip().splitlines() == [
+            "error: workload: op_dtypes: experts=fp8: llama-3.1-70b has no experts (a dense model); "
+            "its operator classes: attention, mlp, embedding, lm_head"]
+
+
+def test_a_sweep_skips_the_models_an_op_dtype_class_does_not_apply_to(tmp_path: Path) -> None:
+    from roofline.sweep import run_sweep
+
+    base = {"hardware": "h100-sxm", "workload": {"input_len": 64, "output_len": 4, "op_dtypes": {"experts": "fp8"}},
+            "parallelism": {"tp": 2}, "sweep": {"hbm_bandwidth_GBps": [2000, 3000]}}
+    with pytest.raises(InfeasibleConfigError, match=r"s\.yaml: no feasible combination.*llama-3.1-8b has no experts"):
+        run_sweep(sweep_from_dict({**base, "model": "llama-3.1-8b"}, "s.yaml"), tmp_path / "a")
+    result = run_sweep(sweep_from_dict({**base, "model": ["llama-3.1-8b", "mixtral-8x7b"]}, "s.yaml"), tmp_path / "b")
+    assert result.rows == 2 and len(result.skipped) == 1 and "llama-3.1-8b has no experts" in result.skipped[0]
 
 
 # ---- measured: B200 FP4 against FP8 (aiconfigurator e2e rows; nothing fitted) ------------------

@@ -156,6 +156,23 @@ def test_bad_sweep_files_are_one_line_errors(cli, tmp_path: Path) -> None:
     one_line_error(cli("optimize", str(bad)), "not valid YAML")
 
 
+def test_a_search_no_combination_of_which_runs_is_one_line_error(cli, tmp_path: Path) -> None:
+    """It ran every trial as infeasible and ended with a note and exit code 0 (a grid sweep refuses it)."""
+    dense_ep = write_sweep(tmp_path, "ep", parallelism={"tp": 8, "ep": 2})
+    one_line_error(cli("optimize", str(dense_ep), "--out", str(tmp_path / "o")),
+                   "ep.yaml: no feasible combination to search", "ep=2 needs a mixture-of-experts model")
+    experts = write_sweep(tmp_path, "experts", workload={**TINY["workload"], "op_dtypes": {"experts": "fp8"}})
+    one_line_error(cli("optimize", str(experts), "--out", str(tmp_path / "o")),
+                   "experts.yaml: no feasible combination to search", "llama-3-70b has no experts (a dense model)")
+    assert not (tmp_path / "o").exists()
+    # one tp of the range runs (the others do not divide the 64 heads): the search goes ahead
+    from roofline.search._evaluate import _check_some_combination_runs
+    from roofline.search._options import search_space
+
+    spec = load_sweep(write_sweep(tmp_path, "tp", sweep={**TINY["sweep"], "tp": {"low": 3, "high": 4}}))
+    _check_some_combination_runs(spec, search_space(spec))
+
+
 def test_unknown_sampler_is_one_line_error(cli, tmp_path: Path) -> None:
     path = write_sweep(tmp_path)
     one_line_error(cli("optimize", str(path), "--sampler", "annealing", "--out", str(tmp_path / "o")),

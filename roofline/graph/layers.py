@@ -509,6 +509,7 @@ def build_phase(model: ModelSpec, workload: Workload, parallelism: Parallelism, 
     if phase not in ("prefill", "decode"):
         raise ValueError(f"phase must be 'prefill' or 'decode', got {phase!r}")
     parallelism.check(model)
+    workload.check(model)
     return _LayerBuilder(model, workload, parallelism, phase).build()
 
 

@@ -13,12 +13,14 @@ metrics (user attribute ``metrics``) and its named constraint values (user attri
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from roofline._json import json_value
 from roofline.exceptions import InfeasibleConfigError, SpecError
@@ -138,8 +140,46 @@ def evaluate_params(spec: SweepSpec, space: SearchSpace, params: Sequence[Mappin
     return [o for o in outcomes if o is not None]
 
 
+#: Structural combinations :func:`_check_some_combination_runs` tries at most (it stops at the first that runs).
+_MAX_PREFLIGHT_COMBINATIONS = 2000
+
+
+def _structural_axes(space: SearchSpace) -> dict[str, list[Any]] | None:
+    """The values each structural parameter may take in ``space`` (None: a float range)."""
+    axes: dict[str, list[Any]] = {}
+    for k in STRUCTURAL:
+        d = space.distributions.get(k)
+        if d is None:
+            axes[k] = [space.fixed.get(k)]
+        elif isinstance(d, CategoricalDistribution):
+            axes[k] = list(d.choices)
+        elif isinstance(d, IntDistribution):
+            axes[k] = list(range(d.low, d.high + 1, d.step))
+        else:
+            return None
+    return axes
+
+
+def _check_some_combination_runs(spec: SweepSpec, space: SearchSpace) -> None:
+    """Raise InfeasibleConfigError, naming the file and the reasons, when no structural combination
+    of the search can run (``ep: 2`` or ``op_dtypes: {experts: fp8}`` on a dense model): the study
+    ran every trial as infeasible and ended with a note and exit code 0, as a grid sweep does not."""
+    axes = _structural_axes(space)
+    if axes is None or math.prod(len(v) for v in axes.values()) > _MAX_PREFLIGHT_COMBINATIONS:
+        return
+    reasons: dict[str, None] = {}
+    for combo in itertools.product(*axes.values()):
+        try:
+            scenario_for(dict(zip(axes, combo)))
+            return
+        except InfeasibleConfigError as e:
+            reasons[str(e)] = None
+    raise InfeasibleConfigError(f"{spec.path}: no feasible combination to search ({'; '.join(list(reasons)[:3])})")
+
+
 def _preflight(spec: SweepSpec, space: SearchSpace, objective: Objectives) -> None:
-    """Fail early on names the engine cannot load and on an objective that is undefined."""
+    """Fail early on names the engine cannot load, on a search no combination of which can run and
+    on an objective that is undefined."""
     choices = {k: (list(d.choices) if isinstance(d, CategoricalDistribution) else [d.low])
                for k, d in space.distributions.items() if k in STRUCTURAL}
     base = {k: space.fixed.get(k, choices.get(k, [None])[0]) for k in STRUCTURAL}
@@ -147,6 +187,7 @@ def _preflight(spec: SweepSpec, space: SearchSpace, objective: Objectives) -> No
         for v in values:
             with contextlib.suppress(InfeasibleConfigError):
                 scenario_for({**base, name: v})
+    _check_some_combination_runs(spec, space)
     for hw_name in choices.get("hardware", [base["hardware"]]):
         params = {k: (d.choices[0] if isinstance(d, CategoricalDistribution) else (d.low + d.high) / 2)
                   for k, d in space.distributions.items() if k not in STRUCTURAL}
