@@ -285,7 +285,10 @@ def _check_precision(name: str, value: str, where: str) -> None:
         else:
             Workload.with_dtype(value) if name == "dtype" else Workload(kv_dtype=value)
     except SpecError as e:
-        raise SpecError(f"{where}: {str(e).removeprefix('workload: ')}") from None
+        message, field = str(e), f"workload: {name}"
+        if message.startswith(field):  # where names the key already: 'workload.kv_dtype: kv_dtype: ...' said it twice
+            raise SpecError(f"{where}{message.removeprefix(field)}") from None
+        raise SpecError(f"{where}: {message.removeprefix('workload: ')}") from None
 
 
 def _op_dtypes(value: Any, error: Any) -> tuple[tuple[str, str, str], ...]:

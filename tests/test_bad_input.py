@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roofline.exceptions import SpecError
 from tests._run_cli import assert_clean, assert_one_line_error, run_cli
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -402,6 +403,9 @@ SERVING_CASES = {
                           "serving.disagg.kv_bandwidth_GBps"),
     "pool_key_twice": ({"disagg": {"prefill": "tp=2,tp=4", "decode": "tp=2"}}, "tp is given twice"),
     "control_characters": ({"bad\x1b[31mkey\u202e": 1}, "unknown key"),
+    # one of TensorRT-LLM's two batch-wait settings alone changed nothing (a wait needs both)
+    "batch_wait_iters_alone": ({"framework": "trtllm", "batch_wait_timeout_iters": 20},
+                               "serving.batch_wait_timeout_iters 20: needs batch_wait_max_tokens_ratio too"),
 }
 
 
@@ -424,6 +428,15 @@ def test_unknown_dtype_in_a_sweep_file_names_the_file(capsys, tmp_path: Path, wh
         data["workload"]["dtype"] = value
         _write_yaml(path, data)
     assert_one_line_error(run_cli(capsys, *_sweep_args(path, tmp_path)), f"s.yaml: {where}.dtype", "nosuch")
+
+
+def test_an_unknown_kv_dtype_in_a_sweep_file_names_the_key_once(capsys, tmp_path: Path) -> None:
+    path = _sweep(tmp_path, {"l2_capacity_MiB": [32]})
+    data = yaml.safe_load(path.read_text())
+    data["workload"]["kv_dtype"] = "fp7"
+    run = run_cli(capsys, *_sweep_args(_write_yaml(path, data), tmp_path))
+    # it said "workload.kv_dtype: kv_dtype: 'fp7' ..."
+    assert_one_line_error(run, "s.yaml: workload.kv_dtype: 'fp7' is not allowed; choose one of bf16")
 
 
 def test_disaggregated_sweep_writes_strict_json_and_its_report(capsys, tmp_path: Path) -> None:
@@ -567,3 +580,68 @@ def test_an_acceptance_rate_without_draft_tokens_is_one_line(capsys) -> None:
     # --acceptance alone was ignored: the prediction ran without speculative decoding and said nothing
     run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--acceptance", "0.7")
     assert_one_line_error(run, "--acceptance", "--draft-tokens")
+
+
+def test_draft_tokens_without_an_acceptance_rate_is_one_line(capsys) -> None:
+    # --draft-tokens alone ran with every draft token rejected (acceptance 0): slower than no speculation, silently
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--draft-tokens", "3")
+    assert_one_line_error(run, "--draft-tokens 3: needs --acceptance")
+    import roofline.serving
+
+    with pytest.raises(SpecError, match="--draft-tokens 3: needs --acceptance"):
+        roofline.serving.serve("llama-3-8b", "h100-sxm", concurrency=4, input_len=64, output_len=4, draft_tokens=3)
+    # an acceptance of 0 given on purpose is taken
+    ok = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--input", "64",
+                 "--output", "4", "--draft-tokens", "3", "--acceptance", "0", "--json")
+    assert ok.exit_code == 0, ok.stderr
+
+
+def test_a_negative_seed_is_one_line(capsys) -> None:
+    # the event simulator's numpy generator raised a ValueError traceback
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--input", "60-64",
+                  "--output", "4", "--simulate", "--seed", "-1")
+    assert_one_line_error(run, "--seed")
+    from roofline.serving.workload import ServingWorkload
+
+    with pytest.raises(SpecError, match="serving workload: seed: must be an integer >= 0, got -1"):
+        ServingWorkload(concurrency=4, seed=-1)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--concurrency", "4,,8"), ("--concurrency", "4,8,"),
+                                               ("--rate", "1,,2")])
+def test_a_list_option_with_an_empty_value_is_one_line(capsys, option: str, value: str) -> None:
+    # '4,,8' ran concurrencies 4 and 8: the value between the commas was lost without a word
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--input", "64", "--output", "4",
+                  option, value)
+    assert_one_line_error(run, f"{option}: {value!r} has an empty value")
+
+
+def test_a_length_range_with_low_above_high_says_so(capsys) -> None:
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--concurrency", "4", "--input", "100-50")
+    assert_one_line_error(run, "--input: '100-50': LOW (100) is above HIGH (50)")
+
+
+@pytest.mark.parametrize(("row", "fragment"), [
+    ("0,100,10\n1,-5,10\n", "line 3: prompt_tokens: -5 is not in [1, 100,000,000]"),
+    ("0,100,0\n", "line 2: output_tokens: 0 is not in [1, 100,000,000]"),
+    ("-1,100,10\n", "line 2: arrival_s: -1 is not in [0, 1e+08] seconds"),
+])
+def test_a_bad_trace_row_names_its_column(capsys, tmp_path: Path, row: str, fragment: str) -> None:
+    # the message said "arrival_s must be in [0, 1e+08] and token counts in [1, 100,000,000]" for any of the three
+    path = tmp_path / "trace.csv"
+    path.write_text(TRACE_HEADER + row)
+    run = run_cli(capsys, "serve", "-m", "llama-3-8b", "-H", "h100-sxm", "--trace", str(path))
+    assert_one_line_error(run, f"{path}: {fragment}")
+
+
+def test_report_out_in_a_missing_folder_is_written_and_a_folder_is_refused(capsys, tmp_path: Path) -> None:
+    # -o new/r.html failed after the work with "new/r.html.tmp: No such file or directory"; -o FOLDER --force
+    # with "FOLDER.tmp: Is a directory"
+    sweep = _sweep(tmp_path, {"l2_capacity_MiB": [32, 64]})
+    assert run_cli(capsys, *_sweep_args(sweep, tmp_path)).exit_code == 0
+    out = tmp_path / "new" / "r.html"
+    run = run_cli(capsys, "report", str(tmp_path / "out"), "-o", str(out), "--details", "0")
+    assert run.exit_code == 0, run.stderr
+    assert out.exists()
+    run = run_cli(capsys, "report", str(tmp_path / "out"), "-o", str(tmp_path / "new"), "--force", "--details", "0")
+    assert_one_line_error(run, f"{tmp_path / 'new'}: is a directory; expected a file path")

@@ -130,6 +130,9 @@ def test_rows_carry_the_launch_scripts_batch_waiting():
     (["--batch-wait-tokens-ratio", "1.5"], "--batch-wait-tokens-ratio: must be in [0, 1], got 1.5"),
     (["--batch-wait-tokens-ratio", "-0.5"], "--batch-wait-tokens-ratio: must be in [0, 1]"),
     (["--batch-wait-iters", "20", "--disagg"], "--batch-wait-iters: not supported with disaggregated pools"),
+    # one alone changed nothing, silently: TensorRT-LLM waits only when both are positive
+    (["--batch-wait-iters", "20"], "--batch-wait-iters 20: needs --batch-wait-tokens-ratio too"),
+    (["--batch-wait-tokens-ratio", "0.9"], "--batch-wait-tokens-ratio 0.9: needs --batch-wait-iters too"),
 ])
 def test_serve_cli_refuses_bad_batch_wait(capsys, args, needle):
     from roofline.cli.main import main

@@ -54,8 +54,11 @@ def _numbers(text: str | None, option: str, kind: type) -> list | None:
     """'4,16,64' -> [4, 16, 64]; a one-line error naming the option otherwise."""
     if text is None:
         return None
+    parts = text.split(",")
+    if len(parts) > 1 and not all(v.strip() for v in parts):  # '4,,8' ran 4 and 8; a value was lost
+        raise fail(f"{option}: {text!r} has an empty value; give a comma-separated list, e.g. 4,16,64")
     try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
+        values = [kind(v) for v in parts if v.strip()]
     except ValueError:
         raise fail(f"{option}: {text!r} is not a comma-separated list of {kind.__name__} values") from None
     if not values or any(not v > 0 or v != v or v == float("inf") for v in values):
@@ -68,6 +71,9 @@ def _length(text: str, option: str) -> int | tuple[int, int]:
     try:
         if "-" in text:
             lo, hi = (int(x) for x in text.split("-", 1))
+            if 1 <= hi < lo:
+                raise fail(f"{option}: {text!r}: LOW ({lo}) is above HIGH ({hi}); give N or a range LOW-HIGH "
+                           "with LOW <= HIGH")
             if not 1 <= lo <= hi:
                 raise ValueError
             return (lo, hi)
@@ -114,7 +120,8 @@ def serve(
     output_len: Annotated[str, typer.Option("--output", "--osl", help="Output tokens: N or LOW-HIGH.")] = "1024",
     concurrency: Annotated[str | None, typer.Option(help="Closed loop: requests in flight, e.g. 4,16,64.")] = None,
     rate: Annotated[str | None, typer.Option("--rate", help="Open loop: Poisson request rates per second.")] = None,
-    trace: Annotated[Path | None, typer.Option(help="CSV of arrival_s, prompt_tokens, output_tokens (simulated).")]
+    trace: Annotated[Path | None, typer.Option(
+        help="CSV of arrival_s, prompt_tokens, output_tokens, rows in any order (sorted by arrival; simulated).")]
     = None,
     num_requests: Annotated[int | None, typer.Option(min=1, help="Requests of the benchmark (default 10 x c, at least 100).")] = None,
     prefix_hit: Annotated[float, typer.Option(help="Share of each prompt found in the prefix cache, [0, 1).")] = 0.0,
@@ -135,9 +142,10 @@ def serve(
                                "blocks run out: vLLM) or sglang_ratio (on demand, admitted against SGLang's "
                                "new_token_ratio reservation, retracting the least advanced request: SGLang); "
                                "default: the framework's.")] = None,
-    draft_tokens: Annotated[int, typer.Option(min=0, help="Speculative decoding: draft tokens per step.")] = 0,
-    acceptance: Annotated[float, typer.Option(help="Speculative decoding: acceptance rate per token, [0, 1).")]
-    = 0.0,
+    draft_tokens: Annotated[int, typer.Option(
+        min=0, help="Speculative decoding: draft tokens per step (needs --acceptance).")] = 0,
+    acceptance: Annotated[float | None, typer.Option(
+        help="Speculative decoding: acceptance rate per token, [0, 1) (needs --draft-tokens).")] = None,
     slo_ttft_ms: Annotated[float | None, typer.Option(help="SLO on TTFT (ms) for goodput.")] = None,
     slo_tpot_ms: Annotated[float | None, typer.Option(help="SLO on TPOT (ms) for goodput.")] = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="Event simulator (percentiles) instead of the "
@@ -150,7 +158,7 @@ def serve(
     prefetch_kv: Annotated[bool | None, typer.Option(
         "--prefetch-kv/--no-prefetch-kv", help="Not modelled by serve (refused): a step's attention reads the KV "
                                                "cache from HBM; --prefetch fetches weights only.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of lengths and arrivals.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of lengths and arrivals.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print {definitions, summary, rows} as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write tokens/s per device against tokens/s per user (HTML and PNG) with this stem.")] = None,
@@ -186,19 +194,19 @@ def serve(
 ) -> None:
     """Serving metrics: continuous batching, chunked prefill, KV capacity, queueing, SLO goodput."""
     from roofline.serving import serve as run
+    from roofline.serving.settings import batch_wait_options, speculative_options
 
     opts = DisaggOptions(disagg, prefill, decode, prefill_hardware, decode_hardware, kv_bandwidth, kv_path.value,
                          kv_overlap, max_devices, objective.value, str(getattr(cost_basis, "value", cost_basis)))
     opts.check(attention_dp=attention_dp, simulate=simulate, plot=plot is not None, report=report)
-    if acceptance and not draft_tokens:  # else ignored: no speculative decoding without draft tokens
-        raise fail(f"--acceptance {acceptance:g}: needs --draft-tokens N (speculative decoding's draft tokens per "
-                   "step)")
+    speculative = speculative_options(draft_tokens, acceptance)  # each needs the other
     if batch_wait_tokens_ratio is not None and not 0.0 <= batch_wait_tokens_ratio <= 1.0:
         raise fail(f"--batch-wait-tokens-ratio: must be in [0, 1], got {batch_wait_tokens_ratio:g}")
     for option, value in (("--batch-wait-iters", batch_wait_iters), ("--batch-wait-tokens-ratio", batch_wait_tokens_ratio)):
         if value is not None and (opts.disagg or opts.fixed):
             raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode): a prefill "
                        "pool runs no decode steps to hold its prompts behind")
+    batch_wait_options(batch_wait_iters, batch_wait_tokens_ratio)  # one alone changed nothing
     if kv_admission is not None and (opts.disagg or opts.fixed):
         raise fail("--kv-admission: not supported with disaggregated pools (--disagg, --prefill/--decode)")
     for option, value in (("--prefetch-weights", prefetch_weights), ("--prefetch-kv", prefetch_kv)):
@@ -209,12 +217,12 @@ def serve(
         raise fail(f"{override_arguments(overrides)[0]}: hardware overrides are not supported with disaggregated pools "
                    "(--disagg, --prefill/--decode); give the pools' devices as YAML files")
     if opts.disagg:
-        from roofline.serving import SpeculativeDecoding, engine_defaults
+        from roofline.serving import engine_defaults
 
         settings = engine_defaults(framework.value).with_overrides(
             max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
             gpu_memory_utilization=gpu_memory_utilization,
-            speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
+            speculative=speculative)
         run_search(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
                    op_dtypes=",".join(op_dtype or []) or None, lm_head_dtype=lm_head_dtype,
                    input_len=_length(input_len, "--input"), output_len=_length(output_len, "--output"),

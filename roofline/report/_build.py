@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roofline._json import dumps as json_dumps
+from roofline._paths import check_writable
 from roofline._runfiles import record_in_run
 from roofline.exceptions import SpecError
 from roofline.metrics import metric_labels
@@ -90,6 +91,7 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, force: b
             raise SpecError(f"report: {name} must be >= 0, got {value}")
     run = read_run_folder(run_dir)
     path = Path(out) if out is not None else run.path / "report.html"
+    check_writable(path)  # a folder given as the file, an unwritable one: refused before the work
     if path.exists() and not force:
         raise SpecError(f"{path}: exists; pass --force to overwrite it")
     payload, result_counts, notes = _payload(run, top=top, sample=sample, details=details, seed=seed)
@@ -99,6 +101,7 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, force: b
         raise SpecError(f"{path}: the report would be {size / 2**20:.1f} MiB, over the 25 MiB limit; "
                         f"lower --sample (now {sample}) or --top (now {top})")
     record_in_run(path)  # a report inside the run folder is one of its outputs
+    path.parent.mkdir(parents=True, exist_ok=True)  # as every command's output files: missing folders are made
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)

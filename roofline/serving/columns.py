@@ -52,7 +52,13 @@ from roofline.serving.disagg_columns import DisaggBlock, disagg_columns, parse_d
 from roofline.serving.economics import operating_point_economics, step_energy_of
 from roofline.serving.overheads import DATASHEET, load_overheads
 from roofline.serving.serve import benchmark_requests
-from roofline.serving.settings import FRAMEWORKS, KV_ADMISSION, EngineSettings, engine_defaults
+from roofline.serving.settings import (
+    FRAMEWORKS,
+    KV_ADMISSION,
+    EngineSettings,
+    batch_wait_options,
+    engine_defaults,
+)
 from roofline.serving.step_cost import build_step_cost, engine_token_grid
 from roofline.timing import HardwareArrays
 from roofline.workload import Parallelism, Workload
@@ -125,6 +131,11 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
         batch_wait_timeout_iters=number("batch_wait_timeout_iters", True),
         batch_wait_max_tokens_ratio=number("batch_wait_max_tokens_ratio", upper=1.0),
         kv_admission=admission)
+    try:
+        batch_wait_options(data.get("batch_wait_timeout_iters"), data.get("batch_wait_max_tokens_ratio"),
+                           ("batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"))
+    except SpecError as e:
+        raise SpecError(f"{where}.{e}") from None
     hit = data.get("prefix_hit", 0.0)
     if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
         raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")

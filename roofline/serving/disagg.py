@@ -33,7 +33,11 @@ from roofline.serving.kv_transfer import KVLink, kv_link, kv_transfer_bytes, kv_
 from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_metrics
 from roofline.serving.overheads import DATASHEET, load_overheads
 from roofline.serving.serve import ServeResult, ServingSetup
-from roofline.serving.settings import EngineSettings, SpeculativeDecoding, engine_defaults
+from roofline.serving.settings import (
+    EngineSettings,
+    engine_defaults,
+    speculative_options,
+)
 from roofline.serving.step_cost import StepCost
 from roofline.serving.workload import Lengths, ServingWorkload, make_requests
 from roofline.workload import Parallelism, Workload
@@ -267,7 +271,7 @@ def serve_disagg(
     max_num_seqs: int | None = None,
     gpu_memory_utilization: float | None = None,
     draft_tokens: int = 0,
-    acceptance: float = 0.0,
+    acceptance: float | None = None,
     slo_ttft_ms: float | None = None,
     slo_tpot_ms: float | None = None,
     simulate_events: bool = False,
@@ -293,7 +297,7 @@ def serve_disagg(
     settings = engine_defaults(framework).with_overrides(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
         gpu_memory_utilization=gpu_memory_utilization,
-        speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None)
+        speculative=speculative_options(draft_tokens, acceptance))
     choice = ModelChoice(datasheet, framework)  # as serve: the calibrated profiles unless datasheet
     hw_p = fitted_model(prefill_hardware, choice).hardware
     hw_d = hw_p if decode_hardware is None else fitted_model(decode_hardware, choice).hardware

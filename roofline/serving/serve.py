@@ -22,7 +22,12 @@ from roofline.serving.capacity import check_request_fits, load_kv_demand_tokens,
 from roofline.serving.economics import SERVING_ECONOMIC_METRICS, operating_point_economics
 from roofline.serving.metrics import DEFINITIONS, PERCENTILES, meets_slo, trace_metrics
 from roofline.serving.overheads import DATASHEET, Overheads, load_overheads, overheads_provenance
-from roofline.serving.settings import EngineSettings, SpeculativeDecoding, engine_defaults
+from roofline.serving.settings import (
+    EngineSettings,
+    batch_wait_options,
+    engine_defaults,
+    speculative_options,
+)
 from roofline.serving.simulator import simulate
 from roofline.serving.step_cost import StepCost, build_step_cost, engine_token_grid
 from roofline.serving.workload import Lengths, Requests, ServingWorkload, make_requests
@@ -264,7 +269,7 @@ def serve(
     kv_admission: str | None = None,
     attention_dp: int = 1,
     draft_tokens: int = 0,
-    acceptance: float = 0.0,
+    acceptance: float | None = None,
     slo_ttft_ms: float | None = None,
     slo_tpot_ms: float | None = None,
     simulate_events: bool = False,
@@ -294,7 +299,8 @@ def serve(
             shipped checkpoints keep it and the input embedding; ``"same"``: as the weights; the head
             only, see ``roofline.predict``).
         attention_dp: attention data-parallel ranks inside the TP group (MoE serving).
-        draft_tokens, acceptance: speculative decoding (tokens per step, see SpeculativeDecoding).
+        draft_tokens, acceptance: speculative decoding (tokens per step, see SpeculativeDecoding); each
+            needs the other (an acceptance of 0 given with draft tokens is taken).
         slo_ttft_ms, slo_tpot_ms: the SLO for goodput and the largest concurrency / rate meeting it.
         simulate_events: the discrete-event simulator (percentiles) instead of the analytic model.
         datasheet: the raw roofline (the device spec as written, no overheads); by default the
@@ -318,9 +324,10 @@ def serve(
     settings = engine_defaults(framework).with_overrides(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
         gpu_memory_utilization=gpu_memory_utilization, attention_dp=attention_dp if attention_dp != 1 else None,
-        speculative=SpeculativeDecoding(draft_tokens, acceptance) if draft_tokens else None,
+        speculative=speculative_options(draft_tokens, acceptance),
         batch_wait_timeout_iters=batch_wait_timeout_iters, batch_wait_max_tokens_ratio=batch_wait_max_tokens_ratio,
         kv_admission=kv_admission)
+    batch_wait_options(batch_wait_timeout_iters, batch_wait_max_tokens_ratio)  # after their bounds: one alone does nothing
     if settings.attention_dp > tp or tp % settings.attention_dp:
         raise SpecError(f"--attention-dp: {settings.attention_dp} must divide tp={tp}")
     chosen = fitted_model(hardware, ModelChoice(bool(datasheet), framework))  # the calibrated profile unless datasheet

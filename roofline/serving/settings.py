@@ -22,7 +22,8 @@ from roofline.workload import ENGINE_FRAMEWORKS
 
 __all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding", "KV_MEMORY_RULES",
            "sglang_mem_fraction_static", "sglang_chunked_prefill_tokens", "memory_fraction", "sglang_cuda_graph_max_bs",
-           "batch_wait_holds", "batch_wait_holds_any", "KV_ADMISSION", "SglangRatio", "SGLANG_RATIO"]
+           "batch_wait_holds", "batch_wait_holds_any", "KV_ADMISSION", "SglangRatio", "SGLANG_RATIO",
+           "speculative_options", "batch_wait_options"]
 
 FRAMEWORKS = ENGINE_FRAMEWORKS
 
@@ -212,6 +213,33 @@ class SpeculativeDecoding:
     @property
     def verify_tokens(self) -> int:
         return self.draft_tokens + 1
+
+
+def speculative_options(draft_tokens: int, acceptance: float | None) -> SpeculativeDecoding | None:
+    """``draft_tokens`` and ``acceptance`` as a user gives them (``roofline serve --draft-tokens
+    --acceptance``, :func:`roofline.serving.serve`): None without draft tokens. Each needs the other:
+    draft tokens with no acceptance rate ran with every draft rejected (slower than none, silently),
+    and an acceptance rate without draft tokens is ignored."""
+    if draft_tokens and acceptance is None:
+        raise SpecError(f"--draft-tokens {draft_tokens}: needs --acceptance A, the share of draft tokens accepted, "
+                        "in [0, 1)")
+    if acceptance and not draft_tokens:
+        raise SpecError(f"--acceptance {acceptance:g}: needs --draft-tokens N (speculative decoding's draft tokens "
+                        "per step)")
+    return SpeculativeDecoding(draft_tokens, acceptance or 0.0) if draft_tokens else None
+
+
+def batch_wait_options(timeout_iters: int | None, max_tokens_ratio: float | None,
+                       names: tuple[str, str] = ("--batch-wait-iters", "--batch-wait-tokens-ratio")) -> None:
+    """Refuse one of TensorRT-LLM's two batch-wait settings without the other (``names``: the options
+    or keys they came from): a wait needs both positive (:func:`batch_wait_holds_any`), so one
+    alone changed nothing, silently."""
+    named = dict(zip(names, (timeout_iters, max_tokens_ratio)))
+    given = [k for k, v in named.items() if v]
+    if len(given) == 1:
+        other = next(k for k in named if k != given[0])
+        raise SpecError(f"{given[0]} {named[given[0]]:g}: needs {other} too (TensorRT-LLM holds prompts back only "
+                        "when both are positive)")
 
 
 @dataclass(frozen=True)

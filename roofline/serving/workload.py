@@ -82,6 +82,9 @@ class ServingWorkload:
         n = self.num_requests
         if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
             raise SpecError(f"serving workload: num_requests: must be a positive integer, got {n!r}")
+        s = self.seed  # numpy's generator raised a ValueError (a traceback) for a negative one
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise SpecError(f"serving workload: seed: must be an integer >= 0, got {s!r}")
 
     @property
     def requests(self) -> int:
@@ -132,9 +135,12 @@ def read_trace(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             except ValueError:
                 raise SpecError(f"{p}: line {i}: arrival_s must be a number and prompt_tokens, output_tokens "
                                 f"integers") from None
-            if not 0 <= a <= MAX_TRACE_ARRIVAL_S or not (1 <= pr <= MAX_TRACE_TOKENS and 1 <= o <= MAX_TRACE_TOKENS):
-                raise SpecError(f"{p}: line {i}: arrival_s must be in [0, {MAX_TRACE_ARRIVAL_S:g}] and token counts "
-                                f"in [1, {MAX_TRACE_TOKENS:,}]")
+            if not 0 <= a <= MAX_TRACE_ARRIVAL_S:  # NaN too
+                raise SpecError(f"{p}: line {i}: arrival_s: {a:g} is not in "
+                                f"[0, {MAX_TRACE_ARRIVAL_S:g}] seconds")
+            for name, tokens in (("prompt_tokens", pr), ("output_tokens", o)):
+                if not 1 <= tokens <= MAX_TRACE_TOKENS:
+                    raise SpecError(f"{p}: line {i}: {name}: {tokens} is not in [1, {MAX_TRACE_TOKENS:,}]")
             rows.append((a, pr, o))
     except csv.Error as e:
         raise SpecError(f"{p}: line {reader.line_num}: not valid CSV ({printable(e)})") from None
