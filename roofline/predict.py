@@ -436,7 +436,8 @@ def predict(
 
     Raises:
         SpecError: unknown model or device, bad field or argument.
-        InfeasibleConfigError: the model does not fit, or cannot be split as asked.
+        InfeasibleConfigError: the model does not fit, cannot be split as asked, or has no operator
+            class ``op_dtypes`` names (``experts`` of a dense model).
 
     Example:
         >>> p = predict("llama-3-8b", "h100-sxm", batch=1, input_len=1024, output_len=128)

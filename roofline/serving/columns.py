@@ -131,11 +131,6 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
         batch_wait_timeout_iters=number("batch_wait_timeout_iters", True),
         batch_wait_max_tokens_ratio=number("batch_wait_max_tokens_ratio", upper=1.0),
         kv_admission=admission)
-    try:
-        batch_wait_options(data.get("batch_wait_timeout_iters"), data.get("batch_wait_max_tokens_ratio"),
-                           ("batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"))
-    except SpecError as e:
-        raise SpecError(f"{where}.{e}") from None
     hit = data.get("prefix_hit", 0.0)
     if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit < 1:
         raise SpecError(f"{where}.prefix_hit: must be in [0, 1), got {hit!r}")
@@ -150,6 +145,11 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
     for key in ("kv_admission", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"):
         if disagg is not None and data.get(key) is not None:
             raise SpecError(f"{where}.{key}: not modelled with disaggregated pools (serving.disagg); leave it out")
+    try:  # after the refusal above: one alone changed nothing
+        batch_wait_options(data.get("batch_wait_timeout_iters"), data.get("batch_wait_max_tokens_ratio"),
+                           ("batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"))
+    except SpecError as e:
+        raise SpecError(f"{where}.{e}") from None
     return ServingBlock(settings, number("concurrency", True) or 64, number("slo_ttft_ms"), number("slo_tpot_ms"),
                         float(hit), disagg, lengths)
 
