@@ -224,7 +224,6 @@ def test_analytic_matches_simulator_where_the_kv_cache_is_the_limit(policy):
                                  "'on_demand'"),
     (["--kv-admission", "ON_DEMAND"], "Invalid value for '--kv-admission'"),
     (["--kv-admission", ""], "Invalid value for '--kv-admission'"),
-    (["--kv-admission", "reserve", "--disagg"], "--kv-admission: not supported with disaggregated pools"),
 ])
 def test_serve_cli_refuses_a_bad_kv_admission(capsys, args, needle):
     from roofline.cli.main import main
@@ -317,11 +316,10 @@ def test_kv_admission_of_a_wrong_type_is_a_spec_error_not_a_traceback(value):
         EngineSettings(kv_memory_rule=value)
 
 
-@pytest.mark.parametrize("key, value", [("kv_admission", "reserve"), ("batch_wait_timeout_iters", 2),
-                                        ("batch_wait_max_tokens_ratio", 0.5)])
+@pytest.mark.parametrize("key, value", [("batch_wait_timeout_iters", 2), ("batch_wait_max_tokens_ratio", 0.5)])
 def test_sweep_serving_block_refuses_engine_keys_disaggregated_pools_ignore(key, value):
-    # serve refuses --kv-admission and --batch-wait-* with --disagg; a sweep's disagg block took them
-    # and ran without them (the pools' model reads neither)
+    # serve refuses --batch-wait-* with --disagg; a sweep's disagg block took them and ran without them
+    # (a prefill pool runs no decode steps; kv_admission is the decode pool's, taken since disagg12)
     from roofline.serving.columns import parse_serving_block
 
     disagg = {"prefill": "tp=1,count=1", "decode": "tp=1,count=1"}

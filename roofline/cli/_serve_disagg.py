@@ -155,7 +155,8 @@ def run_search(opts: DisaggOptions, hardware: str, json_out: bool, *, model: str
     objective = ("goodput tok/s per device" if problem.objective == "per_device"
                  else f"goodput tok/s per 1000 USD ({opts.cost_basis})")
     # the precision the search ran (as serve's summary has it: --dtype, --kv-dtype and --op-dtype change
-    # the answer) and the aggregated rows' KV admission (the framework's: --kv-admission is refused here)
+    # the answer) and the KV admission of the aggregated rows and the decode pools (--kv-admission or the
+    # framework's)
     summary = {"model": m.name, "input_len": mean[0], "output_len": mean[1], "framework": framework,
                "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype
                else f"{w.weight_dtype}:{w.activation_dtype}",

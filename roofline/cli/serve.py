@@ -207,8 +207,6 @@ def serve(
             raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode): a prefill "
                        "pool runs no decode steps to hold its prompts behind")
     batch_wait_options(batch_wait_iters, batch_wait_tokens_ratio)  # one alone changed nothing
-    if kv_admission is not None and (opts.disagg or opts.fixed):
-        raise fail("--kv-admission: not supported with disaggregated pools (--disagg, --prefill/--decode)")
     for option, value in (("--prefetch-weights", prefetch_weights), ("--prefetch-kv", prefetch_kv)):
         if value is not None and (opts.disagg or opts.fixed):
             raise fail(f"{option}: not supported with disaggregated pools (--disagg, --prefill/--decode); "
@@ -222,6 +220,7 @@ def serve(
         settings = engine_defaults(framework.value).with_overrides(
             max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
             gpu_memory_utilization=gpu_memory_utilization,
+            kv_admission=kv_admission.value if kv_admission is not None else None,
             speculative=speculative)
         run_search(opts, hardware, json_out, model=model, dtype=dtype, kv_dtype=kv_dtype,
                    op_dtypes=",".join(op_dtype or []) or None, lm_head_dtype=lm_head_dtype,
@@ -252,6 +251,7 @@ def serve(
                   num_requests=num_requests, prefix_hit=prefix_hit, framework=framework.value,
                   max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                   gpu_memory_utilization=gpu_memory_utilization, draft_tokens=draft_tokens, acceptance=acceptance,
+                  kv_admission=kv_admission.value if kv_admission is not None else None,
                   slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, simulate_events=simulate, datasheet=datasheet,
                   prefetch=prefetch, seed=seed)
         return

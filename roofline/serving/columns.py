@@ -140,9 +140,10 @@ def parse_serving_block(data: Any, file: str) -> ServingBlock:
     disagg = parse_disagg_block(data["disagg"], where) if "disagg" in data else None
     if disagg is not None and settings.attention_dp != 1:
         raise SpecError(f"{where}.attention_dp: not modelled with disaggregated pools (serving.disagg); leave it at 1")
-    # as serve refuses --kv-admission and --batch-wait-* with --disagg: the pools' model reads neither,
-    # and a sweep silently ignoring a key it was given is worse than one refusing it
-    for key in ("kv_admission", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"):
+    # as serve refuses --batch-wait-* with --disagg: a prefill pool runs no decode steps to hold its prompts
+    # behind, and a sweep silently ignoring a key it was given is worse than one refusing it (kv_admission
+    # is the decode pool's)
+    for key in ("batch_wait_timeout_iters", "batch_wait_max_tokens_ratio"):
         if disagg is not None and data.get(key) is not None:
             raise SpecError(f"{where}.{key}: not modelled with disaggregated pools (serving.disagg); leave it out")
     try:  # after the refusal above: one alone changed nothing

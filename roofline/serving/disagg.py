@@ -211,7 +211,8 @@ def analytic_disagg(setup: DisaggSetup, costs: tuple[StepCost, StepCost, float, 
         rate_rps=rate_rps, verify_tokens=ds.speculative.verify_tokens, tokens_per_step=ds.speculative.tokens_per_step,
         prefill_scale=po.prefill_scale, decode_scale=do.decode_scale, prefill_step_overhead_s=po.step_overhead_s,
         decode_step_overhead_s=do.step_overhead_s, prefill_seq_overhead_s=po.seq_overhead_s,
-        decode_seq_overhead_s=do.seq_overhead_s, request_overhead_s=po.request_overhead_s)
+        decode_seq_overhead_s=do.seq_overhead_s, request_overhead_s=po.request_overhead_s,
+        kv_admission=ds.kv_admission)
 
 
 def _row(setup: DisaggSetup, row: dict[str, Any], kv_transfer_ms: float) -> dict[str, Any]:
@@ -270,6 +271,7 @@ def serve_disagg(
     max_num_batched_tokens: int | None = None,
     max_num_seqs: int | None = None,
     gpu_memory_utilization: float | None = None,
+    kv_admission: str | None = None,
     draft_tokens: int = 0,
     acceptance: float | None = None,
     slo_ttft_ms: float | None = None,
@@ -296,7 +298,7 @@ def serve_disagg(
              for p, opt in ((prefill, "--prefill"), (decode, "--decode"))]
     settings = engine_defaults(framework).with_overrides(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-        gpu_memory_utilization=gpu_memory_utilization,
+        gpu_memory_utilization=gpu_memory_utilization, kv_admission=kv_admission,
         speculative=speculative_options(draft_tokens, acceptance))
     choice = ModelChoice(datasheet, framework)  # as serve: the calibrated profiles unless datasheet
     hw_p = fitted_model(prefill_hardware, choice).hardware

@@ -12,8 +12,12 @@ prefill), ``O`` output tokens and a KV transfer of ``t_x`` seconds.
 - **Decode pool**: ``b`` running sequences per instance take ``d = ceil((O - 1) / tps)`` steps of
   ``step(b) = decode_scale (body(b v) + head(b) + attention(K)) + overheads``, with the summed KV
   ``K = b (p + 1 + (d - 1) tps / 2)`` (the mean over a request's life), so an instance finishes
-  ``b / (d step(b))`` requests per second. ``b`` is at most ``max_num_seqs`` and the sequences
-  whose prompt + output fit in the KV capacity (the simulator reserves both at admission).
+  ``b / (d step(b))`` requests per second. ``b`` is at most what the framework's KV admission
+  runs (:func:`decode_running_limit`): ``max_num_seqs`` and the sequences whose prompt + output
+  fit (``reserve``), ``p + o / 2`` each with vLLM's preemption law where the clients' whole
+  requests do not fit (``on_demand``, its recomputes on the decode instance lengthening a
+  request's decode span by ``b`` times its own recompute time), or SGLang's pre-allocation with
+  512 tokens reserved per running request (``sglang_ratio``).
 - **TTFT** = request overhead + ``W_p`` + ``S`` + ``t_x``; **TPOT** = (decode admission wait +
   ``d step(b)``) / (O - 1).
 - **Closed loop** at concurrency ``C``: throughput ``X(b) = y b / (d step(b'))`` and Little's law
@@ -33,10 +37,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from roofline.serving.analytic import _in_blocks, _kv_preemption
+from roofline.serving.settings import SGLANG_RESERVED_DECODE_TOKENS
 from roofline.serving.step_cost import StepCost
 from roofline.serving.workload import decode_steps
 
-__all__ = ["disagg_steady_state", "prefill_alone_s", "decode_step_s", "DISAGG_ANALYTIC_NOTE"]
+__all__ = ["disagg_steady_state", "prefill_alone_s", "decode_step_s", "decode_running_limit", "DISAGG_ANALYTIC_NOTE"]
 
 DISAGG_ANALYTIC_NOTE = ("analytic steady-state model of disaggregated serving (M/D/1 prefill pools, decode pools "
                         "at their steady batch): means only; percentiles need the event simulator (--simulate)")
@@ -74,6 +80,58 @@ def decode_step_s(cost: StepCost, rows: np.ndarray, b: np.ndarray, kv_per_seq: n
     return scale * unit + step_overhead_s + seq_overhead_s * b
 
 
+#: The length of a recompute on a vLLM decode worker, in prompt + this share of the output: the
+#: aggregated preemption law's (:func:`roofline.serving.analytic._preempting`)
+_RECOMPUTE_OUTPUT_SHARE = 0.25
+
+
+def decode_running_limit(kv_admission: str, cap: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                         block: np.ndarray, max_seqs: np.ndarray, clients: np.ndarray | None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sequences a decode instance runs at most under ``kv_admission``, the share of their decode
+    growth paid by preempting (vLLM), and where the policy departs from ``reserve`` (arrays (n,);
+    ``clients``: requests an instance holds at most in a closed loop, ``ceil(C / y)``; None: open
+    loop, ``max_num_seqs``).
+
+    - ``reserve`` (TensorRT-LLM): prompt + output reserved at admission, ``floor(cap / (p + o))``.
+    - ``on_demand`` (vLLM): blocks allocated as tokens come, so a sequence holds ``p + o / 2`` on
+      average. Where the clients' whole requests exceed the cache (closed loop) the instance
+      preempts the newest request when blocks run out; the preempted request's KV is gone from
+      the decode worker and it is prefilled again there (NIXL: ``NixlConnectorScheduler.
+      update_state_after_alloc`` sets ``do_remote_prefill = False`` after the one pull, so
+      ``get_num_new_matched_tokens`` returns 0 when the scheduler readmits it and the prompt +
+      generated tokens are computed locally): the aggregated engine's law
+      (:func:`roofline.serving.analytic._kv_preemption`), its running count and the share of the
+      growth paid by preempting, with the requests at the instance as the clients. An open loop
+      runs up to the knee ``cap / (p + o / 2)`` (Poisson arrivals stay staggered: the aggregated
+      simulator preempts next to nothing below it).
+    - ``sglang_ratio`` (SGLang's decode server, ``disaggregation/decode.py``): a request is
+      pre-allocated its prompt when prompt + ``R`` fits the free KV less ``R`` for every running
+      request (``R`` = ``num_reserved_decode_tokens``, 512), and decode steps that do not fit
+      retract requests with their KV offloaded to host memory, resumed without recomputing. With
+      ``n`` running at ``p + o / 2`` each on average, admission stops at
+      ``n = (cap - p - R) / (p + o / 2 + R)``. Where every client's whole request and its reserve
+      fit (``clients (p + o + R) <= cap``) nothing is refused or retracted: ``reserve``'s limit.
+    """
+    whole = np.maximum(np.minimum(max_seqs, np.floor(cap / _in_blocks(prompt + output, block))), 1.0)
+    share = np.zeros_like(whole)
+    load = max_seqs if clients is None else np.minimum(clients, max_seqs)
+    if kv_admission == "reserve":
+        return whole, share, np.zeros(whole.shape, dtype=bool)
+    if kv_admission == "sglang_ratio":
+        reserve = float(SGLANG_RESERVED_DECODE_TOKENS)
+        departs = load * _in_blocks(prompt + output + reserve, block) > cap
+        fit = np.floor((cap - prompt - reserve) / (prompt + output / 2 + reserve))
+        return np.where(departs, np.maximum(np.minimum(max_seqs, fit), 1.0), whole), share, departs
+    departs = load * _in_blocks(prompt + output, block) > cap
+    if clients is None:
+        knee = np.maximum(np.minimum(max_seqs, np.floor(cap / _in_blocks(prompt + output / 2, block))), 1.0)
+        return np.where(departs, knee, whole), share, departs
+    running, growth_share, _ = _kv_preemption(np.maximum(clients, 1.0), cap, prompt, output, block, max_seqs,
+                                              np.zeros(whole.shape, dtype=bool))
+    return (np.where(departs, np.maximum(running, 1.0), whole), np.where(departs, growth_share, 0.0), departs)
+
+
 def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefill_row: np.ndarray,
                         decode_row: np.ndarray, prompt: np.ndarray, output: np.ndarray, prefill: np.ndarray,
                         prefill_count: np.ndarray, decode_count: np.ndarray, transfer_s: np.ndarray,
@@ -86,7 +144,8 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
                         decode_step_overhead_s: np.ndarray | float = 0.0,
                         prefill_seq_overhead_s: np.ndarray | float = 0.0,
                         decode_seq_overhead_s: np.ndarray | float = 0.0,
-                        request_overhead_s: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+                        request_overhead_s: np.ndarray | float = 0.0,
+                        kv_admission: str = "reserve") -> dict[str, np.ndarray]:
     """Mean metrics of n disaggregated configurations (every argument broadcasts to (n,)).
 
     Give ``concurrency`` (closed loop, over the whole deployment) or ``rate_rps`` (open loop).
@@ -112,6 +171,18 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
     b_max = np.maximum(np.minimum(max_seqs, np.floor(cap / per_seq_blocks)), 1.0)
 
     closed = concurrency is not None
+    # the decode instances admit as the framework does (decode_running_limit); vLLM's preempted requests
+    # prefill prompt + generated tokens again on the decode instance: phi (o - 1) tokens a request, in
+    # recomputes of p + o / 4 (the aggregated law's), each its chunked prefill alone there
+    on_demand = kv_admission != "reserve"
+    recompute_s = np.zeros_like(load)
+    if on_demand:
+        per_instance_max = np.ceil(load / y - 1e-9) if closed else None
+        b_max, share, _ = decode_running_limit(kv_admission, cap, prompt, output, block, max_seqs, per_instance_max)
+        if kv_admission == "on_demand" and closed and np.any(share > 0):
+            length = prompt + _RECOMPUTE_OUTPUT_SHARE * output
+            pieces = share * np.maximum(output - 1.0, 0.0) / length
+            recompute_s = pieces * k_p * prefill_alone_s(decode_cost, d_row, length, length, budget)
     # closed loop: a request finds the others as the loop of C - 1 has them (the arrival theorem,
     # Schweitzer's approximation: (C - 1) / C of each mean), per decode instance C / y of them
     seen = np.maximum(load - 1, 0) / np.maximum(load, 1) if closed else np.ones_like(load)
@@ -124,8 +195,9 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
         ``1 + b (n - 1) / n`` of ``n = C / y``, at most ``b_max``; open loop: ``b``)."""
         batch = np.minimum(1 + b * seen_d, np.maximum(b_max, b)) if closed else b
         step = decode_step_s(decode_cost, d_row, batch, kv_per_seq, verify, k_d, s_d, q_d)
-        life = np.maximum(d * step, 1e-30)
-        return np.where(d > 0, y * b / life, np.inf), d * step
+        span = d * step + b * recompute_s if on_demand else d * step  # with the recomputes of the b running
+        life = np.maximum(span, 1e-30)
+        return np.where(d > 0, y * b / life, np.inf), span
 
     def prefill_wait(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rho = rate * service / x

@@ -143,7 +143,8 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
             prefill_step_overhead_s=o.for_parallelism(block.prefill.tp).step_overhead_s,
             decode_step_overhead_s=o.for_parallelism(block.decode.tp).step_overhead_s,
             prefill_seq_overhead_s=o.seq_overhead_s,
-            decode_seq_overhead_s=o.seq_overhead_s, request_overhead_s=o.request_overhead_s)
+            decode_seq_overhead_s=o.seq_overhead_s, request_overhead_s=o.request_overhead_s,
+            kv_admission=s.kv_admission)
 
     def meets(r: dict[str, np.ndarray]) -> np.ndarray:
         return ~r["saturated"] & meets_slo(r["ttft_s"], r["tpot_s"], slo_ttft_ms, slo_tpot_ms)

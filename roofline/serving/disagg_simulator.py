@@ -12,10 +12,25 @@
   when it lands, the first token reaches the client (**TTFT includes the transfer**) and the
   request joins the decode instance with the fewest requests;
 - a decode instance admits first come, first served while ``max_num_seqs`` and its KV blocks
-  allow (prompt + output reserved, no preemption, as the aggregated simulator) and runs
-  decode-only steps: ``decode_scale x (body + head + attention) + overheads``, one token per
-  sequence (``tokens_per_step`` with speculative decoding). A request waiting for a decode slot
-  delays its second token (TPOT), not its first.
+  allow, by the framework's ``kv_admission``, and runs decode-only steps: ``decode_scale x (body
+  + head + attention) + overheads``, one token per sequence (``tokens_per_step`` with speculative
+  decoding). A request waiting for a decode slot delays its second token (TPOT), not its first.
+  ``reserve`` (TensorRT-LLM): prompt + output reserved at admission, no preemption.
+  ``on_demand`` (vLLM with the NIXL connector): the head is admitted when the blocks of its landed
+  prompt fit beside those the running requests take this step, blocks are allocated as tokens
+  come, and when a step's do not fit the newest request is preempted (vLLM V1
+  ``Scheduler.schedule``): its KV is gone from the decode worker and, readmitted at the front of
+  the queue, it prefills its prompt + generated tokens there (``NixlConnectorScheduler.
+  update_state_after_alloc`` clears ``do_remote_prefill`` after the one pull, so
+  ``get_num_new_matched_tokens`` loads nothing the second time; vllm-project/vllm 002a1057), in
+  chunked-prefill steps beside the others' decode tokens, whose last chunk samples its next token.
+  ``sglang_ratio`` (SGLang's decode server, sgl-project/sglang 0035ca42
+  ``disaggregation/decode.py``): a new request is pre-allocated its prompt when prompt + 512
+  (``num_reserved_decode_tokens``) fits the free KV less 512 per running request
+  (``DecodePreallocQueue.pop_preallocated``); a decode step that does not fit retracts the least
+  advanced request (``ScheduleBatch.retract_decode``) with its KV offloaded to host memory
+  (``release_req``), resumed ahead of any new request without recomputing
+  (``resume_retracted_reqs``; the copies to and from host memory take no time here).
 
 Closed loop: the first ``concurrency`` requests arrive at 0, each later one when one finishes.
 Runs of decode steps are evaluated in one go up to the next event anywhere, so the cost is per
@@ -33,8 +48,15 @@ import numpy as np
 
 from roofline.exceptions import InfeasibleConfigError
 from roofline.serving.overheads import Overheads
-from roofline.serving.settings import EngineSettings
-from roofline.serving.simulator import SimulationTrace
+from roofline.serving.settings import SGLANG_RATIO, SGLANG_RESERVED_DECODE_TOKENS, EngineSettings
+from roofline.serving.simulator import (
+    SimulationTrace,
+    _blocks,
+    _prompt_blocks,
+    _retract_victim,
+    _run_fits,
+    _step_blocks,
+)
 from roofline.serving.step_cost import ScalarStepCost
 from roofline.serving.workload import Requests
 
@@ -124,6 +146,16 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
     d_free = [dec_blocks_total] * decode.count
     d_busy = [False] * decode.count
     d_pending = [0.0] * decode.count  # tokens per sequence of the run in flight
+    # on-demand admission (vLLM, SGLang): blocks held, the requests (and tokens each) of the step or run in flight
+    # and its recompute chunks; vLLM's preempted requests prefill prompt + generated tokens again (rec_left),
+    # SGLang's retracted ones wait with their KV offloaded to host memory (d_back)
+    on_demand = ds.kv_admission != "reserve"
+    owned = np.zeros(n)
+    rec_left = np.zeros(n)
+    total_tokens = prompt + output
+    d_plan: list[tuple[list[int], float, list[tuple[int, float]]]] = [([], 0.0, [])] * decode.count
+    d_back: list[deque[int]] = [deque() for _ in range(decode.count)]
+    preemptions = 0
     itl_s: list[np.ndarray] = []
     itl_w: list[np.ndarray] = []
     area_running = area_waiting = area_kv = 0.0
@@ -161,6 +193,9 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
 
     def start_decode(j: int, now: float) -> None:
         nonlocal steps, area_running, area_waiting, area_kv
+        if on_demand:
+            start_decode_on_demand(j, now)
+            return
         wait, run = d_wait[j], d_run[j]
         while wait and len(run) < ds.max_num_seqs and need_blocks[wait[0]] <= d_free[j]:
             r = wait.popleft()
@@ -193,6 +228,176 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
         d_busy[j] = True
         push(now + span, _DECODE_END, j, relevant=finishes and concurrency is not None and released < n)
 
+    def admit_vllm(j: int) -> None:
+        """vLLM V1 ``Scheduler.schedule`` on a decode worker: the head of the queue is admitted while
+        its KV (the prompt that landed, or a preempted request's prompt + generated tokens to prefill
+        again) fits beside the blocks the running requests take in this step."""
+        wait, run = d_wait[j], d_run[j]
+        spare = d_free[j] - _step_blocks(np.array(run, dtype=np.int64), kv, rec_left, owned, verify, block)
+        while wait and len(run) < ds.max_num_seqs:
+            need = _prompt_blocks(wait[0], kv, rec_left, block)
+            if need > spare:
+                break
+            spare -= need
+            run.append(wait.popleft())
+
+    def admit_sglang(j: int) -> None:
+        """SGLang's disaggregated decode server (``disaggregation/decode.py``): retracted requests are
+        resumed first (``resume_retracted_reqs``: their prompt + generated tokens + the reserve fit
+        the free tokens less the reserve of every running request), and no new request is admitted
+        while any stays retracted (``process_decode_queue``); a new one is pre-allocated its prompt
+        when prompt + reserve, and prompt + min(output, 4096) less the running requests' tokens, fit
+        the same room (``pop_preallocated``, ``_allocatable_token_budgets``)."""
+        wait, run, back = d_wait[j], d_run[j], d_back[j]
+        reserve, clip = float(SGLANG_RESERVED_DECODE_TOKENS), SGLANG_RATIO.clip_tokens
+        held = float(kv[run].sum()) if run else 0.0  # retractable_tokens: the running requests' tokens
+
+        def room() -> float:
+            single = max(float(prompt[r]) + min(float(output[r]), clip) for r in run) - held if run else 0.0
+            return d_free[j] - max(reserve * len(run), single)
+
+        left = room()
+        while back and len(run) < ds.max_num_seqs and kv[back[0]] + reserve <= left:
+            r = back.popleft()
+            left -= kv[r] + reserve
+            run.append(r)
+            owned[r] = _blocks(kv[r], block)
+            d_free[j] -= owned[r]
+        if back:
+            return
+        while wait and len(run) < ds.max_num_seqs:
+            r = wait[0]
+            if max(prompt[r] + reserve, prompt[r] + min(float(output[r]), clip) - held) > room():
+                break
+            run.append(wait.popleft())
+            owned[r] = _blocks(kv[r], block)
+            d_free[j] -= owned[r]
+
+    def plan_step(j: int) -> tuple[list[int], list[tuple[int, float]], np.ndarray, np.ndarray] | None:
+        """The decoding requests and recompute chunks of instance ``j``'s next step, and the blocks
+        they want and hold: short of blocks, vLLM preempts the newest request (``self.running.pop()``:
+        blocks freed, to the front of the queue, prompt + generated tokens to prefill again), SGLang
+        retracts the least advanced one (``retract_decode``, its KV offloaded to host memory:
+        ``release_req`` -> ``offload_kv_cache``, resumed without recomputing)."""
+        nonlocal preemptions
+        run = d_run[j]
+        while run:
+            dec = [r for r in run if rec_left[r] <= 0]
+            budget, chunks = float(ds.max_num_batched_tokens) - len(dec) * verify, []
+            for r in run:
+                if rec_left[r] > 0 and budget > 0:
+                    c = min(float(rec_left[r]), budget)
+                    chunks.append((r, c))
+                    budget -= c
+            take = np.array(dec + [r for r, _ in chunks], dtype=np.int64)
+            grow_to = np.concatenate([kv[dec] + verify, [kv[r] + c for r, c in chunks]]) if len(take) else np.zeros(0)
+            want = _blocks(np.minimum(grow_to, total_tokens[take]), block)
+            if float(np.maximum(want - owned[take], 0.0).sum()) <= d_free[j]:
+                return dec, chunks, take, want
+            if ds.kv_admission == "sglang_ratio" and len(dec) > 1:
+                victim = _retract_victim(np.array(dec), output - out_left, prompt)
+                d_back[j].append(victim)
+            else:
+                victim = run[-1]
+                rec_left[victim] = prompt[victim] + output[victim] - out_left[victim]
+                kv[victim] = 0.0
+                d_wait[j].appendleft(victim)
+            run.remove(victim)
+            d_free[j] += owned[victim]
+            owned[victim] = 0.0
+            preemptions += 1
+        return None
+
+    def start_decode_on_demand(j: int, now: float) -> None:
+        nonlocal steps, area_running, area_waiting, area_kv
+        (admit_sglang if ds.kv_admission == "sglang_ratio" else admit_vllm)(j)
+        plan = plan_step(j)
+        if plan is None:
+            d_busy[j] = False
+            return
+        dec, chunks, take, want = plan
+        run, b = d_run[j], len(d_run[j])
+        waiting = len(d_wait[j]) + len(d_back[j])
+        closing = concurrency is not None and released < n
+        c = decode.cost
+        if chunks:  # a step of recompute chunks beside the decode tokens (vLLM's chunked prefill)
+            pairs = ctx = chunk_tokens = 0.0
+            sampled = len(dec)
+            for r, ch in chunks:
+                pairs += ch * kv[r] + ch * (ch + 1) / 2
+                ctx += kv[r]
+                chunk_tokens += ch
+                sampled += ch >= rec_left[r]
+            kv_dec = float(kv[dec].sum()) + len(dec)
+            full = c.step_s(len(dec) * verify + chunk_tokens, sampled, kv_dec, len(dec), pairs, ctx, chunk_tokens)
+            dec_only = c.step_s(len(dec) * verify, len(dec), kv_dec, len(dec)) if dec else 0.0
+            dt = do.decode_scale * dec_only + do.prefill_scale * (full - dec_only) + do.step_overhead_s \
+                + do.seq_overhead_s * b
+            d_free[j] -= float(np.maximum(want - owned[take], 0.0).sum())
+            owned[take] = np.maximum(want, owned[take])
+            area_running += b * dt
+            area_waiting += waiting * dt
+            area_kv += dt * (float(kv[run].sum()) + chunk_tokens + len(dec))
+            steps += 1
+            if dec:
+                itl_s.append(np.array([dt]))
+                itl_w.append(np.array([float(len(dec))]))
+            d_plan[j] = (dec, float(tps), chunks)
+            d_busy[j] = True
+            push(now + dt, _DECODE_END, j, relevant=closing and bool(np.any(out_left[dec] <= tps + 1e-9)))
+            return
+        idx = np.array(dec)
+        k = max(int(np.ceil(np.min(out_left[idx]) / tps - 1e-9)), 1)
+        # the run ends at the step whose blocks are not free (the first step's were checked)
+        k = _run_fits(kv[idx] + verify, tps, total_tokens[idx], block, d_free[j] + float(owned[idx].sum()), k)
+        kv_j = float(kv[idx].sum()) + b + np.arange(k, dtype=float) * b * tps
+        unit = c.fixed_s(b * verify, b) + np.maximum(c.c_kv * kv_j + c.c_seq * b, c.m_kv * kv_j + c.m_seq * b)
+        times = do.decode_scale * unit + do.step_overhead_s + do.seq_overhead_s * b
+        stop = next_wake()
+        cut = k if stop is None else int(np.searchsorted(now + np.cumsum(times), stop, side="left")) + 1
+        finishes = cut >= k and bool(np.any(out_left[idx] <= k * tps + 1e-9))
+        if cut < k:
+            k, times, kv_j = cut, times[:cut], kv_j[:cut]
+        last = np.maximum(_blocks(np.minimum(kv[idx] + verify + (k - 1) * tps, total_tokens[idx]), block), owned[idx])
+        d_free[j] -= float((last - owned[idx]).sum())
+        owned[idx] = last
+        span = float(times.sum())
+        area_running += b * span
+        area_waiting += waiting * span
+        area_kv += float(times @ kv_j)
+        steps += k
+        itl_s.append(times)
+        itl_w.append(np.full(k, float(b)))
+        d_plan[j] = (dec, k * tps, [])
+        d_busy[j] = True
+        push(now + span, _DECODE_END, j, relevant=finishes and closing)
+
+    def end_on_demand(j: int, t: float) -> None:
+        nonlocal done, released
+        dec, tokens, chunks = d_plan[j]
+        for r in dec:
+            out_left[r] -= tokens
+            kv[r] += tokens
+        for r, ch in chunks:
+            rec_left[r] -= ch
+            kv[r] += ch
+            if rec_left[r] <= 0:
+                out_left[r] -= 1  # the recompute's last chunk samples the next token
+        gone = [r for r in d_run[j] if rec_left[r] <= 0 and out_left[r] <= 1e-9]
+        for r in gone:
+            finish[r] = t
+            d_free[j] += owned[r]
+            owned[r] = 0.0
+            done += 1
+            if concurrency is not None and released < n:
+                arrival[released] = t
+                push(t + po.request_overhead_s, _ARRIVE, released)
+                released += 1
+        if gone:
+            gone_set = set(gone)
+            d_run[j] = [r for r in d_run[j] if r not in gone_set]
+        start_decode(j, t)
+
     while events:
         t, event, kind, who = heapq.heappop(events)
         woken.add(event)
@@ -221,11 +426,13 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
                     push(t + po.request_overhead_s, _ARRIVE, released)
                     released += 1
                 continue
-            load = [len(d_run[j]) + len(d_wait[j]) for j in range(decode.count)]
+            load = [len(d_run[j]) + len(d_wait[j]) + len(d_back[j]) for j in range(decode.count)]
             j = int(np.argmin(load))
             d_wait[j].append(who)
             if not d_busy[j]:
                 start_decode(j, t)
+        elif on_demand:
+            end_on_demand(who, t)
         else:
             tokens = d_pending[who]
             run = d_run[who]
@@ -258,4 +465,4 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
         clock_arrival=zeros, clock_first=zeros, clock_finish=zeros,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
         mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(dec_blocks_total * block * decode.count),
-        steps=steps)
+        steps=steps, preemptions=preemptions)

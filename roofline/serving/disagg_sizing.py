@@ -34,7 +34,12 @@ from roofline.hardware import HardwareSpec
 from roofline.model import ModelSpec
 from roofline.serving.analytic import steady_state
 from roofline.serving.disagg import decode_kv_demand_tokens, prefill_kv_demand_tokens
-from roofline.serving.disagg_analytic import decode_step_s, disagg_steady_state, prefill_alone_s
+from roofline.serving.disagg_analytic import (
+    decode_running_limit,
+    decode_step_s,
+    disagg_steady_state,
+    prefill_alone_s,
+)
 from roofline.serving.kv_transfer import kv_link, kv_transfer_bytes, kv_transfer_s
 from roofline.serving.metrics import meets_slo
 from roofline.serving.overheads import Overheads
@@ -247,8 +252,11 @@ def _decode_rate_per_instance(p: SizingProblem, cands: Candidates) -> np.ndarray
     if d == 0:
         return np.full(len(rows), np.inf)
     kv_per_seq = p.prompt + 1 + max(d - 1, 0) * tps / 2
-    b_max = np.maximum(np.minimum(s.max_num_seqs, np.floor(
-        cands.kv_capacity_tokens / (np.ceil((p.prompt + p.output) / s.block_tokens) * s.block_tokens))), 1.0)
+    # the sequences an instance runs as its framework admits them (open loop: no recomputes)
+    n = len(rows)
+    b_max, _, _ = decode_running_limit(s.kv_admission, cands.kv_capacity_tokens, np.full(n, float(p.prompt)),
+                                       np.full(n, float(p.output)), np.full(n, float(s.block_tokens)),
+                                       np.full(n, float(s.max_num_seqs)), None)
 
     def step(b: np.ndarray) -> np.ndarray:
         return decode_step_s(cands.cost, rows, b, kv_per_seq, verify, o.decode_scale, step_s, o.seq_overhead_s)
@@ -349,7 +357,7 @@ def exhaustive_disagg(p: SizingProblem, candidates: Candidates | None = None) ->
             tokens_per_step=s.speculative.tokens_per_step, prefill_scale=o.prefill_scale, decode_scale=o.decode_scale,
             prefill_step_overhead_s=step_s[g["prefill"]], decode_step_overhead_s=step_s[g["decode"]],
             prefill_seq_overhead_s=o.seq_overhead_s, decode_seq_overhead_s=o.seq_overhead_s,
-            request_overhead_s=o.request_overhead_s)
+            request_overhead_s=o.request_overhead_s, kv_admission=s.kv_admission)
         return _meets(p, r)
 
     rate = _largest_rate(meets, hi)

@@ -23,7 +23,7 @@ from roofline.workload import ENGINE_FRAMEWORKS
 __all__ = ["EngineSettings", "FRAMEWORKS", "engine_defaults", "SpeculativeDecoding", "KV_MEMORY_RULES",
            "sglang_mem_fraction_static", "sglang_chunked_prefill_tokens", "memory_fraction", "sglang_cuda_graph_max_bs",
            "batch_wait_holds", "batch_wait_holds_any", "KV_ADMISSION", "SglangRatio", "SGLANG_RATIO",
-           "speculative_options", "batch_wait_options"]
+           "speculative_options", "batch_wait_options", "SGLANG_RESERVED_DECODE_TOKENS"]
 
 FRAMEWORKS = ENGINE_FRAMEWORKS
 
@@ -97,6 +97,12 @@ class SglangRatio:
 
 
 SGLANG_RATIO = SglangRatio()
+
+#: Tokens SGLang's disaggregated decode server sets aside for each active request's future decode
+#: tokens when it pre-allocates a request's KV (``kv_admission = "sglang_ratio"`` in a decode pool).
+#: Source: sgl-project/sglang ``python/sglang/srt/server_args.py`` ``num_reserved_decode_tokens: int =
+#: 512``, read by ``disaggregation/decode.py`` ``DecodePreallocQueue`` (0035ca42).
+SGLANG_RESERVED_DECODE_TOKENS = 512
 
 _MiB = 2**20
 #: SGLang's tiers of GPU memory (MiB, nvidia-smi memory.total) for its defaults: upper bound,
