@@ -372,6 +372,7 @@ def serve_disagg(
         "kv_bytes_per_request": float(kv_transfer_bytes(m, w, prompt.mean)[0]),
         "dtype": w.weight_dtype if w.weight_dtype == w.activation_dtype else f"{w.weight_dtype}:{w.activation_dtype}",
         "kv_dtype": w.kv, "op_dtypes": [list(c) for c in w.op_dtypes], "framework": framework,
+        "kv_admission": settings.kv_admission,  # the decode pool's (the prefill pool's requests take one token)
         "overheads": {"source": setup.prefill.overheads.source},
         "kv_capacity_tokens": costs[3] * setup.decode_count, "prefill_kv_capacity_tokens": costs[2] * setup.prefill_count,
         "slo_ttft_ms": slo_ttft_ms, "slo_tpot_ms": slo_tpot_ms,

@@ -373,7 +373,6 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
         push(now + span, _DECODE_END, j, relevant=finishes and closing)
 
     def end_on_demand(j: int, t: float) -> None:
-        nonlocal done, released
         dec, tokens, chunks = d_plan[j]
         for r in dec:
             out_left[r] -= tokens
@@ -384,10 +383,17 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
             if rec_left[r] <= 0:
                 out_left[r] -= 1  # the recompute's last chunk samples the next token
         gone = [r for r in d_run[j] if rec_left[r] <= 0 and out_left[r] <= 1e-9]
-        for r in gone:
+        leave(j, gone, [float(owned[r]) for r in gone], t)
+        owned[gone] = 0.0
+        start_decode(j, t)
+
+    def leave(j: int, gone: list[int], blocks: list[float], t: float) -> None:
+        """Requests ``gone`` finish on decode instance ``j`` at ``t``, freeing ``blocks``; closed-loop
+        clients send the next request."""
+        nonlocal done, released
+        for r, freed in zip(gone, blocks):
             finish[r] = t
-            d_free[j] += owned[r]
-            owned[r] = 0.0
+            d_free[j] += freed
             done += 1
             if concurrency is not None and released < n:
                 arrival[released] = t
@@ -396,7 +402,6 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
         if gone:
             gone_set = set(gone)
             d_run[j] = [r for r in d_run[j] if r not in gone_set]
-        start_decode(j, t)
 
     while events:
         t, event, kind, who = heapq.heappop(events)
@@ -442,17 +447,7 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
                 kv[r] += tokens
                 if out_left[r] <= 1e-9:
                     gone.append(r)
-            for r in gone:
-                finish[r] = t
-                d_free[who] += need_blocks[r]
-                done += 1
-                if concurrency is not None and released < n:
-                    arrival[released] = t
-                    push(t + po.request_overhead_s, _ARRIVE, released)
-                    released += 1
-            if gone:
-                gone_set = set(gone)
-                d_run[who] = [r for r in run if r not in gone_set]
+            leave(who, gone, [need_blocks[r] for r in gone], t)
             start_decode(who, t)
     if done < n:
         raise RuntimeError("disaggregated simulator: requests left unfinished")  # cannot happen
