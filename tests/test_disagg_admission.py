@@ -218,3 +218,26 @@ def test_serve_disagg_reports_the_decode_pools_admission():
     assert serve_disagg(**kw).summary["kv_admission"] == "on_demand"
     assert serve_disagg(**kw, framework="sglang").summary["kv_admission"] == "sglang_ratio"
     assert serve_disagg(**kw, kv_admission="reserve").summary["kv_admission"] == "reserve"
+
+
+def test_a_vllm_decode_pools_open_loop_saturates_where_the_simulators_queue_starts_to_grow():
+    # Llama-3.1-8B fp8 on one H100 per pool at 2k/4k: the decode instance's knee is 259 sequences of 2,000 +
+    # 2,000 tokens, and the analytic open loop saturates at the knee's rate (no preemption below it);
+    # Poisson arrivals at 0.95x that rate keep a steady TPOT over 3,000 requests, at 1.1x the last
+    # arrivals' TPOT is well above the second quarter's (the queue grows)
+    setup, costs = _setup("vllm", dtype="fp8", longest=(2200, 4400))
+    top = analytic_disagg(setup, costs, prompt=2000, output=4000, prefill=2000, rate_rps=np.array([1e3]))
+    assert top["saturated"][0]
+    sustained = top["throughput_rps"][0]
+
+    def tpot_by_quarter(rate):
+        n = 3000
+        reqs = make_requests(ServingWorkload(Lengths(1800, 2200), Lengths(3600, 4400), rate_rps=rate, num_requests=n,
+                                             seed=1))
+        tr = simulate_disagg(reqs, *pool_engines(setup, costs), setup.transfer_s(costs[0], reqs.prompt, reqs.prefill))
+        tpot = ((tr.finish_s - tr.first_token_s) / (tr.output - 1))[np.argsort(tr.arrival_s)]
+        return [float(np.mean(tpot[i * n // 4:(i + 1) * n // 4])) for i in range(4)]
+
+    below, above = tpot_by_quarter(0.95 * sustained), tpot_by_quarter(1.1 * sustained)
+    assert below[3] < 1.1 * below[1]
+    assert above[3] > 1.4 * above[1]
