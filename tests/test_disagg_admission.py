@@ -5,6 +5,7 @@ decode pool against the event simulator at KV-limited points."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +22,11 @@ from roofline.serving.disagg import (
     pool_engines,
     serve_disagg,
 )
-from roofline.serving.disagg_analytic import decode_running_limit
+from roofline.serving.disagg_analytic import (
+    decode_running_limit,
+    decode_step_s,
+    on_demand_open_loop_rate,
+)
 from roofline.serving.disagg_simulator import simulate_disagg
 
 H100 = roofline.load_hardware("h100-sxm")
@@ -221,18 +226,19 @@ def test_serve_disagg_reports_the_decode_pools_admission():
 
 
 def test_a_vllm_decode_pools_open_loop_saturates_where_the_simulators_queue_starts_to_grow():
-    # Llama-3.1-8B fp8 on one H100 per pool at 2k/4k: the decode instance's knee is 259 sequences of 2,000 +
-    # 2,000 tokens, and the analytic open loop saturates at the knee's rate (no preemption below it);
-    # Poisson arrivals at 0.95x that rate keep a steady TPOT over 3,000 requests, at 1.1x the last
-    # arrivals' TPOT is well above the second quarter's (the queue grows)
-    setup, costs = _setup("vllm", dtype="fp8", longest=(2200, 4400))
-    top = analytic_disagg(setup, costs, prompt=2000, output=4000, prefill=2000, rate_rps=np.array([1e3]))
+    # Llama-3.1-8B fp8 on one H100 per pool at 1k/8k (held out from the reading of the decode pool's weight):
+    # the decode instance's knee is 202 sequences of 1,024 + 4,096 tokens, and the analytic open loop
+    # sustains 0.6 of the way from the preempting instance's drain rate to the knee's (0.759 rps); Poisson
+    # arrivals at 0.95x that rate keep a steady TPOT over 3,000 requests, at 1.1x the last arrivals' TPOT
+    # is well above the second quarter's (the queue grows; at 1.05x already: 23 -> 44 ms by quarter)
+    setup, costs = _setup("vllm", dtype="fp8", longest=(1126, 9011))
+    top = analytic_disagg(setup, costs, prompt=1024, output=8192, prefill=1024, rate_rps=np.array([1e3]))
     assert top["saturated"][0]
     sustained = top["throughput_rps"][0]
 
     def tpot_by_quarter(rate):
         n = 3000
-        reqs = make_requests(ServingWorkload(Lengths(1800, 2200), Lengths(3600, 4400), rate_rps=rate, num_requests=n,
+        reqs = make_requests(ServingWorkload(Lengths(921, 1126), Lengths(7372, 9011), rate_rps=rate, num_requests=n,
                                              seed=1))
         tr = simulate_disagg(reqs, *pool_engines(setup, costs), setup.transfer_s(costs[0], reqs.prompt, reqs.prefill))
         tpot = ((tr.finish_s - tr.first_token_s) / (tr.output - 1))[np.argsort(tr.arrival_s)]
@@ -241,3 +247,25 @@ def test_a_vllm_decode_pools_open_loop_saturates_where_the_simulators_queue_star
     below, above = tpot_by_quarter(0.95 * sustained), tpot_by_quarter(1.1 * sustained)
     assert below[3] < 1.1 * below[1]
     assert above[3] > 1.4 * above[1]
+
+
+def test_on_demand_open_loop_rate_by_hand():
+    # Llama-3.1-8B bf16 on H100 at 2k/4k: knee floor(461,648 / 4,000) = 115 < 160, so the aggregated weight is
+    # 0 and the decode pool's floor 0.6 holds: sustained = X_far + 0.6 (R_full - X_far), with R_full the knee's
+    # rate b / (d step(b)) and X_far the far state's b / (d step(b) + b t_rec)
+    setup, costs = _setup("vllm", longest=(2200, 4400), datasheet=True)
+    cost, cap, o = costs[1], costs[3], setup.decode.overheads
+    one, rows = np.ones(1), np.zeros(1, dtype=int)
+    sustained, far_b, far_s = on_demand_open_loop_rate(cost, rows, 2000 * one, 4000 * one, cap * one, 16 * one,
+                                                       1024 * one, one, one, o.decode_scale, o.prefill_scale,
+                                                       o.step_overhead_s, o.seq_overhead_s, 8192 * one)
+    assert math.floor(cap / 4000) == 115 and far_s[0] > 0
+
+    def rate(b, extra):
+        step = decode_step_s(cost, rows, b * one, (2000 + 1 + 3998 / 2) * one, one, o.decode_scale, o.step_overhead_s,
+                             o.seq_overhead_s)
+        return b / (3999 * step + b * extra)
+
+    x_far, full = rate(far_b[0], far_s[0]), rate(115.0, 0.0)
+    assert x_far < full
+    assert sustained[0] == pytest.approx(x_far + 0.6 * (full - x_far), rel=1e-12)

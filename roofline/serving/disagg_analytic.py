@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from roofline.serving.analytic import _in_blocks, _kv_preemption
+from roofline.serving.analytic import _FAR_ABOVE_KNEE, _OPEN_KNEE_SEQS, _in_blocks, _kv_preemption
 from roofline.serving.settings import SGLANG_RESERVED_DECODE_TOKENS
 from roofline.serving.step_cost import StepCost
 from roofline.serving.workload import decode_steps
 
-__all__ = ["disagg_steady_state", "prefill_alone_s", "decode_step_s", "decode_running_limit", "DISAGG_ANALYTIC_NOTE"]
+__all__ = ["disagg_steady_state", "prefill_alone_s", "decode_step_s", "decode_running_limit", "recompute_s",
+           "on_demand_open_loop_rate", "DISAGG_ANALYTIC_NOTE"]
 
 DISAGG_ANALYTIC_NOTE = ("analytic steady-state model of disaggregated serving (M/D/1 prefill pools, decode pools "
                         "at their steady batch): means only; percentiles need the event simulator (--simulate)")
@@ -83,6 +84,13 @@ def decode_step_s(cost: StepCost, rows: np.ndarray, b: np.ndarray, kv_per_seq: n
 #: The length of a recompute on a vLLM decode worker, in prompt + this share of the output: the
 #: aggregated preemption law's (:func:`roofline.serving.analytic._preempting`)
 _RECOMPUTE_OUTPUT_SHARE = 0.25
+#: A vLLM decode pool's open loop sustains at least this share of the way from the preempting
+#: instance's drain rate to its knee's (:func:`on_demand_open_loop_rate`), read off the disagg
+#: simulator where the aggregated law's weight is 0 (knees below 160): the rate at which its queue
+#: starts to grow over 2,000-4,000 Poisson requests, as the share w of (X_far, R_full): Llama-3.1-8B
+#: bf16 H100 2k/4k (knee 115) 0.87-0.90 rps, w 0.38-0.79; DeepSeek-V3 fp8 H200 TP-8 8k/1k (knee 166)
+#: 3.09-3.53 rps, w 0.35-1; Llama-3.1-70B fp8 MI300X 1k/8k (knee 134) 0.273-0.295 rps, w 0.50-0.80
+_DECODE_POOL_MIN_WEIGHT = 0.6
 
 
 def decode_running_limit(kv_admission: str, cap: np.ndarray, prompt: np.ndarray, output: np.ndarray,
@@ -132,6 +140,51 @@ def decode_running_limit(kv_admission: str, cap: np.ndarray, prompt: np.ndarray,
     return (np.where(departs, np.maximum(running, 1.0), whole), np.where(departs, growth_share, 0.0), departs)
 
 
+def recompute_s(decode_cost: StepCost, rows: np.ndarray, share: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                budget: np.ndarray, prefill_scale: np.ndarray | float) -> np.ndarray:
+    """Seconds a vLLM decode instance spends on one request's recomputes: ``phi (o - 1)`` tokens
+    (``phi`` = ``share``, the growth paid by preempting), in recomputes of ``p + o / 4`` (the
+    aggregated law's, :func:`roofline.serving.analytic._preempting`), each its chunked prefill
+    alone, ``prefill_scale x`` :func:`prefill_alone_s` (its steps' decode tokens are counted with
+    the decode steps)."""
+    length = prompt + _RECOMPUTE_OUTPUT_SHARE * output
+    pieces = share * np.maximum(output - 1.0, 0.0) / length
+    return pieces * prefill_scale * prefill_alone_s(decode_cost, rows, length, length, budget)
+
+
+def on_demand_open_loop_rate(decode_cost: StepCost, rows: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                             cap: np.ndarray, block: np.ndarray, max_seqs: np.ndarray, verify: np.ndarray,
+                             tps: np.ndarray, decode_scale: np.ndarray | float, prefill_scale: np.ndarray | float,
+                             step_overhead_s: np.ndarray | float, seq_overhead_s: np.ndarray | float,
+                             budget: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The requests/s a vLLM decode instance sustains under Poisson arrivals where its running set
+    at the knee cannot hold whole requests, and its state beyond that (batch, recompute seconds
+    per request), as the aggregated open loop (:func:`roofline.serving.analytic._open_loop_kv_limit`):
+    below it the requests stay staggered and the instance runs up to the knee ``cap / (p + o / 2)``
+    without preempting (``R_full`` there); a queue, once a fluctuation forms one, drains at the
+    preempting closed loop's rate far above the knee (``_FAR_ABOVE_KNEE`` x the knee, the law's
+    running count and recomputes: ``X_far``). Sustained: ``X_far + w (R_full - X_far)``,
+    ``w = max(1 - (160 / knee)^2, 0.6)``: the aggregated simulator's weight (larger knees fluctuate
+    less), but at least ``_DECODE_POOL_MIN_WEIGHT``: a decode pool's queue starts to grow closer to
+    the knee's rate than an aggregated engine's (at knees of 115-166: the aggregated weight 0, the
+    disagg simulator's 0.4-0.8)."""
+    d = decode_steps(output, tps)
+    kv_per_seq = prompt + 1 + np.maximum(d - 1, 0) * tps / 2
+    knee = np.maximum(np.minimum(max_seqs, np.floor(cap / _in_blocks(prompt + output / 2, block))), 1.0)
+    running, share, _ = _kv_preemption(_FAR_ABOVE_KNEE * knee, cap, prompt, output, block, max_seqs,
+                                       np.zeros(knee.shape, dtype=bool))
+    running = np.maximum(running, 1.0)
+    far_s = recompute_s(decode_cost, rows, share, prompt, output, budget, prefill_scale)
+
+    def rate(b: np.ndarray, extra_s: np.ndarray) -> np.ndarray:
+        step = decode_step_s(decode_cost, rows, b, kv_per_seq, verify, decode_scale, step_overhead_s, seq_overhead_s)
+        return b / np.maximum(d * step + b * extra_s, 1e-30)
+
+    x_far, full = rate(running, far_s), rate(knee, np.zeros_like(knee))
+    w = np.clip(1.0 - (_OPEN_KNEE_SEQS / knee) ** 2, _DECODE_POOL_MIN_WEIGHT, 1.0)
+    return x_far + w * np.maximum(full - x_far, 0.0), running, far_s
+
+
 def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefill_row: np.ndarray,
                         decode_row: np.ndarray, prompt: np.ndarray, output: np.ndarray, prefill: np.ndarray,
                         prefill_count: np.ndarray, decode_count: np.ndarray, transfer_s: np.ndarray,
@@ -175,27 +228,28 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
     # prefill prompt + generated tokens again on the decode instance: phi (o - 1) tokens a request, in
     # recomputes of p + o / 4 (the aggregated law's), each its chunked prefill alone there
     on_demand = kv_admission != "reserve"
-    recompute_s = np.zeros_like(load)
+    rec_s = np.zeros_like(load)
+    departs = np.zeros(load.shape, dtype=bool)
     if on_demand:
         per_instance_max = np.ceil(load / y - 1e-9) if closed else None
-        b_max, share, _ = decode_running_limit(kv_admission, cap, prompt, output, block, max_seqs, per_instance_max)
+        b_max, share, departs = decode_running_limit(kv_admission, cap, prompt, output, block, max_seqs,
+                                                     per_instance_max)
         if kv_admission == "on_demand" and closed and np.any(share > 0):
-            length = prompt + _RECOMPUTE_OUTPUT_SHARE * output
-            pieces = share * np.maximum(output - 1.0, 0.0) / length
-            recompute_s = pieces * k_p * prefill_alone_s(decode_cost, d_row, length, length, budget)
+            rec_s = recompute_s(decode_cost, d_row, share, prompt, output, budget, k_p)
     # closed loop: a request finds the others as the loop of C - 1 has them (the arrival theorem,
     # Schweitzer's approximation: (C - 1) / C of each mean), per decode instance C / y of them
     seen = np.maximum(load - 1, 0) / np.maximum(load, 1) if closed else np.ones_like(load)
     per_instance = np.maximum(load / y, 1.0) if closed else np.full_like(load, np.inf)
     seen_d = np.maximum(per_instance - 1, 0) / per_instance if closed else np.ones_like(load)
 
-    def decode_rate(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def decode_rate(b: np.ndarray, extra_s: np.ndarray = rec_s) -> tuple[np.ndarray, np.ndarray]:
         """(requests/s of the decode pool, decode time of a request) with b per instance on
         average; a decoding request steps with itself and the others decoding then (closed loop:
-        ``1 + b (n - 1) / n`` of ``n = C / y``, at most ``b_max``; open loop: ``b``)."""
+        ``1 + b (n - 1) / n`` of ``n = C / y``, at most ``b_max``; open loop: ``b``); on demand
+        its span holds the recomputes (``extra_s`` each) of the ``b`` running."""
         batch = np.minimum(1 + b * seen_d, np.maximum(b_max, b)) if closed else b
         step = decode_step_s(decode_cost, d_row, batch, kv_per_seq, verify, k_d, s_d, q_d)
-        span = d * step + b * recompute_s if on_demand else d * step  # with the recomputes of the b running
+        span = d * step + b * extra_s if on_demand else d * step
         life = np.maximum(span, 1e-30)
         return np.where(d > 0, y * b / life, np.inf), span
 
@@ -231,10 +285,20 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
             above = r_mid >= rate
             hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
         r_max, _ = decode_rate(b_max)
+        far = np.zeros(load.shape, dtype=bool)
+        if kv_admission == "on_demand" and np.any(departs):
+            # vLLM: beyond the rate a running set at the knee sustains without preempting, the pool runs
+            # as a closed loop far above its knee (on_demand_open_loop_rate)
+            sustained, far_b, far_s = on_demand_open_loop_rate(decode_cost, d_row, prompt, output, cap, block,
+                                                               max_seqs, verify, tps, k_d, k_p, s_d, q_d, budget)
+            r_top = np.where(departs, np.minimum(y * sustained, r_max), r_max)
+            far = departs & (r_top < rate) & (r_top < r_max)
+            r_max, b_max = r_top, np.where(far, far_b, b_max)
+            rec_s = np.where(far, far_s, 0.0)
         rho_top = rate * service / x
         saturated = (r_max < rate) | (rho_top >= 1)
         b = np.where(r_max < rate, b_max, hi)
-        _, dec = decode_rate(b)
+        _, dec = decode_rate(b, rec_s)
         rate = np.where(saturated, np.minimum(r_max, x / service), rate)
     rho, wait_p = prefill_wait(rate)
     ttft = s_req + np.where(np.isfinite(wait_p), wait_p, 0.0) + service + t_x

@@ -38,6 +38,7 @@ from roofline.serving.disagg_analytic import (
     decode_running_limit,
     decode_step_s,
     disagg_steady_state,
+    on_demand_open_loop_rate,
     prefill_alone_s,
 )
 from roofline.serving.kv_transfer import kv_link, kv_transfer_bytes, kv_transfer_s
@@ -269,7 +270,19 @@ def _decode_rate_per_instance(p: SizingProblem, cands: Candidates) -> np.ndarray
         ok = step(mid) <= limit
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
     b = np.where(ok_top, b_max, lo)
-    return np.where(b > 0, b / (d * step(np.maximum(b, 1e-12))), 0.0)
+    rate = np.where(b > 0, b / (d * step(np.maximum(b, 1e-12))), 0.0)
+    if s.kv_admission != "on_demand":
+        return rate
+    # vLLM: where the running set at the knee cannot hold whole requests, no more than a preempting
+    # instance sustains under Poisson arrivals (as the joint model's open loop)
+    full = lambda v: np.full(n, float(v))  # noqa: E731
+    departs = s.max_num_seqs * np.ceil((p.prompt + p.output) / s.block_tokens) * s.block_tokens \
+        > cands.kv_capacity_tokens
+    sustained, _, _ = on_demand_open_loop_rate(
+        cands.cost, rows, full(p.prompt), full(p.output), cands.kv_capacity_tokens, full(s.block_tokens),
+        full(s.max_num_seqs), full(verify), full(tps), o.decode_scale, o.prefill_scale, step_s, o.seq_overhead_s,
+        full(s.max_num_batched_tokens))
+    return np.where(departs, np.minimum(rate, sustained), rate)
 
 
 def _prefill_rate_per_instance(p: SizingProblem, service_s: np.ndarray, transfer_s: np.ndarray) -> np.ndarray:
