@@ -291,7 +291,10 @@ def serve_disagg(
     the same engine settings) plus ``prefill``/``decode`` pools (:class:`PoolSpec` or
     ``"tp=4,count=2"``), ``kv_path`` (``auto``, ``intra``, ``inter``), ``kv_bandwidth_GBps``
     (per device per direction, replacing the tier's wire rate) and ``kv_overlap`` (layer-by-layer
-    transfer). Rows gain ``mode``, ``prefill_instances``, ``decode_instances``, ``kv_transfer_ms``.
+    transfer). ``kv_admission`` (default: the framework's) is how the decode instances admit
+    (:func:`~roofline.serving.disagg_analytic.decode_running_limit`, the event simulator's decode
+    pool); the summary names it. Rows gain ``mode``, ``prefill_instances``, ``decode_instances``,
+    ``kv_transfer_ms``.
     """
     m = load_model(model)
     pools = [PoolSpec.parse(p, opt) if isinstance(p, str) else p
