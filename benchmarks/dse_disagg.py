@@ -199,7 +199,9 @@ def figures(link_df: pd.DataFrame, pairs_df: pd.DataFrame, out: Path) -> None:
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dse_disagg")
+    from _args import out_dir
+
+    out = out_dir(sys.argv[1:], __doc__, default="runs/dse_disagg")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     tables = {"wins": wins(), "link": link(), "pairs": pairs(), "checks": checks(), "dynamo": dynamo_recipe()}

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from roofline.reproduce import reproduce_dse_objectives
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dse_objectives")
+    from _args import out_dir
+
+    out = out_dir(sys.argv[1:], __doc__, default="runs/dse_objectives")
     start = time.perf_counter()
     rep = reproduce_dse_objectives(out, force=True, progress=print)
     seconds = time.perf_counter() - start

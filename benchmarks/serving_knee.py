@@ -387,12 +387,10 @@ def figure(own: pd.DataFrame, path: Path, slo_ttft_ms: float = 2000.0) -> list[P
 
 
 def main(argv: list[str]) -> int:
+    from _args import out_dir
+
     force = "--force" in argv
-    args = [a for a in argv if a != "--force"]
-    if len(args) != 1:
-        print(__doc__)
-        return 2
-    out = Path(args[0])
+    out = out_dir(argv, __doc__, flags=("--force",))
     files = [out / f for f in FILES]
     if not force and any(f.exists() for f in files):
         print(f"{out}: files exist; pass --force to replace them", file=sys.stderr)

@@ -116,4 +116,6 @@ def main(out: Path) -> None:
         print(f"  without {col} {value}: {o}")
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/static_default_validation"))
+    from _args import out_dir
+
+    main(out_dir(sys.argv[1:], __doc__, default="runs/static_default_validation"))
