@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import roofline
+from roofline.exceptions import InfeasibleConfigError
 from roofline.serving import Lengths, ServingWorkload, engine_defaults, make_requests
 from roofline.serving.analytic import _kv_preemption
 from roofline.serving.columns import parse_serving_block
@@ -23,6 +24,7 @@ from roofline.serving.disagg import (
     serve_disagg,
 )
 from roofline.serving.disagg_analytic import (
+    decode_admits_alone,
     decode_running_limit,
     decode_step_s,
     on_demand_open_loop_rate,
@@ -125,6 +127,47 @@ def test_sglang_decode_server_keeps_the_reserve_of_the_running_request():
     assert tr.preemptions == 0
     np.testing.assert_array_equal(tr.finish_s, res.finish_s)
     np.testing.assert_array_equal(tr.first_token_s, res.first_token_s)
+
+
+def test_sglang_ratio_under_another_frameworks_blocks_counts_free_tokens():
+    # vLLM's blocks of 16 under SGLang's policy: the room is the free blocks' tokens (1,536), so the schedule is
+    # the sglang test's above, reserve's to the bit; it took the 96 free blocks for 96 tokens, never admitted
+    # 512 + 512 and left both requests unfinished (a RuntimeError)
+    tr = _two_requests("vllm", "sglang_ratio")
+    res = _two_requests("vllm", "reserve")
+    assert tr.preemptions == 0
+    np.testing.assert_array_equal(tr.finish_s, res.finish_s)
+
+
+def _short_outputs(capacity, framework="sglang"):
+    """Two requests of 512 + 100 tokens on a decode instance of ``capacity`` tokens (as _two_requests)."""
+    setup, costs = _setup(framework, longest=(512, 100), datasheet=True)
+    prefill_pool, decode_pool = pool_engines(setup, costs)
+    decode_pool = replace(decode_pool, kv_capacity_tokens=float(capacity))
+    reqs = make_requests(ServingWorkload(Lengths(512), Lengths(100), concurrency=2, num_requests=2))
+    return simulate_disagg(reqs, prefill_pool, decode_pool, np.zeros(2), concurrency=2)
+
+
+def test_a_prompt_sglangs_decode_server_never_admits_is_refused():
+    # 512 + 100 tokens fit 1,000, but SGLang pre-allocates a prompt only with its 512 reserved decode tokens
+    # beside it (512 + 512 > 1,000): it waits forever, and the simulator ended in "requests left unfinished"
+    assert decode_admits_alone("sglang_ratio", np.array([512.0, 488.0]), 1000.0, 1.0).tolist() == [False, True]
+    assert decode_admits_alone("on_demand", 512.0, 1000.0, 16.0) and decode_admits_alone("reserve", 512.0, 1000.0, 1.0)
+    with pytest.raises(InfeasibleConfigError, match=r"decode instance: a prompt of 512 tokens plus the 512 tokens "
+                                                    r"SGLang's decode server reserves .* exceed the 1,000 tokens"):
+        _short_outputs(1000)
+    assert _short_outputs(1024).preemptions == 0  # 512 + 512 <= 1,024: admitted one after the other
+    assert _short_outputs(1000, "vllm").preemptions == 0  # vLLM admits the prompt's blocks alone
+
+
+@pytest.mark.parametrize("simulated", [False, True])
+def test_serve_disagg_refuses_a_prompt_sglangs_decode_server_never_admits(simulated):
+    kw = dict(prefill="tp=8", decode="tp=2", concurrency=2, num_requests=4, output_len=16, framework="sglang")
+    cap = int(serve_disagg("llama-3.1-70b", "h100-sxm", input_len=1024, **kw).summary["kv_capacity_tokens"])
+    # (refused before either evaluator runs; a trace's prompts reach the simulator's own check, above)
+    with pytest.raises(InfeasibleConfigError, match=r"--input \(decode instance\): a prompt of .* never admits"):
+        serve_disagg("llama-3.1-70b", "h100-sxm", input_len=cap - 200, simulate_events=simulated, **kw)
+    serve_disagg("llama-3.1-70b", "h100-sxm", input_len=cap - 512 - 16, **kw)  # the reserve beside it fits
 
 
 @pytest.mark.parametrize("framework", ["vllm", "sglang"])

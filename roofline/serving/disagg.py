@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from roofline.exceptions import SpecError
+from roofline.exceptions import InfeasibleConfigError, SpecError
 from roofline.fitted import ModelChoice, fitted_model
 from roofline.hardware import HardwareSpec
 from roofline.metrics import definition
@@ -25,6 +25,8 @@ from roofline.model import ModelSpec, load_model
 from roofline.serving.capacity import check_request_fits, load_kv_demand_tokens
 from roofline.serving.disagg_analytic import (
     DISAGG_ANALYTIC_NOTE,
+    decode_admission_message,
+    decode_admits_alone,
     disagg_steady_state,
     prefill_alone_s,
 )
@@ -342,6 +344,9 @@ def serve_disagg(
         # refuses them)
         check_request_fits(prompt.max, 1, costs[2], settings.block_tokens, "--input (prefill instance)")
         check_request_fits(prompt.max, output.max, costs[3], settings.block_tokens, "--input/--output (decode instance)")
+        if not decode_admits_alone(settings.kv_admission, prompt.max, costs[3], settings.block_tokens):
+            raise InfeasibleConfigError(decode_admission_message(prompt.max, costs[3], settings.block_tokens,
+                                                                 "--input (decode instance)"))
     slo = (slo_ttft_ms, slo_tpot_ms)
     base = ServingWorkload(prompt, output, concurrency=1, num_requests=num_requests, prefix_hit=prefix_hit, seed=seed)
     rows: list[dict[str, Any]] = []

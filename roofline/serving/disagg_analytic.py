@@ -43,7 +43,8 @@ from roofline.serving.step_cost import StepCost
 from roofline.serving.workload import decode_steps
 
 __all__ = ["disagg_steady_state", "prefill_alone_s", "decode_step_s", "decode_running_limit", "recompute_s",
-           "on_demand_open_loop_rate", "DISAGG_ANALYTIC_NOTE"]
+           "on_demand_open_loop_rate", "decode_admits_alone", "decode_admission_message",
+           "DISAGG_ANALYTIC_NOTE"]
 
 DISAGG_ANALYTIC_NOTE = ("analytic steady-state model of disaggregated serving (M/D/1 prefill pools, decode pools "
                         "at their steady batch): means only; percentiles need the event simulator (--simulate)")
@@ -91,6 +92,29 @@ _RECOMPUTE_OUTPUT_SHARE = 0.25
 #: bf16 H100 2k/4k (knee 115) 0.87-0.90 rps, w 0.38-0.79; DeepSeek-V3 fp8 H200 TP-8 8k/1k (knee 166)
 #: 3.09-3.53 rps, w 0.35-1; Llama-3.1-70B fp8 MI300X 1k/8k (knee 134) 0.273-0.295 rps, w 0.50-0.80
 _DECODE_POOL_MIN_WEIGHT = 0.6
+
+
+def decode_admits_alone(kv_admission: str, prompt: np.ndarray | float, cap: np.ndarray | float,
+                        block: np.ndarray | float) -> np.ndarray:
+    """Where an idle decode instance of ``cap`` tokens (in blocks of ``block``) can admit a request of
+    ``prompt`` tokens at all beyond its prompt + output fitting (which the callers check): SGLang's
+    decode server pre-allocates a prompt only when it and ``num_reserved_decode_tokens`` (512) fit the
+    free tokens (``DecodePreallocQueue.pop_preallocated``: ``required_tokens_for_request >
+    full_allocatable_tokens`` breaks; ``_check_if_req_exceed_kv_capacity`` aborts only a prompt
+    longer than the whole pool), so a prompt within 512 tokens of the pool waits forever. Broadcasts."""
+    prompt, cap, block = (np.asarray(v, dtype=float) for v in (prompt, cap, block))
+    if kv_admission != "sglang_ratio":
+        return np.ones(np.broadcast(prompt, cap, block).shape, dtype=bool)
+    return prompt + SGLANG_RESERVED_DECODE_TOKENS <= np.floor(cap / block) * block
+
+
+def decode_admission_message(prompt: float, cap: float, block: float, where: str) -> str:
+    """The error for a prompt :func:`decode_admits_alone` refuses (``where``: the option or pool)."""
+    room = int(np.floor(cap / block) * block)
+    return (f"{where}: a prompt of {int(prompt):,} tokens plus the {SGLANG_RESERVED_DECODE_TOKENS} tokens SGLang's decode "
+            f"server reserves for a request's decode (num_reserved_decode_tokens) exceed the {room:,} tokens an "
+            "instance holds, so it never admits the request (kv_admission sglang_ratio); shorten the prompt, raise "
+            "the decode pool's tp or gpu_memory_utilization, or choose another kv_admission")
 
 
 def decode_running_limit(kv_admission: str, cap: np.ndarray, prompt: np.ndarray, output: np.ndarray,

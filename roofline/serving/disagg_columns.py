@@ -34,7 +34,11 @@ from roofline.model import ModelSpec
 from roofline.registry import KV_BANDWIDTH
 from roofline.serving.capacity import request_fits, serving_placement
 from roofline.serving.disagg import PoolSpec, decode_kv_demand_tokens, prefill_kv_demand_tokens
-from roofline.serving.disagg_analytic import disagg_steady_state, prefill_alone_s
+from roofline.serving.disagg_analytic import (
+    decode_admits_alone,
+    disagg_steady_state,
+    prefill_alone_s,
+)
 from roofline.serving.kv_transfer import KV_PATHS, kv_link_arrays, kv_transfer_bytes, kv_transfer_s
 from roofline.serving.metrics import meets_slo
 from roofline.serving.overheads import Overheads
@@ -151,7 +155,8 @@ def disagg_columns(model: ModelSpec, workload: Workload, hw: HardwareArrays, blo
 
     # the prefill instance holds the prompt and its first token (as the simulator), the decode instance the
     # whole request
-    fits = request_fits(prompt, 1.0, p_cap, s.block_tokens) & request_fits(prompt, output, d_cap, s.block_tokens)
+    fits = request_fits(prompt, 1.0, p_cap, s.block_tokens) & request_fits(prompt, output, d_cap, s.block_tokens) \
+        & decode_admits_alone(s.kv_admission, prompt, d_cap, s.block_tokens)  # (SGLang's reserve beside the prompt)
     r = evaluate(np.full(n, float(concurrency)), rows)
     goodput = np.where(meets(r) & fits, r["throughput_tok_s"], 0.0)
     k = len(concurrencies)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from roofline.exceptions import InfeasibleConfigError
+from roofline.serving.disagg_analytic import decode_admission_message, decode_admits_alone
 from roofline.serving.overheads import Overheads
 from roofline.serving.settings import SGLANG_RATIO, SGLANG_RESERVED_DECODE_TOKENS, EngineSettings
 from roofline.serving.simulator import (
@@ -89,6 +90,17 @@ def _check_fits(prompt: np.ndarray, output: np.ndarray, pool: PoolEngine, what: 
     return total_blocks
 
 
+def _check_admits(prompt: np.ndarray, pool: PoolEngine) -> None:
+    """Refuse a prompt the decode pool's admission never takes, though its request fits
+    (:func:`~roofline.serving.disagg_analytic.decode_admits_alone`: SGLang's 512 reserved tokens);
+    the event loop would wait for it forever."""
+    s = pool.settings
+    ok = decode_admits_alone(s.kv_admission, prompt, pool.kv_capacity_tokens, s.block_tokens)
+    if not ok.all():
+        raise InfeasibleConfigError(decode_admission_message(float(prompt[int(np.argmin(ok))]), pool.kv_capacity_tokens,
+                                                             s.block_tokens, "decode instance"))
+
+
 def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine, transfer_s: np.ndarray, *,
                     concurrency: int | None = None) -> SimulationTrace:
     """Run every request through the prefill pool, its KV transfer (``transfer_s`` per request)
@@ -99,6 +111,7 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
     pre_left = requests.prefill.astype(float)
     _check_fits(prompt, np.ones(n), prefill, "prefill")
     dec_blocks_total = _check_fits(prompt, output, decode, "decode")
+    _check_admits(prompt, decode)
     block = decode.settings.block_tokens
     need_blocks = np.ceil((prompt + output) / block)
     po, do = prefill.overheads, decode.overheads
@@ -254,7 +267,9 @@ def simulate_disagg(requests: Requests, prefill: PoolEngine, decode: PoolEngine,
 
         def room() -> float:
             single = max(float(prompt[r]) + min(float(output[r]), clip) for r in run) - held if run else 0.0
-            return d_free[j] - max(reserve * len(run), single)
+            # in tokens, as SGLang counts them: the free blocks hold block tokens each (blocks of 1 with
+            # SGLang's page size; the policy under another framework's blocks took the block count for tokens)
+            return d_free[j] * block - max(reserve * len(run), single)
 
         left = room()
         while back and len(run) < ds.max_num_seqs and kv[back[0]] + reserve <= left:
