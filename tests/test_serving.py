@@ -515,6 +515,10 @@ def test_benchmark_start_wave_by_hand():
     long = _burst_wait_s(cost, np.zeros(1, dtype=int), np.array([1.0]), np.array([12_000.0]), np.array([8000.0]),
                          np.zeros(1), 10.0, np.array([0.2]), 0.05)
     assert long[0] == pytest.approx(0.1 * (1.65 - 0.2))
+    # c = 1: one prompt of 0.9 budgets alone is one step (the average ceiling's half step is for a wave)
+    lone = _burst_wait_s(cost, np.zeros(1, dtype=int), np.array([1.0]), np.array([7200.0]), np.array([8000.0]),
+                         np.zeros(1), 100.0, np.array([0.2]), 0.05)
+    assert lone[0] == pytest.approx(0.01 * (0.05 + 0.72 - 0.2))
 
 
 @pytest.mark.parametrize(("c", "bound"), [(16, 0.04), (64, 0.06)])

@@ -133,6 +133,9 @@ def test_rows_carry_the_launch_scripts_batch_waiting():
     # one alone changed nothing, silently: TensorRT-LLM waits only when both are positive
     (["--batch-wait-iters", "20"], "--batch-wait-iters 20: needs --batch-wait-tokens-ratio too"),
     (["--batch-wait-tokens-ratio", "0.9"], "--batch-wait-tokens-ratio 0.9: needs --batch-wait-iters too"),
+    # the other given as 0 is not "missing": the message says it must be above 0
+    (["--batch-wait-iters", "0", "--batch-wait-tokens-ratio", "0.5"],
+     "--batch-wait-tokens-ratio 0.5: needs --batch-wait-iters above 0 (got 0)"),
 ])
 def test_serve_cli_refuses_bad_batch_wait(capsys, args, needle):
     from roofline.cli.main import main

@@ -366,7 +366,9 @@ def _burst_wait_s(cost: StepCost, hw: np.ndarray, c: np.ndarray, prefill: np.nda
     full = prefill_scale * cost.step_s(hw, tokens, np.maximum(np.minimum(whole, c), 1.0), zero, zero, pairs, zero,
                                        tokens) + step_overhead_s
     x = prefill / budget
-    steps = np.maximum((c + 1.0) * x / 2.0 + 0.5, np.ceil(x - 1e-9))
+    # (one prompt alone, or a wave that fits one step: exactly its ceil(p / M) steps, or one)
+    steps = np.where(c <= 1.0, np.ceil(x - 1e-9), np.where(c * x <= 1.0, 1.0,
+                                                          np.maximum((c + 1.0) * x / 2.0 + 0.5, np.ceil(x - 1e-9))))
     first_wave = request_overhead_s + steps * full
     return np.minimum(c / np.asarray(requests, dtype=float), 1.0) * np.maximum(first_wave - steady_ttft_s, 0.0)
 

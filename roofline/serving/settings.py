@@ -244,7 +244,8 @@ def batch_wait_options(timeout_iters: int | None, max_tokens_ratio: float | None
     given = [k for k, v in named.items() if v]
     if len(given) == 1:
         other = next(k for k in named if k != given[0])
-        raise SpecError(f"{given[0]} {named[given[0]]:g}: needs {other} too (TensorRT-LLM holds prompts back only "
+        what = f"{other} above 0 (got 0)" if named[other] is not None else f"{other} too"
+        raise SpecError(f"{given[0]} {named[given[0]]:g}: needs {what} (TensorRT-LLM holds prompts back only "
                         "when both are positive)")
 
 
