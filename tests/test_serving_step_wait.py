@@ -17,6 +17,7 @@ from roofline.serving import (
     simulate,
     steady_state,
 )
+from roofline.serving.analytic import _running, _step_residual_s
 from roofline.validation._serving_fit import _design
 
 
@@ -48,7 +49,7 @@ def test_simulator_request_waits_for_the_running_step(setup8b):
     assert 0.0 < busy - busy0 - r < step
 
 
-def test_analytic_closed_loop_adds_half_a_step_when_others_run(setup8b):
+def test_analytic_closed_loop_adds_the_running_steps_rest_when_others_run(setup8b):
     setup, cost, cap = setup8b
     s = setup.settings
     kw = dict(prompt=1000.0, output=255.0, prefill=1000.0, kv_capacity_tokens=cap,
@@ -56,9 +57,15 @@ def test_analytic_closed_loop_adds_half_a_step_when_others_run(setup8b):
               block_tokens=s.block_tokens, concurrency=np.array([1.0, 16.0]))
     base = steady_state(cost, **kw)
     late = steady_state(cost, request_overhead_s=0.03, **kw)
-    # c = 1: + r; c = 16: + r + half the mean engine step (the steps themselves do not change)
+    # c = 1: + r; c = 16: + r + the rest of the step running r after a step end (the renewal residual of
+    # the steps, _step_residual_s; the steps themselves do not change)
+    one = np.ones(1)
+    run = _running(cost, np.zeros(1, dtype=int), 16.0 * one, 1000.0 * one, 255.0 * one, 1000.0 * one,
+                   float(s.max_num_batched_tokens) * one, one, one, 0.0 * one)
+    rest = _step_residual_s(run["decode_only_step_s"], run["prefill_step_s"], run["prefill_share"], 0.03 * one)[0]
+    assert 0.0 < rest < run["prefill_step_s"][0]
     assert late["ttft_s"][0] - base["ttft_s"][0] == pytest.approx(0.03, rel=1e-9)
-    assert late["ttft_s"][1] - base["ttft_s"][1] == pytest.approx(0.03 + 0.5 * base["mean_step_s"][1], rel=1e-9)
+    assert late["ttft_s"][1] - base["ttft_s"][1] == pytest.approx(0.03 + rest, rel=1e-9)
     assert late["tpot_s"] == pytest.approx(base["tpot_s"], rel=1e-12)
 
 
