@@ -65,7 +65,6 @@ Percentiles need the distribution, which only the event simulator gives: null he
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betainc
 
 from roofline.serving.lockstep import lockstep_state
 from roofline.serving.settings import SGLANG_RATIO, SglangRatio
@@ -124,6 +123,8 @@ def _step_residual_s(step0: np.ndarray, step1: np.ndarray, f: np.ndarray, offset
     ``+-_PHASE_HALF_WIDTH`` decode-only steps (a uniform phase: the linear interpolation of the stairs
     at their middles; continuous, and TTFT grows with the concurrency as the steps do). Beyond
     ``_MAX_LONG_STEPS`` prefill steps within ``s``: the stationary residual."""
+    from scipy.special import betainc  # lazily: the CLI imports this module for every serve command
+
     step0, step1, f, s = (np.broadcast_to(np.asarray(a, dtype=float), np.broadcast_shapes(
         *(np.shape(a) for a in (step0, step1, f, offset_s)))) for a in (step0, step1, f, offset_s))
     q = 1.0 - f
