@@ -238,21 +238,28 @@ def test_simulated_features_are_the_serving_fits_on_the_given_spec_and_kept(monk
 def test_e2e_prediction_by_hand():
     """predict_all's TPOT of a case = k_d x decode ms + k_p x prefill ms + s x steps + s_seq x
     sequence-steps (per output token, from the simulated benchmark), in seconds; its TTFT adds the
-    request overhead and the wait for the running step (half a mean step)."""
+    request overhead and the wait for the running step (half a mean step, rescaled to the analytic
+    model's renewal-residual law at these overheads: step_wait_multiplier)."""
     from roofline.fitted import calibrated_hardware
+    from roofline.serving.overheads import Overheads
     from roofline.validation._predict_cases import predict_all
     from roofline.validation._serving_cases import serving_rows, simulated_features
+    from roofline.validation._serving_fit import step_wait_multiplier
 
     cases = _both_kinds(_e2e_cases("b200"), 16, 1)
     o = {"decode_scale": 1.1, "prefill_scale": 1.5, "step_overhead_ms": 2.0, "seq_overhead_us": 20.0,
          "request_overhead_ms": 30.0, "moe_prefill_scale": 1.0}
     params = profile_params(load_profile("b200")) | {"serving": {"any": o}}
     got = predict_all(cases, {"b200": params})
-    f = simulated_features(serving_rows(cases), calibrated_hardware("b200"))
+    rows = serving_rows(cases)
+    f = simulated_features(rows, calibrated_hardware("b200"))
+    law = step_wait_multiplier(f, Overheads(**o), np.zeros(len(f)), rows["tp"])
+    assert np.all(law > 0) and not np.allclose(law, 1.0)  # the law moves the wait
     for i, kind in enumerate(cases["kind"]):
         r = f.iloc[i]
         tpot_ms = 1.1 * r["tpot_decode"] + 1.5 * r["tpot_prefill"] + 2.0 * r["tpot_step"] + 20.0 * r["tpot_seq"]
-        wait_ms = 1.1 * r["wait_decode"] + 1.5 * r["wait_prefill"] + 2.0 * r["wait_step"] + 20.0 * r["wait_seq"]
+        wait_ms = law[i] * (1.1 * r["wait_decode"] + 1.5 * r["wait_prefill"] + 2.0 * r["wait_step"]
+                            + 20.0 * r["wait_seq"])
         ttft_ms = (1.1 * r["ttft_decode"] + 1.5 * r["ttft_prefill"] + 2.0 * r["ttft_step"] + 20.0 * r["ttft_seq"]
                    + 30.0 + wait_ms)
         want = (ttft_ms if kind == "ttft" else tpot_ms) * 1e-3

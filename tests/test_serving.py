@@ -521,7 +521,7 @@ def test_benchmark_start_wave_by_hand():
     assert lone[0] == pytest.approx(0.01 * (0.05 + 0.72 - 0.2))
 
 
-@pytest.mark.parametrize(("c", "bound"), [(16, 0.04), (64, 0.06)])
+@pytest.mark.parametrize(("c", "bound"), [(16, 0.05), (64, 0.06)])
 def test_benchmark_mean_ttft_with_its_start_matches_simulator(c, bound):
     # the mean over a 10 x c benchmark whose first c requests arrive at once (the validation rows' mean):
     # the start wave was 28% / 18% low at c = 16 / 64 (its own step counted as a steady one)

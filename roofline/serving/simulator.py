@@ -99,6 +99,8 @@ class SimulationTrace:
     preemptions: int = 0
     #: SGLang's ``new_token_ratio`` at the end (``sglang_ratio`` admission; NaN otherwise)
     new_token_ratio: float = float("nan")
+    #: (4,) the engine clock summed over the steps that carry prefill chunks (the rest: decode-only)
+    clock_prefill_steps: np.ndarray | None = None
 
 
 def _repeat(weights: list[tuple[float, int]]) -> np.ndarray:
@@ -276,6 +278,7 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
     area_running = area_waiting = area_kv = 0.0
     # the engine clock: decode-part s, prefill-part s, steps, running sequences x steps
     clock_dec = clock_pre = clock_steps = clock_seqs = 0.0
+    clock_chunked = np.zeros(4)  # the same over the steps with prefill chunks
     stall = 0.0  # prefill-only steps the decoding sequences of a prefill-first engine waited through
     clock_arrival, clock_first, clock_finish = np.zeros((n, 4)), np.zeros((n, 4)), np.zeros((n, 4))
 
@@ -460,6 +463,8 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
             clock_pre += full - dec_only
             clock_steps += 1.0
             clock_seqs += n_run
+            if chunk_tokens > 0:
+                clock_chunked += (dec_only, full - dec_only, 1.0, n_run)
             area_running += n_run * dt
             area_waiting += len(waiting) * dt
             # the KV cache held during the step: with the chunks and tokens it writes (allocated when scheduled)
@@ -513,4 +518,5 @@ def simulate(requests: Requests, cost: ScalarStepCost, settings: EngineSettings,
         clock_arrival=clock_arrival, clock_first=clock_first, clock_finish=clock_finish,
         busy_s=t, mean_running=area_running / busy, mean_waiting=area_waiting / busy,
         mean_kv_tokens=area_kv / busy, kv_capacity_tokens=float(total_blocks * block), steps=steps,
-        stepping_s=stepping, preemptions=preemptions, new_token_ratio=ratio if ratio_mode else float("nan"))
+        stepping_s=stepping, preemptions=preemptions, new_token_ratio=ratio if ratio_mode else float("nan"),
+        clock_prefill_steps=clock_chunked)

@@ -17,8 +17,11 @@ request overhead ``r`` the prediction is linear in them (the schedule of a
 closed loop does not depend on the step times), so
 one simulation per row gives the features and the fit minimises a robust loss (soft L1, scale 0.2)
 of the relative errors within bounds (``scipy.optimize.least_squares``), on unsaturated rows only. The request overhead is
-additive, plus the wait for the running step to end (half a mean step) when other requests run,
-as the simulator and the analytic model count it. AIConfigurator's gap-analysis rows
+additive, plus the wait for the running step to end when other requests run: the closed loop's
+renewal-residual law of the analytic model (:func:`step_wait_multiplier`; the simulated steps'
+share carrying prefill chunks and each kind's mean clock), which depends on the overheads, so each
+fit takes two passes (the first with half a mean step) and predicts with the law at its own
+overheads. AIConfigurator's gap-analysis rows
 (:func:`aiconfigurator_gap_analysis`: a benchmark harness the source does not document) get, jointly
 fitted, an additive TTFT of their harness per framework (:class:`FittedOverheads`), so that the
 engine parameters are fitted net of it; no other row and no user's prediction gets it.
@@ -335,6 +338,8 @@ _KEYS = ["model", "device", "framework", "weight_dtype", "dtype", "kv_dtype", "o
          "attention_dp"]
 _FEATURES = ["ttft_decode", "ttft_prefill", "ttft_step", "ttft_seq", "tpot_decode", "tpot_prefill", "tpot_step",
              "tpot_seq", "wait_decode", "wait_prefill", "wait_step", "wait_seq"]
+#: the share of steps carrying prefill chunks and the mean engine clock of a decode-only (0) and a chunked (1) step
+_STEP_KINDS = ["chunked_share"] + [f"step{k}_{part}" for k in (0, 1) for part in ("decode", "prefill", "step", "seq")]
 
 
 def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
@@ -355,7 +360,7 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
     passes the profile it is fitting).
     """
     # filled by position and framed once (a .loc assignment per row cost as much as a simulation)
-    values = np.full((len(rows), len(_FEATURES) + 1), np.nan)
+    values = np.full((len(rows), len(_FEATURES) + 1 + len(_STEP_KINDS)), np.nan)
     for key, g in rows.assign(_position=np.arange(len(rows))).groupby(_KEYS):
         spec = (hardware or {}).get(key[1])
         if spec is None:
@@ -387,15 +392,23 @@ def serving_features(rows: pd.DataFrame, datasheet_devices: Sequence[str] = (),
             tpot = ((tr.clock_finish - tr.clock_first)[multi] / (tr.output[multi, None] - 1)).mean(axis=0)
             batch = tr.mean_running
             # a request that becomes schedulable (r after it arrives) while the others' steps run
-            # waits for the running step to end: half a mean step on average (the engine clock at
-            # the end over its steps); alone (c = 1) it finds the engine idle
+            # waits for the running step to end: here half a mean step (the engine clock at the end
+            # over its steps), rescaled to the renewal-residual law at a fit's overheads
+            # (step_wait_multiplier, from the step kinds below); alone (c = 1) it finds the engine idle
             end = tr.clock_finish.max(axis=0)
             wait = 0.5 * end / max(end[2], 1.0) * (c > 1)
             # ms, ms, steps (x s in ms), sequence-steps (x s_seq in us -> 1e-3 ms)
             scale = np.array([1e3, 1e3, 1.0, 1e-3])
-            values[i, :-1] = np.concatenate([ttft * scale, tpot * scale, wait * scale])
-            values[i, -1] = float(batch < 0.9 * c)
-    return pd.DataFrame(values, index=rows.index, columns=_FEATURES + ["saturated_model"])
+            values[i, :len(_FEATURES)] = np.concatenate([ttft * scale, tpot * scale, wait * scale])
+            values[i, len(_FEATURES)] = float(batch < 0.9 * c)
+            # the two kinds of step (for the wait's renewal law): the share carrying prefill chunks and
+            # the mean clock of each kind
+            chunked = tr.clock_prefill_steps
+            n1 = chunked[2]
+            n0 = max(end[2] - n1, 1e-12)
+            values[i, len(_FEATURES) + 1:] = np.concatenate([[n1 / max(end[2], 1.0)], (end - chunked) / n0 * scale,
+                                                            chunked / max(n1, 1e-12) * scale])
+    return pd.DataFrame(values, index=rows.index, columns=_FEATURES + ["saturated_model"] + _STEP_KINDS)
 
 
 def _is_moe(rows: pd.DataFrame) -> np.ndarray:
@@ -423,7 +436,55 @@ def _design(f: pd.DataFrame, moe: np.ndarray, step_wait: bool = True,
     return tpot, ttft
 
 
+def step_wait_multiplier(feats: pd.DataFrame, o: Overheads, moe: np.ndarray,
+                         tp: np.ndarray | pd.Series | None = None) -> np.ndarray:
+    """Per row, the wait for the running step by the closed loop's renewal-residual law at overheads
+    ``o`` (:func:`roofline.serving.analytic._step_residual_s`: a request becomes schedulable the
+    request overhead after the step end where another finished, and waits for the step then
+    running, a chunked one with the probability of its share of steps) over the half mean step the
+    ``wait_*`` features hold (1 where the features carry no step kinds, or the mean step is 0). The
+    law is not linear in the overheads, so a fit takes it in two passes (:func:`fit_overheads`)."""
+    from roofline.serving.analytic import _step_residual_s
+
+    if "chunked_share" not in feats:
+        return np.ones(len(feats))
+    k_p = o.prefill_scale * np.where(np.asarray(moe) > 0, o.moe_prefill_scale, 1.0)
+    s_ms = o.step_overhead_ms + o.tp_step_overhead_ms * (0.0 if tp is None else extra_tp_workers(np.asarray(tp)))
+
+    def step_ms(kind: int) -> np.ndarray:
+        return (o.decode_scale * feats[f"step{kind}_decode"].to_numpy(float)
+                + k_p * feats[f"step{kind}_prefill"].to_numpy(float)
+                + s_ms * feats[f"step{kind}_step"].to_numpy(float)
+                + o.seq_overhead_us * feats[f"step{kind}_seq"].to_numpy(float))
+
+    share = feats["chunked_share"].to_numpy(float)
+    step0, step1 = step_ms(0), step_ms(1)
+    mean = (1.0 - share) * step0 + share * step1
+    wait = _step_residual_s(step0, step1, share, np.full(len(feats), float(o.request_overhead_ms)))
+    return np.where(mean > 0, wait / (0.5 * np.maximum(mean, 1e-12)), 1.0)
+
+
+def _law_wait(feats: pd.DataFrame, o: Overheads, moe: np.ndarray,
+              tp: np.ndarray | pd.Series | None = None) -> pd.DataFrame:
+    """``feats`` with its ``wait_*`` features scaled to the renewal-residual law at ``o``."""
+    m = step_wait_multiplier(feats, o, moe, tp)
+    out = feats.copy()
+    for col in ("wait_decode", "wait_prefill", "wait_step", "wait_seq"):
+        out[col] = out[col].to_numpy(float) * m
+    return out
+
+
 def fit_overheads(rows: pd.DataFrame, feats: pd.DataFrame, moe_prefill_scale: float | None = None) -> FittedOverheads:
+    """:func:`_fit_once` twice: the second with the wait for the running step by the renewal-residual
+    law at the first fit's overheads (:func:`step_wait_multiplier`), as the analytic model has it."""
+    first = _fit_once(rows, feats, moe_prefill_scale)
+    if "chunked_share" not in feats:
+        return first
+    law = _law_wait(feats, first, _is_moe(rows), rows.get("tp"))
+    return _fit_once(rows, law, moe_prefill_scale)
+
+
+def _fit_once(rows: pd.DataFrame, feats: pd.DataFrame, moe_prefill_scale: float | None = None) -> FittedOverheads:
     """(k_d, k_p, s, s_seq, r, k_moe, s_tp) minimising a robust loss (:data:`LOSS`, scale
     :data:`LOSS_SCALE`) of the relative errors of TPOT and of TTFT, each set weighted equally, within
     :data:`BOUNDS`, on unsaturated rows; started from the bounded linear least squares. The MoE
@@ -480,7 +541,10 @@ def predict_rows(feats: pd.DataFrame, o: Overheads, moe: np.ndarray | None = Non
     (:class:`FittedOverheads`) is predicted with the design it was fitted with, the wait included,
     also when its request overhead sits at its bound 0 (a profile rounds the optimizer's 1e-9 to 0)."""
     wait = o.request_overhead_ms > 0 or isinstance(o, FittedOverheads)
-    tpot, ttft = _design(feats, np.zeros(len(feats)) if moe is None else moe, wait, tp)
+    moe = np.zeros(len(feats)) if moe is None else moe
+    if wait:  # the wait for the running step by the renewal-residual law at o, as the fit took it
+        feats = _law_wait(feats, o, moe, tp)
+    tpot, ttft = _design(feats, moe, wait, tp)
     x = np.array([o.decode_scale, o.prefill_scale, o.step_overhead_ms, o.seq_overhead_us, o.request_overhead_ms,
                   o.prefill_scale * o.moe_prefill_scale, o.tp_step_overhead_ms])
     return ttft @ x + _harness_ms(gap_analysis, len(feats), o), tpot @ x
@@ -566,7 +630,8 @@ def fitted_file(rows: pd.DataFrame, feats: pd.DataFrame) -> dict[str, Any]:
             "created": _dt.date.today().isoformat(),
             "tool": "roofline.validation._serving_fit.fit_serving: the event simulator of each measured benchmark "
                     f"(closed loop, {REQUESTS_PER_CONCURRENCY} x c requests, lengths uniform in "
-                    f"[{RANGE_RATIO} x, x]; a request waits half a mean step for the running step to end) "
+                    f"[{RANGE_RATIO} x, x]; a request waits for the running step to end by the analytic "
+                    "model's renewal-residual law, the fit in two passes) "
                     "on calibrated device profiles (hardware_specs/calibrated); B200 fp4 rows as NVFP4",
             "data": ["../shared/validation/inferencex/serving_h100_h200.csv",
                      "../shared/validation/aiconfigurator/e2e_silicon_dense_models.csv"],
