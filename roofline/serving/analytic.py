@@ -81,6 +81,13 @@ ANALYTIC_NOTE = ("analytic steady-state model: means only; percentiles need the 
 _WINDOW_POINTS = 64
 
 
+def _md1_wait_s(rho: np.ndarray, service_s: np.ndarray, seen: np.ndarray | float = 1.0) -> np.ndarray:
+    """Mean wait in an M/D/1 queue of utilisation ``rho`` < 1 and service ``service_s``
+    (Pollaczek-Khinchine): ``rho S / (2 (1 - rho))``, times the share ``seen`` of it an arrival
+    finds (a closed loop's ``(C - 1) / C``, the arrival theorem)."""
+    return seen * rho * service_s / (2.0 * np.maximum(1.0 - rho, 1e-300))
+
+
 def _prefill_queue_s(rate_rps: np.ndarray, service_s: np.ndarray) -> np.ndarray:
     """Mean wait (s) of a Poisson arrival for the prompts ahead of it to pass the step's token
     budget: the budget is one server that a prompt holds for its share of the prefill steps
@@ -88,8 +95,7 @@ def _prefill_queue_s(rate_rps: np.ndarray, service_s: np.ndarray) -> np.ndarray:
     service): ``rho S / (2 (1 - rho))``, ``rho = rate x S`` (Pollaczek-Khinchine). Short prompts share
     a step, so their service is a fraction of one and their wait small; prompts that fill the budget
     queue one behind the other. Bounded at rho = 0.99 (the sustainable rate is decided elsewhere)."""
-    rho = np.minimum(rate_rps * service_s, 0.99)
-    return rho * service_s / (2.0 * (1.0 - rho))
+    return _md1_wait_s(np.minimum(rate_rps * service_s, 0.99), service_s)
 
 
 #: Half-width, in decode-only steps, of the window over which the closed loop's step-end count is averaged

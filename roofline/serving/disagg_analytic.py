@@ -37,7 +37,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from roofline.serving.analytic import _FAR_ABOVE_KNEE, _OPEN_KNEE_SEQS, _in_blocks, _kv_preemption
+from roofline.serving.analytic import (
+    _FAR_ABOVE_KNEE,
+    _OPEN_KNEE_SEQS,
+    _in_blocks,
+    _kv_preemption,
+    _md1_wait_s,
+)
 from roofline.serving.settings import SGLANG_RESERVED_DECODE_TOKENS
 from roofline.serving.step_cost import StepCost
 from roofline.serving.workload import decode_steps
@@ -280,7 +286,7 @@ def disagg_steady_state(prefill_cost: StepCost, decode_cost: StepCost, *, prefil
     def prefill_wait(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rho = rate * service / x
         with np.errstate(divide="ignore", invalid="ignore"):
-            wait = np.where(rho < 1, seen * rho * service / (2 * np.maximum(1 - rho, 1e-300)), np.inf)
+            wait = np.where(rho < 1, _md1_wait_s(rho, service, seen), np.inf)
         return rho, wait
 
     lo, hi = np.zeros_like(load), b_max.copy()
