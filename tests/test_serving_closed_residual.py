@@ -127,11 +127,17 @@ def test_steady_ttft_where_long_prompts_collide_matches_simulator(framework, c):
        overhead=st.floats(0.001, 0.3), framework=st.sampled_from(["vllm", "sglang"]))
 def test_closed_loop_ttft_grows_with_concurrency(isl, osl, overhead, framework):
     # the steps lengthen with the concurrency; the arrival's wait must not fall where the overhead crosses a whole
-    # number of decode steps (the deterministic stairs would drop by up to a step: 21 ms at 8k / 1k, 170 ms)
+    # number of decode steps (the deterministic stairs would drop by up to a step: 21 ms at 8k / 1k, 170 ms, 2% of
+    # TTFT). The phase-averaged law is not monotone to the last digit: at a fixed prefill share a longer decode
+    # step leaves fewer decode steps before the overhead ends, so fewer paths on which a prefill step started
+    # before it (SGLang 8k / 256, overhead 0.25 s: 262.04 -> 261.81 ms as step0 goes 26.30 -> 26.48 ms), and where
+    # the share grows little with c the wait can fall slightly: at most 2.3e-4 of TTFT over 744 points (both
+    # frameworks, the lengths below, overheads 1-300 ms; 13 of them fall at all). Allowed: 1e-3 of TTFT, a
+    # twentieth of a stair.
     setup, cost, cap = _h200_70b(framework)
     st_ = setup.settings
     a = steady_state(cost, concurrency=np.arange(1.0, 257.0), prompt=isl, output=osl, prefill=isl, kv_capacity_tokens=cap,
                      max_num_batched_tokens=st_.max_num_batched_tokens, max_num_seqs=st_.max_num_seqs,
                      block_tokens=st_.block_tokens, step_overhead_s=0.001, request_overhead_s=overhead,
                      prefill_first=st_.prefill_first)
-    assert (np.diff(a["ttft_s"]) >= -1e-9 * a["ttft_s"][1:]).all()
+    assert (np.diff(a["ttft_s"]) >= -1e-3 * a["ttft_s"][1:]).all()
